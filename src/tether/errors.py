@@ -1,0 +1,83 @@
+"""Tether's exceptions, in three families.
+
+* :class:`ConfigError` and subclasses: the integrator made a mistake (a bad
+  policy file, an unknown session id). Fix the input.
+* :class:`RuntimeFailure` and subclasses: something failed while running (the
+  store is unavailable, the audit chain is broken). The guard turns these into
+  denials; they reach the caller only from management calls.
+* :class:`GuardSignal` and subclasses: control flow raised by guarded tools
+  (the call was denied, or needs a human). They carry the decision.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tether._decision import Decision
+
+__all__ = [
+    "ApprovalRequired",
+    "ConfigError",
+    "GuardSignal",
+    "PolicyError",
+    "RuntimeFailure",
+    "SessionError",
+    "StoreError",
+    "TetherError",
+    "ToolDenied",
+]
+
+
+class TetherError(Exception):
+    """Base class of every exception Tether raises on purpose."""
+
+
+class ConfigError(TetherError):
+    """The integrator's input is wrong."""
+
+
+class PolicyError(ConfigError):
+    """A policy file is invalid.
+
+    ``source`` names the file (or ``<string>``), ``rule_path`` the location in
+    the document (``tools.send_money.args.amount.maximum``) and ``line`` the
+    1-based line number when the YAML parser knows it.
+    """
+
+    def __init__(self, message: str, *, source: str = "<string>", rule_path: str = "", line: int | None = None) -> None:
+        self.message = message
+        self.source = source
+        self.rule_path = rule_path
+        self.line = line
+        where = source if line is None else f"{source}:{line}"
+        at = f" at {rule_path}" if rule_path else ""
+        super().__init__(f"{where}{at}: {message}")
+
+
+class SessionError(ConfigError):
+    """A session cannot be used as asked (unknown id, ended, policy mismatch)."""
+
+
+class RuntimeFailure(TetherError):
+    """A failure while running."""
+
+
+class StoreError(RuntimeFailure):
+    """The event store could not read or write."""
+
+
+class GuardSignal(TetherError):
+    """Control flow raised by a guarded tool; carries the decision."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(decision.explain())
+
+
+class ToolDenied(GuardSignal):
+    """The guard denied the call."""
+
+
+class ApprovalRequired(GuardSignal):
+    """The call needs a human's approval and none was given."""

@@ -1,0 +1,84 @@
+"""Text normalisation shared by the provenance index and the argument matchers.
+
+Both sides of every comparison go through the same function, so an attacker who
+re-encodes a value (percent-encoding, HTML entities, full-width or compatibility
+characters, upper case, zero-width characters, odd whitespace) gains nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from urllib.parse import unquote
+
+# Unicode "format" characters (category Cf): invisible, used to split or disguise
+# words. Listed as ranges so importing the module stays cheap; a test checks this
+# table against ``unicodedata`` for every code point.
+_FORMAT_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)
+
+_FORMAT_CLASS = "".join(
+    re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+    for lo, hi in _FORMAT_RANGES
+)
+_INVISIBLE = re.compile(f"[{_FORMAT_CLASS}]+")
+_SPACES = re.compile(r"\s+")
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def is_format_char(ch: str) -> bool:
+    """True when ``ch`` is one of the invisible characters removed by :func:`normalize`."""
+    code = ord(ch)
+    return any(lo <= code <= hi for lo, hi in _FORMAT_RANGES)
+
+
+def percent_decode(text: str, rounds: int = 3) -> str:
+    """Undo percent-encoding, repeatedly (double encoding is a classic bypass)."""
+    for _ in range(rounds):
+        if "%" not in text or not _PERCENT.search(text):
+            break
+        decoded = unquote(text, errors="replace")
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def normalize(text: str) -> str:
+    """Canonical form used for provenance lookups.
+
+    Percent-decoding (repeated), HTML entity decoding, Unicode NFKC, case folding,
+    removal of invisible format characters, and whitespace collapsed to one space.
+    """
+    text = percent_decode(text)
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE.sub("", text)
+        text = unicodedata.normalize("NFKC", text.casefold())
+    else:
+        text = text.lower()
+    return _SPACES.sub(" ", text).strip()

@@ -1,0 +1,201 @@
+"""The provenance index: where could a value in a tool call have come from?
+
+Every text a session has seen (the trusted task, policy constants, each tool
+output) is added as a *source* with its label and the id of the event that
+recorded it. ``lookup(value)`` finds the sources whose normalised text contains
+the normalised value, and returns the *meet* of their labels: a value that the
+user also wrote is trusted even if an email repeats it, and a value that also
+appears in public data reveals nothing secret. A value found nowhere was produced
+by the model and gets the session's context label (the caller decides that).
+
+Index layout (lookup cost depends on the value's length, never on the history):
+
+* **sampled grams** for values of ``MIN_GRAM_VALUE`` characters or more: every
+  ``K``-character substring of a source starting at a multiple of ``STEP`` is a key
+  whose posting list holds (source, position). Any occurrence of a value of length
+  ``>= K + STEP - 1`` covers a sampled gram; for each of the ``STEP`` alignments
+  the value's rarest gram is looked up and its candidates verified in place.
+* **tokens** for shorter values: a normalised word (split on whitespace and
+  brackets/quotes, trailing punctuation dropped) maps to the labels it was seen
+  with. A short value that is not a whole word is reported as not found, which is
+  the conservative answer.
+
+Both structures are bounded: posting lists stop growing at ``MAX_POSTINGS``
+entries and a lookup verifies at most ``MAX_VERIFY`` candidates. Hitting either
+bound can only make an answer more conservative (a higher label), never lower.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tether.flow._labels import TRUSTED, Label
+from tether.flow._normalize import normalize
+
+K = 6
+"""Gram length in characters."""
+STEP = 3
+"""Sampling stride of indexed gram positions."""
+MIN_GRAM_VALUE = K + STEP - 1
+"""Shortest normalised value looked up through grams; shorter ones use tokens."""
+MAX_POSTINGS = 2048
+"""Posting-list cap per gram (earlier sources are kept)."""
+MAX_VERIFY = 512
+"""Most candidate positions verified by one lookup."""
+_POS_BITS = 40
+_POS_MASK = (1 << _POS_BITS) - 1
+
+_TOKEN_SPLIT = re.compile(r"[^\s\"'`<>()\[\]{},;|]+")
+_TOKEN_TRIM = ".:!?*#=-_/\\"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The result of a provenance lookup."""
+
+    found: bool
+    """Whether any source contains the value."""
+    label: Label
+    """Meet of the labels of the matching sources (``TRUSTED`` when not found)."""
+    sources: tuple[str, ...]
+    """Event ids of the matching sources that carry the reported label (at most 8)."""
+    complete: bool = True
+    """False when a bound stopped the search early; the label is then an upper bound."""
+
+
+NOT_FOUND = Match(found=False, label=TRUSTED, sources=())
+
+
+class ProvenanceIndex:
+    """Index of everything a session has seen, searchable by value."""
+
+    __slots__ = ("_labels", "_event_ids", "_texts", "_grams", "_tokens", "_chars")
+
+    def __init__(self) -> None:
+        self._labels: list[Label] = []
+        self._event_ids: list[str] = []
+        self._texts: list[str] = []
+        self._grams: dict[str, list[int]] = {}
+        self._tokens: dict[str, dict[Label, int]] = {}
+        self._chars = 0
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @property
+    def chars(self) -> int:
+        """Total normalised characters indexed."""
+        return self._chars
+
+    def add(self, text: str, label: Label, event_id: str) -> None:
+        """Index ``text`` as a source with ``label``, recorded by event ``event_id``."""
+        norm = normalize(text)
+        idx = len(self._texts)
+        self._labels.append(label)
+        self._event_ids.append(event_id)
+        self._texts.append(norm)
+        self._chars += len(norm)
+        grams = self._grams
+        base = idx << _POS_BITS
+        for pos in range(0, len(norm) - K + 1, STEP):
+            gram = norm[pos : pos + K]
+            postings = grams.get(gram)
+            if postings is None:
+                grams[gram] = [base | pos]
+            elif len(postings) < MAX_POSTINGS:
+                postings.append(base | pos)
+        tokens = self._tokens
+        for raw in _TOKEN_SPLIT.findall(norm):
+            token = raw.strip(_TOKEN_TRIM) or raw
+            if len(token) >= MIN_GRAM_VALUE:
+                continue
+            seen = tokens.get(token)
+            if seen is None:
+                tokens[token] = {label: idx}
+            elif label not in seen:
+                seen[label] = idx
+
+    def lookup(self, value: str) -> Match:
+        """Find the sources containing ``value`` (after normalisation)."""
+        norm = normalize(value)
+        if not norm:
+            return NOT_FOUND
+        if len(norm) < MIN_GRAM_VALUE:
+            return self._lookup_token(norm)
+        return self._lookup_grams(norm)
+
+    def _lookup_token(self, norm: str) -> Match:
+        seen = self._tokens.get(norm)
+        if seen is None:
+            trimmed = norm.strip(_TOKEN_TRIM)
+            seen = self._tokens.get(trimmed) if trimmed else None
+            if seen is None:
+                return NOT_FOUND
+        result: Label | None = None
+        for lab in seen:
+            result = lab if result is None else result.meet(lab)
+        assert result is not None
+        ids = tuple(self._event_ids[i] for lab, i in seen.items() if lab == result)
+        if not ids:  # the meet is not itself one of the labels seen: cite them all
+            ids = tuple(self._event_ids[i] for i in seen.values())
+        return Match(found=True, label=result, sources=ids[:8])
+
+    def _lookup_grams(self, norm: str) -> Match:
+        grams = self._grams
+        texts = self._texts
+        labels = self._labels
+        length = len(norm)
+        best: Label | None = None
+        hits: list[int] = []
+        verified = 0
+        complete = True
+        for residue in range(STEP):
+            # The rarest gram among the offsets of this alignment.
+            chosen: list[int] | None = None
+            chosen_offset = 0
+            for offset in range(residue, length - K + 1, STEP):
+                postings = grams.get(norm[offset : offset + K])
+                if postings is None:
+                    chosen = None
+                    chosen_offset = -1
+                    break
+                if chosen is None or len(postings) < len(chosen):
+                    chosen = postings
+                    chosen_offset = offset
+            if chosen is None:
+                continue  # some gram of this alignment never occurs: no match here
+            if len(chosen) >= MAX_POSTINGS:
+                complete = False
+            for entry in chosen:
+                src = entry >> _POS_BITS
+                lab = labels[src]
+                if best is not None and best <= lab:
+                    continue  # cannot lower the result
+                start = (entry & _POS_MASK) - chosen_offset
+                if start < 0:
+                    continue
+                verified += 1
+                if verified > MAX_VERIFY:
+                    complete = False
+                    break
+                if texts[src].startswith(norm, start):
+                    best = lab if best is None else best.meet(lab)
+                    hits.append(src)
+                    if best == TRUSTED:
+                        break
+            if best == TRUSTED or verified > MAX_VERIFY:
+                break
+        if best is None:
+            return Match(found=False, label=TRUSTED, sources=(), complete=complete)
+        ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits if labels[s] == best))
+        if not ids:
+            ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits))
+        return Match(found=True, label=best, sources=ids[:8], complete=complete)
+
+    def digest(self) -> tuple[tuple[str, str, str], ...]:
+        """A comparable summary of the indexed sources (for crash/resume checks)."""
+        return tuple(
+            (eid, lab.describe(), text)
+            for eid, lab, text in zip(self._event_ids, self._labels, self._texts, strict=True)
+        )

@@ -1,0 +1,351 @@
+"""A loaded policy, compiled for fast evaluation."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tether.errors import PolicyError
+from tether.flow._labels import Label, label
+from tether.policy import _matchers as m
+from tether.policy._conditions import Predicate, compile_condition
+from tether.policy._loader import parse_policy_text, policy_hash, read_policy_file
+from tether.policy._schema import ArgSpec, Effect, FlowRule, PolicySpec, RuleSpec
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFlow:
+    """A flow rule, ready to evaluate."""
+
+    rule: str
+    require_trusted: bool
+    forbid: frozenset[str]
+    unless: Predicate | None
+    on_violation: str
+
+
+@dataclass(slots=True)
+class CompiledArg:
+    """Constraints of one argument (recursively for arrays and objects)."""
+
+    path: str
+    types: tuple[str, ...] | None
+    required: bool
+    enum: list[Any] | None
+    has_const: bool
+    const: Any
+    regex: re.Pattern[str] | None
+    min_len: int | None
+    max_len: int | None
+    minimum: float | None
+    maximum: float | None
+    exclusive_min: float | None
+    exclusive_max: float | None
+    min_items: int | None
+    max_items: int | None
+    items: CompiledArg | None
+    properties: dict[str, CompiledArg] | None
+    additional: bool
+    path_under: list[str] | None
+    url_host_in: list[str] | None
+    email_domain_in: list[str] | None
+    flow: CompiledFlow | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """An ask or deny rule."""
+
+    rule: str
+    when: Predicate
+    reason: str
+
+
+@dataclass(slots=True)
+class CompiledTool:
+    """Everything the guard needs about one tool."""
+
+    name: str
+    effect: Effect
+    output_label: Label
+    label_rules: list[tuple[Predicate, Label]]
+    args: dict[str, CompiledArg]
+    required: tuple[str, ...]
+    additional_args: bool
+    deny: list[CompiledRule]
+    ask: list[CompiledRule]
+    max_calls: int | None
+    spend_arg: str | None
+    flows: list[tuple[str, CompiledFlow]] = field(default_factory=list)
+
+
+class Policy:
+    """A validated, compiled policy. Identified by :attr:`hash` of its normalised content."""
+
+    def __init__(self, spec: PolicySpec, *, source: str = "<string>", text: str | None = None) -> None:
+        self.spec = spec
+        """The validated document."""
+        self.source = source
+        """Where it was loaded from."""
+        self.text = text
+        """The original YAML, when known."""
+        self.hash = policy_hash(spec)
+        """``sha256:...`` of the normalised content."""
+        self.name = spec.name
+        """The policy's name."""
+        self.home = spec.home
+        self.tools: dict[str, CompiledTool] = {}
+        for name, tool in spec.tools.items():
+            self.tools[name] = _compile_tool(name, tool, spec.home, source)
+        self.deny_rules = [_compile_rule(r, f"deny[{i}]", None, source, spec.home) for i, r in enumerate(spec.deny)]
+        self.ask_rules = [_compile_rule(r, f"ask[{i}]", None, source, spec.home) for i, r in enumerate(spec.ask)]
+        self._rate_cache: dict[str, list[tuple[str, int, float]]] = {}
+        self.rates = [
+            (f"rates[{i}]", tuple(r.tools), r.max, r.window_s) for i, r in enumerate(spec.rates)
+        ]
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<string>") -> Policy:
+        """Parse and compile a policy from YAML text."""
+        spec, _ = parse_policy_text(text, source)
+        return cls(spec, source=source, text=text)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Policy:
+        """Load a policy file."""
+        text = read_policy_file(path)
+        return cls.from_yaml(text, source=str(path))
+
+    def rate_rules_for(self, tool: str) -> list[tuple[str, int, float]]:
+        """The rate rules that count calls to ``tool``."""
+        found = self._rate_cache.get(tool)
+        if found is None:
+            found = [(rule, limit, window) for rule, globs, limit, window in self.rates if m.name_glob(tool, globs)]
+            if len(self._rate_cache) < 10_000:
+                self._rate_cache[tool] = found
+        return found
+
+    def __repr__(self) -> str:
+        return f"Policy(name={self.name!r}, hash={self.hash[:19]!r}, tools={len(self.tools)})"
+
+
+def _compile_rule(rule: RuleSpec, path: str, known: set[str] | None, source: str, home: str) -> CompiledRule:
+    pred = compile_condition(rule.when, f"{path}.when", known, source, home)
+    name = rule.name or path
+    return CompiledRule(rule=name, when=pred, reason=rule.reason or f"rule {name} matched")
+
+
+def _compile_tool(name: str, tool: Any, home: str, source: str) -> CompiledTool:
+    base = f"tools.{name}"
+    known = set(tool.args)
+    args = {arg: _compile_arg(spec, f"{base}.args.{arg}", known, source, home) for arg, spec in tool.args.items()}
+    label_rules = []
+    for i, lab in enumerate(tool.labels):
+        pred = compile_condition(lab.when, f"{base}.labels[{i}].when", known, source, home)
+        label_rules.append((pred, label(lab.integrity or "trusted", lab.tags)))
+    if tool.spend is not None:
+        if tool.spend not in args:
+            raise PolicyError(f"'spend' names argument {tool.spend!r}, which the tool does not declare", source=source, rule_path=f"{base}.spend")
+        types = args[tool.spend].types
+        if types is not None and not set(types) & {"number", "integer"}:
+            raise PolicyError(f"'spend' argument {tool.spend!r} must be a number", source=source, rule_path=f"{base}.spend")
+    compiled = CompiledTool(
+        name=name,
+        effect=tool.effect,
+        output_label=label(tool.output, tool.output_tags),
+        label_rules=label_rules,
+        args=args,
+        required=tuple(a for a, spec in tool.args.items() if spec.required),
+        additional_args=tool.additional_args == "allow",
+        deny=[_compile_rule(r, f"{base}.deny[{i}]", known, source, home) for i, r in enumerate(tool.deny)],
+        ask=[_compile_rule(r, f"{base}.ask[{i}]", known, source, home) for i, r in enumerate(tool.ask)],
+        max_calls=tool.budget.max_calls if tool.budget else None,
+        spend_arg=tool.spend,
+    )
+    compiled.flows = [(arg, a.flow) for arg, a in args.items() if a.flow is not None]
+    return compiled
+
+
+def _compile_flow(flow: FlowRule, path: str, known: set[str], source: str, home: str) -> CompiledFlow:
+    unless = compile_condition(flow.unless, f"{path}.unless", known, source, home) if flow.unless else None
+    return CompiledFlow(
+        rule=path,
+        require_trusted=flow.require == "trusted",
+        forbid=frozenset(flow.forbid),
+        unless=unless,
+        on_violation=flow.on_violation,
+    )
+
+
+def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, home: str) -> CompiledArg:
+    types: tuple[str, ...] | None
+    if spec.type is None:
+        types = None
+    elif isinstance(spec.type, list):
+        types = tuple(spec.type)
+    else:
+        types = (spec.type,)
+    has_const = "const" in spec.model_fields_set
+    for bound in (spec.minimum, spec.maximum):
+        if bound is not None and types is not None and not set(types) & {"number", "integer"}:
+            raise PolicyError("numeric bounds on a non-numeric argument", source=source, rule_path=path)
+    return CompiledArg(
+        path=path,
+        types=types,
+        required=spec.required,
+        enum=list(spec.enum) if spec.enum is not None else None,
+        has_const=has_const,
+        const=spec.const,
+        regex=re.compile(spec.pattern) if spec.pattern is not None else None,
+        min_len=spec.minLength,
+        max_len=spec.maxLength,
+        minimum=spec.minimum,
+        maximum=spec.maximum,
+        exclusive_min=spec.exclusiveMinimum,
+        exclusive_max=spec.exclusiveMaximum,
+        min_items=spec.minItems,
+        max_items=spec.maxItems,
+        items=_compile_arg(spec.items, f"{path}.items", known, source, home) if spec.items else None,
+        properties=(
+            {k: _compile_arg(v, f"{path}.properties.{k}", known, source, home) for k, v in spec.properties.items()}
+            if spec.properties is not None
+            else None
+        ),
+        additional=spec.additionalProperties,
+        path_under=list(spec.path_under) if spec.path_under is not None else None,
+        url_host_in=list(spec.url_host_in) if spec.url_host_in is not None else None,
+        email_domain_in=list(spec.email_domain_in) if spec.email_domain_in is not None else None,
+        flow=_compile_flow(spec.flow, f"{path}.flow", known, source, home) if spec.flow else None,
+    )
+
+
+def type_name(value: Any) -> str:
+    """JSON type name of a Python value (for messages)."""
+    for name, types in _JSON_TYPES.items():
+        if isinstance(value, types) and not (name in ("integer", "number") and isinstance(value, bool)):
+            return name
+    return type(value).__name__
+
+
+def _type_ok(value: Any, types: tuple[str, ...]) -> bool:
+    for t in types:
+        if t in ("integer", "number") and isinstance(value, bool):
+            continue
+        if t == "integer" and isinstance(value, float):
+            if math.isfinite(value) and value.is_integer():
+                return True
+            continue
+        if isinstance(value, _JSON_TYPES[t]):
+            return True
+    return False
+
+
+def validate_arg(spec: CompiledArg, value: Any, where: str, home: str) -> str | None:
+    """The first constraint ``value`` breaks, as a sentence; None if it passes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} is {value!r}, which is not a finite number"
+    if spec.types is not None and not _type_ok(value, spec.types):
+        return f"{where} must be {' or '.join(spec.types)}, got {type_name(value)}"
+    if spec.has_const and value != spec.const:
+        return f"{where} must equal {spec.const!r}"
+    if spec.enum is not None and not any(_same_json(value, e) for e in spec.enum):
+        return f"{where} must be one of {spec.enum!r}, got {_short(value)}"
+    if isinstance(value, str):
+        if spec.min_len is not None and len(value) < spec.min_len:
+            return f"{where} is shorter than {spec.min_len} characters"
+        if spec.max_len is not None and len(value) > spec.max_len:
+            return f"{where} is longer than {spec.max_len} characters"
+        if spec.regex is not None and not spec.regex.search(value):
+            return f"{where} {_short(value)} does not match pattern {spec.regex.pattern!r}"
+        if spec.path_under is not None and not m.path_under(value, spec.path_under, home):
+            return f"{where} {_short(value)} is not under {spec.path_under!r} (after normalisation)"
+        if spec.url_host_in is not None and not m.url_host_in(value, spec.url_host_in):
+            return f"{where} {_short(value)} is not an http(s) URL on an allowed host {spec.url_host_in!r}"
+        if spec.email_domain_in is not None and not m.email_domain_in(value, spec.email_domain_in):
+            return f"{where} {_short(value)} is not an address in an allowed domain {spec.email_domain_in!r}"
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if spec.minimum is not None and value < spec.minimum:
+            return f"{where} is {value!r}, below the minimum {spec.minimum!r}"
+        if spec.maximum is not None and value > spec.maximum:
+            return f"{where} is {value!r}, above the maximum {spec.maximum!r}"
+        if spec.exclusive_min is not None and value <= spec.exclusive_min:
+            return f"{where} is {value!r}, not above {spec.exclusive_min!r}"
+        if spec.exclusive_max is not None and value >= spec.exclusive_max:
+            return f"{where} is {value!r}, not below {spec.exclusive_max!r}"
+    elif isinstance(value, list | tuple):
+        if spec.min_items is not None and len(value) < spec.min_items:
+            return f"{where} has fewer than {spec.min_items} items"
+        if spec.max_items is not None and len(value) > spec.max_items:
+            return f"{where} has more than {spec.max_items} items"
+        if spec.path_under is not None or spec.url_host_in is not None or spec.email_domain_in is not None:
+            item_rule = spec.items or _MATCH_ONLY
+            for i, item in enumerate(value):
+                err = validate_arg(_with_matchers(item_rule, spec), item, f"{where}[{i}]", home)
+                if err:
+                    return err
+        elif spec.items is not None:
+            for i, item in enumerate(value):
+                err = validate_arg(spec.items, item, f"{where}[{i}]", home)
+                if err:
+                    return err
+    elif isinstance(value, dict) and spec.properties is not None:
+        for key, sub in spec.properties.items():
+            if key in value:
+                err = validate_arg(sub, value[key], f"{where}.{key}", home)
+                if err:
+                    return err
+            elif sub.required:
+                return f"{where}.{key} is required"
+        if not spec.additional:
+            extra = [k for k in value if k not in spec.properties]
+            if extra:
+                return f"{where} has unexpected key(s) {sorted(map(str, extra))!r}"
+    elif (spec.path_under or spec.url_host_in or spec.email_domain_in) and value is not None:
+        return f"{where} must be a string to be checked against its matcher"
+    return None
+
+
+_MATCH_ONLY = CompiledArg(
+    path="", types=None, required=False, enum=None, has_const=False, const=None, regex=None, min_len=None,
+    max_len=None, minimum=None, maximum=None, exclusive_min=None, exclusive_max=None, min_items=None,
+    max_items=None, items=None, properties=None, additional=True, path_under=None, url_host_in=None,
+    email_domain_in=None, flow=None,
+)
+
+
+def _with_matchers(item: CompiledArg, parent: CompiledArg) -> CompiledArg:
+    """An array's semantic matchers apply to each of its items."""
+    from dataclasses import replace
+
+    return replace(
+        item,
+        path_under=item.path_under or parent.path_under,
+        url_host_in=item.url_host_in or parent.url_host_in,
+        email_domain_in=item.email_domain_in or parent.email_domain_in,
+    )
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and bool(a == b)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

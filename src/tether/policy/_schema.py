@@ -1,0 +1,260 @@
+"""The policy file format, as pydantic models (the reference is docs/policy.md).
+
+These models only describe and validate the file; ``_compiled.py`` turns a
+validated policy into the structures the guard evaluates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Effect = Literal["read", "write"]
+JsonType = Literal["string", "integer", "number", "boolean", "array", "object", "null"]
+
+_TAG = r"^[a-z][a-z0-9_-]{0,63}$"
+Tag = Annotated[str, Field(pattern=_TAG)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+    return value
+
+
+class Condition(_Strict):
+    """A boolean test on the call, its arguments, the session context or history.
+
+    Exactly one of the condition kinds must be given. Argument tests name the
+    argument with ``arg`` and combine one or more matchers (all must hold).
+    """
+
+    always: bool | None = None
+    context: Literal["trusted", "untrusted"] | None = None
+    context_has: list[Tag] | None = None
+    effect: Effect | None = None
+    args_untrusted: bool | None = None
+    called: str | None = None
+    at_least: int = Field(default=1, ge=1)
+    all: list[Condition] | None = None
+    any: list[Condition] | None = None
+    not_: Condition | None = Field(default=None, alias="not")
+
+    arg: str | None = None
+    exists: bool | None = None
+    equals: str | int | float | bool | None = None
+    in_: list[str | int | float] | None = Field(default=None, alias="in")
+    pattern: str | None = None
+    path_under: list[str] | None = None
+    path_glob: list[str] | None = None
+    url_host_in: list[str] | None = None
+    email_domain_in: list[str] | None = None
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    untrusted: bool | None = None
+    grounded: bool | None = None
+    has_tags: list[Tag] | None = None
+
+    _pattern_ok = field_validator("pattern")(_check_regex)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Condition:
+        kinds = [
+            name
+            for name in ("always", "context", "context_has", "effect", "args_untrusted", "called", "all", "any", "not_", "arg")
+            if getattr(self, name) is not None
+        ]
+        if len(kinds) != 1:
+            shown = [k.rstrip("_") for k in kinds]
+            raise ValueError(
+                "a condition needs exactly one of always, context, context_has, effect, "
+                f"args_untrusted, called, all, any, not, arg (got {shown or 'none'})"
+            )
+        matchers = [
+            name
+            for name in (
+                "exists", "equals", "in_", "pattern", "path_under", "path_glob", "url_host_in",
+                "email_domain_in", "gt", "ge", "lt", "le", "untrusted", "grounded", "has_tags",
+            )
+            if getattr(self, name) is not None
+        ]
+        if self.arg is None and matchers:
+            raise ValueError(f"matcher(s) {[m.rstrip('_') for m in matchers]} need 'arg'")
+        if self.arg is not None and not matchers:
+            raise ValueError(f"condition on arg {self.arg!r} needs at least one matcher")
+        if self.called is None and "at_least" in self.model_fields_set:
+            raise ValueError("'at_least' only goes with 'called'")
+        return self
+
+
+class FlowRule(_Strict):
+    """What may flow into an argument, judged by where its value came from."""
+
+    require: Literal["trusted"] | None = None
+    """``trusted``: every value must be grounded in trusted data."""
+    forbid: list[Tag] = Field(default_factory=list)
+    """Confidentiality tags the value must not carry."""
+    unless: Condition | None = None
+    """The rule does not apply when this condition holds."""
+    on_violation: Literal["deny", "ask"] = "deny"
+    """What a violation yields."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FlowRule:
+        if self.require is None and not self.forbid:
+            raise ValueError("a flow rule needs 'require' or 'forbid'")
+        return self
+
+
+class ArgSpec(_Strict):
+    """Constraints on one argument: a JSON Schema subset plus semantic matchers."""
+
+    type: JsonType | list[JsonType] | None = None
+    description: str | None = None
+    required: bool = False
+    enum: list[Any] | None = None
+    const: Any = None
+    pattern: str | None = None
+    minLength: int | None = Field(default=None, ge=0)
+    maxLength: int | None = Field(default=None, ge=0)
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusiveMinimum: float | None = None
+    exclusiveMaximum: float | None = None
+    minItems: int | None = Field(default=None, ge=0)
+    maxItems: int | None = Field(default=None, ge=0)
+    items: ArgSpec | None = None
+    properties: dict[str, ArgSpec] | None = None
+    additionalProperties: bool = True
+    path_under: list[str] | None = None
+    url_host_in: list[str] | None = None
+    email_domain_in: list[str] | None = None
+    flow: FlowRule | None = None
+
+    _pattern_ok = field_validator("pattern")(_check_regex)
+
+    @field_validator("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"bound must be a finite number, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ArgSpec:
+        pairs = (
+            ("minimum", "maximum"),
+            ("minLength", "maxLength"),
+            ("minItems", "maxItems"),
+        )
+        for lo, hi in pairs:
+            low, high = getattr(self, lo), getattr(self, hi)
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"contradictory bounds: {lo}={low!r} is greater than {hi}={high!r}")
+        if self.enum is not None and len(self.enum) == 0:
+            raise ValueError("'enum' is empty: no value could ever pass")
+        if self.enum is not None and self.pattern is not None:
+            bad = [v for v in self.enum if isinstance(v, str) and not re.search(self.pattern, v)]
+            if bad:
+                raise ValueError(f"enum value(s) {bad!r} can never match pattern {self.pattern!r}")
+        return self
+
+
+class OutputLabel(_Strict):
+    """A conditional label for a tool's output."""
+
+    when: Condition
+    integrity: Literal["trusted", "untrusted"] | None = None
+    tags: list[Tag] = Field(default_factory=list)
+
+
+class RuleSpec(_Strict):
+    """An ask or deny rule: when the condition holds, the rule fires."""
+
+    when: Condition
+    reason: str | None = None
+    name: str | None = None
+
+
+class ToolBudget(_Strict):
+    """Per-tool budget."""
+
+    max_calls: int | None = Field(default=None, ge=0)
+
+
+class ToolSpec(_Strict):
+    """Everything the policy says about one tool."""
+
+    description: str | None = None
+    effect: Effect
+    output: Literal["trusted", "untrusted"] = "untrusted"
+    output_tags: list[Tag] = Field(default_factory=list)
+    labels: list[OutputLabel] = Field(default_factory=list)
+    args: dict[str, ArgSpec] = Field(default_factory=dict)
+    additional_args: Literal["deny", "allow"] = "deny"
+    deny: list[RuleSpec] = Field(default_factory=list)
+    ask: list[RuleSpec] = Field(default_factory=list)
+    budget: ToolBudget | None = None
+    spend: str | None = None
+
+
+class Budgets(_Strict):
+    """Session-wide budgets; a call that would exceed one is denied."""
+
+    max_calls: int | None = Field(default=None, ge=0)
+    max_writes: int | None = Field(default=None, ge=0)
+    max_spend: float | None = Field(default=None, ge=0)
+    max_wall_time_s: float | None = Field(default=None, gt=0)
+
+
+class Rate(_Strict):
+    """At most ``max`` allowed calls to the matching tools in any ``window_s`` seconds."""
+
+    tools: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    max: int = Field(ge=0)
+    window_s: float = Field(gt=0)
+
+
+class Limits(_Strict):
+    """Hard limits on the shape of arguments."""
+
+    max_arg_bytes: int = Field(default=1 << 20, ge=1)
+    max_depth: int = Field(default=32, ge=1, le=256)
+
+
+class PolicySpec(_Strict):
+    """A whole policy file."""
+
+    tether: Literal[1] = Field(description="format version")
+    name: str = Field(min_length=1)
+    description: str | None = None
+    default: Literal["deny", "ask"] = "deny"
+    home: str = "/root"
+    constants: list[str] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    budgets: Budgets = Field(default_factory=Budgets)
+    rates: list[Rate] = Field(default_factory=list)
+    approval_timeout_s: float = Field(default=300.0, gt=0)
+    ask: list[RuleSpec] = Field(default_factory=list)
+    deny: list[RuleSpec] = Field(default_factory=list)
+    tools: dict[str, ToolSpec] = Field(default_factory=dict)
+
+    @field_validator("tools")
+    @classmethod
+    def _names(cls, tools: dict[str, ToolSpec]) -> dict[str, ToolSpec]:
+        for name in tools:
+            if not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,128}", name):
+                raise ValueError(f"invalid tool name {name!r}")
+        return tools

@@ -1,0 +1,273 @@
+"""The decision procedure: one pure function from (policy, state, call, time) to a Decision.
+
+Order of checks: session status, known tool, argument shape and constraints,
+task scope, deny rules, flow rules, budgets and rates (all denials are
+collected), then ask rules. Any exception becomes a deny: the guard fails closed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from tether._decision import Decision, Reason, ToolCall, Verdict
+from tether.flow._labels import Label
+from tether.policy._compiled import CompiledTool, Policy, validate_arg
+from tether.policy._conditions import _same
+from tether.session._state import SessionState
+
+
+class Leaf:
+    """One scalar inside an argument, with where it came from."""
+
+    __slots__ = ("path", "value", "label", "found", "trusted_source", "sources")
+
+    def __init__(self, path: str, value: Any, label: Label, found: bool, sources: tuple[str, ...]) -> None:
+        self.path = path
+        self.value = value
+        self.label = label
+        self.found = found
+        self.trusted_source = found and not label.untrusted
+        self.sources = sources
+
+
+def _walk(value: Any, path: str, out: list[tuple[str, Any]], depth: int = 0) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _walk(v, f"{path}.{k}", out, depth + 1)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _walk(v, f"{path}[{i}]", out, depth + 1)
+    else:
+        out.append((path, value))
+
+
+def number_text(value: int | float) -> str:
+    """Canonical text of a number for provenance lookups (``100.0`` -> ``100``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return str(value)
+
+
+class CheckView:
+    """The call under check, as conditions see it (implements ``CallView``)."""
+
+    __slots__ = ("tool", "effect", "args", "context", "_state", "_cache")
+
+    def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> None:
+        self.tool = tool.name
+        self.effect = tool.effect
+        self.args = args
+        self.context = state.context
+        self._state = state
+        self._cache: dict[str, list[Leaf]] = {}
+
+    def leaves(self, arg: str) -> list[Leaf]:
+        cached = self._cache.get(arg)
+        if cached is not None:
+            return cached
+        raw: list[tuple[str, Any]] = []
+        if arg in self.args:
+            _walk(self.args[arg], arg, raw)
+        state = self._state
+        out: list[Leaf] = []
+        for path, value in raw:
+            if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+                text = value if isinstance(value, str) else number_text(value)
+                match = state.index.lookup(text)
+                if match.found:
+                    out.append(Leaf(path, value, match.label, True, match.sources))
+                    continue
+            out.append(Leaf(path, value, state.context, False, tuple(state.context_sources[:8])))
+        self._cache[arg] = out
+        return out
+
+    def any_arg_untrusted(self) -> bool:
+        if not self.context.untrusted:
+            return False  # nothing untrusted has been read: no value can be untrusted
+        for name in self.args:
+            for leaf in self.leaves(name):
+                if leaf.label.untrusted and not (leaf.value is None or isinstance(leaf.value, bool)):
+                    return True
+        return False
+
+    def calls_of(self, tool: str) -> int:
+        return self._state.per_tool.get(tool, 0)
+
+
+def check_shape(args: Any, max_bytes: int, max_depth: int) -> str | None:
+    """Reject arguments that are not plain JSON-like data of bounded size and depth."""
+    if not isinstance(args, dict):
+        return f"arguments must be an object, got {type(args).__name__}"
+    total = 0
+    stack: list[tuple[Any, int]] = [(args, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            return f"arguments are nested deeper than {max_depth} levels"
+        if isinstance(value, str):
+            total += len(value)
+            if total > max_bytes:
+                return f"arguments are larger than {max_bytes} characters"
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "arguments contain text that is not valid Unicode (undecodable bytes)"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    return f"argument keys must be strings, got {k!r}"
+                total += len(k)
+                stack.append((v, depth + 1))
+        elif isinstance(value, list | tuple):
+            if len(value) > max_bytes:
+                return f"arguments are larger than {max_bytes} items"
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return f"arguments contain {value!r}, which is not a finite number"
+            total += 8
+        elif value is None or isinstance(value, bool | int):
+            total += 8
+        else:
+            return f"arguments contain a {type(value).__name__}, which is not JSON data"
+        if total > max_bytes:
+            return f"arguments are larger than {max_bytes} characters"
+    return None
+
+
+def decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float) -> Decision:
+    """Decide on ``call``; never raises (an internal error is a deny)."""
+    try:
+        return _decide(policy, state, call, call_hash, now)
+    except Exception as exc:  # noqa: BLE001 - fail closed on anything
+        reason = Reason("error", "guard", f"internal error while checking the call ({type(exc).__name__}: {exc}); denied")
+        return Decision("deny", call.id, call.tool, (reason,), call_hash, policy.hash)
+
+
+def _deny(call: ToolCall, call_hash: str, policy: Policy, reasons: Sequence[Reason]) -> Decision:
+    return Decision("deny", call.id, call.tool, tuple(reasons), call_hash, policy.hash)
+
+
+def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float) -> Decision:
+    if state.status != "active":
+        why = {"paused": "the session is paused", "killed": "the session was killed", "ended": "the session has ended"}[state.status]
+        return _deny(call, call_hash, policy, [Reason("session", "session.status", f"{why}; no calls are allowed")])
+    tool = policy.tools.get(call.tool) if isinstance(call.tool, str) else None
+    if tool is None:
+        verdict: Verdict = policy.spec.default
+        msg = f"tool {call.tool!r} is not named in policy {policy.name!r} (default: {verdict})"
+        return Decision(verdict, call.id, str(call.tool), (Reason("unknown_tool", "default", msg),), call_hash, policy.hash)
+
+    limits = policy.spec.limits
+    shape = check_shape(call.args, limits.max_arg_bytes, limits.max_depth)
+    if shape is not None:
+        return _deny(call, call_hash, policy, [Reason("malformed", "limits", shape)])
+    args = call.args
+    denials: list[Reason] = []
+    for name in tool.required:
+        if args.get(name) is None:
+            denials.append(Reason("malformed", f"tools.{tool.name}.args.{name}.required", f"argument {name!r} is required", arg=name))
+    for name, value in args.items():
+        spec = tool.args.get(name)
+        if spec is None:
+            if not tool.additional_args:
+                denials.append(Reason("malformed", f"tools.{tool.name}.additional_args", f"unexpected argument {name!r}", arg=name))
+            continue
+        if value is None and not spec.required:
+            continue
+        err = validate_arg(spec, value, f"argument {name!r}", policy.home)
+        if err is not None:
+            denials.append(Reason("constraint", spec.path, err, arg=name))
+    if denials:
+        return _deny(call, call_hash, policy, denials)
+
+    view = CheckView(state, tool, args)
+    asks: list[Reason] = []
+
+    if state.scope is not None and tool.effect == "write":
+        _check_scope(state.scope, tool, args, denials)
+
+    for rule in (*tool.deny, *policy.deny_rules):
+        if rule.when(view):
+            denials.append(Reason("deny_rule", rule.rule, rule.reason))
+
+    for arg, flow in tool.flows:
+        if arg not in args or args[arg] is None:
+            continue
+        if flow.unless is not None and flow.unless(view):
+            continue
+        for leaf in view.leaves(arg):
+            problem = None
+            if flow.require_trusted and leaf.label.untrusted:
+                if leaf.found:
+                    problem = f"value of {leaf.path!r} ({_short(leaf.value)}) appears only in untrusted data"
+                else:
+                    problem = (
+                        f"value of {leaf.path!r} ({_short(leaf.value)}) is not grounded in trusted data "
+                        "and the session has read untrusted data"
+                    )
+            elif flow.forbid and (leaf.label.tags & flow.forbid):
+                bad = sorted(leaf.label.tags & flow.forbid)
+                problem = f"value of {leaf.path!r} carries {', '.join(bad)} data, which may not flow here"
+            if problem is not None:
+                reason = Reason("flow", flow.rule, problem, arg=leaf.path, sources=leaf.sources)
+                (asks if flow.on_violation == "ask" else denials).append(reason)
+
+    _check_budgets(policy, state, tool, args, now, denials)
+
+    if denials:
+        return _deny(call, call_hash, policy, denials)
+    for rule in (*tool.ask, *policy.ask_rules):
+        if rule.when(view):
+            asks.append(Reason("ask_rule", rule.rule, rule.reason))
+    if asks:
+        return Decision("ask", call.id, call.tool, tuple(asks), call_hash, policy.hash)
+    return Decision("allow", call.id, call.tool, (), call_hash, policy.hash)
+
+
+def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any], denials: list[Reason]) -> None:
+    writes = scope.get("writes") or {}
+    if tool.name not in writes:
+        denials.append(Reason("scope", "scope.writes", f"write tool {tool.name!r} is outside the session's declared task scope"))
+        return
+    constraints = writes[tool.name] or {}
+    for arg, allowed in constraints.items():
+        value = args.get(arg)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not any(_same(v, a) for a in allowed):
+                denials.append(Reason("scope", f"scope.writes.{tool.name}.{arg}", f"{arg}={_short(v)} is outside the session's declared task scope", arg=arg))
+
+
+def _check_budgets(policy: Policy, state: SessionState, tool: CompiledTool, args: dict[str, Any], now: float, denials: list[Reason]) -> None:
+    budgets = policy.spec.budgets
+    if budgets.max_calls is not None and state.calls_total + 1 > budgets.max_calls:
+        denials.append(Reason("budget", "budgets.max_calls", f"session call budget of {budgets.max_calls} is used up"))
+    if budgets.max_writes is not None and tool.effect == "write" and state.writes + 1 > budgets.max_writes:
+        denials.append(Reason("budget", "budgets.max_writes", f"session write budget of {budgets.max_writes} is used up"))
+    if tool.max_calls is not None and state.per_tool.get(tool.name, 0) + 1 > tool.max_calls:
+        denials.append(Reason("budget", f"tools.{tool.name}.budget.max_calls", f"budget of {tool.max_calls} call(s) to {tool.name!r} is used up"))
+    if tool.spend_arg is not None:
+        amount = args.get(tool.spend_arg)
+        if isinstance(amount, int | float) and not isinstance(amount, bool):
+            if amount < 0:
+                denials.append(Reason("budget", f"tools.{tool.name}.spend", f"negative spend {amount!r} is not allowed", arg=tool.spend_arg))
+            elif budgets.max_spend is not None and state.spend + amount > budgets.max_spend:
+                denials.append(
+                    Reason("budget", "budgets.max_spend", f"spending {amount!r} would exceed the session's spend budget of {budgets.max_spend!r} (spent {state.spend!r})", arg=tool.spend_arg)
+                )
+    if budgets.max_wall_time_s is not None and now - state.started_at > budgets.max_wall_time_s:
+        denials.append(Reason("budget", "budgets.max_wall_time_s", f"session is older than its wall-time budget of {budgets.max_wall_time_s!r} s"))
+    for rule, limit, window in policy.rate_rules_for(tool.name):
+        times = state.rate_times.get(rule)
+        recent = sum(1 for t in times if t > now - window) if times else 0
+        if recent + 1 > limit:
+            denials.append(Reason("rate", rule, f"rate limit of {limit} call(s) per {window:g} s reached"))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

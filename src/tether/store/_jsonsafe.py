@@ -1,0 +1,117 @@
+"""Turn arbitrary agent-supplied values into JSON that can always be logged.
+
+The log must never lose an event because an argument is strange: NaN, bytes,
+lone surrogates from undecodable input, cycles, absurd nesting or size. Such
+values are replaced by tagged objects (``{"$float": "nan"}``) so the event is
+still written and the oddity is visible in the audit trail.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from typing import Any
+
+import orjson
+
+MAX_LOGGED_STRING = 1 << 20
+"""Longer strings are logged as a prefix plus the SHA-256 of the whole."""
+
+
+def _safe_str(value: str) -> Any:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return {"$str": value.encode("utf-8", "backslashreplace").decode("ascii", "replace")}
+    if len(value) > MAX_LOGGED_STRING:
+        digest = hashlib.sha256(value.encode("utf-8")).hexdigest()
+        return {"$truncated": value[:4096], "length": len(value), "sha256": digest}
+    return value
+
+
+def jsonsafe(value: Any, max_depth: int = 64) -> Any:
+    """A JSON-serialisable copy of ``value`` (see module docstring)."""
+    return _convert(value, max_depth, set())
+
+
+def _convert(value: Any, depth: int, seen: set[int]) -> Any:
+    if value is None or isinstance(value, bool | int):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > (1 << 63):
+            return {"$int": str(value)}
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, str):
+        return _safe_str(value)
+    if isinstance(value, bytes | bytearray):
+        return {"$bytes": base64.b64encode(bytes(value[:MAX_LOGGED_STRING])).decode("ascii")}
+    if depth <= 0:
+        return {"$truncated": "depth"}
+    if isinstance(value, dict | list | tuple):
+        if id(value) in seen:
+            return {"$cycle": True}
+        seen = seen | {id(value)}
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                key = k if isinstance(k, str) else f"$key:{k!r}"
+                safe_key = _safe_str(key)
+                out[safe_key if isinstance(safe_key, str) else repr(key)] = _convert(v, depth - 1, seen)
+            return out
+        return [_convert(v, depth - 1, seen) for v in value]
+    return {"$repr": repr(value)[:4096]}
+
+
+def dumps(value: Any) -> bytes:
+    """Canonical JSON bytes (sorted keys, UTF-8) of an already JSON-safe value."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def output_text(output: Any) -> str:
+    """The text of a tool output as the agent would read it, for indexing.
+
+    Strings are kept as they are; structured outputs are flattened to
+    ``key: value`` lines so that string values are indexed unescaped.
+    """
+    if isinstance(output, str):
+        return output
+    lines: list[str] = []
+    _flatten(output, "", lines, 64)
+    return "\n".join(lines)
+
+
+def _flatten(value: Any, prefix: str, lines: list[str], depth: int) -> None:
+    if depth <= 0:
+        lines.append(prefix + "...")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, dict | list | tuple):
+                lines.append(f"{prefix}{k}:")
+                _flatten(v, prefix + "  ", lines, depth - 1)
+            else:
+                lines.append(f"{prefix}{k}: {_scalar(v)}")
+    elif isinstance(value, list | tuple):
+        for v in value:
+            if isinstance(v, dict | list | tuple):
+                lines.append(f"{prefix}-")
+                _flatten(v, prefix + "  ", lines, depth - 1)
+            else:
+                lines.append(f"{prefix}- {_scalar(v)}")
+    else:
+        lines.append(prefix + _scalar(value))
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
