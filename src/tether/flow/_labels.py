@@ -19,7 +19,7 @@ Integrity = Literal["trusted", "untrusted"]
 INTEGRITY_LEVELS: tuple[Integrity, ...] = ("trusted", "untrusted")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Label:
     """The label of a piece of data."""
 
@@ -27,6 +27,16 @@ class Label:
     """``trusted`` or ``untrusted`` (an attacker may have chosen the data)."""
     tags: frozenset[str] = field(default_factory=frozenset)
     """Confidentiality tags such as ``secret`` or ``pii``."""
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Label):
+            return NotImplemented
+        return self.integrity == other.integrity and self.tags == other.tags
+
+    def __hash__(self) -> int:
+        return hash((self.integrity, self.tags))
 
     @property
     def untrusted(self) -> bool:

@@ -44,7 +44,6 @@ _FORMAT_CLASS = "".join(
     for lo, hi in _FORMAT_RANGES
 )
 _INVISIBLE = re.compile(f"[{_FORMAT_CLASS}]+")
-_SPACES = re.compile(r"\s+")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
@@ -72,6 +71,8 @@ def normalize(text: str) -> str:
     Percent-decoding (repeated), HTML entity decoding, Unicode NFKC, case folding,
     removal of invisible format characters, and whitespace collapsed to one space.
     """
+    if text.isascii() and "%" not in text and "&" not in text:
+        return " ".join(text.lower().split())
     text = percent_decode(text)
     if "&" in text:
         text = html.unescape(text)
@@ -81,4 +82,4 @@ def normalize(text: str) -> str:
         text = unicodedata.normalize("NFKC", text.casefold())
     else:
         text = text.lower()
-    return _SPACES.sub(" ", text).strip()
+    return " ".join(text.split())

@@ -15,10 +15,11 @@ Index layout (lookup cost depends on the value's length, never on the history):
   whose posting list holds (source, position). Any occurrence of a value of length
   ``>= K + STEP - 1`` covers a sampled gram; for each of the ``STEP`` alignments
   the value's rarest gram is looked up and its candidates verified in place.
-* **tokens** for shorter values: a normalised word (split on whitespace and
-  brackets/quotes, trailing punctuation dropped) maps to the labels it was seen
-  with. A short value that is not a whole word is reported as not found, which is
-  the conservative answer.
+* **tokens**: a normalised word (split on whitespace and brackets/quotes,
+  trailing punctuation dropped) maps to the meet of the labels it was seen with.
+  This answers shorter values, and is a fast path for any whole-word value found
+  in trusted data. A short value that is not a whole word is reported as not
+  found, which is the conservative answer.
 
 Both structures are bounded: posting lists stop growing at ``MAX_POSTINGS``
 entries and a lookup verifies at most ``MAX_VERIFY`` candidates. Hitting either
@@ -39,6 +40,8 @@ STEP = 3
 """Sampling stride of indexed gram positions."""
 MIN_GRAM_VALUE = K + STEP - 1
 """Shortest normalised value looked up through grams; shorter ones use tokens."""
+MAX_TOKEN = 256
+"""Longest word kept in the token map (a fast path for whole-word values)."""
 MAX_POSTINGS = 2048
 """Posting-list cap per gram (earlier sources are kept)."""
 MAX_VERIFY = 512
@@ -77,7 +80,7 @@ class ProvenanceIndex:
         self._event_ids: list[str] = []
         self._texts: list[str] = []
         self._grams: dict[str, list[int]] = {}
-        self._tokens: dict[str, dict[Label, int]] = {}
+        self._tokens: dict[str, Match] = {}
         self._chars = 0
 
     def __len__(self) -> int:
@@ -108,38 +111,31 @@ class ProvenanceIndex:
         tokens = self._tokens
         for raw in _TOKEN_SPLIT.findall(norm):
             token = raw.strip(_TOKEN_TRIM) or raw
-            if len(token) >= MIN_GRAM_VALUE:
+            if len(token) > MAX_TOKEN:
                 continue
             seen = tokens.get(token)
             if seen is None:
-                tokens[token] = {label: idx}
-            elif label not in seen:
-                seen[label] = idx
+                tokens[token] = Match(found=True, label=label, sources=(event_id,))
+            elif not seen.label <= label:
+                # A lower label for this token: the meet drops; keep the sources that carry it.
+                meet = seen.label.meet(label)
+                ids = (event_id,) if meet == label else (*seen.sources, event_id)[:8]
+                tokens[token] = Match(found=True, label=meet, sources=ids)
 
     def lookup(self, value: str) -> Match:
         """Find the sources containing ``value`` (after normalisation)."""
         norm = normalize(value)
         if not norm:
             return NOT_FOUND
-        if len(norm) < MIN_GRAM_VALUE:
-            return self._lookup_token(norm)
-        return self._lookup_grams(norm)
-
-    def _lookup_token(self, norm: str) -> Match:
-        seen = self._tokens.get(norm)
-        if seen is None:
+        token = self._tokens.get(norm)
+        if token is not None and token.label == TRUSTED:
+            return token  # the bottom of the lattice: no other source can lower it
+        if len(norm) >= MIN_GRAM_VALUE:
+            return self._lookup_grams(norm)
+        if token is None:
             trimmed = norm.strip(_TOKEN_TRIM)
-            seen = self._tokens.get(trimmed) if trimmed else None
-            if seen is None:
-                return NOT_FOUND
-        result: Label | None = None
-        for lab in seen:
-            result = lab if result is None else result.meet(lab)
-        assert result is not None
-        ids = tuple(self._event_ids[i] for lab, i in seen.items() if lab == result)
-        if not ids:  # the meet is not itself one of the labels seen: cite them all
-            ids = tuple(self._event_ids[i] for i in seen.values())
-        return Match(found=True, label=result, sources=ids[:8])
+            token = self._tokens.get(trimmed) if trimmed else None
+        return NOT_FOUND if token is None else token
 
     def _lookup_grams(self, norm: str) -> Match:
         grams = self._grams

@@ -92,10 +92,11 @@ def parse_policy_text(text: str, source: str = "<string>") -> tuple[PolicySpec, 
     try:
         spec = PolicySpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        first = errors[0]
         path = _loc_path(tuple(first["loc"]))
         extra = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
-        msg = first["msg"]
+        msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = f"unknown key {path[-1]!r}"
         elif first["type"] == "missing":

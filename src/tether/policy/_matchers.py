@@ -135,7 +135,7 @@ def host_matches(host: str, allowed: Sequence[str]) -> bool:
         want = normalize_host(entry[2:] if wildcard else entry)
         if want is None:
             continue
-        if host == want or (wildcard and host.endswith("." + want)):
+        if host.endswith("." + want) if wildcard else host == want:
             return True
     return False
 

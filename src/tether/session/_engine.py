@@ -67,21 +67,26 @@ class CheckView:
         cached = self._cache.get(arg)
         if cached is not None:
             return cached
-        raw: list[tuple[str, Any]] = []
-        if arg in self.args:
-            _walk(self.args[arg], arg, raw)
-        state = self._state
-        out: list[Leaf] = []
-        for path, value in raw:
-            if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
-                text = value if isinstance(value, str) else number_text(value)
-                match = state.index.lookup(text)
-                if match.found:
-                    out.append(Leaf(path, value, match.label, True, match.sources))
-                    continue
-            out.append(Leaf(path, value, state.context, False, tuple(state.context_sources[:8])))
+        value = self.args.get(arg)
+        if value is None and arg not in self.args:
+            out: list[Leaf] = []
+        elif isinstance(value, dict | list | tuple):
+            raw: list[tuple[str, Any]] = []
+            _walk(value, arg, raw)
+            out = [self._leaf(path, v) for path, v in raw]
+        else:
+            out = [self._leaf(arg, value)]
         self._cache[arg] = out
         return out
+
+    def _leaf(self, path: str, value: Any) -> Leaf:
+        kind = type(value)
+        if kind is str or kind is int or kind is float:
+            match = self._state.index.lookup(value if kind is str else number_text(value))
+            if match.found:
+                return Leaf(path, value, match.label, True, match.sources)
+        state = self._state
+        return Leaf(path, value, state.context, False, tuple(state.context_sources[:8]))
 
     def any_arg_untrusted(self) -> bool:
         if not self.context.untrusted:
