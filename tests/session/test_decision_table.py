@@ -98,7 +98,7 @@ def test_decision(name: str, history: list[Any], tool: str, args: dict[str, Any]
 
 def test_flow_reason_cites_source_events() -> None:
     decision = run([INJECTION], "pay", {"to": "mallory-payee-666", "amount": 20})
-    flow = [r for r in decision.reasons if r.kind == "flow"][0]
+    flow = next(r for r in decision.reasons if r.kind == "flow")
     assert flow.arg == "to" and len(flow.sources) == 1
 
 

@@ -73,7 +73,7 @@ NOT_FOUND = Match(found=False, label=TRUSTED, sources=())
 class ProvenanceIndex:
     """Index of everything a session has seen, searchable by value."""
 
-    __slots__ = ("_labels", "_event_ids", "_texts", "_grams", "_tokens", "_chars")
+    __slots__ = ("_chars", "_event_ids", "_grams", "_labels", "_texts", "_tokens")
 
     def __init__(self) -> None:
         self._labels: list[Label] = []

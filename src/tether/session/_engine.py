@@ -21,7 +21,7 @@ from tether.session._state import SessionState
 class Leaf:
     """One scalar inside an argument, with where it came from."""
 
-    __slots__ = ("path", "value", "label", "found", "trusted_source", "sources")
+    __slots__ = ("found", "label", "path", "sources", "trusted_source", "value")
 
     def __init__(self, path: str, value: Any, label: Label, found: bool, sources: tuple[str, ...]) -> None:
         self.path = path
@@ -53,7 +53,7 @@ def number_text(value: int | float) -> str:
 class CheckView:
     """The call under check, as conditions see it (implements ``CallView``)."""
 
-    __slots__ = ("tool", "effect", "args", "context", "_state", "_cache")
+    __slots__ = ("_cache", "_state", "args", "context", "effect", "tool")
 
     def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> None:
         self.tool = tool.name
@@ -147,7 +147,7 @@ def decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str, 
     """Decide on ``call``; never raises (an internal error is a deny)."""
     try:
         return _decide(policy, state, call, call_hash, now)
-    except Exception as exc:  # noqa: BLE001 - fail closed on anything
+    except Exception as exc:
         reason = Reason("error", "guard", f"internal error while checking the call ({type(exc).__name__}: {exc}); denied")
         return Decision("deny", call.id, call.tool, (reason,), call_hash, policy.hash)
 

@@ -182,7 +182,7 @@ class Session:
             try:
                 safe = jsonsafe(call.args)
                 digest = call_hash(str(call.tool), safe)
-            except Exception as exc:  # noqa: BLE001 - fail closed
+            except Exception as exc:
                 safe, digest = {"$unloggable": repr(exc)[:200]}, "sha256:unloggable"
             if self._broken is not None:
                 decision = Decision("deny", call.id, str(call.tool), (Reason("error", "store", self._broken),), digest, self.guard.policy.hash)
@@ -225,7 +225,7 @@ class Session:
         for detector in self.guard.detectors:
             try:
                 finding = detector.inspect(call, self.state)
-            except Exception as exc:  # noqa: BLE001 - a broken detector fails closed
+            except Exception as exc:
                 return decision.tighten("deny", Reason("detector", getattr(detector, "name", "detector"), f"detector failed: {exc!r}"))
             if finding is not None and finding.verdict in ("ask", "deny"):
                 decision = decision.tighten(finding.verdict, Reason("detector", detector.name, finding.message))
@@ -292,7 +292,10 @@ class Session:
                 self._answer(call_id, False, "timeout", "approval timed out before it was answered")
                 return False
             self._answer(call_id, approved, by, note)
-            return rec.approval == "approved"
+            return self._is_approved(call_id)
+
+    def _is_approved(self, call_id: str) -> bool:
+        return self.state.calls[call_id].approval == "approved"
 
     def _answer(self, call_id: str, approved: bool, by: str, note: str) -> None:
         rec = self.state.calls[call_id]
@@ -330,5 +333,5 @@ class Session:
         counts: dict[Verdict, int] = {"allow": 0, "deny": 0, "ask": 0}
         for rec in self.state.calls.values():
             if rec.verdict in counts:
-                counts[rec.verdict] += 1  # type: ignore[index]
+                counts[rec.verdict] += 1
         return counts

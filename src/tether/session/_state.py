@@ -116,9 +116,8 @@ class SessionState:
         elif isinstance(event, SessionControl):
             if self.status not in ("killed", "ended"):
                 self.status = {"pause": "paused", "resume": "active", "kill": "killed"}[event.action]  # type: ignore[assignment]
-        elif isinstance(event, SessionEnded):
-            if self.status != "killed":
-                self.status = "ended"
+        elif isinstance(event, SessionEnded) and self.status != "killed":
+            self.status = "ended"
 
     def _add_source(self, text: str, lab: Label, event_id: str) -> None:
         self.index.add(text, lab, event_id)

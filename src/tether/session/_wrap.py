@@ -28,7 +28,10 @@ class ApprovalRequest:
 class Approver(Protocol):
     """Decides an ``ask``: return True to approve. ``name`` is logged as the approver."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Who answers (logged with the answer)."""
+        ...
 
     def __call__(self, request: ApprovalRequest) -> bool:
         """Approve (True) or refuse (False)."""
