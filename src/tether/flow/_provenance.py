@@ -42,10 +42,12 @@ MIN_GRAM_VALUE = K + STEP - 1
 """Shortest normalised value looked up through grams; shorter ones use tokens."""
 MAX_TOKEN = 256
 """Longest word kept in the token map (a fast path for whole-word values)."""
-MAX_POSTINGS = 2048
+MAX_POSTINGS = 1024
 """Posting-list cap per gram (earlier sources are kept)."""
-MAX_VERIFY = 512
-"""Most candidate positions verified by one lookup."""
+MAX_VERIFY = 24
+"""Most candidate positions verified by one lookup (earlier sources first: the task is source 0)."""
+MAX_ANCHORS = 8
+"""Grams examined per alignment when choosing the rarest (bounds lookup cost for long values)."""
 _POS_BITS = 40
 _POS_MASK = (1 << _POS_BITS) - 1
 
@@ -150,7 +152,7 @@ class ProvenanceIndex:
             # The rarest gram among the offsets of this alignment.
             chosen: list[int] | None = None
             chosen_offset = 0
-            for offset in range(residue, length - K + 1, STEP):
+            for offset in range(residue, min(length - K + 1, residue + STEP * MAX_ANCHORS), STEP):
                 postings = grams.get(norm[offset : offset + K])
                 if postings is None:
                     chosen = None

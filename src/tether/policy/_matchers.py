@@ -35,6 +35,7 @@ def _clean(text: str) -> str | None:
 # ---------------------------------------------------------------- paths
 
 
+@lru_cache(maxsize=8192)
 def normalize_path(value: str, base: str = "/", home: str = "/root") -> str | None:
     """Lexically normalised absolute path, or None when the value is not a usable path.
 
@@ -112,6 +113,7 @@ def name_glob(value: str, patterns: Sequence[str]) -> bool:
 # ---------------------------------------------------------------- hosts
 
 
+@lru_cache(maxsize=8192)
 def normalize_host(host: str) -> str | None:
     """Lower-case IDNA (punycode) form of a host name, or None if it is not valid."""
     host = host.strip().rstrip(".")
@@ -140,6 +142,7 @@ def host_matches(host: str, allowed: Sequence[str]) -> bool:
     return False
 
 
+@lru_cache(maxsize=8192)
 def url_host(value: str) -> str | None:
     """The normalised host of an http(s) URL, or None when it has none or is malformed."""
     text = _clean(value)
@@ -170,6 +173,7 @@ def url_host_in(value: str, allowed: Sequence[str]) -> bool:
 _ADDRESS = re.compile(r"[^@\s<>()\",;:\\\[\]]+@([^@\s<>()\",;:\\\[\]]+)")
 
 
+@lru_cache(maxsize=8192)
 def email_domain(value: str) -> str | None:
     """The normalised domain of a bare email address, or None if it is not one."""
     text = _clean(value)
