@@ -29,16 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tether import Guard, Policy, SQLiteStore, ToolCall, UNTRUSTED, TRUSTED
+from tether import Guard, Policy, SQLiteStore, ToolCall
 from tether.policy import PolicySpec
 from tether.session import decide
 
 HERE = Path(__file__).parent
-WORDS = (
-    "the invoice meeting project report budget quarterly review please attached schedule customer order "
-    "shipment delayed update password account security team lunch friday monday office travel hotel booking "
-    "flight confirm cancel payment received thanks regards urgent note draft final version contract signed"
-).split()
+WORDS = ["the", "invoice", "meeting", "project", "report", "budget", "quarterly", "review", "please", "attached", "schedule", "customer", "order", "shipment", "delayed", "update", "password", "account", "security", "team", "lunch", "friday", "monday", "office", "travel", "hotel", "booking", "flight", "confirm", "cancel", "payment", "received", "thanks", "regards", "urgent", "note", "draft", "final", "version", "contract", "signed"]
 
 TASK = (
     "Pay the March rent of 1200 to GB29NWBK60161331926819 and the cleaner 80 to DE89370400440532013000. "
