@@ -268,7 +268,15 @@ def _check_budgets(policy: Policy, state: SessionState, tool: CompiledTool, args
         denials.append(Reason("budget", "budgets.max_wall_time_s", f"session is older than its wall-time budget of {budgets.max_wall_time_s!r} s"))
     for rule, limit, window in policy.rate_rules_for(tool.name):
         times = state.rate_times.get(rule)
-        recent = sum(1 for t in times if t > now - window) if times else 0
+        recent = 0
+        if times:
+            # Times are in order; only the few leading entries can have left the window.
+            stale = 0
+            for t in times:
+                if t > now - window:
+                    break
+                stale += 1
+            recent = len(times) - stale
         if recent + 1 > limit:
             denials.append(Reason("rate", rule, f"rate limit of {limit} call(s) per {window:g} s reached"))
 

@@ -140,10 +140,11 @@ class SessionState:
             amount = rec.args.get(tool.spend_arg)
             if isinstance(amount, int | float) and not isinstance(amount, bool):
                 self.spend += float(amount)
-        for rule, _limit, window in policy.rate_rules_for(rec.tool):
+        for rule, limit, window in policy.rate_rules_for(rec.tool):
             times = self.rate_times.setdefault(rule, deque())
             times.append(when)
-            while times and times[0] <= when - window:
+            # Entries outside the window, or beyond the limit, can never change a decision.
+            while times and (times[0] <= when - window or len(times) > limit):
                 times.popleft()
 
     def snapshot(self) -> dict[str, Any]:
