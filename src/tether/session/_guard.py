@@ -31,6 +31,9 @@ from tether.store._events import (
 from tether.store._jsonsafe import dumps, jsonsafe, output_text
 from tether.store._sqlite_store import SQLiteStore
 
+MAX_OUTPUT_CHARS = 16 << 20
+"""Tool output beyond this many characters is neither indexed nor logged."""
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -213,7 +216,7 @@ class Session:
                 )
             try:
                 self._commit(events)
-            except StoreError as exc:
+            except Exception as exc:  # noqa: BLE001 - an unlogged call never runs
                 self._broken = f"event store unavailable ({exc}); denying every call until the session is resumed"
                 reason = Reason("error", "store", f"could not log the call: {exc}")
                 return Decision("deny", call.id, str(call.tool), (reason,), digest, self.guard.policy.hash)
@@ -252,6 +255,10 @@ class Session:
         with self._lock:
             lab = self.output_label(call_id)
             text = clean_text(output_text(output))
+            if len(text) > MAX_OUTPUT_CHARS:
+                # Beyond the cap nothing is indexed: values from there count as not found
+                # (context label), which is the conservative side.
+                text = text[:MAX_OUTPUT_CHARS] + f"\n[tether: output truncated from {len(text)} characters]"
             event = ResultRecorded(session_id=self.id, time=self.guard.clock(), call_id=call_id, output=text, label=lab.to_json(), error=error)
             try:
                 self._commit([event])

@@ -20,10 +20,7 @@ survives neither (for tests and benchmarks of the decision path alone)."""
 
 def chain_hash(prev_hash: str, seq: int, body: bytes) -> str:
     """Hash of one event: covers its predecessor, its position and every byte of its body."""
-    h = hashlib.sha256(prev_hash.encode("ascii"))
-    h.update(b"\n%d\n" % seq)
-    h.update(body)
-    return h.hexdigest()
+    return hashlib.sha256(b"%s\n%d\n%s" % (prev_hash.encode("ascii"), seq, body)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
