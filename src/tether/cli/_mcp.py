@@ -38,7 +38,8 @@ def _upstream(command: tuple[str, ...], url: str | None) -> Any:
     from tether.adapters.mcp import Upstream
 
     try:
-        return Upstream(command=command, url=url)
+        # A stdio server gets the proxy's whole environment, as it would if the client started it.
+        return Upstream(command=command, url=url, env=dict(os.environ) if command else {})
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
