@@ -9,6 +9,7 @@ from typing import Literal, TextIO
 
 from tether.adapters.mcp._pins import PinBook, PinGate
 from tether.adapters.mcp._proxy import GuardedProxy, ProxyConfig
+from tether.adapters.mcp._stdio import pipe_stdio
 from tether.adapters.mcp._upstream import Upstream, connect
 from tether.errors import ConfigError
 from tether.flow._labels import UNTRUSTED
@@ -79,9 +80,7 @@ async def serve(
         server = proxy.server()
         try:
             if options.transport == "stdio":
-                from mcp.server.stdio import stdio_server
-
-                async with stdio_server() as (read, write):
+                async with pipe_stdio() as (read, write):
                     await server.run(read, write, server.create_initialization_options())
             else:
                 import uvicorn
