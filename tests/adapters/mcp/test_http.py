@@ -63,9 +63,11 @@ def test_upstream_url_and_proxy_over_http(tmp_path: Path) -> None:
             readme = await client.read_resource("toy://readme")
             assert "PINEAPPLE" in readme.contents[0].text
 
-    with _running([sys.executable, str(TOY), "--http", str(up_port)], up_port, tmp_path / "up.log"):
-        with _running(proxy_cmd, proxy_port, tmp_path / "proxy.log"):
-            anyio.run(scenario)
+    with (
+        _running([sys.executable, str(TOY), "--http", str(up_port)], up_port, tmp_path / "up.log"),
+        _running(proxy_cmd, proxy_port, tmp_path / "proxy.log"),
+    ):
+        anyio.run(scenario)
     with SQLiteStore(db) as store:
         events = [e for s in store.sessions() if not s.session_id.startswith("mcp-pins:") for e in (i.event() for i in store.read(s.session_id))]
     sources = [e for e in events if e.kind == "source_added"]

@@ -41,7 +41,7 @@ async def pipe_stdio(
         from mcp.server.stdio import stdio_server
 
         async with stdio_server() as streams:
-            yield streams  # type: ignore[misc]
+            yield streams
         return
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=max_message_bytes)
@@ -70,7 +70,7 @@ async def pipe_stdio(
                     return
                 try:
                     message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-                except Exception as exc:  # noqa: BLE001 - the server loop answers parse errors
+                except Exception as exc:  # the server loop answers parse errors
                     await to_server.send(exc)
                     continue
                 await to_server.send(SessionMessage(message))
