@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from tether import __version__
+from tether.cli._approvals import approvals
 from tether.cli._audit import audit
 from tether.cli._demo import demo
+from tether.cli._mcp import mcp
 from tether.cli._policy import policy
 
 
@@ -19,3 +21,5 @@ def main() -> None:
 main.add_command(policy)
 main.add_command(audit)
 main.add_command(demo)
+main.add_command(approvals)
+main.add_command(mcp)

@@ -1,0 +1,85 @@
+"""Helpers for the MCP proxy tests: real servers (installed here if missing) and a real client.
+
+The Python servers (``mcp-server-git``, ``mcp-server-time``) are installed into
+the running interpreter with pip when absent; the npm filesystem server goes
+into a cache directory (``$TETHER_TEST_CACHE`` or ``~/.cache/tether-tests``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parents[2] / "src"
+POLICIES = HERE / "policies"
+TOY = HERE / "servers" / "toy_server.py"
+TETHER = [sys.executable, "-c", "from tether.cli import main; main()"]
+FS_PACKAGE = "@modelcontextprotocol/server-filesystem@2026.8.31"
+PY_SERVERS = ("mcp-server-git==2026.10.19", "mcp-server-time==2026.10.19")
+
+
+def env() -> dict[str, str]:
+    """Environment for subprocesses: this checkout's ``src`` first on the path."""
+    return {"PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
+def venv_bin(name: str) -> str:
+    """A console script of the running interpreter's environment, installed with pip if missing."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *PY_SERVERS], check=True)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def fs_server_bin() -> str:
+    """The npm filesystem server's launcher, installed under the test cache when missing."""
+    cache = Path(os.environ.get("TETHER_TEST_CACHE", Path.home() / ".cache" / "tether-tests")) / "npm"
+    launcher = cache / "node_modules" / ".bin" / "mcp-server-filesystem"
+    if not launcher.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is needed to install the filesystem MCP server (Node.js >= 18)")
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(cache), FS_PACKAGE], check=True, capture_output=True)
+    return str(launcher)
+
+
+@pytest.fixture
+def errlog(tmp_path: Path) -> Iterator[TextIO]:
+    """A file for the proxy's stderr (the test runner's captured stderr has no file descriptor)."""
+    with open(tmp_path / "proxy.log", "w+", encoding="utf-8") as fh:
+        yield fh
+
+
+def tether_args(*args: str) -> StdioServerParameters:
+    """``tether <args>`` as a stdio server to connect to."""
+    return StdioServerParameters(command=TETHER[0], args=[*TETHER[1:], *args], env=env())
+
+
+@asynccontextmanager
+async def proxy_session(
+    args: list[str], errlog: TextIO, *, elicitation: Callable[..., Any] | None = None, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """A real MCP client session with ``tether mcp <args>``."""
+    params = tether_args("mcp", *args)
+    if extra_env:
+        params = params.model_copy(update={"env": {**(params.env or {}), **extra_env}})
+    async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write, elicitation_callback=elicitation) as session:
+        await session.initialize()
+        yield session
+
+
+def run_tether(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``tether`` CLI in a subprocess."""
+    return subprocess.run([*TETHER, *args], env={**os.environ, **env()}, capture_output=True, text=True, input=input_text, timeout=120)

@@ -1,0 +1,70 @@
+"""Tool-definition pinning: a server whose tool description changes between runs is caught."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import pytest
+from mcp_helpers import POLICIES, TOY, proxy_session, run_tether
+
+from tether import SQLiteStore
+from tether.adapters.mcp import PinBook, ToolDefinition
+
+SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}}
+
+
+def _toy_args(db: Path) -> list[str]:
+    return ["--policy", str(POLICIES / "toy.yaml"), "--db", str(db), "--pin-key", "toy", "--", sys.executable, str(TOY)]
+
+
+async def _listing_and_echo(db: Path, errlog: TextIO, variant: str) -> tuple[set[str], str, bool]:
+    async with proxy_session(_toy_args(db), errlog, extra_env={"TOY_VARIANT": variant}) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        echo = await client.call_tool("echo", {"text": "hi"})
+        return names, echo.content[0].text, bool(echo.is_error)
+
+
+def test_rug_pull_is_hidden_and_denied_until_a_human_approves(tmp_path: Path, errlog: TextIO) -> None:
+    db = tmp_path / "t.db"
+    names, text, err = anyio.run(_listing_and_echo, db, errlog, "a")
+    assert names == {"echo", "crash", "hang"} and (text, err) == ("hi", False)
+
+    names, text, err = anyio.run(_listing_and_echo, db, errlog, "b")  # echo's description changed, extra appeared
+    assert names == {"crash", "hang"}
+    assert err and "definition of tool 'echo' is new or changed" in text
+
+    listing = run_tether("mcp", "pins", "list", "--db", str(db))
+    pending = [line.split()[1] for line in listing.stdout.splitlines() if line.strip().startswith("pending")]
+    assert len(pending) == 2, listing.stdout
+    with SQLiteStore(db) as store:
+        records = {r.call_id: r for r in PinBook(store, "toy").records()}
+    echo_id = next(cid for cid in pending if records[cid].tool == "echo")
+    extra_id = next(cid for cid in pending if records[cid].tool == "extra")
+    assert "~/.ssh/id_rsa" in str(records[echo_id].definition["description"])
+    assert run_tether("mcp", "pins", "approve", echo_id[:12], "--db", str(db), "--by", "ana").returncode == 0
+    assert run_tether("mcp", "pins", "deny", extra_id, "--db", str(db), "--by", "ana").returncode == 0
+
+    names, text, err = anyio.run(_listing_and_echo, db, errlog, "b")
+    assert names == {"echo", "crash", "hang"} and (text, err) == ("hi", False)
+    assert run_tether("audit", "verify", "--db", str(db)).returncode == 0
+    shown = run_tether("audit", "show", "--db", str(db), "mcp-pins:toy")
+    assert "APPROVED by ana" in shown.stdout and "REFUSED by ana" in shown.stdout
+
+
+@pytest.mark.parametrize("store_path", [":memory:"])
+def test_pin_book_trusts_first_use_and_asks_again_on_revert(store_path: str) -> None:
+    store = SQLiteStore(store_path)
+    book = PinBook(store, "s")
+    a = ToolDefinition("t", "first", SCHEMA)
+    b = ToolDefinition("t", "second", SCHEMA)
+    assert book.is_new and book.sync([a]) == {"t": "pinned"}
+    assert book.sync([b]) == {"t": "pending"}
+    assert book.sync([b]) == {"t": "pending"}  # asked once, not on every listing
+    pending = next(r for r in book.records() if r.status == "pending")
+    assert book.answer(pending.call_id, True, by="ana").status == "pinned"
+    assert book.pinned() == {"t": b.hash}
+    assert book.sync([a]) == {"t": "pending"}  # going back to an older definition needs a human again
+    assert PinBook(store, "s").pinned() == {"t": b.hash}  # state is a fold over the store's events
