@@ -216,7 +216,7 @@ class Session:
                 )
             try:
                 self._commit(events)
-            except Exception as exc:  # noqa: BLE001 - an unlogged call never runs
+            except Exception as exc:  # an unlogged call never runs
                 self._broken = f"event store unavailable ({exc}); denying every call until the session is resumed"
                 reason = Reason("error", "store", f"could not log the call: {exc}")
                 return Decision("deny", call.id, str(call.tool), (reason,), digest, self.guard.policy.hash)
