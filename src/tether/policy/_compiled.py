@@ -107,11 +107,13 @@ class Policy:
         self.name = spec.name
         """The policy's name."""
         self.home = spec.home
+        self.paths = m.Paths(spec.home, spec.workdir or spec.home)
+        """How paths are read: ``~`` is ``home``; relative paths start at ``workdir``."""
         self.tools: dict[str, CompiledTool] = {}
         for name, tool in spec.tools.items():
-            self.tools[name] = _compile_tool(name, tool, spec.home, source)
-        self.deny_rules = [_compile_rule(r, f"deny[{i}]", None, source, spec.home) for i, r in enumerate(spec.deny)]
-        self.ask_rules = [_compile_rule(r, f"ask[{i}]", None, source, spec.home) for i, r in enumerate(spec.ask)]
+            self.tools[name] = _compile_tool(name, tool, self.paths, source)
+        self.deny_rules = [_compile_rule(r, f"deny[{i}]", None, source, self.paths) for i, r in enumerate(spec.deny)]
+        self.ask_rules = [_compile_rule(r, f"ask[{i}]", None, source, self.paths) for i, r in enumerate(spec.ask)]
         self._rate_cache: dict[str, list[tuple[str, int, float]]] = {}
         self.rates = [
             (f"rates[{i}]", tuple(r.tools), r.max, r.window_s) for i, r in enumerate(spec.rates)
@@ -142,19 +144,19 @@ class Policy:
         return f"Policy(name={self.name!r}, hash={self.hash[:19]!r}, tools={len(self.tools)})"
 
 
-def _compile_rule(rule: RuleSpec, path: str, known: set[str] | None, source: str, home: str) -> CompiledRule:
-    pred = compile_condition(rule.when, f"{path}.when", known, source, home)
+def _compile_rule(rule: RuleSpec, path: str, known: set[str] | None, source: str, paths: m.Paths) -> CompiledRule:
+    pred = compile_condition(rule.when, f"{path}.when", known, source, paths)
     name = rule.name or path
     return CompiledRule(rule=name, when=pred, reason=rule.reason or f"rule {name} matched")
 
 
-def _compile_tool(name: str, tool: Any, home: str, source: str) -> CompiledTool:
+def _compile_tool(name: str, tool: Any, paths: m.Paths, source: str) -> CompiledTool:
     base = f"tools.{name}"
     known = set(tool.args)
-    args = {arg: _compile_arg(spec, f"{base}.args.{arg}", known, source, home) for arg, spec in tool.args.items()}
+    args = {arg: _compile_arg(spec, f"{base}.args.{arg}", known, source, paths) for arg, spec in tool.args.items()}
     label_rules = []
     for i, lab in enumerate(tool.labels):
-        pred = compile_condition(lab.when, f"{base}.labels[{i}].when", known, source, home)
+        pred = compile_condition(lab.when, f"{base}.labels[{i}].when", known, source, paths)
         label_rules.append((pred, label(lab.integrity or "trusted", lab.tags)))
     if tool.spend is not None:
         if tool.spend not in args:
@@ -170,8 +172,8 @@ def _compile_tool(name: str, tool: Any, home: str, source: str) -> CompiledTool:
         args=args,
         required=tuple(a for a, spec in tool.args.items() if spec.required),
         additional_args=tool.additional_args == "allow",
-        deny=[_compile_rule(r, f"{base}.deny[{i}]", known, source, home) for i, r in enumerate(tool.deny)],
-        ask=[_compile_rule(r, f"{base}.ask[{i}]", known, source, home) for i, r in enumerate(tool.ask)],
+        deny=[_compile_rule(r, f"{base}.deny[{i}]", known, source, paths) for i, r in enumerate(tool.deny)],
+        ask=[_compile_rule(r, f"{base}.ask[{i}]", known, source, paths) for i, r in enumerate(tool.ask)],
         max_calls=tool.budget.max_calls if tool.budget else None,
         spend_arg=tool.spend,
     )
@@ -179,8 +181,8 @@ def _compile_tool(name: str, tool: Any, home: str, source: str) -> CompiledTool:
     return compiled
 
 
-def _compile_flow(flow: FlowRule, path: str, known: set[str], source: str, home: str) -> CompiledFlow:
-    unless = compile_condition(flow.unless, f"{path}.unless", known, source, home) if flow.unless else None
+def _compile_flow(flow: FlowRule, path: str, known: set[str], source: str, paths: m.Paths) -> CompiledFlow:
+    unless = compile_condition(flow.unless, f"{path}.unless", known, source, paths) if flow.unless else None
     return CompiledFlow(
         rule=path,
         require_trusted=flow.require == "trusted",
@@ -190,7 +192,7 @@ def _compile_flow(flow: FlowRule, path: str, known: set[str], source: str, home:
     )
 
 
-def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, home: str) -> CompiledArg:
+def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, paths: m.Paths) -> CompiledArg:
     types: tuple[str, ...] | None
     if spec.type is None:
         types = None
@@ -218,9 +220,9 @@ def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, home: s
         exclusive_max=spec.exclusiveMaximum,
         min_items=spec.minItems,
         max_items=spec.maxItems,
-        items=_compile_arg(spec.items, f"{path}.items", known, source, home) if spec.items else None,
+        items=_compile_arg(spec.items, f"{path}.items", known, source, paths) if spec.items else None,
         properties=(
-            {k: _compile_arg(v, f"{path}.properties.{k}", known, source, home) for k, v in spec.properties.items()}
+            {k: _compile_arg(v, f"{path}.properties.{k}", known, source, paths) for k, v in spec.properties.items()}
             if spec.properties is not None
             else None
         ),
@@ -228,7 +230,7 @@ def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, home: s
         path_under=list(spec.path_under) if spec.path_under is not None else None,
         url_host_in=list(spec.url_host_in) if spec.url_host_in is not None else None,
         email_domain_in=list(spec.email_domain_in) if spec.email_domain_in is not None else None,
-        flow=_compile_flow(spec.flow, f"{path}.flow", known, source, home) if spec.flow else None,
+        flow=_compile_flow(spec.flow, f"{path}.flow", known, source, paths) if spec.flow else None,
     )
 
 
@@ -253,7 +255,7 @@ def _type_ok(value: Any, types: tuple[str, ...]) -> bool:
     return False
 
 
-def validate_arg(spec: CompiledArg, value: Any, where: str, home: str) -> str | None:
+def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths) -> str | None:
     """The first constraint ``value`` breaks, as a sentence; None if it passes."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"{where} is {value!r}, which is not a finite number"
@@ -270,7 +272,7 @@ def validate_arg(spec: CompiledArg, value: Any, where: str, home: str) -> str | 
             return f"{where} is longer than {spec.max_len} characters"
         if spec.regex is not None and not spec.regex.search(value):
             return f"{where} {_short(value)} does not match pattern {spec.regex.pattern!r}"
-        if spec.path_under is not None and not m.path_under(value, spec.path_under, home):
+        if spec.path_under is not None and not m.path_under(value, spec.path_under, paths):
             return f"{where} {_short(value)} is not under {spec.path_under!r} (after normalisation)"
         if spec.url_host_in is not None and not m.url_host_in(value, spec.url_host_in):
             return f"{where} {_short(value)} is not an http(s) URL on an allowed host {spec.url_host_in!r}"
@@ -293,18 +295,18 @@ def validate_arg(spec: CompiledArg, value: Any, where: str, home: str) -> str | 
         if spec.path_under is not None or spec.url_host_in is not None or spec.email_domain_in is not None:
             item_rule = spec.items or _MATCH_ONLY
             for i, item in enumerate(value):
-                err = validate_arg(_with_matchers(item_rule, spec), item, f"{where}[{i}]", home)
+                err = validate_arg(_with_matchers(item_rule, spec), item, f"{where}[{i}]", paths)
                 if err:
                     return err
         elif spec.items is not None:
             for i, item in enumerate(value):
-                err = validate_arg(spec.items, item, f"{where}[{i}]", home)
+                err = validate_arg(spec.items, item, f"{where}[{i}]", paths)
                 if err:
                     return err
     elif isinstance(value, dict) and spec.properties is not None:
         for key, sub in spec.properties.items():
             if key in value:
-                err = validate_arg(sub, value[key], f"{where}.{key}", home)
+                err = validate_arg(sub, value[key], f"{where}.{key}", paths)
                 if err:
                     return err
             elif sub.required:

@@ -59,7 +59,7 @@ def _same(a: Any, b: Any) -> bool:
     return False
 
 
-def compile_condition(cond: Condition, path: str, known_args: set[str] | None, source: str, home: str = "/root") -> Predicate:
+def compile_condition(cond: Condition, path: str, known_args: set[str] | None, source: str, paths: m.Paths = m.DEFAULT_PATHS) -> Predicate:
     """Turn a validated condition into a predicate; check references to arguments."""
     if cond.always is not None:
         value = cond.always
@@ -80,19 +80,19 @@ def compile_condition(cond: Condition, path: str, known_args: set[str] | None, s
         tool, at_least = cond.called, cond.at_least
         return lambda view: view.calls_of(tool) >= at_least
     if cond.all is not None:
-        parts = [compile_condition(c, f"{path}.all[{i}]", known_args, source, home) for i, c in enumerate(cond.all)]
+        parts = [compile_condition(c, f"{path}.all[{i}]", known_args, source, paths) for i, c in enumerate(cond.all)]
         return lambda view: all(p(view) for p in parts)
     if cond.any is not None:
-        parts = [compile_condition(c, f"{path}.any[{i}]", known_args, source, home) for i, c in enumerate(cond.any)]
+        parts = [compile_condition(c, f"{path}.any[{i}]", known_args, source, paths) for i, c in enumerate(cond.any)]
         return lambda view: any(p(view) for p in parts)
     if cond.not_ is not None:
-        inner = compile_condition(cond.not_, f"{path}.not", known_args, source, home)
+        inner = compile_condition(cond.not_, f"{path}.not", known_args, source, paths)
         return lambda view: not inner(view)
     assert cond.arg is not None
-    return _compile_arg_condition(cond, path, known_args, source, home)
+    return _compile_arg_condition(cond, path, known_args, source, paths)
 
 
-def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | None, source: str, home: str) -> Predicate:
+def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | None, source: str, paths: m.Paths) -> Predicate:
     name = cond.arg
     assert name is not None
     if known_args is not None and name not in known_args:
@@ -120,7 +120,7 @@ def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | No
     ):
         roots = getattr(cond, field)
         if roots is not None:
-            tests.append(_path_test(fn, list(roots), home))
+            tests.append(_path_test(fn, list(roots), paths))
     if cond.url_host_in is not None:
         hosts = list(cond.url_host_in)
         tests.append(lambda leaves: (s := strings(leaves)) is not None and all(m.url_host_in(v, hosts) for v in s))
@@ -162,11 +162,11 @@ def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | No
     return predicate
 
 
-def _path_test(fn: Callable[[str, Sequence[str], str], bool], roots: list[str], home: str) -> Callable[[Sequence[LeafProvenance]], bool]:
+def _path_test(fn: Callable[[str, Sequence[str], m.Paths], bool], roots: list[str], paths: m.Paths) -> Callable[[Sequence[LeafProvenance]], bool]:
     def test(leaves: Sequence[LeafProvenance]) -> bool:
         if not leaves:
             return False
-        return all(isinstance(leaf.value, str) and fn(leaf.value, roots, home) for leaf in leaves)
+        return all(isinstance(leaf.value, str) and fn(leaf.value, roots, paths) for leaf in leaves)
 
     return test
 

@@ -1,10 +1,18 @@
 """Semantic matchers for argument values: paths, URLs, email addresses, globs.
 
-Every matcher normalises the value the way the component that will consume it
-would (a filesystem collapses ``..``, a browser treats ``\\`` as ``/``, DNS is
-case-insensitive and IDNA-encoded), then compares against the policy's
-allow-list. Anything that does not parse cleanly does not match: the caller
-turns that into a deny.
+Each matcher reads a value the way the component that consumes it would, and
+where consumers disagree (percent-escapes in a path, a backslash in a URL, an
+ambiguous host) it takes the reading that is safe for the check at hand:
+
+* allow-list matchers (``path_under``, ``url_host_in``, ``email_domain_in``)
+  match only when every plausible reading is allowed, and refuse values that
+  clients parse differently;
+* ``path_glob``, used by label, ask and deny conditions, matches when any
+  plausible reading matches, so a disguised ``~/.ssh`` path is still labelled.
+
+Hosts are compared in their IDNA 2008 / UTS #46 (non-transitional) form, as
+browsers and httpx resolve them, so ``ß`` is not ``ss`` and Cyrillic look-alikes
+are different hosts. Anything that does not parse cleanly does not match.
 """
 
 from __future__ import annotations
@@ -14,58 +22,80 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import urlsplit
+
+import idna
 
 from tether.flow._normalize import is_format_char, percent_decode
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _clean(text: str) -> str | None:
-    """Percent-decode, NFKC, drop invisible characters; None if control chars remain."""
-    text = percent_decode(text)
-    text = unicodedata.normalize("NFKC", text)
-    if not text.isascii():
-        text = "".join(ch for ch in text if not is_format_char(ch))
-    if _CONTROL.search(text):
-        return None
-    return text
+class Paths(NamedTuple):
+    """How a policy reads paths: what ``~`` means and where relative paths start."""
+
+    home: str = "/root"
+    workdir: str = "/root"
+
+
+DEFAULT_PATHS = Paths()
 
 
 # ---------------------------------------------------------------- paths
 
 
-@lru_cache(maxsize=8192)
-def normalize_path(value: str, base: str = "/", home: str = "/root") -> str | None:
-    """Lexically normalised absolute path, or None when the value is not a usable path.
+def _decoded(text: str) -> str:
+    """The reading of a path by a consumer that decodes everything it can."""
+    text = unicodedata.normalize("NFKC", percent_decode(text))
+    if not text.isascii():
+        text = "".join(ch for ch in text if not is_format_char(ch))
+    return text.replace("\\", "/")
 
-    ``~`` expands to ``home``; relative paths are taken relative to ``base``.
-    Symlinks are not resolved (the check is lexical and deterministic).
-    """
-    text = _clean(value)
-    if text is None or not text:
-        return None
-    text = text.replace("\\", "/")
+
+def _absolute(text: str, workdir: str, home: str) -> str:
     if text == "~" or text.startswith("~/"):
         text = home.rstrip("/") + text[1:]
     if not text.startswith("/"):
-        text = base.rstrip("/") + "/" + text
-    text = re.sub(r"/+", "/", text)
-    return posixpath.normpath(text)
+        text = workdir.rstrip("/") + "/" + text
+    return posixpath.normpath(re.sub(r"/+", "/", text))
 
 
-def path_under(value: str, roots: Sequence[str], home: str = "/root") -> bool:
-    """True when ``value`` names ``root`` itself or something below one of ``roots``."""
-    for root in roots:
-        norm_root = normalize_path(root, home=home)
-        if norm_root is None:
-            continue
-        path = normalize_path(value, base=norm_root, home=home)
-        if path is None:
-            return False
-        if norm_root == "/" or path == norm_root or path.startswith(norm_root + "/"):
-            return True
-    return False
+@lru_cache(maxsize=8192)
+def path_readings(value: str, workdir: str = "/root", home: str = "/root") -> tuple[str, ...]:
+    """Every plausible absolute, lexically normalised reading of a path (empty if unusable).
+
+    The literal reading keeps escapes and backslashes as name characters; the
+    decoded reading applies percent-decoding, NFKC and ``\\`` -> ``/``. ``~``
+    expands to ``home`` and relative paths are taken relative to ``workdir``.
+    Symlinks are not resolved: the check is lexical and deterministic.
+    """
+    if not value or _CONTROL.search(value):
+        return ()
+    decoded = _decoded(value)
+    if not decoded or _CONTROL.search(decoded):
+        return ()
+    return tuple(dict.fromkeys((_absolute(value, workdir, home), _absolute(decoded, workdir, home))))
+
+
+def normalize_path(value: str, workdir: str = "/root", home: str = "/root") -> str | None:
+    """The path's reading when all readings agree, else None (ambiguous or unusable)."""
+    readings = path_readings(value, workdir, home)
+    return readings[0] if len(readings) == 1 else None
+
+
+def _under(path: str, root: str) -> bool:
+    return root == "/" or path == root or path.startswith(root + "/")
+
+
+def path_under(value: str, roots: Sequence[str], paths: Paths = DEFAULT_PATHS) -> bool:
+    """True when every reading of ``value`` is a root or below one of ``roots``."""
+    home = paths.home
+    readings = path_readings(value, paths.workdir, home)
+    if not readings:
+        return False
+    norm_roots = [r for root in roots for r in path_readings(root, "/", home)[:1]]
+    return all(any(_under(path, root) for root in norm_roots) for path in readings)
 
 
 @lru_cache(maxsize=1024)
@@ -93,15 +123,15 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-def path_glob(value: str, patterns: Sequence[str], home: str = "/root") -> bool:
-    """True when the normalised path matches one of the globs."""
-    path = normalize_path(value, home=home)
-    if path is None:
-        return False
+def path_glob(value: str, patterns: Sequence[str], paths: Paths = DEFAULT_PATHS) -> bool:
+    """True when some reading of the path matches one of the globs (conservative for labels)."""
+    home = paths.home
+    readings = path_readings(value, paths.workdir, home)
     for pattern in patterns:
-        norm = normalize_path(pattern, home=home)
-        if norm is not None and glob_regex(norm).match(path):
-            return True
+        for norm in path_readings(pattern, "/", home)[:1]:
+            regex = glob_regex(norm)
+            if any(regex.match(path) for path in readings):
+                return True
     return False
 
 
@@ -115,17 +145,19 @@ def name_glob(value: str, patterns: Sequence[str]) -> bool:
 
 @lru_cache(maxsize=8192)
 def normalize_host(host: str) -> str | None:
-    """Lower-case IDNA (punycode) form of a host name, or None if it is not valid."""
-    host = host.strip().rstrip(".")
-    if not host:
+    """The host's IDNA 2008 (UTS #46, non-transitional) ASCII form, or None if it is not valid."""
+    host = host.strip()
+    if host.endswith("."):
+        host = host[:-1]
+    if not host or "%" in host or "\\" in host:
         return None
     if host.startswith("[") and host.endswith("]"):
-        return host.lower()
+        return host.lower() if re.fullmatch(r"\[[0-9a-fA-F:.]+\]", host) else None
     try:
-        encoded = host.encode("idna").decode("ascii").lower()
-    except (UnicodeError, ValueError):
+        encoded = idna.encode(host, uts46=True, transitional=False).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError, ValueError):
         return None
-    if not re.fullmatch(r"[a-z0-9.-]+|[0-9a-f:.]+", encoded):
+    if not re.fullmatch(r"[a-z0-9.-]+", encoded):
         return None
     return encoded
 
@@ -144,21 +176,23 @@ def host_matches(host: str, allowed: Sequence[str]) -> bool:
 
 @lru_cache(maxsize=8192)
 def url_host(value: str) -> str | None:
-    """The normalised host of an http(s) URL, or None when it has none or is malformed."""
-    text = _clean(value)
-    if text is None:
+    """The host of an http(s) URL, or None when it has none, is malformed or is ambiguous.
+
+    The URL is parsed as written. Values that clients parse differently are
+    refused: backslashes, whitespace or control characters anywhere, userinfo,
+    percent-escapes in the host.
+    """
+    text = value.strip()
+    if not text or _CONTROL.search(text) or "\\" in text or any(ch.isspace() for ch in text):
         return None
-    text = text.strip().replace("\\", "/")
     try:
         parts = urlsplit(text)
         hostname = parts.hostname
         _ = parts.port  # raises on a malformed port
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not hostname:
+    if parts.scheme.lower() not in ("http", "https") or not hostname or "@" in parts.netloc:
         return None
-    if parts.username is not None or parts.password is not None:
-        return None  # userinfo is a classic disguise (https://trusted@evil)
     return normalize_host(hostname)
 
 
@@ -170,16 +204,16 @@ def url_host_in(value: str, allowed: Sequence[str]) -> bool:
 
 # ---------------------------------------------------------------- email
 
-_ADDRESS = re.compile(r"[^@\s<>()\",;:\\\[\]]+@([^@\s<>()\",;:\\\[\]]+)")
+_ADDRESS = re.compile(r"[^@\s<>()\",;:\\\[\]%]+@([^@\s<>()\",;:\\\[\]%]+)")
 
 
 @lru_cache(maxsize=8192)
 def email_domain(value: str) -> str | None:
-    """The normalised domain of a bare email address, or None if it is not one."""
-    text = _clean(value)
-    if text is None:
+    """The normalised domain of one bare email address, or None if it is not one."""
+    text = value.strip()
+    if _CONTROL.search(text):
         return None
-    match = _ADDRESS.fullmatch(text.strip())
+    match = _ADDRESS.fullmatch(text)
     if match is None:
         return None
     return normalize_host(match.group(1))

@@ -242,6 +242,7 @@ class PolicySpec(_Strict):
     description: str | None = None
     default: Literal["deny", "ask"] = "deny"
     home: str = "/root"
+    workdir: str | None = None
     constants: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     budgets: Budgets = Field(default_factory=Budgets)
