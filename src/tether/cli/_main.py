@@ -6,6 +6,7 @@ import click
 
 from tether import __version__
 from tether.cli._audit import audit
+from tether.cli._bench import bench
 from tether.cli._demo import demo
 from tether.cli._policy import policy
 
@@ -19,3 +20,4 @@ def main() -> None:
 main.add_command(policy)
 main.add_command(audit)
 main.add_command(demo)
+main.add_command(bench)

@@ -118,7 +118,9 @@ class SuiteData:
         return str(self.suite.name)
 
     def _parse(self, values: dict[str, str]) -> dict[str, Any]:
-        parsed: dict[str, Any] = yaml.safe_load(self._text.format(**values))
+        # libyaml's safe loader builds the same data as yaml.safe_load, ten times faster
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        parsed: dict[str, Any] = yaml.load(self._text.format(**values), Loader=loader)  # noqa: S506 - a safe loader
         return parsed
 
     def _model(self, data: dict[str, Any]) -> TaskEnvironment:
