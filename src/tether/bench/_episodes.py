@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
-from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime
+from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: ignore[import-untyped]
+from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime  # type: ignore[import-untyped]
 
 from tether.adapters.agentdojo._suites import SuiteData, load_suites, security_broken, utility_ok
 from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, Transcript, WorstCaseAgent, approver_for
@@ -129,10 +129,7 @@ class BenchContext:
         """The suite's policy (or the allow-all baseline)."""
         found = self._policies.get((suite, defended))
         if found is None:
-            if defended:
-                found = Policy.from_yaml(self.policy_texts[suite], source=f"{suite}.yaml")
-            else:
-                found = allow_all_policy(self.data(suite))
+            found = Policy.from_yaml(self.policy_texts[suite], source=f"{suite}.yaml") if defended else allow_all_policy(self.data(suite))
             self._policies[(suite, defended)] = found
         return found
 
@@ -172,7 +169,7 @@ def run_episode(spec: EpisodeSpec, ctx: BenchContext) -> EpisodeResult:
         result.modes["autonomous"] = first
         for mode in ASK_MODES[1:]:
             result.modes[mode] = first if first.asks == 0 else _run_mode(spec, ctx, mode)
-    except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the run
+    except Exception as exc:
         result.modes = {}
         result.error = f"{type(exc).__name__}: {exc}"
     result.wall_s = time.perf_counter() - started

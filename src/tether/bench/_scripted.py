@@ -66,7 +66,7 @@ class ScriptedAgent:
                 if fn is None:
                     raise LookupError(f"no implementation for tool {step.tool!r}")
                 output = fn(**step.args)
-            except Exception as exc:  # noqa: BLE001 - a failing tool is data, not a crash
+            except Exception as exc:
                 output = f"{type(exc).__name__}: {exc}"
                 session.record_result(call.id, output, error=True)
             else:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement
-from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
-from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack
-from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask
-from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvironment
-from agentdojo.task_suite.load_suites import get_suites
-from agentdojo.task_suite.task_suite import TaskSuite, read_suite_file
+from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement  # type: ignore[import-untyped]
+from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: ignore[import-untyped]
+from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack  # type: ignore[import-untyped]
+from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask  # type: ignore[import-untyped]
+from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvironment  # type: ignore[import-untyped]
+from agentdojo.task_suite.load_suites import get_suites  # type: ignore[import-untyped]
+from agentdojo.task_suite.task_suite import TaskSuite, read_suite_file  # type: ignore[import-untyped]
 
 from tether.adapters.agentdojo._ground_truth import injection_ground_truth
 from tether.errors import ConfigError
@@ -42,7 +42,7 @@ _RECENT = 8
 Path = tuple[str | int, ...]
 
 
-class _AttackTarget(BasePipelineElement):
+class _AttackTarget(BasePipelineElement):  # type: ignore[misc]
     """Stands in for the attacked pipeline: only its name is read (to name the model)."""
 
     name = ATTACK_PIPELINE_NAME
@@ -120,7 +120,7 @@ class SuiteData:
     def _parse(self, values: dict[str, str]) -> dict[str, Any]:
         # libyaml's safe loader builds the same data as yaml.safe_load, ten times faster
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        parsed: dict[str, Any] = yaml.load(self._text.format(**values), Loader=loader)  # noqa: S506 - a safe loader
+        parsed: dict[str, Any] = yaml.load(self._text.format(**values), Loader=loader)
         return parsed
 
     def _model(self, data: dict[str, Any]) -> TaskEnvironment:
