@@ -1,0 +1,1 @@
+"""Adapters between Tether and agent frameworks."""
