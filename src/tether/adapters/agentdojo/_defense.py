@@ -48,12 +48,13 @@ class TetherDefense(BasePipelineElement):  # type: ignore[misc]
         self,
         query: str,
         runtime: FunctionsRuntime,
-        env: Any = EmptyEnv(),
+        env: Any = None,
         messages: Sequence[Any] = (),
         extra_args: dict[str, Any] | None = None,
     ) -> tuple[str, FunctionsRuntime, Any, Sequence[Any], dict[str, Any]]:
         """Check, run and record the tool calls of the last assistant message."""
         extra = extra_args if extra_args is not None else {}
+        env = env if env is not None else EmptyEnv()
         if not messages or messages[-1]["role"] != "assistant" or not messages[-1]["tool_calls"]:
             return query, runtime, env, messages, extra
         session = self.session_for(query)
