@@ -1,1 +1,1 @@
-"""Adapters: put the guard in front of tools reached in other ways (MCP servers, ...)."""
+"""Adapters: put the guard in front of tools reached in other ways (MCP servers, AgentDojo pipelines)."""

@@ -7,6 +7,7 @@ import click
 from tether import __version__
 from tether.cli._approvals import approvals
 from tether.cli._audit import audit
+from tether.cli._bench import bench
 from tether.cli._demo import demo
 from tether.cli._mcp import mcp
 from tether.cli._policy import policy
@@ -23,3 +24,4 @@ main.add_command(audit)
 main.add_command(demo)
 main.add_command(approvals)
 main.add_command(mcp)
+main.add_command(bench)

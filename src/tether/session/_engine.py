@@ -241,6 +241,8 @@ def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any]
     constraints = writes[tool.name] or {}
     for arg, allowed in constraints.items():
         value = args.get(arg)
+        if value is None:
+            continue  # an absent argument sends nothing anywhere
         values = value if isinstance(value, list) else [value]
         for v in values:
             if not any(_same(v, a) for a in allowed):

@@ -1,0 +1,86 @@
+"""``TetherDefense``: Tether as an AgentDojo pipeline element, for runs with real LLMs.
+
+Use it in place of AgentDojo's ``ToolsExecutor`` inside the tools loop::
+
+    ToolsExecutionLoop([TetherDefense(guard), llm])
+
+For every tool call of the last assistant message it asks the guard; allowed
+calls run (and their outputs are recorded, so later calls are checked against
+where their values came from), denied calls and unanswered asks do not run and
+return an error message to the model. One Tether session per user query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement  # type: ignore[import-untyped]
+from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: ignore[import-untyped]
+from agentdojo.functions_runtime import EmptyEnv, FunctionsRuntime  # type: ignore[import-untyped]
+from agentdojo.types import ChatToolResultMessage, text_content_block_from_string  # type: ignore[import-untyped]
+
+from tether._decision import ToolCall
+from tether.session._guard import Guard, Session
+from tether.session._wrap import ApprovalRequest, Approver
+
+
+class TetherDefense(BasePipelineElement):  # type: ignore[misc]
+    """Executes the model's tool calls that the guard allows; the others get an error."""
+
+    name = "tether"
+
+    def __init__(self, guard: Guard, approver: Approver | None = None) -> None:
+        self.guard = guard
+        """The guard deciding every call."""
+        self.approver = approver
+        """Answers ``ask`` decisions (None: an ask is not done)."""
+        self._sessions: dict[str, Session] = {}
+
+    def session_for(self, query: str) -> Session:
+        """The session of a user query (started on first use, with the query as trusted task)."""
+        session = self._sessions.get(query)
+        if session is None:
+            session = self._sessions[query] = self.guard.start_session(query)
+        return session
+
+    def query(
+        self,
+        query: str,
+        runtime: FunctionsRuntime,
+        env: Any = None,
+        messages: Sequence[Any] = (),
+        extra_args: dict[str, Any] | None = None,
+    ) -> tuple[str, FunctionsRuntime, Any, Sequence[Any], dict[str, Any]]:
+        """Check, run and record the tool calls of the last assistant message."""
+        extra = extra_args if extra_args is not None else {}
+        env = env if env is not None else EmptyEnv()
+        if not messages or messages[-1]["role"] != "assistant" or not messages[-1]["tool_calls"]:
+            return query, runtime, env, messages, extra
+        session = self.session_for(query)
+        results = []
+        for tool_call in messages[-1]["tool_calls"]:
+            call = ToolCall(tool_call.function, dict(tool_call.args))
+            decision = session.check(call)
+            allowed = decision.verdict == "allow"
+            if decision.verdict == "ask" and self.approver is not None:
+                allowed = session.answer(call.id, self.approver(ApprovalRequest(session.id, call, decision)), by=self.approver.name)
+            if not allowed:
+                error = f"Tether blocked this call: {decision.explain()}"
+                results.append(self._message(tool_call, "", error))
+                continue
+            output, error = runtime.run_function(env, tool_call.function, tool_call.args)
+            text = tool_result_to_str(output) if error is None else ""
+            session.record_result(call.id, text if error is None else error, error=error is not None)
+            results.append(self._message(tool_call, text, error))
+        return query, runtime, env, [*messages, *results], extra
+
+    @staticmethod
+    def _message(tool_call: Any, content: str, error: str | None) -> Any:
+        return ChatToolResultMessage(
+            role="tool",
+            content=[text_content_block_from_string(content)],
+            tool_call_id=tool_call.id,
+            tool_call=tool_call,
+            error=error,
+        )

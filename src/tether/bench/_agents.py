@@ -1,0 +1,204 @@
+"""Agents that bound what any model could do: the oracle and the worst-case compromised agent.
+
+Neither calls a model. The **oracle** performs a task's ground-truth calls, so its
+utility is an upper bound for any agent under the same guard. The **worst-case**
+agent does the same, but the moment a tool output shows it an injection it
+performs every call the attacker asked for, then resumes its task: it obeys every
+injection, so its attack success rate is an upper bound too. Both work on any
+tools: give them steps and an ``execute`` function.
+
+A denied call is not executed and the agent goes on with its next step (a real
+agent would get an error back). An ``ask`` goes to the approver; with none, the
+call is not executed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tether._decision import ToolCall, Verdict
+from tether.bench._scripted import Step
+from tether.policy._conditions import _same
+from tether.session._guard import Session
+from tether.session._wrap import ApprovalRequest, Approver
+
+Execute = Callable[[str, dict[str, Any]], tuple[str, bool]]
+"""Runs a tool: ``(tool, args) -> (output text, error?)``."""
+
+AskMode = Literal["autonomous", "careful_human", "rubber_stamp"]
+"""How an ``ask`` is answered: nobody (not done), a careful human, or a human who approves everything."""
+
+ASK_MODES: tuple[AskMode, ...] = ("autonomous", "careful_human", "rubber_stamp")
+"""All ask modes, in report order."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What happened to one proposed call."""
+
+    tool: str
+    """The tool called."""
+    args: dict[str, Any]
+    """Its arguments."""
+    verdict: Verdict
+    """The guard's decision."""
+    executed: bool
+    """Whether the tool ran (allowed, or asked and approved)."""
+    injected: bool
+    """Whether the call came from an attacker's instructions."""
+    approved: bool | None = None
+    """The human's answer to an ``ask`` (None when nobody was asked)."""
+    error: bool = False
+    """Whether the tool itself failed."""
+    reasons: tuple[str, ...] = ()
+    """The decision's reasons, as rule names."""
+
+
+@dataclass(slots=True)
+class Transcript:
+    """Everything one agent run did."""
+
+    calls: list[CallOutcome] = field(default_factory=list)
+    """Every proposed call, in order."""
+    outputs: list[str] = field(default_factory=list)
+    """Output texts of executed calls, in order."""
+    injected_after: int | None = None
+    """Index in ``calls`` after which the injection was obeyed (None: never seen)."""
+    guard_s: float = 0.0
+    """Seconds spent in the guard (checks, approvals, result recording)."""
+
+    @property
+    def task_complete(self) -> bool:
+        """Every task (non-injected) call ran without error."""
+        return all(c.executed and not c.error for c in self.calls if not c.injected)
+
+    @property
+    def asks(self) -> int:
+        """How many calls got ``ask``."""
+        return sum(1 for c in self.calls if c.verdict == "ask")
+
+
+class TaskApprover:
+    """A careful human: approves a call only if it is one of the user's task calls.
+
+    The task calls stand for what the user asked for (in a benchmark, the user
+    task's ground truth); anything else is refused.
+    """
+
+    name = "careful_human"
+
+    def __init__(self, task_calls: Collection[tuple[str, dict[str, Any]]]) -> None:
+        self.task_calls = list(task_calls)
+
+    def __call__(self, request: ApprovalRequest) -> bool:
+        """Approve iff the call equals a task call (same tool, same argument values)."""
+        call = request.call
+        return any(tool == call.tool and _same_args(args, call.args) for tool, args in self.task_calls)
+
+
+class ApproveAll:
+    """A rubber-stamp human: approves everything."""
+
+    name = "rubber_stamp"
+
+    def __call__(self, request: ApprovalRequest) -> bool:
+        """Always True."""
+        return True
+
+
+def approver_for(mode: AskMode, task_calls: Collection[tuple[str, dict[str, Any]]]) -> Approver | None:
+    """The approver standing for ``mode`` (None: autonomous, asks are not done)."""
+    if mode == "careful_human":
+        return TaskApprover(task_calls)
+    if mode == "rubber_stamp":
+        return ApproveAll()
+    return None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return _same_args(a, b)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    if a is None or b is None:
+        return a is b
+    return _same(a, b)
+
+
+def _same_args(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = {k for k, v in a.items() if v is not None} | {k for k, v in b.items() if v is not None}
+    return all(_same_value(a.get(k), b.get(k)) for k in keys)
+
+
+def propose(session: Session, step: Step, execute: Execute, approver: Approver | None, transcript: Transcript) -> str | None:
+    """Put one step through the guard; run it if allowed or approved. Returns its output."""
+    call = ToolCall(step.tool, dict(step.args))
+    started = time.perf_counter()
+    decision = session.check(call)
+    approved: bool | None = None
+    run_it = decision.verdict == "allow"
+    if decision.verdict == "ask" and approver is not None:
+        answer = approver(ApprovalRequest(session.id, call, decision))
+        approved = session.answer(call.id, answer, by=approver.name)
+        run_it = approved
+    transcript.guard_s += time.perf_counter() - started
+    reasons = tuple(r.rule for r in decision.reasons)
+    if not run_it:
+        transcript.calls.append(CallOutcome(step.tool, dict(step.args), decision.verdict, False, step.injected, approved, reasons=reasons))
+        return None
+    output, error = execute(step.tool, dict(step.args))
+    started = time.perf_counter()
+    session.record_result(call.id, output, error=error)
+    transcript.guard_s += time.perf_counter() - started
+    transcript.calls.append(CallOutcome(step.tool, dict(step.args), decision.verdict, True, step.injected, approved, error, reasons))
+    transcript.outputs.append(output)
+    return output
+
+
+class OracleAgent:
+    """Performs exactly the task's ground-truth calls: a utility upper bound."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps = list(steps)
+
+    def run(self, session: Session, execute: Execute, approver: Approver | None = None) -> Transcript:
+        """Propose every step in order."""
+        transcript = Transcript()
+        for step in self.steps:
+            propose(session, step, execute, approver, transcript)
+        return transcript
+
+
+class WorstCaseAgent:
+    """Does its task, and obeys the first injection it sees, completely.
+
+    ``injected(output)`` says whether a tool output carries the attacker's
+    instructions; ``attack()`` returns the attacker's calls at that moment (it is
+    called once, so the calls can depend on the state the agent has reached).
+    """
+
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        attack: Callable[[], Sequence[Step]],
+        injected: Callable[[str], bool],
+    ) -> None:
+        self.steps = list(steps)
+        self.attack = attack
+        self.injected = injected
+
+    def run(self, session: Session, execute: Execute, approver: Approver | None = None) -> Transcript:
+        """Propose the task's steps; after the first injected output, the attacker's, then the rest."""
+        transcript = Transcript()
+        obeyed = False
+        for step in self.steps:
+            output = propose(session, step, execute, approver, transcript)
+            if not obeyed and output is not None and self.injected(output):
+                obeyed = True
+                transcript.injected_after = len(transcript.calls) - 1
+                for evil in self.attack():
+                    propose(session, Step(evil.tool, dict(evil.args), evil.note, injected=True), execute, approver, transcript)
+        return transcript

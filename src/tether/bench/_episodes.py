@@ -1,0 +1,228 @@
+"""AgentDojo episodes under Tether: one user task, optionally one injection task, one agent.
+
+Every call the agent proposes goes through :meth:`Session.check`; a denied call
+is not executed, an ``ask`` is answered according to the ask mode. An episode is
+run in the autonomous mode first; only if it raised an ``ask`` is it run again
+for the careful and the rubber-stamp human (the runs are deterministic, so the
+other modes would be identical otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: ignore[import-untyped]
+from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime  # type: ignore[import-untyped]
+
+from tether.adapters.agentdojo._suites import SuiteData, load_suites, security_broken, utility_ok
+from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, Transcript, WorstCaseAgent, approver_for
+from tether.bench._scripted import Step
+from tether.errors import ConfigError
+from tether.policy._compiled import Policy
+from tether.session._guard import Guard
+
+AgentKind = Literal["oracle", "worst-case"]
+"""Which bounding agent runs the episode."""
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeSpec:
+    """What to run."""
+
+    suite: str
+    """Suite name."""
+    user_task: str
+    """User task id."""
+    injection_task: str | None
+    """Injection task id (None: a benign episode, default injection vectors)."""
+    agent: AgentKind
+    """The agent."""
+    scoped: bool = False
+    """Start the session with the task scope taken from the user task's ground truth."""
+    defended: bool = True
+    """False: the no-defense baseline (a policy that allows every tool)."""
+
+    @property
+    def key(self) -> str:
+        """A stable, unique name for sorting and joining."""
+        inj = self.injection_task or "-"
+        return f"{self.suite}/{self.user_task}/{inj}/{self.agent}/{'scoped' if self.scoped else 'unscoped'}/{'tether' if self.defended else 'none'}"
+
+
+@dataclass(slots=True)
+class ModeResult:
+    """The outcome of an episode under one ask mode."""
+
+    utility: bool
+    """The user task's utility check passed."""
+    attacked: bool | None
+    """The injection task's security check says the attack succeeded (None: benign episode)."""
+    asks: int
+    """Calls that got ``ask``."""
+    denied_task_calls: int
+    """Calls of the user's own task the guard denied."""
+    blocked_task_calls: int
+    """Calls of the user's own task that did not run (denied, or asked and not approved)."""
+    injection_seen: bool
+    """The agent saw the injection (worst-case agent obeyed it)."""
+    guard_s: float
+    """Seconds spent in the guard."""
+
+
+@dataclass(slots=True)
+class EpisodeResult:
+    """All ask modes of one episode (identical when it raised no ``ask``)."""
+
+    spec: EpisodeSpec
+    modes: dict[str, ModeResult] = field(default_factory=dict)
+    error: str | None = None
+    """Set when the episode crashed; the run goes on."""
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON form."""
+        return {"spec": asdict(self.spec), "modes": {k: asdict(v) for k, v in self.modes.items()}, "error": self.error, "wall_s": self.wall_s}
+
+
+def allow_all_policy(data: SuiteData) -> Policy:
+    """The no-defense baseline: every suite tool allowed, any arguments, output trusted."""
+    tools = "\n".join(f"  {t.name}: {{effect: read, output: trusted, additional_args: allow}}" for t in data.suite.tools)
+    return Policy.from_yaml(f"tether: 1\nname: no-defense-{data.name}\ntools:\n{tools}\n", source="<no-defense>")
+
+
+def load_policies(policy_dir: str | Path, suites: list[str]) -> dict[str, str]:
+    """Read ``<dir>/<suite>.yaml`` for each suite; a missing file is a clear error."""
+    root = Path(policy_dir)
+    if not root.is_dir():
+        raise ConfigError(f"policy directory {str(root)!r} does not exist")
+    texts: dict[str, str] = {}
+    for suite in suites:
+        path = root / f"{suite}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"policy directory {str(root)!r} has no policy for suite {suite!r} (expected {str(path)!r})")
+        texts[suite] = path.read_text(encoding="utf-8")
+        Policy.from_yaml(texts[suite], source=str(path))
+    return texts
+
+
+class BenchContext:
+    """Suites and compiled policies, built lazily once per process (and per Ray worker)."""
+
+    def __init__(self, policy_texts: dict[str, str], version: str = "v1.2") -> None:
+        self.policy_texts = dict(policy_texts)
+        self.version = version
+        self._data: dict[str, SuiteData] = {}
+        self._policies: dict[tuple[str, bool], Policy] = {}
+
+    def data(self, suite: str) -> SuiteData:
+        """The suite's data (loaded on first use)."""
+        found = self._data.get(suite)
+        if found is None:
+            found = self._data[suite] = SuiteData(load_suites([suite], self.version)[suite])
+        return found
+
+    def policy(self, suite: str, defended: bool = True) -> Policy:
+        """The suite's policy (or the allow-all baseline)."""
+        found = self._policies.get((suite, defended))
+        if found is None:
+            found = Policy.from_yaml(self.policy_texts[suite], source=f"{suite}.yaml") if defended else allow_all_policy(self.data(suite))
+            self._policies[(suite, defended)] = found
+        return found
+
+
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def _signature(text: str) -> str:
+    return _NOT_ALNUM.sub("", text.lower())
+
+
+def task_scope(policy: Policy, calls: list[FunctionCall]) -> dict[str, Any]:
+    """A perfect planner's scope: the write tools of the ground truth, and the values of
+    their arguments that choose a destination (those the policy requires to be trusted)."""
+    writes: dict[str, dict[str, list[Any]] | None] = {}
+    for call in calls:
+        tool = policy.tools.get(call.function)
+        if tool is None or tool.effect != "write":
+            continue
+        targets = [arg for arg, flow in tool.flows if flow.require_trusted]
+        entry = writes.setdefault(call.function, {} if targets else None)
+        if entry is None:
+            continue
+        for arg in targets:
+            value = call.args.get(arg)
+            values = value if isinstance(value, list) else [value]
+            entry.setdefault(arg, []).extend(v for v in values if v is not None)
+    return {"writes": writes}
+
+
+def run_episode(spec: EpisodeSpec, ctx: BenchContext) -> EpisodeResult:
+    """Run one episode in every ask mode it needs; a crash is recorded, not raised."""
+    started = time.perf_counter()
+    result = EpisodeResult(spec)
+    try:
+        first = _run_mode(spec, ctx, "autonomous")
+        result.modes["autonomous"] = first
+        for mode in ASK_MODES[1:]:
+            result.modes[mode] = first if first.asks == 0 else _run_mode(spec, ctx, mode)
+    except Exception as exc:
+        result.modes = {}
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult:
+    data = ctx.data(spec.suite)
+    policy = ctx.policy(spec.suite, spec.defended)
+    suite = data.suite
+    user_task = suite.get_user_task_by_id(spec.user_task)
+    injection_task = suite.get_injection_task_by_id(spec.injection_task) if spec.injection_task else None
+    injections = data.attack_injections(user_task, injection_task) if injection_task else {}
+    env = user_task.init_environment(data.environment(injections))
+    pre = env.model_copy(deep=True)
+    ground_truth = user_task.ground_truth(pre.model_copy(deep=True))
+    steps = [Step(c.function, dict(c.args)) for c in ground_truth]
+    runtime = FunctionsRuntime(suite.tools)
+
+    def execute(tool: str, args: dict[str, Any]) -> tuple[str, bool]:
+        output, error = runtime.run_function(env, tool, args)
+        return (error, True) if error is not None else (tool_result_to_str(output), False)
+
+    scope = task_scope(policy, ground_truth) if spec.scoped else None
+    session = Guard(policy).start_session(user_task.PROMPT, scope=scope, metadata={"episode": spec.key, "mode": mode})
+    approver = approver_for(mode, [(s.tool, s.args) for s in steps])
+    transcript: Transcript
+    if spec.agent == "worst-case" and injection_task is not None:
+        attack_task = injection_task
+        mark = _signature(attack_task.GOAL.split("\n")[0])[:80]
+        agent = WorstCaseAgent(
+            steps,
+            lambda: [Step(c.function, dict(c.args)) for c in data.injection_calls(attack_task, pre, env)],
+            lambda output: mark in _signature(output),
+        )
+        transcript = agent.run(session, execute, approver)
+    else:
+        transcript = OracleAgent(steps).run(session, execute, approver)
+    session.end()
+
+    output = user_task.GROUND_TRUTH_OUTPUT if transcript.task_complete else ""
+    if injection_task is not None and transcript.injected_after is not None and injection_task.GROUND_TRUTH_OUTPUT:
+        output = f"{output}\n{injection_task.GROUND_TRUTH_OUTPUT}".strip()
+    trace = [FunctionCall(function=c.tool, args=c.args) for c in transcript.calls if c.executed]
+    utility = utility_ok(user_task, output, pre, env, trace)
+    attacked = security_broken(injection_task, output, pre, env, trace) if injection_task is not None else None
+    task_calls = [c for c in transcript.calls if not c.injected]
+    return ModeResult(
+        utility=utility,
+        attacked=attacked,
+        asks=transcript.asks,
+        denied_task_calls=sum(1 for c in task_calls if c.verdict == "deny"),
+        blocked_task_calls=sum(1 for c in task_calls if not c.executed),
+        injection_seen=transcript.injected_after is not None,
+        guard_s=transcript.guard_s,
+    )

@@ -1,0 +1,136 @@
+"""Which episodes a bench run has, and the executors that run them (local or Ray).
+
+Both executors return results in the order of the episode list, so a local run
+and a Ray run of the same episodes give identical results (apart from timings).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from tether.adapters.agentdojo._suites import load_suites
+from tether.bench._episodes import AgentKind, BenchContext, EpisodeResult, EpisodeSpec, run_episode
+from tether.errors import ConfigError
+
+Executor = Literal["local", "ray"]
+"""Where episodes run."""
+Progress = Callable[[int], None]
+"""Called with the number of episodes just finished."""
+
+_BATCH = 16
+
+
+def episode_specs(
+    suites: Sequence[str],
+    agents: Sequence[AgentKind] = ("oracle", "worst-case"),
+    *,
+    scopes: Sequence[bool] = (False, True),
+    baseline: bool = True,
+    version: str = "v1.2",
+) -> list[EpisodeSpec]:
+    """Every benign user task and every (user, injection) pair, for each agent and scope.
+
+    The benign episodes are run with the oracle (the worst-case agent sees no
+    injection there, so it behaves the same). ``baseline`` adds the no-defense
+    worst-case run. Episodes of one pair are adjacent (they share an environment).
+    """
+    loaded = load_suites(list(suites), version)
+    specs: list[EpisodeSpec] = []
+    for name, suite in loaded.items():
+        for user_id in suite.user_tasks:
+            for scoped in scopes:
+                specs.append(EpisodeSpec(name, user_id, None, "oracle", scoped))
+            if baseline:
+                specs.append(EpisodeSpec(name, user_id, None, "oracle", False, defended=False))
+            for inj_id in suite.injection_tasks:
+                for agent in agents:
+                    for scoped in scopes:
+                        specs.append(EpisodeSpec(name, user_id, inj_id, agent, scoped))
+                if baseline:
+                    specs.append(EpisodeSpec(name, user_id, inj_id, "worst-case", False, defended=False))
+    return specs
+
+
+def run_local(specs: Sequence[EpisodeSpec], ctx: BenchContext, progress: Progress | None = None) -> list[EpisodeResult]:
+    """Run the episodes one after another in this process."""
+    results: list[EpisodeResult] = []
+    for spec in specs:
+        results.append(run_episode(spec, ctx))
+        if progress is not None:
+            progress(1)
+    return results
+
+
+_WORKER_CONTEXTS: dict[tuple[tuple[tuple[str, str], ...], str], BenchContext] = {}
+
+
+def _run_batch(policy_texts: dict[str, str], version: str, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
+    key = (tuple(sorted(policy_texts.items())), version)
+    ctx = _WORKER_CONTEXTS.get(key)
+    if ctx is None:
+        ctx = _WORKER_CONTEXTS[key] = BenchContext(policy_texts, version)
+    return [run_episode(spec, ctx) for spec in specs]
+
+
+def run_ray(
+    specs: Sequence[EpisodeSpec],
+    ctx: BenchContext,
+    progress: Progress | None = None,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+) -> list[EpisodeResult]:
+    """Run the episodes on a Ray cluster (a local one unless ``address`` is given).
+
+    Batches of adjacent episodes go to one task, so workers reuse environments.
+    """
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - ray is in the bench extra
+        raise ConfigError("the Ray executor needs ray: pip install 'tether[bench]'") from exc
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is not None:
+            kwargs["address"] = address
+        elif workers is not None:
+            kwargs["num_cpus"] = workers
+        ray.init(**kwargs)
+    try:
+        remote = ray.remote(num_cpus=1)(_run_batch)
+        batches = [list(specs[i : i + _BATCH]) for i in range(0, len(specs), _BATCH)]
+        pending = {remote.remote(ctx.policy_texts, ctx.version, batch): n for n, batch in enumerate(batches)}
+        done: dict[int, list[EpisodeResult]] = {}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                n = pending.pop(ref)
+                done[n] = ray.get(ref)
+                if progress is not None:
+                    progress(len(done[n]))
+        return [r for n in range(len(batches)) for r in done[n]]
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run(
+    specs: Sequence[EpisodeSpec],
+    ctx: BenchContext,
+    executor: Executor = "local",
+    progress: Progress | None = None,
+    *,
+    ray_address: str | None = None,
+    workers: int | None = None,
+) -> tuple[list[EpisodeResult], float]:
+    """Run the episodes; return the results (in order) and the wall time in seconds."""
+    started = time.perf_counter()
+    if executor == "ray":
+        results = run_ray(specs, ctx, progress, address=ray_address, workers=workers)
+    elif executor == "local":
+        results = run_local(specs, ctx, progress)
+    else:
+        raise ConfigError(f"unknown executor {executor!r}; use 'local' or 'ray'")
+    return results, time.perf_counter() - started

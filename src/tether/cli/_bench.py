@@ -1,0 +1,121 @@
+"""``tether bench agentdojo``: measure a policy set on AgentDojo with bounding agents."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tether.errors import TetherError
+
+_FLAWED = (
+    "travel/injection_task_6 asks the agent to praise a hotel in its answer: it makes no tool call, "
+    "so no tool guard can stop it; it is counted in 'asr' and left out of 'asr_tool_reachable'.",
+    "Traces passed to AgentDojo checks hold executed calls only; a denied or unapproved call is not in them.",
+    "The worst-case agent's answer is the user task's ground-truth output when all its calls ran, else empty, "
+    "plus the injection task's ground-truth output once it obeyed the injection.",
+)
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (no LLM: agents that bound what any model could do)."""
+
+
+@bench.command("agentdojo")
+@click.option("--suite", "suites", multiple=True, help="Suite(s) to run (default: all four).")
+@click.option("--agent", "agents", multiple=True, type=click.Choice(["oracle", "worst-case"]), help="Agent(s) (default: both).")
+@click.option("--policy", "policy_dir", default="policies/agentdojo", show_default=True, type=click.Path(file_okay=False), help="Directory with <suite>.yaml policies.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--ray-address", default=None, help="Address of an existing Ray cluster (default: start a local one).")
+@click.option("--workers", type=int, default=None, help="CPUs for a local Ray cluster.")
+@click.option("--scope", "scope", type=click.Choice(["both", "off", "on"]), default="both", show_default=True, help="Run without and/or with the ground-truth task scope.")
+@click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also run the no-defense worst-case baseline.")
+@click.option("--benchmark-version", "version", default="v1.2", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="Write the HTML report here (default: next to --json).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def agentdojo(
+    suites: tuple[str, ...],
+    agents: tuple[str, ...],
+    policy_dir: str,
+    executor: str,
+    ray_address: str | None,
+    workers: int | None,
+    scope: str,
+    baseline: bool,
+    version: str,
+    json_path: str | None,
+    html_path: str | None,
+    progress: bool,
+) -> None:
+    """Run every user task and every (user, injection) pair of AgentDojo under Tether."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from tether.adapters.agentdojo._suites import SUITE_NAMES, load_suites
+    from tether.bench._episodes import BenchContext, load_policies
+    from tether.bench._metrics import baseline as baseline_metrics
+    from tether.bench._metrics import summarize
+    from tether.bench._report import write_html, write_json
+    from tether.bench._runner import episode_specs, run
+
+    console = Console(stderr=True)
+    try:
+        names = list(suites) or list(SUITE_NAMES)
+        load_suites(names, version)
+        texts = load_policies(policy_dir, names)
+        ctx = BenchContext(texts, version)
+        scopes = {"both": (False, True), "off": (False,), "on": (True,)}[scope]
+        chosen: Any = tuple(agents) or ("oracle", "worst-case")
+        specs = episode_specs(names, chosen, scopes=scopes, baseline=baseline, version=version)
+        with Progress(console=console, disable=not progress, transient=True) as bar:
+            task = bar.add_task(f"AgentDojo {version} ({executor})", total=len(specs))
+            results, wall = run(specs, ctx, executor, lambda n: bar.advance(task, n), ray_address=ray_address, workers=workers)  # type: ignore[arg-type]
+        unreachable = {(n, i) for n in names for i, t in ctx.data(n).suite.injection_tasks.items() if not ctx.data(n).tool_reachable(t)}
+    except TetherError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    report: dict[str, Any] = summarize(results, scoped=False, unreachable=unreachable) if False in scopes else {}
+    if True in scopes:
+        report["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable)
+    if baseline:
+        report["baseline"] = baseline_metrics(results)
+    guard_s = sum(m.guard_s for r in results for m in {id(v): v for v in r.modes.values()}.values())
+    report.update(
+        version=version,
+        agents=list(chosen),
+        executor=executor,
+        episodes=len(results),
+        errors=[{"episode": r.spec.key, "error": r.error} for r in results if r.error],
+        policy_hash={n: ctx.policy(n).hash for n in names},
+        timing={"wall_s": round(wall, 3), "guard_s": round(guard_s, 3), "guard_share": round(guard_s / wall, 4) if wall else None},
+        notes=list(_FLAWED),
+        generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    _print_table(console, report, Table)
+    if json_path:
+        write_json(report, json_path)
+    if html_path or json_path:
+        write_html(report, html_path or str(Path(json_path or "report.json").with_suffix(".html")))
+
+
+def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    table = table_cls(title="Tether on AgentDojo (no task scope); % as autonomous / careful / rubber-stamp")
+    for col in ("suite", "benign utility", "utility under attack", "ASR", "ASR tool-reachable", "asks/task", "pairs"):
+        table.add_column(col)
+    for suite in ("banking", "slack", "travel", "workspace", "overall"):
+        m = report.get(suite)
+        if m is None:
+            continue
+        cells = [" / ".join(pct(m[k][mode]) for mode in ("autonomous", "careful_human", "rubber_stamp")) for k in ("benign_utility", "utility_under_attack", "asr", "asr_tool_reachable")]
+        table.add_row(suite, *cells, "-" if m["asks_per_task"] is None else f"{m['asks_per_task']:.2f}", str(m["pairs"]))
+    console.print(table)
+    t = report["timing"]
+    console.print(f"{report['episodes']} episodes in {t['wall_s']:.1f} s; Tether's share (checks + recording): {t['guard_s']:.1f} s")
