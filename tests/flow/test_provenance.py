@@ -44,14 +44,41 @@ def test_normalised_match() -> None:
         assert m.found and m.label == UNTRUSTED, variant
 
 
-def test_meet_of_sources() -> None:
+def test_trusted_sources_take_precedence() -> None:
     idx = make()
     idx.add("Reminder: rent goes to GB29NWBK60161331926819", UNTRUSTED, "email-2")
     assert idx.lookup("GB29NWBK60161331926819").label == TRUSTED
-    # A value in a secret source and in public untrusted data reveals nothing secret.
+
+
+def test_untrusted_data_cannot_declassify() -> None:
+    idx = make()
+    # The attacker repeats the secret (or enumerates every candidate): it stays secret.
     idx.add("the key starts with AAAAB3NzaC1yc2EAAAADAQABAAABAQC7", UNTRUSTED, "web")
-    m = idx.lookup("AAAAB3NzaC1yc2EAAAADAQABAAABAQC7")
-    assert m.label == TRUSTED  # meet(trusted+secret, untrusted) = trusted, no tags
+    assert idx.lookup("AAAAB3NzaC1yc2EAAAADAQABAAABAQC7").label == SECRET
+    idx.add("PIN 4711", SECRET, "vault")
+    idx.add(" ".join(f"{n:04d}" for n in range(10_000)), UNTRUSTED, "spam")
+    assert idx.lookup("4711").label == SECRET
+
+
+def test_trusted_public_data_declassifies() -> None:
+    idx = make()
+    idx.add("my public key: AAAAB3NzaC1yc2EAAAADAQABAAABAQC7", TRUSTED, "profile")
+    assert idx.lookup("AAAAB3NzaC1yc2EAAAADAQABAAABAQC7").label == TRUSTED
+
+
+def test_untrusted_tags_join() -> None:
+    idx = ProvenanceIndex()
+    idx.add("call 555-0100-2233 now", label("untrusted", ["pii"]), "a")
+    idx.add("call 555-0100-2233 now", UNTRUSTED, "b")
+    assert idx.lookup("555-0100-2233").label == label("untrusted", ["pii"])
+    assert idx.lookup("call 555-0100-2233").label == label("untrusted", ["pii"])
+
+
+def test_numbers_match_whole_words_only() -> None:
+    idx = ProvenanceIndex()
+    idx.add("account 9876543210123456", TRUSTED, "task")
+    assert not idx.lookup("54321012", whole_word=True).found
+    assert idx.lookup("9876543210123456", whole_word=True).found
 
 
 def test_secret_value() -> None:

@@ -3,10 +3,18 @@
 Every text a session has seen (the trusted task, policy constants, each tool
 output) is added as a *source* with its label and the id of the event that
 recorded it. ``lookup(value)`` finds the sources whose normalised text contains
-the normalised value, and returns the *meet* of their labels: a value that the
-user also wrote is trusted even if an email repeats it, and a value that also
-appears in public data reveals nothing secret. A value found nowhere was produced
-by the model and gets the session's context label (the caller decides that).
+the normalised value and combines their labels:
+
+* if any **trusted** source contains it, the value is trusted, with the *meet*
+  (intersection) of those trusted sources' tags: a value the user also wrote is
+  the user's, and a value that appears in the user's own public data reveals
+  nothing secret;
+* otherwise it is untrusted, with the *join* (union) of the tags of the
+  untrusted sources: attacker-writable data can neither vouch for a value nor
+  declassify it (an email listing every 4-digit number does not make a PIN public).
+
+A value found nowhere was produced by the model and gets the session's context
+label (the caller decides that).
 
 Index layout (lookup cost depends on the value's length, never on the history):
 
@@ -23,7 +31,9 @@ Index layout (lookup cost depends on the value's length, never on the history):
 
 Both structures are bounded: posting lists stop growing at ``MAX_POSTINGS``
 entries and a lookup verifies at most ``MAX_VERIFY`` candidates. Hitting either
-bound can only make an answer more conservative (a higher label), never lower.
+bound can only make an answer more conservative: a missed trusted source could
+only have lowered the label, and when only untrusted sources were found the
+result says ``complete=False`` so the caller joins in the context label.
 """
 
 from __future__ import annotations
@@ -62,7 +72,7 @@ class Match:
     found: bool
     """Whether any source contains the value."""
     label: Label
-    """Meet of the labels of the matching sources (``TRUSTED`` when not found)."""
+    """Combined label of the matching sources (see the module docstring; ``TRUSTED`` when not found)."""
     sources: tuple[str, ...]
     """Event ids of the matching sources that carry the reported label (at most 8)."""
     complete: bool = True
@@ -70,6 +80,17 @@ class Match:
 
 
 NOT_FOUND = Match(found=False, label=TRUSTED, sources=())
+
+
+def combine(a: Label, b: Label) -> Label:
+    """The label of a value found in sources labelled ``a`` and ``b`` (module docstring)."""
+    if a.untrusted and b.untrusted:
+        return a.join(b)
+    if a.untrusted:
+        return b
+    if b.untrusted:
+        return a
+    return a.meet(b)
 
 
 class ProvenanceIndex:
@@ -118,21 +139,24 @@ class ProvenanceIndex:
             seen = tokens.get(token)
             if seen is None:
                 tokens[token] = Match(found=True, label=label, sources=(event_id,))
-            elif not seen.label <= label:
-                # A lower label for this token: the meet drops; keep the sources that carry it.
-                meet = seen.label.meet(label)
-                ids = (event_id,) if meet == label else (*seen.sources, event_id)[:8]
-                tokens[token] = Match(found=True, label=meet, sources=ids)
+            else:
+                combined = combine(seen.label, label)
+                if combined != seen.label:
+                    keep = seen.sources if combined.untrusted or not seen.label.untrusted else ()
+                    tokens[token] = Match(found=True, label=combined, sources=(*keep, event_id)[:8])
 
-    def lookup(self, value: str) -> Match:
-        """Find the sources containing ``value`` (after normalisation)."""
+    def lookup(self, value: str, *, whole_word: bool = False) -> Match:
+        """Find the sources containing ``value`` (after normalisation).
+
+        ``whole_word=True`` (used for numbers) only accepts matches of a whole word.
+        """
         norm = normalize(value)
         if not norm:
             return NOT_FOUND
         token = self._tokens.get(norm)
         if token is not None and token.label == TRUSTED:
             return token  # the bottom of the lattice: no other source can lower it
-        if len(norm) >= MIN_GRAM_VALUE:
+        if len(norm) >= MIN_GRAM_VALUE and not whole_word:
             return self._lookup_grams(norm)
         if token is None:
             trimmed = norm.strip(_TOKEN_TRIM)
@@ -144,19 +168,19 @@ class ProvenanceIndex:
         texts = self._texts
         labels = self._labels
         length = len(norm)
-        best: Label | None = None
+        trusted_meet: Label | None = None  # meet over trusted sources found
+        untrusted_join: Label | None = None  # join over untrusted sources found
         hits: list[int] = []
         verified = 0
         complete = True
         for residue in range(STEP):
-            # The rarest gram among the offsets of this alignment.
+            # The rarest gram among (a bounded number of) the offsets of this alignment.
             chosen: list[int] | None = None
             chosen_offset = 0
             for offset in range(residue, min(length - K + 1, residue + STEP * MAX_ANCHORS), STEP):
                 postings = grams.get(norm[offset : offset + K])
                 if postings is None:
                     chosen = None
-                    chosen_offset = -1
                     break
                 if chosen is None or len(postings) < len(chosen):
                     chosen = postings
@@ -168,8 +192,11 @@ class ProvenanceIndex:
             for entry in chosen:
                 src = entry >> _POS_BITS
                 lab = labels[src]
-                if best is not None and best <= lab:
-                    continue  # cannot lower the result
+                if lab.untrusted:
+                    if trusted_meet is not None or (untrusted_join is not None and lab <= untrusted_join):
+                        continue  # cannot change the result
+                elif trusted_meet is not None and trusted_meet <= lab:
+                    continue
                 start = (entry & _POS_MASK) - chosen_offset
                 if start < 0:
                     continue
@@ -178,18 +205,21 @@ class ProvenanceIndex:
                     complete = False
                     break
                 if texts[src].startswith(norm, start):
-                    best = lab if best is None else best.meet(lab)
                     hits.append(src)
-                    if best == TRUSTED:
-                        break
-            if best == TRUSTED or verified > MAX_VERIFY:
+                    if lab.untrusted:
+                        untrusted_join = lab if untrusted_join is None else untrusted_join.join(lab)
+                    else:
+                        trusted_meet = lab if trusted_meet is None else trusted_meet.meet(lab)
+                        if trusted_meet == TRUSTED:
+                            break
+            if trusted_meet == TRUSTED or verified > MAX_VERIFY:
                 break
+        best = trusted_meet if trusted_meet is not None else untrusted_join
         if best is None:
             return Match(found=False, label=TRUSTED, sources=(), complete=complete)
-        ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits if labels[s] == best))
-        if not ids:
-            ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits))
-        return Match(found=True, label=best, sources=ids[:8], complete=complete)
+        want_untrusted = trusted_meet is None
+        ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits if labels[s].untrusted == want_untrusted))
+        return Match(found=True, label=best, sources=ids[:8], complete=complete or trusted_meet is not None)
 
     def digest(self) -> tuple[tuple[str, str, str], ...]:
         """A comparable summary of the indexed sources (for crash/resume checks)."""

@@ -13,7 +13,7 @@ from tether.flow._labels import Label, label
 from tether.policy import _matchers as m
 from tether.policy._conditions import Predicate, compile_condition
 from tether.policy._loader import parse_policy_text, policy_hash, read_policy_file
-from tether.policy._schema import ArgSpec, Effect, FlowRule, PolicySpec, RuleSpec
+from tether.policy._schema import ArgSpec, Effect, FlowRule, PolicySpec, RuleSpec, compile_pattern
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -162,8 +162,10 @@ def _compile_tool(name: str, tool: Any, paths: m.Paths, source: str) -> Compiled
         if tool.spend not in args:
             raise PolicyError(f"'spend' names argument {tool.spend!r}, which the tool does not declare", source=source, rule_path=f"{base}.spend")
         types = args[tool.spend].types
-        if types is not None and not set(types) & {"number", "integer"}:
-            raise PolicyError(f"'spend' argument {tool.spend!r} must be a number", source=source, rule_path=f"{base}.spend")
+        if types is None or not set(types) <= {"number", "integer"}:
+            raise PolicyError(
+                f"'spend' argument {tool.spend!r} must declare type number or integer (and nothing else)", source=source, rule_path=f"{base}.spend"
+            )
     compiled = CompiledTool(
         name=name,
         effect=tool.effect,
@@ -211,7 +213,7 @@ def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, paths: 
         enum=list(spec.enum) if spec.enum is not None else None,
         has_const=has_const,
         const=spec.const,
-        regex=re.compile(spec.pattern) if spec.pattern is not None else None,
+        regex=compile_pattern(spec.pattern) if spec.pattern is not None else None,
         min_len=spec.minLength,
         max_len=spec.maxLength,
         minimum=spec.minimum,
@@ -261,7 +263,7 @@ def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths) -> s
         return f"{where} is {value!r}, which is not a finite number"
     if spec.types is not None and not _type_ok(value, spec.types):
         return f"{where} must be {' or '.join(spec.types)}, got {type_name(value)}"
-    if spec.has_const and value != spec.const:
+    if spec.has_const and not _same_json(value, spec.const):
         return f"{where} must equal {spec.const!r}"
     if spec.enum is not None and not any(_same_json(value, e) for e in spec.enum):
         return f"{where} must be one of {spec.enum!r}, got {_short(value)}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -11,7 +10,7 @@ from tether.errors import PolicyError
 from tether.flow._labels import Label
 from tether.flow._normalize import normalize
 from tether.policy import _matchers as m
-from tether.policy._schema import Condition, Effect
+from tether.policy._schema import Condition, Effect, compile_pattern
 
 
 class LeafProvenance(Protocol):
@@ -112,7 +111,7 @@ def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | No
         options = list(cond.in_)
         tests.append(lambda leaves: bool(leaves) and all(any(_same(leaf.value, o) for o in options) for leaf in leaves))
     if cond.pattern is not None:
-        regex = re.compile(cond.pattern)
+        regex = compile_pattern(cond.pattern)
         tests.append(lambda leaves: (s := strings(leaves)) is not None and all(regex.search(v) for v in s))
     for field, fn in (
         ("path_under", m.path_under),

@@ -23,10 +23,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a JSON Schema ``pattern`` with ECMA-262 anchors: ``$`` is the end of input.
+
+    (Python's ``$`` also matches before a final newline, which would let
+    ``"value\\n"`` through ``^value$``.)
+    """
+    out: list[str] = []
+    i = 0
+    in_class = False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            ch = r"\Z"
+        out.append(ch)
+        i += 1
+    return re.compile("".join(out))
+
+
 def _check_regex(value: str | None) -> str | None:
     if value is not None:
         try:
-            re.compile(value)
+            compile_pattern(value)
         except re.error as exc:
             raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
     return value
@@ -166,7 +192,8 @@ class ArgSpec(_Strict):
         if self.enum is not None and len(self.enum) == 0:
             raise ValueError("'enum' is empty: no value could ever pass")
         if self.enum is not None and self.pattern is not None:
-            bad = [v for v in self.enum if isinstance(v, str) and not re.search(self.pattern, v)]
+            regex = compile_pattern(self.pattern)
+            bad = [v for v in self.enum if isinstance(v, str) and not regex.search(v)]
             if bad:
                 raise ValueError(f"enum value(s) {bad!r} can never match pattern {self.pattern!r}")
         return self

@@ -35,6 +35,7 @@ class Leaf:
 def _walk(value: Any, path: str, out: list[tuple[str, Any]], depth: int = 0) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
+            out.append((f"{path}{{{k}}}", k))  # keys are data too
             _walk(v, f"{path}.{k}", out, depth + 1)
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
@@ -81,11 +82,14 @@ class CheckView:
 
     def _leaf(self, path: str, value: Any) -> Leaf:
         kind = type(value)
-        if kind is str or kind is int or kind is float:
-            match = self._state.index.lookup(value if kind is str else number_text(value))
-            if match.found:
-                return Leaf(path, value, match.label, True, match.sources)
         state = self._state
+        if kind is str or kind is int or kind is float:
+            match = state.index.lookup(value) if kind is str else state.index.lookup(number_text(value), whole_word=True)
+            if match.found:
+                lab = match.label
+                if not match.complete and lab.untrusted:
+                    lab = lab.join(state.context)  # a bound cut the search short: assume the worst
+                return Leaf(path, value, lab, True, match.sources)
         return Leaf(path, value, state.context, False, tuple(state.context_sources[:8]))
 
     def any_arg_untrusted(self) -> bool:
@@ -134,7 +138,11 @@ def check_shape(args: Any, max_bytes: int, max_depth: int) -> str | None:
             if not math.isfinite(value):
                 return f"arguments contain {value!r}, which is not a finite number"
             total += 8
-        elif value is None or isinstance(value, bool | int):
+        elif value is None or isinstance(value, bool):
+            total += 8
+        elif isinstance(value, int):
+            if not -(1 << 63) <= value < (1 << 64):
+                return "arguments contain an integer outside the 64-bit range"
             total += 8
         else:
             return f"arguments contain a {type(value).__name__}, which is not JSON data"
@@ -259,7 +267,9 @@ def _check_budgets(policy: Policy, state: SessionState, tool: CompiledTool, args
         denials.append(Reason("budget", f"tools.{tool.name}.budget.max_calls", f"budget of {tool.max_calls} call(s) to {tool.name!r} is used up"))
     if tool.spend_arg is not None:
         amount = args.get(tool.spend_arg)
-        if isinstance(amount, int | float) and not isinstance(amount, bool):
+        if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | float)):
+            denials.append(Reason("budget", f"tools.{tool.name}.spend", f"spend argument {tool.spend_arg!r} must be a number", arg=tool.spend_arg))
+        elif isinstance(amount, int | float):
             if amount < 0:
                 denials.append(Reason("budget", f"tools.{tool.name}.spend", f"negative spend {amount!r} is not allowed", arg=tool.spend_arg))
             elif budgets.max_spend is not None and state.spend + amount > budgets.max_spend:

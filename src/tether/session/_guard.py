@@ -13,7 +13,8 @@ from tether._decision import Decision, Reason, ToolCall, Verdict, new_id
 from tether.errors import SessionError, StoreError
 from tether.flow._labels import TRUSTED, UNTRUSTED, Label
 from tether.policy._compiled import Policy
-from tether.session._engine import CheckView, decide
+from tether.session._engine import decide
+from tether.session._labelling import result_label
 from tether.session._state import ApprovalStatus, SessionState
 from tether.store._chain import EventStore, StoredEvent
 from tether.store._events import (
@@ -182,13 +183,21 @@ class Session:
             call = ToolCall(call, args if args is not None else {})
         with self._lock:
             now = self.guard.clock()
+            refusal: Reason | None = None
             try:
                 safe = jsonsafe(call.args)
                 digest = call_hash(str(call.tool), safe)
-            except Exception as exc:
+            except Exception as exc:  # fail closed: what cannot be logged does not run
                 safe, digest = {"$unloggable": repr(exc)[:200]}, "sha256:unloggable"
+                refusal = Reason("malformed", "limits", f"arguments cannot be logged faithfully ({type(exc).__name__}); denied")
+            if not isinstance(call.id, str) or not call.id or call.id in self.state.calls:
+                # Never let a new call take over an earlier one's record (and its approval).
+                refusal = Reason("malformed", "call_id", f"call id {call.id!r} was already used in this session (or is empty); denied")
+                call = ToolCall(call.tool, call.args, new_id())
             if self._broken is not None:
-                decision = Decision("deny", call.id, str(call.tool), (Reason("error", "store", self._broken),), digest, self.guard.policy.hash)
+                refusal = Reason("error", "store", self._broken)
+            if refusal is not None:
+                decision = Decision("deny", call.id, str(call.tool), (refusal,), digest, self.guard.policy.hash)
             else:
                 decision = decide(self.guard.policy, self.state, call, digest, now)
                 decision = self._detect(call, decision)
@@ -234,31 +243,22 @@ class Session:
                 decision = decision.tighten(finding.verdict, Reason("detector", detector.name, finding.message))
         return decision
 
-    def output_label(self, call_id: str) -> Label:
-        """The label the policy gives to the output of a recorded call."""
+    def output_label(self, call_id: str, text: str = "", *, error: bool = False) -> Label:
+        """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors)."""
         rec = self.state.calls.get(call_id)
         if rec is None:
             return UNTRUSTED
-        tool = self.guard.policy.tools.get(rec.tool)
-        if tool is None:
-            return UNTRUSTED
-        result = tool.output_label
-        if tool.label_rules and isinstance(rec.args, dict):
-            view = CheckView(self.state, tool, rec.args)
-            for pred, lab in tool.label_rules:
-                if pred(view):
-                    result = result.join(lab)
-        return result
+        return result_label(self.guard.policy, self.state, rec.tool, rec.args, text, error=error)
 
     def record_result(self, call_id: str, output: Any, *, error: bool = False) -> Label:
         """Record what a tool returned: label it, index it, log it. Returns the label."""
         with self._lock:
-            lab = self.output_label(call_id)
             text = clean_text(output_text(output))
             if len(text) > MAX_OUTPUT_CHARS:
                 # Beyond the cap nothing is indexed: values from there count as not found
                 # (context label), which is the conservative side.
                 text = text[:MAX_OUTPUT_CHARS] + f"\n[tether: output truncated from {len(text)} characters]"
+            lab = self.output_label(call_id, text, error=error)
             event = ResultRecorded(session_id=self.id, time=self.guard.clock(), call_id=call_id, output=text, label=lab.to_json(), error=error)
             try:
                 self._commit([event])

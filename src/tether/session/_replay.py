@@ -15,7 +15,8 @@ from tether._decision import Decision, ToolCall
 from tether.errors import SessionError
 from tether.flow._labels import UNTRUSTED, Label
 from tether.policy._compiled import Policy
-from tether.session._engine import CheckView, decide
+from tether.session._engine import decide
+from tether.session._labelling import result_label
 from tether.session._state import SessionState
 from tether.store._chain import EventStore
 from tether.store._events import CallProposed, DecisionMade, ResultRecorded, SessionStarted
@@ -41,18 +42,11 @@ class ReplayReport:
     changes: tuple[ReplayChange, ...]
 
 
-def _relabel(policy: Policy, state: SessionState, call_id: str) -> Label:
-    rec = state.calls.get(call_id)
-    tool = policy.tools.get(rec.tool) if rec else None
-    if rec is None or tool is None:
+def _relabel(policy: Policy, state: SessionState, event: ResultRecorded) -> Label:
+    rec = state.calls.get(event.call_id)
+    if rec is None:
         return UNTRUSTED
-    result = tool.output_label
-    if tool.label_rules and isinstance(rec.args, dict):
-        view = CheckView(state, tool, rec.args)
-        for pred, lab in tool.label_rules:
-            if pred(view):
-                result = result.join(lab)
-    return result
+    return result_label(policy, state, rec.tool, rec.args, event.output, error=event.error)
 
 
 def replay_session(store: EventStore, session_id: str, policy: Policy) -> Iterator[tuple[str, str, str, Decision]]:
@@ -77,7 +71,7 @@ def replay_session(store: EventStore, session_id: str, policy: Policy) -> Iterat
                 new = decide(policy, state, ToolCall(proposed.tool, args, proposed.call_id), proposed.call_hash, event.time)
                 yield proposed.call_id, proposed.tool, event.verdict, new
         elif isinstance(event, ResultRecorded):
-            event = event.model_copy(update={"label": _relabel(policy, state, event.call_id).to_json()})
+            event = event.model_copy(update={"label": _relabel(policy, state, event).to_json()})
         state.apply(event, policy)
 
 

@@ -121,7 +121,9 @@ def verify_rows(rows: Iterable[tuple[str, int, bytes, str, str]], heads: dict[st
             expect_seq = 1
             prev = GENESIS
         count += 1
-        body = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
+        if not isinstance(body, bytes | bytearray | memoryview):
+            return VerifyReport(sessions, count, VerifyProblem(session_id, seq, None, f"stored body is a {type(body).__name__}, not bytes (the row was rewritten)"))
+        body = bytes(body)
         if seq != expect_seq:
             what = "missing" if seq > expect_seq else "out of order"
             return VerifyReport(sessions, count, VerifyProblem(session_id, expect_seq, None, f"event {expect_seq} is {what} (found seq {seq})"))

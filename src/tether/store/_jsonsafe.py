@@ -38,7 +38,8 @@ def jsonsafe(value: Any, max_depth: int = 64) -> Any:
 def _convert(value: Any, depth: int, seen: set[int]) -> Any:
     if value is None or isinstance(value, bool | int):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > (1 << 63):
-            return {"$int": str(value)}
+            digits = str(value) if value.bit_length() < 8000 else f"{value.bit_length()}-bit integer"
+            return {"$int": digits}
         return value
     if isinstance(value, float):
         if math.isfinite(value):

@@ -108,7 +108,9 @@ class SQLiteStore:
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read event store {self.path!r}: {exc}") from exc
-        return [StoredEvent(session_id, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+        if any(not isinstance(r[1], bytes) for r in rows):
+            raise StoreError(f"session {session_id!r} has an event body that is not bytes (the row was rewritten); run 'tether audit verify'")
+        return [StoredEvent(session_id, r[0], r[1], r[2], r[3]) for r in rows]
 
     def sessions(self) -> list[SessionSummary]:
         """Every session, oldest first."""

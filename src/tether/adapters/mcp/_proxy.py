@@ -95,6 +95,7 @@ class GuardedProxy:
         """Which tools the server listed and which definitions are pinned (its detector sits in the guard)."""
         self.config = config or ProxyConfig()
         self._log = log
+        self._described: set[str] = set()
 
     async def refresh_tools(self) -> list[types.Tool]:
         """List the upstream tools, compare them with the pins, return those the client may see."""
@@ -103,7 +104,13 @@ class GuardedProxy:
         held = sorted({t.name for t in tools} - visible)
         if held:
             self._say(f"tool definition(s) held until a human approves them (tether mcp pins list): {', '.join(held)}")
-        return [t for t in tools if t.name in visible]
+        shown = [t for t in tools if t.name in visible]
+        # The model reads these descriptions: they are server-written text, so untrusted data.
+        text = "\n".join(f"{t.name}: {t.description or ''} {json.dumps(t.input_schema, sort_keys=True)}" for t in shown)
+        if text and text not in self._described:
+            self._described.add(text)
+            self.session.add_source(text, label=UNTRUSTED, origin="mcp tool descriptions")
+        return shown
 
     # ------------------------------------------------------------ tools/call
 
