@@ -63,6 +63,8 @@ class CompiledArg:
     url_host_in: list[str] | None
     email_domain_in: list[str] | None
     flow: CompiledFlow | None
+    item_rule: CompiledArg | None = None
+    """For arrays with semantic matchers: ``items`` plus those matchers, built once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,13 @@ def _compile_flow(flow: FlowRule, path: str, known: set[str], source: str, paths
 
 
 def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, paths: m.Paths) -> CompiledArg:
+    compiled = _compile_arg_fields(spec, path, known, source, paths)
+    if compiled.path_under is not None or compiled.url_host_in is not None or compiled.email_domain_in is not None:
+        compiled.item_rule = _with_matchers(compiled.items or _MATCH_ONLY, compiled)
+    return compiled
+
+
+def _compile_arg_fields(spec: ArgSpec, path: str, known: set[str], source: str, paths: m.Paths) -> CompiledArg:
     types: tuple[str, ...] | None
     if spec.type is None:
         types = None
@@ -294,10 +303,9 @@ def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths) -> s
             return f"{where} has fewer than {spec.min_items} items"
         if spec.max_items is not None and len(value) > spec.max_items:
             return f"{where} has more than {spec.max_items} items"
-        if spec.path_under is not None or spec.url_host_in is not None or spec.email_domain_in is not None:
-            item_rule = spec.items or _MATCH_ONLY
+        if spec.item_rule is not None:
             for i, item in enumerate(value):
-                err = validate_arg(_with_matchers(item_rule, spec), item, f"{where}[{i}]", paths)
+                err = validate_arg(spec.item_rule, item, f"{where}[{i}]", paths)
                 if err:
                     return err
         elif spec.items is not None:
