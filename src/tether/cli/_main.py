@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from tether import __version__
@@ -12,8 +14,26 @@ from tether.cli._demo import demo
 from tether.cli._mcp import mcp
 from tether.cli._policy import policy
 
+# Optional dependencies and the extra that installs them.
+_EXTRAS = {"agentdojo": "bench", "ray": "bench", "mcp": "mcp", "anyio": "mcp", "jsonschema": "mcp", "cedarpy": "dev"}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Main(click.Group):
+    """The root group: a missing optional dependency is a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImportError as exc:
+            name = (getattr(exc, "name", None) or "").split(".")[0]
+            extra = _EXTRAS.get(name)
+            if extra is None:
+                raise
+            click.echo(f"error: this command needs the optional package {name!r}: pip install 'tether-guard[{extra}]'", err=True)
+            raise SystemExit(2) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tether")
 def main() -> None:
     """Tether: a deterministic safety layer for AI agents' tool calls."""

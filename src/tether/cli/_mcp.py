@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import anyio
 import click
 from rich.markup import escape
 
@@ -96,6 +95,8 @@ def run_cmd(
     )
     config = ProxyConfig(call_timeout_s=call_timeout, elicit=not no_elicit)
     try:
+        import anyio
+
         anyio.run(serve, policy, store, upstream, options, config)
     except (ConfigError, SessionError) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
@@ -120,6 +121,8 @@ def policy_init_cmd(url: str | None, name: str | None, default: str, output: str
         async with connect(upstream) as client:
             init = client.initialize_result
             return (init.server_info.name if init is not None else "mcp-server"), await list_all_tools(client)
+
+    import anyio
 
     server_name, tools = anyio.run(fetch)
     text = starting_policy(name or server_name, tools, default="deny" if default == "deny" else "ask", source=upstream.describe())
