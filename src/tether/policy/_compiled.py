@@ -92,6 +92,10 @@ class CompiledTool:
     max_calls: int | None
     spend_arg: str | None
     flows: list[tuple[str, CompiledFlow]] = field(default_factory=list)
+    deny_all: tuple[CompiledRule, ...] = ()
+    """This tool's deny rules, then the policy-wide ones."""
+    ask_all: tuple[CompiledRule, ...] = ()
+    """This tool's ask rules, then the policy-wide ones."""
 
 
 class Policy:
@@ -117,6 +121,9 @@ class Policy:
         self.deny_rules = [_compile_rule(r, f"deny[{i}]", None, source, self.paths) for i, r in enumerate(spec.deny)]
         self.ask_rules = [_compile_rule(r, f"ask[{i}]", None, source, self.paths) for i, r in enumerate(spec.ask)]
         self._rate_cache: dict[str, list[tuple[str, int, float]]] = {}
+        for compiled in self.tools.values():
+            compiled.deny_all = (*compiled.deny, *self.deny_rules)
+            compiled.ask_all = (*compiled.ask, *self.ask_rules)
         self.rates = [
             (f"rates[{i}]", tuple(r.tools), r.max, r.window_s) for i, r in enumerate(spec.rates)
         ]

@@ -109,6 +109,30 @@ def check_shape(args: Any, max_bytes: int, max_depth: int) -> str | None:
     """Reject arguments that are not plain JSON-like data of bounded size and depth."""
     if not isinstance(args, dict):
         return f"arguments must be an object, got {type(args).__name__}"
+    # Fast path: a flat object of ASCII strings and small numbers (most calls).
+    total = 0
+    for k, v in args.items():
+        kind = type(v)
+        if type(k) is not str:
+            break
+        if kind is str:
+            if not v.isascii():
+                break
+            total += len(k) + len(v)
+        elif kind is int:
+            if not -(1 << 63) <= v < (1 << 64):
+                break
+            total += len(k) + 8
+        elif v is None or kind is bool or (kind is float and math.isfinite(v)):
+            total += len(k) + 8
+        else:
+            break
+    else:
+        return None if total <= max_bytes else f"arguments are larger than {max_bytes} characters"
+    return _check_shape_walk(args, max_bytes, max_depth)
+
+
+def _check_shape_walk(args: dict[str, Any], max_bytes: int, max_depth: int) -> str | None:
     total = 0
     stack: list[tuple[Any, int]] = [(args, 0)]
     while stack:
@@ -203,7 +227,7 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     if state.scope is not None and tool.effect == "write":
         _check_scope(state.scope, tool, args, denials)
 
-    for rule in (*tool.deny, *policy.deny_rules):
+    for rule in tool.deny_all:
         if rule.when(view):
             denials.append(Reason("deny_rule", rule.rule, rule.reason))
 
@@ -233,7 +257,7 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
 
     if denials:
         return _deny(call, call_hash, policy, denials)
-    for rule in (*tool.ask, *policy.ask_rules):
+    for rule in tool.ask_all:
         if rule.when(view):
             asks.append(Reason("ask_rule", rule.rule, rule.reason))
     if asks:
