@@ -14,11 +14,13 @@ path, so the result is always what AgentDojo itself would build.
 from __future__ import annotations
 
 import copy
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement  # type: ignore[import-untyped]
 from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: ignore[import-untyped]
 from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack  # type: ignore[import-untyped]
@@ -192,6 +194,44 @@ class SuiteData:
         """Whether the injection task needs a tool call at all (else no tool guard can stop it)."""
         env = self.environment()
         return bool(self.injection_calls(injection_task, env, env))
+
+
+def _pickled(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _share(pre: Any, post: Any) -> Any:
+    if type(pre) is not type(post):
+        return post
+    if _pickled(pre) == _pickled(post):
+        return pre
+    if isinstance(post, BaseModel):
+        fields, before = post.__dict__, pre.__dict__
+        for name in fields:
+            if name in before:
+                fields[name] = _share(before[name], fields[name])
+    elif isinstance(post, dict):
+        for key in post:
+            if key in pre:
+                post[key] = _share(pre[key], post[key])
+    elif isinstance(post, list):
+        for i in range(min(len(pre), len(post))):
+            post[i] = _share(pre[i], post[i])
+    return post
+
+
+def share_unchanged(pre: TaskEnvironment, post: TaskEnvironment) -> None:
+    """Make ``post`` hold ``pre``'s own objects wherever they are unchanged.
+
+    "Unchanged" is strict: same type and the same pickled bytes (same values,
+    types and order all the way down). AgentDojo's checks diff the whole
+    environment with DeepDiff, which skips a pair of identical objects at once;
+    on equal objects it would walk them and find nothing, so the checks' results
+    are the same, in a fraction of the time. ``post`` must not be used to run
+    tools afterwards (it now shares objects with ``pre``).
+    """
+    if type(pre) is type(post):
+        _share(pre, post)
 
 
 def utility_ok(task: BaseUserTask[Any], output: str, pre: TaskEnvironment, post: TaskEnvironment, trace: Sequence[FunctionCall]) -> bool:
