@@ -20,7 +20,7 @@ from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: 
 from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask  # type: ignore[import-untyped]
 from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvironment  # type: ignore[import-untyped]
 
-from tether.adapters.agentdojo._suites import SuiteData, load_suites, security_broken, share_unchanged, utility_ok
+from tether.adapters.agentdojo._suites import SuiteData, UnchangedSharer, exact_copy, load_suites, security_broken, utility_ok
 from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, Transcript, WorstCaseAgent, approver_for
 from tether.bench._scripted import Step
 from tether.errors import ConfigError
@@ -128,10 +128,14 @@ class PairData:
     """The user task's ground-truth calls on ``pre``."""
     checks: dict[tuple[str, str], _Checks] = field(default_factory=dict)
     """(executed trace, answer) -> (utility, attacked), filled as episodes run."""
+    sharer: UnchangedSharer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sharer = UnchangedSharer(self.pre)
 
     def fresh_environment(self) -> TaskEnvironment:
         """An exact, independent copy of ``pre`` (a pickle round trip: faster than a deep copy)."""
-        env: TaskEnvironment = pickle.loads(pickle.dumps(self.pre, protocol=pickle.HIGHEST_PROTOCOL))
+        env: TaskEnvironment = exact_copy(self.pre)
         return env
 
 
@@ -190,7 +194,7 @@ class BenchContext:
             injection_task = data.suite.get_injection_task_by_id(injection_task_id) if injection_task_id else None
             injections = data.attack_injections(user_task, injection_task) if injection_task else {}
             pre = user_task.init_environment(data.environment(injections))
-            found = PairData(user_task, injection_task, pre, user_task.ground_truth(pre.model_copy(deep=True)))
+            found = PairData(user_task, injection_task, pre, user_task.ground_truth(exact_copy(pre)))
             if len(self._pairs) >= _PAIRS_KEPT:
                 self._pairs.pop(next(iter(self._pairs)))
             self._pairs[key] = found
@@ -276,7 +280,7 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
     key = (repr([(c.function, sorted(c.args.items())) for c in trace]), output)
     checks = pair.checks.get(key)
     if checks is None:
-        share_unchanged(pre, env)
+        pair.sharer.share(env)
         utility = utility_ok(user_task, output, pre, env, trace)
         attacked = security_broken(injection_task, output, pre, env, trace) if injection_task is not None else None
         checks = pair.checks[key] = (utility, attacked)
