@@ -1,11 +1,13 @@
 """The AgentDojo bench on the banking suite (real AgentDojo, shipped policy)."""
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from tether.bench._episodes import BenchContext, EpisodeSpec, load_policies, run_episode
+from tether.bench._episodes import BenchContext, EpisodeResult, EpisodeSpec, load_policies, run_episode
 from tether.bench._metrics import summarize
 from tether.bench._runner import episode_specs, run
 from tether.cli._main import main
@@ -64,3 +66,28 @@ def test_ray_matches_local(ctx: BenchContext) -> None:
     remote, _ = run(specs, ctx, "ray", workers=2)
     strip = [(r.spec, {k: (m.utility, m.attacked, m.asks) for k, m in r.modes.items()}, r.error) for r in local]
     assert strip == [(r.spec, {k: (m.utility, m.attacked, m.asks) for k, m in r.modes.items()}, r.error) for r in remote]
+
+
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference_subset.json"
+
+
+def _outcomes(result: EpisodeResult) -> dict[str, Any]:
+    modes = {k: [m.utility, m.attacked, m.asks, m.denied_task_calls, m.blocked_task_calls, m.injection_seen] for k, m in result.modes.items()}
+    return {**modes, "error": result.error}
+
+
+def test_results_equal_the_saved_reference() -> None:
+    """Every metric input of 132 episodes (6 user tasks of all suites, every injection task,
+    both agents) equals what the unoptimised runner gave (commit 95447fc).
+
+    The speed-ups (shared pair data, checks once per executed trace, shared unchanged
+    objects, remembered output texts) must not change any result. If a policy or core
+    change moves these on purpose, regenerate the file from a full run and say why.
+    """
+    reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    wanted = {tuple(key.split("/")[:2]) for key in reference}
+    suites = sorted({s for s, _ in wanted})
+    ctx = BenchContext(load_policies(POLICIES, suites))
+    specs = [s for s in episode_specs(suites, scopes=(False,), baseline=False) if (s.suite, s.user_task) in wanted]
+    results, _ = run(specs, ctx)
+    assert {r.spec.key: _outcomes(r) for r in results} == reference

@@ -9,6 +9,7 @@ other modes would be identical otherwise).
 
 from __future__ import annotations
 
+import pickle
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: ignore[import-untyped]
-from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime  # type: ignore[import-untyped]
+from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask  # type: ignore[import-untyped]
+from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvironment  # type: ignore[import-untyped]
 
-from tether.adapters.agentdojo._suites import SuiteData, load_suites, security_broken, utility_ok
+from tether.adapters.agentdojo._suites import SuiteData, UnchangedSharer, exact_copy, load_suites, security_broken, utility_ok
 from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, Transcript, WorstCaseAgent, approver_for
 from tether.bench._scripted import Step
 from tether.errors import ConfigError
@@ -109,6 +111,34 @@ def load_policies(policy_dir: str | Path, suites: list[str]) -> dict[str, str]:
     return texts
 
 
+_Checks = tuple[bool, bool | None]
+_PAIRS_KEPT = 2
+_TEXTS_KEPT = 2048
+
+
+@dataclass
+class PairData:
+    """What every episode of one (user task, injection task) pair shares."""
+
+    user_task: BaseUserTask[Any]
+    injection_task: BaseInjectionTask[Any] | None
+    pre: TaskEnvironment
+    """The initialised environment before any call; never changed (runs get copies)."""
+    ground_truth: list[FunctionCall]
+    """The user task's ground-truth calls on ``pre``."""
+    checks: dict[tuple[str, str], _Checks] = field(default_factory=dict)
+    """(executed trace, answer) -> (utility, attacked), filled as episodes run."""
+    sharer: UnchangedSharer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sharer = UnchangedSharer(self.pre)
+
+    def fresh_environment(self) -> TaskEnvironment:
+        """An exact, independent copy of ``pre`` (a pickle round trip: faster than a deep copy)."""
+        env: TaskEnvironment = exact_copy(self.pre)
+        return env
+
+
 class BenchContext:
     """Suites and compiled policies, built lazily once per process (and per Ray worker)."""
 
@@ -117,6 +147,9 @@ class BenchContext:
         self.version = version
         self._data: dict[str, SuiteData] = {}
         self._policies: dict[tuple[str, bool], Policy] = {}
+        self._pairs: dict[tuple[str, str, str | None], PairData] = {}
+        self._runtimes: dict[str, FunctionsRuntime] = {}
+        self._texts: dict[bytes, str] = {}
 
     def data(self, suite: str) -> SuiteData:
         """The suite's data (loaded on first use)."""
@@ -131,6 +164,40 @@ class BenchContext:
         if found is None:
             found = Policy.from_yaml(self.policy_texts[suite], source=f"{suite}.yaml") if defended else allow_all_policy(self.data(suite))
             self._policies[(suite, defended)] = found
+        return found
+
+    def runtime(self, suite: str) -> FunctionsRuntime:
+        """The suite's tools (stateless; shared by every run)."""
+        found = self._runtimes.get(suite)
+        if found is None:
+            found = self._runtimes[suite] = FunctionsRuntime(self.data(suite).suite.tools)
+        return found
+
+    def output_text(self, output: Any) -> str:
+        """AgentDojo's text for a tool result (``tool_result_to_str``), remembered by the
+        result's pickled form: runs of one pair read the same data again and again."""
+        key = pickle.dumps(output, protocol=pickle.HIGHEST_PROTOCOL)
+        found = self._texts.get(key)
+        if found is None:
+            if len(self._texts) >= _TEXTS_KEPT:
+                self._texts.clear()
+            found = self._texts[key] = tool_result_to_str(output)
+        return found
+
+    def pair(self, suite: str, user_task_id: str, injection_task_id: str | None) -> PairData:
+        """The pair's shared data; the last few pairs are kept (a pair's episodes are adjacent)."""
+        key = (suite, user_task_id, injection_task_id)
+        found = self._pairs.get(key)
+        if found is None:
+            data = self.data(suite)
+            user_task = data.suite.get_user_task_by_id(user_task_id)
+            injection_task = data.suite.get_injection_task_by_id(injection_task_id) if injection_task_id else None
+            injections = data.attack_injections(user_task, injection_task) if injection_task else {}
+            pre = user_task.init_environment(data.environment(injections))
+            found = PairData(user_task, injection_task, pre, user_task.ground_truth(exact_copy(pre)))
+            if len(self._pairs) >= _PAIRS_KEPT:
+                self._pairs.pop(next(iter(self._pairs)))
+            self._pairs[key] = found
         return found
 
 
@@ -179,19 +246,15 @@ def run_episode(spec: EpisodeSpec, ctx: BenchContext) -> EpisodeResult:
 def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult:
     data = ctx.data(spec.suite)
     policy = ctx.policy(spec.suite, spec.defended)
-    suite = data.suite
-    user_task = suite.get_user_task_by_id(spec.user_task)
-    injection_task = suite.get_injection_task_by_id(spec.injection_task) if spec.injection_task else None
-    injections = data.attack_injections(user_task, injection_task) if injection_task else {}
-    env = user_task.init_environment(data.environment(injections))
-    pre = env.model_copy(deep=True)
-    ground_truth = user_task.ground_truth(pre.model_copy(deep=True))
+    pair = ctx.pair(spec.suite, spec.user_task, spec.injection_task)
+    user_task, injection_task, pre, ground_truth = pair.user_task, pair.injection_task, pair.pre, pair.ground_truth
+    env = pair.fresh_environment()
     steps = [Step(c.function, dict(c.args)) for c in ground_truth]
-    runtime = FunctionsRuntime(suite.tools)
+    runtime = ctx.runtime(spec.suite)
 
     def execute(tool: str, args: dict[str, Any]) -> tuple[str, bool]:
         output, error = runtime.run_function(env, tool, args)
-        return (error, True) if error is not None else (tool_result_to_str(output), False)
+        return (error, True) if error is not None else (ctx.output_text(output), False)
 
     scope = task_scope(policy, ground_truth) if spec.scoped else None
     session = Guard(policy).start_session(user_task.PROMPT, scope=scope, metadata={"episode": spec.key, "mode": mode})
@@ -214,12 +277,17 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
     if injection_task is not None and transcript.injected_after is not None and injection_task.GROUND_TRUTH_OUTPUT:
         output = f"{output}\n{injection_task.GROUND_TRUTH_OUTPUT}".strip()
     trace = [FunctionCall(function=c.tool, args=c.args) for c in transcript.calls if c.executed]
-    utility = utility_ok(user_task, output, pre, env, trace)
-    attacked = security_broken(injection_task, output, pre, env, trace) if injection_task is not None else None
+    key = (repr([(c.function, sorted(c.args.items())) for c in trace]), output)
+    checks = pair.checks.get(key)
+    if checks is None:
+        pair.sharer.share(env)
+        utility = utility_ok(user_task, output, pre, env, trace)
+        attacked = security_broken(injection_task, output, pre, env, trace) if injection_task is not None else None
+        checks = pair.checks[key] = (utility, attacked)
     task_calls = [c for c in transcript.calls if not c.injected]
     return ModeResult(
-        utility=utility,
-        attacked=attacked,
+        utility=checks[0],
+        attacked=checks[1],
         asks=transcript.asks,
         denied_task_calls=sum(1 for c in task_calls if c.verdict == "deny"),
         blocked_task_calls=sum(1 for c in task_calls if not c.executed),

@@ -2,12 +2,17 @@
 
 Both executors return results in the order of the episode list, so a local run
 and a Ray run of the same episodes give identical results (apart from timings).
+
+The Ray executor sends one task per user task (its benign episode and all its
+pairs, so a worker reuses each pair's environment and checks), largest first, and
+warms every worker (imports, suites, policies) before the clock for the episodes
+starts, so the start-up cost can be reported apart.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from tether.adapters.agentdojo._suites import load_suites
@@ -19,7 +24,6 @@ Executor = Literal["local", "ray"]
 Progress = Callable[[int], None]
 """Called with the number of episodes just finished."""
 
-_BATCH = 16
 
 
 def episode_specs(
@@ -66,12 +70,35 @@ def run_local(specs: Sequence[EpisodeSpec], ctx: BenchContext, progress: Progres
 _WORKER_CONTEXTS: dict[tuple[tuple[tuple[str, str], ...], str], BenchContext] = {}
 
 
-def _run_batch(policy_texts: dict[str, str], version: str, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
+def _worker_context(policy_texts: dict[str, str], version: str) -> BenchContext:
     key = (tuple(sorted(policy_texts.items())), version)
     ctx = _WORKER_CONTEXTS.get(key)
     if ctx is None:
         ctx = _WORKER_CONTEXTS[key] = BenchContext(policy_texts, version)
+    return ctx
+
+
+def _warm(policy_texts: dict[str, str], version: str, suites: list[str]) -> None:
+    """Load every suite and policy in this worker (takes seconds, so the warm-up tasks
+    sent at once, one per CPU, run side by side, one on each worker)."""
+    ctx = _worker_context(policy_texts, version)
+    for suite in suites:
+        ctx.data(suite)
+        ctx.policy(suite)
+        ctx.runtime(suite)
+
+
+def _run_batch(policy_texts: dict[str, str], version: str, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
+    ctx = _worker_context(policy_texts, version)
     return [run_episode(spec, ctx) for spec in specs]
+
+
+def _by_user_task(specs: Sequence[EpisodeSpec]) -> Iterator[list[int]]:
+    """Indices of the specs, grouped by (suite, user task), in order."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, spec in enumerate(specs):
+        groups.setdefault((spec.suite, spec.user_task), []).append(i)
+    yield from groups.values()
 
 
 def run_ray(
@@ -81,11 +108,13 @@ def run_ray(
     *,
     address: str | None = None,
     workers: int | None = None,
+    timing: dict[str, float] | None = None,
 ) -> list[EpisodeResult]:
     """Run the episodes on a Ray cluster (a local one unless ``address`` is given).
 
-    Batches of adjacent episodes go to one task, so workers reuse environments.
+    ``timing["startup_s"]`` gets the seconds spent starting Ray and warming its workers.
     """
+    started = time.perf_counter()
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - ray is in the bench extra
@@ -99,18 +128,26 @@ def run_ray(
             kwargs["num_cpus"] = workers
         ray.init(**kwargs)
     try:
+        policy_ref = ray.put(ctx.policy_texts)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+        suites = sorted({spec.suite for spec in specs})
+        warm = ray.remote(num_cpus=1)(_warm)
+        ray.get([warm.remote(policy_ref, ctx.version, suites) for _ in range(cpus)])
+        if timing is not None:
+            timing["startup_s"] = time.perf_counter() - started
         remote = ray.remote(num_cpus=1)(_run_batch)
-        batches = [list(specs[i : i + _BATCH]) for i in range(0, len(specs), _BATCH)]
-        pending = {remote.remote(ctx.policy_texts, ctx.version, batch): n for n, batch in enumerate(batches)}
-        done: dict[int, list[EpisodeResult]] = {}
+        groups = sorted(_by_user_task(specs), key=len, reverse=True)
+        pending = {remote.remote(policy_ref, ctx.version, [specs[i] for i in group]): group for group in groups}
+        out: list[EpisodeResult | None] = [None] * len(specs)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                n = pending.pop(ref)
-                done[n] = ray.get(ref)
+                group = pending.pop(ref)
+                for i, result in zip(group, ray.get(ref), strict=True):
+                    out[i] = result
                 if progress is not None:
-                    progress(len(done[n]))
-        return [r for n in range(len(batches)) for r in done[n]]
+                    progress(len(group))
+        return [r for r in out if r is not None]
     finally:
         if started_here:
             ray.shutdown()
@@ -124,11 +161,18 @@ def run(
     *,
     ray_address: str | None = None,
     workers: int | None = None,
+    timing: dict[str, float] | None = None,
 ) -> tuple[list[EpisodeResult], float]:
-    """Run the episodes; return the results (in order) and the wall time in seconds."""
+    """Run the episodes; return the results (in order) and the wall time in seconds.
+
+    With Ray, ``timing["startup_s"]`` gets the part of that time spent starting
+    Ray and warming its workers (0 for the local executor).
+    """
     started = time.perf_counter()
+    if timing is not None:
+        timing["startup_s"] = 0.0
     if executor == "ray":
-        results = run_ray(specs, ctx, progress, address=ray_address, workers=workers)
+        results = run_ray(specs, ctx, progress, address=ray_address, workers=workers, timing=timing)
     elif executor == "local":
         results = run_local(specs, ctx, progress)
     else:

@@ -74,7 +74,8 @@ def agentdojo(
         specs = episode_specs(names, chosen, scopes=scopes, baseline=baseline, version=version)
         with Progress(console=console, disable=not progress, transient=True) as bar:
             task = bar.add_task(f"AgentDojo {version} ({executor})", total=len(specs))
-            results, wall = run(specs, ctx, executor, lambda n: bar.advance(task, n), ray_address=ray_address, workers=workers)  # type: ignore[arg-type]
+            timing: dict[str, float] = {}
+            results, wall = run(specs, ctx, executor, lambda n: bar.advance(task, n), ray_address=ray_address, workers=workers, timing=timing)  # type: ignore[arg-type]
         unreachable = {(n, i) for n in names for i, t in ctx.data(n).suite.injection_tasks.items() if not ctx.data(n).tool_reachable(t)}
     except TetherError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -92,7 +93,14 @@ def agentdojo(
         episodes=len(results),
         errors=[{"episode": r.spec.key, "error": r.error} for r in results if r.error],
         policy_hash={n: ctx.policy(n).hash for n in names},
-        timing={"wall_s": round(wall, 3), "guard_s": round(guard_s, 3), "guard_share": round(guard_s / wall, 4) if wall else None},
+        timing={
+            "wall_s": round(wall, 3),
+            "startup_s": round(timing["startup_s"], 3),
+            "episodes_s": round(wall - timing["startup_s"], 3),
+            "workers": workers,
+            "guard_s": round(guard_s, 3),
+            "guard_share": round(guard_s / wall, 4) if wall else None,
+        },
         notes=list(_FLAWED),
         generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
@@ -118,4 +126,7 @@ def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:
         table.add_row(suite, *cells, "-" if m["asks_per_task"] is None else f"{m['asks_per_task']:.2f}", str(m["pairs"]))
     console.print(table)
     t = report["timing"]
-    console.print(f"{report['episodes']} episodes in {t['wall_s']:.1f} s; Tether's share (checks + recording): {t['guard_s']:.1f} s")
+    console.print(
+        f"{report['episodes']} episodes in {t['wall_s']:.1f} s ({t['episodes_s']:.1f} s after {t['startup_s']:.1f} s of start-up); "
+        f"Tether's share (checks + recording): {t['guard_s']:.1f} s"
+    )

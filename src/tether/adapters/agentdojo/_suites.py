@@ -13,10 +13,10 @@ path, so the result is always what AgentDojo itself would build.
 
 from __future__ import annotations
 
-import copy
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement  # type: ignore[import-untyped]
@@ -26,6 +26,7 @@ from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask  # type: ignore
 from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvironment  # type: ignore[import-untyped]
 from agentdojo.task_suite.load_suites import get_suites  # type: ignore[import-untyped]
 from agentdojo.task_suite.task_suite import TaskSuite, read_suite_file  # type: ignore[import-untyped]
+from pydantic import BaseModel
 
 from tether.adapters.agentdojo._ground_truth import injection_ground_truth
 from tether.errors import ConfigError
@@ -40,6 +41,7 @@ ATTACK_PIPELINE_NAME = "gpt-4o-2024-05-13"
 _CANARY = "<CANARY---{}--->"
 _RECENT = 8
 Path = tuple[str | int, ...]
+_T = TypeVar("_T")
 
 
 class _AttackTarget(BasePipelineElement):  # type: ignore[misc]
@@ -61,6 +63,12 @@ def load_suites(names: Sequence[str] | None = None, version: str = "v1.2") -> di
         raise ConfigError(f"unknown AgentDojo suite(s) {unknown!r}; known: {', '.join(SUITE_NAMES)}")
     suites = get_suites(version)
     return {n: suites[n] for n in wanted}
+
+
+def exact_copy(value: _T) -> _T:
+    """An independent, equal copy (a pickle round trip: about twice as fast as a deep copy)."""
+    copied: _T = pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    return copied
 
 
 def _walk(value: Any, path: Path, out: list[tuple[Path, str]]) -> None:
@@ -136,11 +144,11 @@ class SuiteData:
             if len(self._recent) >= _RECENT:
                 self._recent.pop(next(iter(self._recent)))
             self._recent[key] = env
-        return env.model_copy(deep=True)
+        return exact_copy(env)
 
     def _build(self, injections: dict[str, str]) -> TaskEnvironment:
         if not injections:
-            return self._model(copy.deepcopy(self._default_dump))
+            return self._model(exact_copy(self._default_dump))
         texts = set(injections.values())
         if len(texts) != 1:
             return self.suite.load_and_inject_default_environment(injections)
@@ -148,14 +156,14 @@ class SuiteData:
         injected = self._injected.get(text)
         if injected is None:
             injected = self._injected[text] = self._parse(dict.fromkeys(self.defaults, text))
-        data = copy.deepcopy(self._default_dump)
+        data = exact_copy(self._default_dump)
         chosen = set(injections)
         for path, vectors in self._slots:
             inside = vectors & chosen
             if inside and inside != vectors:
                 return self.suite.load_and_inject_default_environment(injections)
             if inside:
-                _set(data, path, copy.deepcopy(_get(injected, path)))
+                _set(data, path, exact_copy(_get(injected, path)))
         return self._model(data)
 
     def injection_candidates(self, user_task: BaseUserTask[Any]) -> tuple[str, ...]:
@@ -163,7 +171,7 @@ class SuiteData:
         found = self._candidates.get(user_task.ID)
         if found is not None:
             return found
-        env = self._model(copy.deepcopy(self._canary_dump))
+        env = self._model(exact_copy(self._canary_dump))
         runtime = FunctionsRuntime(self.suite.tools)
         seen = [user_task.GROUND_TRUTH_OUTPUT]
         for call in user_task.ground_truth(env.model_copy(deep=True)):
@@ -192,6 +200,57 @@ class SuiteData:
         """Whether the injection task needs a tool call at all (else no tool guard can stop it)."""
         env = self.environment()
         return bool(self.injection_calls(injection_task, env, env))
+
+
+def _pickled(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class UnchangedSharer:
+    """Makes a post-run environment hold the pre-run environment's own objects wherever
+    they are unchanged.
+
+    "Unchanged" is strict: same type and the same pickled bytes (same values, types
+    and order all the way down). AgentDojo's checks diff the whole environment with
+    DeepDiff, which skips a pair of identical objects at once; on equal objects it
+    would walk them and find nothing, so the checks' results are the same, in a
+    fraction of the time. ``pre`` must never change (its pickles are remembered), and
+    a ``post`` given to :meth:`share` must not run tools afterwards (it now shares
+    objects with ``pre``).
+    """
+
+    def __init__(self, pre: TaskEnvironment) -> None:
+        self.pre = pre
+        self._pre_pickles: dict[int, bytes] = {}
+
+    def _pre_pickled(self, value: Any) -> bytes:
+        found = self._pre_pickles.get(id(value))
+        if found is None:
+            found = self._pre_pickles[id(value)] = _pickled(value)
+        return found
+
+    def share(self, post: TaskEnvironment) -> None:
+        """Replace unchanged parts of ``post`` by the same parts of ``pre``."""
+        self._share(self.pre, post)
+
+    def _share(self, pre: Any, post: Any) -> Any:
+        if type(pre) is not type(post):
+            return post
+        if self._pre_pickled(pre) == _pickled(post):
+            return pre
+        if isinstance(post, BaseModel):
+            fields, before = post.__dict__, pre.__dict__
+            for name in fields:
+                if name in before:
+                    fields[name] = self._share(before[name], fields[name])
+        elif isinstance(post, dict):
+            for key in post:
+                if key in pre:
+                    post[key] = self._share(pre[key], post[key])
+        elif isinstance(post, list):
+            for i in range(min(len(pre), len(post))):
+                post[i] = self._share(pre[i], post[i])
+        return post
 
 
 def utility_ok(task: BaseUserTask[Any], output: str, pre: TaskEnvironment, post: TaskEnvironment, trace: Sequence[FunctionCall]) -> bool:
