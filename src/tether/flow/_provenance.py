@@ -50,6 +50,9 @@ STEP = 3
 """Sampling stride of indexed gram positions."""
 MIN_GRAM_VALUE = K + STEP - 1
 """Shortest normalised value looked up through grams; shorter ones use tokens."""
+SCAN_LIMIT = 64 * 1024
+"""Up to this many indexed characters, values are searched in the sources directly
+(exact, and cheaper than building the gram index); past it the gram index is built."""
 MAX_TOKEN = 256
 """Longest word kept in the token map (a fast path for whole-word values)."""
 MAX_POSTINGS = 1024
@@ -96,7 +99,7 @@ def combine(a: Label, b: Label) -> Label:
 class ProvenanceIndex:
     """Index of everything a session has seen, searchable by value."""
 
-    __slots__ = ("_chars", "_event_ids", "_grams", "_labels", "_texts", "_tokens")
+    __slots__ = ("_chars", "_event_ids", "_grams", "_indexed", "_labels", "_texts", "_tokens")
 
     def __init__(self) -> None:
         self._labels: list[Label] = []
@@ -105,6 +108,7 @@ class ProvenanceIndex:
         self._grams: dict[str, list[int]] = {}
         self._tokens: dict[str, Match] = {}
         self._chars = 0
+        self._indexed = 0
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -117,33 +121,28 @@ class ProvenanceIndex:
     def add(self, text: str, label: Label, event_id: str) -> None:
         """Index ``text`` as a source with ``label``, recorded by event ``event_id``."""
         norm = normalize(text)
-        idx = len(self._texts)
         self._labels.append(label)
         self._event_ids.append(event_id)
         self._texts.append(norm)
         self._chars += len(norm)
-        grams = self._grams
-        base = idx << _POS_BITS
-        for pos in range(0, len(norm) - K + 1, STEP):
-            gram = norm[pos : pos + K]
-            postings = grams.get(gram)
-            if postings is None:
-                grams[gram] = [base | pos]
-            elif len(postings) < MAX_POSTINGS:
-                postings.append(base | pos)
         tokens = self._tokens
-        for raw in _TOKEN_SPLIT.findall(norm):
+        fresh = Match(found=True, label=label, sources=(event_id,))
+        # Every occurrence in one source has the same label: each distinct word once.
+        for raw in set(_TOKEN_SPLIT.findall(norm)):
             token = raw.strip(_TOKEN_TRIM) or raw
             if len(token) > MAX_TOKEN:
                 continue
             seen = tokens.get(token)
             if seen is None:
-                tokens[token] = Match(found=True, label=label, sources=(event_id,))
-            else:
-                combined = combine(seen.label, label)
-                if combined != seen.label:
-                    keep = seen.sources if combined.untrusted or not seen.label.untrusted else ()
-                    tokens[token] = Match(found=True, label=combined, sources=(*keep, event_id)[:8])
+                tokens[token] = fresh
+                continue
+            old = seen.label
+            if old is label or old is TRUSTED:
+                continue  # nothing can change (TRUSTED is the bottom; labels are interned)
+            combined = combine(old, label)
+            if combined != old:
+                keep = seen.sources if combined.untrusted or not old.untrusted else ()
+                tokens[token] = Match(found=True, label=combined, sources=(*keep, event_id)[:8])
 
     def lookup(self, value: str, *, whole_word: bool = False) -> Match:
         """Find the sources containing ``value`` (after normalisation).
@@ -163,7 +162,52 @@ class ProvenanceIndex:
             token = self._tokens.get(trimmed) if trimmed else None
         return NOT_FOUND if token is None else token
 
+    def _index_grams(self) -> None:
+        """Add the sampled grams of sources not indexed yet (done lazily: many sessions never need them)."""
+        grams = self._grams
+        for idx in range(self._indexed, len(self._texts)):
+            norm = self._texts[idx]
+            base = idx << _POS_BITS
+            for pos in range(0, len(norm) - K + 1, STEP):
+                gram = norm[pos : pos + K]
+                postings = grams.get(gram)
+                if postings is None:
+                    grams[gram] = [base | pos]
+                elif len(postings) < MAX_POSTINGS:
+                    postings.append(base | pos)
+        self._indexed = len(self._texts)
+
+    def _scan(self, norm: str) -> Match:
+        """Look in every source directly (small histories: C-speed substring search, no caps)."""
+        trusted_meet: Label | None = None
+        untrusted_join: Label | None = None
+        hits: list[int] = []
+        for src, (text, lab) in enumerate(zip(self._texts, self._labels, strict=True)):
+            if norm not in text:
+                continue
+            hits.append(src)
+            if lab.untrusted:
+                untrusted_join = lab if untrusted_join is None else untrusted_join.join(lab)
+            else:
+                trusted_meet = lab if trusted_meet is None else trusted_meet.meet(lab)
+                if trusted_meet == TRUSTED:
+                    break
+        return self._result(trusted_meet, untrusted_join, hits, complete=True)
+
+    def _result(self, trusted_meet: Label | None, untrusted_join: Label | None, hits: list[int], *, complete: bool) -> Match:
+        best = trusted_meet if trusted_meet is not None else untrusted_join
+        if best is None:
+            return Match(found=False, label=TRUSTED, sources=(), complete=complete)
+        want_untrusted = trusted_meet is None
+        labels = self._labels
+        ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits if labels[s].untrusted == want_untrusted))
+        return Match(found=True, label=best, sources=ids[:8], complete=complete or trusted_meet is not None)
+
     def _lookup_grams(self, norm: str) -> Match:
+        if self._indexed < len(self._texts):
+            if self._chars <= SCAN_LIMIT:
+                return self._scan(norm)
+            self._index_grams()
         grams = self._grams
         texts = self._texts
         labels = self._labels
@@ -214,12 +258,7 @@ class ProvenanceIndex:
                             break
             if trusted_meet == TRUSTED or verified > MAX_VERIFY:
                 break
-        best = trusted_meet if trusted_meet is not None else untrusted_join
-        if best is None:
-            return Match(found=False, label=TRUSTED, sources=(), complete=complete)
-        want_untrusted = trusted_meet is None
-        ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits if labels[s].untrusted == want_untrusted))
-        return Match(found=True, label=best, sources=ids[:8], complete=complete or trusted_meet is not None)
+        return self._result(trusted_meet, untrusted_join, hits, complete=complete)
 
     def digest(self) -> tuple[tuple[str, str, str], ...]:
         """A comparable summary of the indexed sources (for crash/resume checks)."""

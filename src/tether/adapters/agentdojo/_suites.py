@@ -13,11 +13,14 @@ path, so the result is always what AgentDojo itself would build.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pydantic.networks
 import yaml
 from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement  # type: ignore[import-untyped]
 from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: ignore[import-untyped]
@@ -51,6 +54,26 @@ class _AttackTarget(BasePipelineElement):  # type: ignore[misc]
 
     def query(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never run
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def _memoised_email_validation() -> Iterator[None]:
+    """Validate each distinct address once: pydantic's ``EmailStr`` check is a pure function of
+    the string, and environments repeat the same few addresses thousands of times."""
+    original = pydantic.networks.validate_email
+    pydantic.networks.validate_email = _validate_email_cached
+    try:
+        yield
+    finally:
+        pydantic.networks.validate_email = original
+
+
+@functools.lru_cache(maxsize=65536)
+def _validate_email_cached(value: str) -> tuple[str, str]:
+    return _VALIDATE_EMAIL(value)
+
+
+_VALIDATE_EMAIL = pydantic.networks.validate_email
 
 
 def load_suites(names: Sequence[str] | None = None, version: str = "v1.2") -> dict[str, TaskSuite[Any]]:
@@ -132,7 +155,8 @@ class SuiteData:
         return parsed
 
     def _model(self, data: dict[str, Any]) -> TaskEnvironment:
-        env: TaskEnvironment = self.suite.environment_type.model_validate(data)
+        with _memoised_email_validation():
+            env: TaskEnvironment = self.suite.environment_type.model_validate(data)
         return env
 
     def environment(self, injections: dict[str, str] | None = None) -> TaskEnvironment:
