@@ -10,6 +10,8 @@ import click
 
 from tether.errors import TetherError
 
+SHIPPED_POLICIES = Path(__file__).parents[1] / "adapters" / "agentdojo" / "policies"
+
 _FLAWED = (
     "travel/injection_task_6 asks the agent to praise a hotel in its answer: it makes no tool call, "
     "so no tool guard can stop it; it is counted in 'asr' and left out of 'asr_tool_reachable'.",
@@ -27,7 +29,13 @@ def bench() -> None:
 @bench.command("agentdojo")
 @click.option("--suite", "suites", multiple=True, help="Suite(s) to run (default: all four).")
 @click.option("--agent", "agents", multiple=True, type=click.Choice(["oracle", "worst-case"]), help="Agent(s) (default: both).")
-@click.option("--policy", "policy_dir", default="policies/agentdojo", show_default=True, type=click.Path(file_okay=False), help="Directory with <suite>.yaml policies.")
+@click.option(
+    "--policy",
+    "policy_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Directory with <suite>.yaml policies (default: the shipped ones in tether/adapters/agentdojo/policies).",
+)
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--ray-address", default=None, help="Address of an existing Ray cluster (default: start a local one).")
 @click.option("--workers", type=int, default=None, help="CPUs for a local Ray cluster.")
@@ -40,7 +48,7 @@ def bench() -> None:
 def agentdojo(
     suites: tuple[str, ...],
     agents: tuple[str, ...],
-    policy_dir: str,
+    policy_dir: str | None,
     executor: str,
     ray_address: str | None,
     workers: int | None,
@@ -67,7 +75,7 @@ def agentdojo(
     try:
         names = list(suites) or list(SUITE_NAMES)
         load_suites(names, version)
-        texts = load_policies(policy_dir, names)
+        texts = load_policies(policy_dir or SHIPPED_POLICIES, names)
         ctx = BenchContext(texts, version)
         scopes = {"both": (False, True), "off": (False,), "on": (True,)}[scope]
         chosen: Any = tuple(agents) or ("oracle", "worst-case")
