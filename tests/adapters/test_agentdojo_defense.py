@@ -12,7 +12,7 @@ from agentdojo.types import ChatAssistantMessage, text_content_block_from_string
 from tether import Guard, Policy
 from tether.adapters.agentdojo import SuiteData, TetherDefense, load_suites
 
-POLICY = Path(__file__).resolve().parents[2] / "policies" / "agentdojo" / "banking.yaml"
+POLICY = Path(__file__).resolve().parents[2] / "src" / "tether" / "adapters" / "agentdojo" / "policies" / "banking.yaml"
 
 
 class ScriptedLLM(BasePipelineElement):

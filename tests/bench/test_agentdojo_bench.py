@@ -13,7 +13,7 @@ from tether.bench._runner import episode_specs, run
 from tether.cli._main import main
 from tether.errors import ConfigError
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies" / "agentdojo"
+POLICIES = Path(__file__).resolve().parents[2] / "src" / "tether" / "adapters" / "agentdojo" / "policies"
 
 
 @pytest.fixture(scope="module")
