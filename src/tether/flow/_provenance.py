@@ -96,6 +96,36 @@ def combine(a: Label, b: Label) -> Label:
     return a.meet(b)
 
 
+class _Hits:
+    """Sources found so far for one lookup, and the label they give (see ``combine``)."""
+
+    __slots__ = ("sources", "trusted_meet", "untrusted_join")
+
+    def __init__(self) -> None:
+        self.sources: list[int] = []
+        self.trusted_meet: Label | None = None
+        self.untrusted_join: Label | None = None
+
+    def could_change(self, lab: Label) -> bool:
+        """Whether finding a source labelled ``lab`` could change the result."""
+        if lab.untrusted:
+            return self.trusted_meet is None and (self.untrusted_join is None or not lab <= self.untrusted_join)
+        return self.trusted_meet is None or not self.trusted_meet <= lab
+
+    def add(self, src: int, lab: Label) -> bool:
+        """Record a source; True when nothing found later can lower the result."""
+        self.sources.append(src)
+        if lab.untrusted:
+            self.untrusted_join = lab if self.untrusted_join is None else self.untrusted_join.join(lab)
+            return False
+        self.trusted_meet = lab if self.trusted_meet is None else self.trusted_meet.meet(lab)
+        return self.trusted_meet == TRUSTED
+
+    def label(self) -> Label | None:
+        """The combined label, or None when nothing was found."""
+        return self.trusted_meet if self.trusted_meet is not None else self.untrusted_join
+
+
 class ProvenanceIndex:
     """Index of everything a session has seen, searchable by value."""
 
@@ -179,29 +209,20 @@ class ProvenanceIndex:
 
     def _scan(self, norm: str) -> Match:
         """Look in every source directly (small histories: C-speed substring search, no caps)."""
-        trusted_meet: Label | None = None
-        untrusted_join: Label | None = None
-        hits: list[int] = []
+        hits = _Hits()
         for src, (text, lab) in enumerate(zip(self._texts, self._labels, strict=True)):
-            if norm not in text:
-                continue
-            hits.append(src)
-            if lab.untrusted:
-                untrusted_join = lab if untrusted_join is None else untrusted_join.join(lab)
-            else:
-                trusted_meet = lab if trusted_meet is None else trusted_meet.meet(lab)
-                if trusted_meet == TRUSTED:
-                    break
-        return self._result(trusted_meet, untrusted_join, hits, complete=True)
+            if norm in text and hits.add(src, lab):
+                break
+        return self._result(hits, complete=True)
 
-    def _result(self, trusted_meet: Label | None, untrusted_join: Label | None, hits: list[int], *, complete: bool) -> Match:
-        best = trusted_meet if trusted_meet is not None else untrusted_join
+    def _result(self, hits: _Hits, *, complete: bool) -> Match:
+        best = hits.label()
         if best is None:
             return Match(found=False, label=TRUSTED, sources=(), complete=complete)
-        want_untrusted = trusted_meet is None
+        want_untrusted = hits.trusted_meet is None
         labels = self._labels
-        ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits if labels[s].untrusted == want_untrusted))
-        return Match(found=True, label=best, sources=ids[:8], complete=complete or trusted_meet is not None)
+        ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits.sources if labels[s].untrusted == want_untrusted))
+        return Match(found=True, label=best, sources=ids[:8], complete=complete or not want_untrusted)
 
     def _lookup_grams(self, norm: str) -> Match:
         if self._indexed < len(self._texts):
@@ -212,9 +233,7 @@ class ProvenanceIndex:
         texts = self._texts
         labels = self._labels
         length = len(norm)
-        trusted_meet: Label | None = None  # meet over trusted sources found
-        untrusted_join: Label | None = None  # join over untrusted sources found
-        hits: list[int] = []
+        hits = _Hits()
         verified = 0
         complete = True
         for residue in range(STEP):
@@ -236,10 +255,7 @@ class ProvenanceIndex:
             for entry in chosen:
                 src = entry >> _POS_BITS
                 lab = labels[src]
-                if lab.untrusted:
-                    if trusted_meet is not None or (untrusted_join is not None and lab <= untrusted_join):
-                        continue  # cannot change the result
-                elif trusted_meet is not None and trusted_meet <= lab:
+                if not hits.could_change(lab):
                     continue
                 start = (entry & _POS_MASK) - chosen_offset
                 if start < 0:
@@ -248,17 +264,11 @@ class ProvenanceIndex:
                 if verified > MAX_VERIFY:
                     complete = False
                     break
-                if texts[src].startswith(norm, start):
-                    hits.append(src)
-                    if lab.untrusted:
-                        untrusted_join = lab if untrusted_join is None else untrusted_join.join(lab)
-                    else:
-                        trusted_meet = lab if trusted_meet is None else trusted_meet.meet(lab)
-                        if trusted_meet == TRUSTED:
-                            break
-            if trusted_meet == TRUSTED or verified > MAX_VERIFY:
+                if texts[src].startswith(norm, start) and hits.add(src, lab):
+                    break
+            if hits.trusted_meet == TRUSTED or verified > MAX_VERIFY:
                 break
-        return self._result(trusted_meet, untrusted_join, hits, complete=complete)
+        return self._result(hits, complete=complete)
 
     def digest(self) -> tuple[tuple[str, str, str], ...]:
         """A comparable summary of the indexed sources (for crash/resume checks)."""
