@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -31,6 +32,11 @@ class CallView(Protocol):
     effect: Effect
     args: dict[str, Any]
     context: Label
+
+    @property
+    def task(self) -> str:
+        """The session's task text, normalised."""
+        ...
 
     def leaves(self, arg: str) -> Sequence[LeafProvenance]:
         """Leaf values of an argument with their provenance (empty if absent)."""
@@ -147,18 +153,40 @@ def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | No
 
     exists = cond.exists
 
+    from_task = cond.from_task
+
     def predicate(view: CallView) -> bool:
         present = name in view.args and view.args[name] is not None
         if exists is not None and present != exists:
             return False
-        if not tests:
+        if not tests and from_task is None:
             return True
         if not present:
             return False
         leaves = view.leaves(name)
+        if from_task is not None and (bool(leaves) and all(_in_task(leaf.value, view.task) for leaf in leaves)) != from_task:
+            return False
         return all(t(leaves) for t in tests)
 
     return predicate
+
+
+def _in_task(value: Any, task: str) -> bool:
+    """The value, normalised, appears in the task text (as a whole word when short or numeric)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    text = normalize(value if isinstance(value, str) else _number_text(value))
+    if not text:
+        return False
+    if len(text) >= 8 and isinstance(value, str):
+        return text in task
+    return re.search(rf"(?<![\w]){re.escape(text)}(?![\w])", task) is not None
+
+
+def _number_text(value: int | float) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return str(value)
 
 
 def _path_test(fn: Callable[[str, Sequence[str], m.Paths], bool], roots: list[str], paths: m.Paths) -> Callable[[Sequence[LeafProvenance]], bool]:

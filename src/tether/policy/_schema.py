@@ -91,6 +91,7 @@ class Condition(_Strict):
     le: float | None = None
     untrusted: bool | None = None
     grounded: bool | None = None
+    from_task: bool | None = None
     has_tags: list[Tag] | None = None
 
     _pattern_ok = field_validator("pattern")(_check_regex)
@@ -112,7 +113,7 @@ class Condition(_Strict):
             name
             for name in (
                 "exists", "equals", "in_", "pattern", "path_under", "path_glob", "url_host_in",
-                "email_domain_in", "gt", "ge", "lt", "le", "untrusted", "grounded", "has_tags",
+                "email_domain_in", "gt", "ge", "lt", "le", "untrusted", "grounded", "from_task", "has_tags",
             )
             if getattr(self, name) is not None
         ]

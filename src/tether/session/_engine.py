@@ -56,6 +56,11 @@ class CheckView:
 
     __slots__ = ("_cache", "_state", "args", "context", "effect", "tool")
 
+    @property
+    def task(self) -> str:
+        """The session's task text, normalised."""
+        return self._state.task_norm
+
     def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> None:
         self.tool = tool.name
         self.effect = tool.effect

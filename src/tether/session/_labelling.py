@@ -5,14 +5,17 @@ But an output that *echoes* one of the call's own argument values (an error
 message quoting a path, a search result quoting the query) carries that value
 into a new source: left alone, an untrusted IBAN echoed by a trusted tool would
 come back "found in trusted data", and a secret echoed by an untagged tool would
-lose its tag. So when an argument value of at least ``MIN_GRAM_VALUE``
-characters whose label is not below the policy's label appears in the output,
-the output also gets that value's label. Error outputs are untrusted: their text
+lose its tag. So when an argument value of at least ``MIN_ECHO`` characters
+(whole word under ``MIN_GRAM_VALUE``) whose label is not below the policy's label
+appears in the output, the output also gets that value's label. The same holds
+across calls: values the session wrote with write tools keep their labels when a
+later output reads them back (``SessionState.written``). Error outputs are untrusted: their text
 comes from wherever the failure came from.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tether.flow._labels import UNTRUSTED, Label
@@ -21,6 +24,10 @@ from tether.flow._provenance import MIN_GRAM_VALUE
 from tether.policy._compiled import Policy
 from tether.session._engine import CheckView
 from tether.session._state import SessionState
+
+MIN_ECHO = 4
+"""Shorter argument values are not traced into outputs (they occur everywhere); values under
+``MIN_GRAM_VALUE`` characters must occur as a whole word."""
 
 
 def result_label(policy: Policy, state: SessionState, tool_name: str | None, args: Any, text: str, *, error: bool) -> Label:
@@ -36,18 +43,32 @@ def result_label(policy: Policy, state: SessionState, tool_name: str | None, arg
                 result = result.join(lab)
     if error:
         result = result.join(UNTRUSTED)
+    norm_text: str | None = None
+    # Values this session wrote into the world earlier (a standing order's subject, a file it
+    # appended to) keep their labels when this output reads them back.
+    for norm_value, lab in state.written:
+        if lab <= result:
+            continue
+        if norm_text is None:
+            norm_text = normalize(text)
+        if norm_value in norm_text:
+            result = result.join(lab)
     if view is None:
         return result
-    norm_text: str | None = None
     for name in args:
         for leaf in view.leaves(name):
             if not isinstance(leaf.value, str) or leaf.label <= result:
                 continue
             norm_value = normalize(leaf.value)
-            if len(norm_value) < MIN_GRAM_VALUE:
+            if len(norm_value) < MIN_ECHO:
                 continue
             if norm_text is None:
                 norm_text = normalize(text)
-            if norm_value in norm_text:
+            if norm_value in norm_text if len(norm_value) >= MIN_GRAM_VALUE else _has_word(norm_text, norm_value):
                 result = result.join(leaf.label)
     return result
+
+
+def _has_word(text: str, word: str) -> bool:
+    """``word`` occurs in ``text`` with no letter or digit right before or after it."""
+    return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) is not None

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.flow._labels import TRUSTED, Label
-from tether.flow._provenance import ProvenanceIndex
+from tether.flow._normalize import normalize
+from tether.flow._provenance import MIN_GRAM_VALUE, ProvenanceIndex
 from tether.policy._compiled import Policy
 from tether.store._events import (
     ApprovalAnswered,
@@ -31,6 +32,22 @@ Status = Literal["active", "paused", "killed", "ended"]
 ApprovalStatus = Literal["none", "pending", "approved", "denied"]
 
 _MAX_CONTEXT_SOURCES = 16
+_MAX_WRITTEN = 4096
+
+
+def _strings(value: Any, out: list[str], depth: int) -> None:
+    if depth > 64:
+        return
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str):
+                out.append(k)
+            _strings(v, out, depth + 1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _strings(v, out, depth + 1)
 
 
 @dataclass(slots=True)
@@ -56,6 +73,7 @@ class SessionState:
     session_id: str
     principal: str = ""
     task: str = ""
+    task_norm: str = ""
     policy_hash: str = ""
     policy_name: str = ""
     started_at: float = 0.0
@@ -70,6 +88,10 @@ class SessionState:
     per_tool: Counter[str] = field(default_factory=Counter)
     rate_times: dict[str, deque[float]] = field(default_factory=dict)
     calls: dict[str, CallRecord] = field(default_factory=dict)
+    written: list[tuple[str, Label]] = field(default_factory=list)
+    """Normalised values (8+ characters) that ran as arguments of write calls, with their
+    labels when above ``TRUSTED``: data the agent put into the world keeps its label when a
+    later output reads it back."""
     events: int = 0
     last_seq: int = 0
     last_hash: str = ""
@@ -106,6 +128,7 @@ class SessionState:
         elif isinstance(event, SessionStarted):
             self.principal = event.principal
             self.task = event.task
+            self.task_norm = normalize(event.task)
             self.policy_hash = event.policy_hash
             self.policy_name = event.policy_name
             self.started_at = event.time
@@ -136,6 +159,7 @@ class SessionState:
             return
         if tool.effect == "write":
             self.writes += 1
+            self._remember_written(rec.args)
         if tool.spend_arg is not None and isinstance(rec.args, dict):
             amount = rec.args.get(tool.spend_arg)
             if isinstance(amount, int | float) and not isinstance(amount, bool):
@@ -146,6 +170,20 @@ class SessionState:
             # Entries outside the window, or beyond the limit, can never change a decision.
             while times and (times[0] <= when - window or len(times) > limit):
                 times.popleft()
+
+    def _remember_written(self, args: Any) -> None:
+        leaves: list[str] = []
+        _strings(args, leaves, 0)
+        for value in leaves:
+            norm = normalize(value)
+            if len(norm) < MIN_GRAM_VALUE or len(self.written) >= _MAX_WRITTEN:
+                continue
+            match = self.index.lookup(value)
+            lab = match.label if match.found else self.context
+            if match.found and not match.complete and lab.untrusted:
+                lab = lab.join(self.context)
+            if lab != TRUSTED:
+                self.written.append((norm, lab))
 
     def snapshot(self) -> dict[str, Any]:
         """A comparable picture of the state (crash/resume equivalence)."""
@@ -160,6 +198,7 @@ class SessionState:
             "per_tool": dict(sorted(self.per_tool.items())),
             "rate_times": {k: list(v) for k, v in sorted(self.rate_times.items())},
             "calls": {k: (v.tool, v.verdict, v.executed, v.approval) for k, v in self.calls.items()},
+            "written": [(v, lab.describe()) for v, lab in self.written],
             "index": self.index.digest(),
             "events": self.events,
             "last_hash": self.last_hash,
