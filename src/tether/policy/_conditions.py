@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -118,7 +119,8 @@ def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | No
         tests.append(lambda leaves: bool(leaves) and all(any(_same(leaf.value, o) for o in options) for leaf in leaves))
     if cond.pattern is not None:
         regex = compile_pattern(cond.pattern)
-        tests.append(lambda leaves: (s := strings(leaves)) is not None and all(regex.search(v) for v in s))
+        # Raw text or its NFKC form (full-width look-alikes): the safe side for ask and deny rules.
+        tests.append(lambda leaves: (s := strings(leaves)) is not None and all(regex.search(v) or regex.search(unicodedata.normalize("NFKC", v)) for v in s))
     for field, fn in (
         ("path_under", m.path_under),
         ("path_glob", m.path_glob),
