@@ -78,7 +78,8 @@ def _outcomes(result: EpisodeResult) -> dict[str, Any]:
 
 def test_results_equal_the_saved_reference() -> None:
     """Every metric input of 132 episodes (6 user tasks of all suites, every injection task,
-    both agents) equals what the unoptimised runner gave (commit 95447fc).
+    both agents) equals what the unoptimised runner gave (commit 95447fc), regenerated after the
+    red-team policy changes and number-form grounding (changes listed in docs/bench-results.md).
 
     The speed-ups (shared pair data, checks once per executed trace, shared unchanged
     objects, remembered output texts) must not change any result. If a policy or core

@@ -177,18 +177,19 @@ def _in_task(value: Any, task: str) -> bool:
     """The value, normalised, appears in the task text (as a whole word when short or numeric)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return False
-    text = normalize(value if isinstance(value, str) else _number_text(value))
-    if not text:
-        return False
-    if len(text) >= 8 and isinstance(value, str):
-        return text in task
-    return re.search(rf"(?<![\w]){re.escape(text)}(?![\w])", task) is not None
+    if isinstance(value, str):
+        text = normalize(value)
+        if len(text) >= 8:
+            return text in task
+        return bool(text) and _whole_word(text, task)
+    forms = [str(int(value))] if isinstance(value, int) or (value.is_integer() and abs(value) < 1e16) else []
+    if isinstance(value, float):
+        forms += [repr(value), f"{value:.2f}"]
+    return any(_whole_word(form, task) for form in forms)
 
 
-def _number_text(value: int | float) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return str(value)
+def _whole_word(text: str, task: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(text)}(?![\w]|\.\d)", task) is not None
 
 
 def _path_test(fn: Callable[[str, Sequence[str], m.Paths], bool], roots: list[str], paths: m.Paths) -> Callable[[Sequence[LeafProvenance]], bool]:

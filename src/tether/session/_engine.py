@@ -13,6 +13,7 @@ from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.flow._labels import Label
+from tether.flow._provenance import NOT_FOUND
 from tether.policy._compiled import CompiledTool, Policy, validate_arg
 from tether.policy._conditions import _same
 from tether.session._state import SessionState
@@ -49,6 +50,14 @@ def number_text(value: int | float) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return str(value)
+
+
+def number_texts(value: int | float) -> tuple[str, ...]:
+    """The ways a number is commonly written (``4.0`` may appear as ``4``, ``4.0`` or ``4.00``)."""
+    forms = [number_text(value)]
+    if isinstance(value, float) and math.isfinite(value):
+        forms += [repr(value), f"{value:.2f}"]
+    return tuple(dict.fromkeys(forms))
 
 
 class CheckView:
@@ -89,7 +98,12 @@ class CheckView:
         kind = type(value)
         state = self._state
         if kind is str or kind is int or kind is float:
-            match = state.index.lookup(value) if kind is str else state.index.lookup(number_text(value), whole_word=True)
+            if kind is str:
+                match = state.index.lookup(value)
+            else:
+                # Any of its written forms found in trusted data grounds the number.
+                found = [m for m in (state.index.lookup(f, whole_word=True) for f in number_texts(value)) if m.found]
+                match = min(found, key=lambda m: m.label.untrusted) if found else NOT_FOUND
             if match.found:
                 lab = match.label
                 if not match.complete and lab.untrusted:
