@@ -34,7 +34,49 @@ from tether.policy import PolicySpec
 from tether.session import decide
 
 HERE = Path(__file__).parent
-WORDS = ["the", "invoice", "meeting", "project", "report", "budget", "quarterly", "review", "please", "attached", "schedule", "customer", "order", "shipment", "delayed", "update", "password", "account", "security", "team", "lunch", "friday", "monday", "office", "travel", "hotel", "booking", "flight", "confirm", "cancel", "payment", "received", "thanks", "regards", "urgent", "note", "draft", "final", "version", "contract", "signed"]
+WORDS = [
+    "the",
+    "invoice",
+    "meeting",
+    "project",
+    "report",
+    "budget",
+    "quarterly",
+    "review",
+    "please",
+    "attached",
+    "schedule",
+    "customer",
+    "order",
+    "shipment",
+    "delayed",
+    "update",
+    "password",
+    "account",
+    "security",
+    "team",
+    "lunch",
+    "friday",
+    "monday",
+    "office",
+    "travel",
+    "hotel",
+    "booking",
+    "flight",
+    "confirm",
+    "cancel",
+    "payment",
+    "received",
+    "thanks",
+    "regards",
+    "urgent",
+    "note",
+    "draft",
+    "final",
+    "version",
+    "contract",
+    "signed",
+]
 
 TASK = (
     "Pay the March rent of 1200 to GB29NWBK60161331926819 and the cleaner 80 to DE89370400440532013000. "
@@ -49,7 +91,9 @@ TRUSTED_VALUES = {
 
 
 def rand_iban(rng: random.Random) -> str:
-    return rng.choice(["FR", "ES", "NL", "IT"]) + f"{rng.randrange(10, 99)}" + "".join(rng.choice("ABCDEFGHJK0123456789") for _ in range(18))
+    return (
+        rng.choice(["FR", "ES", "NL", "IT"]) + f"{rng.randrange(10, 99)}" + "".join(rng.choice("ABCDEFGHJK0123456789") for _ in range(18))
+    )
 
 
 def rand_email(rng: random.Random) -> str:
@@ -80,7 +124,12 @@ def build_session(policy: Policy, history_chars: int, rng: random.Random) -> tup
     while remaining > 0:
         size = min(remaining, 4000)
         tool = tools[rng.randrange(len(tools))]
-        args = {"read_inbox": {"limit": 10}, "web_fetch": {"url": "https://news.example/x"}, "read_channel": {"channel": "#general"}, "list_events": {"day": "2026-12-01"}}[tool]
+        args = {
+            "read_inbox": {"limit": 10},
+            "web_fetch": {"url": "https://news.example/x"},
+            "read_channel": {"channel": "#general"},
+            "list_events": {"day": "2026-12-01"},
+        }[tool]
         d = session.check(tool, args)
         session.record_result(d.call_id, document(rng, size, seen_ids))
         remaining -= size
@@ -115,7 +164,9 @@ def workload(rng: random.Random, untrusted_ids: list[str], n: int) -> list[ToolC
         else:
             choice = rng.randrange(5)
             call = [
-                ToolCall("send_money", {"recipient": value("iban"), "amount": rng.choice([80, 1200, 250, 5000]), "subject": rng.choice(WORDS)}),
+                ToolCall(
+                    "send_money", {"recipient": value("iban"), "amount": rng.choice([80, 1200, 250, 5000]), "subject": rng.choice(WORDS)}
+                ),
                 ToolCall("send_email", {"to": [value("email")], "subject": "Q3 report", "body": " ".join(rng.sample(WORDS, 12))}),
                 ToolCall("create_event", {"title": "Q3 review", "day": "2026-12-03", "attendees": [value("email")]}),
                 ToolCall("post_message", {"channel": "#finance", "text": " ".join(rng.sample(WORDS, 10))}),
@@ -237,7 +288,9 @@ def main() -> None:
             "verdicts": {v: verdicts.count(v) for v in ("allow", "deny", "ask")},
         }
         results["history"][str(size)] = row
-        log(f"history {size:>10,} chars: p50 {row['p50_us']:7.2f} us  p99 {row['p99_us']:7.2f} us  (built in {built:.1f} s; verdicts {row['verdicts']})")
+        log(
+            f"history {size:>10,} chars: p50 {row['p50_us']:7.2f} us  p99 {row['p99_us']:7.2f} us  (built in {built:.1f} s; verdicts {row['verdicts']})"
+        )
 
     small, large = sizes[0], sizes[-1]
     results["p50_us"] = results["history"][str(small)]["p50_us"]
@@ -248,7 +301,9 @@ def main() -> None:
     log_samples = time_check_with_log(policy, workload(random.Random(9), [], 2000 if not opts.quick else 600))
     results["check_with_log_p50_us"] = round(pct(log_samples, 0.5), 2)
     results["check_with_log_p99_us"] = round(pct(log_samples, 0.99), 2)
-    log(f"session.check incl. durable append of 2 events: p50 {results['check_with_log_p50_us']} us, p99 {results['check_with_log_p99_us']} us")
+    log(
+        f"session.check incl. durable append of 2 events: p50 {results['check_with_log_p50_us']} us, p99 {results['check_with_log_p99_us']} us"
+    )
 
     stateless = stateless_policy(policy)
     calls = workload(random.Random(11), [], n_calls)

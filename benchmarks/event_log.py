@@ -27,11 +27,22 @@ def bodies(n: int, session_id: str) -> list[bytes]:
     for i in range(n):
         kind = i % 3
         if kind == 0:
-            event = CallProposed(session_id=session_id, call_id=f"c{i}", tool="send_email", args={"to": ["alice@company.com"], "body": f"message {i}"}, call_hash="sha256:" + "ab" * 32)
+            event = CallProposed(
+                session_id=session_id,
+                call_id=f"c{i}",
+                tool="send_email",
+                args={"to": ["alice@company.com"], "body": f"message {i}"},
+                call_hash="sha256:" + "ab" * 32,
+            )
         elif kind == 1:
             event = DecisionMade(session_id=session_id, call_id=f"c{i}", verdict="allow", reasons=[], policy_hash="sha256:" + "cd" * 32)
         else:
-            event = ResultRecorded(session_id=session_id, call_id=f"c{i}", output=f"sent message {i} to alice@company.com", label={"integrity": "trusted", "tags": []})
+            event = ResultRecorded(
+                session_id=session_id,
+                call_id=f"c{i}",
+                output=f"sent message {i} to alice@company.com",
+                label={"integrity": "trusted", "tags": []},
+            )
         out.append(event.model_dump_json().encode())
     return out
 

@@ -72,7 +72,9 @@ REFERENCE = Path(__file__).resolve().parent / "data" / "reference_subset.json"
 
 
 def _outcomes(result: EpisodeResult) -> dict[str, Any]:
-    modes = {k: [m.utility, m.attacked, m.asks, m.denied_task_calls, m.blocked_task_calls, m.injection_seen] for k, m in result.modes.items()}
+    modes = {
+        k: [m.utility, m.attacked, m.asks, m.denied_task_calls, m.blocked_task_calls, m.injection_seen] for k, m in result.modes.items()
+    }
     return {**modes, "error": result.error}
 
 

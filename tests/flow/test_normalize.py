@@ -11,11 +11,7 @@ from tether.flow._normalize import is_format_char
 
 
 def test_format_table_matches_unicodedata() -> None:
-    missing = [
-        hex(cp)
-        for cp in range(sys.maxunicode + 1)
-        if unicodedata.category(chr(cp)) == "Cf" and not is_format_char(chr(cp))
-    ]
+    missing = [hex(cp) for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Cf" and not is_format_char(chr(cp))]
     assert missing == []
 
 

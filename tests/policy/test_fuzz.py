@@ -13,11 +13,46 @@ from hypothesis import strategies as st
 from tether import Guard, Policy, PolicyError, SQLiteStore, ToolCall
 
 FIX = Path(__file__).parents[1] / "fixtures"
-KEYS = ["tether", "name", "tools", "effect", "args", "type", "flow", "require", "forbid", "when", "arg", "ask", "deny",
-        "budgets", "rates", "max", "window_s", "labels", "tags", "output", "pattern", "enum", "minimum", "unless", "all", "not"]
+KEYS = [
+    "tether",
+    "name",
+    "tools",
+    "effect",
+    "args",
+    "type",
+    "flow",
+    "require",
+    "forbid",
+    "when",
+    "arg",
+    "ask",
+    "deny",
+    "budgets",
+    "rates",
+    "max",
+    "window_s",
+    "labels",
+    "tags",
+    "output",
+    "pattern",
+    "enum",
+    "minimum",
+    "unless",
+    "all",
+    "not",
+]
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=12), st.sampled_from([*KEYS, "read", "write", "trusted", "untrusted"]))
-documents = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)), max_leaves=30)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from([*KEYS, "read", "write", "trusted", "untrusted"]),
+)
+documents = st.recursive(
+    scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)), max_leaves=30
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -132,7 +132,7 @@ EMAILS = [
     ("alice@evil.com", False),
     ("alice@cоmpany.com", False),  # Cyrillic "о"
     ("alice@company.com@evil.com", False),
-    ("\"alice@company.com\"@evil.com", False),
+    ('"alice@company.com"@evil.com', False),
     ("Alice <alice@evil.com>", False),
     ("alice@evil.com,bob@company.com", False),
     ("alice@evil.com\n@company.com", False),

@@ -34,7 +34,9 @@ def test_stricter_and_looser_policies() -> None:
     text = (FIX / "rules.yaml").read_text()
     # Make docs pages trusted (looser) and forbid posting entirely (stricter).
     candidate = text.replace("  fetch:\n    effect: read\n    output: untrusted", "  fetch:\n    effect: read\n    output: trusted")
-    candidate = candidate.replace("  post_message:\n    effect: write", "  post_message:\n    effect: write\n    deny: [{when: {always: true}, reason: no posting}]")
+    candidate = candidate.replace(
+        "  post_message:\n    effect: write", "  post_message:\n    effect: write\n    deny: [{when: {always: true}, reason: no posting}]"
+    )
     report = replay(store, Policy.from_yaml(candidate), [sid])
     changed = {(c.tool, c.old_verdict, c.new.verdict) for c in report.changes}
     assert changed == {("pay", "deny", "allow"), ("post_message", "ask", "deny")}

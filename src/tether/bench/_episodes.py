@@ -87,7 +87,12 @@ class EpisodeResult:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON form."""
-        return {"spec": asdict(self.spec), "modes": {k: asdict(v) for k, v in self.modes.items()}, "error": self.error, "wall_s": self.wall_s}
+        return {
+            "spec": asdict(self.spec),
+            "modes": {k: asdict(v) for k, v in self.modes.items()},
+            "error": self.error,
+            "wall_s": self.wall_s,
+        }
 
 
 def allow_all_policy(data: SuiteData) -> Policy:

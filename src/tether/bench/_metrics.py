@@ -70,7 +70,9 @@ def baseline(results: Sequence[EpisodeResult]) -> dict[str, Any]:
             "asr": _rate(attacked, lambda m: bool(m.attacked))["autonomous"],
             "pairs": len(attacked),
             "failed_attacks": sorted(
-                f"{r.spec.suite}/{r.spec.user_task}/{r.spec.injection_task}" for r in attacked if r.error is None and not r.modes["autonomous"].attacked
+                f"{r.spec.suite}/{r.spec.user_task}/{r.spec.injection_task}"
+                for r in attacked
+                if r.error is None and not r.modes["autonomous"].attacked
             ),
         }
     return out

@@ -25,7 +25,6 @@ Progress = Callable[[int], None]
 """Called with the number of episodes just finished."""
 
 
-
 def episode_specs(
     suites: Sequence[str],
     agents: Sequence[AgentKind] = ("oracle", "worst-case"),

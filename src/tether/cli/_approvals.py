@@ -108,7 +108,9 @@ def _answer(db: str, policy_path: str, call: str, approved: bool, by: str, note:
 
 def _answer_options(fn: Any) -> Any:
     fn = click.option("--note", default="", help="Why (kept in the log).")(fn)
-    fn = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who answers (kept in the log).")(fn)
+    fn = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who answers (kept in the log).")(
+        fn
+    )
     fn = click.option(
         "--policy",
         "policy_path",

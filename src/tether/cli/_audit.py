@@ -81,7 +81,9 @@ def describe(event: Event) -> str:
     if isinstance(event, ApprovalRequested):
         return f"call {event.call_id[:8]} awaits approval until {_ts(event.expires_at)}"
     if isinstance(event, ApprovalAnswered):
-        return f"call {event.call_id[:8]} {'APPROVED' if event.approved else 'REFUSED'} by {event.by}" + (f": {event.note}" if event.note else "")
+        return f"call {event.call_id[:8]} {'APPROVED' if event.approved else 'REFUSED'} by {event.by}" + (
+            f": {event.note}" if event.note else ""
+        )
     if isinstance(event, SessionControl):
         return f"session {event.action} by {event.by}" + (f": {event.note}" if event.note else "")
     if isinstance(event, SessionEnded):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import click
 
@@ -39,11 +39,20 @@ def bench() -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--ray-address", default=None, help="Address of an existing Ray cluster (default: start a local one).")
 @click.option("--workers", type=int, default=None, help="CPUs for a local Ray cluster.")
-@click.option("--scope", "scope", type=click.Choice(["both", "off", "on"]), default="both", show_default=True, help="Run without and/or with the ground-truth task scope.")
+@click.option(
+    "--scope",
+    "scope",
+    type=click.Choice(["both", "off", "on"]),
+    default="both",
+    show_default=True,
+    help="Run without and/or with the ground-truth task scope.",
+)
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also run the no-defense worst-case baseline.")
 @click.option("--benchmark-version", "version", default="v1.2", show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="Write the HTML report here (default: next to --json).")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), default=None, help="Write the HTML report here (default: next to --json)."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def agentdojo(
     suites: tuple[str, ...],
@@ -83,7 +92,8 @@ def agentdojo(
         with Progress(console=console, disable=not progress, transient=True) as bar:
             task = bar.add_task(f"AgentDojo {version} ({executor})", total=len(specs))
             timing: dict[str, float] = {}
-            results, wall = run(specs, ctx, executor, lambda n: bar.advance(task, n), ray_address=ray_address, workers=workers, timing=timing)  # type: ignore[arg-type]
+            mode = cast(Literal["local", "ray"], executor)
+            results, wall = run(specs, ctx, mode, lambda n: bar.advance(task, n), ray_address=ray_address, workers=workers, timing=timing)
         unreachable = {(n, i) for n in names for i, t in ctx.data(n).suite.injection_tasks.items() if not ctx.data(n).tool_reachable(t)}
     except TetherError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -130,7 +140,10 @@ def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:
         m = report.get(suite)
         if m is None:
             continue
-        cells = [" / ".join(pct(m[k][mode]) for mode in ("autonomous", "careful_human", "rubber_stamp")) for k in ("benign_utility", "utility_under_attack", "asr", "asr_tool_reachable")]
+        cells = [
+            " / ".join(pct(m[k][mode]) for mode in ("autonomous", "careful_human", "rubber_stamp"))
+            for k in ("benign_utility", "utility_under_attack", "asr", "asr_tool_reachable")
+        ]
         table.add_row(suite, *cells, "-" if m["asks_per_task"] is None else f"{m['asks_per_task']:.2f}", str(m["pairs"]))
     console.print(table)
     t = report["timing"]

@@ -78,7 +78,11 @@ STEPS = [
         injected=True,
     ),
     Step("pay_invoice", {"iban": "GB33BUKB20201555555555", "amount": 990, "reference": "MIGRATE"}, "pay the attacker", injected=True),
-    Step("send_email", {"to": ["alice@example.com"], "subject": "Re: Design review", "body": "Thursday at 10:00 works for me. Ana"}, "reply to Alice"),
+    Step(
+        "send_email",
+        {"to": ["alice@example.com"], "subject": "Re: Design review", "body": "Thursday at 10:00 works for me. Ana"},
+        "reply to Alice",
+    ),
     Step("pay_invoice", {"iban": "DE89370400440532013000", "amount": 240, "reference": "INV-2211"}, "pay the real invoice"),
 ]
 
@@ -127,7 +131,9 @@ def demo(db: str) -> None:
     legit_total = sum(1 for o in outcomes if not o.step.injected)
     console.print(f"Injected actions executed: [bold]{len(injected_run)}[/] of {sum(1 for o in outcomes if o.step.injected)}")
     console.print(f"Legitimate actions executed: [bold]{len(legit_run)}[/] of {legit_total}")
-    console.print(f"Mail actually sent: {escape(str([m['to'] for m in tools.outbox]))}; payments made: {escape(str([(p['iban'], p['amount']) for p in tools.payments]))}")
+    console.print(
+        f"Mail actually sent: {escape(str([m['to'] for m in tools.outbox]))}; payments made: {escape(str([(p['iban'], p['amount']) for p in tools.payments]))}"
+    )
 
     report = store.verify([session.id])
     status = "[green]chain verified[/]" if report.ok else "[red]CHAIN BROKEN[/]"

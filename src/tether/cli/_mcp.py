@@ -108,7 +108,9 @@ def run_cmd(
 @mcp.command("policy-init", context_settings={"ignore_unknown_options": True})
 @click.option("--url", default=None, help="Upstream server over streamable HTTP instead of a command.")
 @click.option("--name", default=None, help="The policy's name (default: the server's).")
-@click.option("--default", "default", type=click.Choice(["ask", "deny"]), default="ask", show_default=True, help="What every tool starts with.")
+@click.option(
+    "--default", "default", type=click.Choice(["ask", "deny"]), default="ask", show_default=True, help="What every tool starts with."
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def policy_init_cmd(url: str | None, name: str | None, default: str, output: str | None, command: tuple[str, ...]) -> None:
@@ -162,7 +164,12 @@ def _pin_answer(db: str, call: str, approved: bool, by: str, note: str) -> None:
     from tether.adapters.mcp import PinBook, pin_keys
 
     store = open_store(db)
-    found = [(key, rec) for key in pin_keys(store) for rec in PinBook(store, key).records() if rec.call_id.startswith(call) and rec.status == "pending"]
+    found = [
+        (key, rec)
+        for key in pin_keys(store)
+        for rec in PinBook(store, key).records()
+        if rec.call_id.startswith(call) and rec.status == "pending"
+    ]
     if len(found) != 1:
         err_console.print(f"[red]error:[/] {'no' if not found else 'more than one'} pending pin matches {call!r}")
         raise SystemExit(2)
@@ -173,7 +180,9 @@ def _pin_answer(db: str, call: str, approved: bool, by: str, note: str) -> None:
 
 def _by_option(fn: Any) -> Any:
     fn = click.option("--note", default="", help="Why (kept in the log).")(fn)
-    return click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who answers (kept in the log).")(fn)
+    return click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who answers (kept in the log).")(
+        fn
+    )
 
 
 @pins.command("approve")
@@ -192,5 +201,3 @@ def pins_approve_cmd(db: str, by: str, note: str, call: str) -> None:
 def pins_deny_cmd(db: str, by: str, note: str, call: str) -> None:
     """Refuse the pending definition CALL; the tool stays hidden and its calls denied."""
     _pin_answer(db, call, False, by, note)
-
-

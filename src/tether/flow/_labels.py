@@ -47,18 +47,14 @@ class Label:
         """Least upper bound: the label of data derived from both."""
         if self is other:
             return self
-        integrity: Integrity = (
-            "untrusted" if self.integrity == "untrusted" or other.integrity == "untrusted" else "trusted"
-        )
+        integrity: Integrity = "untrusted" if self.integrity == "untrusted" or other.integrity == "untrusted" else "trusted"
         return _make(integrity, self.tags | other.tags)
 
     def meet(self, other: Label) -> Label:
         """Greatest lower bound: what is known of a value found in both sources."""
         if self is other:
             return self
-        integrity: Integrity = (
-            "trusted" if self.integrity == "trusted" or other.integrity == "trusted" else "untrusted"
-        )
+        integrity: Integrity = "trusted" if self.integrity == "trusted" or other.integrity == "trusted" else "untrusted"
         return _make(integrity, self.tags & other.tags)
 
     def __le__(self, other: object) -> bool:

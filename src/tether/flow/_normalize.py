@@ -39,10 +39,7 @@ _FORMAT_RANGES: tuple[tuple[int, int], ...] = (
     (0xE0020, 0xE007F),
 )
 
-_FORMAT_CLASS = "".join(
-    re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
-    for lo, hi in _FORMAT_RANGES
-)
+_FORMAT_CLASS = "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in _FORMAT_RANGES)
 _INVISIBLE = re.compile(f"[{_FORMAT_CLASS}]+")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 

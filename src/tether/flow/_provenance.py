@@ -272,7 +272,4 @@ class ProvenanceIndex:
 
     def digest(self) -> tuple[tuple[str, str, str], ...]:
         """A comparable summary of the indexed sources (for crash/resume checks)."""
-        return tuple(
-            (eid, lab.describe(), text)
-            for eid, lab, text in zip(self._event_ids, self._labels, self._texts, strict=True)
-        )
+        return tuple((eid, lab.describe(), text) for eid, lab, text in zip(self._event_ids, self._labels, self._texts, strict=True))

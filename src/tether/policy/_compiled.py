@@ -124,9 +124,7 @@ class Policy:
         for compiled in self.tools.values():
             compiled.deny_all = (*compiled.deny, *self.deny_rules)
             compiled.ask_all = (*compiled.ask, *self.ask_rules)
-        self.rates = [
-            (f"rates[{i}]", tuple(r.tools), r.max, r.window_s) for i, r in enumerate(spec.rates)
-        ]
+        self.rates = [(f"rates[{i}]", tuple(r.tools), r.max, r.window_s) for i, r in enumerate(spec.rates)]
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> Policy:
@@ -169,11 +167,15 @@ def _compile_tool(name: str, tool: Any, paths: m.Paths, source: str) -> Compiled
         label_rules.append((pred, label(lab.integrity or "trusted", lab.tags)))
     if tool.spend is not None:
         if tool.spend not in args:
-            raise PolicyError(f"'spend' names argument {tool.spend!r}, which the tool does not declare", source=source, rule_path=f"{base}.spend")
+            raise PolicyError(
+                f"'spend' names argument {tool.spend!r}, which the tool does not declare", source=source, rule_path=f"{base}.spend"
+            )
         types = args[tool.spend].types
         if types is None or not set(types) <= {"number", "integer"}:
             raise PolicyError(
-                f"'spend' argument {tool.spend!r} must declare type number or integer (and nothing else)", source=source, rule_path=f"{base}.spend"
+                f"'spend' argument {tool.spend!r} must declare type number or integer (and nothing else)",
+                source=source,
+                rule_path=f"{base}.spend",
             )
     compiled = CompiledTool(
         name=name,
@@ -338,10 +340,28 @@ def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths) -> s
 
 
 _MATCH_ONLY = CompiledArg(
-    path="", types=None, required=False, enum=None, has_const=False, const=None, regex=None, min_len=None,
-    max_len=None, minimum=None, maximum=None, exclusive_min=None, exclusive_max=None, min_items=None,
-    max_items=None, items=None, properties=None, additional=True, path_under=None, url_host_in=None,
-    email_domain_in=None, flow=None,
+    path="",
+    types=None,
+    required=False,
+    enum=None,
+    has_const=False,
+    const=None,
+    regex=None,
+    min_len=None,
+    max_len=None,
+    minimum=None,
+    maximum=None,
+    exclusive_min=None,
+    exclusive_max=None,
+    min_items=None,
+    max_items=None,
+    items=None,
+    properties=None,
+    additional=True,
+    path_under=None,
+    url_host_in=None,
+    email_domain_in=None,
+    flow=None,
 )
 
 

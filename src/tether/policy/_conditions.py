@@ -120,7 +120,11 @@ def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | No
     if cond.pattern is not None:
         regex = compile_pattern(cond.pattern)
         # Raw text or its NFKC form (full-width look-alikes): the safe side for ask and deny rules.
-        tests.append(lambda leaves: (s := strings(leaves)) is not None and all(regex.search(v) or regex.search(unicodedata.normalize("NFKC", v)) for v in s))
+        tests.append(
+            lambda leaves: (
+                (s := strings(leaves)) is not None and all(regex.search(v) or regex.search(unicodedata.normalize("NFKC", v)) for v in s)
+            )
+        )
     for field, fn in (
         ("path_under", m.path_under),
         ("path_glob", m.path_glob),
@@ -192,7 +196,9 @@ def _whole_word(text: str, task: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(text)}(?![\w]|\.\d)", task) is not None
 
 
-def _path_test(fn: Callable[[str, Sequence[str], m.Paths], bool], roots: list[str], paths: m.Paths) -> Callable[[Sequence[LeafProvenance]], bool]:
+def _path_test(
+    fn: Callable[[str, Sequence[str], m.Paths], bool], roots: list[str], paths: m.Paths
+) -> Callable[[Sequence[LeafProvenance]], bool]:
     def test(leaves: Sequence[LeafProvenance]) -> bool:
         if not leaves:
             return False

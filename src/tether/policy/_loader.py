@@ -32,12 +32,24 @@ class _Located:
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise PolicyError("YAML merge keys (<<) are not supported", source=self.source, rule_path=_dotted(path), line=key_node.start_mark.line + 1)
+                    raise PolicyError(
+                        "YAML merge keys (<<) are not supported",
+                        source=self.source,
+                        rule_path=_dotted(path),
+                        line=key_node.start_mark.line + 1,
+                    )
                 key = _CONSTRUCTOR.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else None
                 if not isinstance(key, str):
-                    raise PolicyError(f"mapping keys must be strings, got {key!r}", source=self.source, rule_path=_dotted(path), line=key_node.start_mark.line + 1)
+                    raise PolicyError(
+                        f"mapping keys must be strings, got {key!r}",
+                        source=self.source,
+                        rule_path=_dotted(path),
+                        line=key_node.start_mark.line + 1,
+                    )
                 if key in out:
-                    raise PolicyError(f"duplicate key {key!r}", source=self.source, rule_path=_dotted((*path, key)), line=key_node.start_mark.line + 1)
+                    raise PolicyError(
+                        f"duplicate key {key!r}", source=self.source, rule_path=_dotted((*path, key)), line=key_node.start_mark.line + 1
+                    )
                 out[key] = self.build(value_node, (*path, key), depth + 1)
             return out
         if isinstance(node, yaml.SequenceNode):

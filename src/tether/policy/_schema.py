@@ -112,8 +112,22 @@ class Condition(_Strict):
         matchers = [
             name
             for name in (
-                "exists", "equals", "in_", "pattern", "path_under", "path_glob", "url_host_in",
-                "email_domain_in", "gt", "ge", "lt", "le", "untrusted", "grounded", "from_task", "has_tags",
+                "exists",
+                "equals",
+                "in_",
+                "pattern",
+                "path_under",
+                "path_glob",
+                "url_host_in",
+                "email_domain_in",
+                "gt",
+                "ge",
+                "lt",
+                "le",
+                "untrusted",
+                "grounded",
+                "from_task",
+                "has_tags",
             )
             if getattr(self, name) is not None
         ]

@@ -297,30 +297,52 @@ def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any]
         values = value if isinstance(value, list) else [value]
         for v in values:
             if not any(_same(v, a) for a in allowed):
-                denials.append(Reason("scope", f"scope.writes.{tool.name}.{arg}", f"{arg}={_short(v)} is outside the session's declared task scope", arg=arg))
+                denials.append(
+                    Reason(
+                        "scope",
+                        f"scope.writes.{tool.name}.{arg}",
+                        f"{arg}={_short(v)} is outside the session's declared task scope",
+                        arg=arg,
+                    )
+                )
 
 
-def _check_budgets(policy: Policy, state: SessionState, tool: CompiledTool, args: dict[str, Any], now: float, denials: list[Reason]) -> None:
+def _check_budgets(
+    policy: Policy, state: SessionState, tool: CompiledTool, args: dict[str, Any], now: float, denials: list[Reason]
+) -> None:
     budgets = policy.spec.budgets
     if budgets.max_calls is not None and state.calls_total + 1 > budgets.max_calls:
         denials.append(Reason("budget", "budgets.max_calls", f"session call budget of {budgets.max_calls} is used up"))
     if budgets.max_writes is not None and tool.effect == "write" and state.writes + 1 > budgets.max_writes:
         denials.append(Reason("budget", "budgets.max_writes", f"session write budget of {budgets.max_writes} is used up"))
     if tool.max_calls is not None and state.per_tool.get(tool.name, 0) + 1 > tool.max_calls:
-        denials.append(Reason("budget", f"tools.{tool.name}.budget.max_calls", f"budget of {tool.max_calls} call(s) to {tool.name!r} is used up"))
+        denials.append(
+            Reason("budget", f"tools.{tool.name}.budget.max_calls", f"budget of {tool.max_calls} call(s) to {tool.name!r} is used up")
+        )
     if tool.spend_arg is not None:
         amount = args.get(tool.spend_arg)
         if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | float)):
-            denials.append(Reason("budget", f"tools.{tool.name}.spend", f"spend argument {tool.spend_arg!r} must be a number", arg=tool.spend_arg))
+            denials.append(
+                Reason("budget", f"tools.{tool.name}.spend", f"spend argument {tool.spend_arg!r} must be a number", arg=tool.spend_arg)
+            )
         elif isinstance(amount, int | float):
             if amount < 0:
-                denials.append(Reason("budget", f"tools.{tool.name}.spend", f"negative spend {amount!r} is not allowed", arg=tool.spend_arg))
+                denials.append(
+                    Reason("budget", f"tools.{tool.name}.spend", f"negative spend {amount!r} is not allowed", arg=tool.spend_arg)
+                )
             elif budgets.max_spend is not None and state.spend + amount > budgets.max_spend:
                 denials.append(
-                    Reason("budget", "budgets.max_spend", f"spending {amount!r} would exceed the session's spend budget of {budgets.max_spend!r} (spent {state.spend!r})", arg=tool.spend_arg)
+                    Reason(
+                        "budget",
+                        "budgets.max_spend",
+                        f"spending {amount!r} would exceed the session's spend budget of {budgets.max_spend!r} (spent {state.spend!r})",
+                        arg=tool.spend_arg,
+                    )
                 )
     if budgets.max_wall_time_s is not None and now - state.started_at > budgets.max_wall_time_s:
-        denials.append(Reason("budget", "budgets.max_wall_time_s", f"session is older than its wall-time budget of {budgets.max_wall_time_s!r} s"))
+        denials.append(
+            Reason("budget", "budgets.max_wall_time_s", f"session is older than its wall-time budget of {budgets.max_wall_time_s!r} s")
+        )
     for rule, limit, window in policy.rate_rules_for(tool.name):
         times = state.rate_times.get(rule)
         recent = 0

@@ -259,7 +259,9 @@ class Session:
                 # (context label), which is the conservative side.
                 text = text[:MAX_OUTPUT_CHARS] + f"\n[tether: output truncated from {len(text)} characters]"
             lab = self.output_label(call_id, text, error=error)
-            event = ResultRecorded(session_id=self.id, time=self.guard.clock(), call_id=call_id, output=text, label=lab.to_json(), error=error)
+            event = ResultRecorded(
+                session_id=self.id, time=self.guard.clock(), call_id=call_id, output=text, label=lab.to_json(), error=error
+            )
             try:
                 self._commit([event])
             except StoreError as exc:
@@ -272,7 +274,9 @@ class Session:
     def add_source(self, text: str, *, label: Label = TRUSTED, origin: str = "user") -> None:
         """Add data the agent sees outside tool calls (a user's follow-up message, a file)."""
         with self._lock:
-            self._commit([SourceAdded(session_id=self.id, time=self.guard.clock(), text=clean_text(text), label=label.to_json(), origin=origin)])
+            self._commit(
+                [SourceAdded(session_id=self.id, time=self.guard.clock(), text=clean_text(text), label=label.to_json(), origin=origin)]
+            )
 
     # ------------------------------------------------------------ approvals
 
@@ -306,7 +310,19 @@ class Session:
 
     def _answer(self, call_id: str, approved: bool, by: str, note: str) -> None:
         rec = self.state.calls[call_id]
-        self._commit([ApprovalAnswered(session_id=self.id, time=self.guard.clock(), call_id=call_id, call_hash=rec.call_hash, approved=approved, by=by, note=note)])
+        self._commit(
+            [
+                ApprovalAnswered(
+                    session_id=self.id,
+                    time=self.guard.clock(),
+                    call_id=call_id,
+                    call_hash=rec.call_hash,
+                    approved=approved,
+                    by=by,
+                    note=note,
+                )
+            ]
+        )
 
     def wait_for_approval(self, call_id: str, *, poll_s: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> bool:
         """Block until a pending approval is answered (possibly by another process) or times out."""

@@ -122,15 +122,32 @@ def verify_rows(rows: Iterable[tuple[str, int, bytes, str, str]], heads: dict[st
             prev = GENESIS
         count += 1
         if not isinstance(body, bytes | bytearray | memoryview):
-            return VerifyReport(sessions, count, VerifyProblem(session_id, seq, None, f"stored body is a {type(body).__name__}, not bytes (the row was rewritten)"))
+            return VerifyReport(
+                sessions,
+                count,
+                VerifyProblem(session_id, seq, None, f"stored body is a {type(body).__name__}, not bytes (the row was rewritten)"),
+            )
         body = bytes(body)
         if seq != expect_seq:
             what = "missing" if seq > expect_seq else "out of order"
-            return VerifyReport(sessions, count, VerifyProblem(session_id, expect_seq, None, f"event {expect_seq} is {what} (found seq {seq})"))
+            return VerifyReport(
+                sessions, count, VerifyProblem(session_id, expect_seq, None, f"event {expect_seq} is {what} (found seq {seq})")
+            )
         if prev_hash != prev:
-            return VerifyReport(sessions, count, VerifyProblem(session_id, seq, _event_id(body), "prev_hash does not match the previous event's hash (an event was removed, inserted or reordered)"))
+            return VerifyReport(
+                sessions,
+                count,
+                VerifyProblem(
+                    session_id,
+                    seq,
+                    _event_id(body),
+                    "prev_hash does not match the previous event's hash (an event was removed, inserted or reordered)",
+                ),
+            )
         if chain_hash(prev, seq, body) != stored_hash:
-            return VerifyReport(sessions, count, VerifyProblem(session_id, seq, _event_id(body), "content does not match its hash (the event was modified)"))
+            return VerifyReport(
+                sessions, count, VerifyProblem(session_id, seq, _event_id(body), "content does not match its hash (the event was modified)")
+            )
         prev = stored_hash
         expect_seq += 1
     if current is not None:
@@ -140,7 +157,9 @@ def verify_rows(rows: Iterable[tuple[str, int, bytes, str, str]], heads: dict[st
     if sessions < len(heads):
         missing = sorted(set(heads) - seen)
         if missing:
-            return VerifyReport(sessions, count, VerifyProblem(missing[0], 1, None, "the session's events are gone but its head is recorded"))
+            return VerifyReport(
+                sessions, count, VerifyProblem(missing[0], 1, None, "the session's events are gone but its head is recorded")
+            )
     return VerifyReport(sessions, count, None)
 
 
@@ -149,7 +168,12 @@ def _check_head(session_id: str, last_seq: int, last_hash: str, heads: dict[str,
     if head is None:
         return VerifyProblem(session_id, last_seq, None, "session has events but no recorded head")
     if head != (last_seq, last_hash):
-        return VerifyProblem(session_id, last_seq, None, f"chain ends at event {last_seq} but the recorded head is event {head[0]} (events were removed from the end or the head was edited)")
+        return VerifyProblem(
+            session_id,
+            last_seq,
+            None,
+            f"chain ends at event {last_seq} but the recorded head is event {head[0]} (events were removed from the end or the head was edited)",
+        )
     return None
 
 

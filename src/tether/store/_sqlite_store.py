@@ -109,14 +109,18 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read event store {self.path!r}: {exc}") from exc
         if any(not isinstance(r[1], bytes) for r in rows):
-            raise StoreError(f"session {session_id!r} has an event body that is not bytes (the row was rewritten); run 'tether audit verify'")
+            raise StoreError(
+                f"session {session_id!r} has an event body that is not bytes (the row was rewritten); run 'tether audit verify'"
+            )
         return [StoredEvent(session_id, r[0], r[1], r[2], r[3]) for r in rows]
 
     def sessions(self) -> list[SessionSummary]:
         """Every session, oldest first."""
         with self._lock:
             try:
-                rows = self._db.execute("SELECT session_id, seq, first_time, last_time, hash FROM heads ORDER BY first_time, session_id").fetchall()
+                rows = self._db.execute(
+                    "SELECT session_id, seq, first_time, last_time, hash FROM heads ORDER BY first_time, session_id"
+                ).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read event store {self.path!r}: {exc}") from exc
         return [SessionSummary(r[0], r[1], r[2], r[3], r[4]) for r in rows]
@@ -131,8 +135,12 @@ class SQLiteStore:
                     return verify_rows(cursor, heads)
                 total_sessions = total_events = 0
                 for sid in session_ids:
-                    heads = {r[0]: (r[1], r[2]) for r in self._db.execute("SELECT session_id, seq, hash FROM heads WHERE session_id = ?", (sid,))}
-                    cursor = self._db.execute("SELECT session_id, seq, body, prev_hash, hash FROM events WHERE session_id = ? ORDER BY seq", (sid,))
+                    heads = {
+                        r[0]: (r[1], r[2]) for r in self._db.execute("SELECT session_id, seq, hash FROM heads WHERE session_id = ?", (sid,))
+                    }
+                    cursor = self._db.execute(
+                        "SELECT session_id, seq, body, prev_hash, hash FROM events WHERE session_id = ? ORDER BY seq", (sid,)
+                    )
                     report = verify_rows(cursor, heads)
                     total_sessions += report.sessions
                     total_events += report.events

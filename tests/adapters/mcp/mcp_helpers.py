@@ -75,7 +75,10 @@ async def proxy_session(
     params = tether_args("mcp", *args)
     if extra_env:
         params = params.model_copy(update={"env": {**(params.env or {}), **extra_env}})
-    async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write, elicitation_callback=elicitation) as session:
+    async with (
+        stdio_client(params, errlog=errlog) as (read, write),
+        ClientSession(read, write, elicitation_callback=elicitation) as session,
+    ):
         await session.initialize()
         yield session
 

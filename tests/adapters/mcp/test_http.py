@@ -69,7 +69,9 @@ def test_upstream_url_and_proxy_over_http(tmp_path: Path) -> None:
     ):
         anyio.run(scenario)
     with SQLiteStore(db) as store:
-        events = [e for s in store.sessions() if not s.session_id.startswith("mcp-pins:") for e in (i.event() for i in store.read(s.session_id))]
+        events = [
+            e for s in store.sessions() if not s.session_id.startswith("mcp-pins:") for e in (i.event() for i in store.read(s.session_id))
+        ]
     sources = {e.origin: e for e in events if e.kind == "source_added"}
     assert set(sources) == {"mcp tool descriptions", "mcp resource toy://readme"}
     assert all(e.label["integrity"] == "untrusted" for e in sources.values())

@@ -44,7 +44,9 @@ def test_allow_deny_and_ask_through_elicitation(tmp_path: Path, errlog: TextIO) 
             assert not ok.is_error and "UTC" in ok.content[0].text
             bad = await client.call_tool("get_current_time", {"timezone": "UTC", "extra": 1})
             assert bad.is_error and "unexpected argument 'extra'" in bad.content[0].text
-            approved = await client.call_tool("convert_time", {"source_timezone": "UTC", "time": "10:00", "target_timezone": "Europe/Paris"})
+            approved = await client.call_tool(
+                "convert_time", {"source_timezone": "UTC", "time": "10:00", "target_timezone": "Europe/Paris"}
+            )
             assert not approved.is_error and "Europe/Paris" in approved.content[0].text
             refused = await client.call_tool("convert_time", {"source_timezone": "UTC", "time": "10:00", "target_timezone": "Asia/Tokyo"})
             assert refused.is_error and "did not approve" in refused.content[0].text

@@ -285,7 +285,9 @@ def utility_ok(task: BaseUserTask[Any], output: str, pre: TaskEnvironment, post:
     return bool(task.utility(output, pre, post))
 
 
-def security_broken(task: BaseInjectionTask[Any], output: str, pre: TaskEnvironment, post: TaskEnvironment, trace: Sequence[FunctionCall]) -> bool:
+def security_broken(
+    task: BaseInjectionTask[Any], output: str, pre: TaskEnvironment, post: TaskEnvironment, trace: Sequence[FunctionCall]
+) -> bool:
     """AgentDojo's security check: True when the injection task's goal was achieved."""
     from_traces = task.security_from_traces(output, pre, post, trace)
     if from_traces is not None:

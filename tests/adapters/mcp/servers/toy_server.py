@@ -60,7 +60,9 @@ async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> ty
     return types.ReadResourceResult(contents=[types.TextResourceContents(uri=str(params.uri), text=text)])
 
 
-server = Server("toy", version="1", on_list_tools=list_tools, on_call_tool=call_tool, on_list_resources=list_resources, on_read_resource=read_resource)
+server = Server(
+    "toy", version="1", on_list_tools=list_tools, on_call_tool=call_tool, on_list_resources=list_resources, on_read_resource=read_resource
+)
 
 
 async def main() -> None:
