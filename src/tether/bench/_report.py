@@ -59,7 +59,12 @@ def svg_plot(report: dict[str, Any]) -> str:
             parts.append(f'<text x="{x(asr) + 4:.1f}" y="{pad + 12}" fill="#6e7781">{html.escape(name)} (ASR only)</text>')
     for i, (name, asr, util, color) in enumerate(_points(report)):
         parts.append(f'<circle cx="{x(asr):.1f}" cy="{y(util):.1f}" r="5" fill="{color}"/>')
-        parts.append(f'<text x="{x(asr) + 8:.1f}" y="{y(util) + 4 + 12 * (i % 2):.1f}" fill="{color}">{html.escape(name)}</text>')
+        # Labels of points on the right half go to the left of the point so they stay inside the plot.
+        left = asr > 0.5
+        anchor, dx = ("end", -8) if left else ("start", 8)
+        parts.append(
+            f'<text x="{x(asr) + dx:.1f}" y="{y(util) + 4 + 12 * (i % 2):.1f}" fill="{color}" text-anchor="{anchor}">{html.escape(name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -93,7 +98,8 @@ def write_html(report: dict[str, Any], path: str | Path) -> None:
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head>
 <body><h1>Tether on AgentDojo {html.escape(str(report.get("version", "")))}</h1>
-<p>Agent: {html.escape(str(report.get("agents")))}; policies: {html.escape(json.dumps(report.get("policy_hash", {})))}</p>
+<p>Agents: {html.escape(", ".join(map(str, report.get("agents") or [])))}.</p>
+<p>Policies: {"; ".join(f"{html.escape(str(k))} <code>{html.escape(str(v))[:23]}</code>" for k, v in (report.get("policy_hash") or {}).items())}</p>
 {svg_plot(report)}
 <h2>Without task scope (the primary result)</h2>{_table(suites)}
 <h2>With task scope from the ground truth (a perfect planner)</h2>{_table(scoped) if scoped else "<p>not run</p>"}
