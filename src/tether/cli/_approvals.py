@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from tether.cli._common import console, db_option, err_console, open_store
+from tether.cli._common import answer_options, console, db_option, err_console, open_store
 from tether.errors import PolicyError, SessionError
 from tether.policy._compiled import Policy
 from tether.session._guard import Guard
@@ -107,10 +106,7 @@ def _answer(db: str, policy_path: str, call: str, approved: bool, by: str, note:
 
 
 def _answer_options(fn: Any) -> Any:
-    fn = click.option("--note", default="", help="Why (kept in the log).")(fn)
-    fn = click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who answers (kept in the log).")(
-        fn
-    )
+    fn = answer_options(fn)
     fn = click.option(
         "--policy",
         "policy_path",

@@ -42,3 +42,11 @@ def open_store(path: str, *, must_exist: bool = True) -> SQLiteStore:
     except StoreError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise SystemExit(2) from None
+
+
+def answer_options(fn: F) -> F:
+    """``--by`` (default ``$USER``) and ``--note``: who answers a human question, and why (both logged)."""
+    fn = click.option("--note", default="", help="Why (kept in the log).")(fn)
+    return click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who answers (kept in the log).")(
+        fn
+    )

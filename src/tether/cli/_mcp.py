@@ -14,7 +14,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from tether.cli._common import console, db_option, err_console, open_store
+from tether.cli._common import answer_options, console, db_option, err_console, open_store
 from tether.errors import ConfigError, PolicyError, SessionError
 from tether.policy._compiled import Policy
 
@@ -178,16 +178,9 @@ def _pin_answer(db: str, call: str, approved: bool, by: str, note: str) -> None:
     console.print(f"{escape(rec.tool)} ({rec.hash[:19]}) on {escape(key)}: {result.status}")
 
 
-def _by_option(fn: Any) -> Any:
-    fn = click.option("--note", default="", help="Why (kept in the log).")(fn)
-    return click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who answers (kept in the log).")(
-        fn
-    )
-
-
 @pins.command("approve")
 @db_option
-@_by_option
+@answer_options
 @click.argument("call")
 def pins_approve_cmd(db: str, by: str, note: str, call: str) -> None:
     """Approve the pending definition CALL (an id from `pins list`, or a unique prefix)."""
@@ -196,7 +189,7 @@ def pins_approve_cmd(db: str, by: str, note: str, call: str) -> None:
 
 @pins.command("deny")
 @db_option
-@_by_option
+@answer_options
 @click.argument("call")
 def pins_deny_cmd(db: str, by: str, note: str, call: str) -> None:
     """Refuse the pending definition CALL; the tool stays hidden and its calls denied."""
