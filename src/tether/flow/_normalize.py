@@ -8,6 +8,7 @@ characters, upper case, zero-width characters, odd whitespace) gains nothing.
 from __future__ import annotations
 
 import html
+import math
 import re
 import unicodedata
 from urllib.parse import unquote
@@ -80,3 +81,21 @@ def normalize(text: str) -> str:
     else:
         text = text.lower()
     return " ".join(text.split())
+
+
+def number_forms(value: int | float) -> tuple[str, ...]:
+    """The ways a number is commonly written: ``4.0`` may appear as ``4``, ``4.0`` or ``4.00``."""
+    forms = [str(int(value)) if isinstance(value, float) and value.is_integer() and abs(value) < 1e16 else str(value)]
+    if isinstance(value, float) and math.isfinite(value):
+        forms += [repr(value), f"{value:.2f}"]
+    return tuple(dict.fromkeys(forms))
+
+
+def contains_word(text: str, word: str, *, number: bool = False) -> bool:
+    """``word`` occurs in ``text`` with no letter or digit right before or after it.
+
+    With ``number=True`` a decimal point does not count as a boundary either, so
+    ``4`` is not found in ``4.0`` and ``0`` is not found in ``4.0``.
+    """
+    pattern = rf"(?<![\w.]){re.escape(word)}(?![\w]|\.\d)" if number else rf"(?<![\w]){re.escape(word)}(?![\w])"
+    return re.search(pattern, text) is not None

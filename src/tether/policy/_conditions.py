@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from tether.errors import PolicyError
 from tether.flow._labels import Label
-from tether.flow._normalize import normalize
+from tether.flow._normalize import contains_word, normalize, number_forms
 from tether.policy import _matchers as m
 from tether.policy._schema import Condition, Effect, compile_pattern
 
@@ -185,15 +184,8 @@ def _in_task(value: Any, task: str) -> bool:
         text = normalize(value)
         if len(text) >= 8:
             return text in task
-        return bool(text) and _whole_word(text, task)
-    forms = [str(int(value))] if isinstance(value, int) or (value.is_integer() and abs(value) < 1e16) else []
-    if isinstance(value, float):
-        forms += [repr(value), f"{value:.2f}"]
-    return any(_whole_word(form, task) for form in forms)
-
-
-def _whole_word(text: str, task: str) -> bool:
-    return re.search(rf"(?<![\w.]){re.escape(text)}(?![\w]|\.\d)", task) is not None
+        return bool(text) and contains_word(task, text)
+    return any(contains_word(task, form, number=True) for form in number_forms(value))
 
 
 def _path_test(

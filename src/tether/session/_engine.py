@@ -13,10 +13,9 @@ from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.flow._labels import Label
-from tether.flow._provenance import NOT_FOUND
 from tether.policy._compiled import CompiledTool, Policy, validate_arg
 from tether.policy._conditions import _same
-from tether.session._state import SessionState
+from tether.session._state import SessionState, walk_leaves
 
 
 class Leaf:
@@ -31,33 +30,6 @@ class Leaf:
         self.found = found
         self.trusted_source = found and not label.untrusted
         self.sources = sources
-
-
-def _walk(value: Any, path: str, out: list[tuple[str, Any]], depth: int = 0) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out.append((f"{path}{{{k}}}", k))  # keys are data too
-            _walk(v, f"{path}.{k}", out, depth + 1)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _walk(v, f"{path}[{i}]", out, depth + 1)
-    else:
-        out.append((path, value))
-
-
-def number_text(value: int | float) -> str:
-    """Canonical text of a number for provenance lookups (``100.0`` -> ``100``)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return str(value)
-
-
-def number_texts(value: int | float) -> tuple[str, ...]:
-    """The ways a number is commonly written (``4.0`` may appear as ``4``, ``4.0`` or ``4.00``)."""
-    forms = [number_text(value)]
-    if isinstance(value, float) and math.isfinite(value):
-        forms += [repr(value), f"{value:.2f}"]
-    return tuple(dict.fromkeys(forms))
 
 
 class CheckView:
@@ -87,7 +59,7 @@ class CheckView:
             out: list[Leaf] = []
         elif isinstance(value, dict | list | tuple):
             raw: list[tuple[str, Any]] = []
-            _walk(value, arg, raw)
+            walk_leaves(value, arg, raw)
             out = [self._leaf(path, v) for path, v in raw]
         else:
             out = [self._leaf(arg, value)]
@@ -95,21 +67,8 @@ class CheckView:
         return out
 
     def _leaf(self, path: str, value: Any) -> Leaf:
-        kind = type(value)
-        state = self._state
-        if kind is str or kind is int or kind is float:
-            if kind is str:
-                match = state.index.lookup(value)
-            else:
-                # Any of its written forms found in trusted data grounds the number.
-                found = [m for m in (state.index.lookup(f, whole_word=True) for f in number_texts(value)) if m.found]
-                match = min(found, key=lambda m: m.label.untrusted) if found else NOT_FOUND
-            if match.found:
-                lab = match.label
-                if not match.complete and lab.untrusted:
-                    lab = lab.join(state.context)  # a bound cut the search short: assume the worst
-                return Leaf(path, value, lab, True, match.sources)
-        return Leaf(path, value, state.context, False, tuple(state.context_sources[:8]))
+        label, found, sources = self._state.provenance(value)
+        return Leaf(path, value, label, found, sources)
 
     def any_arg_untrusted(self) -> bool:
         if not self.context.untrusted:

@@ -15,11 +15,10 @@ comes from wherever the failure came from.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from tether.flow._labels import UNTRUSTED, Label
-from tether.flow._normalize import normalize
+from tether.flow._normalize import contains_word, normalize
 from tether.flow._provenance import MIN_GRAM_VALUE
 from tether.policy._compiled import Policy
 from tether.session._engine import CheckView
@@ -64,11 +63,6 @@ def result_label(policy: Policy, state: SessionState, tool_name: str | None, arg
                 continue
             if norm_text is None:
                 norm_text = normalize(text)
-            if norm_value in norm_text if len(norm_value) >= MIN_GRAM_VALUE else _has_word(norm_text, norm_value):
+            if norm_value in norm_text if len(norm_value) >= MIN_GRAM_VALUE else contains_word(norm_text, norm_value):
                 result = result.join(leaf.label)
     return result
-
-
-def _has_word(text: str, word: str) -> bool:
-    """``word`` occurs in ``text`` with no letter or digit right before or after it."""
-    return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) is not None

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.flow._labels import TRUSTED, Label
-from tether.flow._normalize import normalize
-from tether.flow._provenance import MIN_GRAM_VALUE, ProvenanceIndex
+from tether.flow._normalize import normalize, number_forms
+from tether.flow._provenance import MIN_GRAM_VALUE, NOT_FOUND, ProvenanceIndex
 from tether.policy._compiled import Policy
 from tether.store._events import (
     ApprovalAnswered,
@@ -35,19 +35,18 @@ _MAX_CONTEXT_SOURCES = 16
 _MAX_WRITTEN = 4096
 
 
-def _strings(value: Any, out: list[str], depth: int) -> None:
-    if depth > 64:
-        return
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
+def walk_leaves(value: Any, path: str, out: list[tuple[str, Any]]) -> None:
+    """Every scalar inside ``value`` with its path (``to[0]``, ``opts.tag``); object keys are
+    leaves too (``opts{KEY}``), since an attacker can put data in a key as easily as in a value."""
+    if isinstance(value, dict):
         for k, v in value.items():
-            if isinstance(k, str):
-                out.append(k)
-            _strings(v, out, depth + 1)
+            out.append((f"{path}{{{k}}}", k))
+            walk_leaves(v, f"{path}.{k}", out)
     elif isinstance(value, list | tuple):
-        for v in value:
-            _strings(v, out, depth + 1)
+        for i, v in enumerate(value):
+            walk_leaves(v, f"{path}[{i}]", out)
+    else:
+        out.append((path, value))
 
 
 @dataclass(slots=True)
@@ -171,17 +170,38 @@ class SessionState:
             while times and (times[0] <= when - window or len(times) > limit):
                 times.popleft()
 
-    def _remember_written(self, args: Any) -> None:
-        leaves: list[str] = []
-        _strings(args, leaves, 0)
-        for value in leaves:
-            norm = normalize(value)
-            if len(norm) < MIN_GRAM_VALUE or len(self.written) >= _MAX_WRITTEN:
-                continue
+    def provenance(self, value: Any) -> tuple[Label, bool, tuple[str, ...]]:
+        """Label of one scalar, whether a source holds it, and the evidence (event ids).
+
+        Strings are looked up as they are, numbers as whole words in any of their written
+        forms (a trusted form wins). Values found nowhere, booleans and null carry the
+        context label.
+        """
+        kind = type(value)
+        if kind is str:
             match = self.index.lookup(value)
-            lab = match.label if match.found else self.context
-            if match.found and not match.complete and lab.untrusted:
-                lab = lab.join(self.context)
+        elif kind is int or kind is float:
+            found = [m for m in (self.index.lookup(f, whole_word=True) for f in number_forms(value)) if m.found]
+            match = min(found, key=lambda m: m.label.untrusted) if found else NOT_FOUND
+        else:
+            match = NOT_FOUND
+        if not match.found:
+            return self.context, False, tuple(self.context_sources[:8])
+        lab = match.label
+        if not match.complete and lab.untrusted:
+            lab = lab.join(self.context)  # a bound cut the search short: assume the worst
+        return lab, True, match.sources
+
+    def _remember_written(self, args: Any) -> None:
+        leaves: list[tuple[str, Any]] = []
+        walk_leaves(args, "", leaves)
+        for _, value in leaves:
+            if not isinstance(value, str) or len(self.written) >= _MAX_WRITTEN:
+                continue
+            norm = normalize(value)
+            if len(norm) < MIN_GRAM_VALUE:
+                continue
+            lab = self.provenance(value)[0]
             if lab != TRUSTED:
                 self.written.append((norm, lab))
 
