@@ -23,7 +23,7 @@ from tether._decision import ToolCall, Verdict
 from tether.bench._scripted import Step
 from tether.policy._conditions import _same
 from tether.session._guard import Session
-from tether.session._wrap import ApprovalRequest, Approver
+from tether.session._wrap import ApprovalRequest, Approver, StaticApprover, admit
 
 Execute = Callable[[str, dict[str, Any]], tuple[str, bool]]
 """Runs a tool: ``(tool, args) -> (output text, error?)``."""
@@ -99,22 +99,12 @@ class TaskApprover:
         return any(tool == call.tool and _same_args(args, call.args) for tool, args in self.task_calls)
 
 
-class ApproveAll:
-    """A rubber-stamp human: approves everything."""
-
-    name = "rubber_stamp"
-
-    def __call__(self, request: ApprovalRequest) -> bool:
-        """Always True."""
-        return True
-
-
 def approver_for(mode: AskMode, task_calls: Collection[tuple[str, dict[str, Any]]]) -> Approver | None:
     """The approver standing for ``mode`` (None: autonomous, asks are not done)."""
     if mode == "careful_human":
         return TaskApprover(task_calls)
     if mode == "rubber_stamp":
-        return ApproveAll()
+        return StaticApprover(True, name="rubber_stamp")
     return None
 
 
@@ -137,16 +127,11 @@ def propose(session: Session, step: Step, execute: Execute, approver: Approver |
     """Put one step through the guard; run it if allowed or approved. Returns its output."""
     call = ToolCall(step.tool, dict(step.args))
     started = time.perf_counter()
-    decision = session.check(call)
-    approved: bool | None = None
-    run_it = decision.verdict == "allow"
-    if decision.verdict == "ask" and approver is not None:
-        answer = approver(ApprovalRequest(session.id, call, decision))
-        approved = session.answer(call.id, answer, by=approver.name)
-        run_it = approved
+    admission = admit(session, call, approver)
+    decision, approved = admission.decision, admission.approved
     transcript.guard_s += time.perf_counter() - started
     reasons = tuple(r.rule for r in decision.reasons)
-    if not run_it:
+    if not admission.may_run:
         transcript.calls.append(CallOutcome(step.tool, dict(step.args), decision.verdict, False, step.injected, approved, reasons=reasons))
         return None
     output, error = execute(step.tool, dict(step.args))

@@ -13,7 +13,7 @@ from typing import Any
 
 from tether._decision import Decision, ToolCall
 from tether.session._guard import Session
-from tether.session._wrap import ApprovalRequest, Approver
+from tether.session._wrap import Approver, admit
 
 Tool = Callable[..., Any]
 
@@ -52,24 +52,19 @@ class ScriptedAgent:
         outcomes: list[StepOutcome] = []
         for step in self.steps:
             call = ToolCall(step.tool, dict(step.args))
-            decision = session.check(call)
-            approved: bool | None = None
-            run_it = decision.verdict == "allow"
-            if decision.verdict == "ask" and approver is not None:
-                approved = session.answer(call.id, approver(ApprovalRequest(session.id, call, decision)), by=approver.name)
-                run_it = approved
-            if not run_it:
-                outcomes.append(StepOutcome(step, decision, False, approved=approved))
+            admission = admit(session, call, approver)
+            if not admission.may_run:
+                outcomes.append(StepOutcome(step, admission.decision, False, approved=admission.approved))
                 continue
             fn = tools.get(step.tool)
             try:
                 if fn is None:
                     raise LookupError(f"no implementation for tool {step.tool!r}")
                 output = fn(**step.args)
-            except Exception as exc:
+            except Exception as exc:  # a failing tool is data, not a crash
                 output = f"{type(exc).__name__}: {exc}"
                 session.record_result(call.id, output, error=True)
             else:
                 session.record_result(call.id, output)
-            outcomes.append(StepOutcome(step, decision, True, output, approved))
+            outcomes.append(StepOutcome(step, admission.decision, True, output, admission.approved))
         return outcomes

@@ -39,10 +39,11 @@ class Approver(Protocol):
 
 
 def _bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    bound = inspect.signature(fn).bind(*args, **kwargs)
+    signature = inspect.signature(fn)
+    bound = signature.bind(*args, **kwargs)
     out: dict[str, Any] = {}
     for name, value in bound.arguments.items():
-        kind = inspect.signature(fn).parameters[name].kind
+        kind = signature.parameters[name].kind
         if kind is inspect.Parameter.VAR_KEYWORD:
             out.update(value)
         elif kind is inspect.Parameter.VAR_POSITIONAL:
@@ -52,17 +53,37 @@ def _bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     return out
 
 
-def _admit(session: Session, call: ToolCall, approver: Approver | None) -> Decision:
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of putting one call through the guard (and its approver)."""
+
+    decision: Decision
+    """The guard's decision."""
+    approved: bool | None
+    """The approver's answer to an ``ask`` as the session recorded it (None: nobody was asked)."""
+
+    @property
+    def may_run(self) -> bool:
+        """Whether the call may run now: allowed, or asked and approved."""
+        return self.decision.verdict == "allow" or self.approved is True
+
+
+def admit(session: Session, call: ToolCall, approver: Approver | None) -> Admission:
+    """Check ``call``; an ``ask`` goes to ``approver`` (none: not approved) and its answer is logged."""
     decision = session.check(call)
-    if decision.verdict == "deny":
-        raise ToolDenied(decision)
-    if decision.verdict == "ask":
-        if approver is None:
-            raise ApprovalRequired(decision)
-        ok = approver(ApprovalRequest(session.id, call, decision))
-        if not session.answer(call.id, ok, by=approver.name):
-            raise ToolDenied(decision)
-    return decision
+    approved: bool | None = None
+    if decision.verdict == "ask" and approver is not None:
+        approved = session.answer(call.id, approver(ApprovalRequest(session.id, call, decision)), by=approver.name)
+    return Admission(decision, approved)
+
+
+def _admit(session: Session, call: ToolCall, approver: Approver | None) -> Decision:
+    admission = admit(session, call, approver)
+    if admission.may_run:
+        return admission.decision
+    if admission.decision.verdict == "ask" and approver is None:
+        raise ApprovalRequired(admission.decision)
+    raise ToolDenied(admission.decision)
 
 
 def guarded(session: Session, *, name: str | None = None, approver: Approver | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
