@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tether.policy._matchers import Paths, email_domain_in, normalize_path, path_glob, path_readings, path_under, url_host_in
+from tether.policy._matchers import Paths, email_domain_in, path_glob, path_readings, path_under, url_host_in
 
 ROOTS = ["/srv/data"]
 
@@ -56,7 +56,7 @@ def test_zero_width_in_path_is_removed_before_normalising() -> None:
 
 
 def test_symlink_like_segments_are_lexical() -> None:
-    assert normalize_path("/srv/data/link/../../etc") == "/srv/etc"
+    assert path_readings("/srv/data/link/../../etc") == ("/srv/etc",)
     assert path_under("/srv/data/sub/../../../etc", ROOTS) is False
 
 

@@ -164,6 +164,7 @@ def test_flow_reason_cites_source_events() -> None:
 
 
 def test_multiple_denials_are_all_reported() -> None:
-    decision = run([INJECTION], "email", {"to": ["eve@evil.example"], "body": "x"})
+    paid = ("call", "pay", {"to": "alice-payee-0001", "amount": 1}, "ok")
+    decision = run([paid, paid, paid, INJECTION], "pay", {"to": "mallory-payee-666", "amount": 1})
     assert decision.verdict == "deny"
-    assert {r.kind for r in decision.reasons} >= {"constraint"}
+    assert {r.rule for r in decision.reasons} == {"tools.pay.args.to.flow", "tools.pay.budget.max_calls"}

@@ -143,11 +143,6 @@ class ProvenanceIndex:
     def __len__(self) -> int:
         return len(self._texts)
 
-    @property
-    def chars(self) -> int:
-        """Total normalised characters indexed."""
-        return self._chars
-
     def add(self, text: str, label: Label, event_id: str) -> None:
         """Index ``text`` as a source with ``label``, recorded by event ``event_id``."""
         norm = normalize(text)

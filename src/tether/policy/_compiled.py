@@ -112,7 +112,6 @@ class Policy:
         """``sha256:...`` of the normalised content."""
         self.name = spec.name
         """The policy's name."""
-        self.home = spec.home
         self.paths = m.Paths(spec.home, spec.workdir or spec.home)
         """How paths are read: ``~`` is ``home``; relative paths start at ``workdir``."""
         self.tools: dict[str, CompiledTool] = {}

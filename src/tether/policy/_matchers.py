@@ -78,12 +78,6 @@ def path_readings(value: str, workdir: str = "/root", home: str = "/root") -> tu
     return tuple(dict.fromkeys((_absolute(value, workdir, home), _absolute(decoded, workdir, home))))
 
 
-def normalize_path(value: str, workdir: str = "/root", home: str = "/root") -> str | None:
-    """The path's reading when all readings agree, else None (ambiguous or unusable)."""
-    readings = path_readings(value, workdir, home)
-    return readings[0] if len(readings) == 1 else None
-
-
 def _under(path: str, root: str) -> bool:
     return root == "/" or path == root or path.startswith(root + "/")
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from tether._decision import Decision, Reason, ToolCall, Verdict, new_id
+from tether._decision import Decision, Reason, ToolCall, new_id
 from tether.errors import SessionError, StoreError
 from tether.flow._labels import TRUSTED, UNTRUSTED, Label
 from tether.policy._compiled import Policy
@@ -243,7 +243,7 @@ class Session:
                 decision = decision.tighten(finding.verdict, Reason("detector", detector.name, finding.message))
         return decision
 
-    def output_label(self, call_id: str, text: str = "", *, error: bool = False) -> Label:
+    def output_label(self, call_id: str, text: str, *, error: bool = False) -> Label:
         """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors)."""
         rec = self.state.calls.get(call_id)
         if rec is None:
@@ -350,11 +350,3 @@ class Session:
     def context(self) -> Label:
         """Join of the labels of everything the agent has read."""
         return self.state.context
-
-    def verdict_counts(self) -> dict[Verdict, int]:
-        """How many calls got each verdict (their latest decision)."""
-        counts: dict[Verdict, int] = {"allow": 0, "deny": 0, "ask": 0}
-        for rec in self.state.calls.values():
-            if rec.verdict in counts:
-                counts[rec.verdict] += 1
-        return counts

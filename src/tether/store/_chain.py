@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -182,9 +182,3 @@ def _event_id(body: bytes) -> str | None:
         return event_from_json(body).id
     except ValueError:
         return None
-
-
-def iter_events(stored: Iterable[StoredEvent]) -> Iterator[Event]:
-    """Parse stored events in order."""
-    for item in stored:
-        yield item.event()
