@@ -1,13 +1,13 @@
-"""``tether mcp ...``: the guarding MCP proxy, its tool-definition pins, and a starting policy.
+"""``tether mcp ...``: the guarding MCP proxy (or gateway), its tool-definition pins, and a starting policy.
 
 ``tether mcp --policy FILE -- <server command>`` is short for
-``tether mcp run --policy FILE -- <server command>``. The ``mcp`` package is
-imported only when a command runs, so the rest of the CLI works without it.
+``tether mcp run --policy FILE -- <server command>``. The adapter is imported
+only when a command runs, so the rest of the CLI starts fast.
 """
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import answer_options, console, db_option, err_console, open_store
-from tether.errors import ConfigError, PolicyError, SessionError
+from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError
 from tether.policy._compiled import Policy
 
 
@@ -33,101 +33,166 @@ def mcp() -> None:
     """Guard any MCP server: check every tool call, label every result, log every step."""
 
 
-def _upstream(command: tuple[str, ...], url: str | None) -> Any:
-    from tether.adapters.mcp import Upstream
+def _fail(text: str, code: int = 2) -> SystemExit:
+    err_console.print(f"[red]tether-mcp:[/] {escape(text)}", soft_wrap=True)
+    return SystemExit(code)
+
+
+def _servers_options(fn: Any) -> Any:
+    """``--url``, ``--server NAME=COMMAND`` (repeatable) and ``--config FILE``: where the upstream server(s) are."""
+    fn = click.option(
+        "--config",
+        "gateway_file",
+        type=click.Path(dir_okay=False, exists=True),
+        default=None,
+        help="Gateway file (YAML/JSON): `servers:` (or `mcpServers:`) naming several upstream servers.",
+    )(fn)
+    fn = click.option(
+        "--server",
+        "server_specs",
+        multiple=True,
+        metavar="NAME=COMMAND",
+        help="An upstream server of a gateway (repeat it); its tools become NAME__TOOL.",
+    )(fn)
+    return click.option("--url", default=None, help="Upstream server over streamable HTTP instead of a command.")(fn)
+
+
+def _upstreams(command: tuple[str, ...], url: str | None, server_specs: tuple[str, ...], gateway_file: str | None) -> list[Any]:
+    from tether.adapters.mcp import Upstream, check_gateway, load_gateway, server_option
 
     try:
-        # A stdio server gets the proxy's whole environment, as it would if the client started it.
-        return Upstream(command=command, url=url, env=dict(os.environ) if command else {})
+        if server_specs or gateway_file:
+            if command or url:
+                raise ConfigError("give a server command (or --url), or a gateway (--server/--config), not both")
+            servers = [server_option(s) for s in server_specs]
+            if gateway_file:
+                servers += load_gateway(gateway_file)
+            check_gateway(servers)
+            return servers
+        return [Upstream(command=command, url=url)]
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise SystemExit(2) from None
+        raise _fail(str(exc)) from None
+
+
+def _task(task: str | None, task_file: str | None) -> str | None:
+    parts = [task] if task else []
+    if task_file:
+        try:
+            parts.append(Path(task_file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail(f"cannot read --task-file {task_file!r}: {exc}") from None
+    return "\n\n".join(parts) or None
 
 
 @mcp.command("run", context_settings={"ignore_unknown_options": True})
 @click.option("--policy", "policy_path", required=True, type=click.Path(dir_okay=False, exists=True), help="The policy to enforce.")
 @db_option
-@click.option("--url", default=None, help="Upstream server over streamable HTTP instead of a command.")
+@_servers_options
 @click.option("--http", "http_port", type=int, default=None, help="Serve the proxy over streamable HTTP on this port (default: stdio).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address for --http.")
-@click.option("--task", default=None, help="The user's trusted task text for the session.")
+@click.option("--task", default=None, help="The user's trusted task text for the session (values in it are trusted).")
+@click.option("--task-file", type=click.Path(dir_okay=False), default=None, help="Read more trusted task text from this file.")
 @click.option("--principal", default="user", show_default=True, help="Who the agent acts for.")
 @click.option("--session-id", default=None, help="A fixed session id (default: a fresh one).")
 @click.option("--no-pins", is_flag=True, help="Do not pin tool definitions.")
 @click.option("--pin-key", default=None, help="Name of this server's pins (default: from the command or URL).")
-@click.option("--call-timeout", type=float, default=120.0, show_default=True, help="Seconds before an upstream call fails.")
+@click.option("--call-timeout", type=float, default=120.0, show_default=True, help="Seconds before an upstream tool call fails.")
+@click.option("--ask-timeout", type=float, default=50.0, show_default=True, help="Longest wait for a human's approval (seconds).")
 @click.option("--no-elicit", is_flag=True, help="Never ask through MCP elicitation; wait for `tether approvals` only.")
+@click.option("--hide-denied", is_flag=True, help="Leave out of tools/list the tools the policy never allows.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run_cmd(
     policy_path: str,
     db: str,
     url: str | None,
+    server_specs: tuple[str, ...],
+    gateway_file: str | None,
     http_port: int | None,
     host: str,
     task: str | None,
+    task_file: str | None,
     principal: str,
     session_id: str | None,
     no_pins: bool,
     pin_key: str | None,
     call_timeout: float,
+    ask_timeout: float,
     no_elicit: bool,
+    hide_denied: bool,
     command: tuple[str, ...],
 ) -> None:
-    """Serve MCP, forwarding to the server started by COMMAND (after --), checking every call."""
+    """Serve MCP, forwarding to the server started by COMMAND (after --), or to a gateway's servers, checking every call."""
     from tether.adapters.mcp import ProxyConfig, ServeOptions, serve
 
-    upstream = _upstream(command, url)
+    upstreams = _upstreams(command, url, server_specs, gateway_file)
     try:
         policy = Policy.from_file(policy_path)
     except PolicyError as exc:
-        err_console.print(f"[red]invalid policy[/] {escape(str(exc))}")
-        raise SystemExit(2) from None
+        raise _fail(f"invalid policy {exc}") from None
     store = open_store(db, must_exist=False)
     options = ServeOptions(
         transport="http" if http_port is not None else "stdio",
         host=host,
         port=http_port or 0,
-        task=task,
+        task=_task(task, task_file),
         principal=principal,
         session_id=session_id,
         pins=not no_pins,
         pin_key=pin_key,
+        gateway=bool(server_specs or gateway_file),
     )
-    config = ProxyConfig(call_timeout_s=call_timeout, elicit=not no_elicit)
-    try:
-        import anyio
+    config = ProxyConfig(call_timeout_s=call_timeout, ask_timeout_s=ask_timeout, elicit=not no_elicit, hide_denied=hide_denied)
+    import asyncio
 
-        anyio.run(serve, policy, store, upstream, options, config)
-    except (ConfigError, SessionError) as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise SystemExit(2) from None
+    try:
+        asyncio.run(serve(policy, store, upstreams, options, config))
+    except (ConfigError, SessionError, RuntimeFailure) as exc:
+        raise _fail(str(exc)) from None
     except KeyboardInterrupt:  # pragma: no cover - interactive stop
         pass
 
 
+def _listings(upstreams: list[Any]) -> list[Any]:
+    import asyncio
+
+    from tether.adapters.mcp import list_server
+
+    async def fetch() -> list[Any]:
+        return [await list_server(u) for u in upstreams]
+
+    try:
+        return asyncio.run(fetch())
+    except (ConfigError, RuntimeFailure) as exc:
+        raise _fail(str(exc)) from None
+
+
 @mcp.command("policy-init", context_settings={"ignore_unknown_options": True})
-@click.option("--url", default=None, help="Upstream server over streamable HTTP instead of a command.")
+@_servers_options
 @click.option("--name", default=None, help="The policy's name (default: the server's).")
 @click.option(
     "--default", "default", type=click.Choice(["ask", "deny"]), default="ask", show_default=True, help="What every tool starts with."
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def policy_init_cmd(url: str | None, name: str | None, default: str, output: str | None, command: tuple[str, ...]) -> None:
-    """List the tools of the server started by COMMAND and write a starting policy for them."""
-    from tether.adapters.mcp import connect, list_all_tools, starting_policy
+def policy_init_cmd(
+    url: str | None,
+    server_specs: tuple[str, ...],
+    gateway_file: str | None,
+    name: str | None,
+    default: str,
+    output: str | None,
+    command: tuple[str, ...],
+) -> None:
+    """List the tools of the server started by COMMAND (or of a gateway's servers) and write a starting policy."""
+    from tether.adapters.mcp import starting_policy
 
-    upstream = _upstream(command, url)
-
-    async def fetch() -> tuple[str, list[Any]]:
-        async with connect(upstream) as client:
-            init = client.initialize_result
-            return (init.server_info.name if init is not None else "mcp-server"), await list_all_tools(client)
-
-    import anyio
-
-    server_name, tools = anyio.run(fetch)
-    text = starting_policy(name or server_name, tools, default="deny" if default == "deny" else "ask", source=upstream.describe())
+    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    listings = _listings(upstreams)
+    gateway = bool(server_specs or gateway_file)
+    tools = [{**t, "name": f"{u.name}__{t['name']}"} if gateway else t for u, li in zip(upstreams, listings, strict=True) for t in li.tools]
+    server_name = "gateway" if gateway else str(listings[0].server_info.get("name") or "mcp-server")
+    source = ", ".join(u.describe() for u in upstreams)
+    text = starting_policy(name or server_name, tools, default="deny" if default == "deny" else "ask", source=source)
     Policy.from_yaml(text, source="<generated>")  # what we write must load
     if output is None:
         click.echo(text, nl=False)
@@ -138,42 +203,60 @@ def policy_init_cmd(url: str | None, name: str | None, default: str, output: str
 
 @mcp.group("pins")
 def pins() -> None:
-    """Tool-definition pins: list them, approve or refuse a new or changed definition."""
+    """Tool-definition pins: review a server's definitions, list them, approve or refuse a new or changed one."""
 
 
 @pins.command("list")
 @db_option
 @click.option("--all", "show_all", is_flag=True, help="Show every definition, not only pending ones and current pins.")
 def pins_list_cmd(db: str, show_all: bool) -> None:
-    """Show each server's pinned, pending and refused tool definitions."""
+    """Show each server's pinned, pending and refused definitions (`reviewed` marks those a human approved)."""
     from tether.adapters.mcp import PinBook, pin_keys
 
     store = open_store(db)
     for key in pin_keys(store):
         console.print(f"[bold]{escape(key)}[/]")
         records = PinBook(store, key).records()
-        latest = {(r.tool): r for r in records}
+        latest = {r.tool: r for r in records}
         for rec in records:
             if not show_all and latest[rec.tool] is not rec and rec.status != "pending":
                 continue
-            desc = str(rec.definition.get("description", ""))
-            console.print(f"  {rec.status:<8} {rec.call_id}  {escape(rec.tool)}  {rec.hash[:19]}  {escape(desc[:80])!r}", soft_wrap=True)
+            what = str(rec.definition.get("description", rec.definition.get("instructions", "")) or "")
+            status = "reviewed" if rec.reviewed else rec.status
+            console.print(f"  {status:<8} {rec.call_id}  {escape(rec.tool)}  {rec.hash[:19]}  {escape(what[:80])!r}", soft_wrap=True)
 
 
-def _pin_answer(db: str, call: str, approved: bool, by: str, note: str) -> None:
+def _find(store: Any, call: str, *, pending_only: bool) -> tuple[str, Any]:
     from tether.adapters.mcp import PinBook, pin_keys
 
-    store = open_store(db)
     found = [
         (key, rec)
         for key in pin_keys(store)
         for rec in PinBook(store, key).records()
-        if rec.call_id.startswith(call) and rec.status == "pending"
+        if rec.call_id.startswith(call) and (rec.status == "pending" or not pending_only)
     ]
     if len(found) != 1:
-        err_console.print(f"[red]error:[/] {'no' if not found else 'more than one'} pending pin matches {call!r}")
-        raise SystemExit(2)
+        raise _fail(f"{'no' if not found else 'more than one'} {'pending ' if pending_only else ''}pin matches {call!r}")
     key, rec = found[0]
+    return key, rec
+
+
+@pins.command("show")
+@db_option
+@click.argument("call")
+def pins_show_cmd(db: str, call: str) -> None:
+    """Print one definition in full (CALL: an id from `pins list`, or a unique prefix)."""
+    store = open_store(db)
+    key, rec = _find(store, call, pending_only=False)
+    click.echo(json.dumps({"server": key, "call": rec.call_id, "status": rec.status, "reviewed": rec.reviewed, "hash": rec.hash,
+                           "definition": rec.definition}, indent=2, ensure_ascii=False))  # fmt: skip
+
+
+def _pin_answer(db: str, call: str, approved: bool, by: str, note: str) -> None:
+    from tether.adapters.mcp import PinBook
+
+    store = open_store(db)
+    key, rec = _find(store, call, pending_only=True)
     result = PinBook(store, key).answer(rec.call_id, approved, by=by, note=note)
     console.print(f"{escape(rec.tool)} ({rec.hash[:19]}) on {escape(key)}: {result.status}")
 
@@ -181,10 +264,28 @@ def _pin_answer(db: str, call: str, approved: bool, by: str, note: str) -> None:
 @pins.command("approve")
 @db_option
 @answer_options
-@click.argument("call")
-def pins_approve_cmd(db: str, by: str, note: str, call: str) -> None:
-    """Approve the pending definition CALL (an id from `pins list`, or a unique prefix)."""
-    _pin_answer(db, call, True, by, note)
+@click.option("--all", "approve_all", is_flag=True, help="Approve every pending and first-use definition (of --pins, or of every server).")
+@click.option("--pins", "pin_key", default=None, help="With --all: only this server's pins (a key from `pins list`).")
+@click.argument("call", required=False)
+def pins_approve_cmd(db: str, by: str, note: str, approve_all: bool, pin_key: str | None, call: str | None) -> None:
+    """Approve the pending definition CALL (an id from `pins list`, or a unique prefix), or --all of them.
+
+    An approved definition is also *reviewed*: the proxy records it as trusted text.
+    """
+    from tether.adapters.mcp import PinBook, ToolDefinition, pin_keys
+
+    if call is not None and not approve_all:
+        _pin_answer(db, call, True, by, note)
+        return
+    if not approve_all:
+        raise _fail("name a pending pin (CALL) or use --all")
+    store = open_store(db)
+    keys = [pin_key] if pin_key else pin_keys(store)
+    for key in keys:
+        book = PinBook(store, key)
+        latest = {r.tool: r for r in book.records() if r.status != "refused"}
+        done = book.review([ToolDefinition(r.tool, r.definition) for r in latest.values()], by=by, note=note)
+        console.print(f"{escape(key)}: {len(done)} definition(s) approved")
 
 
 @pins.command("deny")
@@ -194,3 +295,44 @@ def pins_approve_cmd(db: str, by: str, note: str, call: str) -> None:
 def pins_deny_cmd(db: str, by: str, note: str, call: str) -> None:
     """Refuse the pending definition CALL; the tool stays hidden and its calls denied."""
     _pin_answer(db, call, False, by, note)
+
+
+@pins.command("review", context_settings={"ignore_unknown_options": True})
+@db_option
+@answer_options
+@_servers_options
+@click.option("--pin-key", default=None, help="Name of this server's pins (as given to `tether mcp --pin-key`).")
+@click.option("--yes", is_flag=True, help="Approve without asking (after reading the definitions some other way).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def pins_review_cmd(
+    db: str,
+    by: str,
+    note: str,
+    url: str | None,
+    server_specs: tuple[str, ...],
+    gateway_file: str | None,
+    pin_key: str | None,
+    yes: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Show everything the server started by COMMAND (or a gateway's servers) gives the model, and approve it.
+
+    Approved definitions are pinned and count as trusted text in proxy sessions; anything that
+    changes later is held until approved again.
+    """
+    from tether.adapters.mcp import PinBook
+
+    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    listings = _listings(upstreams)
+    store = open_store(db, must_exist=False)
+    for upstream, listing in zip(upstreams, listings, strict=True):
+        key = pin_key if pin_key and len(upstreams) == 1 else upstream.pin_key()
+        definitions = listing.definitions()
+        console.print(f"[bold]{escape(key)}[/] ({escape(upstream.describe())}): {len(definitions) - 1} tool(s)")
+        for d in definitions:
+            click.echo(json.dumps(d.data, indent=2, ensure_ascii=False))
+        if not yes and not click.confirm(f"Approve these {len(definitions)} definition(s) of {key}?", default=False):
+            console.print("nothing approved")
+            continue
+        done = PinBook(store, key).review(definitions, by=by, note=note)
+        console.print(f"{escape(key)}: {len(done)} definition(s) approved")

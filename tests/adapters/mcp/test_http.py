@@ -73,7 +73,10 @@ def test_upstream_url_and_proxy_over_http(tmp_path: Path) -> None:
             e for s in store.sessions() if not s.session_id.startswith("mcp-pins:") for e in (i.event() for i in store.read(s.session_id))
         ]
     sources = {e.origin: e for e in events if e.kind == "source_added"}
-    assert set(sources) == {"mcp tool descriptions", "mcp resource toy://readme"}
+    assert set(sources) == {
+        f"mcp tool definitions of http://127.0.0.1:{up_port}/mcp (not reviewed by a human)",
+        "mcp resource toy://readme",
+    }
     assert all(e.label["integrity"] == "untrusted" for e in sources.values())
     assert "PINEAPPLE" in sources["mcp resource toy://readme"].text
     assert [e.verdict for e in events if e.kind == "decision"] == ["allow", "deny"]

@@ -58,8 +58,8 @@ def test_rug_pull_is_hidden_and_denied_until_a_human_approves(tmp_path: Path, er
 def test_pin_book_trusts_first_use_and_asks_again_on_revert(store_path: str) -> None:
     store = SQLiteStore(store_path)
     book = PinBook(store, "s")
-    a = ToolDefinition("t", "first", SCHEMA)
-    b = ToolDefinition("t", "second", SCHEMA)
+    a = ToolDefinition("t", {"name": "t", "description": "first", "inputSchema": SCHEMA})
+    b = ToolDefinition("t", {"name": "t", "description": "second", "inputSchema": SCHEMA})
     assert book.is_new and book.sync([a]) == {"t": "pinned"}
     assert book.sync([b]) == {"t": "pending"}
     assert book.sync([b]) == {"t": "pending"}  # asked once, not on every listing

@@ -1,12 +1,20 @@
 """Guard any MCP server: ``tether mcp --policy FILE -- <server command>``.
 
-The proxy is an MCP server that starts (or connects to) the real one and
-forwards the protocol, checking every ``tools/call`` with the guard first,
-labelling every result, pinning tool definitions, and logging every step in
-the event store. Needs the ``mcp`` extra (``pip install tether-guard[mcp]``).
+The proxy is an MCP server that starts (or connects to) the real one(s) and
+forwards JSON-RPC as it comes, checking every ``tools/call`` with the guard
+first, labelling every result, pinning tool definitions, checking the
+server's sampling and elicitation requests, and logging every step in the
+event store. Several servers can sit behind one proxy (gateway mode) under one
+session. The stdio proxy needs no MCP SDK; HTTP (``--http``, ``--url``) needs
+the ``mcp`` extra (``pip install tether-guard[mcp]``).
 """
 
+from tether.adapters.mcp._guarding import APPROVAL_SCHEMA, DENIED, ELICITATION, SAMPLING, ProxyConfig, result_text, tool_error
+from tether.adapters.mcp._jsonrpc import Malformed, Message, classify, parse, recover_id
+from tether.adapters.mcp._links import UpstreamError
+from tether.adapters.mcp._listing import Listing, list_server
 from tether.adapters.mcp._pins import (
+    INSTRUCTIONS,
     PIN_SESSION_PREFIX,
     PinBook,
     PinDetector,
@@ -18,14 +26,19 @@ from tether.adapters.mcp._pins import (
     pin_keys,
 )
 from tether.adapters.mcp._policy_init import starting_policy
-from tether.adapters.mcp._proxy import APPROVAL_SCHEMA, GuardedProxy, ProxyConfig, result_text, tool_error
-from tether.adapters.mcp._serve import ServeOptions, check_loopback, serve
-from tether.adapters.mcp._upstream import Upstream, connect, list_all_tools
+from tether.adapters.mcp._serve import ServeOptions, check_loopback, serve, store_path
+from tether.adapters.mcp._upstream import Upstream, check_gateway, load_gateway, server_option
 
 __all__ = [
     "APPROVAL_SCHEMA",
+    "DENIED",
+    "ELICITATION",
+    "INSTRUCTIONS",
     "PIN_SESSION_PREFIX",
-    "GuardedProxy",
+    "SAMPLING",
+    "Listing",
+    "Malformed",
+    "Message",
     "PinBook",
     "PinDetector",
     "PinGate",
@@ -35,13 +48,20 @@ __all__ = [
     "ServeOptions",
     "ToolDefinition",
     "Upstream",
+    "UpstreamError",
+    "check_gateway",
     "check_loopback",
-    "connect",
+    "classify",
     "definition_hash",
-    "list_all_tools",
+    "list_server",
+    "load_gateway",
+    "parse",
     "pin_keys",
+    "recover_id",
     "result_text",
     "serve",
+    "server_option",
     "starting_policy",
+    "store_path",
     "tool_error",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,35 +51,36 @@ tools:
 )
 
 PinStatus = Literal["pinned", "pending", "refused"]
-"""``pinned``: approved; ``pending``: waits for a human; ``refused``: a human said no."""
+"""``pinned``: callable (first use or approved); ``pending``: waits for a human; ``refused``: a human said no."""
+
+INSTRUCTIONS = "#instructions"
+"""Pin name of the server's ``instructions`` (text the model reads, pinned like a tool definition)."""
 
 
-def definition_hash(name: str, description: str | None, input_schema: Mapping[str, Any] | None) -> str:
-    """Hash of what a client is shown of a tool: its name, description and input schema."""
-    canonical = json.dumps(
-        {"name": name, "description": description or "", "inputSchema": input_schema or {}},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+def definition_hash(definition: Mapping[str, Any]) -> str:
+    """Hash of everything a client is shown of a tool: name, title, description, schemas, annotations, icons, ``_meta``."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class ToolDefinition:
-    """The parts of an MCP tool definition that are pinned."""
+    """One tool definition as the server listed it (or the server's instructions, named ``#instructions``)."""
 
     name: str
     """The tool's name."""
-    description: str | None
-    """Its description (text the model reads, so an injection vector)."""
-    input_schema: Mapping[str, Any]
-    """Its JSON Schema for arguments."""
+    data: Mapping[str, Any]
+    """The whole definition object, as the proxy passes it to clients."""
 
     @property
     def hash(self) -> str:
-        """The definition's pin hash."""
-        return definition_hash(self.name, self.description, self.input_schema)
+        """The definition's pin hash (covers every member)."""
+        return definition_hash(self.data)
+
+    @property
+    def text(self) -> str:
+        """The definition as the model reads it (canonical JSON)."""
+        return json.dumps(self.data, sort_keys=True, ensure_ascii=False, default=str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,9 @@ class PinRecord:
     status: PinStatus
     """Whether it is pinned, waits for a human, or was refused."""
     definition: Mapping[str, Any] = field(default_factory=dict)
-    """The definition as listed (name, description, inputSchema)."""
+    """The definition as listed."""
+    reviewed: bool = False
+    """True when a human approved this definition (a first-use pin is not reviewed)."""
 
 
 class PinBook:
@@ -130,12 +133,46 @@ class PinBook:
                 status = "pending"
             else:
                 status = "refused"
-            out.append(PinRecord(rec.call_id, str(args.get("tool", "")), str(args.get("hash", "")), status, args.get("definition", {})))
+            definition = args.get("definition", {})
+            out.append(
+                PinRecord(
+                    rec.call_id,
+                    str(args.get("tool", "")),
+                    str(args.get("hash", "")),
+                    status,
+                    definition if isinstance(definition, dict) else {},
+                    reviewed=rec.approval == "approved",
+                )
+            )
         return out
 
     def pinned(self) -> dict[str, str]:
         """The approved hash of each tool (the latest approval wins)."""
         return {r.tool: r.hash for r in self.records() if r.status == "pinned"}
+
+    def reviewed(self) -> set[tuple[str, str]]:
+        """``(tool, hash)`` of every definition a human approved."""
+        return {(r.tool, r.hash) for r in self.records() if r.reviewed}
+
+    def review(self, tools: Iterable[ToolDefinition], *, by: str, note: str = "") -> list[PinRecord]:
+        """A human approves these definitions as listed: pending ones are answered, first-use pins confirmed.
+
+        Returns the records made or answered (definitions already reviewed are left as they are).
+        """
+        tools = list(tools)
+        self.sync(tools)
+        done = self.reviewed()
+        pending = {(r.tool, r.hash): r for r in self.records() if r.status == "pending"}
+        out: list[PinRecord] = []
+        for tool in tools:
+            key = (tool.name, tool.hash)
+            if key in done:
+                continue
+            if key not in pending:
+                self._propose("pin.change", tool, self.pinned().get(tool.name))
+                pending = {(r.tool, r.hash): r for r in self.records() if r.status == "pending"}
+            out.append(self.answer(pending[key].call_id, True, by=by, note=note or "reviewed"))
+        return out
 
     def sync(self, tools: Iterable[ToolDefinition]) -> dict[str, PinStatus]:
         """Compare a listing with the pins; pin everything on first use, hold new or changed definitions.
@@ -164,8 +201,7 @@ class PinBook:
 
     def _propose(self, kind: str, tool: ToolDefinition, previous: str | None) -> None:
         assert self._session is not None
-        definition = {"name": tool.name, "description": tool.description or "", "inputSchema": dict(tool.input_schema)}
-        args = {"tool": tool.name, "hash": tool.hash, "previous_hash": previous, "definition": definition}
+        args = {"tool": tool.name, "hash": tool.hash, "previous_hash": previous, "definition": dict(tool.data)}
         self._session.check(kind, args)
 
     def answer(self, call_id: str, approved: bool, *, by: str, note: str = "") -> PinRecord:
@@ -173,7 +209,7 @@ class PinBook:
         if self._session is None:
             raise SessionError(f"no pins for server {self.key!r}")
         self._session.answer(call_id, approved, by=by, note=note)
-        for rec in self.records():
+        for rec in reversed(self.records()):
             if rec.call_id == call_id:
                 return rec
         raise SessionError(f"no pin {call_id!r} for server {self.key!r}")  # pragma: no cover - answer() raised first
@@ -185,18 +221,14 @@ def pin_keys(store: EventStore) -> list[str]:
 
 
 class PinGate:
-    """What a proxy knows of its server's tools: the listed definitions and which of them are pinned.
+    """What a proxy knows of one server's tools: the listed definitions and which of them are pinned.
 
-    Its :attr:`detector` goes into the proxy's guard, so a call to a tool whose
-    listed definition is not approved is denied there, with the reason logged.
     With ``pins=None`` pinning is off and every listed tool passes.
     """
 
     def __init__(self, pins: PinBook | None) -> None:
         self.pins = pins
         """The server's pin book, or None when pinning is off."""
-        self.detector = PinDetector(self)
-        """The detector to give the proxy's :class:`~tether.Guard`."""
         self._listed: dict[str, str] = {}
         self._visible: set[str] = set()
         self._status: dict[str, PinStatus] = {}
@@ -210,6 +242,13 @@ class PinGate:
             self._status = self.pins.sync(tools)
             self._visible = {name for name, status in self._status.items() if status == "pinned"}
         return set(self._visible)
+
+    def reviewed(self, tools: Sequence[ToolDefinition]) -> set[str]:
+        """Names of those of ``tools`` whose definition, exactly as listed, a human approved."""
+        if self.pins is None:
+            return set()
+        done = self.pins.reviewed()
+        return {t.name for t in tools if (t.name, t.hash) in done}
 
     def finding(self, tool: str) -> Finding | None:
         """Why a call to ``tool`` must be denied on pinning grounds, or None."""
@@ -229,13 +268,17 @@ class PinGate:
 
 
 class PinDetector:
-    """A guard detector that denies calls to tools whose listed definition is not pinned."""
+    """A guard detector that denies calls to tools whose listed definition is not pinned.
+
+    ``lookup`` maps a call to a finding (a gateway routes the tool name to its
+    server's :class:`PinGate` first).
+    """
 
     name = "mcp-pins"
 
-    def __init__(self, gate: PinGate) -> None:
-        self._gate = gate
+    def __init__(self, lookup: Callable[[ToolCall], Finding | None]) -> None:
+        self._lookup = lookup
 
     def inspect(self, call: ToolCall, state: SessionState) -> Finding | None:
         """Deny unless the server listed the tool and its definition is approved."""
-        return self._gate.finding(str(call.tool))
+        return self._lookup(call)

@@ -1,20 +1,25 @@
-"""Run the guarding proxy: connect upstream, start a session, serve MCP on stdio or loopback HTTP."""
+"""Run the proxy: start the servers, open one Tether session, serve MCP on stdio or loopback HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import sys
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
-from tether.adapters.mcp._pins import PinBook, PinGate
-from tether.adapters.mcp._proxy import GuardedProxy, ProxyConfig
-from tether.adapters.mcp._stdio import pipe_stdio
-from tether.adapters.mcp._upstream import Upstream, connect
+from tether._decision import ToolCall
+from tether.adapters.mcp._catalog import ServerConn
+from tether.adapters.mcp._guarding import ProxyConfig
+from tether.adapters.mcp._links import Link, ProcessLink, StdioLink
+from tether.adapters.mcp._pins import PinBook, PinDetector, PinGate
+from tether.adapters.mcp._router import Router
+from tether.adapters.mcp._upstream import Upstream, check_gateway, describe_all, environment
 from tether.errors import ConfigError
-from tether.flow._labels import UNTRUSTED
 from tether.policy._compiled import Policy
-from tether.session._guard import Guard
+from tether.session._guard import Finding, Guard
 from tether.store._chain import EventStore
 
 
@@ -29,7 +34,7 @@ class ServeOptions:
     port: int = 8765
     """HTTP only: the port."""
     task: str | None = None
-    """The user's trusted task text (default: names the upstream server)."""
+    """The user's trusted task text (default: names the upstream servers)."""
     principal: str = "user"
     """Who the agent acts for."""
     session_id: str | None = None
@@ -37,7 +42,9 @@ class ServeOptions:
     pins: bool = True
     """Pin tool definitions (off: every listed tool passes, policy still applies)."""
     pin_key: str | None = None
-    """Name of the server's pins (default: derived from the command or URL)."""
+    """Name of a lone server's pins (default: derived from the command or URL)."""
+    gateway: bool = False
+    """Namespace every server's names even when there is only one."""
 
 
 def check_loopback(host: str) -> None:
@@ -50,43 +57,99 @@ def check_loopback(host: str) -> None:
         raise ConfigError(f"the MCP proxy serves HTTP on loopback addresses only, got host {host!r}")
 
 
+def store_path(store: EventStore) -> str:
+    """The store's file as an absolute path (what a printed ``--db`` must say)."""
+    path = str(getattr(store, "path", "tether.db"))
+    return path if path == ":memory:" else os.path.abspath(path)
+
+
 async def serve(
     policy: Policy,
     store: EventStore,
-    upstream: Upstream,
+    upstreams: Upstream | Sequence[Upstream],
     options: ServeOptions,
     config: ProxyConfig | None = None,
     *,
     log: TextIO = sys.stderr,
 ) -> None:
-    """Run the proxy until the client disconnects (stdio) or the server is stopped (HTTP)."""
+    """Run the proxy until the client disconnects (stdio) or the server is stopped (HTTP).
+
+    Raises :class:`~tether.adapters.mcp.UpstreamError` when a server command cannot be started.
+    """
+    specs = [upstreams] if isinstance(upstreams, Upstream) else list(upstreams)
+    gateway = options.gateway or len(specs) > 1
+    if gateway:
+        check_gateway(specs)
+    config = config or ProxyConfig()
     if options.transport == "http":
         check_loopback(options.host)
-    gate = PinGate(PinBook(store, options.pin_key or upstream.pin_key()) if options.pins else None)
-    guard = Guard(policy, store, detectors=[gate.detector])
-    async with connect(upstream, errlog=log) as client:
-        session = guard.start_session(
-            options.task or f"Use the tools of the MCP server {upstream.describe()}",
-            principal=options.principal,
-            session_id=options.session_id,
-            metadata={"adapter": "mcp", "upstream": upstream.describe()},
-        )
-        print(f"tether-mcp: session {session.id} (policy {policy.name!r}, store {getattr(store, 'path', '?')})", file=log, flush=True)
-        init = client.initialize_result
-        if init is not None and init.instructions:
-            session.add_source(init.instructions, label=UNTRUSTED, origin="mcp server instructions")
-        proxy = GuardedProxy(client, session, gate=gate, config=config, log=log)
-        await proxy.refresh_tools()
-        server = proxy.server()
-        try:
-            if options.transport == "stdio":
-                async with pipe_stdio() as (read, write):
-                    await server.run(read, write, server.create_initialization_options())
-            else:
-                import uvicorn
+        from tether.adapters.mcp._http import HttpFront, SdkLink
 
-                app = server.streamable_http_app(host=options.host)
-                config_ = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="on")
-                await uvicorn.Server(config_).serve()
-        finally:
-            session.end("proxy stopped")
+        async def one(link: SdkLink) -> None:
+            async with connected(specs, store, options, config, log=log) as servers:
+                await _run(link, servers, policy, store, specs, options, config, gateway, log)
+
+        await HttpFront(one, host=options.host, log=log).serve(options.host, options.port)
+        return
+    async with connected(specs, store, options, config, log=log) as servers:
+        client = await StdioLink.open(config.max_message_bytes)
+        await _run(client, servers, policy, store, specs, options, config, gateway, log)
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    specs: Sequence[Upstream], store: EventStore, options: ServeOptions, config: ProxyConfig, *, log: TextIO = sys.stderr
+) -> AsyncIterator[list[ServerConn]]:
+    """Start (or connect to) every server; stop them all on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        servers: list[ServerConn] = []
+        for spec in specs:
+            link: Link
+            if spec.url is not None:
+                from tether.adapters.mcp._http import open_url
+
+                link = await stack.enter_async_context(open_url(spec.url, log=log))
+            else:
+                process = await ProcessLink.start(spec.command, environment(spec.env), limit=config.max_server_message_bytes, errlog=log)
+                stack.push_async_callback(process.close)
+                link = process
+            key = options.pin_key if options.pin_key and len(specs) == 1 else spec.pin_key()
+            gate = PinGate(PinBook(store, key) if options.pins else None)
+            servers.append(ServerConn(spec.name, spec.name or spec.describe(), link, gate))
+        yield servers
+
+
+async def _run(
+    client: Link,
+    servers: list[ServerConn],
+    policy: Policy,
+    store: EventStore,
+    specs: Sequence[Upstream],
+    options: ServeOptions,
+    config: ProxyConfig,
+    gateway: bool,
+    log: TextIO,
+) -> None:
+    routers: list[Router] = []
+
+    def pins(call: ToolCall) -> Finding | None:
+        return routers[0].catalog.finding(call)  # an IndexError here is a detector failure: the guard denies
+
+    guard = Guard(policy, store, detectors=[PinDetector(pins)])
+    described = describe_all(specs)
+    session = guard.start_session(
+        options.task or f"Use the tools of the MCP server{'s' if len(specs) > 1 else ''} {described}",
+        principal=options.principal,
+        session_id=options.session_id,
+        metadata={"adapter": "mcp", "upstream": described, "gateway": gateway},
+    )
+    db = store_path(store)
+    print(f"tether-mcp: session {session.id} (policy {policy.name!r}, store {db})", file=log, flush=True)
+    info: dict[str, Any] = {"name": "tether-gateway"}
+    router = Router(client, servers, session, policy, config=config, db_path=db, gateway=gateway, gateway_info=info, log=log)
+    routers.append(router)
+    try:
+        await router.run()
+    finally:
+        session.end("proxy stopped")
+        await client.close()

@@ -1,0 +1,261 @@
+"""The tools (and, in a gateway, prompts and resources) the proxy offers, and which server each belongs to.
+
+One listing goes through the servers' pins: a definition that is new or
+changed since it was pinned is hidden and its calls are denied. Definitions
+the client is shown are text the model reads, so they are recorded as sources
+of the session: **trusted** when a human approved exactly that definition
+(``tether mcp pins review`` / ``pins approve``), **untrusted** otherwise (a
+first-use pin is not a review). In a gateway every name is
+``<server>__<name>``; resource URIs are the servers' own, routed by who
+listed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether._decision import ToolCall
+from tether.adapters.mcp._guarding import PSEUDO_TOOLS, Admission
+from tether.adapters.mcp._links import Link
+from tether.adapters.mcp._pins import INSTRUCTIONS, PinGate, ToolDefinition
+from tether.flow._labels import TRUSTED, UNTRUSTED
+from tether.policy._compiled import Policy
+from tether.session._guard import Finding
+
+SEP = "__"
+"""Separates a gateway server's name from the names it lists (``files__read_file``)."""
+
+SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
+"""Gateway server names: letters, digits and inner hyphens (so ``__`` splits a name unambiguously)."""
+
+
+@dataclass(eq=False)
+class ServerConn:
+    """One upstream server as the proxy holds it: its link, what it answered to initialize, its pins."""
+
+    name: str
+    """Its gateway name ("" for a lone server: no namespacing)."""
+    label: str
+    """How messages name it."""
+    link: Link
+    """The connection."""
+    gate: PinGate
+    """Its tool-definition pins."""
+    init: dict[str, Any] | None = None
+    """Its ``initialize`` result (None until initialised, or when it failed)."""
+    alive: bool = True
+    """False once it closed its end."""
+    instructions: ToolDefinition | None = None
+    """Its instructions as a pinnable definition (set at initialize)."""
+    waiting: dict[Any, Any] = field(default_factory=dict)
+    """What waits for each request the proxy sent it, by id key."""
+    remapped: dict[Any, Any] = field(default_factory=dict)
+    """Its own request ids -> the ids the proxy used towards the client."""
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        """The capabilities it declared (empty before initialize)."""
+        caps = (self.init or {}).get("capabilities")
+        return caps if isinstance(caps, dict) else {}
+
+
+FetchAll = Callable[[ServerConn, str, str], Awaitable[list[Any]]]
+"""Lists every page of ``method`` from a server and returns the items under ``key``."""
+
+
+class Catalog:
+    """What the client is offered, and where each name goes."""
+
+    def __init__(self, servers: Sequence[ServerConn], admission: Admission, policy: Policy, *, gateway: bool, hide_denied: bool) -> None:
+        self.servers = list(servers)
+        self.gateway = gateway
+        self._admission = admission
+        self._policy = policy
+        self._hide_denied = hide_denied
+        self.tools: dict[str, tuple[ServerConn, str]] = {}
+        """Client-facing tool name -> (server, the server's name for it)."""
+        self.prompts: dict[str, tuple[ServerConn, str]] = {}
+        """Gateway only: client-facing prompt name -> (server, its name)."""
+        self.resources: dict[str, ServerConn] = {}
+        """Gateway only: resource URI -> the server that listed it."""
+        self.templates: list[tuple[re.Pattern[str], ServerConn]] = []
+        """Gateway only: resource templates as patterns -> their server."""
+        self.task_owners: dict[str, ServerConn] = {}
+        """Which server runs each task a task-augmented tool call started."""
+        self.listed = asyncio.Event()
+        """Set once the first tool listing is done (calls wait for it, so pins are known)."""
+        self._recorded: set[tuple[str, str]] = set()
+        self._refreshing: asyncio.Future[list[dict[str, Any]]] | None = None
+
+    # ------------------------------------------------------------ names
+
+    def client_name(self, server: ServerConn, name: str) -> str:
+        """The name the client sees for a server's tool or prompt."""
+        return f"{server.name}{SEP}{name}" if self.gateway else name
+
+    def pseudo_tool(self, server: ServerConn, tool: str) -> str:
+        """The policy name of a server-initiated request (``sampling/createMessage`` ...)."""
+        return self.client_name(server, tool)
+
+    def split(self, name: str) -> tuple[ServerConn, str] | None:
+        """The server and its own name for a client-facing name (None: no such server)."""
+        if not self.gateway:
+            return (self.servers[0], name) if self.servers else None
+        prefix, sep, rest = name.partition(SEP)
+        if not sep:
+            return None
+        for server in self.servers:
+            if server.name == prefix:
+                return server, rest
+        return None
+
+    def finding(self, call: ToolCall) -> Finding | None:
+        """The pins' verdict on ``call`` (the guard's :class:`PinDetector` asks this).
+
+        The proxy's own checks of a server's sampling and elicitation requests
+        are not tool calls of that server and pass; any other name must be a
+        tool the server listed, with its definition pinned.
+        """
+        if call.id in self._admission.server_calls:
+            return None
+        tool = str(call.tool)
+        target = self.split(tool)
+        if target is None:
+            return Finding("deny", f"no MCP server behind this proxy offers a tool named {tool!r}")
+        server, name = target
+        return server.gate.finding(name)
+
+    # ------------------------------------------------------------ tools
+
+    async def refresh(self, fetch: FetchAll) -> list[dict[str, Any]]:
+        """List every server's tools now (one listing at a time; callers in between share it)."""
+        if self._refreshing is not None:
+            return await asyncio.shield(self._refreshing)
+        self._refreshing = asyncio.get_running_loop().create_future()
+        try:
+            tools = await self._list(fetch)
+            self._refreshing.set_result(tools)
+            return tools
+        except BaseException as exc:
+            self._refreshing.set_exception(exc)
+            self._refreshing.exception()  # retrieved: later callers get it from their own await
+            raise
+        finally:
+            self._refreshing = None
+            self.listed.set()
+
+    async def _list(self, fetch: FetchAll) -> list[dict[str, Any]]:
+        targets = [s for s in self.servers if s.alive and s.init is not None and "tools" in s.capabilities]
+        listings = await asyncio.gather(*(fetch(s, "tools/list", "tools") for s in targets), return_exceptions=True)
+        mapping: dict[str, tuple[ServerConn, str]] = {}
+        shown: list[dict[str, Any]] = []
+        for server, listing in zip(targets, listings, strict=True):
+            if isinstance(listing, BaseException):
+                self._admission.say(f"could not list the tools of {server.label}: {listing}")
+                continue
+            definitions = self._definitions(server, listing)
+            pinned = definitions + ([server.instructions] if server.instructions is not None else [])
+            visible = server.gate.update(pinned)
+            held = sorted({d.name for d in definitions} - visible)
+            if held:
+                self._admission.say(
+                    f"tool definition(s) of {server.label} held until a human approves them (tether mcp pins list): {', '.join(held)}"
+                )
+            offered = [d for d in definitions if d.name in visible]
+            self._record(server, offered, server.gate.reviewed(offered))
+            for d in offered:
+                name = self.client_name(server, d.name)
+                mapping[name] = (server, d.name)
+                if self._hide_denied and self._never_allowed(name):
+                    continue
+                shown.append({**d.data, "name": name} if self.gateway else dict(d.data))
+        self.tools = mapping
+        return shown
+
+    def _definitions(self, server: ServerConn, listing: list[Any]) -> list[ToolDefinition]:
+        out: dict[str, ToolDefinition] = {}
+        for item in listing:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue
+            name = item["name"]
+            if name == INSTRUCTIONS or name in PSEUDO_TOOLS:
+                self._admission.say(f"{server.label} lists a tool named {name!r}, a name Tether reserves; it is not offered")
+                continue
+            if name in out:
+                self._admission.say(f"{server.label} lists the tool {name!r} twice; only the first is offered")
+                continue
+            out[name] = ToolDefinition(name, item)
+        return list(out.values())
+
+    def _record(self, server: ServerConn, offered: list[ToolDefinition], reviewed: set[str]) -> None:
+        """Record the definitions the model will read: trusted where a human approved them."""
+        for trusted in (True, False):
+            text = "\n".join(d.text for d in offered if (d.name in reviewed) == trusted)
+            if not text or (str(trusted), text) in self._recorded:
+                continue
+            self._recorded.add((str(trusted), text))
+            what = "approved by a human" if trusted else "not reviewed by a human"
+            self._admission.add_source(text, f"mcp tool definitions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED)
+
+    def _never_allowed(self, name: str) -> bool:
+        """True when the policy denies ``name`` whatever the arguments (for ``--hide-denied``)."""
+        spec = self._policy.spec.tools.get(name)
+        if spec is None:
+            return self._policy.spec.default == "deny"
+        if spec.budget is not None and spec.budget.max_calls == 0:
+            return True
+        return any(rule.when.always for rule in [*spec.deny, *self._policy.spec.deny])
+
+    def instructions_label(self, server: ServerConn) -> bool:
+        """Whether the server's instructions, as given now, were approved by a human."""
+        return server.instructions is not None and bool(server.gate.reviewed([server.instructions]))
+
+    # ------------------------------------------------------------ gateway prompts and resources
+
+    def learn_prompts(self, server: ServerConn, prompts: list[Any]) -> list[dict[str, Any]]:
+        """Namespace a server's prompts and remember where each goes."""
+        out: list[dict[str, Any]] = []
+        for item in prompts:
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                name = self.client_name(server, item["name"])
+                self.prompts[name] = (server, item["name"])
+                out.append({**item, "name": name})
+        return out
+
+    def learn_resources(self, server: ServerConn, items: list[Any], *, templates: bool) -> list[dict[str, Any]]:
+        """Remember which server listed each resource URI (or template)."""
+        out: list[dict[str, Any]] = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if templates and isinstance(item.get("uriTemplate"), str):
+                self.templates.append((_template_pattern(item["uriTemplate"]), server))
+            elif not templates and isinstance(item.get("uri"), str):
+                self.resources.setdefault(item["uri"], server)
+            else:
+                continue
+            out.append(item)
+        return out
+
+    def resource_owner(self, uri: str) -> ServerConn | None:
+        """The server a resource URI belongs to: who listed it, or whose template matches it."""
+        if not self.gateway:
+            return self.servers[0] if self.servers else None
+        owner = self.resources.get(uri)
+        if owner is not None:
+            return owner
+        matches = {id(s): s for pattern, s in self.templates if pattern.fullmatch(uri)}
+        if len(matches) == 1:
+            return next(iter(matches.values()))
+        offering = [s for s in self.servers if s.alive and "resources" in s.capabilities]
+        return offering[0] if len(offering) == 1 else None
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A URI template (RFC 6570, simple expressions) as a pattern: each ``{...}`` matches any text."""
+    parts = re.split(r"\{[^}]*\}", template)
+    return re.compile(".+".join(re.escape(p) for p in parts), re.DOTALL)

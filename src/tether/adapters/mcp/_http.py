@@ -1,0 +1,146 @@
+"""Streamable HTTP on either side of the proxy, through the ``mcp`` SDK's transports.
+
+The SDK handles the HTTP protocol (sessions, SSE streams, headers); the
+proxy still sees plain JSON-RPC objects. Each HTTP session a client opens on
+the proxy gets its own proxy run (its own server connections and Tether
+session). Imported only when HTTP is used, so stdio proxies never load the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal, TextIO
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup, TaskStatus
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp.shared.message import ClientMessageMetadata, ServerMessageMetadata, SessionMessage
+
+from tether.adapters.mcp._jsonrpc import Id
+from tether.adapters.mcp._links import Frame
+
+Side = Literal["client", "server"]
+
+
+class SdkLink:
+    """A link over SDK message streams: an upstream server at a URL, or an HTTP client of the proxy."""
+
+    def __init__(self, read: Any, write: Any, *, side: Side, log: TextIO = sys.stderr) -> None:
+        self._read = read
+        self._write = write
+        self._side = side
+        self._log = log
+        self._version: str | None = None
+
+    async def recv(self) -> Frame:
+        """The next message, as a plain object."""
+        while True:
+            try:
+                item = await self._read.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return None
+            if isinstance(item, Exception):
+                print(f"tether-mcp: transport error: {type(item).__name__}: {item}", file=self._log, flush=True)
+                continue
+            data: dict[str, Any] = item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
+            result = data.get("result")
+            if self._side == "client" and isinstance(result, dict) and "protocolVersion" in result and "capabilities" in result:
+                self._version = str(result["protocolVersion"])
+            return data
+
+    async def send(self, obj: dict[str, Any], *, related: Id | None = None) -> None:
+        """Send one message (dropped, with a log line, if the SDK cannot carry it)."""
+        try:
+            message = types.jsonrpc_message_adapter.validate_python(obj)
+        except Exception as exc:
+            print(f"tether-mcp: cannot send over HTTP ({type(exc).__name__}); dropped", file=self._log, flush=True)
+            return
+        metadata: ClientMessageMetadata | ServerMessageMetadata | None = None
+        if self._side == "server" and related is not None and isinstance(related, str | int) and not isinstance(related, bool):
+            metadata = ServerMessageMetadata(related_request_id=related)
+        elif self._side == "client" and self._version is not None:
+            metadata = ClientMessageMetadata(headers={MCP_PROTOCOL_VERSION_HEADER: self._version})
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            await self._write.send(SessionMessage(message, metadata))
+
+    async def close(self) -> None:
+        """Close the sending side."""
+        with contextlib.suppress(Exception):
+            await self._write.aclose()
+
+
+@contextlib.asynccontextmanager
+async def open_url(url: str, *, log: TextIO = sys.stderr) -> AsyncIterator[SdkLink]:
+    """A link to a streamable HTTP server, closed (the session deleted) on exit."""
+    async with streamable_http_client(url) as (read, write):
+        yield SdkLink(read, write, side="client", log=log)
+
+
+class HttpFront:
+    """The proxy's streamable HTTP endpoint (``/mcp``): one proxy run per MCP session."""
+
+    def __init__(self, run_session: Callable[[SdkLink], Awaitable[None]], *, host: str, log: TextIO = sys.stderr) -> None:
+        self._run_session = run_session
+        self._log = log
+        self._sessions: dict[str, StreamableHTTPServerTransport] = {}
+        self._tg: TaskGroup | None = None
+        self._security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", f"{host}:*"],
+            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", f"http://{host}:*"],
+        )
+
+    async def serve(self, host: str, port: int) -> None:
+        """Serve until stopped."""
+        import uvicorn
+
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            config = uvicorn.Config(self, host=host, port=port, log_level="warning", lifespan="off")
+            await uvicorn.Server(config).serve()
+            tg.cancel_scope.cancel()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") != "/mcp":
+            await _plain(send, 404, b"not found")
+            return
+        sid = next((v.decode("latin-1") for k, v in scope["headers"] if k.decode("latin-1").lower() == MCP_SESSION_ID_HEADER), None)
+        if sid is not None:
+            transport = self._sessions.get(sid)
+            if transport is None:
+                await _plain(send, 404, b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}')
+                return
+            await transport.handle_request(scope, receive, send)
+            if transport.is_terminated:
+                self._sessions.pop(sid, None)
+            return
+        transport = StreamableHTTPServerTransport(mcp_session_id=uuid.uuid4().hex, security_settings=self._security)
+        assert transport.mcp_session_id is not None and self._tg is not None
+        self._sessions[transport.mcp_session_id] = transport
+        await self._tg.start(self._serve_transport, transport)
+        await transport.handle_request(scope, receive, send)
+
+    async def _serve_transport(self, transport: StreamableHTTPServerTransport, *, task_status: TaskStatus[None]) -> None:
+        try:
+            async with transport.connect() as (read, write):
+                task_status.started()
+                await self._run_session(SdkLink(read, write, side="server", log=self._log))
+        except Exception as exc:
+            print(f"tether-mcp: HTTP session ended: {type(exc).__name__}: {exc}", file=self._log, flush=True)
+        finally:
+            assert transport.mcp_session_id is not None
+            self._sessions.pop(transport.mcp_session_id, None)
+            with anyio.CancelScope(shield=True):
+                await transport.terminate()
+
+
+async def _plain(send: Any, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
