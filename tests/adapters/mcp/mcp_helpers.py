@@ -1,8 +1,10 @@
 """Helpers for the MCP proxy tests: real servers (installed here if missing) and a real client.
 
 The Python servers (``mcp-server-git``, ``mcp-server-time``) are installed into
-the running interpreter with pip when absent; the npm filesystem server goes
-into a cache directory (``$TETHER_TEST_CACHE`` or ``~/.cache/tether-tests``).
+the running interpreter with pip when absent; the npm packages (the filesystem
+and "everything" reference servers, the TypeScript SDK, the MCP Inspector's
+CLI) go into a cache directory (``$TETHER_TEST_CACHE`` or
+``~/.cache/tether-tests``), installed together on first use (a few seconds).
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ POLICIES = HERE / "policies"
 TOY = HERE / "servers" / "toy_server.py"
 TETHER = [sys.executable, "-c", "from tether.cli import main; main()"]
 FS_PACKAGE = "@modelcontextprotocol/server-filesystem@2026.8.31"
+NPM_PACKAGES = (
+    FS_PACKAGE,
+    "@modelcontextprotocol/server-everything@2026.8.31",
+    "@modelcontextprotocol/sdk@1.32.2",
+    "@modelcontextprotocol/inspector-cli@1.0.3",
+)
 PY_SERVERS = ("mcp-server-git==2026.10.19", "mcp-server-time==2026.10.19")
 
 
@@ -41,18 +49,30 @@ def venv_bin(name: str) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def fs_server_bin() -> str:
-    """The npm filesystem server's launcher, installed under the test cache when missing."""
+def npm_cache() -> Path:
+    """The npm test packages' folder (``node_modules`` inside), installed on first use."""
     cache = Path(os.environ.get("TETHER_TEST_CACHE", Path.home() / ".cache" / "tether-tests")) / "npm"
-    launcher = cache / "node_modules" / ".bin" / "mcp-server-filesystem"
-    if not launcher.exists():
+    marker = cache / ".installed"
+    if not marker.exists() or marker.read_text() != "\n".join(NPM_PACKAGES):
         npm = shutil.which("npm")
         if npm is None:
-            pytest.fail("npm is needed to install the filesystem MCP server (Node.js >= 18)")
+            pytest.fail("npm is needed to install the MCP test servers and clients (Node.js >= 18)")
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(cache), FS_PACKAGE], check=True, capture_output=True)
-    return str(launcher)
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(cache), *NPM_PACKAGES], check=True, capture_output=True)
+        marker.write_text("\n".join(NPM_PACKAGES))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def fs_server_bin() -> str:
+    """The npm filesystem server's launcher."""
+    return str(npm_cache() / "node_modules" / ".bin" / "mcp-server-filesystem")
+
+
+@pytest.fixture(scope="session")
+def everything_cmd() -> list[str]:
+    """The command that starts ``@modelcontextprotocol/server-everything`` on stdio."""
+    return [str(npm_cache() / "node_modules" / ".bin" / "mcp-server-everything"), "stdio"]
 
 
 @pytest.fixture
@@ -65,6 +85,11 @@ def errlog(tmp_path: Path) -> Iterator[TextIO]:
 def tether_args(*args: str) -> StdioServerParameters:
     """``tether <args>`` as a stdio server to connect to."""
     return StdioServerParameters(command=TETHER[0], args=[*TETHER[1:], *args], env=env())
+
+
+def proxy_params(args: list[str]) -> StdioServerParameters:
+    """``tether mcp <args>`` as a stdio server to connect to."""
+    return tether_args("mcp", *args)
 
 
 @asynccontextmanager

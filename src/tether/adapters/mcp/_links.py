@@ -258,7 +258,7 @@ class ProcessLink:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, sig)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(proc.wait(), 2.0)
+                await asyncio.wait_for(proc.wait(), 1.0)
         if proc.returncode is None:  # pragma: no cover - SIGKILL always ends it
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
