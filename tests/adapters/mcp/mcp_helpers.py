@@ -9,10 +9,13 @@ CLI) go into a cache directory (``$TETHER_TEST_CACHE`` or
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -106,6 +109,68 @@ async def proxy_session(
     ):
         await session.initialize()
         yield session
+
+
+class RawClient:
+    """A ``tether mcp`` process spoken to line by line, as a client that sends whatever it likes."""
+
+    def __init__(self, args: list[str], *, extra_env: dict[str, str] | None = None, stderr: Any = subprocess.DEVNULL) -> None:
+        self.proc = subprocess.Popen(
+            [*TETHER, "mcp", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, **env(), **(extra_env or {})},
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin = self.proc.stdin
+        self.stdout = self.proc.stdout
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+
+    def _pump(self) -> None:
+        for line in self.stdout:
+            self._lines.put(line)
+        self._lines.put(b"")
+
+    def send(self, message: Any) -> None:
+        """Write one line: bytes as given, a str encoded, anything else as JSON."""
+        data = message if isinstance(message, bytes) else message.encode() if isinstance(message, str) else json.dumps(message).encode()
+        self.stdin.write(data + b"\n")
+        self.stdin.flush()
+
+    def read(self, timeout: float = 20.0) -> dict[str, Any]:
+        """The next message the proxy writes (fails after ``timeout`` seconds)."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no answer within {timeout} s") from None
+        assert line, "the proxy closed its output"
+        return dict(json.loads(line))
+
+    def answer(self, want: Any, timeout: float = 20.0) -> dict[str, Any]:
+        """The response with id ``want`` (skipping notifications and other answers)."""
+        while True:
+            msg = self.read(timeout)
+            if "method" not in msg and msg.get("id") == want:
+                return msg
+
+    def initialize(self, capabilities: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The handshake; returns the initialize result."""
+        params = {"protocolVersion": "2025-11-25", "capabilities": capabilities or {}, "clientInfo": {"name": "raw", "version": "0"}}
+        self.send({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": params})
+        result = self.answer("init")["result"]
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return dict(result)
+
+    def close(self) -> int:
+        """Close stdin and wait for the proxy to exit; its exit status."""
+        self.stdin.close()
+        code = self.proc.wait(timeout=30)
+        self._pump_thread.join(timeout=10)
+        self.stdout.close()
+        return code
 
 
 def run_tether(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -103,7 +103,9 @@ def test_server_initiated_traffic_reaches_the_client_and_back(tmp_path: Path, ev
             out["structured"] = (await session.call_tool("get-structured-content", {"location": "Chicago"})).structured_content
             out["image"] = [c.type for c in (await session.call_tool("get-tiny-image", {})).content]
             out["complete"] = (
-                await session.complete(types.PromptReference(type="ref/prompt", name="completable-prompt"), {"name": "department", "value": "E"})
+                await session.complete(
+                    types.PromptReference(type="ref/prompt", name="completable-prompt"), {"name": "department", "value": "E"}
+                )
             ).completion.values
             with warnings.catch_warnings():  # deprecated in the 2026 protocol, current in the one spoken here
                 warnings.simplefilter("ignore", MCPDeprecationWarning)
