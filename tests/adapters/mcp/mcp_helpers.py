@@ -114,13 +114,16 @@ async def proxy_session(
 class RawClient:
     """A ``tether mcp`` process spoken to line by line, as a client that sends whatever it likes."""
 
-    def __init__(self, args: list[str], *, extra_env: dict[str, str] | None = None, stderr: Any = subprocess.DEVNULL) -> None:
+    def __init__(
+        self, args: list[str], *, extra_env: dict[str, str] | None = None, stderr: Any = subprocess.DEVNULL, cwd: Path | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             [*TETHER, "mcp", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**os.environ, **env(), **(extra_env or {})},
+            cwd=cwd,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin = self.proc.stdin
