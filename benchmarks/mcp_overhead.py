@@ -1,11 +1,13 @@
 """Per-call latency added by the Tether MCP proxy.
 
 The same real MCP client (the ``mcp`` SDK) calls the same stdio echo server
-directly and through ``tether mcp`` (policy check, result labelling, two
-SQLite appends per call, pins on), in the same run, alternating blocks so
-drift hits both. Reports p50 and p99 of each and what the proxy adds.
+directly and through ``tether mcp`` (policy check, result labelling and
+indexing, two SQLite commits per call, pins on), in the same run, alternating
+blocks so drift hits both. Reports p50 and p99 of each and what the proxy
+adds, and the time to start and initialise a session (spawn + ``initialize``)
+each way.
 
-    python benchmarks/mcp_overhead.py [--quick] [--calls N] [--json]
+    python benchmarks/mcp_overhead.py [--quick] [--calls N] [--durability normal|full] [--json]
 """
 
 from __future__ import annotations
@@ -56,13 +58,15 @@ def serve_echo() -> None:
     anyio.run(run)
 
 
-async def _measure(command: list[str], env: dict[str, str], calls: int, warmup: int) -> list[float]:
+async def _measure(command: list[str], env: dict[str, str], calls: int, warmup: int, connect_ms: list[float]) -> list[float]:
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
     params = StdioServerParameters(command=command[0], args=command[1:], env=env)
     with open(os.devnull, "w") as devnull:
+        started = time.perf_counter()
         async with stdio_client(params, errlog=devnull) as (read, write), ClientSession(read, write) as client:
             await client.initialize()
+            connect_ms.append((time.perf_counter() - started) * 1000)
             await client.list_tools()
             out: list[float] = []
             for i in range(warmup + calls):
@@ -87,6 +91,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer calls (finishes in well under 30 s)")
     ap.add_argument("--calls", type=int, default=None, help="calls per block and path")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--durability", choices=["normal", "full"], default="normal", help="the proxy's store durability")
     ap.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
     opts = ap.parse_args()
     if opts.serve_echo:
@@ -101,13 +106,15 @@ def main() -> None:
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(POLICY)
         proxied = [sys.executable, "-c", "from tether.cli import main; main()", "mcp", "--policy", str(policy)]
-        proxied += ["--db", str(Path(tmp) / "bench.db"), "--", *echo]
+        proxied += ["--db", str(Path(tmp) / "bench.db"), "--durability", opts.durability, "--", *echo]
         direct_ms: list[float] = []
         proxy_ms: list[float] = []
+        direct_connect: list[float] = []
+        proxy_connect: list[float] = []
         started = time.perf_counter()
         for _ in range(blocks):
-            direct_ms += anyio.run(_measure, echo, env, calls // blocks, 30)
-            proxy_ms += anyio.run(_measure, proxied, env, calls // blocks, 30)
+            direct_ms += anyio.run(_measure, echo, env, calls // blocks, 30, direct_connect)
+            proxy_ms += anyio.run(_measure, proxied, env, calls // blocks, 30, proxy_connect)
         wall = time.perf_counter() - started
     report = {
         "calls_per_path": len(direct_ms),
@@ -119,6 +126,9 @@ def main() -> None:
         "added_p99_ms": round(_pct(proxy_ms, 0.99) - _pct(direct_ms, 0.99), 4),
         "direct_mean_ms": round(statistics.fmean(direct_ms), 4),
         "proxy_mean_ms": round(statistics.fmean(proxy_ms), 4),
+        "direct_connect_ms": round(statistics.median(direct_connect), 1),
+        "proxy_connect_ms": round(statistics.median(proxy_connect), 1),
+        "durability": opts.durability,
         "wall_s": round(wall, 2),
         "python": sys.version.split()[0],
     }
@@ -129,6 +139,7 @@ def main() -> None:
     print(f"{'direct':<8} {report['direct_p50_ms']:>9.3f} {report['direct_p99_ms']:>9.3f} {report['direct_mean_ms']:>9.3f}")
     print(f"{'proxy':<8} {report['proxy_p50_ms']:>9.3f} {report['proxy_p99_ms']:>9.3f} {report['proxy_mean_ms']:>9.3f}")
     print(f"added: p50 {report['added_p50_ms']:.3f} ms, p99 {report['added_p99_ms']:.3f} ms (wall {report['wall_s']} s)")
+    print(f"spawn + initialize (median): direct {report['direct_connect_ms']} ms, proxy {report['proxy_connect_ms']} ms")
 
 
 if __name__ == "__main__":

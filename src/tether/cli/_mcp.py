@@ -15,8 +15,9 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import answer_options, console, db_option, err_console, open_store
-from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError
+from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError, StoreError
 from tether.policy._compiled import Policy
+from tether.store._sqlite_store import SQLiteStore
 
 
 class _McpGroup(click.Group):
@@ -100,6 +101,13 @@ def _task(task: str | None, task_file: str | None) -> str | None:
 @click.option("--ask-timeout", type=float, default=50.0, show_default=True, help="Longest wait for a human's approval (seconds).")
 @click.option("--no-elicit", is_flag=True, help="Never ask through MCP elicitation; wait for `tether approvals` only.")
 @click.option("--hide-denied", is_flag=True, help="Leave out of tools/list the tools the policy never allows.")
+@click.option(
+    "--durability",
+    type=click.Choice(["normal", "full"]),
+    default="normal",
+    show_default=True,
+    help="normal: a logged event survives a crash of any process; full: also a power loss (an fsync per commit).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run_cmd(
     policy_path: str,
@@ -119,6 +127,7 @@ def run_cmd(
     ask_timeout: float,
     no_elicit: bool,
     hide_denied: bool,
+    durability: str,
     command: tuple[str, ...],
 ) -> None:
     """Serve MCP, forwarding to the server started by COMMAND (after --), or to a gateway's servers, checking every call."""
@@ -129,7 +138,10 @@ def run_cmd(
         policy = Policy.from_file(policy_path)
     except PolicyError as exc:
         raise _fail(f"invalid policy {exc}") from None
-    store = open_store(db, must_exist=False)
+    try:
+        store = SQLiteStore(db, durability="full" if durability == "full" else "normal")
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
     options = ServeOptions(
         transport="http" if http_port is not None else "stdio",
         host=host,

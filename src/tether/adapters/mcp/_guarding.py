@@ -287,6 +287,8 @@ class Admission:
 
     async def sampling(self, tool: str, params: dict[str, Any], to_client: Forward, *, related: Id | None) -> dict[str, Any]:
         """A server asks the client's model: record the prompt, let the model answer, check the answer leaving."""
+        if "task" in params:
+            return _no_tasks(SAMPLING)
         if not self.add_source(_sampling_text(params), f"mcp sampling request ({tool})"):
             return {"error": {"code": DENIED, "message": "Tether: the request could not be logged; refused"}}
         answer = await to_client()
@@ -312,6 +314,8 @@ class Admission:
 
     async def elicitation(self, tool: str, params: dict[str, Any], to_client: Forward, *, related: Id | None) -> dict[str, Any]:
         """A server asks the human a question: check it before the client shows it; the answer goes back as given."""
+        if "task" in params:
+            return _no_tasks(ELICITATION)
         call = ToolCall(tool, {k: v for k, v in params.items() if k != "_meta"})
         self.server_calls.add(call.id)
         decision = self.session.check(call)
@@ -323,6 +327,29 @@ class Admission:
         return await to_client()
 
     # ------------------------------------------------------------ what the model reads
+
+    def record_contents(self, answer: Mapping[str, Any], origin: str) -> bool:
+        """Record a ``resources/read`` answer as an untrusted source (False: withhold it)."""
+        result = answer.get("result")
+        if not isinstance(result, dict):
+            return True
+        texts = []
+        for item in result.get("contents") or ():
+            if isinstance(item, dict):
+                texts.append(str(item["text"]) if "text" in item else f"[binary resource {item.get('uri', '')}]")
+        return self.add_source("\n".join(texts), origin)
+
+    def record_prompt(self, answer: Mapping[str, Any], origin: str) -> bool:
+        """Record a ``prompts/get`` answer as an untrusted source (False: withhold it)."""
+        result = answer.get("result")
+        if not isinstance(result, dict):
+            return True
+        parts = [str(result.get("description") or "")]
+        for message in result.get("messages") or ():
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, dict):
+                parts.append(block_text(content))
+        return self.add_source("\n".join(p for p in parts if p), origin)
 
     def add_source(self, text: str, origin: str, label: Label = UNTRUSTED) -> bool:
         """Record data the agent sees outside tool calls. False when the log could not take it:
@@ -337,6 +364,21 @@ class Admission:
     def say(self, text: str) -> None:
         """One line on the proxy's log (stderr)."""
         print(f"tether-mcp: {text}", file=self._log, flush=True)
+
+
+def _no_tasks(method: str) -> dict[str, Any]:
+    # A task-augmented answer would reach the server later through tasks/result, past the check.
+    return {"error": {"code": DENIED, "message": f"Tether does not forward task-augmented {method} requests; send it without `task`"}}
+
+
+def without_task_requests(capabilities: Mapping[str, Any]) -> dict[str, Any]:
+    """The client's capabilities minus task-augmented sampling and elicitation (which the proxy refuses)."""
+    caps = dict(capabilities)
+    tasks = caps.get("tasks")
+    if isinstance(tasks, dict) and isinstance(tasks.get("requests"), dict):
+        requests = {k: v for k, v in tasks["requests"].items() if k not in ("sampling", "elicitation")}
+        caps["tasks"] = {**tasks, "requests": requests}
+    return caps
 
 
 def _can_elicit(caps: Mapping[str, Any]) -> bool:

@@ -29,7 +29,14 @@ from typing import Any, TextIO
 from tether._decision import ToolCall
 from tether.adapters.mcp import _gateway
 from tether.adapters.mcp._catalog import Catalog, ServerConn
-from tether.adapters.mcp._guarding import ELICITATION, SAMPLING, Admission, ProxyConfig, UpstreamFailure, block_text
+from tether.adapters.mcp._guarding import (
+    ELICITATION,
+    SAMPLING,
+    Admission,
+    ProxyConfig,
+    UpstreamFailure,
+    without_task_requests,
+)
 from tether.adapters.mcp._jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -255,9 +262,9 @@ class Router:
         """What must happen to a server's answer before the client reads it."""
         method, params = msg.method, msg.params
         if method == "resources/read":
-            return lambda answer: self._record_contents(answer, f"mcp resource {params.get('uri')}")
+            return lambda answer: self.admission.record_contents(answer, f"mcp resource {params.get('uri')}")
         if method == "prompts/get":
-            return lambda answer: self._record_prompt(answer, f"mcp prompt {params.get('name')}")
+            return lambda answer: self.admission.record_prompt(answer, f"mcp prompt {params.get('name')}")
         if method == "tasks/result":
             return lambda answer: self.admission.record_task_result(str(params.get("taskId")), answer)
         return None
@@ -323,6 +330,8 @@ class Router:
         params = msg.params
         caps = params.get("capabilities")
         self._client_caps = caps if isinstance(caps, dict) else {}
+        if isinstance(caps, dict):
+            params = {**params, "capabilities": without_task_requests(caps)}
         timeout = max(self.config.call_timeout_s, 30.0)
         answers = await asyncio.gather(
             *(self.call_server(s, self._new_id(), "initialize", params, timeout) for s in self.servers), return_exceptions=True
@@ -411,29 +420,6 @@ class Router:
 
         answer = await self.admission.run(call, request_id=msg.id, progress_token=token, forward=forward)
         await self.reply(msg.id, answer)
-
-    # ------------------------------------------------------------ recording what the model reads
-
-    def _record_contents(self, answer: dict[str, Any], origin: str) -> bool:
-        result = answer.get("result")
-        if not isinstance(result, dict):
-            return True
-        texts = []
-        for item in result.get("contents") or ():
-            if isinstance(item, dict):
-                texts.append(str(item["text"]) if "text" in item else f"[binary resource {item.get('uri', '')}]")
-        return self.admission.add_source("\n".join(texts), origin)
-
-    def _record_prompt(self, answer: dict[str, Any], origin: str) -> bool:
-        result = answer.get("result")
-        if not isinstance(result, dict):
-            return True
-        parts = [str(result.get("description") or "")]
-        for message in result.get("messages") or ():
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, dict):
-                parts.append(block_text(content))
-        return self.admission.add_source("\n".join(p for p in parts if p), origin)
 
     # ------------------------------------------------------------ from a server
 
