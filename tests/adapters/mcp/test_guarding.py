@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -33,7 +33,7 @@ ANSWER = {"result": {"role": "assistant", "content": {"type": "text", "text": "f
 
 
 class NoClient:
-    capabilities: dict[str, Any] = {}
+    capabilities: ClassVar[dict[str, Any]] = {}
 
     async def request(self, *args: Any, **kwargs: Any) -> None:
         return None
