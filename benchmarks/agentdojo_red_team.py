@@ -32,7 +32,7 @@ from agentdojo.functions_runtime import FunctionsRuntime  # type: ignore[import-
 from tether._decision import ToolCall
 from tether.adapters.agentdojo._suites import exact_copy
 from tether.bench._episodes import BenchContext, load_policies
-from tether.session._guard import Guard
+from tether.session import Guard
 
 POLICY_DIR = str(Path(__file__).resolve().parents[1] / "src" / "tether" / "adapters" / "agentdojo" / "policies")
 SUITES = ["banking", "slack", "travel", "workspace"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -10,18 +9,7 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import console, db_option, err_console, open_store
-from tether.store._events import (
-    ApprovalAnswered,
-    ApprovalRequested,
-    CallProposed,
-    DecisionMade,
-    Event,
-    ResultRecorded,
-    SessionControl,
-    SessionEnded,
-    SessionStarted,
-    SourceAdded,
-)
+from tether.store import format_time
 
 
 @click.group()
@@ -56,39 +44,7 @@ def sessions_cmd(db: str) -> None:
 
 
 def _ts(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
-
-
-def _clip(text: str, n: int = 100) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
-def describe(event: Event) -> str:
-    """One line per event for the timeline."""
-    if isinstance(event, SessionStarted):
-        return f"session started by {event.principal!r} under policy {event.policy_name!r} ({event.policy_hash[:19]}); task: {_clip(event.task)!r}"
-    if isinstance(event, CallProposed):
-        return f"call {event.call_id[:8]} proposed: {event.tool}({_clip(json.dumps(event.args, ensure_ascii=False), 120)})"
-    if isinstance(event, DecisionMade):
-        why = "; ".join(f"{r['message']} [{r['rule']}]" for r in event.reasons)
-        return f"call {event.call_id[:8]} -> {event.verdict.upper()}" + (f": {why}" if why else "")
-    if isinstance(event, ResultRecorded):
-        lab = "+".join([event.label.get("integrity", "?"), *event.label.get("tags", [])])
-        return f"call {event.call_id[:8]} result [{lab}]{' (error)' if event.error else ''}: {_clip(event.output)!r}"
-    if isinstance(event, SourceAdded):
-        return f"source added from {event.origin}: {_clip(event.text)!r}"
-    if isinstance(event, ApprovalRequested):
-        return f"call {event.call_id[:8]} awaits approval until {_ts(event.expires_at)}"
-    if isinstance(event, ApprovalAnswered):
-        return f"call {event.call_id[:8]} {'APPROVED' if event.approved else 'REFUSED'} by {event.by}" + (
-            f": {event.note}" if event.note else ""
-        )
-    if isinstance(event, SessionControl):
-        return f"session {event.action} by {event.by}" + (f": {event.note}" if event.note else "")
-    if isinstance(event, SessionEnded):
-        return f"session ended: {event.reason}"
-    return event.kind  # pragma: no cover
+    return format_time(t)
 
 
 @audit.command("show")
@@ -109,4 +65,4 @@ def show_cmd(db: str, as_json: bool, session: str) -> None:
             out: dict[str, Any] = {"seq": item.seq, "hash": item.hash, "prev_hash": item.prev_hash, **event.model_dump(mode="json")}
             click.echo(json.dumps(out, ensure_ascii=False))
         else:
-            console.print(f"[dim]{item.seq:>4} {_ts(event.time)}[/] {escape(describe(event))}", soft_wrap=True)
+            console.print(f"[dim]{item.seq:>4} {_ts(event.time)}[/] {escape(event.describe())}", soft_wrap=True)

@@ -11,12 +11,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from tether.approvals import StaticApprover
 from tether.bench._scripted import ScriptedAgent, Step
 from tether.cli._common import console
 from tether.examples import example_policy_text
 from tether.policy._compiled import Policy
-from tether.session._guard import Guard
-from tether.session._wrap import StaticApprover
+from tether.session import Guard
 from tether.store._sqlite_store import SQLiteStore
 
 TASK = (

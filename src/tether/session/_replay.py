@@ -71,7 +71,7 @@ def replay_session(store: EventStore, session_id: str, policy: Policy) -> Iterat
                 new = decide(policy, state, ToolCall(proposed.tool, args, proposed.call_id), proposed.call_hash, event.time)
                 yield proposed.call_id, proposed.tool, event.verdict, new
         elif isinstance(event, ResultRecorded):
-            event = event.model_copy(update={"label": _relabel(policy, state, event).to_json()})
+            event = event.model_copy(update={"label": _relabel(policy, state, event)})
         state.apply(event, policy)
 
 

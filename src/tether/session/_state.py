@@ -11,6 +11,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tether.approvals import ApprovalBook
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._normalize import normalize, number_forms
 from tether.flow._provenance import MIN_GRAM_VALUE, NOT_FOUND, ProvenanceIndex
@@ -29,7 +30,11 @@ from tether.store._events import (
 )
 
 Status = Literal["active", "paused", "killed", "ended"]
-ApprovalStatus = Literal["none", "pending", "approved", "denied"]
+"""A session's status: only ``active`` sessions allow calls; ``killed`` and ``ended`` are final."""
+
+MAX_CALL_RECORDS = 4096
+"""Calls remembered in memory beyond those still open (awaiting approval or a result).
+Older call ids stay unique through the store, which refuses a reused id."""
 
 _MAX_CONTEXT_SOURCES = 16
 _MAX_WRITTEN = 4096
@@ -54,15 +59,26 @@ class CallRecord:
     """A call the session has seen, and what became of it."""
 
     call_id: str
+    """The call's id."""
     tool: str
+    """The tool it names."""
     args: Any
+    """Its arguments (JSON-safe form, as logged)."""
     call_hash: str
+    """Hash of tool and arguments."""
     time: float
+    """When it was proposed."""
     verdict: str = "pending"
+    """The guard's decision (``pending`` until logged)."""
     executed: bool = False
-    approval: ApprovalStatus = "none"
-    expires_at: float | None = None
+    """Allowed, or asked and approved: it may run, and it counts against budgets."""
     result_event: str | None = None
+    """The event that recorded its output, once recorded."""
+
+    @property
+    def open(self) -> bool:
+        """Still waiting for something: an answer (asked) or a result (may run, none recorded)."""
+        return (self.verdict == "ask" and not self.executed) or (self.executed and self.result_event is None)
 
 
 @dataclass(slots=True)
@@ -87,6 +103,9 @@ class SessionState:
     per_tool: Counter[str] = field(default_factory=Counter)
     rate_times: dict[str, deque[float]] = field(default_factory=dict)
     calls: dict[str, CallRecord] = field(default_factory=dict)
+    """Open calls and the most recent others (see ``MAX_CALL_RECORDS``)."""
+    approvals: ApprovalBook = field(default_factory=ApprovalBook)
+    """The session's approval requests (the one fold of approval state)."""
     written: list[tuple[str, Label]] = field(default_factory=list)
     """Normalised values (8+ characters) that ran as arguments of write calls, with their
     labels when above ``TRUSTED``: data the agent put into the world keeps its label when a
@@ -100,6 +119,8 @@ class SessionState:
         self.events += 1
         if isinstance(event, CallProposed):
             self.calls[event.call_id] = CallRecord(event.call_id, event.tool, event.args, event.call_hash, event.time)
+            if len(self.calls) > MAX_CALL_RECORDS:
+                self._forget_calls()
         elif isinstance(event, DecisionMade):
             rec = self.calls.get(event.call_id)
             if rec is not None:
@@ -107,23 +128,18 @@ class SessionState:
                 if event.verdict == "allow":
                     self._count(rec, policy, event.time)
         elif isinstance(event, ResultRecorded):
-            self._add_source(event.output, Label.from_json(event.label), event.id)
+            self._add_source(event.output, event.label, event.id)
             rec = self.calls.get(event.call_id)
             if rec is not None:
                 rec.result_event = event.id
         elif isinstance(event, SourceAdded):
-            self._add_source(event.text, Label.from_json(event.label), event.id)
+            self._add_source(event.text, event.label, event.id)
         elif isinstance(event, ApprovalRequested):
-            rec = self.calls.get(event.call_id)
-            if rec is not None:
-                rec.approval = "pending"
-                rec.expires_at = event.expires_at
+            self.approvals.requested(event)
         elif isinstance(event, ApprovalAnswered):
             rec = self.calls.get(event.call_id)
-            if rec is not None and rec.approval == "pending" and rec.call_hash == event.call_hash:
-                rec.approval = "approved" if event.approved else "denied"
-                if event.approved:
-                    self._count(rec, policy, event.time)
+            if self.approvals.answered(event) and event.allowed and rec is not None:
+                self._count(rec, policy, event.time)
         elif isinstance(event, SessionStarted):
             self.principal = event.principal
             self.task = event.task
@@ -140,6 +156,15 @@ class SessionState:
                 self.status = {"pause": "paused", "resume": "active", "kill": "killed"}[event.action]  # type: ignore[assignment]
         elif isinstance(event, SessionEnded) and self.status != "killed":
             self.status = "ended"
+
+    def _forget_calls(self) -> None:
+        """Drop the oldest call records: closed ones first, then calls whose result never came;
+        calls awaiting an answer are kept whatever their age."""
+        excess = max(len(self.calls) - MAX_CALL_RECORDS, 256)
+        closed = [k for k, rec in self.calls.items() if not rec.open]
+        unrecorded = [k for k, rec in self.calls.items() if rec.open and rec.executed]
+        for call_id in (closed + unrecorded)[:excess]:
+            del self.calls[call_id]
 
     def _add_source(self, text: str, lab: Label, event_id: str) -> None:
         self.index.add(text, lab, event_id)
@@ -217,7 +242,8 @@ class SessionState:
             "spend": self.spend,
             "per_tool": dict(sorted(self.per_tool.items())),
             "rate_times": {k: list(v) for k, v in sorted(self.rate_times.items())},
-            "calls": {k: (v.tool, v.verdict, v.executed, v.approval) for k, v in self.calls.items()},
+            "calls": {k: (v.tool, v.verdict, v.executed, v.result_event) for k, v in self.calls.items()},
+            "approvals": self.approvals.to_snapshot(),
             "written": [(v, lab.describe()) for v, lab in self.written],
             "index": self.index.digest(),
             "events": self.events,

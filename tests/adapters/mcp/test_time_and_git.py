@@ -56,7 +56,7 @@ def test_allow_deny_and_ask_through_elicitation(tmp_path: Path, errlog: TextIO) 
     events = _events(db)
     answers = [(e.approved, e.by) for e in events if e.kind == "approval_answered"]
     assert answers == [(True, "mcp-elicitation"), (False, "mcp-elicitation")]
-    labels = [e.label["integrity"] for e in events if isinstance(e, ResultRecorded)]
+    labels = [e.label.integrity for e in events if isinstance(e, ResultRecorded)]
     assert labels == ["trusted", "untrusted"]  # get_current_time is trusted by the policy, convert_time is not
     assert run_tether("audit", "verify", "--db", str(db)).returncode == 0
 
