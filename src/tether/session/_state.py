@@ -76,9 +76,9 @@ class CallRecord:
     """The event that recorded its output, once recorded."""
 
     @property
-    def open(self) -> bool:
-        """Still waiting for something: an answer (asked) or a result (may run, none recorded)."""
-        return (self.verdict == "ask" and not self.executed) or (self.executed and self.result_event is None)
+    def unrecorded(self) -> bool:
+        """It may run (or ran) but its result has not been recorded yet."""
+        return self.executed and self.result_event is None
 
 
 @dataclass(slots=True)
@@ -161,8 +161,12 @@ class SessionState:
         """Drop the oldest call records: closed ones first, then calls whose result never came;
         calls awaiting an answer are kept whatever their age."""
         excess = max(len(self.calls) - MAX_CALL_RECORDS, 256)
-        closed = [k for k, rec in self.calls.items() if not rec.open]
-        unrecorded = [k for k, rec in self.calls.items() if rec.open and rec.executed]
+        book = self.approvals
+        waiting = {rec.call_id for rec in book.pending()}
+        # The newest records (the call being decided, calls whose result is about to come) stay.
+        candidates = list(self.calls.items())[:-64]
+        closed = [k for k, rec in candidates if not rec.unrecorded and k not in waiting and rec.verdict != "pending"]
+        unrecorded = [k for k, rec in candidates if rec.unrecorded]
         for call_id in (closed + unrecorded)[:excess]:
             del self.calls[call_id]
 
