@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from tether._decision import Decision, Reason, ToolCall, new_id
-from tether.errors import PolicyError, SessionError, StoreError
+from tether.errors import PolicyError, SessionError, StaleSession, StoreError
 from tether.policy import Policy
+from tether.session import _snapshot as snapshots
 from tether.session._session import Session, clean_text
 from tether.session._state import SessionState
-from tether.store import EventStore, SessionStarted, SQLiteStore, jsonsafe
+from tether.store import EventStore, SessionStarted, SnapshotTaken, SQLiteStore, jsonsafe
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class Guard:
         *,
         detectors: Sequence[Detector] = (),
         clock: Callable[[], float] = time.time,
+        snapshot_every: int | None = 10_000,
     ) -> None:
         self.policy = policy
         """The policy every decision is made under."""
@@ -81,6 +83,8 @@ class Guard:
         """Optional checks that can only tighten a decision."""
         self.clock = clock
         """The time source (UTC Unix seconds)."""
+        self.snapshot_every = snapshot_every
+        """Save a snapshot of a session's state after this many new events (None: never automatically)."""
         self._policy_stored = False
 
     @classmethod
@@ -162,8 +166,14 @@ class Guard:
             raise SessionError(
                 f"session {session_id!r} was started under policy {started.policy_hash[:19]} but this guard has {self.policy.hash[:19]}"
             )
-        session = Session(self, SessionState(session_id))
-        session._catch_up()
+        restored = snapshots.restore(self.store, session_id, self.policy)
+        if restored is None:
+            session = Session(self, SessionState(session_id))
+            session._catch_up()
+        else:
+            state, tail = restored
+            session = Session(self, state)
+            session._apply(tail)
         return session
 
     def open_session(self, session_id: str) -> Session:
@@ -183,4 +193,25 @@ class Guard:
         return decision
 
     def _maybe_snapshot(self, session: Session) -> None:
-        """Hook called after every commit (snapshots are written from here)."""
+        """After a commit: save a snapshot once ``snapshot_every`` events were folded since the last."""
+        if self.snapshot_every is not None and session._since_snapshot >= self.snapshot_every:
+            self.save_snapshot(session)
+
+    def save_snapshot(self, session: Session) -> bool:
+        """Save a snapshot of ``session``'s state now, bound to its chain; False when another
+        writer appended first (the next commit tries again) or the store refused it."""
+        state = session.state
+        try:
+            body, digest = snapshots.encode(state)
+        except Exception:  # a snapshot only saves time: failing to take one must never fail a commit
+            return False
+        record = snapshots.record_for(state, body, digest)
+        marker = SnapshotTaken(session_id=session.id, time=self.clock(), seq=state.last_seq, digest=digest, policy_hash=self.policy.hash)
+        try:
+            stored = self.store.append(session.id, [marker], expect_seq=state.last_seq)
+            session._apply(stored)
+            self.store.put_snapshot(record)
+        except (StaleSession, StoreError):
+            return False
+        session._since_snapshot = 0
+        return True

@@ -155,6 +155,11 @@ class Session:
             return result
         raise StoreError(f"session {self.id!r}: lost the race to other writers {MAX_RETRIES} times in a row")
 
+    def save_snapshot(self) -> bool:
+        """Save a snapshot of the state now (one is also saved every ``Guard.snapshot_every`` events)."""
+        with self._lock:
+            return self.guard.save_snapshot(self)
+
     def refresh(self) -> int:
         """Fold in the events other processes appended (approvals, kills, their calls); return how many."""
         with self._lock:

@@ -217,6 +217,26 @@ class SessionControl(_EventBase):
         return f"session {self.action} by {self.by}" + (f": {self.note}" if self.note else "")
 
 
+class SnapshotTaken(_EventBase):
+    """The session's folded state up to event ``seq`` was saved as a snapshot.
+
+    Logged right after event ``seq`` (so it is event ``seq + 1``), it binds the snapshot
+    into the hash chain: a snapshot is used on resume only when the chain holds this
+    event with the snapshot's digest, so a forged or stale snapshot is ignored.
+    """
+
+    kind: Literal["snapshot_taken"] = "snapshot_taken"
+    seq: int
+    """The last event the snapshot includes."""
+    digest: str
+    """SHA-256 of the stored snapshot body."""
+    policy_hash: str
+    """The policy the state was folded under."""
+
+    def describe(self) -> str:
+        return f"state snapshot of events 1..{self.seq} saved (sha256 {self.digest[:12]})"
+
+
 class SessionEnded(_EventBase):
     """The session finished."""
 
@@ -237,6 +257,7 @@ Event = Annotated[
     | ApprovalRequested
     | ApprovalAnswered
     | SessionControl
+    | SnapshotTaken
     | SessionEnded,
     Field(discriminator="kind"),
 ]
@@ -251,6 +272,7 @@ EventKind = Literal[
     "approval_requested",
     "approval_answered",
     "session_control",
+    "snapshot_taken",
     "session_ended",
 ]
 
