@@ -252,8 +252,8 @@ def agt_peer() -> Peer:
     evaluator = policies.PolicyEvaluator(policies=[policies.PolicyDocument.from_yaml(POLICIES / "agent20_stateless_agt_evaluator.yaml")])
     shared_rules = policies.SharedPolicySchema.from_yaml(POLICIES / "agent20_stateless_agt_shared.yaml").parsed_rules()
     shared = policies.SharedPolicyEvaluator()
-    stateless = Policy.from_file(POLICIES / "agent20.yaml")
-    lite = agent_os.lite.govern(allow=sorted(stateless.spec.tools), log=False)
+    tools = sorted(Policy.from_file(POLICIES / "agent20.yaml").spec.tools)
+    lite = agent_os.lite.govern(allow=tools, log=False)  # its in-memory trail off: the decision only
 
     def govern_context(call: ToolCall) -> dict[str, Any]:
         # govern()'s own translation of fn(action=TOOL, **args) into the evaluation context.
