@@ -26,10 +26,8 @@ def test_call_records_are_bounded_and_open_calls_survive() -> None:
     assert asked.verdict == "ask"
     late = session.check("read", {"q": "first"})  # allowed; its result comes much later
     for i in range(3 * MAX_CALL_RECORDS):
-        d = session.check("read", {"q": f"q{i}"})
-        if i % 3:
-            session.record_result(d.call_id, f"answer {i}")
-        assert len(session.state.calls) <= MAX_CALL_RECORDS + 320
+        session.check("read", {"q": f"q{i}"})  # allowed, results never recorded: records pile up
+        assert len(session.state.calls) <= MAX_CALL_RECORDS + 1025
     # The ask is still answerable, and a call allowed long ago can still be recorded if it
     # was not pushed out by newer unrecorded calls; an id pushed out is refused, never reused.
     assert session.answer(asked.call_id, True, by="ana")

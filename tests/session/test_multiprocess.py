@@ -14,7 +14,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from tether import Guard, Policy, SQLiteStore
+from tether import Guard, Policy, SQLiteStore, ToolCall
 from tether.store import CallProposed, DecisionMade
 
 FIX = Path(__file__).parents[1] / "fixtures"
@@ -127,3 +127,15 @@ def test_two_session_objects_in_one_process_interleave(tmp_path: Path) -> None:
     a.refresh()
     b.refresh()
     assert a.state.snapshot() == b.state.snapshot()
+
+
+def test_a_reused_id_stays_denied_when_the_writer_loses_a_race(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    sid = _start(db)
+    a = Guard.for_session(SQLiteStore(db), sid).open_session(sid)
+    b = Guard.for_session(SQLiteStore(db), sid).open_session(sid)
+    assert a.check(ToolCall("notify", {"text": "x"}, "id-1")).allowed
+    b.refresh()  # b knows id-1 is taken...
+    assert a.check(ToolCall("notify", {"text": "y"}, "id-2")).allowed  # ...but is stale again
+    again = b.check(ToolCall("notify", {"text": "z"}, "id-1"))
+    assert again.verdict == "deny" and again.reasons[0].rule == "call_id"

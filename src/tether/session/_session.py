@@ -214,23 +214,25 @@ class Session:
             refusal = Reason("malformed", "limits", f"arguments must be an object, got {type(call.args).__name__}")
 
         def build() -> tuple[list[Event], Decision]:
-            nonlocal clean
+            # Decided afresh on every attempt: a retry after losing a race sees the new state.
             now = self.guard.clock()
             reason = refusal
-            if reason is None and clean.id in self.state.calls:
+            call = clean
+            if reason is None and call.id in self.state.calls:
                 # Never let a new call take over an earlier one's record (and its approval).
-                reason = Reason("malformed", "call_id", f"call id {clean.id!r} was already used in this session; denied")
-                clean = ToolCall(clean.tool, clean.args, new_id())
+                reason = Reason("malformed", "call_id", f"call id {call.id!r} was already used in this session; denied")
+            if reason is not None and reason.rule == "call_id":
+                call = ToolCall(call.tool, call.args, new_id())
             if reason is not None:
-                decision = Decision("deny", clean.id, clean.tool, (reason,), digest, policy.hash)
+                decision = Decision("deny", call.id, call.tool, (reason,), digest, policy.hash)
             else:
-                decision = self.guard._detect(clean, decide(policy, self.state, clean, digest, now), self.state)
+                decision = self.guard._detect(call, decide(policy, self.state, clean, digest, now), self.state)
             events: list[Event] = [
-                CallProposed(session_id=self.id, time=now, call_id=clean.id, tool=clean.tool, args=safe, call_hash=digest),
+                CallProposed(session_id=self.id, time=now, call_id=call.id, tool=call.tool, args=safe, call_hash=digest),
                 DecisionMade(
                     session_id=self.id,
                     time=now,
-                    call_id=clean.id,
+                    call_id=call.id,
                     verdict=decision.verdict,
                     reasons=decision.reasons,
                     policy_hash=policy.hash,
@@ -241,7 +243,7 @@ class Session:
                     ApprovalRequested(
                         session_id=self.id,
                         time=now,
-                        call_id=clean.id,
+                        call_id=call.id,
                         call_hash=digest,
                         expires_at=now + policy.spec.approval_timeout_s,
                         summary=decision.explain()[:2000],
@@ -253,9 +255,8 @@ class Session:
             try:
                 return self._transact(build)
             except DuplicateCall:
-                # The id was used long ago (no longer in memory) or by another process: deny under a fresh id.
+                # The id was used long ago (no longer in memory): deny, under a fresh id.
                 refusal = Reason("malformed", "call_id", f"call id {clean.id!r} was already used in this session; denied")
-                clean = ToolCall(clean.tool, clean.args, new_id())
         raise StoreError("could not find an unused call id")
 
     def output_label(self, call_id: str, text: str, *, error: bool = False) -> Label:

@@ -31,8 +31,9 @@ Status = Literal["active", "paused", "killed", "ended"]
 """A session's status: only ``active`` sessions allow calls; ``killed`` and ``ended`` are final."""
 
 MAX_CALL_RECORDS = 4096
-"""Calls remembered in memory beyond those still open (awaiting approval or a result).
-Older call ids stay unique through the store, which refuses a reused id."""
+"""Call records kept in memory (up to 1,024 more between clean-ups); calls awaiting an answer
+are kept whatever their number. Older call ids stay unique through the store, which
+refuses a reused id."""
 
 
 @dataclass(slots=True)
@@ -105,7 +106,7 @@ class SessionState:
         self.events += 1
         if isinstance(event, CallProposed):
             self.calls[event.call_id] = CallRecord(event.call_id, event.tool, event.args, event.call_hash, event.time)
-            if len(self.calls) > MAX_CALL_RECORDS:
+            if len(self.calls) > MAX_CALL_RECORDS + 1024:
                 self._forget_calls()
         elif isinstance(event, DecisionMade):
             rec = self.calls.get(event.call_id)
@@ -146,7 +147,7 @@ class SessionState:
     def _forget_calls(self) -> None:
         """Drop the oldest call records: closed ones first, then calls whose result never came;
         calls awaiting an answer are kept whatever their age."""
-        excess = max(len(self.calls) - MAX_CALL_RECORDS, 256)
+        excess = max(len(self.calls) - MAX_CALL_RECORDS, 1024)
         book = self.approvals
         waiting = {rec.call_id for rec in book.pending()}
         # The newest records (the call being decided, calls whose result is about to come) stay.
