@@ -15,13 +15,11 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from tether.cli._common import answer_options, console, db_option, err_console, open_store
+from tether.cli._common import INTERNAL_PREFIX, answer_options, console, db_option, err_console, open_store
 from tether.errors import PolicyError, SessionError, StoreError
 from tether.policy import Policy
 from tether.session import Guard
 from tether.store import EventStore, PendingApproval
-
-INTERNAL_PREFIX = "mcp-pins:"
 
 
 def pending_approvals(store: EventStore, *, now: float | None = None) -> list[PendingApproval]:
