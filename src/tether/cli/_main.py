@@ -13,6 +13,8 @@ from tether.cli._bench import bench
 from tether.cli._demo import demo
 from tether.cli._mcp import mcp
 from tether.cli._policy import policy
+from tether.cli._replay import replay_cmd
+from tether.cli._session import session
 
 # Optional dependencies and the extra that installs them.
 _EXTRAS = {"agentdojo": "bench", "ray": "bench", "mcp": "mcp", "anyio": "mcp", "jsonschema": "mcp", "cedarpy": "dev"}
@@ -39,9 +41,11 @@ def main() -> None:
     """Tether: a deterministic safety layer for AI agents' tool calls."""
 
 
+policy.add_command(replay_cmd)
 main.add_command(policy)
 main.add_command(audit)
 main.add_command(demo)
 main.add_command(approvals)
+main.add_command(session)
 main.add_command(mcp)
 main.add_command(bench)
