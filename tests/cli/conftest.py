@@ -26,7 +26,18 @@ class LiveStore:
 
 @pytest.fixture
 def live(tmp_path: Path) -> LiveStore:
-    db = str(tmp_path / "live.db")
+    return live_store(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def live_module(tmp_path_factory: pytest.TempPathFactory) -> LiveStore:
+    """One :class:`LiveStore` shared by a module's tests (for property tests, which run many examples)."""
+    return live_store(tmp_path_factory.mktemp("live"))
+
+
+def live_store(folder: Path) -> LiveStore:
+    """Write the :class:`LiveStore` session into ``folder/live.db``."""
+    db = str(folder / "live.db")
     guard = Guard(Policy.from_file(FIX / "bank.yaml"), SQLiteStore(db))
     session = guard.start_session("Handle my inbox", principal="ana")
     read = session.check("read_inbox", {"folder": "inbox"})

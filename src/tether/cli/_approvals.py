@@ -56,7 +56,8 @@ def list_cmd(db: str, as_json: bool) -> None:
 
 def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str, note: str) -> None:
     store = open_store(db)
-    matches = [p for p in store.pending_approvals() if p.call_id.startswith(call) and not p.session_id.startswith(INTERNAL_PREFIX)]
+    # An empty prefix would match every call: never answer a call the human did not name.
+    matches = [p for p in store.pending_approvals() if call and p.call_id.startswith(call) and not p.session_id.startswith(INTERNAL_PREFIX)]
     if len(matches) != 1:
         err_console.print(f"[red]error:[/] {'no' if not matches else 'more than one'} pending call matches {call!r}")
         raise SystemExit(2)
