@@ -130,6 +130,10 @@ def test_deleted_session(store: tuple[str, list[str]], tmp_path: Path) -> None:
     assert code == 0 and "1 session(s)" in out, "a whole session removed leaves nothing for the chain to flag"
     code, out = run("audit", "verify", "--db", db, "--expect", str(tmp_path / "heads.jsonl"))
     assert code == 1 and f"session {ids[0]}" in out and "gone from the store" in out
+    code, out = run("audit", "verify", "--db", db, "--expect", str(tmp_path / "heads.jsonl"), ids[0])
+    assert code == 1 and "gone from the store" in out
+    code, out = run("audit", "verify", "--db", db, ids[0])
+    assert code == 2 and "no session matches" in out
 
 
 def test_exports_appended_over_time_catch_a_rewrite_between_them(store: tuple[str, list[str]], tmp_path: Path) -> None:

@@ -50,7 +50,10 @@ def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> N
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise SystemExit(2) from None
     store = open_store(db)
-    ids = [resolve_session(store, s) for s in sessions] if sessions else None
+    present = {s.session_id for s in store.sessions()}
+    anchored = {h.session_id for h in expect}
+    # A session named by an exported head but gone from the store is checked (and reported missing), not refused.
+    ids = [s if s in anchored and s not in present else resolve_session(store, s) for s in sessions] if sessions else None
     if ids is not None:
         expect = [h for h in expect if h.session_id in ids]
     conflict = _conflicting(expect)
@@ -59,9 +62,9 @@ def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> N
         raise SystemExit(1)
     report = store.verify(ids, expect=expect)
     if report.ok:
-        anchored = f"; {len(expect)} exported head(s) still in their chains" if expect_path is not None else ""
+        held = f"; {len(expect)} exported head(s) still in their chains" if expect_path is not None else ""
         console.print(
-            f"[green]ok[/] {report.events} event(s) in {report.sessions} session(s) verified ({escape(db)}){anchored}", soft_wrap=True
+            f"[green]ok[/] {report.events} event(s) in {report.sessions} session(s) verified ({escape(db)}){held}", soft_wrap=True
         )
         raise SystemExit(0)
     assert report.problem is not None
