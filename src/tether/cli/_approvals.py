@@ -15,13 +15,11 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from tether.cli._common import answer_options, console, db_option, err_console, open_store
+from tether.cli._common import INTERNAL_PREFIX, answer_options, console, db_option, err_console, open_store
 from tether.errors import PolicyError, SessionError, StoreError
 from tether.policy import Policy
 from tether.session import Guard
 from tether.store import EventStore, PendingApproval
-
-INTERNAL_PREFIX = "mcp-pins:"
 
 
 def pending_approvals(store: EventStore, *, now: float | None = None) -> list[PendingApproval]:
@@ -58,7 +56,8 @@ def list_cmd(db: str, as_json: bool) -> None:
 
 def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str, note: str) -> None:
     store = open_store(db)
-    matches = [p for p in store.pending_approvals() if p.call_id.startswith(call) and not p.session_id.startswith(INTERNAL_PREFIX)]
+    # An empty prefix would match every call: never answer a call the human did not name.
+    matches = [p for p in store.pending_approvals() if call and p.call_id.startswith(call) and not p.session_id.startswith(INTERNAL_PREFIX)]
     if len(matches) != 1:
         err_console.print(f"[red]error:[/] {'no' if not matches else 'more than one'} pending call matches {call!r}")
         raise SystemExit(2)
