@@ -16,8 +16,8 @@ from rich.markup import escape
 
 from tether.cli._common import answer_options, console, db_option, err_console, open_store
 from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError, StoreError
-from tether.policy._compiled import Policy
-from tether.store._sqlite_store import SQLiteStore
+from tether.policy import Policy
+from tether.store import SQLiteStore
 
 
 class _McpGroup(click.Group):

@@ -22,9 +22,9 @@ from tether._decision import ToolCall
 from tether.adapters.mcp._guarding import PSEUDO_TOOLS, Admission
 from tether.adapters.mcp._links import Link
 from tether.adapters.mcp._pins import INSTRUCTIONS, PinGate, ToolDefinition
-from tether.flow._labels import TRUSTED, UNTRUSTED
-from tether.policy._compiled import Policy
-from tether.session._guard import Finding
+from tether.flow import TRUSTED, UNTRUSTED
+from tether.policy import Policy
+from tether.session import Finding
 
 SEP = "__"
 """Separates a gateway server's name from the names it lists (``files__read_file``)."""

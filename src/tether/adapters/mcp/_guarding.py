@@ -25,6 +25,7 @@ Server-initiated traffic is labelled as data flowing into and out of the model:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sys
@@ -36,9 +37,11 @@ import anyio
 
 from tether._decision import Decision, ToolCall
 from tether.adapters.mcp._jsonrpc import Id, obj
+from tether.approvals import ApprovalRequest
 from tether.errors import SessionError, StoreError
-from tether.flow._labels import UNTRUSTED, Label
-from tether.session._guard import Session
+from tether.flow import UNTRUSTED, Label
+from tether.session import Admission as GateAdmission
+from tether.session import Gate, Session
 
 DENIED = -32010
 """JSON-RPC error code of a server request Tether refused (an implementation-defined code)."""
@@ -163,28 +166,44 @@ class Admission:
     # ------------------------------------------------------------ tools/call
 
     async def run(self, call: ToolCall, *, request_id: Id, progress_token: Any, forward: Forward) -> dict[str, Any]:
-        """Check ``call``, ask if needed, forward, record; the response member (``result`` or ``error``) for the client."""
-        decision = self.session.check(call)
-        if decision.verdict == "deny":
+        """Check ``call``, ask if needed, forward, record; the response member (``result`` or ``error``) for the client.
+
+        Goes through the session's :class:`~tether.session.Gate` (its one admission
+        path); the proxy runs the call itself, since a task-augmented call's result
+        comes later (``tasks/result``) and an MCP error result is recorded as error output.
+        """
+        gate = Gate(self.session, _ClientAsker(self, request_id, progress_token))
+        admission = await gate.aadmit(call)
+        decision = admission.decision
+        call_id = decision.call_id
+        if not admission.may_run:
+            if decision.verdict == "ask":
+                return {"result": tool_error(f"Tether: a human did not approve this call (refused or timed out). {decision.explain()}")}
             return {"result": tool_error(f"Tether denied this call. {decision.explain()}")}
-        if decision.verdict == "ask" and not await self._ask(call, decision, request_id, progress_token):
-            return {"result": tool_error(f"Tether: a human did not approve this call (refused or timed out). {decision.explain()}")}
         try:
             answer = await forward()
         except UpstreamFailure as exc:
-            return self._failed(call, str(exc))
+            with contextlib.suppress(StoreError, SessionError):
+                gate.record_error(call_id, str(exc))
+            return {"result": tool_error(f"Tether: {exc}")}
+        except asyncio.CancelledError:
+            with contextlib.suppress(StoreError, SessionError):
+                gate.record_error(call_id, "the client cancelled the call")
+            raise
         result = answer.get("result")
         try:
             if isinstance(result, dict):
                 if is_task(result):
-                    self.task_calls[str(result["task"].get("taskId"))] = call.id
+                    self.task_calls[str(result["task"].get("taskId"))] = call_id
+                elif result.get("isError"):
+                    gate.record_error(call_id, result_text(result))
                 else:
-                    self.session.record_result(call.id, result_text(result), error=bool(result.get("isError")))
+                    gate.record(call_id, result_text(result))
                 return {"result": result}
             err = obj(answer.get("error")) or {"code": -32603, "message": "the server answered with neither a result nor an error"}
-            self.session.record_result(call.id, error_text(err), error=True)
+            gate.record_error(call_id, error_text(err))
             return {"error": err}
-        except StoreError as exc:
+        except (StoreError, SessionError) as exc:
             return {"result": tool_error(f"Tether: the result could not be logged ({exc}); it is withheld.")}
 
     def record_task_result(self, task_id: str, answer: Mapping[str, Any]) -> bool:
@@ -201,27 +220,17 @@ class Admission:
             return False
         return True
 
-    def _failed(self, call: ToolCall, why: str) -> dict[str, Any]:
-        with contextlib.suppress(StoreError, SessionError):
-            self.session.record_result(call.id, why, error=True)
-        return {"result": tool_error(f"Tether: {why}")}
-
-    def record_cancelled(self, call_id: str) -> None:
-        """The client cancelled a forwarded call: log that no result will come."""
-        with contextlib.suppress(StoreError, SessionError):
-            self.session.record_result(call_id, "the client cancelled the call", error=True)
-
     # ------------------------------------------------------------ asking a human
 
     async def _ask(self, call: ToolCall, decision: Decision, request_id: Id, progress_token: Any) -> bool:
         """Wait for a human's answer (MCP elicitation and the store at once); no answer in time refuses."""
         hint = f"tether approvals approve {call.id} --db {self._db_path}"
         self.say(f"call {call.id} to {call.tool} needs approval: {hint}")
-        rec = self.session.state.calls[call.id]
+        request = self.session.state.approvals.get(call.id)
         clock = self.session.guard.clock
         wait_s = self.config.ask_timeout_s
-        if rec.expires_at is not None:
-            wait_s = min(wait_s, max(0.0, rec.expires_at - clock()))
+        if request is not None:
+            wait_s = min(wait_s, max(0.0, request.expires_at - clock()))
         self._pending.add(call.id)
         try:
             async with anyio.create_task_group() as tg:
@@ -316,15 +325,21 @@ class Admission:
         """A server asks the human a question: check it before the client shows it; the answer goes back as given."""
         if "task" in params:
             return _no_tasks(ELICITATION)
-        call = ToolCall(tool, {k: v for k, v in params.items() if k != "_meta"})
-        self.server_calls.add(call.id)
-        decision = self.session.check(call)
+        admission = await self._server_call(tool, {k: v for k, v in params.items() if k != "_meta"}, related)
+        decision = admission.decision
+        if admission.may_run:
+            return await to_client()
         if decision.verdict == "ask":
-            if not await self._ask(call, decision, related if related is not None else call.id, None):
-                return {"error": {"code": DENIED, "message": f"Tether: a human did not approve this question. {decision.explain()}"}}
-        elif decision.verdict == "deny":
-            return {"error": {"code": DENIED, "message": f"Tether denied this question to the user. {decision.explain()}"}}
-        return await to_client()
+            return {"error": {"code": DENIED, "message": f"Tether: a human did not approve this question. {decision.explain()}"}}
+        return {"error": {"code": DENIED, "message": f"Tether denied this question to the user. {decision.explain()}"}}
+
+    async def _server_call(self, tool: str, args: dict[str, Any], related: Id | None) -> GateAdmission:
+        """Check (and maybe ask about) a server's request as a call of the pseudo-tool ``tool``; nothing runs or is recorded."""
+        call = ToolCall(tool, args)
+        self.server_calls.add(call.id)
+        admission = await Gate(self.session, _ClientAsker(self, related if related is not None else call.id, None)).aadmit(call)
+        self.server_calls.add(admission.decision.call_id)
+        return admission
 
     # ------------------------------------------------------------ what the model reads
 
@@ -364,6 +379,19 @@ class Admission:
     def say(self, text: str) -> None:
         """One line on the proxy's log (stderr)."""
         print(f"tether-mcp: {text}", file=self._log, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClientAsker:
+    """The Gate's approver for one client request: MCP elicitation, the store, and a timeout at once."""
+
+    admission: Admission
+    request_id: Id
+    progress_token: Any
+    name: str = "mcp"
+
+    async def __call__(self, request: ApprovalRequest) -> bool:
+        return await self.admission._ask(request.call, request.decision, self.request_id, self.progress_token)
 
 
 def _no_tasks(method: str) -> dict[str, Any]:

@@ -19,10 +19,9 @@ from typing import Any, Literal
 
 from tether._decision import ToolCall
 from tether.errors import SessionError
-from tether.policy._compiled import Policy
-from tether.session._guard import Finding, Guard, Session
-from tether.session._state import SessionState
-from tether.store._chain import EventStore
+from tether.policy import Policy
+from tether.session import Finding, Guard, Session, SessionState
+from tether.store import ApprovalAnswered, CallProposed, DecisionMade, EventStore
 
 PIN_SESSION_PREFIX = "mcp-pins:"
 """Pin sessions' ids start with this; the rest is the server's pin key."""
@@ -101,6 +100,15 @@ class PinRecord:
     """True when a human approved this definition (a first-use pin is not reviewed)."""
 
 
+@dataclass(slots=True)
+class _Fold:
+    tool: str
+    hash: str
+    definition: Any
+    verdict: str = "pending"
+    answer: bool | None = None
+
+
 class PinBook:
     """The pins of one upstream server, kept as events in ``store``."""
 
@@ -110,6 +118,9 @@ class PinBook:
         self.session_id = PIN_SESSION_PREFIX + key
         """Id of the pin session."""
         self._guard = Guard(_PIN_POLICY, store)
+        self._store = store
+        self._seen = 0
+        self._folded: dict[str, _Fold] = {}
         self._session: Session | None = None
         if store.read(self.session_id, 0):
             self._session = self._guard.resume_session(self.session_id)
@@ -120,30 +131,37 @@ class PinBook:
         return self._session is None
 
     def records(self) -> list[PinRecord]:
-        """Every definition seen, oldest first (after folding in other processes' answers)."""
+        """Every definition seen, oldest first (after folding in other processes' answers).
+
+        Folded from the pin session's events, not from the session's bounded
+        in-memory state, so no pin is ever forgotten however many there are.
+        """
         if self._session is None:
             return []
         self._session.refresh()
+        for item in self._store.read(self.session_id, self._seen):
+            self._seen = item.seq
+            event = item.event()
+            if isinstance(event, CallProposed) and event.tool in ("pin.first", "pin.change"):
+                args = event.args if isinstance(event.args, dict) else {}
+                definition = args.get("definition", {})
+                self._folded[event.call_id] = _Fold(str(args.get("tool", "")), str(args.get("hash", "")), definition)
+            elif isinstance(event, DecisionMade) and event.call_id in self._folded:
+                self._folded[event.call_id].verdict = event.verdict
+            elif isinstance(event, ApprovalAnswered) and event.call_id in self._folded:
+                fold = self._folded[event.call_id]
+                if fold.answer is None:
+                    fold.answer = event.allowed
         out: list[PinRecord] = []
-        for rec in self._session.state.calls.values():
-            args = rec.args if isinstance(rec.args, dict) else {}
-            if rec.verdict == "allow" or rec.approval == "approved":
+        for call_id, fold in self._folded.items():
+            if fold.verdict == "allow" or fold.answer is True:
                 status: PinStatus = "pinned"
-            elif rec.approval == "pending":
+            elif fold.verdict == "ask" and fold.answer is None:
                 status = "pending"
             else:
                 status = "refused"
-            definition = args.get("definition", {})
-            out.append(
-                PinRecord(
-                    rec.call_id,
-                    str(args.get("tool", "")),
-                    str(args.get("hash", "")),
-                    status,
-                    definition if isinstance(definition, dict) else {},
-                    reviewed=rec.approval == "approved",
-                )
-            )
+            definition = fold.definition if isinstance(fold.definition, dict) else {}
+            out.append(PinRecord(call_id, fold.tool, fold.hash, status, definition, reviewed=fold.answer is True))
         return out
 
     def pinned(self) -> dict[str, str]:

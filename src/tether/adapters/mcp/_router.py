@@ -55,9 +55,9 @@ from tether.adapters.mcp._jsonrpc import (
 )
 from tether.adapters.mcp._links import Frame, Link, ProcessLink
 from tether.adapters.mcp._pins import INSTRUCTIONS, ToolDefinition
-from tether.flow._labels import TRUSTED, UNTRUSTED
-from tether.policy._compiled import Policy
-from tether.session._guard import Session
+from tether.flow import TRUSTED, UNTRUSTED
+from tether.policy import Policy
+from tether.session import Session
 
 Post = Callable[[dict[str, Any]], bool]
 """Runs on a server's answer before the client gets it; False withholds it (the log could not take it)."""
@@ -408,11 +408,7 @@ class Router:
                 raise UpstreamFailure(f"no MCP server behind this proxy offers a tool named {name!r}")
             server, own = target
             out = params if own == name else {**params, "name": own}
-            try:
-                answer = await self.call_server(server, msg.id, "tools/call", out, self.config.call_timeout_s)
-            except asyncio.CancelledError:
-                self.admission.record_cancelled(call.id)
-                raise
+            answer = await self.call_server(server, msg.id, "tools/call", out, self.config.call_timeout_s)
             task = answer.get("result", {}).get("task") if isinstance(answer.get("result"), dict) else None
             if isinstance(task, dict) and isinstance(task.get("taskId"), str):
                 self.catalog.task_owners[task["taskId"]] = server

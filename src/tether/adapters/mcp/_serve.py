@@ -18,9 +18,9 @@ from tether.adapters.mcp._pins import PinBook, PinDetector, PinGate
 from tether.adapters.mcp._router import Router
 from tether.adapters.mcp._upstream import Upstream, check_gateway, describe_all, environment
 from tether.errors import ConfigError
-from tether.policy._compiled import Policy
-from tether.session._guard import Finding, Guard
-from tether.store._chain import EventStore
+from tether.policy import Policy
+from tether.session import Finding, Guard
+from tether.store import EventStore
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
