@@ -18,6 +18,8 @@ import anyio
 from mcp_helpers import HERE, POLICIES, proxy_session, run_tether
 
 from tether import SQLiteStore
+from tether.adapters.mcp import load_gateway
+from tether.policy import Policy
 
 KEY = "sk-live-4f9a1c77e2b34d0c"
 DOCS = HERE.parents[2] / "docs" / "mcp.md"
@@ -88,3 +90,12 @@ def test_the_docs_show_this_policy_and_task() -> None:
     blocks = re.findall(r"```(?:yaml|text)\n(.*?)```", text, re.DOTALL)
     assert (POLICIES / "documents.yaml").read_text() in blocks
     assert (POLICIES / "documents-task.txt").read_text() in blocks
+
+
+def test_the_docs_sampling_policy_and_gateway_file_load(tmp_path: Path) -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.DOTALL)
+    fragment = next(b for b in blocks if b.startswith("tools:"))
+    assert set(Policy.from_yaml("tether: 1\nname: docs\n" + fragment).tools) == {"sampling/createMessage", "elicitation/create"}
+    gateway = tmp_path / "gateway.yaml"
+    gateway.write_text(next(b for b in blocks if b.startswith("servers:")))
+    assert [(s.name, s.url is not None) for s in load_gateway(gateway)] == [("files", False), ("git", False), ("web", True)]

@@ -66,8 +66,7 @@ def test_the_approval_hint_works_as_printed(tmp_path: Path) -> None:
             hint = _wait_for_line(log, "tether approvals approve")
             command = shlex.split(hint[hint.index("tether approvals") :])
             assert command[command.index("--db") + 1] == str(work / "rel.db")  # absolute: works from anywhere
-            # TETHER_POLICY: until policies live in the store, `approvals approve` must be told the policy.
-            shell = {**os.environ, **env(), "TETHER_POLICY": str(POLICIES / "ask.yaml")}
+            shell = {k: v for k, v in {**os.environ, **env()}.items() if k not in ("TETHER_POLICY", "TETHER_DB")}
             ran = subprocess.run([*TETHER, *command[1:]], env=shell, capture_output=True, text=True, cwd=tmp_path, timeout=60)
             assert ran.returncode == 0, ran.stdout + ran.stderr
             answer = client.answer(1)
