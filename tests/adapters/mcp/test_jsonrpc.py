@@ -137,6 +137,11 @@ def test_the_proxy_answers_bad_input_and_keeps_serving(tmp_path: Path) -> None:
         assert client.answer(26)["result"]["content"][0]["text"] == "still here"
         client.send({"jsonrpc": "2.0", "id": 27, "method": "tools/call", "params": {"name": 5}})
         assert client.answer(27)["error"]["code"] == -32602
+        slow = {"jsonrpc": "2.0", "id": 28, "method": "tools/call", "params": {"name": "big", "arguments": {"size": 8 << 20}}}
+        client.send(slow)
+        client.send(slow)  # the same id while the first is still in flight
+        answers = [client.answer(28, timeout=60), client.answer(28, timeout=60)]
+        assert sorted("error" in a for a in answers) == [False, True]
     finally:
         assert client.close() == 0
 

@@ -184,6 +184,11 @@ class Router:
 
     async def _client_request(self, msg: Message) -> None:
         method = msg.method
+        key = id_key(msg.id)
+        if key in self._tasks or key in self._routes:
+            # Two answers with one id could not be told apart: the second request is refused.
+            await self.reply_error(msg.id, INVALID_REQUEST, f"Invalid Request: id {msg.id!r} is already in use by a pending request")
+            return
         if method == "initialize":
             if self._init_started:
                 await self.reply_error(msg.id, INVALID_REQUEST, "Invalid Request: the session is already initialised")
