@@ -6,7 +6,13 @@ first listing of a server pins every definition (``pin.first``, allowed); any
 later new or changed definition is a ``pin.change`` call that asks, so it waits
 in the same approval machinery as a tool call and a human's answer is a
 hash-chained ``approval_answered`` event. The current pins are a fold over that
-session, so several proxies and the CLI can share one store.
+session's events, so several proxies and the CLI can share one store.
+
+A definition is everything a client is shown of a tool (every member of the
+listed object), or the server's instructions (pinned as ``#instructions``). A
+definition a human approved (a changed one, or a first-use pin confirmed by
+:meth:`PinBook.review`) is *reviewed*: the proxy records it as trusted text;
+first-use pins are not reviewed.
 """
 
 from __future__ import annotations
