@@ -111,10 +111,19 @@ def test_gateway_from_server_options_and_its_starting_policy(tmp_path: Path, err
     assert init.returncode == 0, init.stderr
     assert "vault__read_secret:" in init.stdout and "calc__add:" in init.stdout
 
-    async def tool_names() -> list[str]:
-        async with proxy_session(["--policy", str(POLICIES / "gateway.yaml"), "--db", str(tmp_path / "t.db"), *opts], errlog) as client:
-            return sorted(t.name for t in (await client.list_tools()).tools)
+    broken = ["--server", f"broken={sys.executable} -c 'raise SystemExit(4)'"]
 
-    assert anyio.run(tool_names) == ["calc__add", "vault__read_secret"]
+    async def tool_names() -> tuple[list[str], str]:
+        args = ["--policy", str(POLICIES / "gateway.yaml"), "--db", str(tmp_path / "t.db"), *opts, *broken]
+        async with proxy_session(args, errlog) as client:
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            call = await client.call_tool("broken__anything", {})
+            return names, call.content[0].text  # type: ignore[union-attr]
+
+    names, refused = anyio.run(tool_names)
+    assert names == ["calc__add", "vault__read_secret"]  # a server that fails to start is left out, the others serve
+    assert "Tether denied" in refused
+    errlog.seek(0)
+    assert "broken did not initialise" in errlog.read()
     bad = run_tether("mcp", "--policy", str(POLICIES / "gateway.yaml"), "--server", "a__b=true")
     assert bad.returncode == 2 and "server name" in bad.stderr
