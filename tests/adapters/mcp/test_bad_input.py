@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
-from mcp_helpers import POLICIES, TETHER, TOY, env, proxy_session, run_tether
+from mcp_helpers import POLICIES, TETHER, TOY, RawClient, env, proxy_session, run_tether
 
 from tether import SQLiteStore
 
@@ -112,3 +112,22 @@ def test_server_crash_and_hang_become_tool_errors(tmp_path: Path, errlog: TextIO
         errors = [e.error for s in store.sessions() for e in (i.event() for i in store.read(s.session_id)) if e.kind == "result_recorded"]
     assert errors == [True, True, True]
     assert run_tether("audit", "verify", "--db", str(db)).returncode == 0
+
+
+def test_a_cancelled_call_is_passed_on_and_logged(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    client = RawClient(_args(db))
+    try:
+        client.initialize()
+        client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "hang", "arguments": {}}})
+        time.sleep(0.5)
+        client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1, "reason": "user stop"}})
+        client.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "next"}}})
+        answer = client.read()
+        assert answer["id"] == 2 and answer["result"]["content"][0]["text"] == "next"  # nothing came for the cancelled call
+    finally:
+        assert client.close() == 0
+    with SQLiteStore(db) as store:
+        sid = next(s.session_id for s in store.sessions() if not s.session_id.startswith("mcp-pins:"))
+        outputs = [e.output for e in (i.event() for i in store.read(sid)) if e.kind == "result_recorded"]
+    assert outputs == ["the client cancelled the call", "next"]
