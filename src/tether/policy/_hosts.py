@@ -241,11 +241,11 @@ def _add_readings(text: str, out: set[str]) -> None:
     out.add(plain)
     folded = "".join(ch for ch in unicodedata.normalize("NFKC", text.translate(_DOTS)) if unicodedata.category(ch) != "Cf")
     folded = folded.translate(_DOTS).lower()
-    for form in {plain, folded, folded.rstrip(".")}:
+    # casefold() maps 'ß' to 'ss', as IDNA 2003 (older browsers and Python's own codec) does.
+    for form in {plain, folded, folded.rstrip("."), folded.casefold().rstrip(".")}:
         out.add(form)
-        for transitional in (False, True):
-            with contextlib.suppress(idna.IDNAError, UnicodeError, ValueError):
-                out.add(idna.encode(form, uts46=True, transitional=transitional).decode("ascii"))
+        with contextlib.suppress(idna.IDNAError, UnicodeError, ValueError):
+            out.add(idna.encode(form, uts46=True).decode("ascii"))
         ipv4 = whatwg_ipv4(form)
         if ipv4 is not None:
             out.add(ipv4)

@@ -38,6 +38,13 @@ class Paths(NamedTuple):
 DEFAULT_PATHS = Paths()
 
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# Separators in disguise that NFKC leaves alone but best-fit code pages or fonts turn into '/', '\' or '.'.
+_LOOKALIKES = {
+    **dict.fromkeys("\u2215\u2044\u29f8\u2571\u27cb", "/"),
+    **dict.fromkeys("\u2216\u29f5\u29f9\u2572\u27cd", "\\"),
+    "\u3002": ".",
+}
+_AS_ASCII = str.maketrans(_LOOKALIKES)
 _SHELL = re.compile(r"\$[A-Za-z_{(0-9]|`")
 _BRACES = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -66,6 +73,9 @@ def path_problem(value: str) -> str | None:
         return f"it contains {describe_char(folded)}, which some consumers fold to {unicodedata.normalize('NFKC', folded)!r}"
     if "\\" in value:
         return "it contains a backslash (some consumers read it as a separator)"
+    lookalike = next((ch for ch in value if ch in _LOOKALIKES), None)
+    if lookalike is not None:
+        return f"it contains {describe_char(lookalike)}, which some consumers read as {_LOOKALIKES[lookalike]!r}"
     percent = _PERCENT.search(value)
     if percent is not None:
         return f"it contains the percent-escape {percent.group()!r}, which some consumers decode"
@@ -158,6 +168,7 @@ def _variants(value: str) -> set[str]:
     step("file:" in value.lower(), lambda t: m.group(1) if (m := _FILE_URL.match(t.strip())) else t)
     step("%" in value, _unquote)
     step(not value.isascii(), lambda t: "".join(ch for ch in unicodedata.normalize("NFKC", t) if unicodedata.category(ch) != "Cf"))
+    step(not value.isascii(), lambda t: t.translate(_AS_ASCII))
     step(any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value), lambda t: re.sub(r"[\x00-\x1f\x7f]", "", t))
     step("\\" in value or "\\" in "".join(texts), lambda t: t.replace("\\", "/"))
     return texts
