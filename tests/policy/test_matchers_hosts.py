@@ -213,6 +213,11 @@ def test_idn_opt_in_accepts_round_tripping_a_labels_only() -> None:
         assert refusal is not None and why.lower() in refusal.lower(), (value, refusal)
 
 
+def test_ipv6_entries_may_omit_the_brackets() -> None:
+    assert UrlHostIn(["2001:db8::1"]).accepts("https://[2001:db8::1]/")
+    assert UrlHostIn(["2001:DB8:0::1"]).accepts("https://[2001:db8::1]:8443/x")
+
+
 def test_idn_entries_need_the_opt_in() -> None:
     with pytest.raises(ValueError, match="not a canonical host"):
         UrlHostIn(["b\u00fccher.example"])
@@ -421,11 +426,24 @@ def test_idn_domains_need_the_opt_in_and_the_a_label_form() -> None:
         "evil.com/x",
         " https://evil.com",
         "https://ev\til.com/",
+        "\x00ttps://evil.com/",  # WHATWG strips C0 controls at both ends
+        "https://a@evil.com\x00",
+        "https://evil.com\x00.example.com/",  # C resolvers stop at a NUL
+        "://evil.com",
+        "https://example.com//evil.com",  # a scheme-relative redirect target
     ],
 )
 def test_deny_rules_see_through_disguised_hosts(value: str) -> None:
     assert UrlHostIn(["evil.com"]).may_match(value)
     assert HostIn(["evil.com"]).may_match(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["http://0x-1.0x7f.0.1/", "http://-1.2.3.4/", "http://1_0.0.0.1/", "http://+1.2.3.4/", "http:// 1.2.3.4/", "http://0x.0x/"]
+)
+def test_numeric_look_alikes_never_raise(value: str) -> None:
+    assert not UrlHostIn(["127.0.0.1"]).may_match(value)
+    assert UrlHostIn(["127.0.0.1"]).refusal(value) is not None
 
 
 @pytest.mark.parametrize("value", ["http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/", "http://127.0.0.1./"])
@@ -448,6 +466,12 @@ def test_deny_rules_see_numeric_ipv4_forms(value: str) -> None:
         "evil.com!bob@company.com",
         "bob@ev\u200bil.com",
         "bob%40evil.com",
+        "bob@evil.c om",  # header parsers drop the space
+        "bob@>evil.com",  # and skip stray punctuation
+        "bob@,evil.com",
+        "Bob <bob@evil\u3000.com>",
+        "bob@evil.com\x00@company.com",
+        '"bob@company.com" <x@e\u00a0vil.com>',
     ],
 )
 def test_deny_rules_see_through_disguised_domains(value: str) -> None:

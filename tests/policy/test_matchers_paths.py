@@ -179,6 +179,14 @@ SECRET_SPELLINGS = [
     "/home/ana/.ssh/id_rsa\x00.txt",  # C's open() stops at the NUL
     " /home/ana/.ssh/id_rsa\n",
     "/home/ana/.ss\u0068/id_rsa",
+    "/home/ana/.ssh%EF%BC%8Fid_rsa",  # an escaped fullwidth solidus: decode, then fold
+    "/home/ana/\uff05\uff12\uff45ssh/id_rsa",  # a fullwidth escape: fold, then decode
+    "/home/ana/.ssh/id_rsa%00.txt",
+    "file%3A///home/ana/.ssh/id_rsa",
+    "/proc/self/root/home/ana/.ssh/id_rsa",
+    "/proc/self/cwd/.ssh/id_rsa",
+    "/home/ana/.ssh./id_rsa",  # Windows and some SMB servers drop trailing dots and spaces
+    "server.pem. ",
     "server.PEM",
     "/tmp/x/key.Pem",
     "/ETC/SHADOW",

@@ -17,7 +17,10 @@ from tether.policy._hosts import Host, cache_short, canonical_host, char_problem
 
 _ATEXT = r"[A-Za-z0-9#$&'*+/=?^_`{|}~-]"
 _DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
-_DOMAIN_END = re.compile(r"[@<>()\[\],;:\"\s\\/?#]")
+LONGEST_READ = 1024
+"""Where a match restricts, longer values count as matching (mail software reads no sane address
+out of them, and reading every route in them would cost more than a decision may)."""
+_NAME_RUN = re.compile(r"(?:[A-Za-z0-9.-]|[^\x00-\x7f\s])+")
 
 
 @cache_short
@@ -25,6 +28,8 @@ def email_domain(value: str, *, idn: bool = False) -> Host | str:
     """The domain of ``value`` when it is one canonical address; otherwise a phrase saying why not."""
     if not value:
         return "it is empty"
+    if len(value) > 254:
+        return "it is longer than 254 characters"
     bad = char_problem(value)
     if bad is not None:
         return f"it {bad}"
@@ -35,8 +40,6 @@ def email_domain(value: str, *, idn: bool = False) -> Host | str:
     problem = _local_problem(local)
     if problem is not None:
         return f"its local part {problem}"
-    if len(value) > 254:
-        return "it is longer than 254 characters"
     if not domain:
         return "it has no domain after the '@'"
     if domain.startswith("["):
@@ -68,22 +71,22 @@ def _local_problem(local: str) -> str | None:
 
 
 def email_domain_candidates(value: str) -> list[str]:
-    """Raw domains that some lenient mail parser could find in ``value`` (for restricting checks)."""
-    texts = {value, value.strip()}
+    """Raw domains that some lenient mail parser could find in ``value`` (for restricting checks).
+
+    Header parsers skip stray punctuation after an ``@``, drop spaces inside a domain and read
+    routes (``user%relay@host``, ``relay!user@host``) and display names in many ways, so once a
+    value holds an ``@`` every name-like run in it is a candidate.
+    """
+    texts = {value, value.strip(), value.split("\x00")[0]}
     texts |= {unicodedata.normalize("NFKC", t) for t in texts}
-    texts |= {"".join(ch for ch in t if unicodedata.category(ch) != "Cf") for t in texts}
+    texts |= {"".join(ch for ch in t if unicodedata.category(ch) != "Cf" and ch not in "\r\n\t") for t in texts}
     texts |= {_unquote(t) for t in texts}
-    out: list[str] = []
+    texts |= {"".join(t.split()) for t in texts}
+    out: set[str] = set()
     for text in texts:
-        for at in (m.start() for m in re.finditer("@", text)):
-            tail = text[at + 1 :].lstrip()
-            end = _DOMAIN_END.search(tail)
-            out.append(tail if end is None else tail[: end.start()])
-            local = text[:at]
-            # Source routes: "user%relay@host" and "relay!user@host" may be delivered via the relay.
-            out.extend(part for part in re.split(r"[%]", local)[1:])
-            out.extend(part.rpartition(" ")[2] for part in local.split("!")[:-1])
-    return out
+        if "@" in text:
+            out.update(_NAME_RUN.findall(text))
+    return sorted(out)
 
 
 def _unquote(text: str) -> str:

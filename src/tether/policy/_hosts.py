@@ -195,6 +195,9 @@ class HostPattern:
             wildcard, base = "*", entry[2:]
         if "*" in base:
             raise ValueError(f"host entry {entry!r}: a wildcard may only be the whole first label ('*.' or '**.')")
+        if ":" in base and not base.startswith("["):
+            with contextlib.suppress(ValueError):
+                base = f"[{ipaddress.IPv6Address(base).compressed}]"  # an IPv6 entry written without brackets
         if idn and not base.isascii():
             try:
                 base = idna.encode(base.lower()).decode("ascii")
@@ -242,7 +245,7 @@ def _add_readings(text: str, out: set[str]) -> None:
     folded = "".join(ch for ch in unicodedata.normalize("NFKC", text.translate(_DOTS)) if unicodedata.category(ch) != "Cf")
     folded = folded.translate(_DOTS).lower()
     # casefold() maps 'ß' to 'ss', as IDNA 2003 (older browsers and Python's own codec) does.
-    for form in {plain, folded, folded.rstrip("."), folded.casefold().rstrip(".")}:
+    for form in {plain, folded, folded.strip("."), folded.casefold().strip(".")}:
         out.add(form)
         with contextlib.suppress(idna.IDNAError, UnicodeError, ValueError):
             out.add(idna.encode(form, uts46=True).decode("ascii"))
@@ -260,8 +263,8 @@ def whatwg_ipv4(host: str) -> str | None:
         return None
     numbers: list[int] = []
     for part in parts:
-        if not part:
-            return None
+        if not _NUMERIC_LABEL.fullmatch(part):
+            return None  # int() would also take signs, spaces and underscores
         try:
             if part[:2].lower() == "0x":
                 numbers.append(int(part[2:] or "0", 16))

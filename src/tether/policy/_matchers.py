@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-from tether.policy._emails import email_domain, email_domain_candidates
+from tether.policy._emails import LONGEST_READ, email_domain, email_domain_candidates
 from tether.policy._hosts import Host, HostPattern, cache_short, host_readings
 from tether.policy._paths import (
     DEFAULT_PATHS,
@@ -39,7 +39,7 @@ from tether.policy._paths import (
     resolve,
     under,
 )
-from tether.policy._urls import bare_host, url_host, url_host_candidates
+from tether.policy._urls import MAX_URL, bare_host, url_host, url_host_candidates
 
 __all__ = [
     "DEFAULT_PATHS",
@@ -174,6 +174,8 @@ class PathGlob(ValueMatcher):
 
 class _HostMatcher(ValueMatcher):
     noun: ClassVar[str]
+    longest_read: ClassVar[int] = MAX_URL
+    """Where a match restricts, longer values count as matching."""
 
     def __init__(self, entries: Sequence[str], *, idn: bool = False) -> None:
         super().__init__(entries)
@@ -198,6 +200,8 @@ class _HostMatcher(ValueMatcher):
         return f"its {self.noun} {host.name!r} is not listed"
 
     def may_match(self, value: str) -> bool:
+        if len(value) > self.longest_read:
+            return True
         readings = _readings(value, type(self))
         return any(pattern.matches(host) for host in readings for pattern in self.patterns)
 
@@ -240,6 +244,7 @@ class EmailDomainIn(_HostMatcher):
 
     key = "email_domain_in"
     noun = "domain"
+    longest_read = LONGEST_READ
 
     def _host(self, value: str) -> Host | str:
         return email_domain(value, idn=self.idn)

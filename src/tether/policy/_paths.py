@@ -37,6 +37,9 @@ class Paths(NamedTuple):
 
 DEFAULT_PATHS = Paths()
 
+MAX_PATH = 4096
+"""PATH_MAX on Linux: longer values are refused, and match wherever a match restricts."""
+
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 # Separators in disguise that NFKC leaves alone but best-fit code pages or fonts turn into '/', '\' or '.'.
 _LOOKALIKES = {
@@ -45,6 +48,7 @@ _LOOKALIKES = {
     "\u3002": ".",
 }
 _AS_ASCII = str.maketrans(_LOOKALIKES)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SHELL = re.compile(r"\$[A-Za-z_{(0-9]|`")
 _BRACES = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -58,6 +62,8 @@ def path_problem(value: str) -> str | None:
     """Why ``value`` is not a canonical path, as a phrase; None when it is one."""
     if not value:
         return "it is empty"
+    if len(value) > MAX_PATH:
+        return f"it is longer than {MAX_PATH} characters"
     for ch in value:
         code = ord(ch)
         if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
@@ -157,21 +163,26 @@ class Readings(NamedTuple):
 
 
 def _variants(value: str) -> set[str]:
+    """The value as consumers that decode, fold, strip or truncate it would see it (in either order)."""
     texts = {value}
 
-    def step(applies: bool, fn: Callable[[str], str]) -> None:
-        if applies:
-            texts.update({fn(t) for t in texts})
+    def step(applies: Callable[[str], bool], fn: Callable[[str], str]) -> None:
+        texts.update({fn(t) for t in texts if applies(t)})
 
-    step("\x00" in value, lambda t: t.split("\x00")[0])  # C's open() stops at NUL
-    step(value != value.strip(), str.strip)
-    step("file:" in value.lower(), lambda t: m.group(1) if (m := _FILE_URL.match(t.strip())) else t)
-    step("%" in value, _unquote)
-    step(not value.isascii(), lambda t: "".join(ch for ch in unicodedata.normalize("NFKC", t) if unicodedata.category(ch) != "Cf"))
-    step(not value.isascii(), lambda t: t.translate(_AS_ASCII))
-    step(any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value), lambda t: re.sub(r"[\x00-\x1f\x7f]", "", t))
-    step("\\" in value or "\\" in "".join(texts), lambda t: t.replace("\\", "/"))
+    step(lambda t: not t.isascii(), _folded)
+    step(lambda t: "%" in t, _unquote)
+    step(lambda t: not t.isascii(), _folded)
+    step(lambda t: "\x00" in t, lambda t: t.split("\x00")[0])  # C's open() stops at a NUL
+    step(lambda t: t != t.strip(), str.strip)
+    step(lambda t: "file:" in t.lower(), lambda t: m.group(1) if (m := _FILE_URL.match(t.strip())) else t)
+    step(lambda t: _CONTROL.search(t) is not None, lambda t: _CONTROL.sub("", t))
+    step(lambda t: "\\" in t, lambda t: t.replace("\\", "/"))
     return texts
+
+
+def _folded(text: str) -> str:
+    """NFKC, invisible characters dropped, separator look-alikes made ASCII."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf").translate(_AS_ASCII)
 
 
 def _unquote(text: str) -> str:
@@ -186,6 +197,8 @@ def _unquote(text: str) -> str:
 @cache_short
 def path_readings(value: str, paths: Paths = DEFAULT_PATHS) -> Readings:
     """Every file ``value`` could name to a consumer that decodes, folds, expands or truncates it."""
+    if len(value) > MAX_PATH:
+        return Readings(frozenset(), True)
     home, workdir = clean_base(paths.home), clean_base(paths.workdir)
     out: set[str] = set()
     unknown = False
@@ -198,8 +211,27 @@ def path_readings(value: str, paths: Paths = DEFAULT_PATHS) -> Readings:
             expanded.add(named)
         for form in expanded:
             for reading in _tilde_readings(form, home, workdir):
-                out.add(_normalised(reading).casefold())
+                for path in _aliases(_normalised(reading), workdir):
+                    out.add(path.casefold())
     return Readings(frozenset(out), unknown)
+
+
+_PROC = re.compile(r"/proc/(?:self|thread-self|[0-9]+)/(root|cwd)(?=/|$)")
+_TRAILING = re.compile(r"[. ]+(?=/|$)")
+
+
+def _aliases(path: str, workdir: str) -> set[str]:
+    """Other names of the same file: ``/proc/self/root`` and ``/proc/self/cwd`` prefixes, and
+    segments with trailing dots or spaces (which Windows and some SMB servers drop)."""
+    out = {path}
+    match = _PROC.match(path)
+    if match is not None:
+        base = "/" if match.group(1) == "root" else workdir
+        out.add(_normalised(base + "/" + path[match.end() :]))
+    for alias in list(out):
+        stripped = "/".join(seg if seg in (".", "..") else _TRAILING.sub("", seg) or seg for seg in alias.split("/"))
+        out.add(_normalised(stripped))
+    return out
 
 
 def _tilde_readings(text: str, home: str, workdir: str) -> list[str]:

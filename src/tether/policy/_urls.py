@@ -18,6 +18,10 @@ from tether.policy._hosts import Host, cache_short, canonical_host, describe_cha
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _PERCENT_OK = re.compile(r"%[0-9A-Fa-f]{2}")
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+MAX_URL = 8192
+"""Longer values are refused (common servers refuse longer request lines) and, where a match
+restricts, count as matching: nobody reads a sane host out of them."""
 
 
 def _whole_value_problem(value: str) -> str | None:
@@ -64,6 +68,8 @@ def url_host(value: str, *, idn: bool = False) -> Host | str:
     """The host of ``value`` when it is a canonical http(s) URL; otherwise a phrase saying why not."""
     if not value:
         return "it is empty"
+    if len(value) > MAX_URL:
+        return f"it is longer than {MAX_URL} characters"
     problem = _whole_value_problem(value)
     if problem is not None:
         return problem
@@ -88,6 +94,8 @@ def bare_host(value: str, *, idn: bool = False) -> Host | str:
     without a scheme, or a canonical http(s) URL; otherwise a phrase saying why not."""
     if not value:
         return "it is empty"
+    if len(value) > MAX_URL:
+        return f"it is longer than {MAX_URL} characters"
     scheme = _SCHEME.match(value)
     if scheme is not None and value[scheme.end() : scheme.end() + 2] == "//":
         return url_host(value, idn=idn)
@@ -121,7 +129,9 @@ def _agrees_with_urllib(url: str, host: Host) -> Host | str:
 
 def url_host_candidates(value: str) -> list[str]:
     """Raw host strings that some lenient parser could find in ``value`` (for restricting checks)."""
-    texts = {value, value.strip(), re.sub(r"[\t\n\r]", "", value).strip()}
+    # WHATWG parsers strip C0 controls and spaces at both ends and drop tabs and newlines
+    # anywhere; C libraries stop at a NUL.
+    texts = {value, value.strip(), re.sub(r"[\t\n\r]", "", value).strip(_C0_AND_SPACE), value.split("\x00")[0]}
     folded = {unicodedata.normalize("NFKC", t) for t in texts}
     texts |= folded
     texts |= {_unquote(t) for t in texts}
@@ -138,8 +148,10 @@ def url_host_candidates(value: str) -> list[str]:
 
 
 def _host_starts(text: str) -> list[int]:
-    """Where a host may begin: after a scheme and any slashes, or at the start of a bare value."""
+    """Where a host may begin: after a scheme and any slashes, at the start of a bare value, or
+    after any '//' (a scheme-relative reference, as redirects and some parsers read it)."""
     starts = [len(text) - len(text.lstrip("/\\"))]
+    starts += [m.end() for m in re.finditer(r"[/\\]{2,}", text)]
     scheme = _SCHEME.match(text.lstrip())
     if scheme is not None:
         offset = len(text) - len(text.lstrip()) + scheme.end()
