@@ -170,8 +170,12 @@ def test_a_glob_that_accepts_also_may_match(value: str) -> None:
         assert GLOB.may_match(value)
 
 
+NUMERIC_HOST = st.lists(st.from_regex(r"[-+ _0-9xXa-f]{0,6}", fullmatch=True), min_size=1, max_size=5).map(lambda p: "http://" + ".".join(p) + "/")
+
+
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(st.text(max_size=120), url_like(), address_like(), path_like(), st.text(alphabet=TRICKY, max_size=30)))
+@given(st.one_of(st.text(max_size=120), url_like(), address_like(), path_like(), st.text(alphabet=TRICKY, max_size=30), NUMERIC_HOST))
+@example("http://0x-1.0x7f.0.1/")
 def test_matchers_never_raise(value: str) -> None:
     for matcher in (URL, BARE, EMAIL, UNDER, GLOB):
         matcher.refusal(value)
