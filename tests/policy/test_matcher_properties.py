@@ -170,7 +170,9 @@ def test_a_glob_that_accepts_also_may_match(value: str) -> None:
         assert GLOB.may_match(value)
 
 
-NUMERIC_HOST = st.lists(st.from_regex(r"[-+ _0-9xXa-f]{0,6}", fullmatch=True), min_size=1, max_size=5).map(lambda p: "http://" + ".".join(p) + "/")
+NUMERIC_HOST = st.lists(st.from_regex(r"[-+ _0-9xXa-f]{0,6}", fullmatch=True), min_size=1, max_size=5).map(
+    lambda p: "http://" + ".".join(p) + "/"
+)
 
 
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])

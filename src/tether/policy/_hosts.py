@@ -242,6 +242,14 @@ def _add_readings(text: str, out: set[str]) -> None:
         return
     plain = text.lower()
     out.add(plain)
+    if text.isascii():
+        # Nothing to fold: UTS #46 only lower-cases ASCII, and an invalid name reaches no host.
+        for form in {plain, plain.strip(".")}:
+            out.add(form)
+            ipv4 = whatwg_ipv4(form)
+            if ipv4 is not None:
+                out.add(ipv4)
+        return
     folded = "".join(ch for ch in unicodedata.normalize("NFKC", text.translate(_DOTS)) if unicodedata.category(ch) != "Cf")
     folded = folded.translate(_DOTS).lower()
     # casefold() maps 'ß' to 'ss', as IDNA 2003 (older browsers and Python's own codec) does.
