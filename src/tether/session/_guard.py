@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from tether._decision import Decision, Reason, ToolCall, new_id
 from tether.errors import SessionError, StoreError
-from tether.flow._labels import TRUSTED, UNTRUSTED, Label
+from tether.flow import TRUSTED, UNTRUSTED, FlowLimits, FlowTracker, Label
 from tether.policy._compiled import Policy
 from tether.session._engine import decide
 from tether.session._labelling import result_label
@@ -78,6 +78,7 @@ class Guard:
         *,
         detectors: Sequence[Detector] = (),
         clock: Callable[[], float] = time.time,
+        flow_limits: FlowLimits | None = None,
     ) -> None:
         self.policy = policy
         """The policy every decision is made under."""
@@ -85,6 +86,11 @@ class Guard:
         """Where events go."""
         self.detectors = tuple(detectors)
         self.clock = clock
+        self.flow_limits = flow_limits if flow_limits is not None else FlowLimits()
+        """Bounds on each session's provenance memory (resume a session with the limits it ran under)."""
+
+    def _new_state(self, session_id: str) -> SessionState:
+        return SessionState(session_id, flow=FlowTracker(self.flow_limits))
 
     def start_session(
         self,
@@ -97,7 +103,7 @@ class Guard:
     ) -> Session:
         """Begin a session for a trusted ``task`` text."""
         sid = session_id or new_id()
-        session = Session(self, SessionState(sid))
+        session = Session(self, self._new_state(sid))
         if scope is not None and not isinstance(scope.get("writes", {}), dict):
             raise SessionError(f"scope must look like {{'writes': {{tool: {{arg: [values]}}}}}}, got {scope!r}")
         event = SessionStarted(
@@ -131,7 +137,7 @@ class Guard:
             raise SessionError(
                 f"session {session_id!r} was started under policy {first.policy_hash[:19]} but this guard has {self.policy.hash[:19]}"
             )
-        session = Session(self, SessionState(session_id))
+        session = Session(self, self._new_state(session_id))
         session._apply_stored(stored)
         return session
 
