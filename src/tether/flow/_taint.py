@@ -17,7 +17,8 @@ a *substantial piece* of the value, after normalisation of both sides:
   the value, embedding it in longer text, changing its case or Unicode form all
   leave such a run, so the read-back is tainted;
 * a shorter value of ``MIN_WORD`` characters or more, and a number in each of its
-  written forms (``number_forms``), when it occurs as a whole word.
+  written forms (``number_forms``), when it occurs as a whole word or as a token core
+  (the form in which a short value is grounded: ``_XQ7_`` grounds ``xq7``).
 
 The residual, documented in docs/architecture.md: a value split into pieces shorter
 than ``RUN`` characters (or short values under ``MIN_WORD``) is not traced. Flow
@@ -43,6 +44,7 @@ from typing import Any
 
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._normalize import contains_word, normalize
+from tether.flow._tokens import token_cores
 
 RUN = 8
 """Common run (normalised characters) that carries a long value into an output."""
@@ -219,11 +221,14 @@ class TaintMemory:
                     if not lab <= result:
                         result = result.join(lab)
             if word_maps or bloom is not None:
-                words = set(_WORD.findall(chunk))
+                # A short value is looked up (grounded) as a token core, so a token core equal to it
+                # taints; a whole word equal to it does too (``4850`` in ``4850.00``).
+                cores = token_cores(chunk)
+                words = cores.union(_WORD.findall(chunk))
                 for words_map in word_maps:
                     for key in filter(words_map.__contains__, words):
                         for value, lab in words_map[key]:
-                            if not lab <= result and contains_word(chunk, value):
+                            if not lab <= result and (value in cores or contains_word(chunk, value)):
                                 result = result.join(lab)
                 if (
                     bloom is not None
