@@ -337,9 +337,9 @@ class ProvenanceIndex:
         assert buckets is not None
         mask = self._mask
         base = src << _SRC_SHIFT
-        crc = zlib.crc32
-        for pos in range(0, len(data) - K + 1, STEP):
-            h = crc(data[pos : pos + K])
+        starts = range(0, len(data) - K + 1, STEP)
+        hashes = map(zlib.crc32, map(data.__getitem__, map(slice, starts, range(K, len(data) + 1, STEP))))
+        for pos, h in zip(starts, hashes, strict=True):
             entry = base | (pos << _FP_BITS) | ((h >> 24) & _FP_MASK)
             arr = buckets[h & mask]
             if arr is None:

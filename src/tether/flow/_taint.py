@@ -143,7 +143,8 @@ class TaintMemory:
             return
         grams = self._grams
         # In text order (not a set's): the memory's layout must be the same in every process.
-        fresh = [g for g in dict.fromkeys(_grams(norm)) if g not in grams or not label <= grams[g]]
+        get = grams.get
+        fresh = [g for g in dict.fromkeys(_grams(norm)) if (old := get(g)) is not label and (old is None or not label <= old)]
         if not fresh:
             return
         new_keys = sum(1 for g in fresh if g not in grams)
