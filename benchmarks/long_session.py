@@ -11,7 +11,10 @@ What is measured (one process, one session, a durable SQLite log on a temporary 
 * ``record_p50_ms_first_10k`` / ``record_p50_ms_last_10k``: median time of ``record_result``
   over the first and the last 10,000 recorded outputs (a quarter of them with ``--quick``).
 * ``check_with_log_p50_us`` / ``check_with_log_p99_us``: ``session.check`` including the durable
-  append of its events.
+  append of its events; ``decision_p50_us`` / ``decision_p99_us``: the decision alone on the final
+  state, for the same kind of writes.
+* ``memory``: the flow tracker's own size (bounded by ``FlowLimits``) and an estimate of the
+  session's per-call records, which are not bounded by the tracker.
 * ``resume_ms_1m_events``: ``guard.resume_session(id)`` on the session just built, measured on its
   actual number of events and extrapolated linearly to 1,000,000 events (``resume_extrapolated``).
 
@@ -31,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tether import Guard, Policy, SQLiteStore
+from tether import Guard, Policy, SQLiteStore, ToolCall
+from tether.session import decide
 
 POLICY = """
 tether: 1
@@ -145,9 +149,45 @@ def page(rng: random.Random, ids: list[str]) -> str:
     return " ".join(parts)[:PAGE]
 
 
+def call_records_bytes(calls: dict[str, Any]) -> int:
+    """Estimated bytes of the session's per-call records (from a sample of 1,000)."""
+    sample = list(calls.values())[-1000:]
+    if not sample:
+        return 0
+
+    def deep(value: Any) -> int:
+        size = sys.getsizeof(value)
+        if isinstance(value, dict):
+            size += sum(deep(k) + deep(v) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            size += sum(deep(v) for v in value)
+        return size
+
+    per = sum(sys.getsizeof(r) + deep(r.args) + deep(r.call_id) + deep(r.call_hash) + deep(r.tool) for r in sample) / len(sample)
+    return int(per * len(calls))
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def time_decisions(policy: Policy, session: Any, ids: list[str], rng: random.Random) -> list[float]:
+    """The decision alone (no log) on the session's final state, for the same mix of writes."""
+    calls = []
+    for _ in range(2000):
+        if rng.random() < 0.5:
+            recipient = "GB29NWBK60161331926819" if rng.random() < 0.5 else rng.choice(ids or [rand_iban(rng)])
+            calls.append(ToolCall("send_payment", {"recipient": recipient, "amount": 80, "subject": " ".join(rng.sample(WORDS, 4))}))
+        else:
+            calls.append(ToolCall("send_message", {"to": "alice@company.com", "body": " ".join(rng.sample(WORDS, 20))}))
+    out = []
+    now = time.time()
+    for call in calls:
+        t0 = time.perf_counter_ns()
+        decide(policy, session.state, call, "sha256:x", now)
+        out.append((time.perf_counter_ns() - t0) / 1000)
+    return out
 
 
 def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
@@ -198,16 +238,19 @@ def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
     events = session.state.events
     flow = session.state.flow
     memory = {
+        "flow_tracker_mb": round(flow.memory_bytes() / 2**20, 1),
+        "call_records_mb_estimate": round(call_records_bytes(session.state.calls) / 2**20, 1),
         "indexed_bytes": flow.index.chars,
         "indexed_sources": len(flow.index),
         "taint_entries": flow.taint.entries,
         "taint_overflow": flow.taint.overflow.describe(),
     }
+    decision_us = time_decisions(policy, session, ids, rng)
     t0 = time.perf_counter()
     resumed = Guard(policy, SQLiteStore(db)).resume_session(session.id)
     resume_s = time.perf_counter() - t0
     assert resumed.state.events == events
-    window = min(10_000, max(1, len(record_ms) // 4))
+    window = min(10_000, max(1, len(record_ms) // 2))
     return {
         "checks": checks,
         "records": len(record_ms),
@@ -221,6 +264,8 @@ def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
         "record_p50_ms_first_10k": round(statistics.median(record_ms[:window]), 3),
         "record_p50_ms_last_10k": round(statistics.median(record_ms[-window:]), 3),
         "record_p99_ms": round(pct(record_ms, 0.99), 3),
+        "decision_p50_us": round(pct(decision_us, 0.50), 1),
+        "decision_p99_us": round(pct(decision_us, 0.99), 1),
         "check_with_log_p50_us": round(pct(check_us, 0.50), 1),
         "check_with_log_p99_us": round(pct(check_us, 0.99), 1),
         "resume_ms_measured": round(resume_s * 1000, 1),

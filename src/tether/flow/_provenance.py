@@ -63,6 +63,7 @@ context label.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from array import array
 from bisect import bisect_left
@@ -493,6 +494,15 @@ class ProvenanceIndex:
             if hits.trusted_meet == TRUSTED or verified > MAX_VERIFY:
                 break
         return self._result(hits, complete=complete)
+
+    def memory_bytes(self) -> int:
+        """Approximate bytes held (texts, gram buckets, token maps); bounded by ``max_chars``."""
+        size = sys.getsizeof(self._texts) + sum(map(sys.getsizeof, self._texts)) + sum(map(sys.getsizeof, self._eids))
+        if self._buckets is not None:
+            size += sys.getsizeof(self._buckets) + sum(sys.getsizeof(b) for b in self._buckets if b is not None)
+        for tokens in self._token_maps:
+            size += sys.getsizeof(tokens) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in tokens.items())
+        return size
 
     # ------------------------------------------------------------------ state
 

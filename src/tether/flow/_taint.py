@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -238,6 +239,13 @@ class TaintMemory:
                 ):
                     result = result.join(self.overflow)
         return result
+
+    def memory_bytes(self) -> int:
+        """Approximate bytes held (exact pieces and the overflow filter); bounded by the limits."""
+        size = sys.getsizeof(self._grams) + sum(map(sys.getsizeof, self._grams))
+        size += sys.getsizeof(self._words) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self._words.items())
+        size += sum(sys.getsizeof(value) for entries in self._words.values() for value, _ in entries)
+        return size + (len(self._bloom.bits) if self._bloom is not None else 0)
 
     # ------------------------------------------------------------------ snapshots
 

@@ -201,6 +201,10 @@ class FlowTracker:
         echoes = list(self._leaf_pieces(args)) if args is not None else []
         return self.taint.taint(base, text, echoes)
 
+    def memory_bytes(self) -> int:
+        """Approximate bytes this tracker holds (bounded by its :class:`FlowLimits`)."""
+        return self.index.memory_bytes() + self.taint.memory_bytes()
+
     # ------------------------------------------------------------------ state
 
     def digest(self) -> dict[str, Any]:
