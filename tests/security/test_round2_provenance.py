@@ -239,7 +239,19 @@ def test_finding3_numbers_match_whole_tokens_only(amount: float) -> None:
     assert tracker.origin(amount).label == (TRUSTED if amount == 4850.5 else UNTRUSTED)
 
 
-@pytest.mark.parametrize("text", ["Send it to bob@x.io.", "(bob@x.io)", "<bob@x.io>", '"bob@x.io"', "to: bob@x.io, thanks", "bob@x.io!"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Send it to bob@x.io.",
+        "(bob@x.io)",
+        "<bob@x.io>",
+        '"bob@x.io"',
+        "to: bob@x.io, thanks",
+        "bob@x.io!",
+        "\u201cbob@x.io\u201d",
+        "\u300cbob@x.io\u300d\u3002",
+    ],
+)
 def test_finding3_sentence_punctuation_still_grounds(text: str) -> None:
     tracker = FlowTracker()
     tracker.pin(text, TRUSTED, "task")
