@@ -64,8 +64,18 @@ def _same(a: Any, b: Any) -> bool:
     return False
 
 
-def compile_condition(cond: Condition, path: str, known_args: set[str] | None, source: str, paths: m.Paths = m.DEFAULT_PATHS) -> Predicate:
-    """Turn a validated condition into a predicate; check references to arguments."""
+def compile_condition(
+    cond: Condition, path: str, known_args: set[str] | None, source: str, paths: m.Paths = m.DEFAULT_PATHS, *, permits: bool = False
+) -> Predicate:
+    """Turn a validated condition into a predicate; check references to arguments.
+
+    ``permits`` says which way a true result acts: False for ``when`` of ask, deny
+    and label rules (a match makes the decision stricter), True for a flow rule's
+    ``unless`` (a match lets a value through). Semantic matchers err towards the
+    stricter decision: on the restricting side any plausible reading of one leaf
+    may match; on the permitting side every leaf must be canonical and match.
+    ``not`` flips the side.
+    """
     if cond.always is not None:
         value = cond.always
         return lambda view: value
@@ -85,19 +95,21 @@ def compile_condition(cond: Condition, path: str, known_args: set[str] | None, s
         tool, at_least = cond.called, cond.at_least
         return lambda view: view.calls_of(tool) >= at_least
     if cond.all is not None:
-        parts = [compile_condition(c, f"{path}.all[{i}]", known_args, source, paths) for i, c in enumerate(cond.all)]
+        parts = [compile_condition(c, f"{path}.all[{i}]", known_args, source, paths, permits=permits) for i, c in enumerate(cond.all)]
         return lambda view: all(p(view) for p in parts)
     if cond.any is not None:
-        parts = [compile_condition(c, f"{path}.any[{i}]", known_args, source, paths) for i, c in enumerate(cond.any)]
+        parts = [compile_condition(c, f"{path}.any[{i}]", known_args, source, paths, permits=permits) for i, c in enumerate(cond.any)]
         return lambda view: any(p(view) for p in parts)
     if cond.not_ is not None:
-        inner = compile_condition(cond.not_, f"{path}.not", known_args, source, paths)
+        inner = compile_condition(cond.not_, f"{path}.not", known_args, source, paths, permits=not permits)
         return lambda view: not inner(view)
     assert cond.arg is not None
-    return _compile_arg_condition(cond, path, known_args, source, paths)
+    return _compile_arg_condition(cond, path, known_args, source, paths, permits)
 
 
-def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | None, source: str, paths: m.Paths) -> Predicate:
+def _compile_arg_condition(
+    cond: Condition, path: str, known_args: set[str] | None, source: str, paths: m.Paths, permits: bool
+) -> Predicate:
     name = cond.arg
     assert name is not None
     if known_args is not None and name not in known_args:
@@ -124,19 +136,14 @@ def _compile_arg_condition(cond: Condition, path: str, known_args: set[str] | No
                 (s := strings(leaves)) is not None and all(regex.search(v) or regex.search(unicodedata.normalize("NFKC", v)) for v in s)
             )
         )
-    for field, fn in (
-        ("path_under", m.path_under),
-        ("path_glob", m.path_glob),
-    ):
-        roots = getattr(cond, field)
-        if roots is not None:
-            tests.append(_path_test(fn, list(roots), paths))
-    if cond.url_host_in is not None:
-        hosts = list(cond.url_host_in)
-        tests.append(lambda leaves: (s := strings(leaves)) is not None and all(m.url_host_in(v, hosts) for v in s))
-    if cond.email_domain_in is not None:
-        domains = list(cond.email_domain_in)
-        tests.append(lambda leaves: (s := strings(leaves)) is not None and all(m.email_domain_in(v, domains) for v in s))
+    for key in m.MATCHER_KEYS:
+        entries = getattr(cond, key)
+        if entries is not None:
+            try:
+                matcher = m.build_matcher(key, entries, paths, idn=bool(cond.idn) and key in m.HOST_MATCHER_KEYS)
+            except ValueError as exc:
+                raise PolicyError(str(exc), source=source, rule_path=f"{path}.{key}") from exc
+            tests.append(_matcher_test(matcher, permits))
     for op_name, op in (
         ("gt", lambda a, b: a > b),
         ("ge", lambda a, b: a >= b),
@@ -185,15 +192,12 @@ def _in_task(value: Any, task: str) -> bool:
     return any(contains_word(task, form, number=True) for form in number_forms(value))
 
 
-def _path_test(
-    fn: Callable[[str, Sequence[str], m.Paths], bool], roots: list[str], paths: m.Paths
-) -> Callable[[Sequence[LeafProvenance]], bool]:
-    def test(leaves: Sequence[LeafProvenance]) -> bool:
-        if not leaves:
-            return False
-        return all(isinstance(leaf.value, str) and fn(leaf.value, roots, paths) for leaf in leaves)
-
-    return test
+def _matcher_test(matcher: m.ValueMatcher, permits: bool) -> Callable[[Sequence[LeafProvenance]], bool]:
+    if permits:
+        # Lets something through: every leaf must already be canonical and match.
+        return lambda leaves: bool(leaves) and all(isinstance(leaf.value, str) and matcher.accepts(leaf.value) for leaf in leaves)
+    # Makes the decision stricter: one leaf that some consumer could read as a match is enough.
+    return lambda leaves: any(isinstance(leaf.value, str) and matcher.may_match(leaf.value) for leaf in leaves)
 
 
 def _numeric_test(op: Callable[[float, float], bool], bound: float) -> Callable[[Sequence[LeafProvenance]], bool]:

@@ -15,11 +15,13 @@ from typing import Any, Literal, Protocol
 
 from tether._decision import Decision, Reason, ToolCall, new_id
 from tether.errors import PolicyError, SessionError, StaleSession, StoreError
+from tether.flow import FlowLimits, FlowTracker
 from tether.policy import Policy
 from tether.session import _snapshot as snapshots
-from tether.session._session import Session, clean_text
+from tether.session._inputs import free_text, loggable, shown, text_param
+from tether.session._session import Session
 from tether.session._state import SessionState
-from tether.store import EventStore, SessionStarted, SnapshotTaken, SQLiteStore, jsonsafe
+from tether.store import EventStore, SessionStarted, SnapshotTaken, SQLiteStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class Guard:
         detectors: Sequence[Detector] = (),
         clock: Callable[[], float] = time.time,
         snapshot_every: int | None = 10_000,
+        flow_limits: FlowLimits | None = None,
     ) -> None:
         self.policy = policy
         """The policy every decision is made under."""
@@ -85,7 +88,12 @@ class Guard:
         """The time source (UTC Unix seconds)."""
         self.snapshot_every = snapshot_every
         """Save a snapshot of a session's state after this many new events (None: never automatically)."""
+        self.flow_limits = flow_limits if flow_limits is not None else FlowLimits()
+        """Memory bounds of each session's provenance (see :class:`~tether.flow.FlowLimits`)."""
         self._policy_stored = False
+
+    def _new_state(self, session_id: str) -> SessionState:
+        return SessionState(session_id, flow=FlowTracker(self.flow_limits))
 
     @classmethod
     def for_session(cls, store: EventStore, session_id: str, *, detectors: Sequence[Detector] = ()) -> Guard:
@@ -109,26 +117,26 @@ class Guard:
         session_id: str | None = None,
     ) -> Session:
         """Begin a session for a trusted ``task`` text."""
-        if not isinstance(task, str):
-            raise SessionError(f"the task must be text (str), got {type(task).__name__}")
-        if not isinstance(principal, str):
-            raise SessionError(f"the principal must be text (str), got {type(principal).__name__}")
-        if scope is not None and (not isinstance(scope, dict) or not isinstance(scope.get("writes", {}), dict)):
-            raise SessionError(f"scope must look like {{'writes': {{tool: {{arg: [values]}}}}}}, got {scope!r}")
-        sid = session_id or new_id()
-        if not isinstance(sid, str) or clean_text(sid) != sid or not sid:
-            raise SessionError(f"session id {sid!r} is not usable (empty, or not valid Unicode text)")
+        task = free_text("the task", task)
+        principal = free_text("the principal", principal)
+        sid = new_id() if session_id is None else text_param("session id", session_id, allow_empty=False)
+        safe_scope = None
+        if scope is not None:
+            if not isinstance(scope, dict) or not isinstance(scope.get("writes", {}), dict):
+                raise SessionError(f"scope must look like {{'writes': {{tool: {{arg: [values]}}}}}}, got {shown(scope)}")
+            safe_scope = loggable("scope", scope)
+        safe_metadata = loggable("metadata", metadata or {})
         self._store_policy()
-        session = Session(self, SessionState(sid))
+        session = Session(self, self._new_state(sid))
         event = SessionStarted(
             session_id=sid,
             time=self.clock(),
-            principal=clean_text(principal),
-            task=clean_text(task),
+            principal=principal,
+            task=task,
             policy_hash=self.policy.hash,
             policy_name=self.policy.name,
-            scope=jsonsafe(scope) if scope is not None else None,
-            metadata=jsonsafe(metadata or {}),
+            scope=safe_scope,
+            metadata=safe_metadata,
         )
         if self.store.head(sid) is not None:
             raise SessionError(f"session {sid!r} already exists")
@@ -168,7 +176,7 @@ class Guard:
             )
         restored = snapshots.restore(self.store, session_id, self.policy)
         if restored is None:
-            session = Session(self, SessionState(session_id))
+            session = Session(self, self._new_state(session_id))
             session._catch_up()
         else:
             state, tail = restored
