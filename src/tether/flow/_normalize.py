@@ -76,7 +76,7 @@ def percent_decode(text: str, rounds: int = 3) -> str:
 
 
 def _lower(text: str) -> str:
-    # str.lower applies one contextual rule (final sigma); mapping Σ first makes it per character.
+    # str.lower applies one contextual rule (final sigma); mapping capital sigma first makes it per character.
     return text.replace("\u03a3", "\u03c3").lower()
 
 

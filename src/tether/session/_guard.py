@@ -189,7 +189,9 @@ class Guard:
             session._catch_up()  # checks every event's hash
             last = (session.state.last_seq, session.state.last_hash)
             if head is None or last[0] < head.seq or (last[0] == head.seq and last[1] != head.hash):
-                raise SessionError(f"session {session_id!r}: the log does not end at its recorded head (truncated?); run 'tether audit verify'")
+                raise SessionError(
+                    f"session {session_id!r}: the log does not end at its recorded head (truncated?); run 'tether audit verify'"
+                )
         else:
             state, tail = restored
             session = Session(self, state)
