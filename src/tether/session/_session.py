@@ -35,7 +35,7 @@ from tether.store import (
     SourceAdded,
     StoredEvent,
     chain_hash,
-    jsonsafe,
+    jsonsafe_exact,
     output_text,
 )
 from tether.store._chain import GENESIS
@@ -196,11 +196,13 @@ class Session:
             refusal = Reason("malformed", "call_id", f"call id {call_id!r} is not usable ({id_problem or 'empty'}); denied")
             call_id = new_id()
         try:
-            safe = jsonsafe(call.args)
+            safe, lost = jsonsafe_exact(call.args)
             digest = call_hash(tool, safe)
         except Exception as exc:  # fail closed: what cannot be logged does not run
-            safe, digest = {"$unloggable": type(exc).__name__}, "sha256:unloggable"
-            refusal = Reason("malformed", "limits", f"arguments cannot be logged faithfully ({type(exc).__name__}); denied")
+            safe, digest, lost = {"$unloggable": type(exc).__name__}, "sha256:unloggable", type(exc).__name__
+        if lost is not None:
+            # The fold (budgets, what the session sent out) reads the log: it must hold what runs.
+            refusal = Reason("malformed", "limits", f"arguments cannot be logged faithfully ({lost}); denied")
         if self._broken is not None:
             refusal = Reason("error", "store", self._broken)
         clean = ToolCall(tool, call.args if isinstance(call.args, dict) else {"$args": safe}, call_id)
