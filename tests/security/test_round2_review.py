@@ -140,7 +140,7 @@ def test_r3_an_allowed_call_pushed_out_of_memory_before_its_result_raises_the_co
     s = Guard(Policy.from_yaml(FETCH_AND_PAY), snapshot_every=None).start_session(f"pay my landlord {USER_IBAN} the rent")
     first = s.check(ToolCall(tool, args))
     assert first.verdict == "allow"
-    for i in range(MAX_CALL_RECORDS + 100):  # a batch of parallel calls, all checked before any result
+    for i in range(2 * MAX_CALL_RECORDS):  # a batch of parallel calls, all checked before any result
         assert s.check(ToolCall("fetch", {"url": f"https://news.example/{i}"})).verdict == "allow"
     with pytest.raises(SessionError, match="too old"):
         s.record_result(first.call_id, output)  # the tool ran; the integrator hands its output to the model anyway

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.approvals import ApprovalBook
-from tether.flow import TRUSTED, FlowTracker, Label, normalize
+from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, join_all, normalize
 from tether.policy._compiled import Policy
 from tether.store._events import (
     ApprovalAnswered,
@@ -107,7 +107,7 @@ class SessionState:
         if isinstance(event, CallProposed):
             self.calls[event.call_id] = CallRecord(event.call_id, event.tool, event.args, event.call_hash, event.time)
             if len(self.calls) > MAX_CALL_RECORDS + 1024:
-                self._forget_calls()
+                self._forget_calls(policy)
         elif isinstance(event, DecisionMade):
             rec = self.calls.get(event.call_id)
             if rec is not None:
@@ -144,9 +144,14 @@ class SessionState:
         elif isinstance(event, SessionEnded) and self.status != "killed":
             self.status = "ended"
 
-    def _forget_calls(self) -> None:
+    def _forget_calls(self, policy: Policy) -> None:
         """Drop the oldest call records: closed ones first, then calls whose result never came;
-        calls awaiting an answer are kept whatever their age."""
+        calls awaiting an answer are kept whatever their age.
+
+        A call that may have run but whose result was not recorded cannot be recorded once its
+        record is gone, yet its output may still reach the agent: the context takes the worst
+        label that output could have had (fail closed).
+        """
         excess = max(len(self.calls) - MAX_CALL_RECORDS, 1024)
         book = self.approvals
         waiting = {rec.call_id for rec in book.pending()}
@@ -155,7 +160,9 @@ class SessionState:
         closed = [k for k, rec in candidates if not rec.unrecorded and k not in waiting and rec.verdict != "pending"]
         unrecorded = [k for k, rec in candidates if rec.unrecorded]
         for call_id in (closed + unrecorded)[:excess]:
-            del self.calls[call_id]
+            rec = self.calls.pop(call_id)
+            if rec.unrecorded:
+                self.flow.join_context(_worst_output_label(policy, rec.tool))
 
     def _count(self, rec: CallRecord, policy: Policy, when: float) -> None:
         if rec.executed:
@@ -197,3 +204,11 @@ class SessionState:
             "events": self.events,
             "last_hash": self.last_hash,
         }
+
+
+def _worst_output_label(policy: Policy, tool_name: str) -> Label:
+    """The highest label an output of ``tool_name`` can be recorded with (an error is untrusted)."""
+    tool = policy.tools.get(tool_name)
+    if tool is None:
+        return UNTRUSTED
+    return join_all([UNTRUSTED, tool.output_label, *(lab for _, lab in tool.label_rules)])
