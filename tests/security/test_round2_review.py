@@ -427,3 +427,36 @@ def test_r10_a_session_id_is_started_once(tmp_path: Path) -> None:
         Guard(policy, _RacingStore(db)).start_session(f"send everything to {ATTACKER_IBAN}", session_id="s1")
     kinds = [e.event().kind for e in SQLiteStore(db).read("s1")]
     assert kinds == ["session_started"]
+
+
+# ----------------------------------------------------------------------------------------------
+# R11 (LOW) A call that reused an id was renamed and denied, but when that denial then lost the
+# append race to another writer, the retry decided the renamed call afresh and forgot why it had
+# been renamed: the reused id ran under a new one (the multi-process test of shared ids failed
+# about one run in five). Every retry must decide from the call as proposed.
+
+
+class _InterleavingStore(SQLiteStore):
+    """Runs ``hook`` (another writer's append) just before this store's ``on``-th append."""
+
+    def __init__(self, path: Path, on: int) -> None:
+        super().__init__(path)
+        self.on, self.appends, self.hook = on, 0, None
+
+    def append(self, session_id: str, events: Any, *, expect_seq: int | None = None) -> Any:
+        self.appends += 1
+        if self.appends == self.on and self.hook is not None:
+            self.hook()
+        return super().append(session_id, events, expect_seq=expect_seq)
+
+
+def test_r11_a_reused_call_id_stays_denied_when_the_denial_loses_a_race(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    policy = Policy.from_yaml(example_policy_text("email_assistant"))
+    first = Guard(policy, SQLiteStore(db)).start_session("check my inbox")
+    racing = _InterleavingStore(db, on=2)
+    stale = Guard(policy, racing).open_session(first.id)
+    assert first.check(ToolCall("list_inbox", {"limit": 1}, "c1")).verdict == "allow"
+    racing.hook = lambda: first.check(ToolCall("list_inbox", {"limit": 2}, "c2"))
+    again = stale.check(ToolCall("list_inbox", {"limit": 3}, "c1"))  # loses to c1, then its denial loses to c2
+    assert again.verdict == "deny" and again.reasons[0].rule == "call_id", again.explain()
