@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from tether.approvals import ApprovalBook
 from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, join_all, normalize
-from tether.policy._compiled import Policy
+from tether.policy._compiled import CompiledTool, Policy
 from tether.store._events import (
     ApprovalAnswered,
     ApprovalRequested,
@@ -172,7 +172,7 @@ class SessionState:
         self.per_tool[rec.tool] += 1
         # Whatever ran put its arguments into the world (conservatively, reads too).
         self.flow.note_executed(rec.args)
-        tool = policy.tools.get(rec.tool)
+        tool = tool_for(policy, rec.tool)
         if tool is None:
             return
         if tool.effect == "write":
@@ -204,6 +204,34 @@ class SessionState:
             "events": self.events,
             "last_hash": self.last_hash,
         }
+
+
+def tool_for(policy: Policy, name: str) -> CompiledTool | None:
+    """The compiled tool that decides and counts calls to ``name``.
+
+    A tool the policy does not name is None under ``default: deny``. Under ``default: ask`` it
+    is a stand-in that may do anything: its output is untrusted, it counts as a write, and the
+    policy-wide deny and ask rules, budgets and rates apply to it as to any tool (a human's
+    answer satisfies the ask; it never lifts a budget).
+    """
+    tool = policy.tools.get(name)
+    if tool is not None or policy.spec.default != "ask":
+        return tool
+    return CompiledTool(
+        name=name,
+        effect="write",
+        output_label=UNTRUSTED,
+        label_rules=[],
+        args={},
+        required=(),
+        additional_args=True,
+        deny=[],
+        ask=[],
+        max_calls=None,
+        spend_arg=None,
+        deny_all=tuple(policy.deny_rules),
+        ask_all=tuple(policy.ask_rules),
+    )
 
 
 def _worst_output_label(policy: Policy, tool_name: str) -> Label:
