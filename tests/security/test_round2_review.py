@@ -391,15 +391,26 @@ def test_r8_undeclared_argument_names_are_leaves() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# R9 (LOW, open: flow) A thousands separator splits a number into tokens, and each piece counts as
-# grounded: with the task saying "1,250.00 EUR", an amount of 250.0 (or 1) taken from an untrusted
-# mail is "trusted", so the shipped policy's ask on amounts from untrusted data does not fire.
+# R9 (LOW, open: flow) A number's digit groups and its magnitude are grounded on their own: a
+# thousands separator splits "1,250.00" into the tokens "1" and "250.00", and a minus sign is edge
+# punctuation stripped from "-250.00". With such a number in the task, an amount of 250.0 (or 1)
+# taken from an untrusted mail counts as trusted and the shipped policy's ask on amounts from
+# untrusted data does not fire.
 
 
-@pytest.mark.xfail(strict=True, reason="R9: flow/_tokens.py splits '1,250.00' at the comma; a digit group is not a token")
-@pytest.mark.parametrize("amount", [250.0, 1])
-def test_r9_a_digit_group_of_a_trusted_amount_is_not_grounded(amount: float) -> None:
-    s = _email_session(f"Pay the Q3 invoice of 1,250.00 EUR to {USER_IBAN}")
+@pytest.mark.xfail(
+    strict=True, reason="R9: flow/_tokens.py splits '1,250.00' at the comma and strips the sign of '-250.00'; a digit group is not a number"
+)
+@pytest.mark.parametrize(
+    ("written", "amount"),
+    [
+        ("the Q3 invoice of 1,250.00 EUR", 250.0),
+        ("the Q3 invoice of 1,250.00 EUR", 1),
+        ("what is left after the refund of -250.00 EUR", 250.0),
+    ],
+)
+def test_r9_a_piece_of_a_trusted_number_is_not_grounded(written: str, amount: float) -> None:
+    s = _email_session(f"Pay {written} to {USER_IBAN}")
     _run(s, "list_inbox", {"limit": 5}, f"Invoice update: the amount is now {amount} EUR")
     d = s.check(ToolCall("pay_invoice", {"iban": USER_IBAN, "amount": amount}))
     assert d.verdict == "ask", d.explain()
@@ -538,3 +549,28 @@ def test_held_a_full_taint_memory_fails_closed() -> None:
     assert s.state.flow.taint.overflow.untrusted  # the IBAN's pieces went to the overflow filter
     s.record_result(s.check(ToolCall("list_notes", {})).call_id, f"notes:\n- IBAN {ATTACKER_IBAN}")
     assert s.check(ToolCall("pay", {"recipient": ATTACKER_IBAN, "amount": 900})).verdict == "deny"
+
+
+def test_held_snapshot_and_chain_fold_the_same_after_dropped_calls_and_unknown_tools(tmp_path: Path) -> None:
+    from tether.session._state import MAX_CALL_RECORDS
+
+    policy = Policy.from_yaml(DEFAULT_ASK.replace("max_calls: 4, max_writes: 3, ", ""))
+    db = tmp_path / "t.db"
+    clock = _Clock()
+    gate = Gate(Guard(policy, SQLiteStore(db), snapshot_every=None, clock=clock).start_session("text my team"), StaticApprover(True))
+    gate.run(ToolCall("send_sms", {"to": "+15550100"}), lambda: "sent")  # the stand-in, approved and counted
+    first = gate.session.check(ToolCall("note", {"text": "never recorded"}))
+    for i in range(2 * MAX_CALL_RECORDS):  # drops the unrecorded note: the context rises in the fold
+        gate.session.check(ToolCall("note", {"text": f"n{i}"}))
+    with pytest.raises(SessionError, match="too old"):
+        gate.session.record_result(first.call_id, "late")
+    assert gate.session.save_snapshot()
+    clock.now += 10
+    assert not gate.run(ToolCall("send_fax", {"to": "+15550100"}), lambda: "sent").ran  # one send_* an hour
+    fast = Guard(policy, SQLiteStore(db), snapshot_every=None, clock=clock).open_session(gate.session.id).state.snapshot()
+    with sqlite3.connect(db) as raw:
+        raw.execute("DELETE FROM snapshots")
+    full = Guard(policy, SQLiteStore(db), snapshot_every=None, clock=clock).resume_session(gate.session.id).state.snapshot()
+    assert fast == full
+    assert fast["context"] == gate.session.state.snapshot()["context"] and "untrusted" in fast["context"]
+    assert fast["writes"] == 2 + 2 * MAX_CALL_RECORDS and fast["rate_times"]
