@@ -46,7 +46,7 @@ def list_cmd(db: str, as_json: bool) -> None:
         else:
             left = max(0, int(p.expires_at - time.time()))
             console.print(
-                f"[bold]{p.call_id}[/] session {p.session_id[:12]}, {left}s left\n"
+                f"[bold]{escape(p.call_id)}[/] session {escape(p.session_id[:12])}, {left}s left\n"
                 f"  {escape(p.tool)}({escape(json.dumps(p.args, ensure_ascii=False)[:300])})\n  {escape(p.summary[:500])}",
                 soft_wrap=True,
             )
@@ -76,7 +76,9 @@ def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str
     else:
         status = session.state.approvals.get(target.call_id)
         word = "NOT approved: " + (status.note if status is not None and status.by == "timeout" else _denial(session, target.call_id))
-    console.print(f"call {target.call_id} to {escape(target.tool)} {escape(word)}" + (f" by {escape(by)}" if ok or not approved else ""))
+    console.print(
+        f"call {escape(target.call_id)} to {escape(target.tool)} {escape(word)}" + (f" by {escape(by)}" if ok or not approved else "")
+    )
     raise SystemExit(0 if ok == approved else 1)
 
 

@@ -75,12 +75,22 @@ def percent_decode(text: str, rounds: int = 3) -> str:
     return text
 
 
+def _lower(text: str) -> str:
+    # str.lower applies one contextual rule (final sigma); mapping capital sigma first makes it per character.
+    return text.replace("\u03a3", "\u03c3").lower()
+
+
 def normalize(text: str) -> str:
     """Canonical form used for provenance lookups.
 
-    Percent-decoding (repeated), HTML entity decoding, Unicode NFKC, case folding,
+    Percent-decoding (repeated), HTML entity decoding, Unicode NFKC, lower case,
     removal of invisible format characters, typographic quotes and CJK brackets written as
     ASCII, and whitespace collapsed to one space.
+
+    Lower case is the per-character mapping (a capital sigma is always a small sigma), not
+    ``str.casefold``: case folding maps sharp s to ``ss`` and final sigma to sigma, which
+    IDNA 2008 keeps apart (``straße.de`` and ``strasse.de`` are two domains), so a value the
+    user never gave would be grounded in one the user gave.
     """
     if text.isascii() and "%" not in text and "&" not in text:
         return " ".join(text.lower().split())
@@ -90,7 +100,7 @@ def normalize(text: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
         text = _INVISIBLE.sub("", text)
-        text = unicodedata.normalize("NFKC", text.casefold()).translate(_PUNCT)
+        text = unicodedata.normalize("NFKC", _lower(text)).translate(_PUNCT)
     else:
         text = text.lower()
     return " ".join(text.split())

@@ -15,7 +15,7 @@ from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.flow import Label, Origin, walk_leaves
 from tether.policy._compiled import CompiledTool, Policy, validate_arg
 from tether.policy._conditions import _same
-from tether.session._state import SessionState
+from tether.session._state import SessionState, tool_for
 
 
 class Leaf:
@@ -171,11 +171,15 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     if state.status != "active":
         why = {"paused": "the session is paused", "killed": "the session was killed", "ended": "the session has ended"}[state.status]
         return _deny(call, call_hash, policy, [Reason("session", "session.status", f"{why}; no calls are allowed")])
-    tool = policy.tools.get(call.tool) if isinstance(call.tool, str) else None
-    if tool is None:
+    tool = tool_for(policy, call.tool) if isinstance(call.tool, str) else None
+    unknown: Reason | None = None
+    if tool is None or call.tool not in policy.tools:
         verdict: Verdict = policy.spec.default
         msg = f"tool {call.tool!r} is not named in policy {policy.name!r} (default: {verdict})"
-        return Decision(verdict, call.id, str(call.tool), (Reason("unknown_tool", "default", msg),), call_hash, policy.hash)
+        unknown = Reason("unknown_tool", "default", msg)
+        if tool is None:
+            return Decision("deny", call.id, str(call.tool), (unknown,), call_hash, policy.hash)
+        # default: ask. The stand-in goes through every check below; the ask is added at the end.
 
     limits = policy.spec.limits
     shape = check_shape(call.args, limits.max_arg_bytes, limits.max_depth)
@@ -239,6 +243,8 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     for rule in tool.ask_all:
         if rule.when(view):
             asks.append(Reason("ask_rule", rule.rule, rule.reason))
+    if unknown is not None:
+        asks.insert(0, unknown)
     if asks:
         return Decision("ask", call.id, call.tool, tuple(asks), call_hash, policy.hash)
     return Decision("allow", call.id, call.tool, (), call_hash, policy.hash)

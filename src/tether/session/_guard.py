@@ -21,7 +21,7 @@ from tether.session import _snapshot as snapshots
 from tether.session._inputs import free_text, loggable, shown, text_param
 from tether.session._session import Session
 from tether.session._state import SessionState
-from tether.store import EventStore, SessionStarted, SnapshotTaken, SQLiteStore
+from tether.store import Event, EventStore, SessionStarted, SnapshotTaken, SQLiteStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +140,16 @@ class Guard:
         )
         if self.store.head(sid) is not None:
             raise SessionError(f"session {sid!r} already exists")
+
+        def build() -> tuple[list[Event], None]:
+            # Another process may have started this id since the check above: the append then
+            # loses the race and folds that start; never append a second one after it.
+            if session.state.last_seq:
+                raise SessionError(f"session {sid!r} already exists")
+            return [event], None
+
         try:
-            session._transact(lambda: ([event], None))
+            session._transact(build)
         except StoreError as exc:
             if self.store.head(sid) is not None:
                 raise SessionError(f"session {sid!r} already exists") from exc
@@ -177,7 +185,13 @@ class Guard:
         restored = snapshots.restore(self.store, session_id, self.policy)
         if restored is None:
             session = Session(self, self._new_state(session_id))
-            session._catch_up()
+            head = self.store.head(session_id)
+            session._catch_up()  # checks every event's hash
+            last = (session.state.last_seq, session.state.last_hash)
+            if head is None or last[0] < head.seq or (last[0] == head.seq and last[1] != head.hash):
+                raise SessionError(
+                    f"session {session_id!r}: the log does not end at its recorded head (truncated?); run 'tether audit verify'"
+                )
         else:
             state, tail = restored
             session = Session(self, state)

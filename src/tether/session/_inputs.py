@@ -40,14 +40,32 @@ def shown(value: object, limit: int = 200) -> str:
     return f"<{type(value).__name__}>"
 
 
+MAX_NAME_CHARS = 256
+"""Longest tool name or call id accepted (both come from the model and are shown to humans)."""
+
+
+def _visible(text: str) -> str:
+    """``text`` with every character that is not printable written as an escape."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def name_problem(value: object) -> tuple[str, str | None]:
-    """A loggable form of an agent-supplied name (tool, call id), and what is wrong with it (None: nothing)."""
+    """A loggable form of an agent-supplied name (tool, call id), and what is wrong with it (None: nothing).
+
+    Names are shown to the humans who answer approvals (CLI, web UI, logs), so a name must be
+    printable text: control, format (bidi overrides, zero-width) and line-separator characters
+    would let the model draw a different call than the one being approved.
+    """
     if isinstance(value, str):
         text = plain_str(value)
         cleaned = clean_text(text)
-        if cleaned == text:
-            return text, None
-        return cleaned, f"{text.encode('utf-8', 'backslashreplace').decode('utf-8')!r} is not valid Unicode"
+        if cleaned != text:
+            return cleaned, f"{text.encode('utf-8', 'backslashreplace').decode('utf-8')!r} is not valid Unicode"
+        if not text.isprintable():
+            return _visible(text)[:MAX_NAME_CHARS], f"{_visible(text)[:200]!r} contains control, format or separator characters"
+        if len(text) > MAX_NAME_CHARS:
+            return text[:MAX_NAME_CHARS], f"{text[:40]!r}... is longer than {MAX_NAME_CHARS} characters"
+        return text, None
     return shown(value), f"a {type(value).__name__} where a string was expected"
 
 

@@ -34,9 +34,11 @@ from tether.store import (
     SessionEnded,
     SourceAdded,
     StoredEvent,
-    jsonsafe,
+    chain_hash,
+    jsonsafe_exact,
     output_text,
 )
+from tether.store._chain import GENESIS
 from tether.store._jsonsafe import dumps
 
 if TYPE_CHECKING:
@@ -112,8 +114,20 @@ class Session:
 
     def _catch_up(self) -> int:
         stored = self.guard.store.read(self.id, self.state.last_seq)
+        self._check_chain(stored)
         self._apply(stored)
         return len(stored)
+
+    def _check_chain(self, stored: Sequence[StoredEvent]) -> None:
+        """Refuse events read from the store whose hash does not cover their body and predecessor:
+        an event edited in the database (or written by a broken writer) is never folded."""
+        prev = self.state.last_hash or GENESIS
+        for item in stored:
+            if item.prev_hash != prev or chain_hash(prev, item.seq, item.body) != item.hash:
+                raise StoreError(
+                    f"session {self.id!r}: event {item.seq} does not match its hash (the log was modified); run 'tether audit verify'"
+                )
+            prev = item.hash
 
     def _transact(self, build: Callable[[], tuple[Sequence[Event], T]]) -> T:
         """Build events from the current state and append them, if nobody appended first.
@@ -182,11 +196,13 @@ class Session:
             refusal = Reason("malformed", "call_id", f"call id {call_id!r} is not usable ({id_problem or 'empty'}); denied")
             call_id = new_id()
         try:
-            safe = jsonsafe(call.args)
+            safe, lost = jsonsafe_exact(call.args)
             digest = call_hash(tool, safe)
         except Exception as exc:  # fail closed: what cannot be logged does not run
-            safe, digest = {"$unloggable": type(exc).__name__}, "sha256:unloggable"
-            refusal = Reason("malformed", "limits", f"arguments cannot be logged faithfully ({type(exc).__name__}); denied")
+            safe, digest, lost = {"$unloggable": type(exc).__name__}, "sha256:unloggable", type(exc).__name__
+        if lost is not None:
+            # The fold (budgets, what the session sent out) reads the log: it must hold what runs.
+            refusal = Reason("malformed", "limits", f"arguments cannot be logged faithfully ({lost}); denied")
         if self._broken is not None:
             refusal = Reason("error", "store", self._broken)
         clean = ToolCall(tool, call.args if isinstance(call.args, dict) else {"$args": safe}, call_id)

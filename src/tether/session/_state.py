@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.approvals import ApprovalBook
-from tether.flow import TRUSTED, FlowTracker, Label, normalize
-from tether.policy._compiled import Policy
+from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, join_all, normalize
+from tether.policy._compiled import CompiledTool, Policy
 from tether.store._events import (
     ApprovalAnswered,
     ApprovalRequested,
@@ -107,7 +107,7 @@ class SessionState:
         if isinstance(event, CallProposed):
             self.calls[event.call_id] = CallRecord(event.call_id, event.tool, event.args, event.call_hash, event.time)
             if len(self.calls) > MAX_CALL_RECORDS + 1024:
-                self._forget_calls()
+                self._forget_calls(policy)
         elif isinstance(event, DecisionMade):
             rec = self.calls.get(event.call_id)
             if rec is not None:
@@ -144,9 +144,14 @@ class SessionState:
         elif isinstance(event, SessionEnded) and self.status != "killed":
             self.status = "ended"
 
-    def _forget_calls(self) -> None:
+    def _forget_calls(self, policy: Policy) -> None:
         """Drop the oldest call records: closed ones first, then calls whose result never came;
-        calls awaiting an answer are kept whatever their age."""
+        calls awaiting an answer are kept whatever their age.
+
+        A call that may have run but whose result was not recorded cannot be recorded once its
+        record is gone, yet its output may still reach the agent: the context takes the worst
+        label that output could have had (fail closed).
+        """
         excess = max(len(self.calls) - MAX_CALL_RECORDS, 1024)
         book = self.approvals
         waiting = {rec.call_id for rec in book.pending()}
@@ -155,7 +160,9 @@ class SessionState:
         closed = [k for k, rec in candidates if not rec.unrecorded and k not in waiting and rec.verdict != "pending"]
         unrecorded = [k for k, rec in candidates if rec.unrecorded]
         for call_id in (closed + unrecorded)[:excess]:
-            del self.calls[call_id]
+            rec = self.calls.pop(call_id)
+            if rec.unrecorded:
+                self.flow.join_context(_worst_output_label(policy, rec.tool))
 
     def _count(self, rec: CallRecord, policy: Policy, when: float) -> None:
         if rec.executed:
@@ -165,7 +172,7 @@ class SessionState:
         self.per_tool[rec.tool] += 1
         # Whatever ran put its arguments into the world (conservatively, reads too).
         self.flow.note_executed(rec.args)
-        tool = policy.tools.get(rec.tool)
+        tool = tool_for(policy, rec.tool)
         if tool is None:
             return
         if tool.effect == "write":
@@ -197,3 +204,39 @@ class SessionState:
             "events": self.events,
             "last_hash": self.last_hash,
         }
+
+
+def tool_for(policy: Policy, name: str) -> CompiledTool | None:
+    """The compiled tool that decides and counts calls to ``name``.
+
+    A tool the policy does not name is None under ``default: deny``. Under ``default: ask`` it
+    is a stand-in that may do anything: its output is untrusted, it counts as a write, and the
+    policy-wide deny and ask rules, budgets and rates apply to it as to any tool (a human's
+    answer satisfies the ask; it never lifts a budget).
+    """
+    tool = policy.tools.get(name)
+    if tool is not None or policy.spec.default != "ask":
+        return tool
+    return CompiledTool(
+        name=name,
+        effect="write",
+        output_label=UNTRUSTED,
+        label_rules=[],
+        args={},
+        required=(),
+        additional_args=True,
+        deny=[],
+        ask=[],
+        max_calls=None,
+        spend_arg=None,
+        deny_all=tuple(policy.deny_rules),
+        ask_all=tuple(policy.ask_rules),
+    )
+
+
+def _worst_output_label(policy: Policy, tool_name: str) -> Label:
+    """The highest label an output of ``tool_name`` can be recorded with (an error is untrusted)."""
+    tool = policy.tools.get(tool_name)
+    if tool is None:
+        return UNTRUSTED
+    return join_all([UNTRUSTED, tool.output_label, *(lab for _, lab in tool.label_rules)])

@@ -29,7 +29,7 @@ from tether.store._events import (
     event_to_json,
     format_time,
 )
-from tether.store._jsonsafe import jsonsafe, output_text
+from tether.store._jsonsafe import jsonsafe, jsonsafe_exact, output_text
 from tether.store._sqlite_store import SQLiteStore
 
 __all__ = [
@@ -60,5 +60,6 @@ __all__ = [
     "chain_hash",
     "event_from_json",
     "jsonsafe",
+    "jsonsafe_exact",
     "output_text",
 ]

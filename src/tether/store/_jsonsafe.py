@@ -32,38 +32,69 @@ def _safe_str(value: str) -> Any:
 
 def jsonsafe(value: Any, max_depth: int = 64) -> Any:
     """A JSON-serialisable copy of ``value`` (see module docstring)."""
-    return _convert(value, max_depth, set())
+    return _convert(value, max_depth, set(), [])
 
 
-def _convert(value: Any, depth: int, seen: set[int]) -> Any:
+def jsonsafe_exact(value: Any, max_depth: int = 64) -> tuple[Any, str | None]:
+    """Like :func:`jsonsafe`, and what the copy lost (None: it is the same JSON data as ``value``).
+
+    A call is decided on its arguments but remembered through its log; whatever the log cannot
+    hold exactly (a string cut at ``MAX_LOGGED_STRING``, a replaced number, bytes, a cycle) would
+    make the two disagree, so the session refuses such calls.
+    """
+    lost: list[str] = []
+    return _convert(value, max_depth, set(), lost), (lost[0] if lost else None)
+
+
+def _is_loggable_int(value: int) -> bool:
+    # The range orjson writes (signed and unsigned 64-bit), which is also what the shape check allows.
+    return -(1 << 63) <= value < (1 << 64)
+
+
+def _convert(value: Any, depth: int, seen: set[int], lost: list[str]) -> Any:
     if value is None or isinstance(value, bool | int):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > (1 << 63):
+        if isinstance(value, int) and not isinstance(value, bool) and not _is_loggable_int(value):
             digits = str(value) if value.bit_length() < 8000 else f"{value.bit_length()}-bit integer"
+            lost.append("an integer outside the 64-bit range")
             return {"$int": digits}
         return value
     if isinstance(value, float):
         if math.isfinite(value):
             return value
+        lost.append(f"the number {value!r}")
         return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if isinstance(value, str):
-        return _safe_str(value)
+        return _checked_str(value, lost)
     if isinstance(value, bytes | bytearray):
+        lost.append("bytes")
         return {"$bytes": base64.b64encode(bytes(value[:MAX_LOGGED_STRING])).decode("ascii")}
     if depth <= 0:
+        lost.append("nesting deeper than can be logged")
         return {"$truncated": "depth"}
     if isinstance(value, dict | list | tuple):
         if id(value) in seen:
+            lost.append("a cycle")
             return {"$cycle": True}
         seen = seen | {id(value)}
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for k, v in value.items():
+                if not isinstance(k, str):
+                    lost.append(f"a {type(k).__name__} key")
                 key = k if isinstance(k, str) else f"$key:{k!r}"
-                safe_key = _safe_str(key)
-                out[safe_key if isinstance(safe_key, str) else repr(key)] = _convert(v, depth - 1, seen)
+                safe_key = _checked_str(key, lost)
+                out[safe_key if isinstance(safe_key, str) else repr(key)] = _convert(v, depth - 1, seen, lost)
             return out
-        return [_convert(v, depth - 1, seen) for v in value]
+        return [_convert(v, depth - 1, seen, lost) for v in value]
+    lost.append(f"a {type(value).__name__}")
     return {"$repr": repr(value)[:4096]}
+
+
+def _checked_str(value: str, lost: list[str]) -> Any:
+    safe = _safe_str(value)
+    if safe is not value:
+        lost.append("text that is not valid Unicode" if "$str" in safe else f"a string longer than {MAX_LOGGED_STRING} characters")
+    return safe
 
 
 def dumps(value: Any) -> bytes:
