@@ -98,7 +98,7 @@ def test_hash_ignores_comments_layout_and_order() -> None:
         ("tether: 1\nname: t\ntools: [1, 2\n", "invalid YAML", "", 4),
         ("- just\n- a list\n", "mapping at the top level", "", 1),
         ("", "empty", "", None),
-        ("tether: 1\nname: t\ntools:\n  'bad name!':\n    effect: read\n", "invalid tool name", "tools", 4),
+        ("tether: 1\nname: t\ntools:\n  'bad name!':\n    effect: read\n", "invalid tool name", "tools.bad name!", 4),
         ("tether: 1\nname: t\nbudgets: {max_spend: .nan}\n", "", "budgets.max_spend", 3),
     ],
 )

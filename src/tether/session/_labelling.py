@@ -34,12 +34,8 @@ def result_label(policy: Policy, state: SessionState, tool_name: str | None, arg
     tool = policy.tools.get(tool_name) if tool_name is not None else None
     if tool is None:
         return UNTRUSTED
-    result = tool.output_label
     view = CheckView(state, tool, args) if isinstance(args, dict) else None
-    if view is not None and tool.label_rules:
-        for pred, lab in tool.label_rules:
-            if pred(view):
-                result = result.join(lab)
+    result = tool.policy_label(view)
     if error:
         result = result.join(UNTRUSTED)
     norm_text: str | None = None

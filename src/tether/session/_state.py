@@ -156,7 +156,7 @@ class SessionState:
         tool = policy.tools.get(rec.tool)
         if tool is None:
             return
-        if tool.effect == "write":
+        if tool.effect_of(rec.args) == "write":
             self.writes += 1
             self._remember_written(rec.args)
         if tool.spend_arg is not None and isinstance(rec.args, dict):

@@ -1,0 +1,162 @@
+"""Flow rules at decision time: which rules cover each leaf of the call, and what they find.
+
+A flow rule written at a position (an argument, its ``items``, a property, at any
+depth) covers every leaf under that position; rules are additive. A leaf's
+defaults come after: the tool's ``flow`` applies the components (``require``,
+``forbid``) that no covering rule states, and the policy's ``defaults.EFFECT.flow``
+applies the components that neither states. A null leaf sends nothing and is
+never checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from tether._decision import Reason
+from tether.flow._labels import Label
+from tether.policy._compiled import CompiledArg, CompiledFlow, CompiledTool
+
+if TYPE_CHECKING:
+    from tether.session._engine import CheckView, Leaf
+
+_Rules = tuple[CompiledFlow, ...]
+
+
+def check_flows(view: CheckView, tool: CompiledTool, args: dict[str, Any], asks: list[Reason], denials: list[Reason]) -> None:
+    """Append a reason for every leaf that breaks a flow rule covering it."""
+    context = view.context
+    if not context.untrusted and not context.tags:
+        # Every leaf's label is at most the context's (a source's label is joined into the
+        # context when it is read), so nothing can be untrusted or tagged yet.
+        return
+    defaults = _Defaults(tool.tool_flows, tool.default_flows.get(view.effect, ()))
+    unless_cache: dict[int, bool] = {}
+    for name, value in args.items():
+        if value is None:
+            continue  # an absent argument sends nothing
+        spec = tool.args.get(name)
+        if spec is not None and spec.flows_below:
+            pairs: Iterator[tuple[Leaf, _Rules]] = _walk_leaves(view, name, value, spec, defaults)
+        else:
+            rules = defaults.effective(spec.flows if spec is not None else ())
+            if not any(_relevant(r, context) for r in rules):
+                continue
+            pairs = ((leaf, rules) for leaf in view.leaves(name))
+        for leaf, rules in pairs:
+            if leaf.value is None:
+                continue
+            for flow in rules:
+                if not _relevant(flow, context):
+                    continue
+                key = id(flow)
+                if flow.unless is not None:
+                    skip = unless_cache.get(key)
+                    if skip is None:
+                        skip = unless_cache[key] = flow.unless(view)
+                    if skip:
+                        continue
+                problem = _problem(flow, leaf, context)
+                if problem is not None:
+                    verdict = flow.on_violation if leaf.found else flow.on_inherited
+                    reason = Reason("flow", flow.rule, problem, arg=leaf.path, sources=leaf.sources)
+                    (asks if verdict == "ask" else denials).append(reason)
+
+
+def _relevant(flow: CompiledFlow, context: Label) -> bool:
+    return (flow.require_trusted and context.untrusted) or bool(flow.forbid & context.tags)
+
+
+def _problem(flow: CompiledFlow, leaf: Leaf, context: Label) -> str | None:
+    lab = leaf.label
+    if flow.require_trusted and lab.untrusted:
+        if leaf.found:
+            return f"value of {leaf.path!r} ({_short(leaf.value)}) appears only in untrusted data"
+        return (
+            f"value of {leaf.path!r} ({_short(leaf.value)}) was found in no source, so it inherited the session's context "
+            "label, and the session has read untrusted data"
+        )
+    bad = sorted(lab.tags & flow.forbid)
+    if not bad:
+        return None
+    if leaf.found:
+        return f"value of {leaf.path!r} carries {', '.join(bad)} data, which may not flow here"
+    return (
+        f"value of {leaf.path!r} ({_short(leaf.value)}) was found in no source, so it inherited {', '.join(bad)} "
+        "from the session's context label (the session has read such data), which may not flow here"
+    )
+
+
+class _Defaults:
+    """The default rules for the leaves of one call, by the components their own rules state."""
+
+    __slots__ = ("_cache", "_policy", "_tool")
+
+    def __init__(self, tool: _Rules, policy: _Rules) -> None:
+        self._tool = tool
+        self._policy = policy
+        self._cache: dict[tuple[bool, bool], _Rules] = {}
+
+    def effective(self, own: _Rules) -> _Rules:
+        """``own`` plus the default components it leaves open."""
+        if not self._tool and not self._policy:
+            return own
+        require = any(r.states_require for r in own)
+        forbid = any(r.states_forbid for r in own)
+        added = self._cache.get((require, forbid))
+        if added is None:
+            out: list[CompiledFlow] = []
+            for rule in self._tool:
+                kept = rule.without(require, forbid)
+                if kept is not None:
+                    out.append(kept)
+            tool_require = require or any(r.states_require for r in self._tool)
+            tool_forbid = forbid or any(r.states_forbid for r in self._tool)
+            for rule in self._policy:
+                kept = rule.without(tool_require, tool_forbid)
+                if kept is not None:
+                    out.append(kept)
+            added = self._cache[(require, forbid)] = tuple(out)
+        return own + added if own else added
+
+
+def _walk_leaves(view: CheckView, name: str, value: Any, spec: CompiledArg, defaults: _Defaults) -> Iterator[tuple[Leaf, _Rules]]:
+    """Each leaf of an argument with flow rules below its top, with the rules covering it."""
+    out: list[tuple[str, Any, _Rules]] = []
+    _collect(value, name, spec, (), out)
+    context = view.context
+    checked = []
+    for path, leaf_value, own in out:
+        rules = defaults.effective(own)
+        if any(_relevant(r, context) for r in rules):
+            checked.append((path, leaf_value, rules))
+    if not checked:
+        return
+    known = {leaf.path: leaf for leaf in view.leaves(name)}
+    for path, leaf_value, rules in checked:
+        leaf = known.get(path)
+        if leaf is None or leaf.value is not leaf_value:
+            leaf = view.leaf(path, leaf_value)
+        yield leaf, rules
+
+
+def _collect(value: Any, path: str, spec: CompiledArg | None, covering: _Rules, out: list[tuple[str, Any, _Rules]]) -> None:
+    # The same leaves as the session's walk: object keys are leaves of the object's position.
+    if spec is not None and spec.flows:
+        covering = covering + spec.flows
+    if isinstance(value, dict):
+        props = spec.properties if spec is not None else None
+        for k, v in value.items():
+            out.append((f"{path}{{{k}}}", k, covering))
+            _collect(v, f"{path}.{k}", props.get(k) if props is not None and isinstance(k, str) else None, covering, out)
+    elif isinstance(value, list | tuple):
+        items = spec.items if spec is not None else None
+        for i, v in enumerate(value):
+            _collect(v, f"{path}[{i}]", items, covering, out)
+    else:
+        out.append((path, value, covering))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
