@@ -43,7 +43,7 @@ def test_hash_ignores_comments_layout_and_order() -> None:
         ("tether: 1\nname: t\ntools:\n  read:\n    effect: read\n    colour: red\n", "unknown key 'colour'", "tools.read.colour", 6),
         ("tether: 1\nname: t\ntools:\n  read:\n    effct: read\n", "unknown key 'effct'", "tools.read.effct", 5),
         ("tether: 1\nname: t\ntools:\n  read: {}\n", "missing required key 'effect'", "tools.read.effect", 4),
-        ("tether: 2\nname: t\n", "Input should be 1", "tether", 1),
+        ("tether: 2\nname: t\n", "should be 1", "tether", 1),
         ("name: t\n", "missing required key 'tether'", "tether", None),
         (
             "tether: 1\nname: t\ntools:\n  pay:\n    effect: write\n    args:\n      amount: {type: number, minimum: 10, maximum: 1}\n",

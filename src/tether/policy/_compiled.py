@@ -8,11 +8,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tether.errors import PolicyError
 from tether.flow._labels import Integrity, Label, label
 from tether.policy import _matchers as m
 from tether.policy._compose import resolve_policy
 from tether.policy._conditions import CallView, Predicate, Scope, compile_condition
-from tether.policy._loader import policy_hash, read_policy_file
+from tether.policy._loader import policy_hash, prune_invalid, read_document, read_policy_file
 from tether.policy._problems import Locate, PolicyWarning, Problems
 from tether.policy._schema import (
     ArgSpec,
@@ -242,7 +243,10 @@ class Policy:
     def from_yaml(cls, text: str, source: str = "<string>", *, base_dir: str | Path | None = None) -> Policy:
         """Parse and compile a policy from YAML text. Relative ``extends`` entries are read
         from ``base_dir`` (default: the current directory)."""
-        spec, resolved = resolve_policy(text, source, Path(base_dir) if base_dir is not None else None)
+        try:
+            spec, resolved = resolve_policy(text, source, Path(base_dir) if base_dir is not None else None)
+        except PolicyError as exc:
+            raise _with_semantic_problems(exc, text, source) from None
         return cls(spec, source=source, text=text, locate=resolved.locate, sources=tuple(resolved.sources))
 
     @classmethod
@@ -262,6 +266,35 @@ class Policy:
 
     def __repr__(self) -> str:
         return f"Policy(name={self.name!r}, hash={self.hash[:19]!r}, tools={len(self.tools)})"
+
+
+def _with_semantic_problems(exc: PolicyError, text: str, source: str) -> PolicyError:
+    """``exc`` plus the errors compiling would find in the rest of the file, so that a user
+    sees every problem at once. (Only for a file without ``extends``, whose rules are all here.)"""
+    try:
+        doc = read_document(text, source)
+    except PolicyError:
+        return exc
+    if "extends" in doc.data or any(p.source != source for p in exc.problems):
+        return exc
+    pruned = prune_invalid(doc.data, list(exc.problems))
+    if pruned is None:
+        return exc
+    try:
+        Policy(pruned, source=source, locate=lambda path: (source, doc.line_of(path)))
+    except PolicyError as more:
+        seen = {(p.rule_path, p.message) for p in exc.problems}
+        extra = [
+            p
+            for p in more.problems
+            if (p.rule_path, p.message) not in seen and not any(_under(p.rule_path, q.rule_path) for q in exc.problems)
+        ]
+        return PolicyError.collect(sorted([*exc.problems, *extra], key=lambda p: (p.line or 0, p.rule_path)))
+    return exc
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith((root + ".", root + "["))
 
 
 class _ValuesView:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import json
@@ -176,7 +177,7 @@ def validation_problems(exc: ValidationError, data: dict[str, Any], locate: Loca
     problems = []
     for where, msgs in grouped.items():
         source, line = locate(where)
-        problems.append(PolicyError(_combine(msgs) if len(msgs) > 1 else msgs[0], source=source, rule_path=where, line=line))
+        problems.append(PolicyError(_combine(msgs), source=source, rule_path=where, line=line))
     problems.sort(key=lambda p: (p.source, p.line or 0))
     return problems
 
@@ -187,6 +188,43 @@ def validate_data(data: dict[str, Any], locate: Locate) -> PolicySpec:
         return PolicySpec.model_validate(data)
     except ValidationError as exc:
         raise PolicyError.collect(validation_problems(exc, data, locate)) from None
+
+
+def prune_invalid(data: dict[str, Any], problems: list[PolicyError], rounds: int = 8) -> PolicySpec | None:
+    """``data`` with the parts that fail validation removed, validated; None if that does not
+    converge. Used only to find the semantic problems of the rest, so that one invalid key
+    does not hide every other problem of the file."""
+    current: Any = copy.deepcopy(data)
+    paths = [p.rule_path for p in problems]
+    for _ in range(rounds):
+        for path in sorted(paths, key=_path_key, reverse=True):
+            _remove(current, path)
+        current.setdefault("tether", 1)
+        current.setdefault("name", "?")
+        try:
+            return PolicySpec.model_validate(current)
+        except ValidationError as exc:
+            paths = [dotted(_doc_path(tuple(e["loc"]), current, keep_last=e["type"] == "extra_forbidden")) for e in exc.errors()]
+    return None
+
+
+def _path_key(path: str) -> list[tuple[int, int | str]]:
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"[.\[\]]+", path) if part]
+
+
+def _remove(data: Any, path: str) -> None:
+    """Delete the node at a dotted path (a list item is removed; later items move up)."""
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", path) if p]
+    if not parts:
+        return
+    node = data
+    for part in parts[:-1]:
+        if not _has(node, part):
+            return
+        node = node[part]
+    last = parts[-1]
+    if _has(node, last):
+        del node[last]
 
 
 def validate_document(doc: Document) -> PolicySpec:
