@@ -14,7 +14,7 @@ from tether.policy import _matchers as m
 from tether.policy._compose import resolve_policy
 from tether.policy._conditions import CallView, Predicate, Scope, compile_condition
 from tether.policy._loader import policy_hash, prune_invalid, read_document, read_policy_file
-from tether.policy._problems import Locate, PolicyWarning, Problems
+from tether.policy._problems import Locate, PolicyWarning, Problems, parent_path
 from tether.policy._schema import (
     ArgSpec,
     Effect,
@@ -284,10 +284,14 @@ def _with_semantic_problems(exc: PolicyError, text: str, source: str) -> PolicyE
         Policy(pruned, source=source, locate=lambda path: (source, doc.line_of(path)))
     except PolicyError as more:
         seen = {(p.rule_path, p.message) for p in exc.problems}
+        # A key that is missing next to an unknown key is most likely the same key misspelt.
+        misspelt = {parent_path(p.rule_path) for p in exc.problems if p.message.startswith("unknown key")}
         extra = [
             p
             for p in more.problems
-            if (p.rule_path, p.message) not in seen and not any(_under(p.rule_path, q.rule_path) for q in exc.problems)
+            if (p.rule_path, p.message) not in seen
+            and not any(_under(p.rule_path, q.rule_path) for q in exc.problems)
+            and not (p.message.startswith("missing required key") and parent_path(p.rule_path) in misspelt)
         ]
         return PolicyError.collect(sorted([*exc.problems, *extra], key=lambda p: (p.line or 0, p.rule_path)))
     return exc
@@ -483,7 +487,8 @@ def _compile_arg(spec: ArgSpec, path: str, scope: Scope, position: str) -> Compi
         )
     if compiled.types is not None:
         for key, wanted in _KEY_TYPES.items():
-            if key in spec.model_fields_set and not wanted & set(compiled.types):
+            stated = key in spec.model_fields_set and (key != "additionalProperties" or not spec.additionalProperties)
+            if stated and not wanted & set(compiled.types):
                 problems.error(f"{key!r} never applies to a value of type {' or '.join(compiled.types)}", f"{path}.{key}")
     for i, value in enumerate(compiled.enum or []):
         why = validate_arg(compiled, value, "it", scope.paths)

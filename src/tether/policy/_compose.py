@@ -251,8 +251,10 @@ class _Merger:
             self._loosens(f"{path}.output", "an untrusted output cannot become trusted")
         elif "output" in b:
             out["output"] = b["output"]
+            self._take(f"{path}.output", f"{path}.output")
         if "output_tags" in b:
             out["output_tags"] = sorted(set(a.get("output_tags", [])) | set(b["output_tags"]))
+            self._take(f"{path}.output_tags", f"{path}.output_tags")
         for i, lab in enumerate(b.get("labels", [])):
             if lab.get("integrity") == "trusted" or lab.get("remove_tags"):
                 self._loosens(f"{path}.labels[{i}]", "a label entry that lowers the output's label")
@@ -264,12 +266,14 @@ class _Merger:
             self._loosens(f"{path}.additional_args", "undeclared arguments are denied by a base")
         elif "additional_args" in b:
             out["additional_args"] = b["additional_args"]
+            self._take(f"{path}.additional_args", f"{path}.additional_args")
         if "budget" in b:
             out["budget"] = self._smaller_numbers(a.get("budget") or {}, b["budget"], f"{path}.budget", {})
         if "spend" in b:
             if "spend" in a and a["spend"] != b["spend"]:
                 self._loosens(f"{path}.spend", f"the base counts {a['spend']!r} as the spend")
             out["spend"] = b["spend"]
+            self._take(f"{path}.spend", f"{path}.spend")
         self._check_masking_defaults(b, path, policy, tool_level=a.get("flow"))
         if "flow" in b:
             out["flow"] = self._flows(a.get("flow"), b["flow"], f"{path}.flow")
