@@ -181,7 +181,7 @@ def test_extends_problems(folder: Path) -> None:
     with pytest.raises(PolicyError, match="cycle"):
         Policy.from_file(folder / "a.yaml")
     (folder / "c.yaml").write_text("tether: 1\nname: c\nextends: [missing.yaml]\n")
-    with pytest.raises(PolicyError, match="cannot extend 'missing.yaml'") as info:
+    with pytest.raises(PolicyError, match=r"cannot extend 'missing\.yaml'") as info:
         Policy.from_file(folder / "c.yaml")
     assert info.value.line == 3 and info.value.rule_path == "extends[0]"
     with pytest.raises(PolicyError, match="unknown shipped policy"):
