@@ -119,6 +119,7 @@ def read_document(text: str, source: str) -> Document:
 
 
 _ALIASES = {"not_": "not", "in_": "in"}
+_SHAPE_ERRORS = {"list_type", "model_type", "dict_type", "model_attributes_type"}
 _VALID_KIND = re.compile(r"^Input should be a valid (\w+)")
 _ARTICLES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "a boolean", "list": "a list"}
 
@@ -171,9 +172,16 @@ def _combine(messages: list[str]) -> str:
 def validation_problems(exc: ValidationError, data: dict[str, Any], locate: Locate) -> list[PolicyError]:
     """Every error pydantic found, in document terms, ordered by file and line."""
     grouped: dict[str, list[str]] = {}
+    found: list[tuple[str, str, str]] = []
     for error in exc.errors():
         path = _doc_path(tuple(error["loc"]), data, keep_last=error["type"] in ("missing", "extra_forbidden"))
-        grouped.setdefault(dotted(path), []).append(_message(error, path))
+        found.append((dotted(path), error["type"], _message(error, path)))
+    for where, kind, message in found:
+        # A union (one rule or a list of rules): when the value has one member's shape, the
+        # other member's "should be a list/mapping" at the same place is noise.
+        if kind in _SHAPE_ERRORS and any(other != where and other.startswith((where + ".", where + "[")) for other, _, _ in found):
+            continue
+        grouped.setdefault(where, []).append(message)
     problems = []
     for where, msgs in grouped.items():
         source, line = locate(where)
