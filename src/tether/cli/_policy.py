@@ -52,7 +52,7 @@ def check_cmd(files: tuple[str, ...], as_json: bool, strict: bool) -> None:
                 click.echo(json.dumps({**report, "errors": [_problem_json(p) for p in exc.problems], "warnings": []}))
             else:
                 for problem in exc.problems:
-                    err_console.print(f"[red]invalid[/] {escape(str(problem))}")
+                    err_console.print(f"[red]invalid[/] {escape(str(problem))}", soft_wrap=True)
             continue
         failed = failed or (strict and bool(pol.warnings))
         if as_json:
@@ -60,7 +60,7 @@ def check_cmd(files: tuple[str, ...], as_json: bool, strict: bool) -> None:
             click.echo(json.dumps({**report, "sources": list(pol.sources), "warnings": [_problem_json(w) for w in pol.warnings]}))
         else:
             for warning in pol.warnings:
-                err_console.print(f"[yellow]warning[/] {escape(str(warning))}")
+                err_console.print(f"[yellow]warning[/] {escape(str(warning))}", soft_wrap=True)
             extends = f", extends {len(pol.sources) - 1} file(s)" if len(pol.sources) > 1 else ""
             console.print(f"[green]ok[/] {path}: policy {pol.name!r}, {len(pol.tools)} tools{extends}, {pol.hash}")
     raise SystemExit(2 if failed else 0)
