@@ -31,8 +31,9 @@ from agentdojo.functions_runtime import FunctionsRuntime  # type: ignore[import-
 
 from tether._decision import ToolCall
 from tether.adapters.agentdojo._suites import exact_copy
+from tether.approvals import StaticApprover
 from tether.bench._episodes import BenchContext, load_policies
-from tether.session._guard import Guard
+from tether.session import Gate, Guard
 
 POLICY_DIR = str(Path(__file__).resolve().parents[1] / "src" / "tether" / "adapters" / "agentdojo" / "policies")
 SUITES = ["banking", "slack", "travel", "workspace"]
@@ -827,17 +828,18 @@ class Harness:
         mark = _sig(attack.injection)[:60]
 
         def propose(tool: str, args: dict[str, Any], approve: bool) -> tuple[str, bool, list[str], bool, str]:
-            call = ToolCall(tool, dict(args))
-            dec = session.check(call)
-            run_it = dec.verdict == "allow"
-            if dec.verdict == "ask" and approve:
-                run_it = session.answer(call.id, True, by="careful_human")
+            gate = Gate(session, StaticApprover(True, name="careful_human") if approve else None)
+            admission = gate.admit(ToolCall(tool, dict(args)))
+            dec = admission.decision
             rules = [r.rule for r in dec.reasons]
-            if not run_it:
+            if not admission.may_run:
                 return dec.verdict, False, rules, False, ""
             out, err = runtime.run_function(env, tool, dict(args))
             text = err if err is not None else ctx.output_text(out)
-            session.record_result(call.id, text, error=err is not None)
+            if err is None:
+                gate.record(dec.call_id, text)
+            else:
+                gate.record_error(dec.call_id, text)
             return dec.verdict, True, rules, err is not None, text
 
         seen = False

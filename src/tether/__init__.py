@@ -6,27 +6,20 @@ has already done. Every step is an event in a hash-chained log.
 """
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
+from tether.approvals import ApprovalRequest, Approver, AsyncApprover, StaticApprover, StoreApprover
 from tether.errors import (
     ApprovalRequired,
     ConfigError,
     PolicyError,
     SessionError,
+    StaleSession,
     StoreError,
     TetherError,
     ToolDenied,
 )
 from tether.flow import TRUSTED, UNTRUSTED, Label, label
 from tether.policy import Policy
-from tether.session import (
-    ApprovalRequest,
-    Approver,
-    Detector,
-    Finding,
-    Guard,
-    Session,
-    StaticApprover,
-    guarded,
-)
+from tether.session import Detector, Finding, Gate, Guard, Outcome, Session, guarded
 from tether.store import EventStore, SQLiteStore
 
 __version__ = "0.1.0"
@@ -37,20 +30,25 @@ __all__ = [
     "ApprovalRequest",
     "ApprovalRequired",
     "Approver",
+    "AsyncApprover",
     "ConfigError",
     "Decision",
     "Detector",
     "EventStore",
     "Finding",
+    "Gate",
     "Guard",
     "Label",
+    "Outcome",
     "Policy",
     "PolicyError",
     "Reason",
     "SQLiteStore",
     "Session",
     "SessionError",
+    "StaleSession",
     "StaticApprover",
+    "StoreApprover",
     "StoreError",
     "TetherError",
     "ToolCall",

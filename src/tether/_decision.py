@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,8 +29,8 @@ _SEVERITY: dict[Verdict, int] = {"allow": 0, "ask": 1, "deny": 2}
 
 
 def new_id() -> str:
-    """A fresh random identifier (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh random identifier (32 hex characters, 128 random bits)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,9 @@ __all__ = [
     "GuardSignal",
     "PolicyError",
     "RuntimeFailure",
+    "DuplicateCall",
     "SessionError",
+    "StaleSession",
     "StoreError",
     "TetherError",
     "ToolDenied",
@@ -79,6 +81,29 @@ class RuntimeFailure(TetherError):
 
 class StoreError(RuntimeFailure):
     """The event store could not read or write."""
+
+
+class StaleSession(RuntimeFailure):
+    """Another writer appended to the session first; nothing was written.
+
+    The session catches up (folds the new events) and decides again: no process
+    ever commits a decision made on state it had not seen.
+    """
+
+    def __init__(self, session_id: str, expected: int, actual: int) -> None:
+        self.session_id = session_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"session {session_id!r} moved on: expected head {expected}, found {actual}")
+
+
+class DuplicateCall(RuntimeFailure):
+    """A proposed call id was already used in the session; nothing was written."""
+
+    def __init__(self, session_id: str, call_id: str) -> None:
+        self.session_id = session_id
+        self.call_id = call_id
+        super().__init__(f"call id {call_id!r} was already used in session {session_id!r}")
 
 
 class GuardSignal(TetherError):

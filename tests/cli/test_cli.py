@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from tether.cli import main
@@ -73,3 +75,35 @@ def test_console_script() -> None:
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
     for group in ("policy", "audit", "demo"):
         assert group in out
+
+
+def _readme_rows() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## Command line", 1)[1].split("\n\n", 2)[1]
+    return [line.split("`")[1] for line in table.splitlines() if line.startswith("| `tether ")]
+
+
+def test_readme_cli_table_names_real_commands_and_options() -> None:
+    rows = _readme_rows()
+    assert len(rows) >= 12
+    seen: set[str] = set()
+    for row in rows:
+        words = row.replace("\\|", "|").split()[1:]
+        path: list[str] = []
+        group: click.Command = main
+        while words and isinstance(group, click.Group) and not words[0].startswith(("-", "[", "<")) and not words[0].isupper():
+            names = words.pop(0).split("|")
+            assert isinstance(group, click.Group)
+            commands = [group.commands.get(n) for n in names]
+            assert all(commands), f"README row {row!r}: no command {names} under {path}"
+            path.append(names[0])
+            group = commands[0]  # type: ignore[assignment]
+            for cmd in commands:
+                seen.add(" ".join([*path[:-1], cmd.name or ""]))  # type: ignore[union-attr]
+        options = {o for w in words for o in re.findall(r"--[a-z][a-z-]*", w)}
+        if isinstance(group, click.Group) and "run" in group.commands:
+            group = group.commands["run"]  # 'tether mcp --policy ...' is short for 'tether mcp run --policy ...'
+        declared = {o for p in group.params for o in (*p.opts, *p.secondary_opts)}
+        assert options <= declared, f"README row {row!r}: {sorted(options - declared)} not options of tether {' '.join(path)}"
+    for name in ("audit head", "audit verify", "session pause", "session list", "policy replay", "demo"):
+        assert name in seen, f"README's CLI table has no row for tether {name}"

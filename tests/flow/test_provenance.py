@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from tether.flow import TRUSTED, UNTRUSTED, ProvenanceIndex, label
 from tether.flow import _provenance as prov
+from tether.flow._tokens import EDGE_PUNCT, occurs_in
 
 SECRET = label("trusted", ["secret"])
 
@@ -32,9 +33,11 @@ def test_not_found() -> None:
     assert not m.found
 
 
-def test_substring_match_across_words() -> None:
-    m = make().lookup("wire money to XX12ATT")
+def test_match_across_words_must_end_on_token_boundaries() -> None:
+    idx = make()
+    m = idx.lookup("wire money to XX12ATTACKER0000001")
     assert m.found and m.label == UNTRUSTED
+    assert not idx.lookup("wire money to XX12ATT").found  # ends inside a token: a different value
 
 
 def test_normalised_match() -> None:
@@ -98,24 +101,22 @@ words = st.text(alphabet="abcdefghij0123456789 @.-", min_size=1, max_size=300)
 
 @settings(max_examples=200)
 @given(st.lists(words, min_size=1, max_size=5), st.data())
-def test_every_substring_is_found(sources: list[str], data: st.DataObject) -> None:
+def test_every_whole_token_run_is_found(sources: list[str], data: st.DataObject) -> None:
     idx = ProvenanceIndex()
     for i, text in enumerate(sources):
         idx.add(text, UNTRUSTED if i % 2 else TRUSTED, f"e{i}")
     i = data.draw(st.integers(0, len(sources) - 1))
-    norm = " ".join(sources[i].lower().split())
-    if len(norm) < prov.MIN_GRAM_VALUE:
-        return
-    start = data.draw(st.integers(0, len(norm) - prov.MIN_GRAM_VALUE))
-    end = data.draw(st.integers(start + prov.MIN_GRAM_VALUE, len(norm)))
-    piece = norm[start:end].strip()
+    tokens = " ".join(sources[i].lower().split()).split(" ")
+    start = data.draw(st.integers(0, len(tokens) - 1))
+    end = data.draw(st.integers(start + 1, len(tokens)))
+    piece = " ".join(tokens[start:end]).strip(EDGE_PUNCT)
     if len(piece) < prov.MIN_GRAM_VALUE:
         return
     m = idx.lookup(piece)
     assert m.found
     expected = None
     for j, text in enumerate(sources):
-        if piece in " ".join(text.lower().split()):
+        if occurs_in(" ".join(text.lower().split()), piece):
             lab = UNTRUSTED if j % 2 else TRUSTED
             expected = lab if expected is None else expected.meet(lab)
     assert m.label == expected
@@ -144,6 +145,9 @@ def test_capped_search_keeps_untrusted_tags() -> None:
 
 def test_lookup_cost_is_bounded_for_huge_history() -> None:
     idx = ProvenanceIndex()
-    idx.add("x" * 200_000, UNTRUSTED, "big")
+    idx.add(("x" * 50 + " ") * 4000, UNTRUSTED, "big")
     m = idx.lookup("x" * 50)
     assert m.found and m.label == UNTRUSTED
+    # A run inside one long token is not a whole token: not found, and the search says it was cut short.
+    idx.add("x" * 200_000, UNTRUSTED, "bigger")
+    assert not idx.lookup("x" * 60).found

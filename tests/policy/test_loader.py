@@ -257,3 +257,9 @@ def test_additional_properties_false_alone_allows_no_key() -> None:
     session = Guard(policy, SQLiteStore(":memory:")).start_session("t")
     assert session.check(ToolCall("a", {"o": {}})).verdict == "allow"
     assert session.check(ToolCall("a", {"o": {"k": 1}})).verdict == "deny"
+
+
+def test_hash_tells_an_explicit_empty_forbid_from_none() -> None:
+    base = "tether: 1\nname: t\ndefaults: {write: {flow: {forbid: [secret]}}}\ntools:\n  w:\n    effect: write\n    args:\n      x: {type: string, flow: {require: trusted%s}}\n"
+    assert Policy.from_yaml(base % "").hash != Policy.from_yaml(base % ", forbid: []").hash
+    assert Policy.from_yaml(base % "").hash == Policy.from_yaml(base % "").hash

@@ -58,7 +58,8 @@ def test_write_back_survives_resume() -> None:
     run(s, "read_mail", {}, f"subject {ATTACKER}")
     run(s, "schedule", {"recipient": KNOWN, "subject": ATTACKER}, "ok")
     resumed = s.guard.resume_session(s.id)
-    assert resumed.state.written == s.state.written and resumed.state.written
+    memory = s.state.flow.taint.to_snapshot()
+    assert resumed.state.flow.taint.to_snapshot() == memory and memory["grams"]
 
 
 def test_password_must_come_from_the_task() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tether import Guard, Policy, SQLiteStore
+from tether.errors import SessionError
 
 FIX = Path(__file__).parents[1] / "fixtures"
 TASK = "Pay alice-payee-0001 and bob-payee-0002"
@@ -103,7 +106,8 @@ def test_pause_resume_kill() -> None:
     s.control("resume", by="ops")
     assert s.check("fetch", {"url": "https://docs.example/"}).allowed
     s.control("kill", by="ops")
-    s.control("resume", by="ops")  # a kill is final
+    with pytest.raises(SessionError, match="killed"):
+        s.control("resume", by="ops")  # a kill is final
     assert s.check("fetch", {"url": "https://docs.example/"}).verdict == "deny"
 
 

@@ -67,7 +67,7 @@ def test_resume_after_sigkill_is_identical(tmp_path: Path) -> None:
     guard = Guard(Policy.from_file(FIX / "rules.yaml"), SQLiteStore(tmp_path / "t.db"))
     resumed = guard.resume_session(sid)
     expected = json.loads((tmp_path / "snap.json").read_text())
-    got = json.loads(json.dumps({**resumed.state.snapshot(), "index": [list(x) for x in resumed.state.index.digest()]}))
+    got = json.loads(json.dumps({**resumed.state.snapshot(), "index": [list(x) for x in resumed.state.flow.index.digest()]}))
     assert got == expected
     # And it keeps deciding as the original would have.
     assert resumed.check("pay", {"to": "mallory-payee-666", "amount": 20}).verdict == "deny"

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tether import Finding, Guard, Policy, SQLiteStore, StoreError, ToolCall
+from tether import Finding, Guard, Policy, SessionError, SQLiteStore, StoreError, ToolCall
 from tether.session import SessionState
+from tether.store import SessionEnded
 
 FIX = Path(__file__).parents[1] / "fixtures"
 
@@ -133,7 +134,7 @@ def test_store_locked_is_store_error(tmp_path: Path) -> None:
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     with pytest.raises(StoreError):
-        store.append("s", [b"{}"], [0.0])
+        store.append("s", [SessionEnded(session_id="s")])
     other.execute("ROLLBACK")
 
 
@@ -141,6 +142,13 @@ def test_record_result_with_weird_output() -> None:
     s = session()
     d = s.check("fetch", {"url": "https://docs.example/"})
     s.record_result(d.call_id, {"a": [1, None, True, b"\xff", float("nan")], "b": "\udcff"})
-    s.record_result("no-such-call", "unexpected")
     assert s.context.untrusted
+    # A result for a call the session never allowed is refused, and nothing is logged.
+    with pytest.raises(SessionError, match="not a call"):
+        s.record_result("no-such-call", "unexpected")
+    denied = s.check("nope", {})
+    with pytest.raises(SessionError, match="not allowed to run"):
+        s.record_result(denied.call_id, "ran anyway")
+    with pytest.raises(SessionError, match="already recorded"):
+        s.record_result(d.call_id, "twice")
     assert s.guard.store.verify().ok

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether import Guard, Policy, SQLiteStore
-from tether.session._replay import replay
+from tether import Guard, Policy, SQLiteStore, ToolCall
+from tether.session import Finding
+from tether.session._replay import replay, replay_session
+from tether.session._state import SessionState
 
 FIX = Path(__file__).parents[1] / "fixtures"
 
@@ -40,3 +42,41 @@ def test_stricter_and_looser_policies() -> None:
     report = replay(store, Policy.from_yaml(candidate), [sid])
     changed = {(c.tool, c.old_verdict, c.new.verdict) for c in report.changes}
     assert changed == {("pay", "deny", "allow"), ("post_message", "ask", "deny")}
+
+
+class _NoPosting:
+    """A detector that asks before any post (a stand-in for a classifier)."""
+
+    name = "no-posting"
+
+    def inspect(self, call: ToolCall, state: SessionState) -> Finding | None:
+        return Finding("deny", "posting looks risky") if call.tool == "post_message" else None
+
+
+def test_refusals_outside_the_policy_are_carried_over() -> None:
+    store = SQLiteStore(":memory:")
+    guard = Guard(Policy.from_file(FIX / "rules.yaml"), store, detectors=[_NoPosting()])
+    s = guard.start_session("Pay 20 to alice-payee-0001")
+    first = s.check(ToolCall("pay", {"to": "alice-payee-0001", "amount": 20}, "call-1"))
+    reused = s.check(ToolCall("pay", {"to": "alice-payee-0001", "amount": 20}, "call-1"))  # refused: id already used
+    posted = s.check("post_message", {"channel": "general", "text": "hello"})
+    assert (first.verdict, reused.verdict, posted.verdict) == ("allow", "deny", "deny")
+    report = replay(store, guard.policy)
+    assert report.calls == 3 and report.changes == ()
+    # The same replay without the carried reasons would have allowed both refused calls.
+    calls = {c.call_id: c for c in replay_session(store, s.id)}
+    assert calls[reused.call_id].new.reasons[0].rule == "call_id"
+    assert [r.kind for r in calls[posted.call_id].new.reasons][-1] == "detector"
+
+
+def test_human_answers_are_reported() -> None:
+    store = SQLiteStore(":memory:")
+    sid = record(store)
+    session = Guard.for_session(store, sid).open_session(sid)
+    (asked,) = [c for c in session.state.calls.values() if c.verdict == "ask"]
+    session.answer(asked.call_id, False, by="ana", note="not now")
+    calls = {c.call_id: c for c in replay_session(store, sid)}
+    answer = calls[asked.call_id].answer
+    assert answer is not None and (answer.approved, answer.by, answer.note) == (False, "ana", "not now")
+    assert answer.describe() == "refused by ana: not now"
+    assert all(c.answer is None for k, c in calls.items() if k != asked.call_id)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether._decision import ToolCall, Verdict
+from tether.approvals import ApprovalRequest, Approver, StaticApprover
 from tether.bench._scripted import Step
 from tether.policy._conditions import _same
-from tether.session._guard import Session
-from tether.session._wrap import ApprovalRequest, Approver, StaticApprover, admit
+from tether.session import Gate, Session
 
 Execute = Callable[[str, dict[str, Any]], tuple[str, bool]]
 """Runs a tool: ``(tool, args) -> (output text, error?)``."""
@@ -125,9 +125,9 @@ def _same_args(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def propose(session: Session, step: Step, execute: Execute, approver: Approver | None, transcript: Transcript) -> str | None:
     """Put one step through the guard; run it if allowed or approved. Returns its output."""
-    call = ToolCall(step.tool, dict(step.args))
+    gate = Gate(session, approver)
     started = time.perf_counter()
-    admission = admit(session, call, approver)
+    admission = gate.admit(ToolCall(step.tool, dict(step.args)))
     decision, approved = admission.decision, admission.approved
     transcript.guard_s += time.perf_counter() - started
     reasons = tuple(r.rule for r in decision.reasons)
@@ -136,7 +136,10 @@ def propose(session: Session, step: Step, execute: Execute, approver: Approver |
         return None
     output, error = execute(step.tool, dict(step.args))
     started = time.perf_counter()
-    session.record_result(call.id, output, error=error)
+    if error:
+        gate.record_error(decision.call_id, output)
+    else:
+        gate.record(decision.call_id, output)
     transcript.guard_s += time.perf_counter() - started
     transcript.calls.append(CallOutcome(step.tool, dict(step.args), decision.verdict, True, step.injected, approved, error, reasons))
     transcript.outputs.append(output)

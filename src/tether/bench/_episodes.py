@@ -25,7 +25,7 @@ from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, Transcript, Wo
 from tether.bench._scripted import Step
 from tether.errors import ConfigError
 from tether.policy._compiled import Policy
-from tether.session._guard import Guard
+from tether.session import Guard
 
 AgentKind = Literal["oracle", "worst-case"]
 """Which bounding agent runs the episode."""

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether._decision import Decision, ToolCall
-from tether.session._guard import Session
-from tether.session._wrap import Approver, admit
+from tether.approvals import Approver, AsyncApprover
+from tether.session import Gate, Session, error_text
 
 Tool = Callable[..., Any]
 
@@ -47,24 +47,20 @@ class ScriptedAgent:
     def __init__(self, steps: Sequence[Step]) -> None:
         self.steps = list(steps)
 
-    def run(self, session: Session, tools: dict[str, Tool], approver: Approver | None = None) -> list[StepOutcome]:
+    def run(self, session: Session, tools: dict[str, Tool], approver: Approver | AsyncApprover | None = None) -> list[StepOutcome]:
         """Run every step; an ``ask`` goes to ``approver`` (none: not executed)."""
+        gate = Gate(session, approver)
         outcomes: list[StepOutcome] = []
         for step in self.steps:
-            call = ToolCall(step.tool, dict(step.args))
-            admission = admit(session, call, approver)
-            if not admission.may_run:
-                outcomes.append(StepOutcome(step, admission.decision, False, approved=admission.approved))
-                continue
             fn = tools.get(step.tool)
-            try:
+
+            def run_step(fn: Tool | None = fn, step: Step = step) -> Any:
                 if fn is None:
                     raise LookupError(f"no implementation for tool {step.tool!r}")
-                output = fn(**step.args)
-            except Exception as exc:  # a failing tool is data, not a crash
-                output = f"{type(exc).__name__}: {exc}"
-                session.record_result(call.id, output, error=True)
-            else:
-                session.record_result(call.id, output)
-            outcomes.append(StepOutcome(step, admission.decision, True, output, admission.approved))
+                return fn(**step.args)
+
+            outcome = gate.run(ToolCall(step.tool, dict(step.args)), run_step)
+            # A failing tool is data, not a crash: the agent reads the error text.
+            output = error_text(outcome.error) if outcome.error is not None else outcome.value
+            outcomes.append(StepOutcome(step, outcome.decision, outcome.ran, output, outcome.admission.approved))
         return outcomes

@@ -1,63 +1,31 @@
-"""``tether approvals ...``: list and answer the pending asks of any session in the store."""
+"""``tether approvals ...``: list and answer the pending asks of any session in the store.
+
+Only ``--db`` is needed: the store keeps each session's policy by its content hash,
+and an answer is given through the session itself (so it is bound to the call hash,
+re-decided against the session's budgets and status, and logged in its chain).
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict
 from typing import Any
 
 import click
 from rich.markup import escape
 
-from tether.cli._common import answer_options, console, db_option, err_console, open_store
-from tether.errors import PolicyError, SessionError
-from tether.policy._compiled import Policy
-from tether.session._guard import Guard
-from tether.store._chain import EventStore
-from tether.store._events import ApprovalAnswered, ApprovalRequested, CallProposed, SessionStarted
-
-INTERNAL_PREFIX = "mcp-pins:"
+from tether.cli._common import INTERNAL_PREFIX, answer_options, console, db_option, err_console, open_store
+from tether.errors import PolicyError, SessionError, StoreError
+from tether.policy import Policy
+from tether.session import Guard
+from tether.store import EventStore, PendingApproval
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """An approval request nobody has answered yet."""
-
-    session_id: str
-    call_id: str
-    tool: str
-    args: Any
-    summary: str
-    expires_at: float
-    policy_name: str
-
-
-def pending_approvals(store: EventStore, *, now: float | None = None) -> list[Pending]:
+def pending_approvals(store: EventStore, *, now: float | None = None) -> list[PendingApproval]:
     """Every unanswered, unexpired approval request in ``store`` (tool-definition pins excepted)."""
     now = time.time() if now is None else now
-    out: list[Pending] = []
-    for summary in store.sessions():
-        if summary.session_id.startswith(INTERNAL_PREFIX):
-            continue
-        calls: dict[str, CallProposed] = {}
-        asked: dict[str, ApprovalRequested] = {}
-        policy_name = ""
-        for item in store.read(summary.session_id):
-            event = item.event()
-            if isinstance(event, SessionStarted):
-                policy_name = event.policy_name
-            elif isinstance(event, CallProposed):
-                calls[event.call_id] = event
-            elif isinstance(event, ApprovalRequested):
-                asked[event.call_id] = event
-            elif isinstance(event, ApprovalAnswered):
-                asked.pop(event.call_id, None)
-        for call_id, req in asked.items():
-            if req.expires_at >= now and call_id in calls:
-                call = calls[call_id]
-                out.append(Pending(summary.session_id, call_id, call.tool, call.args, req.summary, req.expires_at, policy_name))
-    return out
+    return [p for p in store.pending_approvals() if p.expires_at >= now and not p.session_id.startswith(INTERNAL_PREFIX)]
 
 
 @click.group()
@@ -74,11 +42,11 @@ def list_cmd(db: str, as_json: bool) -> None:
     items = pending_approvals(store)
     for p in items:
         if as_json:
-            click.echo(json.dumps({**p.__dict__}, ensure_ascii=False, default=str))
+            click.echo(json.dumps(asdict(p), ensure_ascii=False, default=str))
         else:
             left = max(0, int(p.expires_at - time.time()))
             console.print(
-                f"[bold]{p.call_id}[/] session {p.session_id[:12]} ({escape(p.policy_name)}), {left}s left\n"
+                f"[bold]{p.call_id}[/] session {p.session_id[:12]}, {left}s left\n"
                 f"  {escape(p.tool)}({escape(json.dumps(p.args, ensure_ascii=False)[:300])})\n  {escape(p.summary[:500])}",
                 soft_wrap=True,
             )
@@ -86,23 +54,39 @@ def list_cmd(db: str, as_json: bool) -> None:
         console.print("no pending approvals")
 
 
-def _answer(db: str, policy_path: str, call: str, approved: bool, by: str, note: str) -> None:
+def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str, note: str) -> None:
     store = open_store(db)
-    matches = [p for p in pending_approvals(store) if p.call_id.startswith(call)]
+    # An empty prefix would match every call: never answer a call the human did not name.
+    matches = [p for p in store.pending_approvals() if call and p.call_id.startswith(call) and not p.session_id.startswith(INTERNAL_PREFIX)]
     if len(matches) != 1:
         err_console.print(f"[red]error:[/] {'no' if not matches else 'more than one'} pending call matches {call!r}")
         raise SystemExit(2)
     target = matches[0]
     try:
-        policy = Policy.from_file(policy_path)
-        session = Guard(policy, store).resume_session(target.session_id)
+        guard = Guard(Policy.from_file(policy_path), store) if policy_path is not None else Guard.for_session(store, target.session_id)
+        session = guard.open_session(target.session_id)
         ok = session.answer(target.call_id, approved, by=by, note=note)
-    except (PolicyError, SessionError) as exc:
+    except (PolicyError, SessionError, StoreError) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
-    word = "approved" if ok else ("refused" if not approved else "not approved (it expired first)")
-    console.print(f"call {target.call_id} to {escape(target.tool)} {word} by {escape(by)}")
+    if ok:
+        word = "approved"
+    elif not approved:
+        word = "refused"
+    else:
+        status = session.state.approvals.get(target.call_id)
+        word = "NOT approved: " + (status.note if status is not None and status.by == "timeout" else _denial(session, target.call_id))
+    console.print(f"call {target.call_id} to {escape(target.tool)} {escape(word)}" + (f" by {escape(by)}" if ok or not approved else ""))
     raise SystemExit(0 if ok == approved else 1)
+
+
+def _denial(session: Any, call_id: str) -> str:
+    """Why an approved call was still denied (from the answer event's re-check)."""
+    for item in reversed(session.guard.store.read(session.id, max(0, session.state.last_seq - 64))):
+        event = item.event()
+        if event.kind == "approval_answered" and event.call_id == call_id:
+            return str(event.describe())
+    return "it was denied when re-checked"
 
 
 def _answer_options(fn: Any) -> Any:
@@ -110,10 +94,9 @@ def _answer_options(fn: Any) -> Any:
     fn = click.option(
         "--policy",
         "policy_path",
-        required=True,
-        envvar="TETHER_POLICY",
+        default=None,
         type=click.Path(dir_okay=False, exists=True),
-        help="The policy the session runs under (its hash must match).",
+        help="Only for sessions started before policies were kept in the store (its hash must match).",
     )(fn)
     return db_option(fn)
 
@@ -121,14 +104,15 @@ def _answer_options(fn: Any) -> Any:
 @approvals.command("approve")
 @_answer_options
 @click.argument("call")
-def approve_cmd(db: str, policy_path: str, by: str, note: str, call: str) -> None:
-    """Approve the pending CALL (an id or a unique prefix)."""
+def approve_cmd(db: str, policy_path: str | None, by: str, note: str, call: str) -> None:
+    """Approve the pending CALL (an id or a unique prefix). The call is checked again now:
+    if a budget, a rate or the session's status no longer allows it, it stays denied (exit 1)."""
     _answer(db, policy_path, call, True, by, note)
 
 
 @approvals.command("deny")
 @_answer_options
 @click.argument("call")
-def deny_cmd(db: str, policy_path: str, by: str, note: str, call: str) -> None:
+def deny_cmd(db: str, policy_path: str | None, by: str, note: str, call: str) -> None:
     """Refuse the pending CALL (an id or a unique prefix)."""
     _answer(db, policy_path, call, False, by, note)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -81,6 +82,12 @@ def agentdojo(
     from tether.bench._runner import episode_specs, run
 
     console = Console(stderr=True)
+    # Where the reports go is settled before the run: a run of many minutes must not be lost to a missing folder.
+    if html_path is None and json_path is not None:
+        html_path = str(Path(json_path).with_suffix(".html"))
+    for out in (json_path, html_path):
+        if out is not None:
+            prepare_output(out)
     try:
         names = list(suites) or list(SUITE_NAMES)
         load_suites(names, version)
@@ -125,8 +132,21 @@ def agentdojo(
     _print_table(console, report, Table)
     if json_path:
         write_json(report, json_path)
-    if html_path or json_path:
-        write_html(report, html_path or str(Path(json_path or "report.json").with_suffix(".html")))
+    if html_path:
+        write_html(report, html_path)
+
+
+def prepare_output(path: str) -> None:
+    """Create the folder a report will be written to, or fail (before any work) saying why."""
+    target = Path(path)
+    if target.is_dir():
+        raise click.UsageError(f"{path!r} is a directory; give the report's file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"cannot create the folder for {path!r}: {exc.strerror or exc}") from None
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise click.UsageError(f"cannot write {path!r}: permission denied")
 
 
 def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:

@@ -8,16 +8,20 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from tether.errors import StoreError
-from tether.store._sqlite_store import SQLiteStore
+from tether.store import EventStore, SQLiteStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = "tether.db"
 
+INTERNAL_PREFIX = "mcp-pins:"
+"""Sessions the MCP proxy keeps for tool-definition pins (not agent runs)."""
+
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def db_option(fn: F) -> F:
@@ -50,3 +54,20 @@ def answer_options(fn: F) -> F:
     return click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who answers (kept in the log).")(
         fn
     )
+
+
+def resolve_session(store: EventStore, prefix: str) -> str:
+    """The one session whose id is ``prefix`` or starts with it; exit 2 naming the problem otherwise."""
+    try:
+        ids = [s.session_id for s in store.sessions()]
+    except StoreError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+    if prefix in ids:
+        return prefix
+    matches = [sid for sid in ids if prefix and sid.startswith(prefix)]
+    if len(matches) != 1:
+        what = "no session matches" if not matches else f"{len(matches)} sessions match"
+        err_console.print(f"[red]error:[/] {what} {escape(repr(prefix))}", soft_wrap=True)
+        raise SystemExit(2)
+    return matches[0]

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from tether.approvals import StaticApprover
 from tether.bench._scripted import ScriptedAgent, Step
-from tether.cli._common import console
+from tether.cli._common import console, db_option
 from tether.examples import example_policy_text
 from tether.policy._compiled import Policy
-from tether.session._guard import Guard
-from tether.session._wrap import StaticApprover
+from tether.session import Guard
 from tether.store._sqlite_store import SQLiteStore
 
 TASK = (
@@ -88,7 +89,7 @@ STEPS = [
 
 
 @click.command()
-@click.option("--db", default="tether-demo.db", show_default=True, type=click.Path(dir_okay=False), help="SQLite event store to write.")
+@db_option
 def demo(db: str) -> None:
     """Run a scripted, fully compromised email assistant through the guard and audit the log."""
     policy = Policy.from_yaml(example_policy_text("email_assistant"), source="examples/email_assistant.yaml")
@@ -108,22 +109,19 @@ def demo(db: str) -> None:
         outcomes = agent.run(session, {n: getattr(tools, n) for n in ("list_inbox", "read_file", "send_email", "pay_invoice")}, human)
         session.end()
 
-    table = Table(show_lines=True)
+    # Wrapped, never cut: the values that matter (recipients, IBANs, amounts) must be readable at 80 columns.
+    table = Table(show_lines=True, box=box.SIMPLE_HEAD, expand=True)
     table.add_column("#", justify="right")
-    table.add_column("step")
-    table.add_column("call")
-    table.add_column("verdict")
-    table.add_column("why")
+    table.add_column("step and call", overflow="fold", ratio=1)
+    table.add_column("verdict and why", overflow="fold", ratio=1)
     colors = {"allow": "green", "deny": "red", "ask": "yellow"}
     for i, o in enumerate(outcomes, 1):
-        args = ", ".join(f"{k}={v!r}" for k, v in o.step.args.items())
-        if len(args) > 70:
-            args = args[:67] + "..."
+        args = "\n".join(f" {k}={v!r}" for k, v in o.step.args.items())
         verdict = o.decision.verdict
-        shown = verdict.upper() + ("\n(refused)" if o.approved is False else "")
-        why = "\n".join(f"{r.message}" + (f" (from event {r.sources[0][:8]})" if r.sources else "") for r in o.decision.reasons) or "-"
+        shown = f"[bold {colors[verdict]}]{verdict.upper()}[/]" + (" (refused by the human)" if o.approved is False else "")
+        why = [f"{r.message}" + (f" (from event {r.sources[0][:12]})" if r.sources else "") for r in o.decision.reasons]
         step = ("[magenta]INJECTED[/] " if o.step.injected else "") + escape(o.step.note)
-        table.add_row(str(i), step, escape(f"{o.step.tool}({args})"), f"[{colors[verdict]}]{shown}[/]", escape(why))
+        table.add_row(str(i), f"{step}\n[bold]{escape(o.step.tool)}[/]\n{escape(args)}", "\n".join([shown, *map(escape, why)]))
     console.print(table)
 
     injected_run = [o for o in outcomes if o.step.injected and o.executed]

@@ -1,7 +1,30 @@
-"""Information flow: labels, normalisation and the provenance index."""
+"""Information flow: labels, normalisation, provenance of values and taint of outputs.
+
+Other packages use :class:`FlowTracker` (one per session) and the names below; the
+private modules are this package's own.
+"""
 
 from tether.flow._labels import TRUSTED, UNTRUSTED, Integrity, Label, join_all, label
-from tether.flow._normalize import normalize
+from tether.flow._normalize import contains_word, normalize, number_forms
 from tether.flow._provenance import Match, ProvenanceIndex
+from tether.flow._tokens import occurs_in
+from tether.flow._tracker import FlowLimits, FlowTracker, Origin, walk_leaves
 
-__all__ = ["TRUSTED", "UNTRUSTED", "Integrity", "Label", "Match", "ProvenanceIndex", "join_all", "label", "normalize"]
+__all__ = [
+    "TRUSTED",
+    "UNTRUSTED",
+    "FlowLimits",
+    "FlowTracker",
+    "Integrity",
+    "Label",
+    "Match",
+    "Origin",
+    "ProvenanceIndex",
+    "contains_word",
+    "join_all",
+    "label",
+    "normalize",
+    "number_forms",
+    "occurs_in",
+    "walk_leaves",
+]

@@ -2,8 +2,9 @@
 
 Every text a session has seen (the trusted task, policy constants, each tool
 output) is added as a *source* with its label and the id of the event that
-recorded it. ``lookup(value)`` finds the sources whose normalised text contains
-the normalised value and combines their labels:
+recorded it. ``lookup(value)`` finds the sources in which the normalised value
+occurs as a whole token sequence (see :mod:`tether.flow._tokens`) and combines
+their labels:
 
 * if any **trusted** source contains it, the value is trusted, with the *meet*
   (intersection) of those trusted sources' tags: a value the user also wrote is
@@ -14,58 +15,94 @@ the normalised value and combines their labels:
   declassify it (an email listing every 4-digit number does not make a PIN public).
 
 A value found nowhere was produced by the model and gets the session's context
-label (the caller decides that).
+label (the caller, :class:`tether.flow.FlowTracker`, decides that).
 
-Index layout (lookup cost depends on the value's length, never on the history):
+**Bounded memory.** *Pinned* sources (the task and the policy constants) are kept
+for the whole session. Other sources are kept while they fit in ``max_chars``
+bytes of normalised text: they are grouped into four *epochs* of ``max_chars / 4``
+bytes, and when the total passes the limit the oldest epoch is forgotten at once.
+A source longer than an epoch is indexed up to that length only. Forgetting can
+only make an answer stricter:
 
-* **sampled grams** for values of ``MIN_GRAM_VALUE`` characters or more: every
-  ``K``-character substring of a source starting at a multiple of ``STEP`` is a key
-  whose posting list holds (source, position). Any occurrence of a value of length
-  ``>= K + STEP - 1`` covers a sampled gram; for each of the ``STEP`` alignments
-  the value's rarest gram is looked up and its candidates verified in place.
-* **tokens**: a normalised word (split on whitespace and brackets/quotes,
-  trailing punctuation dropped) maps to the meet of the labels it was seen with.
-  This answers shorter values, and is a fast path for any whole-word value found
-  in trusted data. A short value that is not a whole word is reported as not
-  found, which is the conservative answer.
+* a value now found nowhere takes the context label, the join of *every* source
+  the session ever read (forgotten ones included), which is at least the label
+  any set of sources would have given it;
+* a value still found in a trusted source gets the meet over fewer trusted
+  sources, which is at least the meet over all of them;
+* a value found only in untrusted sources gets the join of their labels, and
+  since a forgotten untrusted source could have added tags, the join of every
+  forgotten source's label (``evicted``) is joined in as well.
 
-Both structures are bounded: posting lists stop growing at ``MAX_POSTINGS``
-entries and a lookup verifies at most ``MAX_VERIFY`` candidates. Hitting either
-bound can only make an answer more conservative: a missed trusted source could
-only have lowered the label, and when only untrusted sources were found the
-result says ``complete=False`` so the caller joins in the context label.
+The index holds exactly what its live sources determine (nothing depends on what
+was forgotten beyond ``evicted``), so a snapshot of the live sources restores an
+index that answers every lookup as the original did.
+
+Layout (lookup cost depends on the value's length, never on the history):
+
+* **sampled grams** for values of ``MIN_GRAM_VALUE`` bytes or more: every
+  ``K``-byte substring of a source's UTF-8 text starting at a multiple of ``STEP``
+  is hashed (CRC-32, so the layout is the same in every process) into one of a
+  fixed number of buckets, an ``array`` of 64-bit entries (source, position,
+  8 check bits). Any occurrence of a value of ``K + STEP - 1`` bytes or more
+  covers a sampled gram in each alignment; for each of the ``STEP`` alignments the
+  smallest bucket among the value's grams is scanned and its candidates verified
+  in place (bytes compare plus the whole-token test).
+* **tokens**: per epoch, a map from a normalised token core to its combined label
+  and one source. This answers values shorter than ``MIN_GRAM_VALUE``, and is a fast
+  path for a whole-token value found in trusted data. A short value that is not a
+  single token core is reported as not found, the conservative answer.
+* up to ``SCAN_LIMIT`` bytes of live text, sources are searched directly (exact,
+  and cheaper than building the gram index); past it the gram index is built.
+
+A lookup scans at most ``MAX_SCAN`` bucket entries per alignment and verifies at
+most ``MAX_VERIFY`` candidates. Hitting either bound makes the answer partial:
+a missed trusted source could only have lowered the label, and when only untrusted
+sources were found the result says ``complete=False`` so the caller joins in the
+context label.
 """
 
 from __future__ import annotations
 
-import re
+import zlib
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
+from typing import Any
 
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._normalize import normalize
+from tether.flow._tokens import bounded_at, find_bounded, is_core, token_cores
 
 K = 6
-"""Gram length in characters."""
+"""Gram length in bytes."""
 STEP = 3
 """Sampling stride of indexed gram positions."""
 MIN_GRAM_VALUE = K + STEP - 1
 """Shortest normalised value looked up through grams; shorter ones use tokens."""
 SCAN_LIMIT = 64 * 1024
-"""Up to this many indexed characters, values are searched in the sources directly
-(exact, and cheaper than building the gram index); past it the gram index is built."""
+"""Up to this many bytes of live text, values are searched in the sources directly."""
 MAX_TOKEN = 256
-"""Longest word kept in the token map (a fast path for whole-word values)."""
-MAX_POSTINGS = 1024
-"""Posting-list cap per gram (earlier sources are kept)."""
+"""Longest token core kept in the token maps."""
+MAX_SCAN = 1024
+"""Most bucket entries examined per alignment by one lookup."""
 MAX_VERIFY = 24
-"""Most candidate positions verified by one lookup (earlier sources first: the task is source 0)."""
+"""Most candidate positions verified by one lookup (older sources first: the task is source 0)."""
 MAX_ANCHORS = 8
-"""Grams examined per alignment when choosing the rarest (bounds lookup cost for long values)."""
-_POS_BITS = 40
-_POS_MASK = (1 << _POS_BITS) - 1
+"""Grams examined per alignment when choosing the smallest bucket (bounds lookup cost for long values)."""
+MAX_RAW_OCCURRENCES = 64
+"""Most occurrences of a value that are not whole tokens checked per source by a direct scan."""
+EPOCHS = 4
+"""Sources are forgotten a quarter of the limit at a time."""
+MAX_SOURCES = 1 << 27
+"""Sources a session may index; later ones are counted in the context label only (a value found nowhere)."""
 
-_TOKEN_SPLIT = re.compile(r"[^\s\"'`<>()\[\]{},;|]+")
-_TOKEN_TRIM = ".:!?*#=-_/\\"
+_FP_BITS = 8
+_POS_BITS = 28
+_SRC_SHIFT = _FP_BITS + _POS_BITS
+_POS_MASK = (1 << _POS_BITS) - 1
+_FP_MASK = (1 << _FP_BITS) - 1
+_TOKEN_SRC_BITS = 40
+_TOKEN_SRC_MASK = (1 << _TOKEN_SRC_BITS) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +139,7 @@ class _Hits:
     __slots__ = ("sources", "trusted_meet", "untrusted_join")
 
     def __init__(self) -> None:
-        self.sources: list[int] = []
+        self.sources: list[tuple[int, Label]] = []
         self.trusted_meet: Label | None = None
         self.untrusted_join: Label | None = None
 
@@ -114,157 +151,373 @@ class _Hits:
 
     def add(self, src: int, lab: Label) -> bool:
         """Record a source; True when nothing found later can lower the result."""
-        self.sources.append(src)
+        self.sources.append((src, lab))
         if lab.untrusted:
             self.untrusted_join = lab if self.untrusted_join is None else self.untrusted_join.join(lab)
             return False
         self.trusted_meet = lab if self.trusted_meet is None else self.trusted_meet.meet(lab)
         return self.trusted_meet == TRUSTED
 
-    def label(self) -> Label | None:
-        """The combined label, or None when nothing was found."""
-        return self.trusted_meet if self.trusted_meet is not None else self.untrusted_join
+
+class _Epoch:
+    """A run of consecutive sources that are forgotten together."""
+
+    __slots__ = ("chars", "first", "tokens")
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.chars = 0
+        self.tokens: dict[str, int] = {}
+
+
+def _bucket_count(max_chars: int) -> int:
+    want = max(1024, max_chars // 16)
+    return min(1 << 24, 1 << (want - 1).bit_length())
 
 
 class ProvenanceIndex:
-    """Index of everything a session has seen, searchable by value."""
+    """Index of what a session has seen, searchable by value, bounded to ``max_chars`` bytes of unpinned text."""
 
-    __slots__ = ("_chars", "_event_ids", "_grams", "_indexed", "_labels", "_texts", "_tokens")
+    __slots__ = (
+        "_buckets",
+        "_chars",
+        "_eids",
+        "_epochs",
+        "_label_ids",
+        "_labels",
+        "_labels_by_id",
+        "_live_base",
+        "_mask",
+        "_max_chars",
+        "_next",
+        "_pin_chars",
+        "_pin_tokens",
+        "_pins",
+        "_texts",
+        "evicted",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, max_chars: int = 4_000_000) -> None:
+        if max_chars < EPOCHS * 1024:
+            raise ValueError(f"max_chars must be at least {EPOCHS * 1024}, got {max_chars}")
+        self._max_chars = max_chars
+        self._pins = 0
+        self._pin_chars = 0
+        self._pin_tokens: dict[str, int] = {}
+        self._texts: list[bytes] = []
         self._labels: list[Label] = []
-        self._event_ids: list[str] = []
-        self._texts: list[str] = []
-        self._grams: dict[str, list[int]] = {}
-        self._tokens: dict[str, Match] = {}
+        self._eids: list[str] = []
+        self._live_base = 0
+        self._next = 0
         self._chars = 0
-        self._indexed = 0
+        self._epochs: list[_Epoch] = []
+        self._label_ids: dict[Label, int] = {}
+        self._labels_by_id: list[Label] = []
+        self._buckets: list[array[int] | None] | None = None
+        self._mask = _bucket_count(max_chars) - 1
+        self.evicted: Label = TRUSTED
+        """Join of the labels of every forgotten source."""
 
     def __len__(self) -> int:
+        """Number of sources currently searchable (pinned and live)."""
         return len(self._texts)
 
+    @property
+    def chars(self) -> int:
+        """Bytes of normalised unpinned text currently indexed."""
+        return self._chars
+
+    @property
+    def epoch_chars(self) -> int:
+        """Bytes of text per epoch (also the most indexed of one source)."""
+        return self._max_chars // EPOCHS
+
+    # ------------------------------------------------------------------ adding
+
+    def pin(self, text: str, label: Label, event_id: str) -> None:
+        """Index ``text`` for the whole session (the task, policy constants); before any other source."""
+        if self._next != self._pins:
+            raise ValueError("pinned sources must be added before any other source")
+        data = normalize(text).encode("utf-8")
+        self._append(data, label, event_id, self._pin_tokens)
+        self._pins += 1
+        self._pin_chars += len(data)
+        self._live_base = self._next
+
     def add(self, text: str, label: Label, event_id: str) -> None:
-        """Index ``text`` as a source with ``label``, recorded by event ``event_id``."""
-        norm = normalize(text)
+        """Index ``text`` as a source with ``label``, recorded by event ``event_id`` (forgotten when old)."""
+        if self._next >= MAX_SOURCES:
+            return  # never found: the context label, which includes this source's label, applies
+        data = normalize(text).encode("utf-8")
+        cap = self.epoch_chars
+        if len(data) > cap:
+            data = data[:cap].decode("utf-8", "ignore").encode("utf-8")
+        self._add_normalized(data, label, event_id)
+
+    def _add_normalized(self, data: bytes, label: Label, event_id: str) -> None:
+        epoch = self._epochs[-1] if self._epochs and self._epochs[-1].chars < self.epoch_chars else None
+        if epoch is None:
+            epoch = _Epoch(self._next)
+            self._epochs.append(epoch)
+        self._append(data, label, event_id, epoch.tokens)
+        epoch.chars += len(data)
+        self._chars += len(data)
+        while self._chars > self._max_chars and len(self._epochs) > 1:
+            self._evict_oldest()
+
+    def _label_id(self, lab: Label) -> int:
+        found = self._label_ids.get(lab)
+        if found is None:
+            found = self._label_ids[lab] = len(self._labels_by_id)
+            self._labels_by_id.append(lab)
+        return found
+
+    def _append(self, data: bytes, label: Label, event_id: str, tokens: dict[str, int]) -> None:
+        src = self._next
+        self._next += 1
+        self._texts.append(data)
         self._labels.append(label)
-        self._event_ids.append(event_id)
-        self._texts.append(norm)
-        self._chars += len(norm)
-        tokens = self._tokens
-        fresh = Match(found=True, label=label, sources=(event_id,))
-        # Every occurrence in one source has the same label: each distinct word once.
-        for raw in set(_TOKEN_SPLIT.findall(norm)):
-            token = raw.strip(_TOKEN_TRIM) or raw
-            if len(token) > MAX_TOKEN:
+        self._eids.append(event_id)
+        lid = self._label_id(label)
+        packed = (lid << _TOKEN_SRC_BITS) | src
+        by_id = self._labels_by_id
+        for core in token_cores(data.decode("utf-8")):
+            if len(core) > MAX_TOKEN:
                 continue
-            seen = tokens.get(token)
+            seen = tokens.get(core)
             if seen is None:
-                tokens[token] = fresh
+                tokens[core] = packed
                 continue
-            old = seen.label
+            old = by_id[seen >> _TOKEN_SRC_BITS]
             if old is label or old is TRUSTED:
                 continue  # nothing can change (TRUSTED is the bottom; labels are interned)
             combined = combine(old, label)
             if combined != old:
-                keep = seen.sources if combined.untrusted or not old.untrusted else ()
-                tokens[token] = Match(found=True, label=combined, sources=(*keep, event_id)[:8])
+                tokens[core] = (self._label_id(combined) << _TOKEN_SRC_BITS) | src
+        if self._buckets is not None:
+            self._index_grams(src, data)
+
+    def _evict_oldest(self) -> None:
+        gone = self._epochs.pop(0)
+        end = self._epochs[0].first
+        count = end - gone.first
+        start = self._pins  # the lists hold the pinned sources first
+        for lab in self._labels[start : start + count]:
+            self.evicted = self.evicted.join(lab)
+        del self._texts[start : start + count]
+        del self._labels[start : start + count]
+        del self._eids[start : start + count]
+        self._chars -= gone.chars
+        self._live_base = end
+        if self._buckets is not None:
+            lo_key = self._pins << _SRC_SHIFT
+            hi_key = end << _SRC_SHIFT
+            buckets = self._buckets
+            for i, arr in enumerate(buckets):
+                if arr is None or arr[-1] < lo_key or arr[0] >= hi_key:
+                    continue
+                lo = bisect_left(arr, lo_key)
+                hi = bisect_left(arr, hi_key, lo)
+                del arr[lo:hi]
+                if not arr:
+                    buckets[i] = None
+
+    def _slot(self, src: int) -> int:
+        """Position of source ``src`` in the parallel lists."""
+        return src if src < self._pins else src - self._live_base + self._pins
+
+    # ------------------------------------------------------------------ grams
+
+    def _index_grams(self, src: int, data: bytes) -> None:
+        buckets = self._buckets
+        assert buckets is not None
+        mask = self._mask
+        base = src << _SRC_SHIFT
+        crc = zlib.crc32
+        for pos in range(0, len(data) - K + 1, STEP):
+            h = crc(data[pos : pos + K])
+            entry = base | (pos << _FP_BITS) | ((h >> 24) & _FP_MASK)
+            arr = buckets[h & mask]
+            if arr is None:
+                buckets[h & mask] = array("Q", (entry,))
+            else:
+                arr.append(entry)
+
+    def _build_grams(self) -> None:
+        self._buckets = [None] * (self._mask + 1)
+        for slot, data in enumerate(self._texts):
+            src = slot if slot < self._pins else slot - self._pins + self._live_base
+            self._index_grams(src, data)
+
+    # ------------------------------------------------------------------ lookups
 
     def lookup(self, value: str, *, whole_word: bool = False) -> Match:
-        """Find the sources containing ``value`` (after normalisation).
+        """Find the sources in which ``value`` (normalised) occurs as a whole token sequence.
 
-        ``whole_word=True`` (used for numbers) only accepts matches of a whole word.
+        ``whole_word=True`` (used for numbers) only consults the token maps.
         """
         norm = normalize(value)
         if not norm:
             return NOT_FOUND
-        token = self._tokens.get(norm)
-        if token is not None and token.label == TRUSTED:
-            return token  # the bottom of the lattice: no other source can lower it
-        if len(norm) >= MIN_GRAM_VALUE and not whole_word:
-            return self._lookup_grams(norm)
-        if token is None:
-            trimmed = norm.strip(_TOKEN_TRIM)
-            token = self._tokens.get(trimmed) if trimmed else None
-        return NOT_FOUND if token is None else token
+        single = len(norm) <= MAX_TOKEN and is_core(norm)
+        hits = self._token_hits(norm) if single else None
+        if hits is not None and hits.trusted_meet == TRUSTED:
+            return self._result(hits, complete=True)  # the bottom of the lattice: nothing can lower it
+        data = norm.encode("utf-8")
+        if len(data) >= MIN_GRAM_VALUE and not whole_word:
+            if self._total_chars() <= SCAN_LIMIT:
+                return self._scan(data)
+            if self._buckets is None:
+                self._build_grams()
+            return self._lookup_grams(data)
+        return NOT_FOUND if hits is None else self._result(hits, complete=True)
 
-    def _index_grams(self) -> None:
-        """Add the sampled grams of sources not indexed yet (done lazily: many sessions never need them)."""
-        grams = self._grams
-        for idx in range(self._indexed, len(self._texts)):
-            norm = self._texts[idx]
-            base = idx << _POS_BITS
-            for pos in range(0, len(norm) - K + 1, STEP):
-                gram = norm[pos : pos + K]
-                postings = grams.get(gram)
-                if postings is None:
-                    grams[gram] = [base | pos]
-                elif len(postings) < MAX_POSTINGS:
-                    postings.append(base | pos)
-        self._indexed = len(self._texts)
+    def _total_chars(self) -> int:
+        return self._chars + self._pin_chars
 
-    def _scan(self, norm: str) -> Match:
-        """Look in every source directly (small histories: C-speed substring search, no caps)."""
-        hits = _Hits()
-        for src, (text, lab) in enumerate(zip(self._texts, self._labels, strict=True)):
-            if norm in text and hits.add(src, lab):
+    def _token_hits(self, core: str) -> _Hits | None:
+        hits: _Hits | None = None
+        by_id = self._labels_by_id
+        for tokens in (self._pin_tokens, *(e.tokens for e in self._epochs)):
+            packed = tokens.get(core)
+            if packed is None:
+                continue
+            if hits is None:
+                hits = _Hits()
+            if hits.add(packed & _TOKEN_SRC_MASK, by_id[packed >> _TOKEN_SRC_BITS]):
                 break
-        return self._result(hits, complete=True)
+        return hits
+
+    def _scan(self, data: bytes) -> Match:
+        """Look in every source directly (small histories: C-speed search, no caps but on raw occurrences)."""
+        hits = _Hits()
+        complete = True
+        for slot, (text, lab) in enumerate(zip(self._texts, self._labels, strict=True)):
+            if not hits.could_change(lab):
+                continue
+            pos = find_bounded(text, data, MAX_RAW_OCCURRENCES)
+            if pos == -2:
+                complete = False
+            elif pos >= 0:
+                src = slot if slot < self._pins else slot - self._pins + self._live_base
+                if hits.add(src, lab):
+                    break
+        return self._result(hits, complete=complete)
 
     def _result(self, hits: _Hits, *, complete: bool) -> Match:
-        best = hits.label()
-        if best is None:
+        if hits.trusted_meet is not None:
+            best = hits.trusted_meet
+            ids = [s for s, lab in hits.sources if not lab.untrusted]
+            complete = True  # a missed source could only lower a trusted answer
+        elif hits.untrusted_join is not None:
+            best = hits.untrusted_join
+            if not self.evicted <= best:
+                best = best.join(self.evicted)  # a forgotten source may have held it too
+            ids = [s for s, _ in hits.sources]
+        else:
             return Match(found=False, label=TRUSTED, sources=(), complete=complete)
-        want_untrusted = hits.trusted_meet is None
-        labels = self._labels
-        ids = tuple(dict.fromkeys(self._event_ids[s] for s in hits.sources if labels[s].untrusted == want_untrusted))
-        return Match(found=True, label=best, sources=ids[:8], complete=complete or not want_untrusted)
+        eids = tuple(dict.fromkeys(self._eids[self._slot(s)] for s in ids))
+        return Match(found=True, label=best, sources=eids[:8], complete=complete)
 
-    def _lookup_grams(self, norm: str) -> Match:
-        if self._indexed < len(self._texts):
-            if self._chars <= SCAN_LIMIT:
-                return self._scan(norm)
-            self._index_grams()
-        grams = self._grams
+    def _lookup_grams(self, data: bytes) -> Match:
+        buckets = self._buckets
+        assert buckets is not None
+        mask = self._mask
+        crc = zlib.crc32
         texts = self._texts
         labels = self._labels
-        length = len(norm)
+        pins = self._pins
+        shift = self._live_base - pins
+        length = len(data)
         hits = _Hits()
         verified = 0
         complete = True
         for residue in range(STEP):
-            # The rarest gram among (a bounded number of) the offsets of this alignment.
-            chosen: list[int] | None = None
+            chosen: array[int] | None = None
             chosen_offset = 0
+            chosen_fp = 0
             for offset in range(residue, min(length - K + 1, residue + STEP * MAX_ANCHORS), STEP):
-                postings = grams.get(norm[offset : offset + K])
-                if postings is None:
+                h = crc(data[offset : offset + K])
+                arr = buckets[h & mask]
+                if arr is None:
                     chosen = None
                     break
-                if chosen is None or len(postings) < len(chosen):
-                    chosen = postings
-                    chosen_offset = offset
+                if chosen is None or len(arr) < len(chosen):
+                    chosen, chosen_offset, chosen_fp = arr, offset, (h >> 24) & _FP_MASK
             if chosen is None:
                 continue  # some gram of this alignment never occurs: no match here
-            if len(chosen) >= MAX_POSTINGS:
-                complete = False
+            scanned = 0
             for entry in chosen:
-                src = entry >> _POS_BITS
-                lab = labels[src]
+                scanned += 1
+                if scanned > MAX_SCAN:
+                    complete = False
+                    break
+                if entry & _FP_MASK != chosen_fp:
+                    continue
+                src = entry >> _SRC_SHIFT
+                slot = src if src < pins else src - shift
+                lab = labels[slot]
                 if not hits.could_change(lab):
                     continue
-                start = (entry & _POS_MASK) - chosen_offset
+                start = ((entry >> _FP_BITS) & _POS_MASK) - chosen_offset
                 if start < 0:
                     continue
                 verified += 1
                 if verified > MAX_VERIFY:
                     complete = False
                     break
-                if texts[src].startswith(norm, start) and hits.add(src, lab):
+                text = texts[slot]
+                if text.startswith(data, start) and bounded_at(text, start, length) and hits.add(src, lab):
                     break
             if hits.trusted_meet == TRUSTED or verified > MAX_VERIFY:
                 break
         return self._result(hits, complete=complete)
 
+    # ------------------------------------------------------------------ state
+
     def digest(self) -> tuple[tuple[str, str, str], ...]:
-        """A comparable summary of the indexed sources (for crash/resume checks)."""
-        return tuple((eid, lab.describe(), text) for eid, lab, text in zip(self._event_ids, self._labels, self._texts, strict=True))
+        """A comparable summary of the searchable sources (for crash/resume checks)."""
+        return tuple(
+            (eid, lab.describe(), text.decode("utf-8")) for eid, lab, text in zip(self._eids, self._labels, self._texts, strict=True)
+        )
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The index as JSON-able data (pinned and live sources, epoch boundaries, ``evicted``)."""
+        sources = [[eid, lab.to_json(), text.decode("utf-8")] for eid, lab, text in zip(self._eids, self._labels, self._texts, strict=True)]
+        return {
+            "max_chars": self._max_chars,
+            "pins": self._pins,
+            "live_base": self._live_base,
+            "epochs": [e.first for e in self._epochs],
+            "sources": sources,
+            "evicted": self.evicted.to_json(),
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> ProvenanceIndex:
+        """Rebuild an index from :meth:`to_snapshot`; it answers every lookup as the original did."""
+        index = cls(int(data["max_chars"]))
+        pins = int(data["pins"])
+        sources = data["sources"]
+        for eid, lab, text in sources[:pins]:
+            encoded = str(text).encode("utf-8")
+            index._append(encoded, Label.from_json(lab), str(eid), index._pin_tokens)
+            index._pins += 1
+            index._pin_chars += len(encoded)
+        index._next = index._live_base = int(data["live_base"])
+        firsts = [int(f) for f in data["epochs"]]
+        if len(sources) > pins and (not firsts or firsts[0] != index._live_base):
+            raise ValueError("snapshot epochs do not match its sources")
+        for i, (eid, lab, text) in enumerate(sources[pins:]):
+            src = index._live_base + i
+            if src in firsts:
+                index._epochs.append(_Epoch(src))
+            epoch = index._epochs[-1]
+            encoded = str(text).encode("utf-8")
+            index._append(encoded, Label.from_json(lab), str(eid), epoch.tokens)
+            epoch.chars += len(encoded)
+            index._chars += len(encoded)
+        if len(firsts) != len(index._epochs):
+            raise ValueError("snapshot epochs do not match its sources")
+        index.evicted = Label.from_json(data["evicted"])
+        return index

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import PolicyError
+from tether.flow import walk_leaves
 from tether.flow._labels import Integrity, Label, label
 from tether.policy import _matchers as m
 from tether.policy._compose import resolve_policy
@@ -317,9 +318,9 @@ class _ValuesView:
     def leaves(self, arg: str) -> list[_ValueLeaf]:
         if arg not in self.args:
             return []
-        out: list[_ValueLeaf] = []
-        _value_leaves(self.args[arg], arg, out)
-        return out
+        raw: list[tuple[str, Any]] = []
+        walk_leaves(self.args[arg], arg, raw)  # the same leaves as the session's walk
+        return [_ValueLeaf(path, value) for path, value in raw]
 
     def any_arg_untrusted(self) -> bool:
         return False
@@ -336,19 +337,6 @@ class _ValueLeaf:
     found: bool = False
     trusted_source: bool = False
     sources: tuple[str, ...] = ()
-
-
-def _value_leaves(value: Any, path: str, out: list[_ValueLeaf]) -> None:
-    # The same leaves, in the same order, as the session's walk (object keys are leaves too).
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out.append(_ValueLeaf(f"{path}{{{k}}}", k))
-            _value_leaves(v, f"{path}.{k}", out)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _value_leaves(v, f"{path}[{i}]", out)
-    else:
-        out.append(_ValueLeaf(path, value))
 
 
 def _compile_rule(rule: RuleSpec, path: str, scope: Scope) -> CompiledRule:
@@ -481,7 +469,7 @@ def _compile_arg(spec: ArgSpec, path: str, scope: Scope, position: str) -> Compi
     if compiled.path_under is not None or compiled.url_host_in is not None or compiled.email_domain_in is not None:
         compiled.item_rule = _with_matchers(compiled.items or _MATCH_ONLY, compiled)
     problems = scope.problems
-    if position == "item" and "required" in spec.model_fields_set:
+    if position == "item" and spec.required:
         problems.error(
             "'required' has no meaning inside 'items' (an item is always present): use a 'type' without null", f"{path}.required"
         )

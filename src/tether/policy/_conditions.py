@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tether.flow import contains_word, normalize, number_forms, occurs_in
 from tether.flow._labels import Label
-from tether.flow._normalize import contains_word, normalize, number_forms
 from tether.policy import _matchers as m
 from tether.policy._problems import Problems
 from tether.policy._schema import Condition, Effect, compile_pattern
@@ -261,10 +261,7 @@ def _in_task(value: Any, task: str) -> bool:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return False
     if isinstance(value, str):
-        text = normalize(value)
-        if len(text) >= 8:
-            return text in task
-        return bool(text) and contains_word(task, text)
+        return occurs_in(task, normalize(value))  # whole tokens only: a prefix of the user's value is another value
     return any(contains_word(task, form, number=True) for form in number_forms(value))
 
 

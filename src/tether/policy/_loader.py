@@ -258,6 +258,10 @@ def normalised(model: BaseModel) -> dict[str, Any]:
         value = getattr(model, name)
         if value is None and not (name in _NULL_MEANS and name in model.model_fields_set):
             continue
+        if name == "forbid" and value == [] and name in model.model_fields_set:
+            # ``forbid: []`` written out overrides a default flow rule; left out, it does not.
+            out[field.alias or name] = None
+            continue
         out[field.alias or name] = _normalised_value(value)
     return out
 

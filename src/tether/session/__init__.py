@@ -1,20 +1,25 @@
 """Sessions and the guard: where every decision is made."""
 
 from tether.session._engine import decide
-from tether.session._guard import Detector, Finding, Guard, Session, call_hash
+from tether.session._gate import Admission, Gate, Outcome, error_text
+from tether.session._guard import Detector, Finding, Guard, policy_document, stored_policy
+from tether.session._session import Session, call_hash
 from tether.session._state import SessionState
-from tether.session._wrap import ApprovalRequest, Approver, StaticApprover, guarded
+from tether.session._wrap import guarded
 
 __all__ = [
-    "ApprovalRequest",
-    "Approver",
+    "Admission",
     "Detector",
     "Finding",
+    "Gate",
     "Guard",
+    "Outcome",
     "Session",
     "SessionState",
-    "StaticApprover",
     "call_hash",
     "decide",
+    "error_text",
     "guarded",
+    "policy_document",
+    "stored_policy",
 ]

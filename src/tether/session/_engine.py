@@ -12,25 +12,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
-from tether.flow._labels import Label
+from tether.flow import Label, Origin, walk_leaves
 from tether.policy._compiled import CompiledTool, Policy, validate_arg
 from tether.policy._conditions import _same
 from tether.session._flow_rules import check_flows
-from tether.session._state import SessionState, walk_leaves
+from tether.session._state import SessionState
 
 
 class Leaf:
-    """One scalar inside an argument, with where it came from."""
+    """One scalar inside an argument, with where it came from (see :class:`tether.flow.Origin`)."""
 
-    __slots__ = ("found", "label", "path", "sources", "trusted_source", "value")
+    __slots__ = ("found", "inherited", "label", "path", "sources", "trusted_source", "value")
 
-    def __init__(self, path: str, value: Any, label: Label, found: bool, sources: tuple[str, ...]) -> None:
+    def __init__(self, path: str, value: Any, origin: Origin) -> None:
         self.path = path
         self.value = value
-        self.label = label
-        self.found = found
-        self.trusted_source = found and not label.untrusted
-        self.sources = sources
+        self.label: Label = origin.label
+        self.found = origin.found
+        self.inherited = origin.inherited
+        """The label is the context label: the value was found nowhere (or is a boolean or null)."""
+        self.trusted_source = origin.found and not origin.label.untrusted
+        self.sources = origin.sources
 
 
 class CheckView:
@@ -73,8 +75,7 @@ class CheckView:
         return self._leaf(path, value)
 
     def _leaf(self, path: str, value: Any) -> Leaf:
-        label, found, sources = self._state.provenance(value)
-        return Leaf(path, value, label, found, sources)
+        return Leaf(path, value, self._state.flow.origin(value))
 
     def any_arg_untrusted(self) -> bool:
         if not self.context.untrusted:

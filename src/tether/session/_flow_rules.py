@@ -58,7 +58,7 @@ def check_flows(view: CheckView, tool: CompiledTool, args: dict[str, Any], asks:
                         continue
                 problem = _problem(flow, leaf, context)
                 if problem is not None:
-                    verdict = flow.on_violation if leaf.found else flow.on_inherited
+                    verdict = flow.on_inherited if leaf.inherited else flow.on_violation
                     reason = Reason("flow", flow.rule, problem, arg=leaf.path, sources=leaf.sources)
                     (asks if verdict == "ask" else denials).append(reason)
 
@@ -70,7 +70,7 @@ def _relevant(flow: CompiledFlow, context: Label) -> bool:
 def _problem(flow: CompiledFlow, leaf: Leaf, context: Label) -> str | None:
     lab = leaf.label
     if flow.require_trusted and lab.untrusted:
-        if leaf.found:
+        if not leaf.inherited:
             return f"value of {leaf.path!r} ({_short(leaf.value)}) appears only in untrusted data"
         return (
             f"value of {leaf.path!r} ({_short(leaf.value)}) was found in no source, so it inherited the session's context "
@@ -79,7 +79,7 @@ def _problem(flow: CompiledFlow, leaf: Leaf, context: Label) -> str | None:
     bad = sorted(lab.tags & flow.forbid)
     if not bad:
         return None
-    if leaf.found:
+    if not leaf.inherited:
         return f"value of {leaf.path!r} carries {', '.join(bad)} data, which may not flow here"
     return (
         f"value of {leaf.path!r} ({_short(leaf.value)}) was found in no source, so it inherited {', '.join(bad)} "

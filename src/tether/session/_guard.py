@@ -1,39 +1,25 @@
-"""The guard (reference monitor) and its sessions: the one place decisions are made."""
+"""The guard (reference monitor): a policy, an event store and optional detectors.
+
+It starts sessions, reopens them from the store (after a crash, or in another
+process: the policy itself is kept in the store by its content hash), and is the
+one place where a decision is tightened by detectors.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import threading
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from tether._decision import Decision, Reason, ToolCall, new_id
-from tether.errors import SessionError, StoreError
-from tether.flow._labels import TRUSTED, UNTRUSTED, Label
-from tether.policy._compiled import Policy
-from tether.session._engine import decide
-from tether.session._labelling import result_label
-from tether.session._state import ApprovalStatus, SessionState
-from tether.store._chain import EventStore, StoredEvent
-from tether.store._events import (
-    ApprovalAnswered,
-    ApprovalRequested,
-    CallProposed,
-    DecisionMade,
-    Event,
-    ResultRecorded,
-    SessionControl,
-    SessionEnded,
-    SessionStarted,
-    SourceAdded,
-)
-from tether.store._jsonsafe import dumps, jsonsafe, output_text
-from tether.store._sqlite_store import SQLiteStore
-
-MAX_OUTPUT_CHARS = 16 << 20
-"""Tool output beyond this many characters is neither indexed nor logged."""
+from tether.errors import PolicyError, SessionError, StaleSession, StoreError
+from tether.policy import Policy
+from tether.session import _snapshot as snapshots
+from tether.session._session import Session, clean_text
+from tether.session._state import SessionState
+from tether.store import EventStore, SessionStarted, SnapshotTaken, SQLiteStore, jsonsafe
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +27,9 @@ class Finding:
     """What a detector reports: a stricter verdict and why."""
 
     verdict: Literal["ask", "deny"]
+    """``ask`` or ``deny``: a detector can only tighten."""
     message: str
+    """Why, for the human and the log."""
 
 
 class Detector(Protocol):
@@ -54,18 +42,25 @@ class Detector(Protocol):
         ...
 
 
-def call_hash(tool: str, safe_args: Any) -> str:
-    """Hash binding an approval to exactly one tool and argument set."""
-    return "sha256:" + hashlib.sha256(dumps({"tool": tool, "args": safe_args})).hexdigest()
+def policy_document(policy: Policy) -> str:
+    """The self-contained form of a policy kept in the store (its content hash is unchanged)."""
+    return json.dumps(policy.spec.model_dump(mode="json", by_alias=True, exclude_unset=True), sort_keys=True, ensure_ascii=False)
 
 
-def clean_text(text: str) -> str:
-    """Text that can always be stored as UTF-8 (undecodable bytes become U+FFFD)."""
+def stored_policy(store: EventStore, policy_hash: str) -> Policy:
+    """Load a policy the store keeps under ``policy_hash`` (checking that it still has that hash)."""
+    text = store.get_policy(policy_hash)
+    if text is None:
+        raise SessionError(
+            f"the store does not hold policy {policy_hash[:19]} (sessions started before policies were stored need --policy)"
+        )
     try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
+        policy = Policy.from_yaml(text, source=f"store:{policy_hash[:19]}")
+    except PolicyError as exc:
+        raise SessionError(f"stored policy {policy_hash[:19]} no longer loads: {exc}") from exc
+    if policy.hash != policy_hash:
+        raise SessionError(f"stored policy {policy_hash[:19]} hashes to {policy.hash[:19]}: the store was altered")
+    return policy
 
 
 class Guard:
@@ -78,13 +73,31 @@ class Guard:
         *,
         detectors: Sequence[Detector] = (),
         clock: Callable[[], float] = time.time,
+        snapshot_every: int | None = 10_000,
     ) -> None:
         self.policy = policy
         """The policy every decision is made under."""
         self.store: EventStore = store if store is not None else SQLiteStore(":memory:")
         """Where events go."""
         self.detectors = tuple(detectors)
+        """Optional checks that can only tighten a decision."""
         self.clock = clock
+        """The time source (UTC Unix seconds)."""
+        self.snapshot_every = snapshot_every
+        """Save a snapshot of a session's state after this many new events (None: never automatically)."""
+        self._policy_stored = False
+
+    @classmethod
+    def for_session(cls, store: EventStore, session_id: str, *, detectors: Sequence[Detector] = ()) -> Guard:
+        """A guard for an existing session, under the policy the session was started with
+        (read from the store: no policy file needed)."""
+        first = store.read(session_id, 0, limit=1)
+        if not first:
+            raise SessionError(f"no session {session_id!r} in the store")
+        event = first[0].event()
+        if not isinstance(event, SessionStarted):
+            raise SessionError(f"session {session_id!r} does not begin with session_started")
+        return cls(stored_policy(store, event.policy_hash), store, detectors=detectors)
 
     def start_session(
         self,
@@ -96,257 +109,109 @@ class Guard:
         session_id: str | None = None,
     ) -> Session:
         """Begin a session for a trusted ``task`` text."""
-        sid = session_id or new_id()
-        session = Session(self, SessionState(sid))
-        if scope is not None and not isinstance(scope.get("writes", {}), dict):
+        if not isinstance(task, str):
+            raise SessionError(f"the task must be text (str), got {type(task).__name__}")
+        if not isinstance(principal, str):
+            raise SessionError(f"the principal must be text (str), got {type(principal).__name__}")
+        if scope is not None and (not isinstance(scope, dict) or not isinstance(scope.get("writes", {}), dict)):
             raise SessionError(f"scope must look like {{'writes': {{tool: {{arg: [values]}}}}}}, got {scope!r}")
+        sid = session_id or new_id()
+        if not isinstance(sid, str) or clean_text(sid) != sid or not sid:
+            raise SessionError(f"session id {sid!r} is not usable (empty, or not valid Unicode text)")
+        self._store_policy()
+        session = Session(self, SessionState(sid))
         event = SessionStarted(
             session_id=sid,
             time=self.clock(),
-            principal=principal,
+            principal=clean_text(principal),
             task=clean_text(task),
             policy_hash=self.policy.hash,
             policy_name=self.policy.name,
             scope=jsonsafe(scope) if scope is not None else None,
             metadata=jsonsafe(metadata or {}),
         )
-        if self.store.read(sid, 0):
+        if self.store.head(sid) is not None:
             raise SessionError(f"session {sid!r} already exists")
-        session._commit([event])
+        try:
+            session._transact(lambda: ([event], None))
+        except StoreError as exc:
+            if self.store.head(sid) is not None:
+                raise SessionError(f"session {sid!r} already exists") from exc
+            raise
         return session
 
-    def resume_session(self, session_id: str) -> Session:
-        """Rebuild a session from its events (after a crash, or in another process)."""
-        report = self.store.verify([session_id])
-        if not report.ok:
-            assert report.problem is not None
-            raise SessionError(f"session {session_id!r} fails verification: {report.problem.message} (event {report.problem.seq})")
-        stored = self.store.read(session_id)
-        if not stored:
+    def _store_policy(self) -> None:
+        if not self._policy_stored:
+            self.store.put_policy(self.policy.hash, self.policy.name, policy_document(self.policy))
+            self._policy_stored = True
+
+    def resume_session(self, session_id: str, *, verify: Literal["full", "snapshot"] = "full") -> Session:
+        """Rebuild a session from its log (after a crash, or in another process).
+
+        ``verify="full"`` recomputes the whole chain first; the state is then folded
+        from the whole log (or from a snapshot when one is bound to the chain).
+        """
+        if verify == "full":
+            report = self.store.verify([session_id])
+            if not report.ok:
+                assert report.problem is not None
+                raise SessionError(f"session {session_id!r} fails verification: {report.problem.message} (event {report.problem.seq})")
+        first = self.store.read(session_id, 0, limit=1)
+        if not first:
             raise SessionError(f"no session {session_id!r} in the store")
-        first = stored[0].event()
-        if not isinstance(first, SessionStarted):
+        started = first[0].event()
+        if not isinstance(started, SessionStarted):
             raise SessionError(f"session {session_id!r} does not begin with session_started")
-        if first.policy_hash != self.policy.hash:
+        if started.policy_hash != self.policy.hash:
             raise SessionError(
-                f"session {session_id!r} was started under policy {first.policy_hash[:19]} but this guard has {self.policy.hash[:19]}"
+                f"session {session_id!r} was started under policy {started.policy_hash[:19]} but this guard has {self.policy.hash[:19]}"
             )
-        session = Session(self, SessionState(session_id))
-        session._apply_stored(stored)
+        restored = snapshots.restore(self.store, session_id, self.policy)
+        if restored is None:
+            session = Session(self, SessionState(session_id))
+            session._catch_up()
+        else:
+            state, tail = restored
+            session = Session(self, state)
+            session._apply(tail)
         return session
 
+    def open_session(self, session_id: str) -> Session:
+        """Resume a session quickly (from its latest snapshot when one is bound to the chain)."""
+        return self.resume_session(session_id, verify="snapshot")
 
-class Session:
-    """One agent run under a guard. Create with :meth:`Guard.start_session`."""
-
-    def __init__(self, guard: Guard, state: SessionState) -> None:
-        self.guard = guard
-        self.state = state
-        """The folded state (read it, do not modify it)."""
-        self._lock = threading.RLock()
-        self._broken: str | None = None
-
-    @property
-    def id(self) -> str:
-        """The session id."""
-        return self.state.session_id
-
-    # ------------------------------------------------------------ event plumbing
-
-    def _commit(self, events: Sequence[Event]) -> list[StoredEvent]:
-        bodies = [e.model_dump_json().encode("utf-8") for e in events]
-        stored = self.guard.store.append(self.id, bodies, [e.time for e in events])
-        for event, item in zip(events, stored, strict=True):
-            self.state.apply(event, self.guard.policy)
-            self.state.last_seq = item.seq
-            self.state.last_hash = item.hash
-        return stored
-
-    def _apply_stored(self, stored: Sequence[StoredEvent]) -> None:
-        for item in stored:
-            self.state.apply(item.event(), self.guard.policy)
-            self.state.last_seq = item.seq
-            self.state.last_hash = item.hash
-
-    def refresh(self) -> int:
-        """Fold in events other processes appended (approvals, kills); return how many."""
-        with self._lock:
-            stored = self.guard.store.read(self.id, self.state.last_seq)
-            self._apply_stored(stored)
-            return len(stored)
-
-    # ------------------------------------------------------------ the monitor
-
-    def check(self, call: ToolCall | str, args: dict[str, Any] | None = None) -> Decision:
-        """Decide on a proposed call; the call and decision are logged before returning."""
-        if isinstance(call, str):
-            call = ToolCall(call, args if args is not None else {})
-        with self._lock:
-            now = self.guard.clock()
-            refusal: Reason | None = None
-            try:
-                safe = jsonsafe(call.args)
-                digest = call_hash(str(call.tool), safe)
-            except Exception as exc:  # fail closed: what cannot be logged does not run
-                safe, digest = {"$unloggable": repr(exc)[:200]}, "sha256:unloggable"
-                refusal = Reason("malformed", "limits", f"arguments cannot be logged faithfully ({type(exc).__name__}); denied")
-            if not isinstance(call.id, str) or not call.id or call.id in self.state.calls:
-                # Never let a new call take over an earlier one's record (and its approval).
-                refusal = Reason("malformed", "call_id", f"call id {call.id!r} was already used in this session (or is empty); denied")
-                call = ToolCall(call.tool, call.args, new_id())
-            if self._broken is not None:
-                refusal = Reason("error", "store", self._broken)
-            if refusal is not None:
-                decision = Decision("deny", call.id, str(call.tool), (refusal,), digest, self.guard.policy.hash)
-            else:
-                decision = decide(self.guard.policy, self.state, call, digest, now)
-                decision = self._detect(call, decision)
-            events: list[Event] = [
-                CallProposed(session_id=self.id, time=now, call_id=call.id, tool=str(call.tool), args=safe, call_hash=digest),
-                DecisionMade(
-                    session_id=self.id,
-                    time=now,
-                    call_id=call.id,
-                    verdict=decision.verdict,
-                    reasons=[r.to_json() for r in decision.reasons],
-                    policy_hash=self.guard.policy.hash,
-                ),
-            ]
-            if decision.verdict == "ask":
-                events.append(
-                    ApprovalRequested(
-                        session_id=self.id,
-                        time=now,
-                        call_id=call.id,
-                        call_hash=digest,
-                        expires_at=now + self.guard.policy.spec.approval_timeout_s,
-                        summary=decision.explain()[:2000],
-                    )
-                )
-            try:
-                self._commit(events)
-            except Exception as exc:  # an unlogged call never runs
-                self._broken = f"event store unavailable ({exc}); denying every call until the session is resumed"
-                reason = Reason("error", "store", f"could not log the call: {exc}")
-                return Decision("deny", call.id, str(call.tool), (reason,), digest, self.guard.policy.hash)
-            return decision
-
-    def _detect(self, call: ToolCall, decision: Decision) -> Decision:
+    def _detect(self, call: ToolCall, decision: Decision, state: SessionState) -> Decision:
         if decision.verdict == "deny":
             return decision
-        for detector in self.guard.detectors:
+        for detector in self.detectors:
             try:
-                finding = detector.inspect(call, self.state)
+                finding = detector.inspect(call, state)
             except Exception as exc:
                 return decision.tighten("deny", Reason("detector", getattr(detector, "name", "detector"), f"detector failed: {exc!r}"))
             if finding is not None and finding.verdict in ("ask", "deny"):
                 decision = decision.tighten(finding.verdict, Reason("detector", detector.name, finding.message))
         return decision
 
-    def output_label(self, call_id: str, text: str, *, error: bool = False) -> Label:
-        """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors)."""
-        rec = self.state.calls.get(call_id)
-        if rec is None:
-            return UNTRUSTED
-        return result_label(self.guard.policy, self.state, rec.tool, rec.args, text, error=error)
+    def _maybe_snapshot(self, session: Session) -> None:
+        """After a commit: save a snapshot once ``snapshot_every`` events were folded since the last."""
+        if self.snapshot_every is not None and session._since_snapshot >= self.snapshot_every:
+            self.save_snapshot(session)
 
-    def record_result(self, call_id: str, output: Any, *, error: bool = False) -> Label:
-        """Record what a tool returned: label it, index it, log it. Returns the label."""
-        with self._lock:
-            text = clean_text(output_text(output))
-            if len(text) > MAX_OUTPUT_CHARS:
-                # Beyond the cap nothing is indexed: values from there count as not found
-                # (context label), which is the conservative side.
-                text = text[:MAX_OUTPUT_CHARS] + f"\n[tether: output truncated from {len(text)} characters]"
-            lab = self.output_label(call_id, text, error=error)
-            event = ResultRecorded(
-                session_id=self.id, time=self.guard.clock(), call_id=call_id, output=text, label=lab.to_json(), error=error
-            )
-            try:
-                self._commit([event])
-            except StoreError as exc:
-                # The agent has seen data the log does not hold: stop trusting anything.
-                self._broken = f"event store unavailable ({exc}); denying every call until the session is resumed"
-                self.state.context = self.state.context.join(lab)
-                raise
-            return lab
-
-    def add_source(self, text: str, *, label: Label = TRUSTED, origin: str = "user") -> None:
-        """Add data the agent sees outside tool calls (a user's follow-up message, a file)."""
-        with self._lock:
-            self._commit(
-                [SourceAdded(session_id=self.id, time=self.guard.clock(), text=clean_text(text), label=label.to_json(), origin=origin)]
-            )
-
-    # ------------------------------------------------------------ approvals
-
-    def approval_status(self, call_id: str) -> ApprovalStatus:
-        """``none``, ``pending``, ``approved`` or ``denied`` (an expired request is denied)."""
-        with self._lock:
-            rec = self.state.calls.get(call_id)
-            if rec is None:
-                return "none"
-            if rec.approval == "pending" and rec.expires_at is not None and self.guard.clock() > rec.expires_at:
-                self._answer(call_id, False, "timeout", "approval timed out")
-            return rec.approval
-
-    def answer(self, call_id: str, approved: bool, *, by: str, note: str = "") -> bool:
-        """Answer a pending approval; returns whether the call may now run."""
-        with self._lock:
-            self.refresh()
-            rec = self.state.calls.get(call_id)
-            if rec is None or rec.approval == "none":
-                raise SessionError(f"call {call_id!r} has no approval request in session {self.id!r}")
-            if rec.approval != "pending":
-                return rec.approval == "approved"
-            if rec.expires_at is not None and self.guard.clock() > rec.expires_at:
-                self._answer(call_id, False, "timeout", "approval timed out before it was answered")
-                return False
-            self._answer(call_id, approved, by, note)
-            return self._is_approved(call_id)
-
-    def _is_approved(self, call_id: str) -> bool:
-        return self.state.calls[call_id].approval == "approved"
-
-    def _answer(self, call_id: str, approved: bool, by: str, note: str) -> None:
-        rec = self.state.calls[call_id]
-        self._commit(
-            [
-                ApprovalAnswered(
-                    session_id=self.id,
-                    time=self.guard.clock(),
-                    call_id=call_id,
-                    call_hash=rec.call_hash,
-                    approved=approved,
-                    by=by,
-                    note=note,
-                )
-            ]
-        )
-
-    def wait_for_approval(self, call_id: str, *, poll_s: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> bool:
-        """Block until a pending approval is answered (possibly by another process) or times out."""
-        while True:
-            self.refresh()
-            status = self.approval_status(call_id)
-            if status != "pending":
-                return status == "approved"
-            sleep(poll_s)
-
-    # ------------------------------------------------------------ control
-
-    def control(self, action: Literal["pause", "resume", "kill"], *, by: str = "user", note: str = "") -> None:
-        """Pause, resume or kill the session (a killed session denies everything, for good)."""
-        with self._lock:
-            self._commit([SessionControl(session_id=self.id, time=self.guard.clock(), action=action, by=by, note=note)])
-
-    def end(self, reason: str = "completed") -> None:
-        """Mark the session finished."""
-        with self._lock:
-            if self.state.status not in ("ended", "killed"):
-                self._commit([SessionEnded(session_id=self.id, time=self.guard.clock(), reason=reason)])
-
-    @property
-    def context(self) -> Label:
-        """Join of the labels of everything the agent has read."""
-        return self.state.context
+    def save_snapshot(self, session: Session) -> bool:
+        """Save a snapshot of ``session``'s state now, bound to its chain; False when another
+        writer appended first (the next commit tries again) or the store refused it."""
+        state = session.state
+        try:
+            body, digest = snapshots.encode(state)
+        except Exception:  # a snapshot only saves time: failing to take one must never fail a commit
+            return False
+        record = snapshots.record_for(state, body, digest)
+        marker = SnapshotTaken(session_id=session.id, time=self.clock(), seq=state.last_seq, digest=digest, policy_hash=self.policy.hash)
+        try:
+            stored = self.store.append(session.id, [marker], expect_seq=state.last_seq)
+            session._apply(stored)
+            self.store.put_snapshot(record)
+        except (StaleSession, StoreError):
+            return False
+        session._since_snapshot = 0
+        return True

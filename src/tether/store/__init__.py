@@ -1,9 +1,12 @@
 """The event store: typed events in an append-only, hash-chained log."""
 
 from tether.store._chain import (
+    ChainHead,
     Durability,
     EventStore,
+    PendingApproval,
     SessionSummary,
+    SnapshotRecord,
     StoredEvent,
     VerifyProblem,
     VerifyReport,
@@ -20,14 +23,23 @@ from tether.store._events import (
     SessionControl,
     SessionEnded,
     SessionStarted,
+    SnapshotTaken,
     SourceAdded,
     event_from_json,
+    event_to_json,
+    format_time,
 )
 from tether.store._jsonsafe import jsonsafe, output_text
 from tether.store._sqlite_store import SQLiteStore
 
 __all__ = [
     "ApprovalAnswered",
+    "ChainHead",
+    "PendingApproval",
+    "SnapshotRecord",
+    "SnapshotTaken",
+    "event_to_json",
+    "format_time",
     "ApprovalRequested",
     "CallProposed",
     "DecisionMade",

@@ -23,21 +23,82 @@ def chain_hash(prev_hash: str, seq: int, body: bytes) -> str:
     return hashlib.sha256(b"%s\n%d\n%s" % (prev_hash.encode("ascii"), seq, body)).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An event as it sits in the log."""
+    """An event as it sits in the log: its body, its place in the chain, and the parsed event."""
 
-    session_id: str
-    seq: int
-    """Position in the session's chain, from 1."""
-    body: bytes
-    """The canonical JSON the hash covers."""
-    prev_hash: str
-    hash: str
+    __slots__ = ("_event", "body", "hash", "prev_hash", "seq", "session_id")
+
+    def __init__(self, session_id: str, seq: int, body: bytes, prev_hash: str, hash: str, event: Event | None = None) -> None:
+        self.session_id = session_id
+        """The session's id."""
+        self.seq = seq
+        """Position in the session's chain, from 1."""
+        self.body = body
+        """The canonical JSON the hash covers."""
+        self.prev_hash = prev_hash
+        """Hash of the previous event (``GENESIS`` for the first)."""
+        self.hash = hash
+        """This event's chain hash."""
+        self._event = event
 
     def event(self) -> Event:
-        """Parse the body."""
-        return event_from_json(self.body)
+        """The typed event (parsed from the body once, on first use)."""
+        if self._event is None:
+            self._event = event_from_json(self.body)
+        return self._event
+
+    def __repr__(self) -> str:
+        return f"StoredEvent(session_id={self.session_id!r}, seq={self.seq}, hash={self.hash[:12]!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """Where a session's chain ends: export these to detect later truncation or rewriting."""
+
+    session_id: str
+    """The session."""
+    seq: int
+    """Sequence number of its last event."""
+    hash: str
+    """Chain hash of that event."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """A stored snapshot of a session's folded state, bound to the chain at ``seq``."""
+
+    session_id: str
+    """The session."""
+    seq: int
+    """The last event the snapshot includes."""
+    hash: str
+    """Chain hash of event ``seq``: the snapshot is used only if the chain still has it."""
+    policy_hash: str
+    """The policy the state was folded under."""
+    body: bytes
+    """The serialised state (compressed JSON)."""
+    digest: str
+    """SHA-256 of ``body``, checked before use."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    """An approval request not yet answered, as the store indexes it (``tether approvals list``)."""
+
+    session_id: str
+    """The session the call belongs to."""
+    call_id: str
+    """The call waiting."""
+    tool: str
+    """The tool it names."""
+    args: object
+    """Its arguments (JSON-safe form)."""
+    summary: str
+    """Why it was asked."""
+    requested_at: float
+    """When it was asked (UTC Unix time)."""
+    expires_at: float
+    """When it counts as denied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +137,57 @@ class VerifyReport:
 
 
 class EventStore(Protocol):
-    """An append-only, hash-chained event log (SQLite, PostgreSQL...)."""
+    """An append-only, hash-chained event log (SQLite, PostgreSQL...).
+
+    The store owns serialisation: it takes and returns typed events. Appends are
+    conditional: ``expect_seq`` is the sequence number the writer last saw; when
+    another writer got there first the append raises :class:`~tether.errors.StaleSession`
+    and writes nothing, so a session never decides on state it has not seen.
+    """
 
     durability: Durability
 
-    def append(self, session_id: str, bodies: Sequence[bytes], times: Sequence[float] | None = None) -> list[StoredEvent]:
-        """Append serialised events (created at ``times``) to a session's chain atomically."""
+    def append(self, session_id: str, events: Sequence[Event], *, expect_seq: int | None = None) -> list[StoredEvent]:
+        """Append ``events`` to a session's chain atomically, if its head is still ``expect_seq``
+        (``None``: wherever it is). Raises ``StaleSession`` on a moved head and
+        ``DuplicateCall`` when a proposed call id was already used in the session."""
         ...
 
-    def read(self, session_id: str, after_seq: int = 0) -> list[StoredEvent]:
-        """The session's events with ``seq > after_seq``, in order."""
+    def read(self, session_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[StoredEvent]:
+        """The session's events with ``seq > after_seq``, in order (at most ``limit``)."""
+        ...
+
+    def head(self, session_id: str) -> ChainHead | None:
+        """Where the session's chain ends (None: no such session)."""
         ...
 
     def sessions(self) -> list[SessionSummary]:
         """Every session in the store."""
         ...
 
-    def verify(self, session_ids: Sequence[str] | None = None) -> VerifyReport:
-        """Recompute the chains (all sessions, or those named)."""
+    def verify(self, session_ids: Sequence[str] | None = None, *, expect: Sequence[ChainHead] = ()) -> VerifyReport:
+        """Recompute the chains (all sessions, or those named); with ``expect``, also check that
+        each previously exported head is still part of its chain."""
+        ...
+
+    def put_policy(self, policy_hash: str, name: str, text: str) -> None:
+        """Keep a policy's text under its content hash (idempotent)."""
+        ...
+
+    def get_policy(self, policy_hash: str) -> str | None:
+        """The text of a stored policy, or None."""
+        ...
+
+    def put_snapshot(self, snapshot: SnapshotRecord) -> None:
+        """Keep a snapshot of a session's state (older ones may be dropped)."""
+        ...
+
+    def latest_snapshot(self, session_id: str) -> SnapshotRecord | None:
+        """The newest snapshot of a session, or None."""
+        ...
+
+    def pending_approvals(self) -> list[PendingApproval]:
+        """Approval requests without an answer in the log, oldest first (expired ones included)."""
         ...
 
     def close(self) -> None:
@@ -101,8 +195,19 @@ class EventStore(Protocol):
         ...
 
 
-def verify_rows(rows: Iterable[tuple[str, int, bytes, str, str]], heads: dict[str, tuple[int, str]]) -> VerifyReport:
-    """Check chains from rows ordered by (session_id, seq). Shared by backends."""
+def verify_rows(
+    rows: Iterable[tuple[str, int, bytes, str, str]],
+    heads: dict[str, tuple[int, str]],
+    expect: Sequence[ChainHead] = (),
+) -> VerifyReport:
+    """Check chains from rows ordered by (session_id, seq). Shared by backends.
+
+    ``expect`` holds heads exported earlier (``tether audit head``): each must still be
+    in its chain, at its sequence number with its hash, or the log was truncated or
+    rewritten after the export.
+    """
+    anchors: dict[tuple[str, int], str] = {(h.session_id, h.seq): h.hash for h in expect}
+    anchored_seen: set[tuple[str, int]] = set()
     sessions = 0
     count = 0
     current: str | None = None
@@ -148,12 +253,36 @@ def verify_rows(rows: Iterable[tuple[str, int, bytes, str, str]], heads: dict[st
             return VerifyReport(
                 sessions, count, VerifyProblem(session_id, seq, _event_id(body), "content does not match its hash (the event was modified)")
             )
+        anchor = anchors.get((session_id, seq))
+        if anchor is not None:
+            anchored_seen.add((session_id, seq))
+            if anchor != stored_hash:
+                return VerifyReport(
+                    sessions,
+                    count,
+                    VerifyProblem(
+                        session_id,
+                        seq,
+                        _event_id(body),
+                        f"event {seq} no longer has the exported head hash {anchor[:16]}... "
+                        "(history was rewritten after the head was exported)",
+                    ),
+                )
         prev = stored_hash
         expect_seq += 1
     if current is not None:
         problem = _check_head(current, expect_seq - 1, prev, heads)
         if problem:
             return VerifyReport(sessions, count, problem)
+    for key in sorted(set(anchors) - anchored_seen):
+        sid, seq = key
+        have = heads.get(sid, (0, ""))[0]
+        what = (
+            f"the chain now ends at event {have} (events were removed from the end)"
+            if sid in seen or sid in heads
+            else "the session is gone from the store"
+        )
+        return VerifyReport(sessions, count, VerifyProblem(sid, seq, None, f"an exported head names event {seq} but {what}"))
     if sessions < len(heads):
         missing = sorted(set(heads) - seen)
         if missing:

@@ -7,12 +7,43 @@ session it belongs to and the UTC time it was created.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, TypeAdapter
 
-from tether._decision import new_id
+from tether._decision import Reason, Verdict, new_id
+from tether.flow import Label
+
+
+def _label_in(value: Any) -> Label:
+    return value if isinstance(value, Label) else Label.from_json(value)
+
+
+def _reason_in(value: Any) -> Reason:
+    if isinstance(value, Reason):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"reason must be an object, got {value!r}")
+    return Reason.from_json(value)
+
+
+LabelField = Annotated[Label, PlainValidator(_label_in), PlainSerializer(lambda v: v.to_json(), return_type=dict)]
+"""A :class:`Label` stored as ``{"integrity": ..., "tags": [...]}``."""
+ReasonField = Annotated[Reason, PlainValidator(_reason_in), PlainSerializer(lambda v: v.to_json(), return_type=dict)]
+"""A :class:`Reason` stored as its JSON object."""
+
+
+def _clip(text: str, n: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def format_time(t: float) -> str:
+    """A UTC timestamp as ``2026-11-29 14:32:26.123Z``."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 class _EventBase(BaseModel):
@@ -24,6 +55,10 @@ class _EventBase(BaseModel):
     """The session the event belongs to."""
     time: float = Field(default_factory=time.time)
     """When the event was created: UTC Unix time in seconds."""
+
+    def describe(self) -> str:
+        """One line for humans (timelines, the approvals inbox)."""
+        raise NotImplementedError
 
 
 class SessionStarted(_EventBase):
@@ -43,16 +78,27 @@ class SessionStarted(_EventBase):
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form data from the integrator."""
 
+    def describe(self) -> str:
+        return (
+            f"session started by {self.principal!r} under policy {self.policy_name!r} ({self.policy_hash[:19]}); task: {_clip(self.task)!r}"
+        )
+
 
 class CallProposed(_EventBase):
     """The agent proposed a tool call."""
 
     kind: Literal["call_proposed"] = "call_proposed"
     call_id: str
+    """The call's id, unique within the session."""
     tool: str
+    """The tool named by the call."""
     args: Any
     """The arguments in a JSON-safe form (see ``tether.store.jsonsafe``)."""
     call_hash: str
+    """Hash of tool and arguments; approvals are bound to it."""
+
+    def describe(self) -> str:
+        return f"call {self.call_id[:8]} proposed: {self.tool}({_clip(json.dumps(self.args, ensure_ascii=False), 120)})"
 
 
 class DecisionMade(_EventBase):
@@ -60,9 +106,17 @@ class DecisionMade(_EventBase):
 
     kind: Literal["decision"] = "decision"
     call_id: str
-    verdict: Literal["allow", "deny", "ask"]
-    reasons: list[dict[str, Any]] = Field(default_factory=list)
+    """The call decided."""
+    verdict: Verdict
+    """``allow``, ``deny`` or ``ask``."""
+    reasons: tuple[ReasonField, ...] = ()
+    """Why (empty for a plain allow)."""
     policy_hash: str
+    """The policy the decision was made under."""
+
+    def describe(self) -> str:
+        why = "; ".join(_reason_text(r) for r in self.reasons)
+        return f"call {self.call_id[:8]} -> {self.verdict.upper()}" + (f": {why}" if why else "")
 
 
 class ResultRecorded(_EventBase):
@@ -70,12 +124,16 @@ class ResultRecorded(_EventBase):
 
     kind: Literal["result_recorded"] = "result_recorded"
     call_id: str
+    """The call that produced the output."""
     output: str
     """The output as the text that was indexed."""
-    label: dict[str, Any]
-    """The output's label (``Label.to_json``)."""
+    label: LabelField
+    """The output's label."""
     error: bool = False
     """True when the tool failed (the error text is still untrusted data)."""
+
+    def describe(self) -> str:
+        return f"call {self.call_id[:8]} result [{self.label.describe()}]{' (error)' if self.error else ''}: {_clip(self.output)!r}"
 
 
 class SourceAdded(_EventBase):
@@ -83,8 +141,14 @@ class SourceAdded(_EventBase):
 
     kind: Literal["source_added"] = "source_added"
     text: str
-    label: dict[str, Any]
+    """The data."""
+    label: LabelField
+    """Its label."""
     origin: str = "user"
+    """Where it came from (free text)."""
+
+    def describe(self) -> str:
+        return f"source added from {self.origin} [{self.label.describe()}]: {_clip(self.text)!r}"
 
 
 class ApprovalRequested(_EventBase):
@@ -92,10 +156,16 @@ class ApprovalRequested(_EventBase):
 
     kind: Literal["approval_requested"] = "approval_requested"
     call_id: str
+    """The call waiting for a human."""
     call_hash: str
+    """The exact call (tool and arguments) an answer applies to."""
     expires_at: float
     """UTC Unix time after which the request counts as denied."""
     summary: str
+    """The decision's explanation, for the human."""
+
+    def describe(self) -> str:
+        return f"call {self.call_id[:8]} awaits approval until {format_time(self.expires_at)}"
 
 
 class ApprovalAnswered(_EventBase):
@@ -103,10 +173,33 @@ class ApprovalAnswered(_EventBase):
 
     kind: Literal["approval_answered"] = "approval_answered"
     call_id: str
+    """The call answered."""
     call_hash: str
+    """Must equal the request's hash, or the answer is ignored."""
     approved: bool
+    """What the human (or the timeout) said."""
     by: str
+    """Who answered (``timeout`` and ``guard`` for automatic answers)."""
     note: str = ""
+    """Free text from whoever answered."""
+    verdict: Literal["allow", "deny"] | None = None
+    """The outcome: ``allow`` when approved and the call still passes the policy when re-decided
+    at approval time (budgets, rates, session status); ``deny`` otherwise. None in logs written
+    before re-decision existed (then ``approved`` is the outcome)."""
+    reasons: tuple[ReasonField, ...] = ()
+    """Why an approved call was still denied when re-decided."""
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the call may run after this answer."""
+        return self.approved if self.verdict is None else self.verdict == "allow"
+
+    def describe(self) -> str:
+        word = "APPROVED" if self.approved else "REFUSED"
+        head = f"call {self.call_id[:8]} {word} by {self.by}" + (f": {self.note}" if self.note else "")
+        if self.approved and not self.allowed:
+            head += " but DENIED on re-check: " + "; ".join(_reason_text(r) for r in self.reasons)
+        return head
 
 
 class SessionControl(_EventBase):
@@ -114,8 +207,34 @@ class SessionControl(_EventBase):
 
     kind: Literal["session_control"] = "session_control"
     action: Literal["pause", "resume", "kill"]
+    """What was done."""
     by: str
+    """Who did it."""
     note: str = ""
+    """Why, in their words."""
+
+    def describe(self) -> str:
+        return f"session {self.action} by {self.by}" + (f": {self.note}" if self.note else "")
+
+
+class SnapshotTaken(_EventBase):
+    """The session's folded state up to event ``seq`` was saved as a snapshot.
+
+    Logged right after event ``seq`` (so it is event ``seq + 1``), it binds the snapshot
+    into the hash chain: a snapshot is used on resume only when the chain holds this
+    event with the snapshot's digest, so a forged or stale snapshot is ignored.
+    """
+
+    kind: Literal["snapshot_taken"] = "snapshot_taken"
+    seq: int
+    """The last event the snapshot includes."""
+    digest: str
+    """SHA-256 of the stored snapshot body."""
+    policy_hash: str
+    """The policy the state was folded under."""
+
+    def describe(self) -> str:
+        return f"state snapshot of events 1..{self.seq} saved (sha256 {self.digest[:12]})"
 
 
 class SessionEnded(_EventBase):
@@ -123,6 +242,10 @@ class SessionEnded(_EventBase):
 
     kind: Literal["session_ended"] = "session_ended"
     reason: str = "completed"
+    """Why it ended."""
+
+    def describe(self) -> str:
+        return f"session ended: {self.reason}"
 
 
 Event = Annotated[
@@ -134,6 +257,7 @@ Event = Annotated[
     | ApprovalRequested
     | ApprovalAnswered
     | SessionControl
+    | SnapshotTaken
     | SessionEnded,
     Field(discriminator="kind"),
 ]
@@ -148,6 +272,7 @@ EventKind = Literal[
     "approval_requested",
     "approval_answered",
     "session_control",
+    "snapshot_taken",
     "session_ended",
 ]
 
@@ -157,3 +282,13 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 def event_from_json(data: bytes | str) -> Event:
     """Parse one stored event body."""
     return EVENT_ADAPTER.validate_json(data)
+
+
+def event_to_json(event: Event) -> bytes:
+    """The canonical stored body of an event (what the hash chain covers)."""
+    return event.__pydantic_serializer__.to_json(event)
+
+
+def _reason_text(reason: Reason) -> str:
+    src = f" (data from events {', '.join(s[:12] for s in reason.sources)})" if reason.sources else ""
+    return f"{reason.message} [{reason.rule}]{src}"

@@ -74,7 +74,7 @@ def test_upstream_url_and_proxy_over_http(tmp_path: Path) -> None:
         ]
     sources = {e.origin: e for e in events if e.kind == "source_added"}
     assert set(sources) == {"mcp tool descriptions", "mcp resource toy://readme"}
-    assert all(e.label["integrity"] == "untrusted" for e in sources.values())
+    assert all(e.label.untrusted for e in sources.values())
     assert "PINEAPPLE" in sources["mcp resource toy://readme"].text
     assert [e.verdict for e in events if e.kind == "decision"] == ["allow", "deny"]
     assert run_tether("audit", "verify", "--db", str(db)).returncode == 0

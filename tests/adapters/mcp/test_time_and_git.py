@@ -37,7 +37,8 @@ def test_allow_deny_and_ask_through_elicitation(tmp_path: Path, errlog: TextIO) 
         return types.ElicitResult(action="accept", content={"approve": approve})
 
     async def scenario() -> None:
-        async with proxy_session(_time_args(db), errlog, elicitation=elicit) as client:
+        # The task names UTC: otherwise the output echoes a value the user never gave, and is untrusted.
+        async with proxy_session(_time_args(db, "--task", "What time is it in UTC?"), errlog, elicitation=elicit) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert names == {"get_current_time", "convert_time"}
             ok = await client.call_tool("get_current_time", {"timezone": "UTC"})
@@ -56,7 +57,7 @@ def test_allow_deny_and_ask_through_elicitation(tmp_path: Path, errlog: TextIO) 
     events = _events(db)
     answers = [(e.approved, e.by) for e in events if e.kind == "approval_answered"]
     assert answers == [(True, "mcp-elicitation"), (False, "mcp-elicitation")]
-    labels = [e.label["integrity"] for e in events if isinstance(e, ResultRecorded)]
+    labels = [e.label.integrity for e in events if isinstance(e, ResultRecorded)]
     assert labels == ["trusted", "untrusted"]  # get_current_time is trusted by the policy, convert_time is not
     assert run_tether("audit", "verify", "--db", str(db)).returncode == 0
 

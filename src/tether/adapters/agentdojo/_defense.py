@@ -21,8 +21,8 @@ from agentdojo.functions_runtime import EmptyEnv, FunctionsRuntime  # type: igno
 from agentdojo.types import ChatToolResultMessage, text_content_block_from_string  # type: ignore[import-untyped]
 
 from tether._decision import ToolCall
-from tether.session._guard import Guard, Session
-from tether.session._wrap import ApprovalRequest, Approver
+from tether.approvals import Approver, AsyncApprover
+from tether.session import Gate, Guard, Session
 
 
 class TetherDefense(BasePipelineElement):  # type: ignore[misc]
@@ -30,7 +30,7 @@ class TetherDefense(BasePipelineElement):  # type: ignore[misc]
 
     name = "tether"
 
-    def __init__(self, guard: Guard, approver: Approver | None = None) -> None:
+    def __init__(self, guard: Guard, approver: Approver | AsyncApprover | None = None) -> None:
         self.guard = guard
         """The guard deciding every call."""
         self.approver = approver
@@ -57,21 +57,21 @@ class TetherDefense(BasePipelineElement):  # type: ignore[misc]
         env = env if env is not None else EmptyEnv()
         if not messages or messages[-1]["role"] != "assistant" or not messages[-1]["tool_calls"]:
             return query, runtime, env, messages, extra
-        session = self.session_for(query)
+        gate = Gate(self.session_for(query), self.approver)
         results = []
         for tool_call in messages[-1]["tool_calls"]:
-            call = ToolCall(tool_call.function, dict(tool_call.args))
-            decision = session.check(call)
-            allowed = decision.verdict == "allow"
-            if decision.verdict == "ask" and self.approver is not None:
-                allowed = session.answer(call.id, self.approver(ApprovalRequest(session.id, call, decision)), by=self.approver.name)
-            if not allowed:
-                error = f"Tether blocked this call: {decision.explain()}"
+            admission = gate.admit(ToolCall(tool_call.function, dict(tool_call.args)))
+            if not admission.may_run:
+                error = f"Tether blocked this call: {admission.decision.explain()}"
                 results.append(self._message(tool_call, "", error))
                 continue
+            # AgentDojo's runtime reports a failing tool as an error string instead of raising.
             output, error = runtime.run_function(env, tool_call.function, tool_call.args)
             text = tool_result_to_str(output) if error is None else ""
-            session.record_result(call.id, text if error is None else error, error=error is not None)
+            if error is None:
+                gate.record(admission.decision.call_id, text)
+            else:
+                gate.record_error(admission.decision.call_id, error)
             results.append(self._message(tool_call, text, error))
         return query, runtime, env, [*messages, *results], extra
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from tether._decision import ToolCall
 from tether.errors import SessionError
 from tether.policy._compiled import Policy
-from tether.session._guard import Finding, Guard, Session
+from tether.session import Finding, Guard, Session
 from tether.session._state import SessionState
 from tether.store._chain import EventStore
 
@@ -124,9 +124,10 @@ class PinBook:
         out: list[PinRecord] = []
         for rec in self._session.state.calls.values():
             args = rec.args if isinstance(rec.args, dict) else {}
-            if rec.verdict == "allow" or rec.approval == "approved":
+            approval = self._session.state.approvals.status(rec.call_id, self._guard.clock())
+            if rec.verdict == "allow" or approval == "approved":
                 status: PinStatus = "pinned"
-            elif rec.approval == "pending":
+            elif approval == "pending":
                 status = "pending"
             else:
                 status = "refused"

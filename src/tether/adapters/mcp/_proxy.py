@@ -27,7 +27,7 @@ from tether._decision import Decision, ToolCall
 from tether.adapters.mcp._pins import PinGate, ToolDefinition
 from tether.adapters.mcp._upstream import list_all_tools
 from tether.flow._labels import UNTRUSTED
-from tether.session._guard import Session
+from tether.session import Session
 
 APPROVAL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -143,8 +143,8 @@ class GuardedProxy:
     async def _ask_human(self, ctx: ServerRequestContext[Any], call: ToolCall, decision: Decision) -> bool:
         """Wait for a human's answer, through elicitation and the store at once; a timeout denies."""
         self._say(f"call {call.id} to {call.tool} needs approval: tether approvals approve {call.id}")
-        rec = self.session.state.calls[call.id]
-        deadline = rec.expires_at if rec.expires_at is not None else self.session.guard.clock()
+        request = self.session.state.approvals.get(call.id)
+        deadline = request.expires_at if request is not None else self.session.guard.clock()
         async with anyio.create_task_group() as tg:
 
             async def via_elicitation() -> None:

@@ -14,7 +14,7 @@ from tether.adapters.mcp._upstream import Upstream, connect
 from tether.errors import ConfigError
 from tether.flow._labels import UNTRUSTED
 from tether.policy._compiled import Policy
-from tether.session._guard import Guard
+from tether.session import Guard
 from tether.store._chain import EventStore
 
 

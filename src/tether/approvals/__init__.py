@@ -1,0 +1,30 @@
+"""Approvals: asks waiting for a human, who answers them, and how their state is folded.
+
+An ``ask`` decision becomes a pending approval bound to the exact call (the hash of
+tool and arguments). It is answered by an :class:`Approver` (in process, sync or
+async), by a human through ``tether approvals`` from another process, or by its
+timeout, which denies. An approved call is decided again at approval time, so
+budgets, rates and the session's status still hold.
+"""
+
+from tether.approvals._approver import (
+    AnswerSource,
+    ApprovalRequest,
+    Approver,
+    AsyncApprover,
+    StaticApprover,
+    StoreApprover,
+)
+from tether.approvals._book import ApprovalBook, ApprovalRecord, ApprovalStatus
+
+__all__ = [
+    "AnswerSource",
+    "ApprovalBook",
+    "ApprovalRecord",
+    "ApprovalRequest",
+    "ApprovalStatus",
+    "Approver",
+    "AsyncApprover",
+    "StaticApprover",
+    "StoreApprover",
+]

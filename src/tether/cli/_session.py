@@ -1,0 +1,141 @@
+"""``tether session ...``: list sessions with their status; pause, resume or kill a running one.
+
+The command acts through the session itself (under its stored policy), so the control
+event is appended to the session's chain like any other; an agent process serving the
+session sees it on its next call and is denied from then on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import click
+from rich.markup import escape
+
+from tether.cli._common import INTERNAL_PREFIX, console, db_option, err_console, open_store, resolve_session
+from tether.errors import SessionError, StoreError
+from tether.session import Guard, Session
+from tether.store import EventStore, format_time
+
+
+def _actor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--note", default="", help="Why (kept in the log).")(fn)
+    return click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who does it (kept in the log).")(
+        fn
+    )
+
+
+@click.group()
+def session() -> None:
+    """List sessions; pause, resume or kill a running one (from any process sharing the store)."""
+
+
+def _open(store: EventStore, sid: str) -> Session:
+    try:
+        return Guard.for_session(store, sid).open_session(sid)
+    except (SessionError, StoreError, ValueError) as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+
+
+def _status(store: EventStore, sid: str) -> tuple[str, str]:
+    """A session's status and policy name, or ``?`` and why it cannot be opened."""
+    try:
+        state = Guard.for_session(store, sid).open_session(sid).state
+    except (SessionError, StoreError, ValueError) as exc:
+        return "?", str(exc)
+    return state.status, state.policy_name
+
+
+@session.command("list")
+@db_option
+@click.option("--all", "show_all", is_flag=True, help="Include the MCP proxy's internal pin sessions.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")
+def list_cmd(db: str, show_all: bool, as_json: bool) -> None:
+    """Show each session's status (active, paused, killed, ended), events and pending approvals."""
+    store = open_store(db)
+    pending: dict[str, int] = {}
+    now = time.time()
+    for p in store.pending_approvals():
+        if p.expires_at < now:
+            continue  # expired: denied when the session next looks
+        pending[p.session_id] = pending.get(p.session_id, 0) + 1
+    shown = 0
+    for s in store.sessions():
+        if s.session_id.startswith(INTERNAL_PREFIX) and not show_all:
+            continue
+        shown += 1
+        status, policy = _status(store, s.session_id)
+        waiting = pending.get(s.session_id, 0)
+        if as_json:
+            doc = {
+                "session_id": s.session_id,
+                "status": status,
+                "policy": policy,
+                "events": s.events,
+                "pending_approvals": waiting,
+                "started": s.first_time,
+                "last_event": s.last_time,
+            }
+            click.echo(json.dumps(doc, ensure_ascii=False))
+            continue
+        color = {"active": "green", "paused": "yellow", "killed": "red"}.get(status, "dim")
+        asks = f"  [yellow]{waiting} pending approval(s)[/]" if waiting else ""
+        console.print(
+            f"{escape(s.session_id)}  [{color}]{escape(status):<7}[/] {s.events:>6} events  "
+            f"last {format_time(s.last_time)}  {escape(policy if status != '?' else 'cannot open: ' + policy)}{asks}",
+            soft_wrap=True,
+        )
+    if not shown and not as_json:
+        console.print("no sessions")
+
+
+def _control(db: str, prefix: str, action: Literal["pause", "resume", "kill"], by: str, note: str) -> None:
+    store = open_store(db)
+    sid = resolve_session(store, prefix)
+    sess = _open(store, sid)
+    waiting = len(sess.state.approvals.pending())
+    try:
+        sess.control(action, by=by, note=note)
+    except SessionError as exc:
+        err_console.print(f"[red]refused:[/] {escape(str(exc))}")
+        raise SystemExit(1) from None
+    except StoreError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+    done = {"pause": "paused", "resume": "resumed", "kill": "killed"}[action]
+    denied = f"; {waiting} pending approval(s) denied" if waiting and action != "resume" else ""
+    console.print(f"session {escape(sid)} {done} by {escape(by)} (now {sess.state.status}){denied}", soft_wrap=True)
+
+
+@session.command("pause")
+@db_option
+@_actor_options
+@click.argument("session_id", metavar="SESSION")
+def pause_cmd(db: str, by: str, note: str, session_id: str) -> None:
+    """Pause SESSION (an id or a unique prefix): every call is denied until it is resumed;
+    its pending approvals are denied."""
+    _control(db, session_id, "pause", by, note)
+
+
+@session.command("resume")
+@db_option
+@_actor_options
+@click.argument("session_id", metavar="SESSION")
+def resume_cmd(db: str, by: str, note: str, session_id: str) -> None:
+    """Resume a paused SESSION. A killed or ended session cannot be resumed (exit 1)."""
+    _control(db, session_id, "resume", by, note)
+
+
+@session.command("kill")
+@db_option
+@_actor_options
+@click.argument("session_id", metavar="SESSION")
+def kill_cmd(db: str, by: str, note: str, session_id: str) -> None:
+    """Kill SESSION for good: every later call is denied and it can never be resumed;
+    its pending approvals are denied."""
+    _control(db, session_id, "kill", by, note)

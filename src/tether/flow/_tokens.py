@@ -1,0 +1,115 @@
+"""Whole-token matching: when does a value *occur* in a text?
+
+Grounding looks an argument value up in the texts the session has read. A plain
+substring search would let an attacker pick a different identifier that happens
+to be a piece of a trusted one: ``bob@partner-firm.co`` inside ``bob@partner-firm.com``,
+``firm.com`` inside ``partner-firm.com``, an IBAN prefix inside the IBAN. So an
+occurrence counts only when it is a whole token sequence, bounded at both ends.
+
+The rule, on normalised text (see :func:`tether.flow.normalize`):
+
+* **Delimiters** separate tokens: the space and ``" ' ` < > ( ) [ ] { } , ; |``.
+* **Edge punctuation** ``. : ! ? * # = - _ / \\`` may end or start a token without
+  being part of the value: ``bob@x.com.`` at the end of a sentence still contains
+  ``bob@x.com``, and ``--bob@x.com`` does too.
+* An occurrence of a value at ``[start, end)`` is *bounded* when, on the left, it
+  starts the text, follows a delimiter, begins with a delimiter, or follows a run of
+  edge punctuation that itself follows a delimiter or the start of the text; and on
+  the right, symmetrically, it ends the text, precedes a delimiter, ends with a
+  delimiter, or precedes a run of edge punctuation followed by a delimiter or the
+  end. Anything else (a letter, a digit, ``@``, a non-ASCII character, a control
+  character, or edge punctuation that continues into more token) means the
+  occurrence is only a piece of a longer token, and it does not count.
+
+The token map of the provenance index stores each token with its edge punctuation
+stripped (its *core*); a value without delimiters or edge punctuation occurs bounded
+exactly where it equals a core, so the map and the substring search agree.
+"""
+
+from __future__ import annotations
+
+import re
+
+DELIMITERS = " \"'`<>()[]{},;|"
+"""Characters that separate tokens in normalised text."""
+EDGE_PUNCT = ".:!?*#=-_/\\"
+"""Punctuation that may lead or trail a token without being part of the value."""
+
+_DELIM_BYTES = frozenset(DELIMITERS.encode("ascii"))
+_EDGE_BYTES = frozenset(EDGE_PUNCT.encode("ascii"))
+TOKEN_SPLIT = re.compile("[^" + re.escape(DELIMITERS) + "]+")
+
+
+def token_cores(norm: str) -> set[str]:
+    """The distinct token cores of a normalised text (edge punctuation stripped)."""
+    out: set[str] = set()
+    for raw in TOKEN_SPLIT.findall(norm):
+        core = raw.strip(EDGE_PUNCT)
+        if core:
+            out.add(core)
+    return out
+
+
+def is_core(value: str) -> bool:
+    """Whether ``value`` (normalised) is a single token core: no delimiters, no edge punctuation at its ends."""
+    return bool(value) and value[0] not in EDGE_PUNCT and value[-1] not in EDGE_PUNCT and TOKEN_SPLIT.fullmatch(value) is not None
+
+
+def starts_token(text: bytes, start: int) -> bool:
+    """Whether an occurrence beginning at byte ``start`` of ``text`` is bounded on the left."""
+    if start == 0:
+        return True
+    prev = text[start - 1]
+    if prev in _DELIM_BYTES or text[start] in _DELIM_BYTES:
+        return True
+    if prev not in _EDGE_BYTES:
+        return False
+    i = start - 1
+    while i >= 0 and text[i] in _EDGE_BYTES:
+        i -= 1
+    return i < 0 or text[i] in _DELIM_BYTES
+
+
+def ends_token(text: bytes, end: int) -> bool:
+    """Whether an occurrence ending before byte ``end`` of ``text`` is bounded on the right."""
+    n = len(text)
+    if end >= n:
+        return True
+    nxt = text[end]
+    if nxt in _DELIM_BYTES or text[end - 1] in _DELIM_BYTES:
+        return True
+    if nxt not in _EDGE_BYTES:
+        return False
+    i = end
+    while i < n and text[i] in _EDGE_BYTES:
+        i += 1
+    return i == n or text[i] in _DELIM_BYTES
+
+
+def bounded_at(text: bytes, start: int, length: int) -> bool:
+    """Whether the occurrence ``text[start:start+length]`` is bounded at both ends."""
+    return starts_token(text, start) and ends_token(text, start + length)
+
+
+def find_bounded(text: bytes, value: bytes, limit: int = 1 << 62) -> int:
+    """Position of the first bounded occurrence of ``value`` in ``text``, or -1.
+
+    Checks at most ``limit`` raw occurrences; returns -2 when that bound stopped the search.
+    """
+    pos = text.find(value)
+    checked = 0
+    while pos >= 0:
+        if bounded_at(text, pos, len(value)):
+            return pos
+        checked += 1
+        if checked >= limit:
+            return -2
+        pos = text.find(value, pos + 1)
+    return -1
+
+
+def occurs_in(norm_text: str, norm_value: str) -> bool:
+    """Whether the normalised value occurs in the normalised text as a whole token sequence."""
+    if not norm_value:
+        return False
+    return find_bounded(norm_text.encode("utf-8"), norm_value.encode("utf-8")) >= 0

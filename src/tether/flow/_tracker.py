@@ -1,0 +1,217 @@
+"""One place that turns a value into a label: the session's flow tracker.
+
+:class:`FlowTracker` owns everything provenance needs: the index of sources
+(the pinned task and policy constants, tool outputs, added sources), the context
+label (the join of everything read) with its evidence, number forms, the "found
+nowhere, so it takes the context label" fallback, the memory of values the session
+put into the world, and the taint of outputs by those values and by the call's own
+arguments (echoes). The session state owns one tracker and only feeds it events;
+the decision asks it for a value's :class:`Origin`. Nothing here reads a clock or
+the outside world, so a decision stays a pure function of (policy, state, call, time).
+
+Memory is bounded by :class:`FlowLimits`. Every bound fails closed: a forgotten
+source makes a value "found nowhere", which takes the context label (the join of
+every source ever read, forgotten ones included, so it is never below the label any
+source would have given); a full taint memory spills into a filter whose label
+goes into every output that may carry a spilled piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tether.flow._labels import TRUSTED, Label
+from tether.flow._normalize import normalize, number_forms
+from tether.flow._provenance import NOT_FOUND, Match, ProvenanceIndex
+from tether.flow._taint import TaintMemory
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLimits:
+    """Bounds on what one session's flow tracker keeps in memory (all fail closed)."""
+
+    max_index_chars: int = 4_000_000
+    """Bytes of normalised tool output kept searchable (the task and constants are pinned on top).
+    Older outputs are forgotten a quarter at a time; a value found only there takes the context label."""
+    max_taint_entries: int = 65_536
+    """Pieces (grams of ``RUN`` characters, short words) of values sent out that are remembered exactly."""
+    taint_overflow_bits: int = 1 << 20
+    """Size of the filter that holds pieces beyond ``max_taint_entries`` (a power of two, in bits)."""
+    max_context_sources: int = 16
+    """Event ids kept as evidence for the context label."""
+
+    def __post_init__(self) -> None:
+        if not 4096 <= self.max_index_chars <= 1 << 30:
+            raise ValueError(f"max_index_chars must be between 4096 and 2**30, got {self.max_index_chars}")
+        if self.max_taint_entries < 0:
+            raise ValueError(f"max_taint_entries must not be negative, got {self.max_taint_entries}")
+        if self.taint_overflow_bits < 1024 or self.taint_overflow_bits & (self.taint_overflow_bits - 1):
+            raise ValueError(f"taint_overflow_bits must be a power of two of at least 1024, got {self.taint_overflow_bits}")
+        if self.max_context_sources < 0:
+            raise ValueError(f"max_context_sources must not be negative, got {self.max_context_sources}")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where one scalar argument value came from."""
+
+    label: Label
+    """The value's label."""
+    found: bool
+    """Whether some source the session read contains the value."""
+    sources: tuple[str, ...]
+    """Evidence: event ids of the sources that give the label (at most 8)."""
+    inherited: bool
+    """True when the value was found nowhere (or is a boolean or null), so the label is the
+    session's context label: the model may have made it up from anything it read."""
+
+
+def walk_leaves(value: Any, path: str, out: list[tuple[str, Any]]) -> None:
+    """Every scalar inside ``value`` with its path (``to[0]``, ``opts.tag``); object keys are
+    leaves too (``opts{KEY}``), since an attacker can put data in a key as easily as in a value."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.append((f"{path}{{{k}}}", k))
+            walk_leaves(v, f"{path}.{k}", out)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            walk_leaves(v, f"{path}[{i}]", out)
+    else:
+        out.append((path, value))
+
+
+def _is_number(value: Any) -> bool:
+    kind = type(value)
+    return kind is int or kind is float
+
+
+class FlowTracker:
+    """Provenance of one session: sources, context label, values sent out, output taint."""
+
+    __slots__ = ("context", "context_sources", "index", "limits", "taint")
+
+    def __init__(self, limits: FlowLimits | None = None) -> None:
+        self.limits = limits if limits is not None else FlowLimits()
+        self.index = ProvenanceIndex(self.limits.max_index_chars)
+        """The searchable sources."""
+        self.taint = TaintMemory(self.limits.max_taint_entries, self.limits.taint_overflow_bits)
+        """Values the session put into the world."""
+        self.context: Label = TRUSTED
+        """Join of the labels of everything the session has read."""
+        self.context_sources: list[str] = []
+        """The first few event ids that raised the context label above ``TRUSTED``."""
+
+    # ------------------------------------------------------------------ feeding
+
+    def pin(self, text: str, label: Label, event_id: str) -> None:
+        """A source kept for the whole session (the task, a policy constant); before any other source."""
+        self.index.pin(text, label, event_id)
+        self._raise_context(label, event_id)
+
+    def add_source(self, text: str, label: Label, event_id: str) -> None:
+        """A text the agent read (a tool output, a user's message), labelled ``label``."""
+        self.index.add(text, label, event_id)
+        self._raise_context(label, event_id)
+
+    def _raise_context(self, label: Label, event_id: str | None) -> None:
+        self.context = self.context.join(label)
+        if event_id is not None and label != TRUSTED and len(self.context_sources) < self.limits.max_context_sources:
+            self.context_sources.append(event_id)
+
+    def join_context(self, label: Label) -> None:
+        """Raise the context label without a source (the agent saw data the log could not hold)."""
+        self._raise_context(label, None)
+
+    def note_executed(self, args: Any) -> None:
+        """Remember the argument values of a call that ran: they are now in the world, with their labels."""
+        for norm, label, word in self._leaf_pieces(args):
+            self.taint.remember(norm, label, word=word)
+
+    def _leaf_pieces(self, args: Any) -> Iterator[tuple[str, Label, bool]]:
+        leaves: list[tuple[str, Any]] = []
+        if isinstance(args, dict):
+            for name, value in args.items():  # argument names come from the policy's schema, not the caller
+                walk_leaves(value, str(name), leaves)
+        else:
+            walk_leaves(args, "", leaves)
+        for _, value in leaves:
+            if type(value) is str:
+                label = self.origin(value).label
+                if label != TRUSTED:
+                    yield normalize(value), label, False
+            elif _is_number(value):
+                label = self.origin(value).label
+                if label != TRUSTED:
+                    for form in number_forms(value):
+                        yield form, label, True
+
+    # ------------------------------------------------------------------ asking
+
+    def origin(self, value: Any) -> Origin:
+        """Label of one scalar, whether a source holds it, and the evidence.
+
+        Strings are looked up as they are (whole token sequences), numbers as whole tokens in
+        any of their written forms (a trusted form wins). Values found nowhere, booleans and
+        null carry the context label.
+        """
+        if type(value) is str:
+            match = self.index.lookup(value)
+        elif _is_number(value):
+            found = [m for m in (self.index.lookup(f, whole_word=True) for f in number_forms(value)) if m.found]
+            match = min(found, key=lambda m: m.label.untrusted) if found else NOT_FOUND
+        else:
+            match = NOT_FOUND
+        return self._origin(match)
+
+    def _origin(self, match: Match) -> Origin:
+        if not match.found:
+            return Origin(self.context, False, tuple(self.context_sources[:8]), True)
+        label = match.label
+        if not match.complete and label.untrusted:
+            label = label.join(self.context)  # a bound cut the search short: assume the worst
+        return Origin(label, True, match.sources, False)
+
+    def output_label(self, base: Label, text: str, args: Any) -> Label:
+        """The label of an output ``text`` whose policy label is ``base``, returned by a call with ``args``:
+        ``base`` joined with the label of every value sent out earlier, or in ``args``, that the text carries."""
+        echoes = list(self._leaf_pieces(args)) if args is not None else []
+        return self.taint.taint(base, text, echoes)
+
+    # ------------------------------------------------------------------ state
+
+    def digest(self) -> dict[str, Any]:
+        """A comparable picture of the tracker (crash/resume equivalence)."""
+        return {
+            "context": self.context.describe(),
+            "context_sources": list(self.context_sources),
+            "index": self.index.digest(),
+            "evicted": self.index.evicted.describe(),
+            "taint": self.taint.to_snapshot(),
+        }
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The tracker as JSON-able data, bounded by its limits."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "limits": asdict(self.limits),
+            "index": self.index.to_snapshot(),
+            "taint": self.taint.to_snapshot(),
+            "context": self.context.to_json(),
+            "context_sources": list(self.context_sources),
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> FlowTracker:
+        """Rebuild a tracker from :meth:`to_snapshot`; it answers every lookup and output label as the original."""
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported flow snapshot version {data.get('version')!r}")
+        tracker = cls(FlowLimits(**data["limits"]))
+        tracker.index = ProvenanceIndex.from_snapshot(data["index"])
+        tracker.taint = TaintMemory.from_snapshot(data["taint"])
+        tracker.context = Label.from_json(data["context"])
+        tracker.context_sources = [str(x) for x in data["context_sources"]]
+        return tracker

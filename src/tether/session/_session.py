@@ -1,0 +1,452 @@
+"""A session: one agent run under a guard, shared safely by any number of processes.
+
+Every change to a session is an append to its hash-chained log, and every append
+names the sequence number its writer last saw. When another process got there
+first, the store refuses the append (``StaleSession``); the session folds the events
+it had not seen and decides again. So no decision is ever committed on stale
+state: two processes under one spend budget can never spend it twice, a call id is
+never logged twice, and :meth:`Session.refresh` sees every event, whoever wrote it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from tether._decision import Decision, Reason, ToolCall, new_id
+from tether.approvals import ApprovalStatus
+from tether.errors import DuplicateCall, SessionError, StaleSession, StoreError
+from tether.flow import TRUSTED, UNTRUSTED, Label
+from tether.session._engine import decide
+from tether.session._labelling import result_label
+from tether.session._state import SessionState
+from tether.store import (
+    ApprovalAnswered,
+    ApprovalRequested,
+    CallProposed,
+    DecisionMade,
+    Event,
+    ResultRecorded,
+    SessionControl,
+    SessionEnded,
+    SourceAdded,
+    StoredEvent,
+    jsonsafe,
+    output_text,
+)
+from tether.store._jsonsafe import dumps
+
+if TYPE_CHECKING:
+    from tether.session import Guard
+
+MAX_OUTPUT_CHARS = 16 << 20
+"""Tool output beyond this many characters is neither indexed nor logged."""
+MAX_RETRIES = 64
+"""Appends retried after losing a race to another writer before giving up (and denying)."""
+
+T = TypeVar("T")
+
+
+def call_hash(tool: str, safe_args: Any) -> str:
+    """Hash binding an approval to exactly one tool and argument set."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(dumps({"tool": tool, "args": safe_args})).hexdigest()
+
+
+def clean_text(text: str) -> str:
+    """Text that can always be stored as UTF-8 (lone surrogates become U+FFFD)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _safe_name(value: object) -> tuple[str, str | None]:
+    """A loggable form of an agent-supplied name, and what is wrong with it (None: nothing)."""
+    if isinstance(value, str):
+        cleaned = clean_text(value)
+        return cleaned, None if cleaned == value else f"{value.encode('utf-8', 'backslashreplace').decode('ascii')!r} is not valid Unicode"
+    try:
+        shown = repr(value)[:200]
+    except Exception:
+        shown = f"<{type(value).__name__}>"
+    return clean_text(shown), f"a {type(value).__name__} where a string was expected"
+
+
+def _output_as_text(output: Any) -> tuple[str, bool]:
+    """The text of an output, and whether it had to be replaced (it could not be turned into text)."""
+    try:
+        return clean_text(output_text(output)), False
+    except Exception as exc:
+        try:
+            why = f"{type(exc).__name__}: {exc}"
+        except Exception:
+            why = type(exc).__name__
+        return clean_text(f"[tether: the output could not be read as text ({why[:200]})]"), True
+
+
+class Session:
+    """One agent run under a guard. Create with :meth:`Guard.start_session`, :meth:`Guard.resume_session`
+    or :meth:`Guard.open_session`.
+
+    Thread-safe; several :class:`Session` objects (in one process or many) may serve
+    the same session id at once.
+    """
+
+    def __init__(self, guard: Guard, state: SessionState) -> None:
+        self.guard = guard
+        """The guard (policy, store, detectors) this session runs under."""
+        self.state = state
+        """The folded state (read it, do not modify it)."""
+        self._lock = threading.RLock()
+        self._broken: str | None = None
+        self._since_snapshot = 0
+
+    @property
+    def id(self) -> str:
+        """The session id."""
+        return self.state.session_id
+
+    @property
+    def context(self) -> Label:
+        """Join of the labels of everything the agent has read."""
+        return self.state.context
+
+    # ------------------------------------------------------------ event plumbing
+
+    def _apply(self, stored: Sequence[StoredEvent]) -> None:
+        policy = self.guard.policy
+        for item in stored:
+            if item.seq != self.state.last_seq + 1 or item.prev_hash != (self.state.last_hash or item.prev_hash):
+                raise StoreError(
+                    f"session {self.id!r}: event {item.seq} does not follow event {self.state.last_seq}; run 'tether audit verify'"
+                )
+            self.state.apply(item.event(), policy)
+            self.state.last_seq = item.seq
+            self.state.last_hash = item.hash
+        self._since_snapshot += len(stored)
+
+    def _catch_up(self) -> int:
+        stored = self.guard.store.read(self.id, self.state.last_seq)
+        self._apply(stored)
+        return len(stored)
+
+    def _transact(self, build: Callable[[], tuple[Sequence[Event], T]]) -> T:
+        """Build events from the current state and append them, if nobody appended first.
+
+        On a lost race the new events are folded in and ``build`` runs again, so what is
+        committed was always decided on the latest state.
+        """
+        for _ in range(MAX_RETRIES):
+            events, result = build()
+            if not events:
+                return result
+            try:
+                stored = self.guard.store.append(self.id, events, expect_seq=self.state.last_seq)
+            except StaleSession:
+                self._catch_up()
+                continue
+            self._apply(stored)
+            self.guard._maybe_snapshot(self)
+            return result
+        raise StoreError(f"session {self.id!r}: lost the race to other writers {MAX_RETRIES} times in a row")
+
+    def save_snapshot(self) -> bool:
+        """Save a snapshot of the state now (one is also saved every ``Guard.snapshot_every`` events)."""
+        with self._lock:
+            return self.guard.save_snapshot(self)
+
+    def refresh(self) -> int:
+        """Fold in the events other processes appended (approvals, kills, their calls); return how many."""
+        with self._lock:
+            return self._catch_up()
+
+    # ------------------------------------------------------------ the monitor
+
+    def check(self, call: ToolCall | str, args: dict[str, Any] | None = None) -> Decision:
+        """Decide on a proposed call; the call and decision are logged before returning.
+
+        Never raises for bad input: a call that cannot be understood or logged as given
+        is denied (and logged in a sanitised form).
+        """
+        if not isinstance(call, ToolCall):
+            call = ToolCall(call, args if args is not None else {})
+        with self._lock:
+            try:
+                return self._check(call)
+            except StoreError as exc:  # an unlogged call never runs
+                self._broken = f"event store unavailable ({exc}); denying every call until the session is resumed"
+                return self._refused(call, Reason("error", "store", f"could not log the call: {exc}"))
+            except Exception as exc:
+                return self._refused(
+                    call, Reason("error", "guard", f"internal error while checking the call ({type(exc).__name__}); denied")
+                )
+
+    def _refused(self, call: ToolCall, reason: Reason) -> Decision:
+        tool, _ = _safe_name(call.tool)
+        call_id = call.id if isinstance(call.id, str) else new_id()
+        return Decision("deny", call_id, tool, (reason,), "sha256:unloggable", self.guard.policy.hash)
+
+    def _check(self, call: ToolCall) -> Decision:
+        policy = self.guard.policy
+        tool, tool_problem = _safe_name(call.tool)
+        call_id, id_problem = _safe_name(call.id)
+        refusal: Reason | None = None
+        if tool_problem is not None:
+            refusal = Reason("malformed", "tool", f"tool name {tool_problem}; denied")
+        if id_problem is not None or not call_id:
+            refusal = Reason("malformed", "call_id", f"call id {call_id!r} is not usable ({id_problem or 'empty'}); denied")
+            call_id = new_id()
+        try:
+            safe = jsonsafe(call.args)
+            digest = call_hash(tool, safe)
+        except Exception as exc:  # fail closed: what cannot be logged does not run
+            safe, digest = {"$unloggable": type(exc).__name__}, "sha256:unloggable"
+            refusal = Reason("malformed", "limits", f"arguments cannot be logged faithfully ({type(exc).__name__}); denied")
+        if self._broken is not None:
+            refusal = Reason("error", "store", self._broken)
+        clean = ToolCall(tool, call.args if isinstance(call.args, dict) else {"$args": safe}, call_id)
+        if not isinstance(call.args, dict) and refusal is None:
+            refusal = Reason("malformed", "limits", f"arguments must be an object, got {type(call.args).__name__}")
+
+        def build() -> tuple[list[Event], Decision]:
+            # Decided afresh on every attempt: a retry after losing a race sees the new state.
+            now = self.guard.clock()
+            reason = refusal
+            call = clean
+            if reason is None and call.id in self.state.calls:
+                # Never let a new call take over an earlier one's record (and its approval).
+                reason = Reason("malformed", "call_id", f"call id {call.id!r} was already used in this session; denied")
+            if reason is not None and reason.rule == "call_id":
+                call = ToolCall(call.tool, call.args, new_id())
+            if reason is not None:
+                decision = Decision("deny", call.id, call.tool, (reason,), digest, policy.hash)
+            else:
+                decision = self.guard._detect(call, decide(policy, self.state, clean, digest, now), self.state)
+            events: list[Event] = [
+                CallProposed(session_id=self.id, time=now, call_id=call.id, tool=call.tool, args=safe, call_hash=digest),
+                DecisionMade(
+                    session_id=self.id,
+                    time=now,
+                    call_id=call.id,
+                    verdict=decision.verdict,
+                    reasons=decision.reasons,
+                    policy_hash=policy.hash,
+                ),
+            ]
+            if decision.verdict == "ask":
+                events.append(
+                    ApprovalRequested(
+                        session_id=self.id,
+                        time=now,
+                        call_id=call.id,
+                        call_hash=digest,
+                        expires_at=now + policy.spec.approval_timeout_s,
+                        summary=decision.explain()[:2000],
+                    )
+                )
+            return events, decision
+
+        for _ in range(MAX_RETRIES):
+            try:
+                return self._transact(build)
+            except DuplicateCall:
+                # The id was used long ago (no longer in memory): deny, under a fresh id.
+                refusal = Reason("malformed", "call_id", f"call id {clean.id!r} was already used in this session; denied")
+        raise StoreError("could not find an unused call id")
+
+    def output_label(self, call_id: str, text: str, *, error: bool = False) -> Label:
+        """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors)."""
+        rec = self.state.calls.get(call_id)
+        if rec is None:
+            return UNTRUSTED
+        return result_label(self.guard.policy, self.state, rec.tool, rec.args, text, error=error)
+
+    def record_result(self, call_id: str, output: Any, *, error: bool = False) -> Label:
+        """Record what an allowed (or approved) call returned: label it, index it, log it.
+
+        Raises :class:`SessionError` for a call that may not have run (unknown, denied,
+        still waiting for approval) or whose result was already recorded: the log must
+        never show a result after a denial.
+        """
+        text, unreadable = _output_as_text(output)
+        if len(text) > MAX_OUTPUT_CHARS:
+            # Beyond the cap nothing is indexed: values from there count as not found
+            # (context label), which is the conservative side.
+            text = text[:MAX_OUTPUT_CHARS] + f"\n[tether: output truncated from {len(text)} characters]"
+        with self._lock:
+
+            def build() -> tuple[list[Event], Label]:
+                rec = self.state.calls.get(call_id) if isinstance(call_id, str) else None
+                if rec is None:
+                    raise SessionError(f"call {call_id!r} is not a call of session {self.id!r} (or is too old to record)")
+                if not rec.executed:
+                    raise SessionError(f"call {call_id!r} was not allowed to run ({rec.verdict}); its result cannot be recorded")
+                if rec.result_event is not None:
+                    raise SessionError(f"the result of call {call_id!r} was already recorded")
+                lab = self.output_label(call_id, text, error=error or unreadable)
+                event = ResultRecorded(
+                    session_id=self.id, time=self.guard.clock(), call_id=call_id, output=text, label=lab, error=error or unreadable
+                )
+                return [event], lab
+
+            try:
+                return self._transact(build)
+            except StoreError as exc:
+                # The agent has seen data the log does not hold: stop trusting anything.
+                self._broken = f"event store unavailable ({exc}); denying every call until the session is resumed"
+                self.state.context = self.state.context.join(UNTRUSTED)
+                raise
+
+    def add_source(self, text: str, *, label: Label = TRUSTED, origin: str = "user") -> None:
+        """Add data the agent sees outside tool calls (a user's follow-up message, a file)."""
+        if not isinstance(text, str):
+            raise SessionError(f"a source must be text, got {type(text).__name__}")
+        with self._lock:
+            self._transact(
+                lambda: (
+                    [SourceAdded(session_id=self.id, time=self.guard.clock(), text=clean_text(text), label=label, origin=origin)],
+                    None,
+                )
+            )
+
+    # ------------------------------------------------------------ approvals
+
+    def approval_status(self, call_id: str) -> ApprovalStatus:
+        """``none``, ``pending``, ``approved`` or ``denied`` (an expired request is denied, and logged so)."""
+        with self._lock:
+            status = self.state.approvals.status(call_id, self.guard.clock())
+            if status == "expired":
+                self.answer(call_id, False, by="timeout", note="approval timed out")
+                status = self.state.approvals.status(call_id, self.guard.clock())
+            return status
+
+    def answer(self, call_id: str, approved: bool, *, by: str, note: str = "") -> bool:
+        """Answer a pending approval; returns whether the call may now run.
+
+        An approved call is decided again against the session as it is now: if a budget,
+        a rate or the session's status no longer allows it, it is denied (and the log says
+        so, next to the human's answer). An answer to an already answered request changes
+        nothing and returns the earlier outcome; an expired request is denied.
+        """
+        with self._lock:
+            self._catch_up()
+
+            def build() -> tuple[list[Event], bool]:
+                now = self.guard.clock()
+                book = self.state.approvals
+                rec = book.get(call_id)
+                if rec is None:
+                    raise SessionError(f"call {call_id!r} has no approval request in session {self.id!r}")
+                status = book.status(call_id, now)
+                if status in ("approved", "denied"):
+                    return [], status == "approved"
+                base = {"session_id": self.id, "time": now, "call_id": call_id, "call_hash": rec.call_hash}
+                if status == "expired":
+                    return [
+                        ApprovalAnswered(
+                            **base, approved=False, by="timeout", note="approval timed out before it was answered", verdict="deny"
+                        )
+                    ], False
+                if not approved:
+                    return [ApprovalAnswered(**base, approved=False, by=by, note=note, verdict="deny")], False
+                verdict, reasons = self._redecide(call_id, now)
+                return [ApprovalAnswered(**base, approved=True, by=by, note=note, verdict=verdict, reasons=reasons)], verdict == "allow"
+
+            return self._transact(build)
+
+    def _redecide(self, call_id: str, now: float) -> tuple[Literal["allow", "deny"], tuple[Reason, ...]]:
+        """Decide an approved call again, against the state as it is now (the human's answer
+        satisfies the asks; anything that would deny it still does)."""
+        call = self.state.calls.get(call_id)
+        if call is None:
+            return "deny", (Reason("session", "approval", f"call {call_id!r} is no longer known to the session"),)
+        args = call.args if isinstance(call.args, dict) else {}
+        decision = decide(self.guard.policy, self.state, ToolCall(call.tool, args, call_id), call.call_hash, now)
+        if decision.verdict == "deny":
+            return "deny", decision.reasons
+        return "allow", ()
+
+    def wait_for_approval(
+        self, call_id: str, *, timeout_s: float | None = None, poll_s: float = 0.2, sleep: Callable[[float], None] = time.sleep
+    ) -> bool:
+        """Block until a pending approval is answered (possibly by another process) or expires;
+        returns whether the call may run. ``timeout_s`` stops waiting earlier (the request stays pending)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            self.refresh()
+            status = self.approval_status(call_id)
+            if status != "pending":
+                return status == "approved"
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            sleep(poll_s)
+
+    # ------------------------------------------------------------ control
+
+    def control(self, action: Literal["pause", "resume", "kill"], *, by: str = "user", note: str = "") -> None:
+        """Pause, resume or kill the session.
+
+        A killed session denies everything, for good. Pausing or killing also denies every
+        pending approval (logged as answers by ``guard``), so nothing asked before can run
+        after. Resuming a killed or ended session is refused.
+        """
+        if action not in ("pause", "resume", "kill"):
+            raise SessionError(f"unknown control action {action!r} (pause, resume or kill)")
+        with self._lock:
+
+            def build() -> tuple[list[Event], None]:
+                status = self.state.status
+                if status in ("killed", "ended"):
+                    if action == "kill" and status == "killed":
+                        return [], None
+                    raise SessionError(f"session {self.id!r} is {status}; it cannot be {action}d")
+                now = self.guard.clock()
+                events: list[Event] = [SessionControl(session_id=self.id, time=now, action=action, by=by, note=note)]
+                if action != "resume":
+                    for rec in self.state.approvals.pending():
+                        events.append(
+                            ApprovalAnswered(
+                                session_id=self.id,
+                                time=now,
+                                call_id=rec.call_id,
+                                call_hash=rec.call_hash,
+                                approved=False,
+                                by="guard",
+                                note=f"the session was {'paused' if action == 'pause' else 'killed'} by {by}",
+                                verdict="deny",
+                            )
+                        )
+                return events, None
+
+            self._transact(build)
+
+    def end(self, reason: str = "completed") -> None:
+        """Mark the session finished (pending approvals are denied)."""
+        with self._lock:
+
+            def build() -> tuple[list[Event], None]:
+                if self.state.status in ("ended", "killed"):
+                    return [], None
+                now = self.guard.clock()
+                events: list[Event] = [
+                    ApprovalAnswered(
+                        session_id=self.id,
+                        time=now,
+                        call_id=rec.call_id,
+                        call_hash=rec.call_hash,
+                        approved=False,
+                        by="guard",
+                        note="the session ended",
+                        verdict="deny",
+                    )
+                    for rec in self.state.approvals.pending()
+                ]
+                events.append(SessionEnded(session_id=self.id, time=now, reason=reason))
+                return events, None
+
+            self._transact(build)

@@ -1,0 +1,116 @@
+"""Snapshots: a session's folded state saved so that resuming costs the same whatever the log's length.
+
+A snapshot is a compressed JSON copy of :class:`SessionState` after event ``seq``.
+It is bound to the chain twice: the stored record names the chain hash of event
+``seq``, and the session logs a ``snapshot_taken`` event (event ``seq + 1``) carrying
+the snapshot's SHA-256. On resume a snapshot is used only when all of that holds and
+every event after it verifies; otherwise the state is folded from the first event.
+So a snapshot is never trusted over the chain it claims to summarise: a forged,
+stale or corrupted one is ignored, never believed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections import Counter, deque
+from typing import Any
+
+import orjson
+
+from tether.approvals import ApprovalBook
+from tether.policy import Policy
+from tether.session._state import CallRecord, SessionState
+from tether.store import EventStore, SnapshotRecord, SnapshotTaken, StoredEvent, chain_hash
+
+FORMAT = 1
+"""Version of the snapshot body; a snapshot of another version is ignored (the log is folded instead)."""
+
+
+def state_to_json(state: SessionState) -> dict[str, Any]:
+    """Everything the fold has built, as JSON-able data."""
+    return {
+        "format": FORMAT,
+        "session_id": state.session_id,
+        "principal": state.principal,
+        "task": state.task,
+        "task_norm": state.task_norm,
+        "policy_hash": state.policy_hash,
+        "policy_name": state.policy_name,
+        "started_at": state.started_at,
+        "scope": state.scope,
+        "status": state.status,
+        "calls_total": state.calls_total,
+        "writes": state.writes,
+        "spend": state.spend,
+        "per_tool": dict(state.per_tool),
+        "rate_times": {rule: list(times) for rule, times in state.rate_times.items()},
+        "calls": [[r.call_id, r.tool, r.args, r.call_hash, r.time, r.verdict, r.executed, r.result_event] for r in state.calls.values()],
+        "approvals": state.approvals.to_snapshot(),
+        "flow": state.flow.to_snapshot(),
+        "events": state.events,
+        "last_seq": state.last_seq,
+        "last_hash": state.last_hash,
+    }
+
+
+def state_from_json(data: dict[str, Any]) -> SessionState:
+    """Rebuild what :func:`state_to_json` saved."""
+    from tether.flow import FlowTracker
+
+    state = SessionState(data["session_id"])
+    for name in ("principal", "task", "task_norm", "policy_hash", "policy_name", "started_at", "scope", "status"):
+        setattr(state, name, data[name])
+    state.calls_total = data["calls_total"]
+    state.writes = data["writes"]
+    state.spend = data["spend"]
+    state.per_tool = Counter(data["per_tool"])
+    state.rate_times = {rule: deque(times) for rule, times in data["rate_times"].items()}
+    state.calls = {row[0]: CallRecord(*row) for row in data["calls"]}
+    state.approvals = ApprovalBook.from_snapshot(data["approvals"])
+    state.flow = FlowTracker.from_snapshot(data["flow"])
+    state.events = data["events"]
+    state.last_seq = data["last_seq"]
+    state.last_hash = data["last_hash"]
+    return state
+
+
+def encode(state: SessionState) -> tuple[bytes, str]:
+    """The stored body of a snapshot of ``state``, and its SHA-256."""
+    body = zlib.compress(orjson.dumps(state_to_json(state)), 1)
+    return body, hashlib.sha256(body).hexdigest()
+
+
+def restore(store: EventStore, session_id: str, policy: Policy) -> tuple[SessionState, list[StoredEvent]] | None:
+    """The newest usable snapshot of a session and the events logged after it (None: fold from the start)."""
+    record = store.latest_snapshot(session_id)
+    if record is None or record.policy_hash != policy.hash:
+        return None
+    if hashlib.sha256(record.body).hexdigest() != record.digest:
+        return None
+    tail = store.read(session_id, record.seq)
+    if not tail:
+        return None
+    marker = tail[0].event()
+    if not (isinstance(marker, SnapshotTaken) and marker.seq == record.seq and marker.digest == record.digest):
+        return None  # the chain does not vouch for this snapshot
+    prev = record.hash
+    for item in tail:
+        if item.prev_hash != prev or chain_hash(prev, item.seq, item.body) != item.hash:
+            return None  # the tail does not verify: fold everything (verification will name the problem)
+        prev = item.hash
+    head = store.head(session_id)
+    if head is None or (head.seq, head.hash) != (tail[-1].seq, tail[-1].hash):
+        return None
+    try:
+        state = state_from_json(orjson.loads(zlib.decompress(record.body)))
+    except Exception:
+        return None
+    if state.last_seq != record.seq or state.last_hash != record.hash or state.policy_hash != policy.hash:
+        return None
+    return state, tail
+
+
+def record_for(state: SessionState, body: bytes, digest: str) -> SnapshotRecord:
+    """The store record of a snapshot of ``state`` (taken before its ``snapshot_taken`` event)."""
+    return SnapshotRecord(state.session_id, state.last_seq, state.last_hash, state.policy_hash, body, digest)
