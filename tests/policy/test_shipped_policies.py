@@ -8,7 +8,6 @@ import pytest
 
 from tether import Guard, Policy, Session, SQLiteStore, ToolCall
 from tether.examples import example_policy_text
-from tether.session._flow_rules import _Defaults
 
 ROOT = Path(__file__).parents[2]
 SHIPPED = [
@@ -25,7 +24,8 @@ def test_every_write_argument_forbids_secrets(path: Path) -> None:
         effects = {tool.effect} | ({"write"} if tool.write_when is not None else set())
         if "write" not in effects:
             continue
-        defaults = _Defaults(tool.tool_flows, tool.default_flows.get("write", ()))
+        defaults = tool.defaults_for("write")
+        assert defaults is not None, f"{path.stem}: {tool.name} has no default flow rule"
         for name in [*tool.args, "an_argument_nobody_declared"]:
             spec = tool.args.get(name)
             rules = defaults.effective(spec.flows if spec is not None else ())

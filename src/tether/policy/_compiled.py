@@ -75,6 +75,38 @@ class CompiledFlow:
         return kept if kept.require_trusted or kept.forbid else None
 
 
+class DefaultFlows:
+    """The default flow rules of one tool for calls of one effect: the tool's ``flow``, then the
+    policy's ``defaults.EFFECT.flow``, each applying the components that nearer rules leave open."""
+
+    __slots__ = ("_cache", "_policy", "_tool")
+
+    def __init__(self, tool: tuple[CompiledFlow, ...], policy: tuple[CompiledFlow, ...]) -> None:
+        self._tool = tool
+        self._policy = policy
+        self._cache: dict[tuple[bool, bool], tuple[CompiledFlow, ...]] = {}
+
+    def effective(self, own: tuple[CompiledFlow, ...]) -> tuple[CompiledFlow, ...]:
+        """``own`` (the rules covering a leaf) plus the default components they do not state."""
+        require = any(r.states_require for r in own)
+        forbid = any(r.states_forbid for r in own)
+        added = self._cache.get((require, forbid))
+        if added is None:
+            out: list[CompiledFlow] = []
+            for rule in self._tool:
+                kept = rule.without(require, forbid)
+                if kept is not None:
+                    out.append(kept)
+            tool_require = require or any(r.states_require for r in self._tool)
+            tool_forbid = forbid or any(r.states_forbid for r in self._tool)
+            for rule in self._policy:
+                kept = rule.without(tool_require, tool_forbid)
+                if kept is not None:
+                    out.append(kept)
+            added = self._cache[(require, forbid)] = tuple(out)
+        return own + added if own else added
+
+
 @dataclass(slots=True)
 class CompiledArg:
     """Constraints of one argument (recursively for arrays and objects)."""
@@ -155,6 +187,17 @@ class CompiledTool:
     """This tool's deny rules, then the policy-wide ones."""
     ask_all: tuple[CompiledRule, ...] = ()
     """This tool's ask rules, then the policy-wide ones."""
+    _defaults: dict[str, DefaultFlows] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for effect in ("read", "write"):
+            policy = self.default_flows.get(effect, ())
+            if self.tool_flows or policy:
+                self._defaults[effect] = DefaultFlows(self.tool_flows, policy)
+
+    def defaults_for(self, effect: str) -> DefaultFlows | None:
+        """The default flow rules for a call of ``effect`` (None when there are none)."""
+        return self._defaults.get(effect)
 
     def effect_of(self, args: Any, view: CallView | None = None) -> Effect:
         """The effect of a call with ``args``: ``write`` when the tool is a write tool or its

@@ -52,7 +52,8 @@ class CheckView:
         self.context = state.context
         self._state = state
         self._cache: dict[str, list[Leaf]] = {}
-        self.effect = tool.effect_of(args, self)
+        if tool.write_when is not None:
+            self.effect = tool.effect_of(args, self)
 
     def leaves(self, arg: str) -> list[Leaf]:
         cached = self._cache.get(arg)
@@ -216,7 +217,8 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
         if rule.when(view):
             denials.append(Reason("deny_rule", rule.rule, rule.reason))
 
-    check_flows(view, tool, args, asks, denials)
+    if tool.flows or tool.defaults_for(view.effect) is not None:
+        check_flows(view, tool, args, asks, denials)
 
     _check_budgets(policy, state, tool, view.effect, args, now, denials)
 

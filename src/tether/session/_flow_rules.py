@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether._decision import Reason
 from tether.flow._labels import Label
-from tether.policy._compiled import CompiledArg, CompiledFlow, CompiledTool
+from tether.policy._compiled import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
 
 if TYPE_CHECKING:
     from tether.session._engine import CheckView, Leaf
@@ -30,37 +30,48 @@ def check_flows(view: CheckView, tool: CompiledTool, args: dict[str, Any], asks:
         # Every leaf's label is at most the context's (a source's label is joined into the
         # context when it is read), so nothing can be untrusted or tagged yet.
         return
-    defaults = _Defaults(tool.tool_flows, tool.default_flows.get(view.effect, ()))
-    unless_cache: dict[int, bool] = {}
+    defaults = tool.defaults_for(view.effect)
+    skip: dict[int, bool] = {}
     for name, value in args.items():
         if value is None:
             continue  # an absent argument sends nothing
         spec = tool.args.get(name)
         if spec is not None and spec.flows_below:
-            pairs: Iterator[tuple[Leaf, _Rules]] = _walk_leaves(view, name, value, spec, defaults)
-        else:
-            rules = defaults.effective(spec.flows if spec is not None else ())
-            if not any(_relevant(r, context) for r in rules):
+            for leaf, rules in _walk_leaves(view, name, value, spec, defaults):
+                for flow in rules:
+                    if _relevant(flow, context) and not _skipped(flow, view, skip):
+                        _check_leaf(flow, leaf, context, asks, denials)
+            continue
+        own = spec.flows if spec is not None else ()
+        rules = defaults.effective(own) if defaults is not None else own
+        leaves: list[Leaf] | None = None
+        for flow in rules:
+            if not _relevant(flow, context) or _skipped(flow, view, skip):
                 continue
-            pairs = ((leaf, rules) for leaf in view.leaves(name))
-        for leaf, rules in pairs:
-            if leaf.value is None:
-                continue
-            for flow in rules:
-                if not _relevant(flow, context):
-                    continue
-                key = id(flow)
-                if flow.unless is not None:
-                    skip = unless_cache.get(key)
-                    if skip is None:
-                        skip = unless_cache[key] = flow.unless(view)
-                    if skip:
-                        continue
-                problem = _problem(flow, leaf, context)
-                if problem is not None:
-                    verdict = flow.on_inherited if leaf.inherited else flow.on_violation
-                    reason = Reason("flow", flow.rule, problem, arg=leaf.path, sources=leaf.sources)
-                    (asks if verdict == "ask" else denials).append(reason)
+            if leaves is None:
+                leaves = view.leaves(name)
+            for leaf in leaves:
+                _check_leaf(flow, leaf, context, asks, denials)
+
+
+def _skipped(flow: CompiledFlow, view: CheckView, cache: dict[int, bool]) -> bool:
+    """The rule's ``unless`` holds for this call (evaluated once per call)."""
+    if flow.unless is None:
+        return False
+    found = cache.get(id(flow))
+    if found is None:
+        found = cache[id(flow)] = flow.unless(view)
+    return found
+
+
+def _check_leaf(flow: CompiledFlow, leaf: Leaf, context: Label, asks: list[Reason], denials: list[Reason]) -> None:
+    if leaf.value is None:
+        return  # null sends nothing
+    problem = _problem(flow, leaf, context)
+    if problem is not None:
+        verdict = flow.on_inherited if leaf.inherited else flow.on_violation
+        reason = Reason("flow", flow.rule, problem, arg=leaf.path, sources=leaf.sources)
+        (asks if verdict == "ask" else denials).append(reason)
 
 
 def _relevant(flow: CompiledFlow, context: Label) -> bool:
@@ -87,47 +98,14 @@ def _problem(flow: CompiledFlow, leaf: Leaf, context: Label) -> str | None:
     )
 
 
-class _Defaults:
-    """The default rules for the leaves of one call, by the components their own rules state."""
-
-    __slots__ = ("_cache", "_policy", "_tool")
-
-    def __init__(self, tool: _Rules, policy: _Rules) -> None:
-        self._tool = tool
-        self._policy = policy
-        self._cache: dict[tuple[bool, bool], _Rules] = {}
-
-    def effective(self, own: _Rules) -> _Rules:
-        """``own`` plus the default components it leaves open."""
-        if not self._tool and not self._policy:
-            return own
-        require = any(r.states_require for r in own)
-        forbid = any(r.states_forbid for r in own)
-        added = self._cache.get((require, forbid))
-        if added is None:
-            out: list[CompiledFlow] = []
-            for rule in self._tool:
-                kept = rule.without(require, forbid)
-                if kept is not None:
-                    out.append(kept)
-            tool_require = require or any(r.states_require for r in self._tool)
-            tool_forbid = forbid or any(r.states_forbid for r in self._tool)
-            for rule in self._policy:
-                kept = rule.without(tool_require, tool_forbid)
-                if kept is not None:
-                    out.append(kept)
-            added = self._cache[(require, forbid)] = tuple(out)
-        return own + added if own else added
-
-
-def _walk_leaves(view: CheckView, name: str, value: Any, spec: CompiledArg, defaults: _Defaults) -> Iterator[tuple[Leaf, _Rules]]:
+def _walk_leaves(view: CheckView, name: str, value: Any, spec: CompiledArg, defaults: DefaultFlows | None) -> Iterator[tuple[Leaf, _Rules]]:
     """Each leaf of an argument with flow rules below its top, with the rules covering it."""
     out: list[tuple[str, Any, _Rules]] = []
     _collect(value, name, spec, (), out)
     context = view.context
     checked = []
     for path, leaf_value, own in out:
-        rules = defaults.effective(own)
+        rules = defaults.effective(own) if defaults is not None else own
         if any(_relevant(r, context) for r in rules):
             checked.append((path, leaf_value, rules))
     if not checked:
