@@ -197,3 +197,10 @@ def test_blocks_combine_and_shipped_policies_can_be_extended(folder: Path) -> No
     assert set(top.tools) == {"send", "read"} and top.spec.budgets.max_calls == 3 and len(top.sources) == 4
     shipped = Policy.from_yaml("tether: 1\nname: mine\nextends: ['tether:email_assistant']\nbudgets: {max_writes: 2}\n")
     assert "send_email" in shipped.tools and shipped.spec.budgets.max_writes == 2
+
+
+def test_a_device_or_a_folder_is_refused(tmp_path: Path) -> None:
+    for target in ("/dev/zero", str(tmp_path)):
+        (tmp_path / "p.yaml").write_text(f"tether: 1\nname: p\nextends: [{target!r}]\n")
+        with pytest.raises(PolicyError, match="cannot extend"):
+            Policy.from_file(tmp_path / "p.yaml")

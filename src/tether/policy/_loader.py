@@ -286,9 +286,12 @@ def read_policy_file(path: str | Path) -> str:
     """Read a policy file as UTF-8, with a PolicyError on any problem."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as f:
+            raw = f.read(_MAX_POLICY_BYTES + 1)  # a device or a huge file is refused, not read whole
     except OSError as exc:
         raise PolicyError(f"cannot read policy file: {exc.strerror or exc}", source=str(p)) from None
+    if len(raw) > _MAX_POLICY_BYTES:
+        raise PolicyError(f"policy file is larger than {_MAX_POLICY_BYTES} bytes", source=str(p))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
