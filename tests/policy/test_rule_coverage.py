@@ -146,6 +146,10 @@ ARG_WITNESSES: dict[str, ArgWitness] = {
     "path_under": ArgWitness({"path_under": ["/home"]}, {}, "/etc/passwd"),
     "url_host_in": ArgWitness({"url_host_in": ["docs.example"]}, {}, "https://evil.example/"),
     "email_domain_in": ArgWitness({"email_domain_in": ["corp.example"]}, {}, "eve@evil.example"),
+    "host_in": ArgWitness({"host_in": ["docs.example"]}, {}, "evil.example/page"),
+    "idn": ArgWitness(
+        {"url_host_in": ["*.docs.example"], "idn": True}, {"url_host_in": ["*.docs.example"]}, "https://xn--bcher-kva.docs.example/"
+    ),
     "flow": ArgWitness({"flow": {"require": "trusted"}}, {}, EVIL, [UNTRUSTED_READ]),
 }
 
@@ -259,6 +263,14 @@ COND_WITNESSES: dict[str, CondWitness] = {
     "path_glob": _matcher("a", "path_glob", ["/home/**"], "/etc/passwd"),
     "url_host_in": _matcher("a", "url_host_in", ["docs.example"], "https://evil.example/"),
     "email_domain_in": _matcher("a", "email_domain_in", ["corp.example"], "eve@evil.example"),
+    "host_in": _matcher("a", "host_in", ["docs.example"], "evil.example/page"),
+    # idn only widens the permitting side (canonical A-labels accepted): a flow rule's unless.
+    "idn": CondWitness(
+        {"arg": "a", "url_host_in": ["*.docs.example"], "idn": True},
+        {"arg": "a", "url_host_in": ["*.docs.example"]},
+        [],
+        {"a": "https://xn--bcher-kva.docs.example/"},
+    ),
     "gt": _matcher("n", "gt", 5, 1),
     "ge": _matcher("n", "ge", 5, 1),
     "lt": _matcher("n", "lt", 0, 1),
@@ -603,6 +615,8 @@ def test_condition_keys_are_enforced_in_every_position(key: str, place: str) -> 
     with_pol, steps = build(w.with_, w)
     without_pol, _ = build(w.without, w)
     refusal = _VALUES_ONLY if place == "tools.t.write_when" and key in _HISTORY_CONDITIONS else None
+    if key == "idn" and not place.endswith("unless"):
+        refusal = "'idn' has no effect here"
     _assert_enforced_or_refused(with_pol, without_pol, steps, f"condition {key} at {place}", refusal)
 
 

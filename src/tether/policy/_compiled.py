@@ -129,15 +129,12 @@ class CompiledArg:
     items: CompiledArg | None
     properties: dict[str, CompiledArg] | None
     additional: bool
-    path_under: list[str] | None
-    url_host_in: list[str] | None
-    email_domain_in: list[str] | None
+    matchers: tuple[m.ValueMatcher, ...]
+    """Semantic matchers (``path_under``, ``url_host_in``, ...); on an array they apply to every item."""
     flows: tuple[CompiledFlow, ...] = ()
     """Flow rules written at this position: they apply to every leaf under it."""
     flows_below: bool = False
     """Some position inside ``items``/``properties`` has flow rules of its own."""
-    item_rule: CompiledArg | None = None
-    """For arrays with semantic matchers: ``items`` plus those matchers, built once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +151,9 @@ class LabelRule:
     """One conditional output label entry."""
 
     when: Predicate
+    """The condition, read on the restricting side (for what the entry raises)."""
+    when_lowering: Predicate
+    """The condition, read on the permitting side (for what the entry lowers)."""
     integrity: Integrity | None
     add: frozenset[str]
     remove: frozenset[str]
@@ -221,10 +221,13 @@ class CompiledTool:
         integrity = result.integrity
         tags = set(result.tags)
         for rule in self.label_rules:
-            if rule.when(view):
-                if rule.integrity is not None:
-                    integrity = rule.integrity
+            if (rule.integrity == "untrusted" or rule.add) and rule.when(view):
+                if rule.integrity == "untrusted":
+                    integrity = "untrusted"
                 tags |= rule.add
+            if (rule.integrity == "trusted" or rule.remove) and rule.when_lowering(view):
+                if rule.integrity == "trusted":
+                    integrity = "trusted"
                 tags -= rule.remove
         return label(integrity, tags)
 
@@ -444,14 +447,22 @@ def _compile_tool(
 
 
 def _compile_label(lab: OutputLabel, path: str, scope: Scope) -> LabelRule:
-    pred = compile_condition(lab.when, f"{path}.when", scope)
     remove = frozenset(lab.remove_tags or ())
     both = remove & set(lab.tags)
     if both:
         scope.problems.error(f"tags {sorted(both)} are both added and removed by one entry", path)
     if lab.integrity is None and not lab.tags and not remove:
         scope.problems.error("a label entry needs 'integrity', 'tags' or 'remove_tags'", path)
-    return LabelRule(pred, lab.integrity, frozenset(lab.tags), remove)
+    # What an entry raises applies when any plausible reading of a value matches; what it lowers
+    # only when every value is canonical and matches (the two sides of a matcher, Scope.permits).
+    raises = lab.integrity == "untrusted" or bool(lab.tags)
+    lowers = lab.integrity == "trusted" or bool(remove)
+    quiet = Problems(lambda _: ("", None))  # the same condition twice: its problems are recorded once
+    when = compile_condition(lab.when, f"{path}.when", scope if raises or not lowers else replace(scope, problems=quiet))
+    when_lowering = compile_condition(
+        lab.when, f"{path}.when", replace(scope, permits=True, problems=scope.problems if not raises else quiet)
+    )
+    return LabelRule(when, when_lowering, lab.integrity, frozenset(lab.tags), remove)
 
 
 def _flows_under(spec: CompiledArg) -> list[CompiledFlow]:
@@ -472,7 +483,7 @@ def _compile_flows(rules: FlowRules | None, path: str, scope: Scope) -> tuple[Co
 
 
 def _compile_flow(flow: FlowRule, path: str, scope: Scope) -> CompiledFlow:
-    unless = compile_condition(flow.unless, f"{path}.unless", scope) if flow.unless else None
+    unless = compile_condition(flow.unless, f"{path}.unless", replace(scope, permits=True)) if flow.unless else None
     return CompiledFlow(
         rule=path,
         require_trusted=flow.require == "trusted",
@@ -500,17 +511,13 @@ _KEY_TYPES: dict[str, frozenset[str]] = {
     "items": frozenset({"array"}),
     "properties": frozenset({"object"}),
     "additionalProperties": frozenset({"object"}),
-    "path_under": frozenset({"string", "array"}),
-    "url_host_in": frozenset({"string", "array"}),
-    "email_domain_in": frozenset({"string", "array"}),
+    **{key: frozenset({"string", "array"}) for key in m.MATCHER_KEYS},
 }
 
 
 def _compile_arg(spec: ArgSpec, path: str, scope: Scope, position: str) -> CompiledArg:
     """Compile the constraints at one position (``argument``, ``item`` or ``property``)."""
     compiled = _compile_arg_fields(spec, path, scope)
-    if compiled.path_under is not None or compiled.url_host_in is not None or compiled.email_domain_in is not None:
-        compiled.item_rule = _with_matchers(compiled.items or _MATCH_ONLY, compiled)
     problems = scope.problems
     if position == "item" and spec.required:
         problems.error(
@@ -567,12 +574,22 @@ def _compile_arg_fields(spec: ArgSpec, path: str, scope: Scope) -> CompiledArg:
         items=items,
         properties=properties,
         additional=spec.additionalProperties,
-        path_under=list(spec.path_under) if spec.path_under is not None else None,
-        url_host_in=list(spec.url_host_in) if spec.url_host_in is not None else None,
-        email_domain_in=list(spec.email_domain_in) if spec.email_domain_in is not None else None,
+        matchers=_compile_matchers(spec, path, scope),
         flows=_compile_flows(spec.flow, f"{path}.flow", scope),
         flows_below=any(sub.flows or sub.flows_below for sub in below),
     )
+
+
+def _compile_matchers(spec: ArgSpec, path: str, scope: Scope) -> tuple[m.ValueMatcher, ...]:
+    out: list[m.ValueMatcher] = []
+    for key in m.MATCHER_KEYS:
+        entries = getattr(spec, key, None)
+        if entries is not None:
+            try:
+                out.append(m.build_matcher(key, entries, scope.paths, idn=bool(spec.idn) and key in m.HOST_MATCHER_KEYS))
+            except ValueError as exc:
+                scope.problems.error(str(exc), f"{path}.{key}")
+    return tuple(out)
 
 
 def type_name(value: Any) -> str:
@@ -596,8 +613,19 @@ def _type_ok(value: Any, types: tuple[str, ...]) -> bool:
     return False
 
 
-def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths) -> str | None:
-    """The first constraint ``value`` breaks, as a sentence; None if it passes."""
+def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths = m.DEFAULT_PATHS) -> str | None:
+    """The first constraint ``value`` breaks, as a sentence; None if it passes.
+
+    ``paths`` is kept for callers; path matchers read ``~`` and relative paths as
+    the policy said when it was compiled.
+    """
+    return _first_error(spec, value, where, ())
+
+
+def _first_error(spec: CompiledArg, value: Any, where: str, inherited: tuple[m.ValueMatcher, ...]) -> str | None:
+    # Matchers on an array reach every item at any depth (a list inside a list, too), so they
+    # travel down with the value; an item they cannot check (an object, a number) is refused.
+    matchers = inherited + spec.matchers if inherited else spec.matchers
     if isinstance(value, float) and not math.isfinite(value):
         return f"{where} is {value!r}, which is not a finite number"
     if spec.types is not None and not _type_ok(value, spec.types):
@@ -613,12 +641,24 @@ def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths) -> s
             return f"{where} is longer than {spec.max_len} characters"
         if spec.regex is not None and not spec.regex.search(value):
             return f"{where} {_short(value)} does not match pattern {spec.regex.pattern!r}"
-        if spec.path_under is not None and not m.path_under(value, spec.path_under, paths):
-            return f"{where} {_short(value)} is not under {spec.path_under!r} (after normalisation)"
-        if spec.url_host_in is not None and not m.url_host_in(value, spec.url_host_in):
-            return f"{where} {_short(value)} is not an http(s) URL on an allowed host {spec.url_host_in!r}"
-        if spec.email_domain_in is not None and not m.email_domain_in(value, spec.email_domain_in):
-            return f"{where} {_short(value)} is not an address in an allowed domain {spec.email_domain_in!r}"
+        for matcher in matchers:
+            refusal = matcher.refusal(value)
+            if refusal is not None:
+                return f"{where} {_short(value)} {refusal}"
+    elif isinstance(value, list | tuple):
+        if spec.min_items is not None and len(value) < spec.min_items:
+            return f"{where} has fewer than {spec.min_items} items"
+        if spec.max_items is not None and len(value) > spec.max_items:
+            return f"{where} has more than {spec.max_items} items"
+        item_spec = spec.items if spec.items is not None else _NO_CONSTRAINTS
+        if spec.items is not None or matchers:
+            for i, item in enumerate(value):
+                err = _first_error(item_spec, item, f"{where}[{i}]", matchers)
+                if err:
+                    return err
+    elif matchers:
+        keys = ", ".join(dict.fromkeys(matcher.key for matcher in matchers))
+        return f"{where} is {type_name(value)}, but {keys} can only check a string or a list of strings"
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if spec.minimum is not None and value < spec.minimum:
             return f"{where} is {value!r}, below the minimum {spec.minimum!r}"
@@ -628,25 +668,10 @@ def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths) -> s
             return f"{where} is {value!r}, not above {spec.exclusive_min!r}"
         if spec.exclusive_max is not None and value >= spec.exclusive_max:
             return f"{where} is {value!r}, not below {spec.exclusive_max!r}"
-    elif isinstance(value, list | tuple):
-        if spec.min_items is not None and len(value) < spec.min_items:
-            return f"{where} has fewer than {spec.min_items} items"
-        if spec.max_items is not None and len(value) > spec.max_items:
-            return f"{where} has more than {spec.max_items} items"
-        if spec.item_rule is not None:
-            for i, item in enumerate(value):
-                err = validate_arg(spec.item_rule, item, f"{where}[{i}]", paths)
-                if err:
-                    return err
-        elif spec.items is not None:
-            for i, item in enumerate(value):
-                err = validate_arg(spec.items, item, f"{where}[{i}]", paths)
-                if err:
-                    return err
     elif isinstance(value, dict) and spec.properties is not None:
         for key, sub in spec.properties.items():
             if key in value:
-                err = validate_arg(sub, value[key], f"{where}.{key}", paths)
+                err = _first_error(sub, value[key], f"{where}.{key}", ())
                 if err:
                     return err
             elif sub.required:
@@ -655,12 +680,10 @@ def validate_arg(spec: CompiledArg, value: Any, where: str, paths: m.Paths) -> s
             extra = [k for k in value if k not in spec.properties]
             if extra:
                 return f"{where} has unexpected key(s) {sorted(map(str, extra))!r}"
-    elif (spec.path_under or spec.url_host_in or spec.email_domain_in) and value is not None:
-        return f"{where} must be a string to be checked against its matcher"
     return None
 
 
-_MATCH_ONLY = CompiledArg(
+_NO_CONSTRAINTS = CompiledArg(
     path="",
     types=None,
     required=False,
@@ -679,20 +702,8 @@ _MATCH_ONLY = CompiledArg(
     items=None,
     properties=None,
     additional=True,
-    path_under=None,
-    url_host_in=None,
-    email_domain_in=None,
+    matchers=(),
 )
-
-
-def _with_matchers(item: CompiledArg, parent: CompiledArg) -> CompiledArg:
-    """An array's semantic matchers apply to each of its items."""
-    return replace(
-        item,
-        path_under=item.path_under or parent.path_under,
-        url_host_in=item.url_host_in or parent.url_host_in,
-        email_domain_in=item.email_domain_in or parent.email_domain_in,
-    )
 
 
 def _same_json(a: Any, b: Any) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from tether.flow import contains_word, normalize, number_forms, occurs_in
@@ -67,7 +67,7 @@ def _same(a: Any, b: Any) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a condition may refer to, and where its problems are recorded."""
+    """What a condition may refer to, which way it acts, and where its problems are recorded."""
 
     problems: Problems
     """Collects errors and warnings."""
@@ -83,6 +83,12 @@ class Scope:
     """Tools that can ever have run (None: any, e.g. when the policy's default is ``ask``)."""
     values_only: bool = False
     """Only tests on argument values are allowed (for ``write_when``: it must not depend on history)."""
+    permits: bool = False
+    """Which way a true result acts: False when a match makes the decision stricter (``when`` of
+    ask and deny rules, raising labels, ``write_when``), True when it lets something through (a
+    flow rule's ``unless``, lowering labels). Semantic matchers err towards the stricter decision:
+    on the restricting side any plausible reading of one leaf may match; on the permitting side
+    every leaf must be canonical and match. ``not`` flips the side."""
 
 
 _HISTORY_KINDS = ("context", "context_has", "effect", "args_untrusted", "called")
@@ -129,7 +135,7 @@ def compile_condition(cond: Condition, path: str, scope: Scope) -> Predicate:
         parts = [compile_condition(c, f"{path}.any[{i}]", scope) for i, c in enumerate(cond.any)]
         return lambda view: any(p(view) for p in parts)
     if cond.not_ is not None:
-        inner = compile_condition(cond.not_, f"{path}.not", scope)
+        inner = compile_condition(cond.not_, f"{path}.not", replace(scope, permits=not scope.permits))
         return lambda view: not inner(view)
     assert cond.arg is not None
     return _compile_arg_condition(cond, path, scope)
@@ -146,10 +152,8 @@ def _never_holds(cond: Condition, scope: Scope) -> str | None:
         cond.ge is not None and cond.lt is not None and cond.ge >= cond.lt
     ):
         return "the numeric bounds leave no room"
-    if cond.exists is False and any(
-        getattr(cond, k) is not None
-        for k in ("in_", "pattern", "path_under", "path_glob", "url_host_in", "email_domain_in", "gt", "ge", "lt", "le")
-    ):
+    value_tests = ("in_", "pattern", "path_glob", "gt", "ge", "lt", "le", *m.MATCHER_KEYS)
+    if cond.exists is False and any(getattr(cond, k) is not None for k in value_tests):
         return "'exists: false' and a test on the value cannot both hold"
     check = scope.check_value
     if check is not None:
@@ -167,10 +171,13 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
     assert name is not None
     if scope.args is not None and name not in scope.args:
         scope.problems.error(f"condition refers to argument {name!r}, which the tool does not declare", path)
+    if cond.idn and not scope.permits:
+        # The restricting side reads every form of a name (A-labels included) whatever idn says.
+        scope.problems.error("'idn' has no effect here: a rule that makes the decision stricter already reads every form of a name", path)
     never = _never_holds(cond, scope)
     if never is not None:
         scope.problems.warn(f"this condition can never hold: {never}", path)
-    paths = scope.paths
+    paths, permits = scope.paths, scope.permits
     tests: list[Callable[[Sequence[LeafProvenance]], bool]] = []
 
     def strings(leaves: Sequence[LeafProvenance]) -> list[str] | None:
@@ -197,19 +204,15 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
                 (s := strings(leaves)) is not None and all(regex.search(v) or regex.search(unicodedata.normalize("NFKC", v)) for v in s)
             )
         )
-    for field, fn in (
-        ("path_under", m.path_under),
-        ("path_glob", m.path_glob),
-    ):
-        roots = getattr(cond, field)
-        if roots is not None:
-            tests.append(_path_test(fn, list(roots), paths))
-    if cond.url_host_in is not None:
-        hosts = list(cond.url_host_in)
-        tests.append(lambda leaves: (s := strings(leaves)) is not None and all(m.url_host_in(v, hosts) for v in s))
-    if cond.email_domain_in is not None:
-        domains = list(cond.email_domain_in)
-        tests.append(lambda leaves: (s := strings(leaves)) is not None and all(m.email_domain_in(v, domains) for v in s))
+    for key in m.MATCHER_KEYS:
+        entries = getattr(cond, key)
+        if entries is not None:
+            try:
+                matcher = m.build_matcher(key, entries, paths, idn=bool(cond.idn) and key in m.HOST_MATCHER_KEYS)
+            except ValueError as exc:
+                scope.problems.error(str(exc), f"{path}.{key}")
+                continue
+            tests.append(_matcher_test(matcher, permits))
     for op_name, op in (
         ("gt", lambda a, b: a > b),
         ("ge", lambda a, b: a >= b),
@@ -225,11 +228,7 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
         tests.append(lambda leaves: any(leaf.label.untrusted for leaf in leaves if leaf.value is not None) == flag)
     if cond.grounded is not None:
         flag = cond.grounded
-        tests.append(
-            lambda leaves: (
-                (bool(sent := [leaf for leaf in leaves if leaf.value is not None]) and all(leaf.trusted_source for leaf in sent)) == flag
-            )
-        )
+        tests.append(lambda leaves: (bool(sent := _sent(leaves)) and all(leaf.trusted_source for leaf in sent)) == flag)
     if cond.has_tags is not None:
         tags = frozenset(cond.has_tags)
         tests.append(lambda leaves: any(tags <= leaf.label.tags for leaf in leaves if leaf.value is not None))
@@ -243,7 +242,7 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
         if exists is not None and present != exists:
             return False
         if not present and null_allowed:
-            return exists is not True
+            return True
         if not tests and from_task is None:
             return True
         if not present:
@@ -256,6 +255,10 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
     return predicate
 
 
+def _sent(leaves: Sequence[LeafProvenance]) -> list[LeafProvenance]:
+    return [leaf for leaf in leaves if leaf.value is not None]
+
+
 def _in_task(value: Any, task: str) -> bool:
     """The value, normalised, appears in the task text (as a whole word when short or numeric)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -265,15 +268,12 @@ def _in_task(value: Any, task: str) -> bool:
     return any(contains_word(task, form, number=True) for form in number_forms(value))
 
 
-def _path_test(
-    fn: Callable[[str, Sequence[str], m.Paths], bool], roots: list[str], paths: m.Paths
-) -> Callable[[Sequence[LeafProvenance]], bool]:
-    def test(leaves: Sequence[LeafProvenance]) -> bool:
-        if not leaves:
-            return False
-        return all(isinstance(leaf.value, str) and fn(leaf.value, roots, paths) for leaf in leaves)
-
-    return test
+def _matcher_test(matcher: m.ValueMatcher, permits: bool) -> Callable[[Sequence[LeafProvenance]], bool]:
+    if permits:
+        # Lets something through: every leaf must already be canonical and match.
+        return lambda leaves: bool(leaves) and all(isinstance(leaf.value, str) and matcher.accepts(leaf.value) for leaf in leaves)
+    # Makes the decision stricter: one leaf that some consumer could read as a match is enough.
+    return lambda leaves: any(isinstance(leaf.value, str) and matcher.may_match(leaf.value) for leaf in leaves)
 
 
 def _numeric_test(op: Callable[[float, float], bool], bound: float) -> Callable[[Sequence[LeafProvenance]], bool]:

@@ -1,219 +1,294 @@
-"""Semantic matchers for argument values: paths, URLs, email addresses, globs.
+"""Semantic matchers for argument values: paths, URLs, bare hosts, email addresses.
 
-Each matcher reads a value the way the component that consumes it would, and
-where consumers disagree (percent-escapes in a path, a backslash in a URL, an
-ambiguous host) it takes the reading that is safe for the check at hand:
+A matcher answers two different questions, one for each side a check can err on:
 
-* allow-list matchers (``path_under``, ``url_host_in``, ``email_domain_in``)
-  match only when every plausible reading is allowed, and refuse values that
-  clients parse differently;
-* ``path_glob``, used by label, ask and deny conditions, matches when any
-  plausible reading matches, so a disguised ``~/.ssh`` path is still labelled.
+* :meth:`ValueMatcher.refusal` (the *permitting* side: argument constraints, flow
+  rules' ``unless``, and anything under a ``not`` in an ask or deny rule). A value
+  is accepted only when, exactly as the tool will receive it, it is already in
+  the canonical form every plausible consumer agrees on, and that form matches.
+  Anything that would need normalising (apart from the letter case of DNS names),
+  holds characters outside the plain form, or that parsers read differently is
+  refused, with a reason naming the form.
+* :meth:`ValueMatcher.may_match` (the *restricting* side: ``when`` of ask and deny
+  rules and of output labels). A value matches when *any* plausible reading of it
+  matches: fullwidth letters folded, escapes decoded, ``~name`` read as the
+  policy's home, paths compared without regard to case (a case-insensitive file
+  system reads the same file), and so on.
 
-Hosts are compared in their IDNA 2008 / UTS #46 (non-transitional) form, as
-browsers and httpx resolve them, so ``ß`` is not ``ss`` and Cyrillic look-alikes
-are different hosts. Anything that does not parse cleanly does not match.
+Each side errs towards the stricter decision, so a disguised value can neither
+pass an allow-list nor slip past a label, ask or deny rule.
 """
 
 from __future__ import annotations
 
-import posixpath
-import re
-import unicodedata
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from functools import lru_cache
-from typing import NamedTuple
-from urllib.parse import urlsplit
+from typing import ClassVar
 
-import idna
+from tether.policy._emails import LONGEST_READ, email_domain, email_domain_candidates
+from tether.policy._hosts import Host, HostPattern, cache_short, host_readings
+from tether.policy._paths import (
+    DEFAULT_PATHS,
+    Paths,
+    absolute_pattern,
+    clean_base,
+    glob_regex,
+    other_home,
+    path_problem,
+    path_readings,
+    resolve,
+    under,
+)
+from tether.policy._urls import MAX_URL, bare_host, url_host, url_host_candidates
 
-from tether.flow._normalize import is_format_char, percent_decode
+__all__ = [
+    "DEFAULT_PATHS",
+    "MATCHER_KEYS",
+    "HOST_MATCHER_KEYS",
+    "EmailDomainIn",
+    "HostIn",
+    "PathGlob",
+    "PathUnder",
+    "Paths",
+    "UrlHostIn",
+    "ValueMatcher",
+    "build_matcher",
+    "email_domain_in",
+    "glob_regex",
+    "name_glob",
+    "path_under",
+    "url_host_in",
+]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MATCHER_KEYS = ("path_under", "path_glob", "url_host_in", "host_in", "email_domain_in")
+"""The policy keys that name a semantic matcher."""
+
+HOST_MATCHER_KEYS = ("url_host_in", "host_in", "email_domain_in")
+"""The matchers that read host names (and take the ``idn`` option)."""
 
 
-class Paths(NamedTuple):
-    """How a policy reads paths: what ``~`` means and where relative paths start."""
+class ValueMatcher(ABC):
+    """One semantic matcher with its policy entries, ready to test string values."""
 
-    home: str = "/root"
-    workdir: str = "/root"
+    key: ClassVar[str]
+    """The policy key (``url_host_in``)."""
 
+    def __init__(self, entries: Sequence[str]) -> None:
+        self.entries = list(entries)
+        """The entries as the policy wrote them (for reasons)."""
 
-DEFAULT_PATHS = Paths()
+    @abstractmethod
+    def problem(self, value: str) -> str | None:
+        """Why ``value`` is not accepted (a clause starting with "it" or "its"); None when it is."""
+
+    @abstractmethod
+    def may_match(self, value: str) -> bool:
+        """Some plausible reading of ``value`` matches: the answer for checks where a match restricts."""
+
+    def refusal(self, value: str) -> str | None:
+        """Why ``value`` is refused, as the end of a sentence about it; None when it is accepted."""
+        problem = self.problem(value)
+        return None if problem is None else f"is refused by {self.key} {self.entries!r}: {problem}"
+
+    def accepts(self, value: str) -> bool:
+        """``value`` is canonical and matches: the answer for checks where a match permits."""
+        return self.problem(value) is None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.entries!r})"
 
 
 # ---------------------------------------------------------------- paths
 
 
-def _decoded(text: str) -> str:
-    """The reading of a path by a consumer that decodes everything it can."""
-    text = unicodedata.normalize("NFKC", percent_decode(text))
-    if not text.isascii():
-        text = "".join(ch for ch in text if not is_format_char(ch))
-    return text.replace("\\", "/")
+def _root(entry: str, paths: Paths) -> str:
+    problem = path_problem(entry)
+    if problem is not None:
+        raise ValueError(f"root {entry!r} is not a canonical path: {problem}")
+    return resolve(entry, paths)
 
 
-def _absolute(text: str, workdir: str, home: str) -> str:
-    if text == "~" or text.startswith("~/"):
-        text = home.rstrip("/") + text[1:]
-    if not text.startswith("/"):
-        text = workdir.rstrip("/") + "/" + text
-    return posixpath.normpath(re.sub(r"/+", "/", text))
+class PathUnder(ValueMatcher):
+    """``path_under``: the path is one of the roots or inside one (exact case when permitting)."""
+
+    key = "path_under"
+
+    def __init__(self, entries: Sequence[str], paths: Paths = DEFAULT_PATHS) -> None:
+        super().__init__(entries)
+        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir))
+        self.roots = tuple(_root(entry, self.paths) for entry in entries)
+        self._folded_roots = tuple(root.casefold() for root in self.roots)
+
+    def problem(self, value: str) -> str | None:
+        problem = path_problem(value)
+        if problem is not None:
+            return problem
+        path = resolve(value, self.paths)
+        if any(under(path, root) for root in self.roots):
+            return None
+        name = other_home(value)
+        if name is not None:
+            return f"it names a path in the home directory of another user ({name}), which no root lists"
+        return f"it names {path!r}, which is not under any root"
+
+    def may_match(self, value: str) -> bool:
+        readings = path_readings(value, self.paths)
+        if readings.unknown:
+            return True
+        return any(under(path, root) for path in readings.paths for root in self._folded_roots)
 
 
-@lru_cache(maxsize=8192)
-def path_readings(value: str, workdir: str = "/root", home: str = "/root") -> tuple[str, ...]:
-    """Every plausible absolute, lexically normalised reading of a path (empty if unusable).
+class PathGlob(ValueMatcher):
+    """``path_glob``: the path matches one of the globs (``**`` spans directories; ``*`` and ``?`` do not)."""
 
-    The literal reading keeps escapes and backslashes as name characters; the
-    decoded reading applies percent-decoding, NFKC and ``\\`` -> ``/``. ``~``
-    expands to ``home`` and relative paths are taken relative to ``workdir``.
-    Symlinks are not resolved: the check is lexical and deterministic.
-    """
-    if not value or _CONTROL.search(value):
-        return ()
-    decoded = _decoded(value)
-    if not decoded or _CONTROL.search(decoded):
-        return ()
-    return tuple(dict.fromkeys((_absolute(value, workdir, home), _absolute(decoded, workdir, home))))
+    key = "path_glob"
 
+    def __init__(self, entries: Sequence[str], paths: Paths = DEFAULT_PATHS) -> None:
+        super().__init__(entries)
+        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir))
+        for entry in entries:
+            if not entry or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in entry) or "\\" in entry:
+                raise ValueError(f"glob {entry!r} is empty or holds control characters or backslashes")
+        absolute = [absolute_pattern(entry, self.paths) for entry in entries]
+        self._exact = tuple(glob_regex(p) for p in absolute)
+        self._folded = tuple(glob_regex(p.casefold(), fold=True) for p in absolute)
 
-def _under(path: str, root: str) -> bool:
-    return root == "/" or path == root or path.startswith(root + "/")
+    def problem(self, value: str) -> str | None:
+        problem = path_problem(value)
+        if problem is not None:
+            return problem
+        path = resolve(value, self.paths)
+        if any(regex.match(path) for regex in self._exact):
+            return None
+        return f"it names {path!r}, which matches no glob"
 
-
-def path_under(value: str, roots: Sequence[str], paths: Paths = DEFAULT_PATHS) -> bool:
-    """True when every reading of ``value`` is a root or below one of ``roots``."""
-    home = paths.home
-    readings = path_readings(value, paths.workdir, home)
-    if not readings:
-        return False
-    norm_roots = [r for root in roots for r in path_readings(root, "/", home)[:1]]
-    return all(any(_under(path, root) for root in norm_roots) for path in readings)
-
-
-@lru_cache(maxsize=1024)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a path glob: ``**`` spans directories, ``*`` and ``?`` do not."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-def path_glob(value: str, patterns: Sequence[str], paths: Paths = DEFAULT_PATHS) -> bool:
-    """True when some reading of the path matches one of the globs (conservative for labels)."""
-    home = paths.home
-    readings = path_readings(value, paths.workdir, home)
-    for pattern in patterns:
-        for norm in path_readings(pattern, "/", home)[:1]:
-            regex = glob_regex(norm)
-            if any(regex.match(path) for path in readings):
-                return True
-    return False
-
-
-def name_glob(value: str, patterns: Sequence[str]) -> bool:
-    """Match a plain name (such as a tool name) against ``*``/``?`` globs."""
-    return any(glob_regex(p).match(value) for p in patterns)
+    def may_match(self, value: str) -> bool:
+        readings = path_readings(value, self.paths)
+        if readings.unknown:
+            return True
+        return any(regex.match(path) for path in readings.paths for regex in self._folded)
 
 
 # ---------------------------------------------------------------- hosts
 
 
-@lru_cache(maxsize=8192)
-def normalize_host(host: str) -> str | None:
-    """The host's IDNA 2008 (UTS #46, non-transitional) ASCII form, or None if it is not valid."""
-    host = host.strip()
-    if host.endswith("."):
-        host = host[:-1]
-    if not host or "%" in host or "\\" in host:
-        return None
-    if host.startswith("[") and host.endswith("]"):
-        return host.lower() if re.fullmatch(r"\[[0-9a-fA-F:.]+\]", host) else None
-    try:
-        encoded = idna.encode(host, uts46=True, transitional=False).decode("ascii").lower()
-    except (idna.IDNAError, UnicodeError, ValueError):
-        return None
-    if not re.fullmatch(r"[a-z0-9.-]+", encoded):
-        return None
-    return encoded
+class _HostMatcher(ValueMatcher):
+    noun: ClassVar[str]
+    longest_read: ClassVar[int] = MAX_URL
+    """Where a match restricts, longer values count as matching."""
 
+    def __init__(self, entries: Sequence[str], *, idn: bool = False) -> None:
+        super().__init__(entries)
+        self.idn = idn
+        """Whether internationalised names are accepted (as A-labels)."""
+        self.patterns = tuple(HostPattern.parse(entry, idn=idn) for entry in entries)
 
-def host_matches(host: str, allowed: Sequence[str]) -> bool:
-    """``host`` equals an entry, or is a subdomain of a ``*.domain`` entry."""
-    for entry in allowed:
-        wildcard = entry.startswith("*.")
-        want = normalize_host(entry[2:] if wildcard else entry)
-        if want is None:
-            continue
-        if host.endswith("." + want) if wildcard else host == want:
+    @abstractmethod
+    def _host(self, value: str) -> Host | str: ...
+
+    @staticmethod
+    @abstractmethod
+    def _candidates(value: str) -> list[str]:
+        """Raw hosts a lenient consumer could find in ``value``."""
+
+    def problem(self, value: str) -> str | None:
+        host = self._host(value)
+        if isinstance(host, str):
+            return host
+        if any(pattern.matches(host.name) for pattern in self.patterns):
+            return None
+        return f"its {self.noun} {host.name!r} is not listed"
+
+    def may_match(self, value: str) -> bool:
+        if len(value) > self.longest_read:
             return True
-    return False
+        readings = _readings(value, type(self))
+        return any(pattern.matches(host) for host in readings for pattern in self.patterns)
 
 
-@lru_cache(maxsize=8192)
-def url_host(value: str) -> str | None:
-    """The host of an http(s) URL, or None when it has none, is malformed or is ambiguous.
-
-    The URL is parsed as written. Values that clients parse differently are
-    refused: backslashes, whitespace or control characters anywhere, userinfo,
-    percent-escapes in the host.
-    """
-    text = value.strip()
-    if not text or _CONTROL.search(text) or "\\" in text or any(ch.isspace() for ch in text):
-        return None
-    try:
-        parts = urlsplit(text)
-        hostname = parts.hostname
-        _ = parts.port  # raises on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not hostname or "@" in parts.netloc:
-        return None
-    return normalize_host(hostname)
+@cache_short
+def _readings(value: str, kind: type[_HostMatcher]) -> frozenset[str]:
+    return host_readings(kind._candidates(value))
 
 
-def url_host_in(value: str, allowed: Sequence[str]) -> bool:
-    """True when ``value`` is an http(s) URL whose host is allowed."""
-    host = url_host(value)
-    return host is not None and host_matches(host, allowed)
+class UrlHostIn(_HostMatcher):
+    """``url_host_in``: an http(s) URL whose host is listed."""
+
+    key = "url_host_in"
+    noun = "host"
+
+    def _host(self, value: str) -> Host | str:
+        return url_host(value, idn=self.idn)
+
+    @staticmethod
+    def _candidates(value: str) -> list[str]:
+        return url_host_candidates(value)
 
 
-# ---------------------------------------------------------------- email
+class HostIn(_HostMatcher):
+    """``host_in``: a bare ``host[:port][/path]`` (or an http(s) URL) whose host is listed."""
 
-_ADDRESS = re.compile(r"[^@\s<>()\",;:\\\[\]%]+@([^@\s<>()\",;:\\\[\]%]+)")
+    key = "host_in"
+    noun = "host"
 
+    def _host(self, value: str) -> Host | str:
+        return bare_host(value, idn=self.idn)
 
-@lru_cache(maxsize=8192)
-def email_domain(value: str) -> str | None:
-    """The normalised domain of one bare email address, or None if it is not one."""
-    text = value.strip()
-    if _CONTROL.search(text):
-        return None
-    match = _ADDRESS.fullmatch(text)
-    if match is None:
-        return None
-    return normalize_host(match.group(1))
+    @staticmethod
+    def _candidates(value: str) -> list[str]:
+        return url_host_candidates(value)
 
 
-def email_domain_in(value: str, allowed: Sequence[str]) -> bool:
-    """True when ``value`` is a bare address at an allowed domain."""
-    domain = email_domain(value)
-    return domain is not None and host_matches(domain, allowed)
+class EmailDomainIn(_HostMatcher):
+    """``email_domain_in``: one plain address whose domain is listed."""
+
+    key = "email_domain_in"
+    noun = "domain"
+    longest_read = LONGEST_READ
+
+    def _host(self, value: str) -> Host | str:
+        return email_domain(value, idn=self.idn)
+
+    @staticmethod
+    def _candidates(value: str) -> list[str]:
+        return email_domain_candidates(value)
+
+
+def build_matcher(key: str, entries: Sequence[str], paths: Paths = DEFAULT_PATHS, *, idn: bool = False) -> ValueMatcher:
+    """The matcher a policy key names; ``ValueError`` when an entry is not usable."""
+    if idn and key not in HOST_MATCHER_KEYS:
+        raise ValueError(f"'idn' applies to {', '.join(HOST_MATCHER_KEYS)}, not {key}")
+    if key == "path_under":
+        return PathUnder(entries, paths)
+    if key == "path_glob":
+        return PathGlob(entries, paths)
+    if key == "url_host_in":
+        return UrlHostIn(entries, idn=idn)
+    if key == "host_in":
+        return HostIn(entries, idn=idn)
+    if key == "email_domain_in":
+        return EmailDomainIn(entries, idn=idn)
+    raise ValueError(f"unknown matcher {key!r}")
+
+
+# ---------------------------------------------------------------- shorthands
+
+
+def path_under(value: str, roots: Sequence[str], paths: Paths = DEFAULT_PATHS) -> bool:
+    """``value`` is a canonical path at or below one of ``roots``."""
+    return PathUnder(roots, paths).accepts(value)
+
+
+def url_host_in(value: str, allowed: Sequence[str], *, idn: bool = False) -> bool:
+    """``value`` is a canonical http(s) URL on an allowed host."""
+    return UrlHostIn(allowed, idn=idn).accepts(value)
+
+
+def email_domain_in(value: str, allowed: Sequence[str], *, idn: bool = False) -> bool:
+    """``value`` is one canonical address in an allowed domain."""
+    return EmailDomainIn(allowed, idn=idn).accepts(value)
+
+
+def name_glob(value: str, patterns: Sequence[str]) -> bool:
+    """Match a plain name (such as a tool name) against ``*``/``?`` globs."""
+    return any(glob_regex(p).match(value) for p in patterns)

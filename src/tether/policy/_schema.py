@@ -85,7 +85,9 @@ class Condition(_Strict):
     path_under: list[str] | None = None
     path_glob: list[str] | None = None
     url_host_in: list[str] | None = None
+    host_in: list[str] | None = None
     email_domain_in: list[str] | None = None
+    idn: bool | None = None
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None
@@ -119,6 +121,7 @@ class Condition(_Strict):
                 "path_under",
                 "path_glob",
                 "url_host_in",
+                "host_in",
                 "email_domain_in",
                 "gt",
                 "ge",
@@ -137,6 +140,8 @@ class Condition(_Strict):
             raise ValueError(f"matcher(s) {[m.rstrip('_') for m in matchers]} need 'arg'")
         if self.arg is not None and not matchers:
             raise ValueError(f"condition on arg {self.arg!r} needs at least one matcher")
+        if self.idn and not (self.url_host_in is not None or self.host_in is not None or self.email_domain_in is not None):
+            raise ValueError("'idn' only goes with url_host_in, host_in or email_domain_in")
         if self.called is None and "at_least" in self.model_fields_set:
             raise ValueError("'at_least' only goes with 'called'")
         return self
@@ -192,7 +197,9 @@ class ArgSpec(_Strict):
     additionalProperties: bool = True
     path_under: list[str] | None = None
     url_host_in: list[str] | None = None
+    host_in: list[str] | None = None
     email_domain_in: list[str] | None = None
+    idn: bool | None = None
     flow: FlowRules | None = None
 
     _pattern_ok = field_validator("pattern")(_check_regex)
@@ -215,6 +222,8 @@ class ArgSpec(_Strict):
             low, high = getattr(self, lo), getattr(self, hi)
             if low is not None and high is not None and low > high:
                 raise ValueError(f"contradictory bounds: {lo}={low!r} is greater than {hi}={high!r}")
+        if self.idn and not (self.url_host_in is not None or self.host_in is not None or self.email_domain_in is not None):
+            raise ValueError("'idn' only goes with url_host_in, host_in or email_domain_in")
         if self.enum is not None and len(self.enum) == 0:
             raise ValueError("'enum' is empty: no value could ever pass")
         if self.enum is not None and self.pattern is not None:

@@ -17,9 +17,10 @@ from tether._decision import Decision, Reason, ToolCall, new_id
 from tether.errors import PolicyError, SessionError, StaleSession, StoreError
 from tether.policy import Policy
 from tether.session import _snapshot as snapshots
-from tether.session._session import Session, clean_text
+from tether.session._inputs import free_text, loggable, shown, text_param
+from tether.session._session import Session
 from tether.session._state import SessionState
-from tether.store import EventStore, SessionStarted, SnapshotTaken, SQLiteStore, jsonsafe
+from tether.store import EventStore, SessionStarted, SnapshotTaken, SQLiteStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,26 +110,26 @@ class Guard:
         session_id: str | None = None,
     ) -> Session:
         """Begin a session for a trusted ``task`` text."""
-        if not isinstance(task, str):
-            raise SessionError(f"the task must be text (str), got {type(task).__name__}")
-        if not isinstance(principal, str):
-            raise SessionError(f"the principal must be text (str), got {type(principal).__name__}")
-        if scope is not None and (not isinstance(scope, dict) or not isinstance(scope.get("writes", {}), dict)):
-            raise SessionError(f"scope must look like {{'writes': {{tool: {{arg: [values]}}}}}}, got {scope!r}")
-        sid = session_id or new_id()
-        if not isinstance(sid, str) or clean_text(sid) != sid or not sid:
-            raise SessionError(f"session id {sid!r} is not usable (empty, or not valid Unicode text)")
+        task = free_text("the task", task)
+        principal = free_text("the principal", principal)
+        sid = new_id() if session_id is None else text_param("session id", session_id, allow_empty=False)
+        safe_scope = None
+        if scope is not None:
+            if not isinstance(scope, dict) or not isinstance(scope.get("writes", {}), dict):
+                raise SessionError(f"scope must look like {{'writes': {{tool: {{arg: [values]}}}}}}, got {shown(scope)}")
+            safe_scope = loggable("scope", scope)
+        safe_metadata = loggable("metadata", metadata or {})
         self._store_policy()
         session = Session(self, SessionState(sid))
         event = SessionStarted(
             session_id=sid,
             time=self.clock(),
-            principal=clean_text(principal),
-            task=clean_text(task),
+            principal=principal,
+            task=task,
             policy_hash=self.policy.hash,
             policy_name=self.policy.name,
-            scope=jsonsafe(scope) if scope is not None else None,
-            metadata=jsonsafe(metadata or {}),
+            scope=safe_scope,
+            metadata=safe_metadata,
         )
         if self.store.head(sid) is not None:
             raise SessionError(f"session {sid!r} already exists")

@@ -20,6 +20,7 @@ from tether.approvals import ApprovalStatus
 from tether.errors import DuplicateCall, SessionError, StaleSession, StoreError
 from tether.flow import TRUSTED, UNTRUSTED, Label
 from tether.session._engine import decide
+from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
 from tether.session._labelling import result_label
 from tether.session._state import SessionState
 from tether.store import (
@@ -54,27 +55,6 @@ def call_hash(tool: str, safe_args: Any) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(dumps({"tool": tool, "args": safe_args})).hexdigest()
-
-
-def clean_text(text: str) -> str:
-    """Text that can always be stored as UTF-8 (lone surrogates become U+FFFD)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def _safe_name(value: object) -> tuple[str, str | None]:
-    """A loggable form of an agent-supplied name, and what is wrong with it (None: nothing)."""
-    if isinstance(value, str):
-        cleaned = clean_text(value)
-        return cleaned, None if cleaned == value else f"{value.encode('utf-8', 'backslashreplace').decode('ascii')!r} is not valid Unicode"
-    try:
-        shown = repr(value)[:200]
-    except Exception:
-        shown = f"<{type(value).__name__}>"
-    return clean_text(shown), f"a {type(value).__name__} where a string was expected"
 
 
 def _output_as_text(output: Any) -> tuple[str, bool]:
@@ -187,14 +167,14 @@ class Session:
                 )
 
     def _refused(self, call: ToolCall, reason: Reason) -> Decision:
-        tool, _ = _safe_name(call.tool)
+        tool, _ = name_problem(call.tool)
         call_id = call.id if isinstance(call.id, str) else new_id()
         return Decision("deny", call_id, tool, (reason,), "sha256:unloggable", self.guard.policy.hash)
 
     def _check(self, call: ToolCall) -> Decision:
         policy = self.guard.policy
-        tool, tool_problem = _safe_name(call.tool)
-        call_id, id_problem = _safe_name(call.id)
+        tool, tool_problem = name_problem(call.tool)
+        call_id, id_problem = name_problem(call.id)
         refusal: Reason | None = None
         if tool_problem is not None:
             refusal = Reason("malformed", "tool", f"tool name {tool_problem}; denied")
@@ -273,6 +253,10 @@ class Session:
         still waiting for approval) or whose result was already recorded: the log must
         never show a result after a denial.
         """
+        if not isinstance(call_id, str):
+            raise SessionError(f"call id must be text (str), got {type(call_id).__name__}")
+        call_id = name_problem(call_id)[0]
+        error = bool_param("error", error)
         text, unreadable = _output_as_text(output)
         if len(text) > MAX_OUTPUT_CHARS:
             # Beyond the cap nothing is indexed: values from there count as not found
@@ -281,13 +265,13 @@ class Session:
         with self._lock:
 
             def build() -> tuple[list[Event], Label]:
-                rec = self.state.calls.get(call_id) if isinstance(call_id, str) else None
+                rec = self.state.calls.get(call_id)
                 if rec is None:
-                    raise SessionError(f"call {call_id!r} is not a call of session {self.id!r} (or is too old to record)")
+                    raise SessionError(f"call {shown(call_id)} is not a call of session {self.id!r} (or is too old to record)")
                 if not rec.executed:
-                    raise SessionError(f"call {call_id!r} was not allowed to run ({rec.verdict}); its result cannot be recorded")
+                    raise SessionError(f"call {shown(call_id)} was not allowed to run ({rec.verdict}); its result cannot be recorded")
                 if rec.result_event is not None:
-                    raise SessionError(f"the result of call {call_id!r} was already recorded")
+                    raise SessionError(f"the result of call {shown(call_id)} was already recorded")
                 lab = self.output_label(call_id, text, error=error or unreadable)
                 event = ResultRecorded(
                     session_id=self.id, time=self.guard.clock(), call_id=call_id, output=text, label=lab, error=error or unreadable
@@ -304,8 +288,9 @@ class Session:
 
     def add_source(self, text: str, *, label: Label = TRUSTED, origin: str = "user") -> None:
         """Add data the agent sees outside tool calls (a user's follow-up message, a file)."""
-        if not isinstance(text, str):
-            raise SessionError(f"a source must be text, got {type(text).__name__}")
+        text = free_text("text", text)
+        label = label_param("label", label)
+        origin = free_text("origin", origin)
         with self._lock:
             self._transact(
                 lambda: (
@@ -333,6 +318,10 @@ class Session:
         so, next to the human's answer). An answer to an already answered request changes
         nothing and returns the earlier outcome; an expired request is denied.
         """
+        call_id = text_param("call id", call_id)
+        approved = bool_param("approved", approved)
+        by = free_text("by", by)
+        note = free_text("note", note)
         with self._lock:
             self._catch_up()
 
@@ -341,7 +330,7 @@ class Session:
                 book = self.state.approvals
                 rec = book.get(call_id)
                 if rec is None:
-                    raise SessionError(f"call {call_id!r} has no approval request in session {self.id!r}")
+                    raise SessionError(f"call {shown(call_id)} has no approval request in session {self.id!r}")
                 status = book.status(call_id, now)
                 if status in ("approved", "denied"):
                     return [], status == "approved"
@@ -395,8 +384,9 @@ class Session:
         pending approval (logged as answers by ``guard``), so nothing asked before can run
         after. Resuming a killed or ended session is refused.
         """
-        if action not in ("pause", "resume", "kill"):
-            raise SessionError(f"unknown control action {action!r} (pause, resume or kill)")
+        action = choice_param("control action", action, ("pause", "resume", "kill"))  # type: ignore[assignment]
+        by = free_text("by", by)
+        note = free_text("note", note)
         with self._lock:
 
             def build() -> tuple[list[Event], None]:
@@ -404,7 +394,8 @@ class Session:
                 if status in ("killed", "ended"):
                     if action == "kill" and status == "killed":
                         return [], None
-                    raise SessionError(f"session {self.id!r} is {status}; it cannot be {action}d")
+                    verb = {"pause": "paused", "resume": "resumed", "kill": "killed"}[action]
+                    raise SessionError(f"session {self.id!r} is {status}; it cannot be {verb}")
                 now = self.guard.clock()
                 events: list[Event] = [SessionControl(session_id=self.id, time=now, action=action, by=by, note=note)]
                 if action != "resume":
