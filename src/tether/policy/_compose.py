@@ -312,6 +312,9 @@ class _Merger:
         out = dict(a)
         for key, value in b.items():
             where = f"{path}.{key}"
+            if key == "idn" and value and not a.get("idn") and any(k in a for k in ("url_host_in", "host_in", "email_domain_in")):
+                self._loosens(where, "'idn: true' would accept internationalised names the base refuses")
+                continue
             if key not in a or key == "description":
                 if key == "properties" and a.get("additionalProperties") is False:
                     extra = [k for k in value if k not in (a.get("properties") or {})]
@@ -349,7 +352,7 @@ class _Merger:
                 if value and not old:
                     self._loosens(where, "the base allows no keys besides its own properties")
                     continue
-            elif key in ("path_under", "url_host_in", "email_domain_in"):
+            elif key in ("path_under", "url_host_in", "host_in", "email_domain_in"):
                 extra = [v for v in value if v not in old]
                 if extra:
                     self._loosens(where, f"{extra!r} are not allowed by the base")
