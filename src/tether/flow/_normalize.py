@@ -43,6 +43,18 @@ _FORMAT_RANGES: tuple[tuple[int, int], ...] = (
 _FORMAT_CLASS = "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in _FORMAT_RANGES)
 _INVISIBLE = re.compile(f"[{_FORMAT_CLASS}]+")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# Typographic quotes, brackets and CJK punctuation that NFKC leaves alone: written as their ASCII
+# forms so that they separate tokens like the ASCII ones do (a task typed with “smart quotes”).
+_PUNCT = str.maketrans(
+    {
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033\u301d\u301e", '"'),
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2039\u203a\u2032", "'"),
+        **dict.fromkeys("\u300c\u300e\u3008\u300a\u3010\u3014", "["),
+        **dict.fromkeys("\u300d\u300f\u3009\u300b\u3011\u3015", "]"),
+        "\u3001": ",",
+        "\u3002": ".",
+    }
+)
 
 
 def is_format_char(ch: str) -> bool:
@@ -67,7 +79,8 @@ def normalize(text: str) -> str:
     """Canonical form used for provenance lookups.
 
     Percent-decoding (repeated), HTML entity decoding, Unicode NFKC, case folding,
-    removal of invisible format characters, and whitespace collapsed to one space.
+    removal of invisible format characters, typographic quotes and CJK brackets written as
+    ASCII, and whitespace collapsed to one space.
     """
     if text.isascii() and "%" not in text and "&" not in text:
         return " ".join(text.lower().split())
@@ -77,7 +90,7 @@ def normalize(text: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
         text = _INVISIBLE.sub("", text)
-        text = unicodedata.normalize("NFKC", text.casefold())
+        text = unicodedata.normalize("NFKC", text.casefold()).translate(_PUNCT)
     else:
         text = text.lower()
     return " ".join(text.split())

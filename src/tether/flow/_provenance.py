@@ -63,6 +63,7 @@ context label.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from array import array
 from bisect import bisect_left
@@ -71,7 +72,7 @@ from typing import Any
 
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._normalize import normalize
-from tether.flow._tokens import bounded_at, find_bounded, is_core, token_cores
+from tether.flow._tokens import EDGE_PUNCT, TOKEN_SPLIT, bounded_at, find_bounded, is_core, token_cores
 
 K = 6
 """Gram length in bytes."""
@@ -187,6 +188,7 @@ class ProvenanceIndex:
         "_labels",
         "_labels_by_id",
         "_live_base",
+        "_maps",
         "_mask",
         "_max_chars",
         "_next",
@@ -211,6 +213,7 @@ class ProvenanceIndex:
         self._next = 0
         self._chars = 0
         self._epochs: list[_Epoch] = []
+        self._maps: list[dict[str, int]] | None = None
         self._label_ids: dict[Label, int] = {}
         self._labels_by_id: list[Label] = []
         self._buckets: list[array[int] | None] | None = None
@@ -259,6 +262,7 @@ class ProvenanceIndex:
         if epoch is None:
             epoch = _Epoch(self._next)
             self._epochs.append(epoch)
+            self._maps = None
         self._append(data, label, event_id, epoch.tokens)
         epoch.chars += len(data)
         self._chars += len(data)
@@ -299,6 +303,7 @@ class ProvenanceIndex:
 
     def _evict_oldest(self) -> None:
         gone = self._epochs.pop(0)
+        self._maps = None
         end = self._epochs[0].first
         count = end - gone.first
         start = self._pins  # the lists hold the pinned sources first
@@ -333,9 +338,9 @@ class ProvenanceIndex:
         assert buckets is not None
         mask = self._mask
         base = src << _SRC_SHIFT
-        crc = zlib.crc32
-        for pos in range(0, len(data) - K + 1, STEP):
-            h = crc(data[pos : pos + K])
+        starts = range(0, len(data) - K + 1, STEP)
+        hashes = map(zlib.crc32, map(data.__getitem__, map(slice, starts, range(K, len(data) + 1, STEP))))
+        for pos, h in zip(starts, hashes, strict=True):
             entry = base | (pos << _FP_BITS) | ((h >> 24) & _FP_MASK)
             arr = buckets[h & mask]
             if arr is None:
@@ -354,31 +359,49 @@ class ProvenanceIndex:
     def lookup(self, value: str, *, whole_word: bool = False) -> Match:
         """Find the sources in which ``value`` (normalised) occurs as a whole token sequence.
 
-        ``whole_word=True`` (used for numbers) only consults the token maps.
+        ``whole_word=True`` (used for numbers) only accepts a single token.
         """
         norm = normalize(value)
         if not norm:
             return NOT_FOUND
-        single = len(norm) <= MAX_TOKEN and is_core(norm)
-        hits = self._token_hits(norm) if single else None
-        if hits is not None and hits.trusted_meet == TRUSTED:
-            return self._result(hits, complete=True)  # the bottom of the lattice: nothing can lower it
+        if len(norm) <= MAX_TOKEN and is_core(norm):
+            # A single token core occurs bounded exactly where a token's core equals it, and every
+            # source's token cores are in the maps: they give the complete answer.
+            hits = self._token_hits(norm)
+            return NOT_FOUND if hits is None else self._result(hits, complete=True)
+        if whole_word:
+            return NOT_FOUND
         data = norm.encode("utf-8")
-        if len(data) >= MIN_GRAM_VALUE and not whole_word:
-            if self._total_chars() <= SCAN_LIMIT:
-                return self._scan(data)
-            if self._buckets is None:
-                self._build_grams()
-            return self._lookup_grams(data)
-        return NOT_FOUND if hits is None else self._result(hits, complete=True)
+        if len(data) < MIN_GRAM_VALUE or self._missing_token(norm):
+            return NOT_FOUND
+        if self._total_chars() <= SCAN_LIMIT:
+            return self._scan(data)
+        if self._buckets is None:
+            self._build_grams()
+        return self._lookup_grams(data)
+
+    def _missing_token(self, norm: str) -> bool:
+        """Whether one of the value's longest tokens is in no token map (then it occurs nowhere).
+
+        Each token of a value that occurs bounded is, in that source, a token with the same core."""
+        cores = sorted((c for c in (raw.strip(EDGE_PUNCT) for raw in TOKEN_SPLIT.findall(norm)) if c), key=len)[-2:]
+        maps = self._token_maps
+        return any(len(core) <= MAX_TOKEN and not any(core in m for m in maps) for core in cores)
 
     def _total_chars(self) -> int:
         return self._chars + self._pin_chars
 
+    @property
+    def _token_maps(self) -> list[dict[str, int]]:
+        maps = self._maps
+        if maps is None:
+            maps = self._maps = [self._pin_tokens, *(e.tokens for e in self._epochs)]
+        return maps
+
     def _token_hits(self, core: str) -> _Hits | None:
         hits: _Hits | None = None
         by_id = self._labels_by_id
-        for tokens in (self._pin_tokens, *(e.tokens for e in self._epochs)):
+        for tokens in self._token_maps:
             packed = tokens.get(core)
             if packed is None:
                 continue
@@ -429,6 +452,7 @@ class ProvenanceIndex:
         pins = self._pins
         shift = self._live_base - pins
         length = len(data)
+        fp_mask, fp_bits, src_shift, pos_mask = _FP_MASK, _FP_BITS, _SRC_SHIFT, _POS_MASK
         hits = _Hits()
         verified = 0
         complete = True
@@ -443,23 +467,21 @@ class ProvenanceIndex:
                     chosen = None
                     break
                 if chosen is None or len(arr) < len(chosen):
-                    chosen, chosen_offset, chosen_fp = arr, offset, (h >> 24) & _FP_MASK
+                    chosen, chosen_offset, chosen_fp = arr, offset, (h >> 24) & fp_mask
             if chosen is None:
                 continue  # some gram of this alignment never occurs: no match here
-            scanned = 0
+            if len(chosen) > MAX_SCAN:
+                complete = False
+                chosen = chosen[:MAX_SCAN]
             for entry in chosen:
-                scanned += 1
-                if scanned > MAX_SCAN:
-                    complete = False
-                    break
-                if entry & _FP_MASK != chosen_fp:
+                if entry & fp_mask != chosen_fp:
                     continue
-                src = entry >> _SRC_SHIFT
+                src = entry >> src_shift
                 slot = src if src < pins else src - shift
                 lab = labels[slot]
-                if not hits.could_change(lab):
+                if hits.sources and not hits.could_change(lab):
                     continue
-                start = ((entry >> _FP_BITS) & _POS_MASK) - chosen_offset
+                start = ((entry >> fp_bits) & pos_mask) - chosen_offset
                 if start < 0:
                     continue
                 verified += 1
@@ -472,6 +494,15 @@ class ProvenanceIndex:
             if hits.trusted_meet == TRUSTED or verified > MAX_VERIFY:
                 break
         return self._result(hits, complete=complete)
+
+    def memory_bytes(self) -> int:
+        """Approximate bytes held (texts, gram buckets, token maps); bounded by ``max_chars``."""
+        size = sys.getsizeof(self._texts) + sum(map(sys.getsizeof, self._texts)) + sum(map(sys.getsizeof, self._eids))
+        if self._buckets is not None:
+            size += sys.getsizeof(self._buckets) + sum(sys.getsizeof(b) for b in self._buckets if b is not None)
+        for tokens in self._token_maps:
+            size += sys.getsizeof(tokens) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in tokens.items())
+        return size
 
     # ------------------------------------------------------------------ state
 
@@ -512,6 +543,7 @@ class ProvenanceIndex:
             src = index._live_base + i
             if src in firsts:
                 index._epochs.append(_Epoch(src))
+                index._maps = None
             epoch = index._epochs[-1]
             encoded = str(text).encode("utf-8")
             index._append(encoded, Label.from_json(lab), str(eid), epoch.tokens)

@@ -17,7 +17,8 @@ a *substantial piece* of the value, after normalisation of both sides:
   the value, embedding it in longer text, changing its case or Unicode form all
   leave such a run, so the read-back is tainted;
 * a shorter value of ``MIN_WORD`` characters or more, and a number in each of its
-  written forms (``number_forms``), when it occurs as a whole word.
+  written forms (``number_forms``), when it occurs as a whole word or as a token core
+  (the form in which a short value is grounded: ``_XQ7_`` grounds ``xq7``).
 
 The residual, documented in docs/architecture.md: a value split into pieces shorter
 than ``RUN`` characters (or short values under ``MIN_WORD``) is not traced. Flow
@@ -37,12 +38,14 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._normalize import contains_word, normalize
+from tether.flow._tokens import token_cores
 
 RUN = 8
 """Common run (normalised characters) that carries a long value into an output."""
@@ -141,7 +144,8 @@ class TaintMemory:
             return
         grams = self._grams
         # In text order (not a set's): the memory's layout must be the same in every process.
-        fresh = [g for g in dict.fromkeys(_grams(norm)) if g not in grams or not label <= grams[g]]
+        get = grams.get
+        fresh = [g for g in dict.fromkeys(_grams(norm)) if (old := get(g)) is not label and (old is None or not label <= old)]
         if not fresh:
             return
         new_keys = sum(1 for g in fresh if g not in grams)
@@ -219,11 +223,14 @@ class TaintMemory:
                     if not lab <= result:
                         result = result.join(lab)
             if word_maps or bloom is not None:
-                words = set(_WORD.findall(chunk))
+                # A short value is looked up (grounded) as a token core, so a token core equal to it
+                # taints; a whole word equal to it does too (``4850`` in ``4850.00``).
+                cores = token_cores(chunk)
+                words = cores.union(_WORD.findall(chunk))
                 for words_map in word_maps:
                     for key in filter(words_map.__contains__, words):
                         for value, lab in words_map[key]:
-                            if not lab <= result and contains_word(chunk, value):
+                            if not lab <= result and (value in cores or contains_word(chunk, value)):
                                 result = result.join(lab)
                 if (
                     bloom is not None
@@ -232,6 +239,13 @@ class TaintMemory:
                 ):
                     result = result.join(self.overflow)
         return result
+
+    def memory_bytes(self) -> int:
+        """Approximate bytes held (exact pieces and the overflow filter); bounded by the limits."""
+        size = sys.getsizeof(self._grams) + sum(map(sys.getsizeof, self._grams))
+        size += sys.getsizeof(self._words) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self._words.items())
+        size += sum(sys.getsizeof(value) for entries in self._words.values() for value, _ in entries)
+        return size + (len(self._bloom.bits) if self._bloom is not None else 0)
 
     # ------------------------------------------------------------------ snapshots
 

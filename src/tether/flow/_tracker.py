@@ -92,7 +92,7 @@ def _is_number(value: Any) -> bool:
 class FlowTracker:
     """Provenance of one session: sources, context label, values sent out, output taint."""
 
-    __slots__ = ("context", "context_sources", "index", "limits", "taint")
+    __slots__ = ("_memo", "context", "context_sources", "index", "limits", "taint")
 
     def __init__(self, limits: FlowLimits | None = None) -> None:
         self.limits = limits if limits is not None else FlowLimits()
@@ -104,20 +104,27 @@ class FlowTracker:
         """Join of the labels of everything the session has read."""
         self.context_sources: list[str] = []
         """The first few event ids that raised the context label above ``TRUSTED``."""
+        self._memo: dict[tuple[type, Any], Origin] = {}
+        # Origins computed since the sources or the context last changed (a check, then the same
+        # values again when the call is counted and when its output is labelled).
 
     # ------------------------------------------------------------------ feeding
 
     def pin(self, text: str, label: Label, event_id: str) -> None:
         """A source kept for the whole session (the task, a policy constant); before any other source."""
         self.index.pin(text, label, event_id)
+        self._memo.clear()
         self._raise_context(label, event_id)
 
     def add_source(self, text: str, label: Label, event_id: str) -> None:
         """A text the agent read (a tool output, a user's message), labelled ``label``."""
         self.index.add(text, label, event_id)
+        self._memo.clear()
         self._raise_context(label, event_id)
 
     def _raise_context(self, label: Label, event_id: str | None) -> None:
+        if not label <= self.context:
+            self._memo.clear()
         self.context = self.context.join(label)
         if event_id is not None and label != TRUSTED and len(self.context_sources) < self.limits.max_context_sources:
             self.context_sources.append(event_id)
@@ -158,14 +165,27 @@ class FlowTracker:
         any of their written forms (a trusted form wins). Values found nowhere, booleans and
         null carry the context label.
         """
-        if type(value) is str:
+        kind = type(value)
+        if kind is str:
+            key = (kind, value)
+            memo = self._memo.get(key)
+            if memo is not None:
+                return memo
             match = self.index.lookup(value)
-        elif _is_number(value):
+        elif kind is int or kind is float:
+            key = (kind, value)
+            memo = self._memo.get(key)
+            if memo is not None:
+                return memo
             found = [m for m in (self.index.lookup(f, whole_word=True) for f in number_forms(value)) if m.found]
             match = min(found, key=lambda m: m.label.untrusted) if found else NOT_FOUND
         else:
-            match = NOT_FOUND
-        return self._origin(match)
+            return self._origin(NOT_FOUND)
+        origin = self._origin(match)
+        if len(self._memo) >= 256:
+            self._memo.clear()
+        self._memo[key] = origin
+        return origin
 
     def _origin(self, match: Match) -> Origin:
         if not match.found:
@@ -180,6 +200,10 @@ class FlowTracker:
         ``base`` joined with the label of every value sent out earlier, or in ``args``, that the text carries."""
         echoes = list(self._leaf_pieces(args)) if args is not None else []
         return self.taint.taint(base, text, echoes)
+
+    def memory_bytes(self) -> int:
+        """Approximate bytes this tracker holds (bounded by its :class:`FlowLimits`)."""
+        return self.index.memory_bytes() + self.taint.memory_bytes()
 
     # ------------------------------------------------------------------ state
 
@@ -213,5 +237,6 @@ class FlowTracker:
         tracker.index = ProvenanceIndex.from_snapshot(data["index"])
         tracker.taint = TaintMemory.from_snapshot(data["taint"])
         tracker.context = Label.from_json(data["context"])
+        tracker._memo.clear()
         tracker.context_sources = [str(x) for x in data["context_sources"]]
         return tracker

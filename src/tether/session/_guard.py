@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from tether._decision import Decision, Reason, ToolCall, new_id
 from tether.errors import PolicyError, SessionError, StaleSession, StoreError
+from tether.flow import FlowLimits, FlowTracker
 from tether.policy import Policy
 from tether.session import _snapshot as snapshots
 from tether.session._inputs import free_text, loggable, shown, text_param
@@ -75,6 +76,7 @@ class Guard:
         detectors: Sequence[Detector] = (),
         clock: Callable[[], float] = time.time,
         snapshot_every: int | None = 10_000,
+        flow_limits: FlowLimits | None = None,
     ) -> None:
         self.policy = policy
         """The policy every decision is made under."""
@@ -86,7 +88,12 @@ class Guard:
         """The time source (UTC Unix seconds)."""
         self.snapshot_every = snapshot_every
         """Save a snapshot of a session's state after this many new events (None: never automatically)."""
+        self.flow_limits = flow_limits if flow_limits is not None else FlowLimits()
+        """Memory bounds of each session's provenance (see :class:`~tether.flow.FlowLimits`)."""
         self._policy_stored = False
+
+    def _new_state(self, session_id: str) -> SessionState:
+        return SessionState(session_id, flow=FlowTracker(self.flow_limits))
 
     @classmethod
     def for_session(cls, store: EventStore, session_id: str, *, detectors: Sequence[Detector] = ()) -> Guard:
@@ -120,7 +127,7 @@ class Guard:
             safe_scope = loggable("scope", scope)
         safe_metadata = loggable("metadata", metadata or {})
         self._store_policy()
-        session = Session(self, SessionState(sid))
+        session = Session(self, self._new_state(sid))
         event = SessionStarted(
             session_id=sid,
             time=self.clock(),
@@ -169,7 +176,7 @@ class Guard:
             )
         restored = snapshots.restore(self.store, session_id, self.policy)
         if restored is None:
-            session = Session(self, SessionState(session_id))
+            session = Session(self, self._new_state(session_id))
             session._catch_up()
         else:
             state, tail = restored

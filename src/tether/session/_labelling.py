@@ -20,7 +20,7 @@ def result_label(policy: Policy, state: SessionState, tool_name: str | None, arg
     """The label to record for ``text``, returned by ``tool_name`` called with ``args``."""
     tool = policy.tools.get(tool_name) if tool_name is not None else None
     if tool is None:
-        return UNTRUSTED
+        return state.flow.output_label(UNTRUSTED, text, args)
     view = CheckView(state, tool, args) if tool.label_rules and isinstance(args, dict) else None
     result = tool.policy_label(view)
     if error:
