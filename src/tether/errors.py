@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -52,9 +53,22 @@ class PolicyError(ConfigError):
         self.source = source
         self.rule_path = rule_path
         self.line = line
+        self.problems: tuple[PolicyError, ...] = (self,)
+        """Every problem found, each with its own source, line and rule path (this one first)."""
         where = source if line is None else f"{source}:{line}"
         at = f" at {rule_path}" if rule_path else ""
         super().__init__(f"{where}{at}: {message}")
+
+    @classmethod
+    def collect(cls, problems: Sequence[PolicyError]) -> PolicyError:
+        """One error standing for several: the first one's fields, all of them in ``problems``."""
+        first = problems[0]
+        if len(problems) == 1:
+            return first
+        out = cls(first.message, source=first.source, rule_path=first.rule_path, line=first.line)
+        out.problems = tuple(problems)
+        out.args = ("\n".join(str(p) for p in problems),)
+        return out
 
 
 class SessionError(ConfigError):

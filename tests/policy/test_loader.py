@@ -43,7 +43,7 @@ def test_hash_ignores_comments_layout_and_order() -> None:
         ("tether: 1\nname: t\ntools:\n  read:\n    effect: read\n    colour: red\n", "unknown key 'colour'", "tools.read.colour", 6),
         ("tether: 1\nname: t\ntools:\n  read:\n    effct: read\n", "unknown key 'effct'", "tools.read.effct", 5),
         ("tether: 1\nname: t\ntools:\n  read: {}\n", "missing required key 'effect'", "tools.read.effect", 4),
-        ("tether: 2\nname: t\n", "Input should be 1", "tether", 1),
+        ("tether: 2\nname: t\n", "should be 1", "tether", 1),
         ("name: t\n", "missing required key 'tether'", "tether", None),
         (
             "tether: 1\nname: t\ntools:\n  pay:\n    effect: write\n    args:\n      amount: {type: number, minimum: 10, maximum: 1}\n",
@@ -98,7 +98,7 @@ def test_hash_ignores_comments_layout_and_order() -> None:
         ("tether: 1\nname: t\ntools: [1, 2\n", "invalid YAML", "", 4),
         ("- just\n- a list\n", "mapping at the top level", "", 1),
         ("", "empty", "", None),
-        ("tether: 1\nname: t\ntools:\n  'bad name!':\n    effect: read\n", "invalid tool name", "tools", 4),
+        ("tether: 1\nname: t\ntools:\n  'bad name!':\n    effect: read\n", "invalid tool name", "tools.bad name!", 4),
         ("tether: 1\nname: t\nbudgets: {max_spend: .nan}\n", "", "budgets.max_spend", 3),
     ],
 )
@@ -126,3 +126,140 @@ def test_yaml_bombs_are_refused() -> None:
         Policy.from_yaml(nested)
     with pytest.raises(PolicyError, match="merge keys"):
         Policy.from_yaml("base: &b {effect: read}\ntether: 1\nname: t\ntools:\n  x:\n    <<: *b\n")
+
+
+def test_every_problem_is_reported_with_its_line() -> None:
+    text = """\
+tether: 1
+name: many
+rates:
+  - {tools: ["post_*"], max: 3, window_s: 60}
+tools:
+  a:
+    effect: read
+    args:
+      n: {type: integer, enum: ["x", 1]}
+      k: {type: strin}
+      c: {const: 5, enum: [5, 6]}
+    ask:
+      - when: {arg: zz, equals: 1}
+  b:
+    effect: read
+    deny:
+      - when: {all: [{bogus: 1}]}
+"""
+    err = error_of(text)
+    found = [(p.line, p.rule_path) for p in err.problems]
+    assert found == [
+        (4, "rates[0].tools[0]"),
+        (9, "tools.a.args.n.enum[0]"),
+        (10, "tools.a.args.k.type"),
+        (11, "tools.a.args.c.enum[1]"),
+        (13, "tools.a.ask[0].when"),
+        (17, "tools.b.deny[0].when.all[0].bogus"),
+    ]
+    assert all(p.source == "p.yaml" for p in err.problems)
+    assert str(err).count("\n") == len(found) - 1  # one line per problem
+
+
+INTERNAL_NAMES = (
+    "literal[",
+    "function-",
+    "list[",
+    "dict[",
+    "instance of",
+    "Condition",
+    "ArgSpec",
+    "FlowRule",
+    "ToolSpec",
+    "union[",
+    "Input should",
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tether: 1\nname: t\ntools:\n  a:\n    effect: read\n    args: {x: {type: strin}}\n",
+        "tether: 1\nname: t\ntools:\n  a:\n    effect: read\n    args: {x: {flow: [{require: always}]}}\n",
+        "tether: 1\nname: t\ntools:\n  a:\n    effect: read\n    deny: [{when: 'yes'}]\n",
+        "tether: 1\nname: t\ntools:\n  a:\n    effect: read\n    deny: [{when: {arg: x, equals: [1]}}]\n",
+        "tether: 1\nname: t\ntools:\n  a:\n    effect: read\n    args: {x: {flow: {forbid: [BAD]}}}\n",
+        "tether: 1\nname: t\ntools:\n  a:\n    effect: sideways\n",
+        "tether: 1\nname: t\ndefaults: {write: {flow: 3}}\n",
+    ],
+)
+def test_no_internal_names_leak(text: str) -> None:
+    err = error_of(text)
+    for p in err.problems:
+        for name in INTERNAL_NAMES:
+            assert name not in p.message and name not in p.rule_path, str(p)
+        assert p.line is not None, str(p)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("{type: integer, enum: [a, 1]}", "enum value 'a' can never pass"),
+        ("{type: string, const: 3}", "const 3 can never pass"),
+        ("{const: x, enum: [x, y]}", "enum value 'y' can never pass"),
+        ("{type: string, maxLength: 2, enum: [abc]}", "enum value 'abc' can never pass"),
+        ("{type: integer, pattern: '^a'}", "'pattern' never applies to a value of type integer"),
+        ("{type: string, minItems: 1}", "'minItems' never applies"),
+        ("{type: number, additionalProperties: false}", "'additionalProperties' never applies"),
+        ("{type: array, items: {type: string, required: true}}", "'required' has no meaning inside 'items'"),
+        ("{type: string, minimum: 1}", "'minimum' never applies"),
+    ],
+)
+def test_contradictions_are_refused(args: str, message: str) -> None:
+    err = error_of(f"tether: 1\nname: t\ntools:\n  a:\n    effect: read\n    args:\n      x: {args}\n")
+    assert message in str(err)
+    assert err.line == 7
+
+
+def test_warnings_for_conditions_that_never_hold() -> None:
+    policy = Policy.from_yaml(
+        """\
+tether: 1
+name: t
+tools:
+  a:
+    effect: read
+    args: {n: {type: integer, maximum: 10}, s: {type: string, enum: [x, y]}}
+    ask:
+      - when: {arg: n, gt: 5, lt: 3}
+      - when: {called: nothing}
+      - when: {effect: write}
+      - when: {arg: n, equals: 11}
+      - when: {arg: s, in: [z]}
+      - when: {arg: s, exists: false, pattern: x}
+""",
+        source="w.yaml",
+    )
+    assert [(w.line, w.rule_path) for w in policy.warnings] == [(8, f"tools.a.ask[{i}].when") for i in range(6)][:1] + [
+        (9 + i, f"tools.a.ask[{i + 1}].when") for i in range(5)
+    ]
+    assert all("can never hold" in w.message and w.source == "w.yaml" for w in policy.warnings)
+
+
+def test_rate_glob_that_matches_a_tool_is_fine_and_yaml_dates_are_refused() -> None:
+    Policy.from_yaml("tether: 1\nname: t\nrates: [{tools: ['read*'], max: 1, window_s: 1}]\ntools: {read: {effect: read}}\n")
+    err = error_of("tether: 1\nname: t\ntools:\n  a:\n    effect: read\n    args: {d: {const: 2024-01-01}}\n")
+    assert "quote it" in err.message and err.line == 6
+
+
+def test_additional_properties_false_alone_allows_no_key() -> None:
+    from tether import Guard, SQLiteStore, ToolCall
+
+    policy = Policy.from_yaml(
+        "tether: 1\nname: t\ntools:\n  a:\n    effect: read\n    args: {o: {type: object, additionalProperties: false}}\n"
+    )
+    session = Guard(policy, SQLiteStore(":memory:")).start_session("t")
+    assert session.check(ToolCall("a", {"o": {}})).verdict == "allow"
+    assert session.check(ToolCall("a", {"o": {"k": 1}})).verdict == "deny"
+
+
+def test_hash_tells_an_explicit_empty_forbid_from_none() -> None:
+    base = "tether: 1\nname: t\ndefaults: {write: {flow: {forbid: [secret]}}}\ntools:\n  w:\n    effect: write\n    args:\n      x: {type: string, flow: {require: trusted%s}}\n"
+    assert Policy.from_yaml(base % "").hash != Policy.from_yaml(base % ", forbid: []").hash
+    assert Policy.from_yaml(base % "").hash == Policy.from_yaml(base % "").hash

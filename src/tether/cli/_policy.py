@@ -10,6 +10,7 @@ from rich.markup import escape
 from tether.cli._common import console, err_console
 from tether.errors import PolicyError
 from tether.policy._compiled import Policy
+from tether.policy._problems import PolicyWarning
 
 
 @click.group()
@@ -17,11 +18,19 @@ def policy() -> None:
     """Check policy files and try them on recorded sessions."""
 
 
+def _problem_json(p: PolicyError | PolicyWarning) -> dict[str, object]:
+    return {"file": p.source, "line": p.line, "rule_path": p.rule_path, "message": p.message}
+
+
 @policy.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
-def check_cmd(files: tuple[str, ...], as_json: bool) -> None:
-    """Validate policy FILES. Exit 0 when all are valid, 2 otherwise."""
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def check_cmd(files: tuple[str, ...], as_json: bool, strict: bool) -> None:
+    """Validate policy FILES, reporting every error and warning with its file, line and rule path.
+
+    Exit 0 when all are valid, 2 otherwise (with --strict, also when there are warnings).
+    """
     failed = False
     for path in files:
         try:
@@ -29,12 +38,20 @@ def check_cmd(files: tuple[str, ...], as_json: bool) -> None:
         except PolicyError as exc:
             failed = True
             if as_json:
-                click.echo(json.dumps({"file": path, "valid": False, "error": exc.message, "rule_path": exc.rule_path, "line": exc.line}))
+                first = exc.problems[0]
+                report = {"file": path, "valid": False, "error": first.message, "rule_path": first.rule_path, "line": first.line}
+                click.echo(json.dumps({**report, "errors": [_problem_json(p) for p in exc.problems], "warnings": []}))
             else:
-                err_console.print(f"[red]invalid[/] {escape(str(exc))}")
+                for problem in exc.problems:
+                    err_console.print(f"[red]invalid[/] {escape(str(problem))}", soft_wrap=True)
             continue
+        failed = failed or (strict and bool(pol.warnings))
         if as_json:
-            click.echo(json.dumps({"file": path, "valid": True, "name": pol.name, "hash": pol.hash, "tools": len(pol.tools)}))
+            report = {"file": path, "valid": True, "name": pol.name, "hash": pol.hash, "tools": len(pol.tools)}
+            click.echo(json.dumps({**report, "sources": list(pol.sources), "warnings": [_problem_json(w) for w in pol.warnings]}))
         else:
-            console.print(f"[green]ok[/] {path}: policy {pol.name!r}, {len(pol.tools)} tools, {pol.hash}")
+            for warning in pol.warnings:
+                err_console.print(f"[yellow]warning[/] {escape(str(warning))}", soft_wrap=True)
+            extends = f", extends {len(pol.sources) - 1} file(s)" if len(pol.sources) > 1 else ""
+            console.print(f"[green]ok[/] {path}: policy {pol.name!r}, {len(pol.tools)} tools{extends}, {pol.hash}")
     raise SystemExit(2 if failed else 0)

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tether.errors import PolicyError
-from tether.flow._labels import Label, label
+from tether.flow import walk_leaves
+from tether.flow._labels import Integrity, Label, label
 from tether.policy import _matchers as m
-from tether.policy._conditions import Predicate, compile_condition
-from tether.policy._loader import parse_policy_text, policy_hash, read_policy_file
-from tether.policy._schema import ArgSpec, Effect, FlowRule, PolicySpec, RuleSpec, compile_pattern
+from tether.policy._compose import resolve_policy
+from tether.policy._conditions import CallView, Predicate, Scope, compile_condition
+from tether.policy._loader import policy_hash, prune_invalid, read_document, read_policy_file
+from tether.policy._problems import Locate, PolicyWarning, Problems, parent_path
+from tether.policy._schema import (
+    ArgSpec,
+    Effect,
+    FlowRule,
+    FlowRules,
+    OutputLabel,
+    PolicySpec,
+    RuleSpec,
+    ToolSpec,
+    compile_pattern,
+)
 
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -31,10 +45,66 @@ class CompiledFlow:
     """A flow rule, ready to evaluate."""
 
     rule: str
+    """Its rule path (``tools.pay.args.to.flow``), the rule id in reasons."""
     require_trusted: bool
+    """Every leaf must be grounded in trusted data."""
     forbid: frozenset[str]
+    """Tags no leaf may carry."""
     unless: Predicate | None
+    """When this holds for the call, the rule does not apply."""
     on_violation: str
+    """``deny`` or ``ask``."""
+    on_inherited: str = "deny"
+    """What a violation yields when the leaf was found in no source (its label is the context's)."""
+    states_require: bool = False
+    """The rule says something about ``require`` (so a default's ``require`` does not apply under it)."""
+    states_forbid: bool = False
+    """The rule says something about ``forbid`` (so a default's ``forbid`` does not apply under it)."""
+
+    def without(self, require: bool, forbid: bool) -> CompiledFlow | None:
+        """This rule with the named components left out (None when nothing is left)."""
+        if not require and not forbid:
+            return self
+        kept = replace(
+            self,
+            require_trusted=self.require_trusted and not require,
+            forbid=frozenset() if forbid else self.forbid,
+            states_require=self.states_require and not require,
+            states_forbid=self.states_forbid and not forbid,
+        )
+        return kept if kept.require_trusted or kept.forbid else None
+
+
+class DefaultFlows:
+    """The default flow rules of one tool for calls of one effect: the tool's ``flow``, then the
+    policy's ``defaults.EFFECT.flow``, each applying the components that nearer rules leave open."""
+
+    __slots__ = ("_cache", "_policy", "_tool")
+
+    def __init__(self, tool: tuple[CompiledFlow, ...], policy: tuple[CompiledFlow, ...]) -> None:
+        self._tool = tool
+        self._policy = policy
+        self._cache: dict[tuple[bool, bool], tuple[CompiledFlow, ...]] = {}
+
+    def effective(self, own: tuple[CompiledFlow, ...]) -> tuple[CompiledFlow, ...]:
+        """``own`` (the rules covering a leaf) plus the default components they do not state."""
+        require = any(r.states_require for r in own)
+        forbid = any(r.states_forbid for r in own)
+        added = self._cache.get((require, forbid))
+        if added is None:
+            out: list[CompiledFlow] = []
+            for rule in self._tool:
+                kept = rule.without(require, forbid)
+                if kept is not None:
+                    out.append(kept)
+            tool_require = require or any(r.states_require for r in self._tool)
+            tool_forbid = forbid or any(r.states_forbid for r in self._tool)
+            for rule in self._policy:
+                kept = rule.without(tool_require, tool_forbid)
+                if kept is not None:
+                    out.append(kept)
+            added = self._cache[(require, forbid)] = tuple(out)
+        return own + added if own else added
 
 
 @dataclass(slots=True)
@@ -61,7 +131,10 @@ class CompiledArg:
     additional: bool
     matchers: tuple[m.ValueMatcher, ...]
     """Semantic matchers (``path_under``, ``url_host_in``, ...); on an array they apply to every item."""
-    flow: CompiledFlow | None
+    flows: tuple[CompiledFlow, ...] = ()
+    """Flow rules written at this position: they apply to every leaf under it."""
+    flows_below: bool = False
+    """Some position inside ``items``/``properties`` has flow rules of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +146,28 @@ class CompiledRule:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class LabelRule:
+    """One conditional output label entry."""
+
+    when: Predicate
+    """The condition, read on the restricting side (for what the entry raises)."""
+    when_lowering: Predicate
+    """The condition, read on the permitting side (for what the entry lowers)."""
+    integrity: Integrity | None
+    add: frozenset[str]
+    remove: frozenset[str]
+
+
 @dataclass(slots=True)
 class CompiledTool:
     """Everything the guard needs about one tool."""
 
     name: str
     effect: Effect
+    """The effect the policy gives the tool (see :meth:`effect_of` for a given call)."""
     output_label: Label
-    label_rules: list[tuple[Predicate, Label]]
+    label_rules: list[LabelRule]
     args: dict[str, CompiledArg]
     required: tuple[str, ...]
     additional_args: bool
@@ -88,51 +175,132 @@ class CompiledTool:
     ask: list[CompiledRule]
     max_calls: int | None
     spend_arg: str | None
+    write_when: Predicate | None = None
+    """The call is a write when this holds (only argument values are tested)."""
     flows: list[tuple[str, CompiledFlow]] = field(default_factory=list)
+    """Every flow rule written under an argument, with the argument's name."""
+    tool_flows: tuple[CompiledFlow, ...] = ()
+    """The tool's default flow rules (``tools.NAME.flow``)."""
+    default_flows: dict[str, tuple[CompiledFlow, ...]] = field(default_factory=dict)
+    """The policy's default flow rules for a call of each effect (``defaults.EFFECT.flow``)."""
     deny_all: tuple[CompiledRule, ...] = ()
     """This tool's deny rules, then the policy-wide ones."""
     ask_all: tuple[CompiledRule, ...] = ()
     """This tool's ask rules, then the policy-wide ones."""
+    _defaults: dict[str, DefaultFlows] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for effect in ("read", "write"):
+            policy = self.default_flows.get(effect, ())
+            if self.tool_flows or policy:
+                self._defaults[effect] = DefaultFlows(self.tool_flows, policy)
+
+    def defaults_for(self, effect: str) -> DefaultFlows | None:
+        """The default flow rules for a call of ``effect`` (None when there are none)."""
+        return self._defaults.get(effect)
+
+    def effect_of(self, args: Any, view: CallView | None = None) -> Effect:
+        """The effect of a call with ``args``: ``write`` when the tool is a write tool or its
+        ``write_when`` holds. Depends on the argument values only, so the same call always has
+        the same effect (when it is decided, counted, replayed)."""
+        if self.write_when is None or self.effect == "write":
+            return self.effect
+        if view is None:
+            if not isinstance(args, dict):
+                return self.effect
+            view = _ValuesView(self.name, self.effect, args)
+        return "write" if self.write_when(view) else self.effect
+
+    def policy_label(self, view: CallView | None) -> Label:
+        """The output label the policy gives this call: ``output``/``output_tags``, then each
+        matching ``labels`` entry in order (a later entry's integrity wins; tags are added, then
+        removed)."""
+        result = self.output_label
+        if view is None or not self.label_rules:
+            return result
+        integrity = result.integrity
+        tags = set(result.tags)
+        for rule in self.label_rules:
+            if (rule.integrity == "untrusted" or rule.add) and rule.when(view):
+                if rule.integrity == "untrusted":
+                    integrity = "untrusted"
+                tags |= rule.add
+            if (rule.integrity == "trusted" or rule.remove) and rule.when_lowering(view):
+                if rule.integrity == "trusted":
+                    integrity = "trusted"
+                tags -= rule.remove
+        return label(integrity, tags)
 
 
 class Policy:
     """A validated, compiled policy. Identified by :attr:`hash` of its normalised content."""
 
-    def __init__(self, spec: PolicySpec, *, source: str = "<string>", text: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: PolicySpec,
+        *,
+        source: str = "<string>",
+        text: str | None = None,
+        locate: Locate | None = None,
+        sources: tuple[str, ...] = (),
+    ) -> None:
         self.spec = spec
-        """The validated document."""
+        """The validated document (with everything it ``extends`` merged in)."""
         self.source = source
         """Where it was loaded from."""
         self.text = text
-        """The original YAML, when known."""
+        """The original YAML, when known (a policy that ``extends`` others: this file's text only)."""
+        self.sources = sources or (source,)
+        """Every file that contributed (bases first); one for a policy without ``extends``."""
         self.hash = policy_hash(spec)
-        """``sha256:...`` of the normalised content."""
+        """``sha256:...`` of the normalised content (after ``extends`` is merged in)."""
         self.name = spec.name
         """The policy's name."""
         self.paths = m.Paths(spec.home, spec.workdir or spec.home)
         """How paths are read: ``~`` is ``home``; relative paths start at ``workdir``."""
+        problems = Problems(locate or (lambda path: (source, None)))
+        tool_names = frozenset(spec.tools)
+        known_tools = tool_names if spec.default == "deny" else None
+        policy_scope = Scope(problems, self.paths, tools=known_tools)
+        defaults: dict[str, tuple[CompiledFlow, ...]] = {}
+        for effect in ("read", "write"):
+            entry = getattr(spec.defaults, effect) if spec.defaults is not None else None
+            defaults[effect] = _compile_flows(entry.flow if entry else None, f"defaults.{effect}.flow", policy_scope)
         self.tools: dict[str, CompiledTool] = {}
         for name, tool in spec.tools.items():
-            self.tools[name] = _compile_tool(name, tool, self.paths, source)
-        self.deny_rules = [_compile_rule(r, f"deny[{i}]", None, source, self.paths) for i, r in enumerate(spec.deny)]
-        self.ask_rules = [_compile_rule(r, f"ask[{i}]", None, source, self.paths) for i, r in enumerate(spec.ask)]
+            if not _TOOL_NAME.fullmatch(name):
+                problems.error(f"invalid tool name {name!r} (use letters, digits and _.:/-, at most 128)", f"tools.{name}")
+            self.tools[name] = _compile_tool(name, tool, self.paths, problems, known_tools, defaults)
+        self.deny_rules = [_compile_rule(r, f"deny[{i}]", policy_scope) for i, r in enumerate(spec.deny)]
+        self.ask_rules = [_compile_rule(r, f"ask[{i}]", policy_scope) for i, r in enumerate(spec.ask)]
         self._rate_cache: dict[str, list[tuple[str, int, float]]] = {}
         for compiled in self.tools.values():
             compiled.deny_all = (*compiled.deny, *self.deny_rules)
             compiled.ask_all = (*compiled.ask, *self.ask_rules)
         self.rates = [(f"rates[{i}]", tuple(r.tools), r.max, r.window_s) for i, r in enumerate(spec.rates)]
+        for rule, globs, _, _ in self.rates:
+            for j, glob in enumerate(globs):
+                if not any(m.name_glob(name, (glob,)) for name in tool_names):
+                    problems.error(f"tool glob {glob!r} matches no tool of this policy, so the rate never applies", f"{rule}.tools[{j}]")
+        problems.raise_if_any()
+        self.warnings: tuple[PolicyWarning, ...] = tuple(problems.warnings)
+        """Things that are allowed but probably mistakes (conditions that can never hold, ...)."""
 
     @classmethod
-    def from_yaml(cls, text: str, source: str = "<string>") -> Policy:
-        """Parse and compile a policy from YAML text."""
-        spec, _ = parse_policy_text(text, source)
-        return cls(spec, source=source, text=text)
+    def from_yaml(cls, text: str, source: str = "<string>", *, base_dir: str | Path | None = None) -> Policy:
+        """Parse and compile a policy from YAML text. Relative ``extends`` entries are read
+        from ``base_dir`` (default: the current directory)."""
+        try:
+            spec, resolved = resolve_policy(text, source, Path(base_dir) if base_dir is not None else None)
+        except PolicyError as exc:
+            raise _with_semantic_problems(exc, text, source) from None
+        return cls(spec, source=source, text=text, locate=resolved.locate, sources=tuple(resolved.sources))
 
     @classmethod
     def from_file(cls, path: str | Path) -> Policy:
-        """Load a policy file."""
+        """Load a policy file (``extends`` entries are read relative to its folder)."""
         text = read_policy_file(path)
-        return cls.from_yaml(text, source=str(path))
+        return cls.from_yaml(text, source=str(path), base_dir=Path(path).parent)
 
     def rate_rules_for(self, tool: str) -> list[tuple[str, int, float]]:
         """The rate rules that count calls to ``tool``."""
@@ -147,61 +315,231 @@ class Policy:
         return f"Policy(name={self.name!r}, hash={self.hash[:19]!r}, tools={len(self.tools)})"
 
 
-def _compile_rule(rule: RuleSpec, path: str, known: set[str] | None, source: str, paths: m.Paths) -> CompiledRule:
-    pred = compile_condition(rule.when, f"{path}.when", known, source, paths)
+def _with_semantic_problems(exc: PolicyError, text: str, source: str) -> PolicyError:
+    """``exc`` plus the errors compiling would find in the rest of the file, so that a user
+    sees every problem at once. (Only for a file without ``extends``, whose rules are all here.)"""
+    try:
+        doc = read_document(text, source)
+    except PolicyError:
+        return exc
+    if "extends" in doc.data or any(p.source != source for p in exc.problems):
+        return exc
+    pruned = prune_invalid(doc.data, list(exc.problems))
+    if pruned is None:
+        return exc
+    try:
+        Policy(pruned, source=source, locate=lambda path: (source, doc.line_of(path)))
+    except PolicyError as more:
+        seen = {(p.rule_path, p.message) for p in exc.problems}
+        # A key that is missing next to an unknown key is most likely the same key misspelt.
+        misspelt = {parent_path(p.rule_path) for p in exc.problems if p.message.startswith("unknown key")}
+        extra = [
+            p
+            for p in more.problems
+            if (p.rule_path, p.message) not in seen
+            and not any(_under(p.rule_path, q.rule_path) for q in exc.problems)
+            and not (p.message.startswith("missing required key") and parent_path(p.rule_path) in misspelt)
+        ]
+        return PolicyError.collect(sorted([*exc.problems, *extra], key=lambda p: (p.line or 0, p.rule_path)))
+    return exc
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith((root + ".", root + "["))
+
+
+class _ValuesView:
+    """A call seen through its argument values only (for ``write_when`` outside a decision)."""
+
+    def __init__(self, tool: str, effect: Effect, args: dict[str, Any]) -> None:
+        self.tool = tool
+        self.effect = effect
+        self.args = args
+        self.context = label("trusted")
+
+    @property
+    def task(self) -> str:
+        return ""
+
+    def leaves(self, arg: str) -> list[_ValueLeaf]:
+        if arg not in self.args:
+            return []
+        raw: list[tuple[str, Any]] = []
+        walk_leaves(self.args[arg], arg, raw)  # the same leaves as the session's walk
+        return [_ValueLeaf(path, value) for path, value in raw]
+
+    def any_arg_untrusted(self) -> bool:
+        return False
+
+    def calls_of(self, tool: str) -> int:
+        return 0
+
+
+@dataclass(slots=True)
+class _ValueLeaf:
+    path: str
+    value: Any
+    label: Label = field(default_factory=lambda: label("trusted"))
+    found: bool = False
+    trusted_source: bool = False
+    sources: tuple[str, ...] = ()
+
+
+def _compile_rule(rule: RuleSpec, path: str, scope: Scope) -> CompiledRule:
+    pred = compile_condition(rule.when, f"{path}.when", scope)
     name = rule.name or path
     return CompiledRule(rule=name, when=pred, reason=rule.reason or f"rule {name} matched")
 
 
-def _compile_tool(name: str, tool: Any, paths: m.Paths, source: str) -> CompiledTool:
+def _compile_tool(
+    name: str,
+    tool: ToolSpec,
+    paths: m.Paths,
+    problems: Problems,
+    known_tools: frozenset[str] | None,
+    defaults: dict[str, tuple[CompiledFlow, ...]],
+) -> CompiledTool:
     base = f"tools.{name}"
-    known = set(tool.args)
-    args = {arg: _compile_arg(spec, f"{base}.args.{arg}", known, source, paths) for arg, spec in tool.args.items()}
-    label_rules = []
-    for i, lab in enumerate(tool.labels):
-        pred = compile_condition(lab.when, f"{base}.labels[{i}].when", known, source, paths)
-        label_rules.append((pred, label(lab.integrity or "trusted", lab.tags)))
+    if tool.effect is None:
+        problems.error("missing required key 'effect'", f"{base}.effect")
+    effect: Effect = tool.effect or "write"
+    effects: frozenset[Effect] = frozenset({effect, "write"}) if tool.write_when is not None else frozenset({effect})
+    arg_scope = Scope(problems, paths, args=frozenset(tool.args), effects=effects, tools=known_tools)
+    args = {arg: _compile_arg(spec, f"{base}.args.{arg}", arg_scope, "argument") for arg, spec in tool.args.items()}
+
+    def check_value(arg: str, value: Any) -> str | None:
+        spec = args.get(arg)
+        return validate_arg(spec, value, f"argument {arg!r}", paths) if spec is not None else None
+
+    arg_scope = replace(arg_scope, check_value=check_value)
+    label_rules = [_compile_label(lab, f"{base}.labels[{i}]", arg_scope) for i, lab in enumerate(tool.labels)]
+    write_when = None
+    if tool.write_when is not None:
+        if tool.effect == "write":
+            problems.warn("'write_when' has no effect on a write tool", f"{base}.write_when")
+        write_when = compile_condition(tool.write_when, f"{base}.write_when", replace(arg_scope, values_only=True))
     if tool.spend is not None:
         if tool.spend not in args:
-            raise PolicyError(
-                f"'spend' names argument {tool.spend!r}, which the tool does not declare", source=source, rule_path=f"{base}.spend"
-            )
-        types = args[tool.spend].types
-        if types is None or not set(types) <= {"number", "integer"}:
-            raise PolicyError(
-                f"'spend' argument {tool.spend!r} must declare type number or integer (and nothing else)",
-                source=source,
-                rule_path=f"{base}.spend",
-            )
+            problems.error(f"'spend' names argument {tool.spend!r}, which the tool does not declare", f"{base}.spend")
+        else:
+            types = args[tool.spend].types
+            if types is None or not set(types) <= {"number", "integer"}:
+                problems.error(f"'spend' argument {tool.spend!r} must declare type number or integer (and nothing else)", f"{base}.spend")
     compiled = CompiledTool(
         name=name,
-        effect=tool.effect,
+        effect=effect,
         output_label=label(tool.output, tool.output_tags),
         label_rules=label_rules,
         args=args,
         required=tuple(a for a, spec in tool.args.items() if spec.required),
         additional_args=tool.additional_args == "allow",
-        deny=[_compile_rule(r, f"{base}.deny[{i}]", known, source, paths) for i, r in enumerate(tool.deny)],
-        ask=[_compile_rule(r, f"{base}.ask[{i}]", known, source, paths) for i, r in enumerate(tool.ask)],
+        deny=[_compile_rule(r, f"{base}.deny[{i}]", arg_scope) for i, r in enumerate(tool.deny)],
+        ask=[_compile_rule(r, f"{base}.ask[{i}]", arg_scope) for i, r in enumerate(tool.ask)],
         max_calls=tool.budget.max_calls if tool.budget else None,
         spend_arg=tool.spend,
+        write_when=write_when,
+        tool_flows=_compile_flows(tool.flow, f"{base}.flow", arg_scope),
+        default_flows=defaults,
     )
-    compiled.flows = [(arg, a.flow) for arg, a in args.items() if a.flow is not None]
+    for arg, spec in args.items():
+        compiled.flows.extend((arg, flow) for flow in _flows_under(spec))
     return compiled
 
 
-def _compile_flow(flow: FlowRule, path: str, known: set[str], source: str, paths: m.Paths) -> CompiledFlow:
-    unless = compile_condition(flow.unless, f"{path}.unless", known, source, paths, permits=True) if flow.unless else None
+def _compile_label(lab: OutputLabel, path: str, scope: Scope) -> LabelRule:
+    remove = frozenset(lab.remove_tags or ())
+    both = remove & set(lab.tags)
+    if both:
+        scope.problems.error(f"tags {sorted(both)} are both added and removed by one entry", path)
+    if lab.integrity is None and not lab.tags and not remove:
+        scope.problems.error("a label entry needs 'integrity', 'tags' or 'remove_tags'", path)
+    # What an entry raises applies when any plausible reading of a value matches; what it lowers
+    # only when every value is canonical and matches (the two sides of a matcher, Scope.permits).
+    raises = lab.integrity == "untrusted" or bool(lab.tags)
+    lowers = lab.integrity == "trusted" or bool(remove)
+    quiet = Problems(lambda _: ("", None))  # the same condition twice: its problems are recorded once
+    when = compile_condition(lab.when, f"{path}.when", scope if raises or not lowers else replace(scope, problems=quiet))
+    when_lowering = compile_condition(
+        lab.when, f"{path}.when", replace(scope, permits=True, problems=scope.problems if not raises else quiet)
+    )
+    return LabelRule(when, when_lowering, lab.integrity, frozenset(lab.tags), remove)
+
+
+def _flows_under(spec: CompiledArg) -> list[CompiledFlow]:
+    out = list(spec.flows)
+    if spec.items is not None:
+        out += _flows_under(spec.items)
+    for sub in (spec.properties or {}).values():
+        out += _flows_under(sub)
+    return out
+
+
+def _compile_flows(rules: FlowRules | None, path: str, scope: Scope) -> tuple[CompiledFlow, ...]:
+    if rules is None:
+        return ()
+    if isinstance(rules, list):
+        return tuple(_compile_flow(r, f"{path}[{i}]", scope) for i, r in enumerate(rules))
+    return (_compile_flow(rules, path, scope),)
+
+
+def _compile_flow(flow: FlowRule, path: str, scope: Scope) -> CompiledFlow:
+    unless = compile_condition(flow.unless, f"{path}.unless", replace(scope, permits=True)) if flow.unless else None
     return CompiledFlow(
         rule=path,
         require_trusted=flow.require == "trusted",
         forbid=frozenset(flow.forbid),
         unless=unless,
         on_violation=flow.on_violation,
+        on_inherited=flow.on_inherited or flow.on_violation,
+        states_require=flow.require is not None,
+        states_forbid="forbid" in flow.model_fields_set,
     )
 
 
-def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, paths: m.Paths) -> CompiledArg:
+# Keys that only mean something for values of some JSON types: with a ``type`` that excludes
+# all of them, the key could never apply, so it is refused rather than silently ignored.
+_KEY_TYPES: dict[str, frozenset[str]] = {
+    "pattern": frozenset({"string"}),
+    "minLength": frozenset({"string"}),
+    "maxLength": frozenset({"string"}),
+    "minimum": frozenset({"number", "integer"}),
+    "maximum": frozenset({"number", "integer"}),
+    "exclusiveMinimum": frozenset({"number", "integer"}),
+    "exclusiveMaximum": frozenset({"number", "integer"}),
+    "minItems": frozenset({"array"}),
+    "maxItems": frozenset({"array"}),
+    "items": frozenset({"array"}),
+    "properties": frozenset({"object"}),
+    "additionalProperties": frozenset({"object"}),
+    **{key: frozenset({"string", "array"}) for key in m.MATCHER_KEYS},
+}
+
+
+def _compile_arg(spec: ArgSpec, path: str, scope: Scope, position: str) -> CompiledArg:
+    """Compile the constraints at one position (``argument``, ``item`` or ``property``)."""
+    compiled = _compile_arg_fields(spec, path, scope)
+    problems = scope.problems
+    if position == "item" and spec.required:
+        problems.error(
+            "'required' has no meaning inside 'items' (an item is always present): use a 'type' without null", f"{path}.required"
+        )
+    if compiled.types is not None:
+        for key, wanted in _KEY_TYPES.items():
+            stated = key in spec.model_fields_set and (key != "additionalProperties" or not spec.additionalProperties)
+            if stated and not wanted & set(compiled.types):
+                problems.error(f"{key!r} never applies to a value of type {' or '.join(compiled.types)}", f"{path}.{key}")
+    for i, value in enumerate(compiled.enum or []):
+        why = validate_arg(compiled, value, "it", scope.paths)
+        if why is not None:
+            problems.error(f"enum value {value!r} can never pass the other constraints: {why}", f"{path}.enum[{i}]")
+    if compiled.has_const and compiled.enum is None:
+        why = validate_arg(compiled, compiled.const, "it", scope.paths)
+        if why is not None:
+            problems.error(f"const {compiled.const!r} can never pass the other constraints: {why}", f"{path}.const")
+    return compiled
+
+
+def _compile_arg_fields(spec: ArgSpec, path: str, scope: Scope) -> CompiledArg:
     types: tuple[str, ...] | None
     if spec.type is None:
         types = None
@@ -209,16 +547,20 @@ def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, paths: 
         types = tuple(spec.type)
     else:
         types = (spec.type,)
-    has_const = "const" in spec.model_fields_set
-    for bound in (spec.minimum, spec.maximum):
-        if bound is not None and types is not None and not set(types) & {"number", "integer"}:
-            raise PolicyError("numeric bounds on a non-numeric argument", source=source, rule_path=path)
+    items = _compile_arg(spec.items, f"{path}.items", scope, "item") if spec.items else None
+    properties = (
+        {k: _compile_arg(v, f"{path}.properties.{k}", scope, "property") for k, v in spec.properties.items()}
+        if spec.properties is not None
+        else ({} if not spec.additionalProperties else None)  # additionalProperties: false alone allows no key
+    )
+    below = [items] if items is not None else []
+    below += list((properties or {}).values())
     return CompiledArg(
         path=path,
         types=types,
         required=spec.required,
         enum=list(spec.enum) if spec.enum is not None else None,
-        has_const=has_const,
+        has_const="const" in spec.model_fields_set,
         const=spec.const,
         regex=compile_pattern(spec.pattern) if spec.pattern is not None else None,
         min_len=spec.minLength,
@@ -229,27 +571,24 @@ def _compile_arg(spec: ArgSpec, path: str, known: set[str], source: str, paths: 
         exclusive_max=spec.exclusiveMaximum,
         min_items=spec.minItems,
         max_items=spec.maxItems,
-        items=_compile_arg(spec.items, f"{path}.items", known, source, paths) if spec.items else None,
-        properties=(
-            {k: _compile_arg(v, f"{path}.properties.{k}", known, source, paths) for k, v in spec.properties.items()}
-            if spec.properties is not None
-            else None
-        ),
+        items=items,
+        properties=properties,
         additional=spec.additionalProperties,
-        matchers=_compile_matchers(spec, path, source, paths),
-        flow=_compile_flow(spec.flow, f"{path}.flow", known, source, paths) if spec.flow else None,
+        matchers=_compile_matchers(spec, path, scope),
+        flows=_compile_flows(spec.flow, f"{path}.flow", scope),
+        flows_below=any(sub.flows or sub.flows_below for sub in below),
     )
 
 
-def _compile_matchers(spec: ArgSpec, path: str, source: str, paths: m.Paths) -> tuple[m.ValueMatcher, ...]:
+def _compile_matchers(spec: ArgSpec, path: str, scope: Scope) -> tuple[m.ValueMatcher, ...]:
     out: list[m.ValueMatcher] = []
     for key in m.MATCHER_KEYS:
         entries = getattr(spec, key, None)
         if entries is not None:
             try:
-                out.append(m.build_matcher(key, entries, paths, idn=bool(spec.idn) and key in m.HOST_MATCHER_KEYS))
+                out.append(m.build_matcher(key, entries, scope.paths, idn=bool(spec.idn) and key in m.HOST_MATCHER_KEYS))
             except ValueError as exc:
-                raise PolicyError(str(exc), source=source, rule_path=f"{path}.{key}") from exc
+                scope.problems.error(str(exc), f"{path}.{key}")
     return tuple(out)
 
 
@@ -364,7 +703,6 @@ _NO_CONSTRAINTS = CompiledArg(
     properties=None,
     additional=True,
     matchers=(),
-    flow=None,
 )
 
 

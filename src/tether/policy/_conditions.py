@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from tether.errors import PolicyError
 from tether.flow import contains_word, normalize, number_forms, occurs_in
 from tether.flow._labels import Label
 from tether.policy import _matchers as m
+from tether.policy._problems import Problems
 from tether.policy._schema import Condition, Effect, compile_pattern
 
 
@@ -64,18 +65,47 @@ def _same(a: Any, b: Any) -> bool:
     return False
 
 
-def compile_condition(
-    cond: Condition, path: str, known_args: set[str] | None, source: str, paths: m.Paths = m.DEFAULT_PATHS, *, permits: bool = False
-) -> Predicate:
-    """Turn a validated condition into a predicate; check references to arguments.
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a condition may refer to, which way it acts, and where its problems are recorded."""
 
-    ``permits`` says which way a true result acts: False for ``when`` of ask, deny
-    and label rules (a match makes the decision stricter), True for a flow rule's
-    ``unless`` (a match lets a value through). Semantic matchers err towards the
-    stricter decision: on the restricting side any plausible reading of one leaf
-    may match; on the permitting side every leaf must be canonical and match.
-    ``not`` flips the side.
-    """
+    problems: Problems
+    """Collects errors and warnings."""
+    paths: m.Paths = m.DEFAULT_PATHS
+    """How paths are read."""
+    args: frozenset[str] | None = None
+    """The arguments the tool declares (None: a policy-wide rule, any name)."""
+    check_value: Callable[[str, Any], str | None] | None = None
+    """Why a value of the named argument could never pass its constraints (None if it could)."""
+    effects: frozenset[Effect] | None = None
+    """The effects calls under this condition can have (None: any)."""
+    tools: frozenset[str] | None = None
+    """Tools that can ever have run (None: any, e.g. when the policy's default is ``ask``)."""
+    values_only: bool = False
+    """Only tests on argument values are allowed (for ``write_when``: it must not depend on history)."""
+    permits: bool = False
+    """Which way a true result acts: False when a match makes the decision stricter (``when`` of
+    ask and deny rules, raising labels, ``write_when``), True when it lets something through (a
+    flow rule's ``unless``, lowering labels). Semantic matchers err towards the stricter decision:
+    on the restricting side any plausible reading of one leaf may match; on the permitting side
+    every leaf must be canonical and match. ``not`` flips the side."""
+
+
+_HISTORY_KINDS = ("context", "context_has", "effect", "args_untrusted", "called")
+_HISTORY_MATCHERS = ("untrusted", "grounded", "from_task", "has_tags")
+
+
+def _same_or_null(a: Any, b: Any) -> bool:
+    return (a is None and b is None) or _same(a, b)
+
+
+def compile_condition(cond: Condition, path: str, scope: Scope) -> Predicate:
+    """Turn a validated condition into a predicate; check references to arguments and tools."""
+    if scope.values_only:
+        used = [k for k in (*_HISTORY_KINDS, *_HISTORY_MATCHERS) if getattr(cond, k) is not None]
+        if used:
+            scope.problems.error(f"{used[0]!r} cannot be used here: only tests on argument values are allowed", path)
+            return lambda view: False
     if cond.always is not None:
         value = cond.always
         return lambda view: value
@@ -87,33 +117,67 @@ def compile_condition(
         return lambda view: tags <= view.context.tags
     if cond.effect is not None:
         effect = cond.effect
+        if scope.effects is not None and effect not in scope.effects:
+            scope.problems.warn(f"this condition can never hold: the tool's calls are never a {effect}", path)
         return lambda view: view.effect == effect
     if cond.args_untrusted is not None:
         flag = cond.args_untrusted
         return lambda view: view.any_arg_untrusted() == flag
     if cond.called is not None:
         tool, at_least = cond.called, cond.at_least
+        if scope.tools is not None and tool not in scope.tools:
+            scope.problems.warn(f"this condition can never hold: {tool!r} is not a tool of this policy, so it never runs", path)
         return lambda view: view.calls_of(tool) >= at_least
     if cond.all is not None:
-        parts = [compile_condition(c, f"{path}.all[{i}]", known_args, source, paths, permits=permits) for i, c in enumerate(cond.all)]
+        parts = [compile_condition(c, f"{path}.all[{i}]", scope) for i, c in enumerate(cond.all)]
         return lambda view: all(p(view) for p in parts)
     if cond.any is not None:
-        parts = [compile_condition(c, f"{path}.any[{i}]", known_args, source, paths, permits=permits) for i, c in enumerate(cond.any)]
+        parts = [compile_condition(c, f"{path}.any[{i}]", scope) for i, c in enumerate(cond.any)]
         return lambda view: any(p(view) for p in parts)
     if cond.not_ is not None:
-        inner = compile_condition(cond.not_, f"{path}.not", known_args, source, paths, permits=not permits)
+        inner = compile_condition(cond.not_, f"{path}.not", replace(scope, permits=not scope.permits))
         return lambda view: not inner(view)
     assert cond.arg is not None
-    return _compile_arg_condition(cond, path, known_args, source, paths, permits)
+    return _compile_arg_condition(cond, path, scope)
 
 
-def _compile_arg_condition(
-    cond: Condition, path: str, known_args: set[str] | None, source: str, paths: m.Paths, permits: bool
-) -> Predicate:
+def _never_holds(cond: Condition, scope: Scope) -> str | None:
+    """A cheap proof that an argument condition can never hold, or None."""
+    assert cond.arg is not None
+    lows = [b for b in (cond.gt, cond.ge) if b is not None]
+    highs = [b for b in (cond.lt, cond.le) if b is not None]
+    if lows and highs and max(lows) > min(highs):
+        return f"no number is above {max(lows)!r} and below {min(highs)!r}"
+    if (cond.gt is not None and cond.lt is not None and cond.gt >= cond.lt) or (
+        cond.ge is not None and cond.lt is not None and cond.ge >= cond.lt
+    ):
+        return "the numeric bounds leave no room"
+    value_tests = ("in_", "pattern", "path_glob", "gt", "ge", "lt", "le", *m.MATCHER_KEYS)
+    if cond.exists is False and any(getattr(cond, k) is not None for k in value_tests):
+        return "'exists: false' and a test on the value cannot both hold"
+    check = scope.check_value
+    if check is not None:
+        if cond.equals is not None and (why := check(cond.arg, cond.equals)) is not None:
+            return f"the argument can never equal {cond.equals!r} ({why})"
+        if cond.in_ is not None:
+            values = [v for v in cond.in_ if v is not None]
+            if values and len(values) == len(cond.in_) and all(check(cond.arg, v) is not None for v in values):
+                return f"the argument can never take any of {cond.in_!r}"
+    return None
+
+
+def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicate:
     name = cond.arg
     assert name is not None
-    if known_args is not None and name not in known_args:
-        raise PolicyError(f"condition refers to argument {name!r}, which the tool does not declare", source=source, rule_path=path)
+    if scope.args is not None and name not in scope.args:
+        scope.problems.error(f"condition refers to argument {name!r}, which the tool does not declare", path)
+    if cond.idn and not scope.permits:
+        # The restricting side reads every form of a name (A-labels included) whatever idn says.
+        scope.problems.error("'idn' has no effect here: a rule that makes the decision stricter already reads every form of a name", path)
+    never = _never_holds(cond, scope)
+    if never is not None:
+        scope.problems.warn(f"this condition can never hold: {never}", path)
+    paths, permits = scope.paths, scope.permits
     tests: list[Callable[[Sequence[LeafProvenance]], bool]] = []
 
     def strings(leaves: Sequence[LeafProvenance]) -> list[str] | None:
@@ -122,12 +186,16 @@ def _compile_arg_condition(
             return None
         return vals
 
-    if cond.equals is not None:
+    # ``equals: null`` (or null in ``in``) holds for an absent or null argument: both send nothing.
+    null_allowed = False
+    if "equals" in cond.model_fields_set:
         want = cond.equals
-        tests.append(lambda leaves: bool(leaves) and all(_same(leaf.value, want) for leaf in leaves))
+        null_allowed = want is None
+        tests.append(lambda leaves: bool(leaves) and all(_same_or_null(leaf.value, want) for leaf in leaves))
     if cond.in_ is not None:
         options = list(cond.in_)
-        tests.append(lambda leaves: bool(leaves) and all(any(_same(leaf.value, o) for o in options) for leaf in leaves))
+        null_allowed = null_allowed or None in options
+        tests.append(lambda leaves: bool(leaves) and all(any(_same_or_null(leaf.value, o) for o in options) for leaf in leaves))
     if cond.pattern is not None:
         regex = compile_pattern(cond.pattern)
         # Raw text or its NFKC form (full-width look-alikes): the safe side for ask and deny rules.
@@ -142,7 +210,8 @@ def _compile_arg_condition(
             try:
                 matcher = m.build_matcher(key, entries, paths, idn=bool(cond.idn) and key in m.HOST_MATCHER_KEYS)
             except ValueError as exc:
-                raise PolicyError(str(exc), source=source, rule_path=f"{path}.{key}") from exc
+                scope.problems.error(str(exc), f"{path}.{key}")
+                continue
             tests.append(_matcher_test(matcher, permits))
     for op_name, op in (
         ("gt", lambda a, b: a > b),
@@ -153,15 +222,16 @@ def _compile_arg_condition(
         bound = getattr(cond, op_name)
         if bound is not None:
             tests.append(_numeric_test(op, bound))
+    # A null leaf sends nothing, so it carries no label: provenance tests skip it.
     if cond.untrusted is not None:
         flag = cond.untrusted
-        tests.append(lambda leaves: any(leaf.label.untrusted for leaf in leaves) == flag)
+        tests.append(lambda leaves: any(leaf.label.untrusted for leaf in leaves if leaf.value is not None) == flag)
     if cond.grounded is not None:
         flag = cond.grounded
-        tests.append(lambda leaves: (bool(leaves) and all(leaf.trusted_source for leaf in leaves)) == flag)
+        tests.append(lambda leaves: (bool(sent := _sent(leaves)) and all(leaf.trusted_source for leaf in sent)) == flag)
     if cond.has_tags is not None:
         tags = frozenset(cond.has_tags)
-        tests.append(lambda leaves: any(tags <= leaf.label.tags for leaf in leaves))
+        tests.append(lambda leaves: any(tags <= leaf.label.tags for leaf in leaves if leaf.value is not None))
 
     exists = cond.exists
 
@@ -171,6 +241,8 @@ def _compile_arg_condition(
         present = name in view.args and view.args[name] is not None
         if exists is not None and present != exists:
             return False
+        if not present and null_allowed:
+            return True
         if not tests and from_task is None:
             return True
         if not present:
@@ -181,6 +253,10 @@ def _compile_arg_condition(
         return all(t(leaves) for t in tests)
 
     return predicate
+
+
+def _sent(leaves: Sequence[LeafProvenance]) -> list[LeafProvenance]:
+    return [leaf for leaf in leaves if leaf.value is not None]
 
 
 def _in_task(value: Any, task: str) -> bool:

@@ -79,7 +79,8 @@ class Condition(_Strict):
     arg: str | None = None
     exists: bool | None = None
     equals: str | int | float | bool | None = None
-    in_: list[str | int | float] | None = Field(default=None, alias="in")
+    """``null`` is allowed: it holds when the argument is absent or null."""
+    in_: list[str | int | float | None] | None = Field(default=None, alias="in")
     pattern: str | None = None
     path_under: list[str] | None = None
     path_glob: list[str] | None = None
@@ -115,7 +116,6 @@ class Condition(_Strict):
             name
             for name in (
                 "exists",
-                "equals",
                 "in_",
                 "pattern",
                 "path_under",
@@ -134,6 +134,8 @@ class Condition(_Strict):
             )
             if getattr(self, name) is not None
         ]
+        if "equals" in self.model_fields_set:
+            matchers.append("equals")
         if self.arg is None and matchers:
             raise ValueError(f"matcher(s) {[m.rstrip('_') for m in matchers]} need 'arg'")
         if self.arg is not None and not matchers:
@@ -148,20 +150,29 @@ class Condition(_Strict):
 class FlowRule(_Strict):
     """What may flow into an argument, judged by where its value came from."""
 
-    require: Literal["trusted"] | None = None
-    """``trusted``: every value must be grounded in trusted data."""
+    require: Literal["trusted", "any"] | None = None
+    """``trusted``: every value must be grounded in trusted data; ``any``: no requirement
+    (it overrides a default flow rule's ``require`` for the leaves under this rule)."""
     forbid: list[Tag] = Field(default_factory=list)
-    """Confidentiality tags the value must not carry."""
+    """Confidentiality tags the value must not carry (``[]`` given explicitly overrides a
+    default flow rule's ``forbid`` for the leaves under this rule)."""
     unless: Condition | None = None
     """The rule does not apply when this condition holds."""
     on_violation: Literal["deny", "ask"] = "deny"
     """What a violation yields."""
+    on_inherited: Literal["deny", "ask"] | None = None
+    """What a violation yields when the offending value was found in no source and took the
+    session's context label (default: ``on_violation``)."""
 
     @model_validator(mode="after")
     def _not_empty(self) -> FlowRule:
-        if self.require is None and not self.forbid:
+        if self.require is None and "forbid" not in self.model_fields_set:
             raise ValueError("a flow rule needs 'require' or 'forbid'")
         return self
+
+
+FlowRules = FlowRule | list[FlowRule]
+"""One flow rule, or several (each applies)."""
 
 
 class ArgSpec(_Strict):
@@ -189,7 +200,7 @@ class ArgSpec(_Strict):
     host_in: list[str] | None = None
     email_domain_in: list[str] | None = None
     idn: bool | None = None
-    flow: FlowRule | None = None
+    flow: FlowRules | None = None
 
     _pattern_ok = field_validator("pattern")(_check_regex)
 
@@ -224,11 +235,15 @@ class ArgSpec(_Strict):
 
 
 class OutputLabel(_Strict):
-    """A conditional label for a tool's output."""
+    """A conditional label for a tool's output; entries apply in order, later ones win."""
 
     when: Condition
     integrity: Literal["trusted", "untrusted"] | None = None
+    """Sets the output's integrity (raises or lowers it)."""
     tags: list[Tag] = Field(default_factory=list)
+    """Confidentiality tags added to the output."""
+    remove_tags: list[Tag] | None = None
+    """Confidentiality tags removed from the output (those added by ``output_tags`` or earlier entries)."""
 
 
 class RuleSpec(_Strict):
@@ -249,7 +264,10 @@ class ToolSpec(_Strict):
     """Everything the policy says about one tool."""
 
     description: str | None = None
-    effect: Effect
+    effect: Effect | None = None
+    """Required once the policy is resolved (a policy that ``extends`` another may leave it to the base)."""
+    write_when: Condition | None = None
+    """The call counts as a write when this condition (on argument values only) holds."""
     output: Literal["trusted", "untrusted"] = "untrusted"
     output_tags: list[Tag] = Field(default_factory=list)
     labels: list[OutputLabel] = Field(default_factory=list)
@@ -259,6 +277,8 @@ class ToolSpec(_Strict):
     ask: list[RuleSpec] = Field(default_factory=list)
     budget: ToolBudget | None = None
     spend: str | None = None
+    flow: FlowRules | None = None
+    """Default flow rule(s) for every argument leaf that no flow rule of its own covers."""
 
 
 class Budgets(_Strict):
@@ -285,12 +305,28 @@ class Limits(_Strict):
     max_depth: int = Field(default=32, ge=1, le=256)
 
 
+class EffectDefaults(_Strict):
+    """Defaults for the calls of one effect."""
+
+    flow: FlowRules | None = None
+    """Default flow rule(s) for every argument leaf no rule of its own (or of its tool) covers."""
+
+
+class Defaults(_Strict):
+    """Policy-wide defaults, by the effective effect of a call."""
+
+    read: EffectDefaults | None = None
+    write: EffectDefaults | None = None
+
+
 class PolicySpec(_Strict):
     """A whole policy file."""
 
     tether: Literal[1] = Field(description="format version")
     name: str = Field(min_length=1)
     description: str | None = None
+    extends: list[str] | None = None
+    """Policy files (or shipped policies, ``tether:NAME``) this one builds on; it may only add restrictions."""
     default: Literal["deny", "ask"] = "deny"
     home: str = "/root"
     workdir: str | None = None
@@ -301,12 +337,5 @@ class PolicySpec(_Strict):
     approval_timeout_s: float = Field(default=300.0, gt=0)
     ask: list[RuleSpec] = Field(default_factory=list)
     deny: list[RuleSpec] = Field(default_factory=list)
+    defaults: Defaults | None = None
     tools: dict[str, ToolSpec] = Field(default_factory=dict)
-
-    @field_validator("tools")
-    @classmethod
-    def _names(cls, tools: dict[str, ToolSpec]) -> dict[str, ToolSpec]:
-        for name in tools:
-            if not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,128}", name):
-                raise ValueError(f"invalid tool name {name!r}")
-        return tools

@@ -15,6 +15,7 @@ from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.flow import Label, Origin, walk_leaves
 from tether.policy._compiled import CompiledTool, Policy, validate_arg
 from tether.policy._conditions import _same
+from tether.session._flow_rules import check_flows
 from tether.session._state import SessionState, tool_for
 
 
@@ -51,6 +52,8 @@ class CheckView:
         self.context = state.context
         self._state = state
         self._cache: dict[str, list[Leaf]] = {}
+        if tool.write_when is not None:
+            self.effect = tool.effect_of(args, self)
 
     def leaves(self, arg: str) -> list[Leaf]:
         cached = self._cache.get(arg)
@@ -67,6 +70,10 @@ class CheckView:
             out = [self._leaf(arg, value)]
         self._cache[arg] = out
         return out
+
+    def leaf(self, path: str, value: Any) -> Leaf:
+        """One leaf with its provenance (for leaves found by walking an argument's value)."""
+        return self._leaf(path, value)
 
     def _leaf(self, path: str, value: Any) -> Leaf:
         return Leaf(path, value, self._state.flow.origin(value))
@@ -207,36 +214,17 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     view = CheckView(state, tool, args)
     asks: list[Reason] = []
 
-    if state.scope is not None and tool.effect == "write":
+    if state.scope is not None and view.effect == "write":
         _check_scope(state.scope, tool, args, denials)
 
     for rule in tool.deny_all:
         if rule.when(view):
             denials.append(Reason("deny_rule", rule.rule, rule.reason))
 
-    for arg, flow in tool.flows:
-        if arg not in args or args[arg] is None:
-            continue
-        if flow.unless is not None and flow.unless(view):
-            continue
-        for leaf in view.leaves(arg):
-            problem = None
-            if flow.require_trusted and leaf.label.untrusted:
-                if leaf.found:
-                    problem = f"value of {leaf.path!r} ({_short(leaf.value)}) appears only in untrusted data"
-                else:
-                    problem = (
-                        f"value of {leaf.path!r} ({_short(leaf.value)}) is not grounded in trusted data "
-                        "and the session has read untrusted data"
-                    )
-            elif flow.forbid and (leaf.label.tags & flow.forbid):
-                bad = sorted(leaf.label.tags & flow.forbid)
-                problem = f"value of {leaf.path!r} carries {', '.join(bad)} data, which may not flow here"
-            if problem is not None:
-                reason = Reason("flow", flow.rule, problem, arg=leaf.path, sources=leaf.sources)
-                (asks if flow.on_violation == "ask" else denials).append(reason)
+    if tool.flows or tool.defaults_for(view.effect) is not None:
+        check_flows(view, tool, args, asks, denials)
 
-    _check_budgets(policy, state, tool, args, now, denials)
+    _check_budgets(policy, state, tool, view.effect, args, now, denials)
 
     if denials:
         return _deny(call, call_hash, policy, denials)
@@ -274,12 +262,12 @@ def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any]
 
 
 def _check_budgets(
-    policy: Policy, state: SessionState, tool: CompiledTool, args: dict[str, Any], now: float, denials: list[Reason]
+    policy: Policy, state: SessionState, tool: CompiledTool, effect: str, args: dict[str, Any], now: float, denials: list[Reason]
 ) -> None:
     budgets = policy.spec.budgets
     if budgets.max_calls is not None and state.calls_total + 1 > budgets.max_calls:
         denials.append(Reason("budget", "budgets.max_calls", f"session call budget of {budgets.max_calls} is used up"))
-    if budgets.max_writes is not None and tool.effect == "write" and state.writes + 1 > budgets.max_writes:
+    if budgets.max_writes is not None and effect == "write" and state.writes + 1 > budgets.max_writes:
         denials.append(Reason("budget", "budgets.max_writes", f"session write budget of {budgets.max_writes} is used up"))
     if tool.max_calls is not None and state.per_tool.get(tool.name, 0) + 1 > tool.max_calls:
         denials.append(

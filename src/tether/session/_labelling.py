@@ -21,12 +21,8 @@ def result_label(policy: Policy, state: SessionState, tool_name: str | None, arg
     tool = policy.tools.get(tool_name) if tool_name is not None else None
     if tool is None:
         return state.flow.output_label(UNTRUSTED, text, args)
-    result = tool.output_label
-    if tool.label_rules and isinstance(args, dict):
-        view = CheckView(state, tool, args)
-        for pred, lab in tool.label_rules:
-            if pred(view):
-                result = result.join(lab)
+    view = CheckView(state, tool, args) if tool.label_rules and isinstance(args, dict) else None
+    result = tool.policy_label(view)
     if error:
         result = result.join(UNTRUSTED)
     return state.flow.output_label(result, text, args)

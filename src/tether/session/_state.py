@@ -175,7 +175,7 @@ class SessionState:
         tool = tool_for(policy, rec.tool)
         if tool is None:
             return
-        if tool.effect == "write":
+        if tool.effect_of(rec.args) == "write":
             self.writes += 1
         if tool.spend_arg is not None and isinstance(rec.args, dict):
             amount = rec.args.get(tool.spend_arg)
