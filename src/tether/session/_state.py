@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.approvals import ApprovalBook
-from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, join_all, normalize
+from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, label, normalize
 from tether.policy._compiled import CompiledTool, Policy
 from tether.store._events import (
     ApprovalAnswered,
@@ -239,4 +239,5 @@ def _worst_output_label(policy: Policy, tool_name: str) -> Label:
     tool = policy.tools.get(tool_name)
     if tool is None:
         return UNTRUSTED
-    return join_all([UNTRUSTED, tool.output_label, *(lab for _, lab in tool.label_rules)])
+    tags = set(tool.output_label.tags).union(*(rule.add for rule in tool.label_rules))
+    return label("untrusted", tags)
