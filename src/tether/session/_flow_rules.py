@@ -82,9 +82,9 @@ def _problem(flow: CompiledFlow, leaf: Leaf, context: Label) -> str | None:
     lab = leaf.label
     if flow.require_trusted and lab.untrusted:
         if not leaf.inherited:
-            return f"value of {leaf.path!r} ({_short(leaf.value)}) appears only in untrusted data"
+            return f"value of {leaf.path!r} ({_shown(leaf)}) appears only in untrusted data"
         return (
-            f"value of {leaf.path!r} ({_short(leaf.value)}) was found in no source, so it inherited the session's context "
+            f"value of {leaf.path!r} ({_shown(leaf)}) was found in no source, so it inherited the session's context "
             "label, and the session has read untrusted data"
         )
     bad = sorted(lab.tags & flow.forbid)
@@ -93,9 +93,18 @@ def _problem(flow: CompiledFlow, leaf: Leaf, context: Label) -> str | None:
     if not leaf.inherited:
         return f"value of {leaf.path!r} carries {', '.join(bad)} data, which may not flow here"
     return (
-        f"value of {leaf.path!r} ({_short(leaf.value)}) was found in no source, so it inherited {', '.join(bad)} "
+        f"value of {leaf.path!r} ({_shown(leaf)}) was found in no source, so it inherited {', '.join(bad)} "
         "from the session's context label (the session has read such data), which may not flow here"
     )
+
+
+def _shown(leaf: Leaf) -> str:
+    """The value for a reason, unless it carries confidentiality tags: a reason is logged, shown to
+    the agent and may be returned to whoever sent the request (an MCP server's sampling request),
+    so it must not repeat tagged data."""
+    if leaf.label.tags:
+        return f"value withheld: it carries {', '.join(sorted(leaf.label.tags))}"
+    return _short(leaf.value)
 
 
 def _walk_leaves(view: CheckView, name: str, value: Any, spec: CompiledArg, defaults: DefaultFlows | None) -> Iterator[tuple[Leaf, _Rules]]:

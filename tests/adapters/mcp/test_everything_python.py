@@ -160,3 +160,4 @@ def test_sampling_answer_is_denied_after_a_secret_was_read(tmp_path: Path, every
     assert client.sampled, "the prompt should still reach the client's model"
     assert "forty-two" not in str(result.content)  # the answer never reached the server
     assert "Tether denied sending the model's answer" in str(result.content)
+    assert "rules: tools.sampling/createMessage.args.result.flow" in str(result.content)

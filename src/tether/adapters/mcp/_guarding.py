@@ -314,11 +314,11 @@ class Admission:
                 return {
                     "error": {
                         "code": DENIED,
-                        "message": f"Tether: a human did not approve sending the model's answer. {decision.explain()}",
+                        "message": f"Tether: a human did not approve sending the model's answer ({_rules(decision)}).",
                     }
                 }
         elif decision.verdict == "deny":
-            return {"error": {"code": DENIED, "message": f"Tether denied sending the model's answer to the server. {decision.explain()}"}}
+            return {"error": {"code": DENIED, "message": f"Tether denied sending the model's answer to the server ({_rules(decision)})."}}
         return answer
 
     async def elicitation(self, tool: str, params: dict[str, Any], to_client: Forward, *, related: Id | None) -> dict[str, Any]:
@@ -425,3 +425,9 @@ def _sampling_text(params: Mapping[str, Any]) -> str:
         blocks = content if isinstance(content, list) else [content]
         parts.extend(block_text(b) for b in blocks if isinstance(b, dict))
     return "\n".join(parts)
+
+
+def _rules(decision: Decision) -> str:
+    """Which rules refused an answer, without the reasons' text: the server must not learn from
+    the refusal what the model's answer said (a reason may quote it)."""
+    return "rules: " + ", ".join(dict.fromkeys(r.rule for r in decision.reasons))
