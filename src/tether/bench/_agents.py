@@ -22,7 +22,7 @@ from typing import Any, Literal
 from tether._decision import ToolCall, Verdict
 from tether.approvals import ApprovalRequest, Approver, StaticApprover
 from tether.bench._scripted import Step
-from tether.policy._conditions import _same
+from tether.policy import same_value
 from tether.session import Gate, Session
 
 Execute = Callable[[str, dict[str, Any]], tuple[str, bool]]
@@ -115,7 +115,7 @@ def _same_value(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
     if a is None or b is None:
         return a is b
-    return _same(a, b)
+    return same_value(a, b)
 
 
 def _same_args(a: dict[str, Any], b: dict[str, Any]) -> bool:

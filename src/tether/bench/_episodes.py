@@ -20,11 +20,11 @@ from agentdojo.agent_pipeline.tool_execution import tool_result_to_str  # type: 
 from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask  # type: ignore[import-untyped]
 from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvironment  # type: ignore[import-untyped]
 
-from tether.adapters.agentdojo._suites import SuiteData, UnchangedSharer, exact_copy, load_suites, security_broken, utility_ok
+from tether.adapters.agentdojo import SuiteData, UnchangedSharer, exact_copy, load_suites, security_broken, utility_ok
 from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, Transcript, WorstCaseAgent, approver_for
 from tether.bench._scripted import Step
 from tether.errors import ConfigError
-from tether.policy._compiled import Policy
+from tether.policy import Policy
 from tether.session import Guard
 
 AgentKind = Literal["oracle", "worst-case"]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
-from tether.adapters.agentdojo._suites import load_suites
+from tether.adapters.agentdojo import load_suites
 from tether.bench._episodes import AgentKind, BenchContext, EpisodeResult, EpisodeSpec, run_episode
 from tether.errors import ConfigError
 

@@ -74,12 +74,9 @@ def agentdojo(
     from rich.progress import Progress
     from rich.table import Table
 
-    from tether.adapters.agentdojo._suites import SUITE_NAMES, load_suites
-    from tether.bench._episodes import BenchContext, load_policies
-    from tether.bench._metrics import baseline as baseline_metrics
-    from tether.bench._metrics import summarize
-    from tether.bench._report import write_html, write_json
-    from tether.bench._runner import episode_specs, run
+    from tether.adapters.agentdojo import SUITE_NAMES, load_suites
+    from tether.bench import BenchContext, episode_specs, load_policies, run, summarize, write_html, write_json
+    from tether.bench import baseline as baseline_metrics
 
     console = Console(stderr=True)
     # Where the reports go is settled before the run: a run of many minutes must not be lost to a missing folder.

@@ -13,12 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from tether.approvals import StaticApprover
-from tether.bench._scripted import ScriptedAgent, Step
+from tether.bench import ScriptedAgent, Step
 from tether.cli._common import console, db_option
 from tether.examples import example_policy_text
-from tether.policy._compiled import Policy
+from tether.policy import Policy
 from tether.session import Guard
-from tether.store._sqlite_store import SQLiteStore
+from tether.store import SQLiteStore
 
 TASK = (
     "Check my inbox. Reply to Alice (alice@example.com) confirming Thursday's design review, "

@@ -9,8 +9,7 @@ from rich.markup import escape
 
 from tether.cli._common import console, err_console
 from tether.errors import PolicyError
-from tether.policy._compiled import Policy
-from tether.policy._problems import PolicyWarning
+from tether.policy import Policy, PolicyWarning
 
 
 @click.group()

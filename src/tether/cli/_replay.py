@@ -11,7 +11,7 @@ from rich.markup import escape
 from tether.cli._common import INTERNAL_PREFIX, console, db_option, err_console, open_store, resolve_session
 from tether.errors import PolicyError, SessionError, StoreError
 from tether.policy import Policy
-from tether.session._replay import Baseline, ReplayChange, replay
+from tether.session import Baseline, ReplayChange, replay
 
 MAX_ARGS_SHOWN = 2000
 """Characters of a changed call's arguments printed in the text report (``--json`` has them all)."""

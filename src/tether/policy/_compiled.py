@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import PolicyError
-from tether.flow import walk_leaves
-from tether.flow._labels import Integrity, Label, label
+from tether.flow import Integrity, Label, label, walk_leaves
 from tether.policy import _matchers as m
 from tether.policy._compose import resolve_policy
 from tether.policy._conditions import CallView, Predicate, Scope, compile_condition
@@ -281,7 +280,14 @@ class Policy:
         for rule, globs, _, _ in self.rates:
             for j, glob in enumerate(globs):
                 if not any(m.name_glob(name, (glob,)) for name in tool_names):
-                    problems.error(f"tool glob {glob!r} matches no tool of this policy, so the rate never applies", f"{rule}.tools[{j}]")
+                    if spec.default == "deny":
+                        problems.error(
+                            f"tool glob {glob!r} matches no tool of this policy, so the rate never applies", f"{rule}.tools[{j}]"
+                        )
+                    else:  # under default: ask, tools the policy does not name are counted too
+                        problems.warn(
+                            f"tool glob {glob!r} matches no tool the policy names (it counts unnamed tools only)", f"{rule}.tools[{j}]"
+                        )
         problems.raise_if_any()
         self.warnings: tuple[PolicyWarning, ...] = tuple(problems.warnings)
         """Things that are allowed but probably mistakes (conditions that can never hold, ...)."""

@@ -8,8 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from tether.flow import contains_word, normalize, number_forms, occurs_in
-from tether.flow._labels import Label
+from tether.flow import Label, contains_word, normalize, number_forms, occurs_in
 from tether.policy import _matchers as m
 from tether.policy._problems import Problems
 from tether.policy._schema import Condition, Effect, compile_pattern
@@ -55,7 +54,9 @@ class CallView(Protocol):
 Predicate = Callable[[CallView], bool]
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two scalar argument values are the same for ``equals``/``in``: booleans only equal
+    booleans, numbers compare as numbers, strings after normalisation."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, int | float) and isinstance(b, int | float):
@@ -96,7 +97,7 @@ _HISTORY_MATCHERS = ("untrusted", "grounded", "from_task", "has_tags")
 
 
 def _same_or_null(a: Any, b: Any) -> bool:
-    return (a is None and b is None) or _same(a, b)
+    return (a is None and b is None) or same_value(a, b)
 
 
 def compile_condition(cond: Condition, path: str, scope: Scope) -> Predicate:

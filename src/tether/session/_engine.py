@@ -13,8 +13,7 @@ from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.flow import Label, Origin, walk_leaves
-from tether.policy._compiled import CompiledTool, Policy, validate_arg
-from tether.policy._conditions import _same
+from tether.policy import CompiledTool, Policy, same_value, validate_arg
 from tether.session._flow_rules import check_flows
 from tether.session._state import SessionState, tool_for
 
@@ -250,7 +249,7 @@ def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any]
             continue  # an absent argument sends nothing anywhere
         values = value if isinstance(value, list) else [value]
         for v in values:
-            if not any(_same(v, a) for a in allowed):
+            if not any(same_value(v, a) for a in allowed):
                 denials.append(
                     Reason(
                         "scope",

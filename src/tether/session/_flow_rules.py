@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tether._decision import Reason
-from tether.flow._labels import Label
-from tether.policy._compiled import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
+from tether.flow import Label
+from tether.policy import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
 
 if TYPE_CHECKING:
     from tether.session._engine import CheckView, Leaf

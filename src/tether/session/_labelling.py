@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tether.flow import UNTRUSTED, Label
-from tether.policy._compiled import Policy
+from tether.policy import Policy
 from tether.session._engine import CheckView
 from tether.session._state import SessionState
 

@@ -19,14 +19,13 @@ from typing import Any, Literal
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.errors import SessionError
-from tether.flow._labels import UNTRUSTED, Label
-from tether.policy._compiled import Policy
+from tether.flow import UNTRUSTED, Label
+from tether.policy import Policy
 from tether.session._engine import decide
 from tether.session._guard import stored_policy
 from tether.session._labelling import result_label
 from tether.session._state import SessionState
-from tether.store._chain import EventStore
-from tether.store._events import ApprovalAnswered, CallProposed, DecisionMade, ResultRecorded, SessionStarted
+from tether.store import ApprovalAnswered, CallProposed, DecisionMade, EventStore, ResultRecorded, SessionStarted
 
 Baseline = Literal["recorded", "stored"]
 """What a replayed decision is compared with: the verdict in the log (``recorded``), or the

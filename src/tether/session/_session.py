@@ -24,6 +24,7 @@ from tether.session._inputs import bool_param, choice_param, clean_text, free_te
 from tether.session._labelling import result_label
 from tether.session._state import SessionState
 from tether.store import (
+    GENESIS,
     ApprovalAnswered,
     ApprovalRequested,
     CallProposed,
@@ -35,11 +36,10 @@ from tether.store import (
     SourceAdded,
     StoredEvent,
     chain_hash,
+    dumps,
     jsonsafe_exact,
     output_text,
 )
-from tether.store._chain import GENESIS
-from tether.store._jsonsafe import dumps
 
 if TYPE_CHECKING:
     from tether.session import Guard

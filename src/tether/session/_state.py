@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from tether.approvals import ApprovalBook
 from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, label, normalize
-from tether.policy._compiled import CompiledTool, Policy
-from tether.store._events import (
+from tether.policy import CompiledTool, Policy
+from tether.store import (
     ApprovalAnswered,
     ApprovalRequested,
     CallProposed,

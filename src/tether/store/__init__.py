@@ -1,6 +1,7 @@
 """The event store: typed events in an append-only, hash-chained log."""
 
 from tether.store._chain import (
+    GENESIS,
     ChainHead,
     Durability,
     EventStore,
@@ -29,10 +30,11 @@ from tether.store._events import (
     event_to_json,
     format_time,
 )
-from tether.store._jsonsafe import jsonsafe, jsonsafe_exact, output_text
+from tether.store._jsonsafe import dumps, jsonsafe, jsonsafe_exact, output_text
 from tether.store._sqlite_store import SQLiteStore
 
 __all__ = [
+    "GENESIS",
     "ApprovalAnswered",
     "ChainHead",
     "PendingApproval",
@@ -58,6 +60,7 @@ __all__ = [
     "VerifyProblem",
     "VerifyReport",
     "chain_hash",
+    "dumps",
     "event_from_json",
     "jsonsafe",
     "jsonsafe_exact",

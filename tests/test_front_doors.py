@@ -1,0 +1,230 @@
+"""Private means private: a package's ``_modules`` are imported only from inside that package
+(and its subpackages: ``tether._decision`` is the shared kernel of every ``tether`` package).
+
+Every subpackage of ``tether`` exposes what others may use in its ``__init__`` (pinned
+below, like the top-level ``__all__``); a module importing another package's private
+module would bypass that front door, so this test fails on it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[1] / "src" / "tether"
+
+
+def _package_of(module: str) -> str:
+    """``tether.session._state`` -> ``tether.session``; ``tether._decision`` -> ``tether``."""
+    parts = module.split(".")
+    while parts and parts[-1].startswith("_"):
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("tether"):
+            out.append((node.lineno, node.module))
+            out.extend((node.lineno, f"{node.module}.{a.name}") for a in node.names if a.name.startswith("_") and a.name != "__version__")
+        elif isinstance(node, ast.Import):
+            out.extend((node.lineno, a.name) for a in node.names if a.name.startswith("tether"))
+    return out
+
+
+def test_no_module_imports_another_packages_private_names() -> None:
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        module = ".".join(rel.parts).removesuffix(".__init__")
+        home = module if path.name == "__init__.py" else _package_of(module)
+        for line, target in _imports(path):
+            private = any(part.startswith("_") for part in target.split(".")[1:])
+            owner = _package_of(target)
+            # Private to a package means: usable inside that package and its subpackages only.
+            if private and home != owner and not home.startswith(owner + "."):
+                problems.append(f"{path.relative_to(SRC.parent)}:{line} imports {target}")
+    assert not problems, "\n".join(problems)
+
+
+PINNED = {
+    "tether.approvals": [
+        "AnswerSource",
+        "ApprovalBook",
+        "ApprovalRecord",
+        "ApprovalRequest",
+        "ApprovalStatus",
+        "Approver",
+        "AsyncApprover",
+        "StaticApprover",
+        "StoreApprover",
+    ],
+    "tether.flow": [
+        "FlowLimits",
+        "FlowTracker",
+        "Integrity",
+        "Label",
+        "Match",
+        "Origin",
+        "ProvenanceIndex",
+        "TRUSTED",
+        "UNTRUSTED",
+        "contains_word",
+        "join_all",
+        "label",
+        "normalize",
+        "number_forms",
+        "occurs_in",
+        "walk_leaves",
+    ],
+    "tether.policy": [
+        "CompiledArg",
+        "CompiledFlow",
+        "CompiledTool",
+        "DefaultFlows",
+        "Policy",
+        "PolicySpec",
+        "PolicyWarning",
+        "parse_policy_text",
+        "policy_hash",
+        "same_value",
+        "validate_arg",
+    ],
+    "tether.session": [
+        "Admission",
+        "Baseline",
+        "Detector",
+        "Finding",
+        "Gate",
+        "Guard",
+        "Outcome",
+        "ReplayChange",
+        "ReplayReport",
+        "Session",
+        "SessionState",
+        "call_hash",
+        "decide",
+        "error_text",
+        "guarded",
+        "policy_document",
+        "replay",
+        "replay_session",
+        "stored_policy",
+    ],
+    "tether.store": [
+        "ApprovalAnswered",
+        "ApprovalRequested",
+        "CallProposed",
+        "ChainHead",
+        "DecisionMade",
+        "Durability",
+        "Event",
+        "EventKind",
+        "EventStore",
+        "GENESIS",
+        "PendingApproval",
+        "ResultRecorded",
+        "SQLiteStore",
+        "SessionControl",
+        "SessionEnded",
+        "SessionStarted",
+        "SessionSummary",
+        "SnapshotRecord",
+        "SnapshotTaken",
+        "SourceAdded",
+        "StoredEvent",
+        "VerifyProblem",
+        "VerifyReport",
+        "chain_hash",
+        "dumps",
+        "event_from_json",
+        "event_to_json",
+        "format_time",
+        "jsonsafe",
+        "jsonsafe_exact",
+        "output_text",
+    ],
+    "tether.bench": [
+        "BenchContext",
+        "OracleAgent",
+        "ScriptedAgent",
+        "Step",
+        "StepOutcome",
+        "TaskApprover",
+        "Transcript",
+        "WorstCaseAgent",
+        "baseline",
+        "episode_specs",
+        "load_policies",
+        "run",
+        "summarize",
+        "write_html",
+        "write_json",
+    ],
+    "tether.adapters.mcp": [
+        "APPROVAL_SCHEMA",
+        "DENIED",
+        "ELICITATION",
+        "INSTRUCTIONS",
+        "Listing",
+        "Malformed",
+        "Message",
+        "PIN_SESSION_PREFIX",
+        "PinBook",
+        "PinDetector",
+        "PinGate",
+        "PinRecord",
+        "PinStatus",
+        "ProxyConfig",
+        "SAMPLING",
+        "ServeOptions",
+        "ToolDefinition",
+        "Upstream",
+        "UpstreamError",
+        "check_gateway",
+        "check_loopback",
+        "classify",
+        "definition_hash",
+        "list_server",
+        "load_gateway",
+        "parse",
+        "pin_keys",
+        "recover_id",
+        "result_text",
+        "serve",
+        "server_option",
+        "starting_policy",
+        "store_path",
+        "tool_error",
+    ],
+    "tether.adapters.agentdojo": [
+        "SUITE_NAMES",
+        "SUPPORTED_VERSIONS",
+        "SuiteData",
+        "TetherDefense",
+        "UnchangedSharer",
+        "exact_copy",
+        "load_suites",
+        "security_broken",
+        "utility_ok",
+    ],
+    "tether.cli": [
+        "main",
+    ],
+    "tether.examples": [
+        "example_policy_text",
+    ],
+}
+
+
+@pytest.mark.parametrize("package", sorted(PINNED))
+def test_subpackage_api_is_pinned(package: str) -> None:
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(PINNED[package])
+    for name in module.__all__:
+        assert hasattr(module, name), name
