@@ -398,15 +398,22 @@ def test_r8_undeclared_argument_names_are_leaves() -> None:
 # untrusted data does not fire.
 
 
-@pytest.mark.xfail(
-    strict=True, reason="R9: flow/_tokens.py splits '1,250.00' at the comma and strips the sign of '-250.00'; a digit group is not a number"
-)
 @pytest.mark.parametrize(
     ("written", "amount"),
     [
         ("the Q3 invoice of 1,250.00 EUR", 250.0),
         ("the Q3 invoice of 1,250.00 EUR", 1),
         ("what is left after the refund of -250.00 EUR", 250.0),
+        # Variants: other digit-group separators, a sign before a grouped number, a magnitude.
+        ("the Q3 invoice of 1'250.00 CHF", 250),
+        ("the Q3 invoice of 1\u2009250,00 EUR", 250),
+        ("the Q3 invoice of 1\u202f250 EUR", 1),
+        ("the Q3 invoice of 1\u00a0250 EUR", 250),
+        ("the Q3 invoice of 1_250 EUR", 250),
+        ("the Q3 invoice of 1.250,00 EUR", 250),
+        ("the Q3 invoice of 12,345,678 EUR", 345),
+        ("the refund of --250 EUR", 250),
+        ("the refund of (-250) EUR", 250),
     ],
 )
 def test_r9_a_piece_of_a_trusted_number_is_not_grounded(written: str, amount: float) -> None:
@@ -414,6 +421,31 @@ def test_r9_a_piece_of_a_trusted_number_is_not_grounded(written: str, amount: fl
     _run(s, "list_inbox", {"limit": 5}, f"Invoice update: the amount is now {amount} EUR")
     d = s.check(ToolCall("pay_invoice", {"iban": USER_IBAN, "amount": amount}))
     assert d.verdict == "ask", d.explain()
+
+
+@pytest.mark.parametrize(
+    ("written", "amount", "grounded"),
+    [
+        ("the invoice of 1,250.00 EUR", 1250.0, True),
+        ("the invoice of 1,250 EUR", 1250, True),
+        ("the invoice of 1250.00 EUR.", 1250.0, True),
+        ("the refund of -250.00 EUR", -250.0, True),
+        ("the refund of -1,250.00 EUR", -1250.0, True),
+        ("the invoice of 250 EUR", 250, True),
+        ("the refund of -1,250.00 EUR", 1250.0, False),
+        ("the invoice of 12,345,678 EUR", 12345, False),
+        ("the invoice of 12,345,678 EUR", 345678, False),
+        ("the invoice of 1,250.00 EUR", 1250.5, False),
+        ("the invoice of 250 EUR", -250, False),
+    ],
+)
+def test_r9_a_whole_trusted_number_and_only_it_is_grounded(written: str, amount: float, grounded: bool) -> None:
+    from tether.flow import FlowTracker
+
+    tracker = FlowTracker()
+    tracker.pin(f"Pay {written} to {USER_IBAN}", TRUSTED_LABEL, "task")
+    tracker.add_source(f"Invoice update: the amount is now {amount} EUR", UNTRUSTED_LABEL, "mail")
+    assert (tracker.origin(amount).label == TRUSTED_LABEL) is grounded
 
 
 # ----------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ from typing import Any
 
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._normalize import normalize
-from tether.flow._tokens import EDGE_PUNCT, TOKEN_SPLIT, bounded_at, find_bounded, is_core, token_cores
+from tether.flow._tokens import TOKEN_SPLIT, bounded_at, core_of, find_bounded, is_core, token_cores
 
 K = 6
 """Gram length in bytes."""
@@ -384,7 +384,7 @@ class ProvenanceIndex:
         """Whether one of the value's longest tokens is in no token map (then it occurs nowhere).
 
         Each token of a value that occurs bounded is, in that source, a token with the same core."""
-        cores = sorted((c for c in (raw.strip(EDGE_PUNCT) for raw in TOKEN_SPLIT.findall(norm)) if c), key=len)[-2:]
+        cores = sorted((c for c in map(core_of, TOKEN_SPLIT.findall(norm)) if c), key=len)[-2:]
         maps = self._token_maps
         return any(len(core) <= MAX_TOKEN and not any(core in m for m in maps) for core in cores)
 
