@@ -98,6 +98,22 @@ def test_forgotten_trusted_tags_are_kept() -> None:
     assert tracker.origin("1234-5678-9999").label == TRUSTED  # the task names it
 
 
+def test_undeclared_argument_names_are_remembered_declared_ones_are_not() -> None:
+    tracker = FlowTracker()
+    tracker.pin("pay rent", TRUSTED, "task")
+    tracker.add_source("mail: DE44500105175407324931 and the word recipient", UNTRUSTED, "mail")
+    tracker.note_executed({"recipient": "rent", "DE44500105175407324931": True}, declared={"recipient"})
+    assert tracker.output_label(TRUSTED, "fields: DE44500105175407324931", None) == UNTRUSTED
+    assert tracker.output_label(TRUSTED, "recipient: rent", None) == TRUSTED  # the policy's name, a trusted value
+    # Without declared names every top-level name is data.
+    other = FlowTracker()
+    other.add_source("mail: recipient", UNTRUSTED, "mail")
+    other.note_executed({"recipient": "rent"})
+    assert other.output_label(TRUSTED, "recipient: rent", None) == UNTRUSTED
+    # An output echoing an undeclared name of its own call carries that name's label.
+    assert tracker.output_label(TRUSTED, "stored mail:", {"mail": True}, declared=()) == UNTRUSTED
+
+
 def test_forgotten_untrusted_tags_are_kept() -> None:
     tracker = FlowTracker(SMALL)
     tracker.add_source("leaked card 4111-1111-1111-1111", PII_UNTRUSTED, "old")
