@@ -426,6 +426,29 @@ def test_r8_an_echo_of_an_undeclared_name_taints_the_output() -> None:
     assert s.check(ToolCall("pay", {"recipient": ATTACKER_IBAN, "amount": 900})).verdict == "deny"
 
 
+FREE_FORM_NO_SECRETS = """
+tether: 1
+name: free-form-no-secrets
+defaults:
+  write:
+    flow: {forbid: [secret]}
+tools:
+  read_key: {effect: read, output: trusted, output_tags: [secret], args: {}}
+  save_fields: {effect: write, output: trusted, additional_args: allow, args: {title: {type: string}}}
+"""
+
+
+@pytest.mark.parametrize("value", [None, True, "save things", {"n": 1}])
+def test_r8_flow_rules_see_undeclared_names(value: Any) -> None:
+    s = Guard(Policy.from_yaml(FREE_FORM_NO_SECRETS)).start_session("save things")
+    _run(s, "read_key", {}, "key sk-live-8842aa1x")
+    d = s.check(ToolCall("save_fields", {"title": "things", "sk-live-8842aa1x": value}))
+    assert d.verdict == "deny", d.explain()
+    # A name from the task with a value from the task (or none) carries nothing secret.
+    expected = "allow" if value is None or value == "save things" else "deny"  # True, 1: made up after a secret
+    assert s.check(ToolCall("save_fields", {"title": "things", "things": value})).verdict == expected
+
+
 DECLARED_AND_FREE = FREE_FORM.replace(
     "    additional_args: allow\n", "    additional_args: allow\n    args: {title: {type: string}, iban: {type: string}}\n"
 )

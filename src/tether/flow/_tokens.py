@@ -51,7 +51,9 @@ _GROUP_BYTES = frozenset(DIGIT_GROUP_SEPARATORS.encode("ascii"))
 _DIGIT_BYTES = frozenset(b"0123456789")
 _MINUS = ord("-")
 _DIGITS = "0123456789"
-TOKEN_SPLIT = re.compile("(?:[^" + re.escape(DELIMITERS) + "]|(?<=[0-9])[" + re.escape(DIGIT_GROUP_SEPARATORS) + "](?=[0-9]))+")
+_RUN = "[^" + re.escape(DELIMITERS) + "]+"
+_JOINING_DELIMITERS = "".join(c for c in DIGIT_GROUP_SEPARATORS if c in DELIMITERS)
+TOKEN_SPLIT = re.compile(_RUN + "(?:(?<=[0-9])[" + re.escape(_JOINING_DELIMITERS) + "](?=[0-9])" + _RUN + ")*")
 """A raw token: a run of non-delimiters, where a separator between two digits does not split."""
 
 
@@ -68,9 +70,11 @@ def core_of(raw: str) -> str:
 def token_cores(norm: str) -> set[str]:
     """The distinct token cores of a normalised text (see :func:`core_of`)."""
     out: set[str] = set()
-    for raw in TOKEN_SPLIT.findall(norm):
-        core = core_of(raw)
+    for raw in set(TOKEN_SPLIT.findall(norm)):
+        core = raw.strip(EDGE_PUNCT)
         if core:
+            if raw[0] != core[0] and core[0] in _DIGITS:
+                core = core_of(raw)  # something was stripped before a digit: maybe a sign
             out.add(core)
     return out
 
