@@ -1,11 +1,11 @@
-"""The provenance index: exact and normalised containment, label meets, bounds."""
+"""The provenance index: exact and normalised containment, how labels of several sources combine, bounds."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.flow import TRUSTED, UNTRUSTED, ProvenanceIndex, label
+from tether.flow import TRUSTED, UNTRUSTED, ProvenanceIndex, join_all, label
 from tether.flow import _provenance as prov
-from tether.flow._tokens import EDGE_PUNCT, occurs_in
+from tether.flow._tokens import core_of, occurs_in
 
 SECRET = label("trusted", ["secret"])
 
@@ -63,10 +63,40 @@ def test_untrusted_data_cannot_declassify() -> None:
     assert idx.lookup("4711").label == SECRET
 
 
-def test_trusted_public_data_declassifies() -> None:
+def test_only_the_users_own_words_declassify() -> None:
+    """A value in a tagged trusted source keeps its tags whatever other trusted source also holds it
+    (a PIN is declassified by no note that happens to hold "room 4821"); only a pinned source (the
+    task, a policy constant: the user named the value) makes it plain trusted."""
     idx = make()
     idx.add("my public key: AAAAB3NzaC1yc2EAAAADAQABAAABAQC7", TRUSTED, "profile")
-    assert idx.lookup("AAAAB3NzaC1yc2EAAAADAQABAAABAQC7").label == TRUSTED
+    assert idx.lookup("AAAAB3NzaC1yc2EAAAADAQABAAABAQC7").label == SECRET
+    idx.add("PIN: 4821 and hunter2-x", SECRET, "env")
+    idx.add("meeting in room 4821; hunter2-x was my gaming nick", TRUSTED, "notes")
+    for value in ("4821", "hunter2-x"):
+        m = idx.lookup(value)
+        assert m.found and m.label == SECRET and not m.pinned and "env" in m.sources, value
+    pinned = ProvenanceIndex()
+    pinned.pin("send the code 4821 to the front desk", TRUSTED, "task")
+    pinned.add("PIN: 4821", SECRET, "env")
+    m = pinned.lookup("4821")
+    assert m.label == TRUSTED and m.pinned and m.sources == ("task",)
+    # Untrusted data never declassifies, pinned or not (an untrusted pin is an ordinary source).
+    pinned.add("4821 4822 4823", UNTRUSTED, "spam")
+    assert pinned.lookup("4822").label == UNTRUSTED
+
+
+def test_trusted_tags_join_on_every_search_path() -> None:
+    """The token map, the direct scan and the gram index give the same join."""
+    for filler in (0, 30_000):
+        idx = ProvenanceIndex()
+        idx.pin("the task", TRUSTED, "task")
+        idx.add("token sk-live-8842aa1 and the phrase open sesame now", SECRET, "vault")
+        idx.add("token sk-live-8842aa1 and the phrase open sesame now", label("trusted", ["pii"]), "crm")
+        idx.add("token sk-live-8842aa1 and the phrase open sesame now", TRUSTED, "notes")
+        idx.add("pad " * filler, UNTRUSTED, "pad")
+        both = label("trusted", ["secret", "pii"])
+        assert idx.lookup("sk-live-8842aa1").label == both
+        assert idx.lookup("the phrase open sesame").label == both
 
 
 def test_untrusted_tags_join() -> None:
@@ -102,23 +132,27 @@ words = st.text(alphabet="abcdefghij0123456789 @.-", min_size=1, max_size=300)
 @settings(max_examples=200)
 @given(st.lists(words, min_size=1, max_size=5), st.data())
 def test_every_whole_token_run_is_found(sources: list[str], data: st.DataObject) -> None:
+    labels = [TRUSTED, UNTRUSTED, SECRET, label("untrusted", ["pii"]), label("trusted", ["pii"])]
+    pin = data.draw(st.booleans())
     idx = ProvenanceIndex()
     for i, text in enumerate(sources):
-        idx.add(text, UNTRUSTED if i % 2 else TRUSTED, f"e{i}")
+        (idx.pin if pin and i == 0 else idx.add)(text, labels[i % len(labels)], f"e{i}")
     i = data.draw(st.integers(0, len(sources) - 1))
     tokens = " ".join(sources[i].lower().split()).split(" ")
     start = data.draw(st.integers(0, len(tokens) - 1))
     end = data.draw(st.integers(start + 1, len(tokens)))
-    piece = " ".join(tokens[start:end]).strip(EDGE_PUNCT)
+    piece = core_of(" ".join(tokens[start:end]))  # what a token core loses at the two ends
     if len(piece) < prov.MIN_GRAM_VALUE:
         return
     m = idx.lookup(piece)
     assert m.found
-    expected = None
-    for j, text in enumerate(sources):
-        if occurs_in(" ".join(text.lower().split()), piece):
-            lab = UNTRUSTED if j % 2 else TRUSTED
-            expected = lab if expected is None else expected.meet(lab)
+    holders = [j for j, text in enumerate(sources) if occurs_in(" ".join(text.lower().split()), piece)]
+    if pin and 0 in holders:
+        expected = TRUSTED  # the user's own words
+    else:
+        found = [labels[j % len(labels)] for j in holders]
+        trusted = [lab for lab in found if not lab.untrusted]
+        expected = join_all(trusted or found)
     assert m.label == expected
 
 

@@ -8,11 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.flow import TRUSTED, UNTRUSTED, FlowLimits, FlowTracker, Label, label
+from tether.flow import TRUSTED, UNTRUSTED, FlowLimits, FlowTracker, Label, join_all, label
 
 SECRET = label("trusted", ["secret"])
 PII_UNTRUSTED = label("untrusted", ["pii"])
-LABELS = [TRUSTED, UNTRUSTED, SECRET, PII_UNTRUSTED]
+PII_TRUSTED = label("trusted", ["pii"])
+LABELS = [TRUSTED, UNTRUSTED, SECRET, PII_UNTRUSTED, PII_TRUSTED]
 SMALL = FlowLimits(max_index_chars=4096, max_taint_entries=200, taint_overflow_bits=2048)
 HUGE = FlowLimits(max_index_chars=1 << 30)
 
@@ -56,15 +57,61 @@ steps = st.lists(
 @given(steps, st.lists(probes, min_size=1, max_size=8))
 def test_forgetting_only_makes_answers_stricter(history: list[tuple[str, Any, int]], values: list[Any]) -> None:
     """Argument (module docstring of tether.flow._provenance): with sources forgotten, every label is
-    at least the label the full history gives (found nowhere: the context label, the join of all)."""
+    at least the label the full history gives (found nowhere: the context label, the join of all; found
+    in trusted sources: their tags joined with every forgotten source's tags, so a forgotten secret
+    copy still counts)."""
     bounded, full = FlowTracker(SMALL), FlowTracker(HUGE)
     for tracker in (bounded, full):
         tracker.pin("Pay the rent to GB29NWBK60161331926819", TRUSTED, "task")
         _feed(tracker, history)
     assert bounded.context == full.context
     for value in values:
-        assert full.origin(value).label <= bounded.origin(value).label, value
-    assert bounded.origin("GB29NWBK60161331926819").label == TRUSTED  # pinned: never forgotten
+        strict, exact = bounded.origin(value), full.origin(value)
+        assert exact.label <= strict.label, value
+        if exact.found and not exact.label.untrusted and not _holds("Pay the rent to GB29NWBK60161331926819", value):
+            # Trusted tags join: every trusted source that holds the value adds its tags.
+            holders = [LABELS[i] for kind, text, i in history if kind == "source" and _holds(text, value)]
+            assert join_all(lab for lab in holders if not lab.untrusted) <= exact.label, value
+    for tracker in (bounded, full):
+        # Pinned: never forgotten, and the user's own words are never made secret by another copy.
+        assert tracker.origin("GB29NWBK60161331926819").label == TRUSTED
+
+
+def _holds(text: str, value: Any) -> bool:
+    from tether.flow import normalize, number_forms, occurs_in
+
+    if isinstance(value, str):
+        return occurs_in(normalize(text), normalize(value))
+    return any(occurs_in(normalize(text), form) for form in number_forms(value))
+
+
+def test_forgotten_trusted_tags_are_kept() -> None:
+    tracker = FlowTracker(SMALL)
+    tracker.pin("the task names 1234-5678-9999", TRUSTED, "task")
+    tracker.add_source("PIN 4821 and card 1234-5678-9999", SECRET, "env")
+    for i in range(10):
+        tracker.add_source("filler " * 200, TRUSTED, f"f{i}")
+    tracker.add_source("meeting in room 4821 about 1234-5678-9999", TRUSTED, "notes")
+    assert len(tracker.index) < 12  # the secret source is gone
+    assert tracker.origin("4821").label == SECRET
+    assert tracker.origin(4821).label == SECRET
+    assert tracker.origin("1234-5678-9999").label == TRUSTED  # the task names it
+
+
+def test_undeclared_argument_names_are_remembered_declared_ones_are_not() -> None:
+    tracker = FlowTracker()
+    tracker.pin("pay rent", TRUSTED, "task")
+    tracker.add_source("mail: DE44500105175407324931 and the word recipient", UNTRUSTED, "mail")
+    tracker.note_executed({"recipient": "rent", "DE44500105175407324931": True}, declared={"recipient"})
+    assert tracker.output_label(TRUSTED, "fields: DE44500105175407324931", None) == UNTRUSTED
+    assert tracker.output_label(TRUSTED, "recipient: rent", None) == TRUSTED  # the policy's name, a trusted value
+    # Without declared names every top-level name is data.
+    other = FlowTracker()
+    other.add_source("mail: recipient", UNTRUSTED, "mail")
+    other.note_executed({"recipient": "rent"})
+    assert other.output_label(TRUSTED, "recipient: rent", None) == UNTRUSTED
+    # An output echoing an undeclared name of its own call carries that name's label.
+    assert tracker.output_label(TRUSTED, "stored mail:", {"mail": True}, declared=()) == UNTRUSTED
 
 
 def test_forgotten_untrusted_tags_are_kept() -> None:

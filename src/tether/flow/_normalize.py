@@ -43,6 +43,10 @@ _FORMAT_RANGES: tuple[tuple[int, int], ...] = (
 _FORMAT_CLASS = "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in _FORMAT_RANGES)
 _INVISIBLE = re.compile(f"[{_FORMAT_CLASS}]+")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# Thin, narrow no-break and no-break spaces group digits ("1 250,00"); NFKC would make them a plain
+# space, a token boundary, so between two digits they are written as an apostrophe (a digit-group
+# separator, see tether.flow._tokens) first.
+_DIGIT_SPACE = re.compile("(?<=[0-9\uff10-\uff19])[\u00a0\u2009\u202f](?=[0-9\uff10-\uff19])")
 # Typographic quotes, brackets and CJK punctuation that NFKC leaves alone: written as their ASCII
 # forms so that they separate tokens like the ASCII ones do (a task typed with “smart quotes”).
 _PUNCT = str.maketrans(
@@ -98,6 +102,7 @@ def normalize(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     if not text.isascii():
+        text = _DIGIT_SPACE.sub("'", text)
         text = unicodedata.normalize("NFKC", text)
         text = _INVISIBLE.sub("", text)
         text = unicodedata.normalize("NFKC", _lower(text)).translate(_PUNCT)
@@ -107,18 +112,27 @@ def normalize(text: str) -> str:
 
 
 def number_forms(value: int | float) -> tuple[str, ...]:
-    """The ways a number is commonly written: ``4.0`` may appear as ``4``, ``4.0`` or ``4.00``."""
-    forms = [str(int(value)) if isinstance(value, float) and value.is_integer() and abs(value) < 1e16 else str(value)]
+    """The ways a number is commonly written: ``4.0`` may appear as ``4``, ``4.0`` or ``4.00``, and
+    ``1250.0`` as ``1,250`` or ``1,250.00`` too."""
+    whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e16
+    forms = [str(int(value)) if whole else str(value)]
     if isinstance(value, float) and math.isfinite(value):
         forms += [repr(value), f"{value:.2f}"]
+    if abs(value) >= 1000 and (not isinstance(value, float) or math.isfinite(value)):
+        # Written with thousands separators ("1,250.00"): one token, the whole number.
+        forms += [f"{int(value):,}"] if whole or isinstance(value, int) else []
+        forms += [f"{value:,.2f}"] if isinstance(value, float) else []
     return tuple(dict.fromkeys(forms))
 
 
 def contains_word(text: str, word: str, *, number: bool = False) -> bool:
     """``word`` occurs in ``text`` with no letter or digit right before or after it.
 
-    With ``number=True`` a decimal point does not count as a boundary either, so
-    ``4`` is not found in ``4.0`` and ``0`` is not found in ``4.0``.
+    With ``number=True`` the word must be a whole written number: a decimal point or a
+    digit-group separator between digits (``, . ' _``) is no boundary and a minus sign
+    belongs to the number after it, so ``4`` is not found in ``4.0``, ``250`` is found
+    neither in ``1,250`` nor in ``-250``, and ``1`` not in ``1,250``.
     """
-    pattern = rf"(?<![\w.]){re.escape(word)}(?![\w]|\.\d)" if number else rf"(?<![\w]){re.escape(word)}(?![\w])"
+    escaped = re.escape(word)
+    pattern = rf"(?<![\w.\-])(?<!\d[,'_]){escaped}(?![\w]|[.,'_]\d)" if number else rf"(?<![\w]){escaped}(?![\w])"
     return re.search(pattern, text) is not None

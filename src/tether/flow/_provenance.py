@@ -6,13 +6,16 @@ recorded it. ``lookup(value)`` finds the sources in which the normalised value
 occurs as a whole token sequence (see :mod:`tether.flow._tokens`) and combines
 their labels:
 
-* if any **trusted** source contains it, the value is trusted, with the *meet*
-  (intersection) of those trusted sources' tags: a value the user also wrote is
-  the user's, and a value that appears in the user's own public data reveals
-  nothing secret;
-* otherwise it is untrusted, with the *join* (union) of the tags of the
-  untrusted sources: attacker-writable data can neither vouch for a value nor
-  declassify it (an email listing every 4-digit number does not make a PIN public).
+* if a **pinned** trusted source (the task, a policy constant: the user's own
+  words) contains it, the value has that source's label (trusted, no tags): the
+  user named the value, so no other copy of it can make it secret or untrusted;
+* otherwise, if any other **trusted** source contains it, the value is trusted
+  with the *join* (union) of those sources' tags: for a short secret (a PIN, a
+  password) the value *is* the secret, so an untagged trusted text that happens to
+  hold the same token ("room 4821") must not declassify it;
+* otherwise it is untrusted, with the *join* of the tags of the untrusted
+  sources: attacker-writable data can neither vouch for a value nor declassify it
+  (an email listing every 4-digit number does not make a PIN public).
 
 A value found nowhere was produced by the model and gets the session's context
 label (the caller, :class:`tether.flow.FlowTracker`, decides that).
@@ -27,11 +30,15 @@ only make an answer stricter:
 * a value now found nowhere takes the context label, the join of *every* source
   the session ever read (forgotten ones included), which is at least the label
   any set of sources would have given it;
-* a value still found in a trusted source gets the meet over fewer trusted
-  sources, which is at least the meet over all of them;
+* a value found in a pinned source gets the same label as before (pinned
+  sources are never forgotten);
+* a value found in other trusted sources gets the join of their tags, and since
+  a forgotten trusted source could have added tags, the tags of every forgotten
+  source (``evicted``) are joined in as well (it stays trusted: a live trusted
+  source holds it);
 * a value found only in untrusted sources gets the join of their labels, and
-  since a forgotten untrusted source could have added tags, the join of every
-  forgotten source's label (``evicted``) is joined in as well.
+  since a forgotten source could have added tags, the join of every forgotten
+  source's label (``evicted``) is joined in as well.
 
 The index holds exactly what its live sources determine (nothing depends on what
 was forgotten beyond ``evicted``), so a snapshot of the live sources restores an
@@ -55,10 +62,11 @@ Layout (lookup cost depends on the value's length, never on the history):
   and cheaper than building the gram index); past it the gram index is built.
 
 A lookup scans at most ``MAX_SCAN`` bucket entries per alignment and verifies at
-most ``MAX_VERIFY`` candidates. Hitting either bound makes the answer partial:
-a missed trusted source could only have lowered the label, and when only untrusted
-sources were found the result says ``complete=False`` so the caller joins in the
-context label.
+most ``MAX_VERIFY`` candidates. Hitting either bound makes the answer partial
+unless a pinned source was found (nothing can change that answer): a missed source
+could have added tags (or integrity, when only untrusted sources were found), so
+the result says ``complete=False`` and the caller joins in the context label (its
+tags only, for a trusted answer).
 """
 
 from __future__ import annotations
@@ -70,9 +78,9 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
-from tether.flow._labels import TRUSTED, Label
+from tether.flow._labels import TRUSTED, Label, label
 from tether.flow._normalize import normalize
-from tether.flow._tokens import EDGE_PUNCT, TOKEN_SPLIT, bounded_at, find_bounded, is_core, token_cores
+from tether.flow._tokens import TOKEN_SPLIT, bounded_at, core_of, find_bounded, is_core, token_cores
 
 K = 6
 """Gram length in bytes."""
@@ -117,47 +125,62 @@ class Match:
     sources: tuple[str, ...]
     """Event ids of the matching sources that carry the reported label (at most 8)."""
     complete: bool = True
-    """False when a bound stopped the search early; the label is then an upper bound."""
+    """False when a bound stopped the search early: a source that was not searched could raise the label."""
+    pinned: bool = False
+    """Whether a pinned trusted source (the task, a policy constant) holds the value."""
 
 
 NOT_FOUND = Match(found=False, label=TRUSTED, sources=())
 
 
 def combine(a: Label, b: Label) -> Label:
-    """The label of a value found in sources labelled ``a`` and ``b`` (module docstring)."""
-    if a.untrusted and b.untrusted:
-        return a.join(b)
-    if a.untrusted:
-        return b
-    if b.untrusted:
-        return a
-    return a.meet(b)
+    """The label of a value found in two sources of the same kind (both pinned or both not) labelled
+    ``a`` and ``b``: a trusted source beats an untrusted one, and tags join (module docstring)."""
+    if a.untrusted != b.untrusted:
+        return b if a.untrusted else a
+    return a.join(b)
 
 
 class _Hits:
-    """Sources found so far for one lookup, and the label they give (see ``combine``)."""
+    """Sources found so far for one lookup, and the label they give (module docstring)."""
 
-    __slots__ = ("sources", "trusted_meet", "untrusted_join")
+    __slots__ = ("pinned", "pins", "sources", "trusted", "untrusted")
 
-    def __init__(self) -> None:
+    def __init__(self, pins: int) -> None:
+        self.pins = pins
+        """Sources numbered below this are pinned."""
         self.sources: list[tuple[int, Label]] = []
-        self.trusted_meet: Label | None = None
-        self.untrusted_join: Label | None = None
+        self.pinned: Label | None = None
+        """Meet of the labels of the trusted pinned sources found."""
+        self.trusted: Label | None = None
+        """Join of the labels of the other trusted sources found."""
+        self.untrusted: Label | None = None
+        """Join of the labels of the untrusted sources found."""
 
-    def could_change(self, lab: Label) -> bool:
-        """Whether finding a source labelled ``lab`` could change the result."""
+    def is_pinned(self, src: int, lab: Label) -> bool:
+        return src < self.pins and not lab.untrusted
+
+    def could_change(self, src: int, lab: Label) -> bool:
+        """Whether finding source ``src`` labelled ``lab`` could change the result."""
+        if self.is_pinned(src, lab):
+            return self.pinned is None or not self.pinned <= lab
+        if self.pinned is not None:
+            return False
         if lab.untrusted:
-            return self.trusted_meet is None and (self.untrusted_join is None or not lab <= self.untrusted_join)
-        return self.trusted_meet is None or not self.trusted_meet <= lab
+            return self.trusted is None and (self.untrusted is None or not lab <= self.untrusted)
+        return self.trusted is None or not lab <= self.trusted
 
     def add(self, src: int, lab: Label) -> bool:
-        """Record a source; True when nothing found later can lower the result."""
+        """Record a source; True when nothing found later can change the result."""
         self.sources.append((src, lab))
+        if self.is_pinned(src, lab):
+            self.pinned = lab if self.pinned is None else self.pinned.meet(lab)
+            return self.pinned == TRUSTED
         if lab.untrusted:
-            self.untrusted_join = lab if self.untrusted_join is None else self.untrusted_join.join(lab)
-            return False
-        self.trusted_meet = lab if self.trusted_meet is None else self.trusted_meet.meet(lab)
-        return self.trusted_meet == TRUSTED
+            self.untrusted = lab if self.untrusted is None else self.untrusted.join(lab)
+        else:
+            self.trusted = lab if self.trusted is None else self.trusted.join(lab)
+        return False
 
 
 class _Epoch:
@@ -293,8 +316,8 @@ class ProvenanceIndex:
                 tokens[core] = packed
                 continue
             old = by_id[seen >> _TOKEN_SRC_BITS]
-            if old is label or old is TRUSTED:
-                continue  # nothing can change (TRUSTED is the bottom; labels are interned)
+            if old is label:
+                continue  # nothing can change (labels are interned)
             combined = combine(old, label)
             if combined != old:
                 tokens[core] = (self._label_id(combined) << _TOKEN_SRC_BITS) | src
@@ -384,7 +407,7 @@ class ProvenanceIndex:
         """Whether one of the value's longest tokens is in no token map (then it occurs nowhere).
 
         Each token of a value that occurs bounded is, in that source, a token with the same core."""
-        cores = sorted((c for c in (raw.strip(EDGE_PUNCT) for raw in TOKEN_SPLIT.findall(norm)) if c), key=len)[-2:]
+        cores = sorted((c for c in map(core_of, TOKEN_SPLIT.findall(norm)) if c), key=len)[-2:]
         maps = self._token_maps
         return any(len(core) <= MAX_TOKEN and not any(core in m for m in maps) for core in cores)
 
@@ -401,46 +424,50 @@ class ProvenanceIndex:
     def _token_hits(self, core: str) -> _Hits | None:
         hits: _Hits | None = None
         by_id = self._labels_by_id
-        for tokens in self._token_maps:
+        for tokens in self._token_maps:  # the pinned sources' map first
             packed = tokens.get(core)
             if packed is None:
                 continue
             if hits is None:
-                hits = _Hits()
+                hits = _Hits(self._pins)
             if hits.add(packed & _TOKEN_SRC_MASK, by_id[packed >> _TOKEN_SRC_BITS]):
                 break
         return hits
 
     def _scan(self, data: bytes) -> Match:
         """Look in every source directly (small histories: C-speed search, no caps but on raw occurrences)."""
-        hits = _Hits()
+        hits = _Hits(self._pins)
         complete = True
         for slot, (text, lab) in enumerate(zip(self._texts, self._labels, strict=True)):
-            if not hits.could_change(lab):
+            src = slot if slot < self._pins else slot - self._pins + self._live_base
+            if not hits.could_change(src, lab):
                 continue
             pos = find_bounded(text, data, MAX_RAW_OCCURRENCES)
             if pos == -2:
                 complete = False
-            elif pos >= 0:
-                src = slot if slot < self._pins else slot - self._pins + self._live_base
-                if hits.add(src, lab):
-                    break
+            elif pos >= 0 and hits.add(src, lab):
+                break
         return self._result(hits, complete=complete)
 
     def _result(self, hits: _Hits, *, complete: bool) -> Match:
-        if hits.trusted_meet is not None:
-            best = hits.trusted_meet
+        if hits.pinned is not None:
+            best = hits.pinned
+            ids = [s for s, lab in hits.sources if hits.is_pinned(s, lab)]
+            complete = True  # the user named the value: no other source changes its label
+        elif hits.trusted is not None:
+            best = hits.trusted
+            if not self.evicted.tags <= best.tags:
+                best = best.join(label("trusted", self.evicted.tags))  # a forgotten trusted source may have held it
             ids = [s for s, lab in hits.sources if not lab.untrusted]
-            complete = True  # a missed source could only lower a trusted answer
-        elif hits.untrusted_join is not None:
-            best = hits.untrusted_join
+        elif hits.untrusted is not None:
+            best = hits.untrusted
             if not self.evicted <= best:
                 best = best.join(self.evicted)  # a forgotten source may have held it too
             ids = [s for s, _ in hits.sources]
         else:
             return Match(found=False, label=TRUSTED, sources=(), complete=complete)
         eids = tuple(dict.fromkeys(self._eids[self._slot(s)] for s in ids))
-        return Match(found=True, label=best, sources=eids[:8], complete=complete)
+        return Match(found=True, label=best, sources=eids[:8], complete=complete, pinned=hits.pinned is not None)
 
     def _lookup_grams(self, data: bytes) -> Match:
         buckets = self._buckets
@@ -453,7 +480,7 @@ class ProvenanceIndex:
         shift = self._live_base - pins
         length = len(data)
         fp_mask, fp_bits, src_shift, pos_mask = _FP_MASK, _FP_BITS, _SRC_SHIFT, _POS_MASK
-        hits = _Hits()
+        hits = _Hits(pins)
         verified = 0
         complete = True
         for residue in range(STEP):
@@ -479,7 +506,7 @@ class ProvenanceIndex:
                 src = entry >> src_shift
                 slot = src if src < pins else src - shift
                 lab = labels[slot]
-                if hits.sources and not hits.could_change(lab):
+                if hits.sources and not hits.could_change(src, lab):
                     continue
                 start = ((entry >> fp_bits) & pos_mask) - chosen_offset
                 if start < 0:
@@ -491,7 +518,7 @@ class ProvenanceIndex:
                 text = texts[slot]
                 if text.startswith(data, start) and bounded_at(text, start, length) and hits.add(src, lab):
                     break
-            if hits.trusted_meet == TRUSTED or verified > MAX_VERIFY:
+            if hits.pinned == TRUSTED or verified > MAX_VERIFY:
                 break
         return self._result(hits, complete=complete)
 

@@ -12,17 +12,24 @@ The rule, on normalised text (see :func:`tether.flow.normalize`):
 * **Edge punctuation** ``. : ! ? * # = - _ / \\`` may end or start a token without
   being part of the value: ``bob@x.com.`` at the end of a sentence still contains
   ``bob@x.com``, and ``--bob@x.com`` does too.
+* **Numbers are written whole.** A digit-group separator between two digits
+  (``,`` ``.`` ``'`` ``_``; a thin or no-break space between digits is normalised to ``'``)
+  is not a token boundary, and a minus sign right before a digit belongs to the number:
+  ``1,250.00`` is one token and neither ``1`` nor ``250.00`` occurs in it, and ``-250.00``
+  is the token core ``-250.00``, in which ``250.00`` does not occur. A number therefore
+  matches only a whole written number, never a digit group or a magnitude of one.
 * An occurrence of a value at ``[start, end)`` is *bounded* when, on the left, it
   starts the text, follows a delimiter, begins with a delimiter, or follows a run of
   edge punctuation that itself follows a delimiter or the start of the text; and on
   the right, symmetrically, it ends the text, precedes a delimiter, ends with a
   delimiter, or precedes a run of edge punctuation followed by a delimiter or the
-  end. Anything else (a letter, a digit, ``@``, a non-ASCII character, a control
+  end; in both cases the two characters around the edge must not be inside one written
+  number (the rule above). Anything else (a letter, a digit, ``@``, a non-ASCII character, a control
   character, or edge punctuation that continues into more token) means the
   occurrence is only a piece of a longer token, and it does not count.
 
 The token map of the provenance index stores each token with its edge punctuation
-stripped (its *core*); a value without delimiters or edge punctuation occurs bounded
+stripped, except a minus sign before a digit (its *core*); a value without delimiters or edge punctuation occurs bounded
 exactly where it equals a core, so the map and the substring search agree.
 """
 
@@ -35,30 +42,70 @@ DELIMITERS = " \"'`<>()[]{},;|"
 EDGE_PUNCT = ".:!?*#=-_/\\"
 """Punctuation that may lead or trail a token without being part of the value."""
 
+DIGIT_GROUP_SEPARATORS = ",.'_"
+"""Characters that group the digits of one written number (``1,250.00``, ``1'250``, ``1_250``)."""
+
 _DELIM_BYTES = frozenset(DELIMITERS.encode("ascii"))
 _EDGE_BYTES = frozenset(EDGE_PUNCT.encode("ascii"))
-TOKEN_SPLIT = re.compile("[^" + re.escape(DELIMITERS) + "]+")
+_GROUP_BYTES = frozenset(DIGIT_GROUP_SEPARATORS.encode("ascii"))
+_DIGIT_BYTES = frozenset(b"0123456789")
+_MINUS = ord("-")
+_DIGITS = "0123456789"
+_RUN = "[^" + re.escape(DELIMITERS) + "]+"
+_JOINING_DELIMITERS = "".join(c for c in DIGIT_GROUP_SEPARATORS if c in DELIMITERS)
+TOKEN_SPLIT = re.compile(_RUN + "(?:(?<=[0-9])[" + re.escape(_JOINING_DELIMITERS) + "](?=[0-9])" + _RUN + ")*")
+"""A raw token: a run of non-delimiters, where a separator between two digits does not split."""
+
+
+def core_of(raw: str) -> str:
+    """The core of a raw token: edge punctuation stripped, except a minus sign right before a digit."""
+    core = raw.strip(EDGE_PUNCT)
+    if core and core[0] in _DIGITS:
+        start = len(raw) - len(raw.lstrip(EDGE_PUNCT))
+        if start > 0 and raw[start - 1] == "-":
+            return "-" + core
+    return core
 
 
 def token_cores(norm: str) -> set[str]:
-    """The distinct token cores of a normalised text (edge punctuation stripped)."""
+    """The distinct token cores of a normalised text (see :func:`core_of`)."""
     out: set[str] = set()
-    for raw in TOKEN_SPLIT.findall(norm):
+    for raw in set(TOKEN_SPLIT.findall(norm)):
         core = raw.strip(EDGE_PUNCT)
         if core:
+            if raw[0] != core[0] and core[0] in _DIGITS:
+                core = core_of(raw)  # something was stripped before a digit: maybe a sign
             out.add(core)
     return out
 
 
 def is_core(value: str) -> bool:
-    """Whether ``value`` (normalised) is a single token core: no delimiters, no edge punctuation at its ends."""
-    return bool(value) and value[0] not in EDGE_PUNCT and value[-1] not in EDGE_PUNCT and TOKEN_SPLIT.fullmatch(value) is not None
+    """Whether ``value`` (normalised) is a single token core: no delimiters (but digit-group separators
+    between digits), no edge punctuation at its ends (but a minus sign before a digit)."""
+    if not value or value[-1] in EDGE_PUNCT or TOKEN_SPLIT.fullmatch(value) is None:
+        return False
+    return value[0] not in EDGE_PUNCT or (value[0] == "-" and len(value) > 1 and value[1] in _DIGITS)
+
+
+def in_one_number(text: bytes, pos: int) -> bool:
+    """Whether the bytes at ``pos - 1`` and ``pos`` belong to one written number (no boundary between them):
+    a digit-group separator between two digits, or a minus sign and the digit it signs."""
+    if pos <= 0 or pos >= len(text):
+        return False
+    before, after = text[pos - 1], text[pos]
+    if after in _DIGIT_BYTES:
+        if before == _MINUS:
+            return True
+        return before in _GROUP_BYTES and pos >= 2 and text[pos - 2] in _DIGIT_BYTES
+    return before in _DIGIT_BYTES and after in _GROUP_BYTES and pos + 1 < len(text) and text[pos + 1] in _DIGIT_BYTES
 
 
 def starts_token(text: bytes, start: int) -> bool:
     """Whether an occurrence beginning at byte ``start`` of ``text`` is bounded on the left."""
     if start == 0:
         return True
+    if in_one_number(text, start):
+        return False
     prev = text[start - 1]
     if prev in _DELIM_BYTES or text[start] in _DELIM_BYTES:
         return True
@@ -75,6 +122,8 @@ def ends_token(text: bytes, end: int) -> bool:
     n = len(text)
     if end >= n:
         return True
+    if in_one_number(text, end):
+        return False
     nxt = text[end]
     if nxt in _DELIM_BYTES or text[end - 1] in _DELIM_BYTES:
         return True

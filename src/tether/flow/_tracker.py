@@ -18,11 +18,11 @@ goes into every output that may carry a spilled piece.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tether.flow._labels import TRUSTED, Label
+from tether.flow._labels import TRUSTED, Label, join_all, label
 from tether.flow._normalize import normalize, number_forms
 from tether.flow._provenance import NOT_FOUND, Match, ProvenanceIndex
 from tether.flow._taint import TaintMemory
@@ -84,6 +84,22 @@ def walk_leaves(value: Any, path: str, out: list[tuple[str, Any]]) -> None:
         out.append((path, value))
 
 
+def _combine_forms(matches: list[Match]) -> Match:
+    """The match of a number written in any of several forms: each form is looked up on its own, and
+    the forms' answers combine as sources do (a pinned form wins, then trusted forms join their
+    tags, then untrusted forms join)."""
+    found = [m for m in matches if m.found]
+    if not found:
+        return NOT_FOUND
+    pinned = [m for m in found if m.pinned]
+    trusted = [m for m in found if not m.label.untrusted]
+    chosen = pinned[:1] or trusted or found
+    if len(chosen) == 1:
+        return chosen[0]
+    sources = tuple(dict.fromkeys(s for m in chosen for s in m.sources))[:8]
+    return Match(True, join_all(m.label for m in chosen), sources, all(m.complete for m in chosen))
+
+
 def _is_number(value: Any) -> bool:
     kind = type(value)
     return kind is int or kind is float
@@ -133,15 +149,21 @@ class FlowTracker:
         """Raise the context label without a source (the agent saw data the log could not hold)."""
         self._raise_context(label, None)
 
-    def note_executed(self, args: Any) -> None:
-        """Remember the argument values of a call that ran: they are now in the world, with their labels."""
-        for norm, label, word in self._leaf_pieces(args):
-            self.taint.remember(norm, label, word=word)
+    def note_executed(self, args: Any, declared: Collection[str] = ()) -> None:
+        """Remember the argument values of a call that ran: they are now in the world, with their labels.
 
-    def _leaf_pieces(self, args: Any) -> Iterator[tuple[str, Label, bool]]:
+        ``declared`` are the argument names the tool's policy declares; any other top-level name
+        (a tool with ``additional_args: allow``) is data the caller chose, remembered like a value.
+        """
+        for norm, lab, word in self._leaf_pieces(args, declared):
+            self.taint.remember(norm, lab, word=word)
+
+    def _leaf_pieces(self, args: Any, declared: Collection[str]) -> Iterator[tuple[str, Label, bool]]:
         leaves: list[tuple[str, Any]] = []
         if isinstance(args, dict):
-            for name, value in args.items():  # argument names come from the policy's schema, not the caller
+            for name, value in args.items():
+                if name not in declared:  # the policy's names are not data; any other name is
+                    leaves.append((f"{{{name}}}", name))
                 walk_leaves(value, str(name), leaves)
         else:
             walk_leaves(args, "", leaves)
@@ -177,8 +199,7 @@ class FlowTracker:
             memo = self._memo.get(key)
             if memo is not None:
                 return memo
-            found = [m for m in (self.index.lookup(f, whole_word=True) for f in number_forms(value)) if m.found]
-            match = min(found, key=lambda m: m.label.untrusted) if found else NOT_FOUND
+            match = _combine_forms([self.index.lookup(f, whole_word=True) for f in number_forms(value)])
         else:
             return self._origin(NOT_FOUND)
         origin = self._origin(match)
@@ -190,15 +211,18 @@ class FlowTracker:
     def _origin(self, match: Match) -> Origin:
         if not match.found:
             return Origin(self.context, False, tuple(self.context_sources[:8]), True)
-        label = match.label
-        if not match.complete and label.untrusted:
-            label = label.join(self.context)  # a bound cut the search short: assume the worst
-        return Origin(label, True, match.sources, False)
+        found = match.label
+        if not match.complete:
+            # A bound cut the search short: a source not searched could have added its label (its
+            # tags only when a trusted source holds the value); the context label bounds them all.
+            found = found.join(self.context) if found.untrusted else found.join(label("trusted", self.context.tags))
+        return Origin(found, True, match.sources, False)
 
-    def output_label(self, base: Label, text: str, args: Any) -> Label:
+    def output_label(self, base: Label, text: str, args: Any, declared: Collection[str] = ()) -> Label:
         """The label of an output ``text`` whose policy label is ``base``, returned by a call with ``args``:
-        ``base`` joined with the label of every value sent out earlier, or in ``args``, that the text carries."""
-        echoes = list(self._leaf_pieces(args)) if args is not None else []
+        ``base`` joined with the label of every value sent out earlier, or in ``args`` (undeclared
+        top-level names included, see :meth:`note_executed`), that the text carries."""
+        echoes = list(self._leaf_pieces(args, declared)) if args is not None else []
         return self.taint.taint(base, text, echoes)
 
     def memory_bytes(self) -> int:

@@ -37,7 +37,7 @@ class Leaf:
 class CheckView:
     """The call under check, as conditions see it (implements ``CallView``)."""
 
-    __slots__ = ("_cache", "_state", "args", "context", "effect", "tool")
+    __slots__ = ("_cache", "_declared", "_state", "args", "context", "effect", "tool")
 
     @property
     def task(self) -> str:
@@ -46,6 +46,7 @@ class CheckView:
 
     def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> None:
         self.tool = tool.name
+        self._declared = tool.args
         self.effect = tool.effect
         self.args = args
         self.context = state.context
@@ -81,6 +82,8 @@ class CheckView:
         if not self.context.untrusted:
             return False  # nothing untrusted has been read: no value can be untrusted
         for name in self.args:
+            if name not in self._declared and self._leaf(f"{{{name}}}", name).label.untrusted:
+                return True  # a name the tool does not declare is data the model chose (additional_args)
             for leaf in self.leaves(name):
                 if leaf.label.untrusted and not (leaf.value is None or isinstance(leaf.value, bool)):
                     return True

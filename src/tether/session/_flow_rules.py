@@ -33,9 +33,9 @@ def check_flows(view: CheckView, tool: CompiledTool, args: dict[str, Any], asks:
     defaults = tool.defaults_for(view.effect)
     skip: dict[int, bool] = {}
     for name, value in args.items():
-        if value is None:
-            continue  # an absent argument sends nothing
         spec = tool.args.get(name)
+        if value is None and spec is not None:
+            continue  # an absent argument sends nothing (an undeclared name is sent even with a null value)
         if spec is not None and spec.flows_below:
             for leaf, rules in _walk_leaves(view, name, value, spec, defaults):
                 for flow in rules:
@@ -49,7 +49,9 @@ def check_flows(view: CheckView, tool: CompiledTool, args: dict[str, Any], asks:
             if not _relevant(flow, context) or _skipped(flow, view, skip):
                 continue
             if leaves is None:
-                leaves = view.leaves(name)
+                leaves = view.leaves(name) if value is not None else []
+                if spec is None:  # a name the tool does not declare is data the model chose: a leaf too
+                    leaves = [view.leaf(f"{{{name}}}", name), *leaves]
             for leaf in leaves:
                 _check_leaf(flow, leaf, context, asks, denials)
 

@@ -20,9 +20,9 @@ def result_label(policy: Policy, state: SessionState, tool_name: str | None, arg
     """The label to record for ``text``, returned by ``tool_name`` called with ``args``."""
     tool = policy.tools.get(tool_name) if tool_name is not None else None
     if tool is None:
-        return state.flow.output_label(UNTRUSTED, text, args)
+        return state.flow.output_label(UNTRUSTED, text, args)  # no declared names: every name is data
     view = CheckView(state, tool, args) if tool.label_rules and isinstance(args, dict) else None
     result = tool.policy_label(view)
     if error:
         result = result.join(UNTRUSTED)
-    return state.flow.output_label(result, text, args)
+    return state.flow.output_label(result, text, args, tool.args)

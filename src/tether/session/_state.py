@@ -170,9 +170,10 @@ class SessionState:
         rec.executed = True
         self.calls_total += 1
         self.per_tool[rec.tool] += 1
-        # Whatever ran put its arguments into the world (conservatively, reads too).
-        self.flow.note_executed(rec.args)
         tool = tool_for(policy, rec.tool)
+        # Whatever ran put its arguments into the world (conservatively, reads too); argument names
+        # the tool does not declare are data the model chose, remembered like values.
+        self.flow.note_executed(rec.args, tool.args if tool is not None else ())
         if tool is None:
             return
         if tool.effect_of(rec.args) == "write":
