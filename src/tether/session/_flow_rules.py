@@ -72,7 +72,7 @@ def _check_leaf(flow: CompiledFlow, leaf: Leaf, context: Label, asks: list[Reaso
     problem = _problem(flow, leaf, context)
     if problem is not None:
         verdict = flow.on_inherited if leaf.inherited else flow.on_violation
-        reason = Reason("flow", flow.rule, problem, arg=leaf.path, sources=leaf.sources)
+        reason = Reason("flow", flow.rule, problem, arg=_where(leaf), sources=leaf.sources)
         (asks if verdict == "ask" else denials).append(reason)
 
 
@@ -84,20 +84,31 @@ def _problem(flow: CompiledFlow, leaf: Leaf, context: Label) -> str | None:
     lab = leaf.label
     if flow.require_trusted and lab.untrusted:
         if not leaf.inherited:
-            return f"value of {leaf.path!r} ({_shown(leaf)}) appears only in untrusted data"
+            return f"value of {_where(leaf)!r} ({_shown(leaf)}) appears only in untrusted data"
         return (
-            f"value of {leaf.path!r} ({_shown(leaf)}) was found in no source, so it inherited the session's context "
+            f"value of {_where(leaf)!r} ({_shown(leaf)}) was found in no source, so it inherited the session's context "
             "label, and the session has read untrusted data"
         )
     bad = sorted(lab.tags & flow.forbid)
     if not bad:
         return None
     if not leaf.inherited:
-        return f"value of {leaf.path!r} carries {', '.join(bad)} data, which may not flow here"
+        return f"value of {_where(leaf)!r} carries {', '.join(bad)} data, which may not flow here"
     return (
-        f"value of {leaf.path!r} ({_shown(leaf)}) was found in no source, so it inherited {', '.join(bad)} "
+        f"value of {_where(leaf)!r} ({_shown(leaf)}) was found in no source, so it inherited {', '.join(bad)} "
         "from the session's context label (the session has read such data), which may not flow here"
     )
+
+
+def _where(leaf: Leaf) -> str:
+    """The leaf's path for a reason; for tagged data, only up to the first object key (a key is
+    data the agent chose, and may be the secret itself; an undeclared argument name too)."""
+    if not leaf.label.tags:
+        return leaf.path
+    head = leaf.path
+    for cut in (".", "{"):
+        head = head.split(cut, 1)[0]
+    return head if head == leaf.path else head + "..."
 
 
 def _shown(leaf: Leaf) -> str:
