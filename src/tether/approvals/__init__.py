@@ -15,9 +15,10 @@ from tether.approvals._approver import (
     StaticApprover,
     StoreApprover,
 )
-from tether.approvals._book import ApprovalBook, ApprovalRecord, ApprovalStatus
+from tether.approvals._book import MAX_PENDING_APPROVALS, ApprovalBook, ApprovalRecord, ApprovalStatus
 
 __all__ = [
+    "MAX_PENDING_APPROVALS",
     "AnswerSource",
     "ApprovalBook",
     "ApprovalRecord",

@@ -19,6 +19,10 @@ ApprovalStatus = Literal["none", "pending", "approved", "denied", "expired"]
 call that failed its re-check at approval time is ``denied``); ``expired``: pending past its
 deadline, not yet logged as timed out (it is treated as denied)."""
 
+MAX_PENDING_APPROVALS = 256
+"""Requests a session may have waiting at once; past that a new ``ask`` is denied (a human cannot
+work through more, and each one is kept in memory until answered or expired)."""
+
 MAX_ANSWERED = 1024
 """Answered requests kept for status queries (pending ones are always kept)."""
 
@@ -89,6 +93,25 @@ class ApprovalBook:
     def pending(self) -> list[ApprovalRecord]:
         """Unanswered requests (expired ones included), oldest first."""
         return list(self._pending.values())
+
+    def pending_count(self) -> int:
+        """How many requests are unanswered in the log (expired ones included)."""
+        return len(self._pending)
+
+    def waiting(self, now: float) -> int:
+        """How many unanswered requests have not expired at ``now``."""
+        return sum(1 for rec in self._pending.values() if rec.expires_at >= now)
+
+    def expired(self, now: float, limit: int = 256) -> list[ApprovalRecord]:
+        """Unanswered requests past their deadline at ``now`` (the oldest ``limit``): their timeouts
+        are due to be logged. Requests are kept in the order they were asked, and every request of
+        a session has the same timeout, so the scan stops at the first one still running."""
+        out: list[ApprovalRecord] = []
+        for rec in self._pending.values():
+            if rec.expires_at >= now or len(out) >= limit:
+                break
+            out.append(rec)
+        return out
 
     def to_snapshot(self) -> dict[str, Any]:
         """A JSON-able copy (session snapshots)."""

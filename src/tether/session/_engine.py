@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
+from tether.approvals import MAX_PENDING_APPROVALS
 from tether.flow import Label, Origin, walk_leaves
 from tether.policy import CompiledTool, Policy, same_value, validate_arg
 from tether.session._flow_rules import check_flows
@@ -236,6 +237,13 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     if unknown is not None:
         asks.insert(0, unknown)
     if asks:
+        book = state.approvals
+        if book.pending_count() >= MAX_PENDING_APPROVALS and book.waiting(now) >= MAX_PENDING_APPROVALS:
+            why = (
+                f"{MAX_PENDING_APPROVALS} approval requests of this session are already waiting for a human; "
+                "a new one is denied until some are answered or expire"
+            )
+            return _deny(call, call_hash, policy, [Reason("session", "approvals.pending", why), *asks])
         return Decision("ask", call.id, call.tool, tuple(asks), call_hash, policy.hash)
     return Decision("allow", call.id, call.tool, (), call_hash, policy.hash)
 

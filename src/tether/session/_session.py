@@ -223,7 +223,22 @@ class Session:
                 decision = Decision("deny", call.id, call.tool, (reason,), digest, policy.hash)
             else:
                 decision = self.guard._detect(call, decide(policy, self.state, clean, digest, now), self.state)
+            # Requests past their deadline are denied in the log now, with this call: nothing
+            # waits on them, and they no longer hold memory or count against the pending limit.
             events: list[Event] = [
+                ApprovalAnswered(
+                    session_id=self.id,
+                    time=now,
+                    call_id=rec.call_id,
+                    call_hash=rec.call_hash,
+                    approved=False,
+                    by="timeout",
+                    note="approval timed out",
+                    verdict="deny",
+                )
+                for rec in self.state.approvals.expired(now)
+            ]
+            events += [
                 CallProposed(session_id=self.id, time=now, call_id=call.id, tool=call.tool, args=safe, call_hash=digest),
                 DecisionMade(
                     session_id=self.id,

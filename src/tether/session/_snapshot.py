@@ -23,7 +23,7 @@ from tether.policy import Policy
 from tether.session._state import CallRecord, SessionState
 from tether.store import EventStore, SnapshotRecord, SnapshotTaken, StoredEvent, chain_hash
 
-FORMAT = 1
+FORMAT = 2
 """Version of the snapshot body; a snapshot of another version is ignored (the log is folded instead)."""
 
 
@@ -47,6 +47,7 @@ def state_to_json(state: SessionState) -> dict[str, Any]:
         "rate_times": {rule: list(times) for rule, times in state.rate_times.items()},
         "calls": [[r.call_id, r.tool, r.args, r.call_hash, r.time, r.verdict, r.executed, r.result_event] for r in state.calls.values()],
         "approvals": state.approvals.to_snapshot(),
+        "forget_at": state.forget_at,
         "flow": state.flow.to_snapshot(),
         "events": state.events,
         "last_seq": state.last_seq,
@@ -68,6 +69,7 @@ def state_from_json(data: dict[str, Any]) -> SessionState:
     state.rate_times = {rule: deque(times) for rule, times in data["rate_times"].items()}
     state.calls = {row[0]: CallRecord(*row) for row in data["calls"]}
     state.approvals = ApprovalBook.from_snapshot(data["approvals"])
+    state.forget_at = data["forget_at"]
     state.flow = FlowTracker.from_snapshot(data["flow"])
     state.events = data["events"]
     state.last_seq = data["last_seq"]

@@ -87,6 +87,8 @@ class SessionState:
     """Open calls and the most recent others (see ``MAX_CALL_RECORDS``)."""
     approvals: ApprovalBook = field(default_factory=ApprovalBook)
     """The session's approval requests (the one fold of approval state)."""
+    forget_at: int = MAX_CALL_RECORDS + 1024
+    """Size of ``calls`` at which the next clean-up of old records runs."""
     events: int = 0
     last_seq: int = 0
     last_hash: str = ""
@@ -106,7 +108,7 @@ class SessionState:
         self.events += 1
         if isinstance(event, CallProposed):
             self.calls[event.call_id] = CallRecord(event.call_id, event.tool, event.args, event.call_hash, event.time)
-            if len(self.calls) > MAX_CALL_RECORDS + 1024:
+            if len(self.calls) > self.forget_at:
                 self._forget_calls(policy)
         elif isinstance(event, DecisionMade):
             rec = self.calls.get(event.call_id)
@@ -163,6 +165,9 @@ class SessionState:
             rec = self.calls.pop(call_id)
             if rec.unrecorded:
                 self.flow.join_context(_worst_output_label(policy, rec.tool))
+        # Records that cannot go yet (calls awaiting an answer) must not make every later call
+        # rescan them: the next clean-up waits for another 1,024 records.
+        self.forget_at = max(MAX_CALL_RECORDS, len(self.calls)) + 1024
 
     def _count(self, rec: CallRecord, policy: Policy, when: float) -> None:
         if rec.executed:
@@ -201,6 +206,7 @@ class SessionState:
             "rate_times": {k: list(v) for k, v in sorted(self.rate_times.items())},
             "calls": {k: (v.tool, v.verdict, v.executed, v.result_event) for k, v in self.calls.items()},
             "approvals": self.approvals.to_snapshot(),
+            "forget_at": self.forget_at,
             **self.flow.digest(),
             "events": self.events,
             "last_hash": self.last_hash,
