@@ -80,6 +80,7 @@ PINNED = {
         "label",
         "normalize",
         "number_forms",
+        "percent_decode",
         "occurs_in",
         "walk_leaves",
     ],

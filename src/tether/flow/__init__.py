@@ -5,7 +5,7 @@ private modules are this package's own.
 """
 
 from tether.flow._labels import TRUSTED, UNTRUSTED, Integrity, Label, join_all, label
-from tether.flow._normalize import contains_word, normalize, number_forms
+from tether.flow._normalize import contains_word, normalize, number_forms, percent_decode
 from tether.flow._provenance import Match, ProvenanceIndex
 from tether.flow._tokens import occurs_in
 from tether.flow._tracker import FlowLimits, FlowTracker, Origin, walk_leaves
@@ -25,6 +25,7 @@ __all__ = [
     "label",
     "normalize",
     "number_forms",
+    "percent_decode",
     "occurs_in",
     "walk_leaves",
 ]

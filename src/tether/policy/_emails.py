@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import unquote
 
+from tether.flow import percent_decode
 from tether.policy._hosts import Host, cache_short, canonical_host, char_problem
 
 _ATEXT = r"[A-Za-z0-9#$&'*+/=?^_`{|}~-]"
@@ -80,19 +80,10 @@ def email_domain_candidates(value: str) -> list[str]:
     texts = {value, value.strip(), value.split("\x00")[0]}
     texts |= {unicodedata.normalize("NFKC", t) for t in texts}
     texts |= {"".join(ch for ch in t if unicodedata.category(ch) != "Cf" and ch not in "\r\n\t") for t in texts}
-    texts |= {_unquote(t) for t in texts}
+    texts |= {percent_decode(t) for t in texts}
     texts |= {"".join(t.split()) for t in texts}
     out: set[str] = set()
     for text in texts:
         if "@" in text:
             out.update(_NAME_RUN.findall(text))
     return sorted(out)
-
-
-def _unquote(text: str) -> str:
-    for _ in range(3):
-        decoded = unquote(text, errors="replace")
-        if decoded == text:
-            break
-        text = decoded
-    return text

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import NamedTuple
-from urllib.parse import unquote
 
+from tether.flow import percent_decode
 from tether.policy._hosts import cache_short, describe_char
 
 
@@ -170,7 +170,7 @@ def _variants(value: str) -> set[str]:
         texts.update({fn(t) for t in texts if applies(t)})
 
     step(lambda t: not t.isascii(), _folded)
-    step(lambda t: "%" in t, _unquote)
+    step(lambda t: "%" in t, percent_decode)
     step(lambda t: not t.isascii(), _folded)
     step(lambda t: "\x00" in t, lambda t: t.split("\x00")[0])  # C's open() stops at a NUL
     step(lambda t: t != t.strip(), str.strip)
@@ -183,15 +183,6 @@ def _variants(value: str) -> set[str]:
 def _folded(text: str) -> str:
     """NFKC, invisible characters dropped, separator look-alikes made ASCII."""
     return "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf").translate(_AS_ASCII)
-
-
-def _unquote(text: str) -> str:
-    for _ in range(3):
-        decoded = unquote(text, errors="replace")
-        if decoded == text:
-            break
-        text = decoded
-    return text
 
 
 @cache_short

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from tether.flow import percent_decode
 from tether.policy._hosts import Host, cache_short, canonical_host, describe_char
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
@@ -134,7 +135,7 @@ def url_host_candidates(value: str) -> list[str]:
     texts = {value, value.strip(), re.sub(r"[\t\n\r]", "", value).strip(_C0_AND_SPACE), value.split("\x00")[0]}
     folded = {unicodedata.normalize("NFKC", t) for t in texts}
     texts |= folded
-    texts |= {_unquote(t) for t in texts}
+    texts |= {percent_decode(t) for t in texts}
     texts |= {t.replace("\\", "/") for t in texts}
     out: list[str] = []
     for text in texts:
@@ -166,12 +167,3 @@ def _without_port(host_port: str) -> tuple[str, ...]:
     if ":" not in host_port:
         return (host_port,)
     return (host_port.partition(":")[0], host_port.rpartition(":")[0])
-
-
-def _unquote(text: str) -> str:
-    for _ in range(3):
-        decoded = unquote(text, errors="replace")
-        if decoded == text:
-            break
-        text = decoded
-    return text

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tether._decision import Decision, Reason, ToolCall, new_id
-from tether.approvals import ApprovalStatus
+from tether.approvals import ApprovalRecord, ApprovalStatus
 from tether.errors import DuplicateCall, SessionError, StaleSession, StoreError
 from tether.flow import TRUSTED, UNTRUSTED, Label
 from tether.session._engine import decide
@@ -225,19 +225,7 @@ class Session:
                 decision = self.guard._detect(call, decide(policy, self.state, clean, digest, now), self.state)
             # Requests past their deadline are denied in the log now, with this call: nothing
             # waits on them, and they no longer hold memory or count against the pending limit.
-            events: list[Event] = [
-                ApprovalAnswered(
-                    session_id=self.id,
-                    time=now,
-                    call_id=rec.call_id,
-                    call_hash=rec.call_hash,
-                    approved=False,
-                    by="timeout",
-                    note="approval timed out",
-                    verdict="deny",
-                )
-                for rec in self.state.approvals.expired(now)
-            ]
+            events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]
             events += [
                 CallProposed(session_id=self.id, time=now, call_id=call.id, tool=call.tool, args=safe, call_hash=digest),
                 DecisionMade(
@@ -367,17 +355,19 @@ class Session:
                     return [], status == "approved"
                 base = {"session_id": self.id, "time": now, "call_id": call_id, "call_hash": rec.call_hash}
                 if status == "expired":
-                    return [
-                        ApprovalAnswered(
-                            **base, approved=False, by="timeout", note="approval timed out before it was answered", verdict="deny"
-                        )
-                    ], False
+                    return [self._refusal(rec, now, "timeout", "approval timed out before it was answered")], False
                 if not approved:
                     return [ApprovalAnswered(**base, approved=False, by=by, note=note, verdict="deny")], False
                 verdict, reasons = self._redecide(call_id, now)
                 return [ApprovalAnswered(**base, approved=True, by=by, note=note, verdict=verdict, reasons=reasons)], verdict == "allow"
 
             return self._transact(build)
+
+    def _refusal(self, rec: ApprovalRecord, now: float, by: str, note: str) -> ApprovalAnswered:
+        """The event that denies a pending request without a human (timeout, pause, kill, end)."""
+        return ApprovalAnswered(
+            session_id=self.id, time=now, call_id=rec.call_id, call_hash=rec.call_hash, approved=False, by=by, note=note, verdict="deny"
+        )
 
     def _redecide(self, call_id: str, now: float) -> tuple[Literal["allow", "deny"], tuple[Reason, ...]]:
         """Decide an approved call again, against the state as it is now (the human's answer
@@ -430,19 +420,8 @@ class Session:
                 now = self.guard.clock()
                 events: list[Event] = [SessionControl(session_id=self.id, time=now, action=action, by=by, note=note)]
                 if action != "resume":
-                    for rec in self.state.approvals.pending():
-                        events.append(
-                            ApprovalAnswered(
-                                session_id=self.id,
-                                time=now,
-                                call_id=rec.call_id,
-                                call_hash=rec.call_hash,
-                                approved=False,
-                                by="guard",
-                                note=f"the session was {'paused' if action == 'pause' else 'killed'} by {by}",
-                                verdict="deny",
-                            )
-                        )
+                    why = f"the session was {'paused' if action == 'pause' else 'killed'} by {by}"
+                    events += [self._refusal(rec, now, "guard", why) for rec in self.state.approvals.pending()]
                 return events, None
 
             self._transact(build)
@@ -455,19 +434,7 @@ class Session:
                 if self.state.status in ("ended", "killed"):
                     return [], None
                 now = self.guard.clock()
-                events: list[Event] = [
-                    ApprovalAnswered(
-                        session_id=self.id,
-                        time=now,
-                        call_id=rec.call_id,
-                        call_hash=rec.call_hash,
-                        approved=False,
-                        by="guard",
-                        note="the session ended",
-                        verdict="deny",
-                    )
-                    for rec in self.state.approvals.pending()
-                ]
+                events: list[Event] = [self._refusal(rec, now, "guard", "the session ended") for rec in self.state.approvals.pending()]
                 events.append(SessionEnded(session_id=self.id, time=now, reason=reason))
                 return events, None
 
