@@ -27,6 +27,7 @@ Usage: python benchmarks/long_session.py [--quick] [--checks N] [--json]
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -115,6 +116,18 @@ WORDS = [
 PAGE = 1000
 
 
+def _vocabulary(size: int, seed: int = 11) -> tuple[list[str], list[float]]:
+    """Pseudo-words with Zipf frequencies: text with a realistic number of distinct substrings."""
+    rng = random.Random(seed)
+    words = list(WORDS)
+    while len(words) < size:
+        words.append("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 11))))
+    return words, list(itertools.accumulate(1 / (rank + 1) for rank in range(size)))
+
+
+VOCAB, CUM = _vocabulary(20_000)
+
+
 def rss_mb() -> float:
     """Current resident set size in MiB (Linux /proc; falls back to the peak elsewhere)."""
     try:
@@ -138,7 +151,7 @@ def rand_email(rng: random.Random) -> str:
 
 
 def page(rng: random.Random, ids: list[str]) -> str:
-    """About 1 KB of mail-like text with an identifier every ~20 words."""
+    """About 1 KB of mail-like text (Zipf-distributed words) with an identifier every ~20 words."""
     parts: list[str] = []
     n = 0
     while n < PAGE:
@@ -146,7 +159,7 @@ def page(rng: random.Random, ids: list[str]) -> str:
             word = rng.choice([rand_iban, rand_email])(rng)
             ids.append(word)
         else:
-            word = rng.choice(WORDS)
+            word = rng.choices(VOCAB, cum_weights=CUM)[0]
         parts.append(word)
         n += len(word) + 1
     return " ".join(parts)[:PAGE]
@@ -181,9 +194,13 @@ def time_decisions(policy: Policy, session: Any, ids: list[str], rng: random.Ran
     for _ in range(2000):
         if rng.random() < 0.5:
             recipient = "GB29NWBK60161331926819" if rng.random() < 0.5 else rng.choice(ids or [rand_iban(rng)])
-            calls.append(ToolCall("send_payment", {"recipient": recipient, "amount": 80, "subject": " ".join(rng.sample(WORDS, 4))}))
+            calls.append(
+                ToolCall(
+                    "send_payment", {"recipient": recipient, "amount": 80, "subject": " ".join(rng.choices(VOCAB, cum_weights=CUM, k=4))}
+                )
+            )
         else:
-            calls.append(ToolCall("send_message", {"to": "alice@company.com", "body": " ".join(rng.sample(WORDS, 20))}))
+            calls.append(ToolCall("send_message", {"to": "alice@company.com", "body": " ".join(rng.choices(VOCAB, cum_weights=CUM, k=20))}))
     out = []
     now = time.time()
     for call in calls:
@@ -255,9 +272,13 @@ def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = 
             pick = rng.random()
             recipient = "GB29NWBK60161331926819" if pick < 0.5 else (rng.choice(ids) if pick < 0.8 and ids else rand_iban(rng))
             tool = "send_payment"
-            args = {"recipient": recipient, "amount": rng.choice([80, 1200, 250]), "subject": " ".join(rng.sample(WORDS, 4))}
+            args = {
+                "recipient": recipient,
+                "amount": rng.choice([80, 1200, 250]),
+                "subject": " ".join(rng.choices(VOCAB, cum_weights=CUM, k=4)),
+            }
         else:
-            tool, args = "send_message", {"to": "alice@company.com", "body": " ".join(rng.sample(WORDS, 20))}
+            tool, args = "send_message", {"to": "alice@company.com", "body": " ".join(rng.choices(VOCAB, cum_weights=CUM, k=20))}
         t0 = clock()
         decision = session.check(tool, args)
         check_us.append((clock() - t0) / 1000)
@@ -286,6 +307,7 @@ def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = 
         "indexed_sources": len(flow.index),
         "taint_entries": flow.taint.entries,
         "taint_overflow": flow.taint.overflow.describe(),
+        "taint_saturated": flow.taint.saturated,
     }
     decision_us = time_decisions(policy, session, ids, rng)
     resume = measure_resume(policy, db, session, grow_to if grow_to else None, progress)

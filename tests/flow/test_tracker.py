@@ -181,12 +181,14 @@ def test_snapshot_restores_exact_answers(
 
 
 def test_snapshot_is_bounded_by_the_limits() -> None:
-    tracker = FlowTracker(FlowLimits(max_index_chars=32 * 1024, max_taint_entries=1000))
+    limits = FlowLimits(max_index_chars=32 * 1024, max_taint_entries=1000, taint_overflow_bits=1 << 16)
+    tracker = FlowTracker(limits)
     for i in range(300):
         tracker.add_source("word " * 200 + str(i), UNTRUSTED, f"e{i}")
-        tracker.note_executed({"body": f"message number {i} " * 5})
+        tracker.note_executed({"body": f"message number {i} and its reference REF-{i:08d}"})
+    assert tracker.taint.overflow == UNTRUSTED  # the filter is in the snapshot too
     size = len(json.dumps(tracker.to_snapshot()))
-    assert size < 32 * 1024 * 2 + 1000 * 40 + (1 << 20) // 6 + 10_000
+    assert size < 32 * 1024 * 2 + 1000 * 40 + limits.taint_overflow_bits // 6 + 10_000
 
 
 def test_snapshot_rejects_another_version() -> None:

@@ -20,8 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tether import UNTRUSTED, Guard, Policy, SQLiteStore, label
-from tether.flow import TRUSTED, FlowLimits, FlowTracker, normalize, occurs_in
-from tether.flow._tokens import EDGE_PUNCT
+from tether.flow import DELIMITERS, EDGE_PUNCT, TRUSTED, FlowLimits, FlowTracker, normalize, occurs_in
 
 SRC = Path(__file__).parents[2] / "src" / "tether"
 BANKING = SRC / "adapters" / "agentdojo" / "policies" / "banking.yaml"
@@ -422,7 +421,7 @@ def test_whole_token_search_agrees_with_a_reference(parts: list[str], data: st.D
 
 
 def _ref_bounded(text: str, start: int, end: int) -> bool:
-    delims = " \"'`<>()[]{},;|"
+    delims = DELIMITERS
     left = start == 0 or text[start - 1] in delims or text[start] in delims
     if not left and text[start - 1] in EDGE_PUNCT:
         head = text[:start].rstrip(EDGE_PUNCT)

@@ -7,10 +7,12 @@ private modules are this package's own.
 from tether.flow._labels import TRUSTED, UNTRUSTED, Integrity, Label, join_all, label
 from tether.flow._normalize import contains_word, normalize, number_forms, percent_decode
 from tether.flow._provenance import Match, ProvenanceIndex
-from tether.flow._tokens import occurs_in
+from tether.flow._tokens import DELIMITERS, EDGE_PUNCT, occurs_in
 from tether.flow._tracker import FlowLimits, FlowTracker, Origin, walk_leaves
 
 __all__ = [
+    "DELIMITERS",
+    "EDGE_PUNCT",
     "TRUSTED",
     "UNTRUSTED",
     "FlowLimits",

@@ -30,8 +30,10 @@ reassembled value, which is found nowhere and takes the context label.
 Past that, a value's pieces go into a fixed-size Bloom filter of ``overflow_bits``
 bits instead, and every later output containing a piece that the filter may have
 seen gets the join of every overflowed label: a false positive only taints more.
-When the filter is half full it is *saturated* and that join goes into every
-later output. Nothing is ever forgotten silently.
+When a tenth of its bits are set it is *saturated* and that join goes into every
+later output. Nothing is ever forgotten silently. With the defaults (131,072 exact
+pieces, 8 Mbit) saturation comes after about 350,000 distinct pieces, roughly
+350 KB of distinct text sent out after reading untrusted data.
 """
 
 from __future__ import annotations
@@ -79,7 +81,16 @@ def _word_key(value: str) -> str | None:
 
 
 class _Bloom:
-    """A fixed-size Bloom filter over strings (CRC-32 based, so the same in every process)."""
+    """A fixed-size Bloom filter over strings (CRC-32 double hashing, so the same in every process).
+
+    An output is probed once per ``RUN``-character gram, so the filter is only useful while a
+    single probe rarely errs: with ``HASHES`` bits per item and a fraction ``f`` of bits set, a
+    probe errs with probability ``f ** HASHES``. Past ``SATURATION`` the filter counts as full and
+    its label goes into every output (1e-4 per probe at 10%: about one output in ten of 1 KB).
+    """
+
+    HASHES = 4
+    SATURATION = 0.10
 
     __slots__ = ("bits", "mask", "set_bits")
 
@@ -88,9 +99,11 @@ class _Bloom:
         self.mask = nbits - 1
         self.set_bits = 0
 
-    def _positions(self, item: str) -> tuple[int, int]:
+    def _positions(self, item: str) -> list[int]:
         data = item.encode("utf-8")
-        return zlib.crc32(data) & self.mask, zlib.crc32(data, _SEED2) & self.mask
+        h1, h2 = zlib.crc32(data), zlib.crc32(data, _SEED2) | 1
+        mask = self.mask
+        return [(h1 + i * h2) & mask for i in range(self.HASHES)]
 
     def add(self, item: str) -> None:
         bits = self.bits
@@ -106,8 +119,8 @@ class _Bloom:
 
     @property
     def saturated(self) -> bool:
-        """More than half the bits are set: treat everything as a hit."""
-        return self.set_bits * 2 > self.mask + 1
+        """Too many bits are set for a probe to mean anything: treat everything as a hit."""
+        return self.set_bits > self.SATURATION * (self.mask + 1)
 
 
 class TaintMemory:
@@ -115,7 +128,7 @@ class TaintMemory:
 
     __slots__ = ("_bloom", "_grams", "_max_entries", "_overflow_bits", "_top", "_word_count", "_words", "overflow")
 
-    def __init__(self, max_entries: int = 65_536, overflow_bits: int = 1 << 20) -> None:
+    def __init__(self, max_entries: int = 131_072, overflow_bits: int = 1 << 23) -> None:
         if overflow_bits < 1024 or overflow_bits & (overflow_bits - 1):
             raise ValueError(f"overflow_bits must be a power of two of at least 1024, got {overflow_bits}")
         self._max_entries = max_entries
@@ -127,6 +140,11 @@ class TaintMemory:
         self._bloom: _Bloom | None = None
         self.overflow: Label = TRUSTED
         """Join of the labels of every value that did not fit (``TRUSTED`` when none)."""
+
+    @property
+    def saturated(self) -> bool:
+        """Whether the overflow filter is full: every later output gets the ``overflow`` label."""
+        return self._bloom is not None and self._bloom.saturated
 
     @property
     def entries(self) -> int:
@@ -192,10 +210,15 @@ class TaintMemory:
 
         ``echoes`` are extra (normalised value, label, word) triples: the current call's own arguments.
         """
+        result = base
+        bloom = self._bloom if self._bloom is not None and not self.overflow <= base else None
+        if bloom is not None and bloom.saturated:
+            result = result.join(self.overflow)
+            bloom = None
         echo_grams: dict[str, Label] = {}
         echo_words: dict[str, list[tuple[str, Label]]] = {}
         for norm, lab, word in echoes:
-            if lab <= base or len(norm) < MIN_WORD:
+            if lab <= result or len(norm) < MIN_WORD:
                 continue
             if word or len(norm) < RUN:
                 key = _word_key(norm)
@@ -205,12 +228,7 @@ class TaintMemory:
                 for g in _grams(norm):
                     old = echo_grams.get(g)
                     echo_grams[g] = lab if old is None else old.join(lab)
-        use_memory = not self._top <= base
-        bloom = self._bloom if self._bloom is not None and not self.overflow <= base else None
-        result = base
-        if bloom is not None and bloom.saturated:
-            result = result.join(self.overflow)
-            bloom = None
+        use_memory = not self._top <= result
         if not (use_memory or bloom is not None or echo_grams or echo_words):
             return result
         norm_text = normalize(text)

@@ -37,10 +37,12 @@ class FlowLimits:
     max_index_chars: int = 4_000_000
     """Bytes of normalised tool output kept searchable (the task and constants are pinned on top).
     Older outputs are forgotten a quarter at a time; a value found only there takes the context label."""
-    max_taint_entries: int = 65_536
-    """Pieces (grams of ``RUN`` characters, short words) of values sent out that are remembered exactly."""
-    taint_overflow_bits: int = 1 << 20
-    """Size of the filter that holds pieces beyond ``max_taint_entries`` (a power of two, in bits)."""
+    max_taint_entries: int = 131_072
+    """Pieces (grams of ``RUN`` characters, short words) of values sent out that are remembered exactly
+    (about 100 bytes each)."""
+    taint_overflow_bits: int = 1 << 23
+    """Size of the Bloom filter that holds pieces beyond ``max_taint_entries`` (a power of two, in bits).
+    Once a tenth of it is set, every later output gets the label of what overflowed."""
     max_context_sources: int = 16
     """Event ids kept as evidence for the context label."""
 
