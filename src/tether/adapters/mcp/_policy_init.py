@@ -60,6 +60,8 @@ def starting_policy(
         "name": name,
         "description": f"Starting policy for {source or name}: every tool {'asks a human' if default == 'ask' else 'is denied'}. Tighten me.",
         "default": "deny",
+        # A field nobody reviewed is not an open channel: nothing secret leaves through a write.
+        "defaults": {"write": {"flow": {"forbid": ["secret"]}}},
         "tools": {},
     }
     notes: list[str] = []
