@@ -15,6 +15,10 @@ What is measured (one process, one session, a durable SQLite log on a temporary 
   state, for the same kind of writes.
 * ``memory``: the flow tracker's own size (bounded by ``FlowLimits``) and an estimate of the
   session's per-call records, which are not bounded by the tracker.
+* ``taint_overflowed_at_check`` / ``taint_saturated_at_check``: the check after which the taint
+  memory (values sent out, ``FlowLimits.max_taint_entries``) first spilled into its overflow filter,
+  and after which that filter was saturated (from then on every output gets the overflow's label,
+  so trusted outputs no longer ground anything); ``null`` when it never happened.
 * ``resume_ms_1m_events``: ``guard.resume_session(id)`` on the session just built, measured on its
   actual number of events and extrapolated linearly to 1,000,000 events (``resume_extrapolated``).
 
@@ -199,6 +203,8 @@ def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
     check_us: list[float] = []
     record_ms: list[float] = []
     verdicts = {"allow": 0, "deny": 0, "ask": 0}
+    overflowed_at: int | None = None
+    saturated_at: int | None = None
     clock = time.perf_counter_ns
     rss_before = rss_mb()
     started = time.perf_counter()
@@ -225,6 +231,11 @@ def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
             t0 = clock()
             session.record_result(decision.call_id, text)
             record_ms.append((clock() - t0) / 1e6)
+        taint = session.state.flow.taint
+        if saturated_at is None and taint.overflow.untrusted:
+            overflowed_at = overflowed_at or i + 1
+            if taint.saturated:
+                saturated_at = i + 1
         if len(ids) > 2000:
             del ids[:1000]
         if progress and (i + 1) % 10_000 == 0:
@@ -244,6 +255,7 @@ def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
         "indexed_sources": len(flow.index),
         "taint_entries": flow.taint.entries,
         "taint_overflow": flow.taint.overflow.describe(),
+        "taint_saturated": flow.taint.saturated,
     }
     decision_us = time_decisions(policy, session, ids, rng)
     t0 = time.perf_counter()
@@ -268,6 +280,8 @@ def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
         "decision_p99_us": round(pct(decision_us, 0.99), 1),
         "check_with_log_p50_us": round(pct(check_us, 0.50), 1),
         "check_with_log_p99_us": round(pct(check_us, 0.99), 1),
+        "taint_overflowed_at_check": overflowed_at,
+        "taint_saturated_at_check": saturated_at,
         "resume_ms_measured": round(resume_s * 1000, 1),
         "resume_ms_1m_events": round(resume_s * 1000 * 1_000_000 / events, 1),
         "resume_extrapolated": True,
