@@ -28,8 +28,8 @@ reassembled value, which is found nowhere and takes the context label.
 **Bounded, failing closed.** Remembered pieces are kept exactly up to
 ``max_entries`` (one entry per distinct ``RUN``-character gram or short word; short
 words also at most ``max_words``). Grams live in a compact open-addressing table: one
-64-bit slot per piece (56 bits of a hash of the gram and an 8-bit label id), at most
-80% full, grown by doubling up to ``ceil(1.25 * max_entries)`` slots, so the exact tier
+64-bit slot per piece (56 bits of a hash of the gram and an 8-bit label id), doubled
+when half full up to ``ceil(1.25 * max_entries)`` slots (at most 80% full at the limit), so the exact tier
 never holds more than ``10 * max_entries`` bytes (64 MB at the default 6,400,000). A
 gram of ASCII characters is hashed by a bijection of its 8 bytes, any other through
 BLAKE2b; two pieces that share a slot hash can only make an output *more* tainted.
@@ -105,6 +105,17 @@ def gram_hashes(text: str) -> Iterator[int]:
     return map(_MASK64.__and__, map(_MIX.__mul__, keys))
 
 
+def _distinct_gram_hashes(text: str) -> list[int]:
+    """The hashes of ``text``'s distinct grams, in no particular order (grams deduplicated before hashing)."""
+    if text.isascii():
+        data = text.encode("ascii")
+        n = len(data)
+        keys: Iterable[int] = map(int.from_bytes, set(map(data.__getitem__, map(slice, range(n - RUN + 1), range(RUN, n + 1)))))
+    else:
+        keys = map(_gram_key, set(_grams(text)))
+    return list(map(_MASK64.__and__, map(_MIX.__mul__, keys)))
+
+
 def _chunks(text: str) -> Iterator[str]:
     if len(text) <= _CHUNK:
         yield text
@@ -129,7 +140,8 @@ class _GramTable:
     """An open-addressing (linear probing) hash table of gram hashes with a label id each.
 
     One ``array('Q')``: a slot holds the top 56 bits of a gram's hash and, in its low 8 bits, a
-    label id (0: empty). The home slot of a hash is ``(hash >> 32) * size >> 32``, so the table
+    label id (0: empty). It doubles when half full, up to ``max_slots`` (which keeps it at most
+    80% full at the entry limit). The home slot of a hash is ``(hash >> 32) * size >> 32``, so the table
     can grow (any size) by re-placing the slots it holds; the layout depends only on the order of
     insertion, hence is the same in every process.
     """
@@ -179,7 +191,8 @@ class _GramTable:
 
     def put(self, h: int, label_id: int) -> None:
         """Store (or overwrite) hash ``h`` with ``label_id``; the caller keeps within ``max_slots``."""
-        if (self.count + 1) * 5 > len(self.slots) * 4 and len(self.slots) < self.max_slots:
+        # Half full: double (short probe runs); only the largest table, capped, fills up to 80%.
+        if (self.count + 1) * 2 > len(self.slots) and len(self.slots) < self.max_slots:
             self._resize(min(self.max_slots, 2 * len(self.slots)))
         slots = self.slots
         size = len(slots)
@@ -405,10 +418,14 @@ class TaintMemory:
         words_memory = self._words if use_memory and self._words else None
         norm_text = normalize(text)
         for chunk in _chunks(norm_text):
-            hashes = set(gram_hashes(chunk)) if table is not None or bloom is not None else set()
-            if table is not None and not self._top <= result:
-                for label_id in table.found_ids(hashes):
-                    result = result.join(labels[label_id])
+            hashes = _distinct_gram_hashes(chunk) if table is not None or bloom is not None else []
+            if table is not None:
+                # In batches, so a text that already carries everything remembered stops early.
+                for start in range(0, len(hashes), 128):
+                    if self._top <= result:
+                        break
+                    for label_id in table.found_ids(hashes[start : start + 128]):
+                        result = result.join(labels[label_id])
             if echo_grams:
                 for g in filter(echo_grams.__contains__, _grams(chunk)):
                     lab = echo_grams[g]
