@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
+from array import array
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,3 +135,20 @@ def test_words_have_their_own_limit_and_spill_closed() -> None:
     assert tracker.taint.entries == 10 and tracker.taint.overflow.untrusted
     assert tracker.output_label(TRUSTED, "code Q29 accepted", None).untrusted
     assert tracker.output_label(TRUSTED, "code Q03 accepted", None).untrusted
+
+
+def test_a_tampered_snapshot_table_is_refused() -> None:
+    memory = TaintMemory(max_entries=1000)
+    memory.remember(normalize("GB29NWBK60161331926819 sent"), UNTRUSTED)
+    snapshot = memory.to_snapshot()
+    slots = array("Q", zlib.decompress(base64.b64decode(snapshot["grams"]["data"])))
+    occupied = [i for i, v in enumerate(slots) if v]
+    # Move one piece to a slot its lookups never reach (before its home), as a forged snapshot could.
+    i = occupied[0]
+    home = ((slots[i] >> 32) * len(slots)) >> 32
+    moved = array("Q", slots)
+    moved[(home - 2) % len(slots)], moved[i] = slots[i], 0
+    for bad in (moved, array("Q", bytes(8 * len(slots)))):
+        forged = dict(snapshot, grams=dict(snapshot["grams"], data=base64.b64encode(zlib.compress(bad.tobytes())).decode()))
+        with pytest.raises(ValueError):
+            TaintMemory.from_snapshot(forged)

@@ -252,6 +252,29 @@ class _Bloom:
         return self.set_bits * 2 > self.nbits
 
 
+def _check_layout(slots: array[int], count: int) -> set[int]:
+    """The label ids a restored table uses; raises unless every piece is found from its home slot
+    (no empty slot between its home and where it lies) and ``count`` pieces are held: a table
+    changed outside this module must not lose pieces silently."""
+    size = len(slots)
+    empties = [i for i, v in enumerate(slots) if not v]
+    if size - len(empties) != count or not empties:
+        raise ValueError("snapshot gram table holds a different number of pieces than it says")
+    last_empty_overall = empties[-1]
+    last_empty = -1
+    used: set[int] = set()
+    for i, v in enumerate(slots):
+        if not v:
+            last_empty = i
+            continue
+        home = ((v >> 32) * size) >> 32
+        reachable = last_empty < home if home <= i else last_empty == -1 and last_empty_overall < home
+        if not reachable:
+            raise ValueError("snapshot gram table has a piece that lookups cannot reach")
+        used.add(v & 0xFF)
+    return used
+
+
 def _pack(data: bytes) -> str:
     return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
 
@@ -503,9 +526,9 @@ class TaintMemory:
                 slots.byteswap()
             count = int(grams["count"])
             max_slots = table_slots(memory._max_entries)
-            if len(slots) != int(grams["slots"]) or len(slots) > max_slots or count != sum(1 for v in slots if v):
+            if len(slots) != int(grams["slots"]) or not count < len(slots) <= max_slots or count > memory._max_entries:
                 raise ValueError("snapshot gram table is inconsistent with its size or limits")
-            used = {v & 0xFF for v in slots if v}
+            used = _check_layout(slots, count)
             if not used <= set(ids):
                 raise ValueError("snapshot gram table refers to an unknown label")
             memory._table = _GramTable(max_slots, slots, count)
