@@ -22,7 +22,10 @@ What is measured (one process, one session, a durable SQLite log on a temporary 
 * ``resume_ms_1m_events``: ``guard.resume_session(id)`` on the session just built, measured on its
   actual number of events and extrapolated linearly to 1,000,000 events (``resume_extrapolated``).
 
-Usage: python benchmarks/long_session.py [--quick] [--checks N] [--json]
+With ``--distinct-bodies`` every message also quotes a reference seen nowhere, so the session keeps
+sending out new text (about 47 new taint pieces a message): the case of an agent that runs for days.
+
+Usage: python benchmarks/long_session.py [--quick] [--checks N] [--distinct-bodies] [--json]
 """
 
 from __future__ import annotations
@@ -194,7 +197,7 @@ def time_decisions(policy: Policy, session: Any, ids: list[str], rng: random.Ran
     return out
 
 
-def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
+def run(checks: int, db: Path, seed: int, progress: bool, distinct: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     policy = Policy.from_yaml(POLICY)
     guard = Guard(policy, SQLiteStore(db))
@@ -221,7 +224,10 @@ def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
             tool = "send_payment"
             args = {"recipient": recipient, "amount": rng.choice([80, 1200, 250]), "subject": " ".join(rng.sample(WORDS, 4))}
         else:
-            tool, args = "send_message", {"to": "alice@company.com", "body": " ".join(rng.sample(WORDS, 20))}
+            body = " ".join(rng.sample(WORDS, 20))
+            if distinct:  # every message also quotes a reference seen nowhere: distinct text sent out
+                body += f" ref {rng.getrandbits(160):040x}"
+            tool, args = "send_message", {"to": "alice@company.com", "body": body}
         t0 = clock()
         decision = session.check(tool, args)
         check_us.append((clock() - t0) / 1000)
@@ -265,6 +271,7 @@ def run(checks: int, db: Path, seed: int, progress: bool) -> dict[str, Any]:
     window = min(10_000, max(1, len(record_ms) // 2))
     return {
         "checks": checks,
+        "distinct_bodies": distinct,
         "records": len(record_ms),
         "events": events,
         "verdicts": verdicts,
@@ -295,10 +302,15 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=None)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--distinct-bodies",
+        action="store_true",
+        help="every message quotes a 40-character reference seen nowhere (about 47 new taint pieces each)",
+    )
     opts = parser.parse_args()
     checks = opts.checks or (20_000 if opts.quick else 100_000)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(checks, Path(tmp) / "long.db", opts.seed, progress=True)
+        result = run(checks, Path(tmp) / "long.db", opts.seed, progress=True, distinct=opts.distinct_bodies)
     if opts.json:
         print(json.dumps(result, indent=2))
     else:
