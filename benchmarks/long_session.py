@@ -15,13 +15,20 @@ What is measured (one process, one session, a durable SQLite log on a temporary 
   state, for the same kind of writes.
 * ``memory``: the flow tracker's own size (bounded by ``FlowLimits``) and an estimate of the
   session's per-call records, which are not bounded by the tracker.
+* ``taint_overflowed_at_check`` / ``taint_saturated_at_check``: the check after which the taint
+  memory (values sent out, ``FlowLimits.max_taint_entries``) first spilled into its overflow filter,
+  and after which that filter was saturated (from then on every output gets the overflow's label,
+  so trusted outputs no longer ground anything); ``null`` when it never happened.
 * ``resume_ms_1m_events``: a fresh ``Guard(...).open_session(id)`` (the newest snapshot bound to the
   chain, plus the events after it, verified) once the session's log holds 1,000,000 events (it is
   grown with more checks after the main run; measured, not extrapolated; ``--quick`` skips the growth
   and reports ``resume_open_ms`` at its own size). ``resume_full_verify_ms*``: ``resume_session(id)``,
   which also recomputes the whole chain.
 
-Usage: python benchmarks/long_session.py [--quick] [--checks N] [--json]
+With ``--distinct-bodies`` every message also quotes a reference seen nowhere, so the session keeps
+sending out new text (about 47 new taint pieces a message): the case of an agent that runs for days.
+
+Usage: python benchmarks/long_session.py [--quick] [--checks N] [--distinct-bodies] [--json]
 """
 
 from __future__ import annotations
@@ -249,7 +256,7 @@ def measure_resume(policy: Policy, db: Path, session: Any, grow_to: int | None, 
     return out
 
 
-def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = None) -> dict[str, Any]:
+def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = None, distinct: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     policy = Policy.from_yaml(POLICY)
     guard = Guard(policy, SQLiteStore(db))
@@ -258,6 +265,8 @@ def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = 
     check_us: list[float] = []
     record_ms: list[float] = []
     verdicts = {"allow": 0, "deny": 0, "ask": 0}
+    overflowed_at: int | None = None
+    saturated_at: int | None = None
     clock = time.perf_counter_ns
     rss_before = rss_mb()
     started = time.perf_counter()
@@ -278,7 +287,10 @@ def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = 
                 "subject": " ".join(rng.choices(VOCAB, cum_weights=CUM, k=4)),
             }
         else:
-            tool, args = "send_message", {"to": "alice@company.com", "body": " ".join(rng.choices(VOCAB, cum_weights=CUM, k=20))}
+            body = " ".join(rng.choices(VOCAB, cum_weights=CUM, k=20))
+            if distinct:  # every message also quotes a reference seen nowhere: distinct text sent out
+                body += f" ref {rng.getrandbits(160):040x}"
+            tool, args = "send_message", {"to": "alice@company.com", "body": body}
         t0 = clock()
         decision = session.check(tool, args)
         check_us.append((clock() - t0) / 1000)
@@ -288,6 +300,11 @@ def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = 
             t0 = clock()
             session.record_result(decision.call_id, text)
             record_ms.append((clock() - t0) / 1e6)
+        taint = session.state.flow.taint
+        if saturated_at is None and taint.overflow.untrusted:
+            overflowed_at = overflowed_at or i + 1
+            if taint.saturated:
+                saturated_at = i + 1
         if len(ids) > 2000:
             del ids[:1000]
         if progress and (i + 1) % 10_000 == 0:
@@ -314,6 +331,7 @@ def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = 
     window = min(10_000, max(1, len(record_ms) // 2))
     return {
         "checks": checks,
+        "distinct_bodies": distinct,
         "records": len(record_ms),
         "events": events,
         "verdicts": verdicts,
@@ -329,6 +347,8 @@ def run(checks: int, db: Path, seed: int, progress: bool, grow_to: int | None = 
         "decision_p99_us": round(pct(decision_us, 0.99), 1),
         "check_with_log_p50_us": round(pct(check_us, 0.50), 1),
         "check_with_log_p99_us": round(pct(check_us, 0.99), 1),
+        "taint_overflowed_at_check": overflowed_at,
+        "taint_saturated_at_check": saturated_at,
         **resume,
         "memory": memory,
     }
@@ -341,11 +361,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--resume-events", type=int, default=1_000_000, help="grow the session to this many events, then time a resume")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--distinct-bodies",
+        action="store_true",
+        help="every message quotes a 40-character reference seen nowhere (about 47 new taint pieces each)",
+    )
     opts = parser.parse_args()
     checks = opts.checks or (20_000 if opts.quick else 100_000)
     with tempfile.TemporaryDirectory() as tmp:
         grow_to = None if opts.quick else opts.resume_events
-        result = run(checks, Path(tmp) / "long.db", opts.seed, progress=True, grow_to=grow_to)
+        result = run(checks, Path(tmp) / "long.db", opts.seed, progress=True, grow_to=grow_to, distinct=opts.distinct_bodies)
     if opts.json:
         print(json.dumps(result, indent=2))
     else:

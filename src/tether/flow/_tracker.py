@@ -37,20 +37,25 @@ class FlowLimits:
     max_index_chars: int = 4_000_000
     """Bytes of normalised tool output kept searchable (the task and constants are pinned on top).
     Older outputs are forgotten a quarter at a time; a value found only there takes the context label."""
-    max_taint_entries: int = 131_072
-    """Pieces (grams of ``RUN`` characters, short words) of values sent out that are remembered exactly
-    (about 100 bytes each)."""
-    taint_overflow_bits: int = 1 << 23
-    """Size of the Bloom filter that holds pieces beyond ``max_taint_entries`` (a power of two, in bits).
-    Once a tenth of it is set, every later output gets the label of what overflowed."""
+    max_taint_entries: int = 6_400_000
+    """Pieces (grams of ``RUN`` characters, short words) of values sent out that are remembered exactly.
+    Grams take one 8-byte slot each in a table at most 80% full, grown as needed: at most
+    ``10 * max_taint_entries`` bytes (64 MB at the default, enough for about 6 MB of sent-out text
+    that repeats no 8-character run, more when it does)."""
+    max_taint_words: int = 65_536
+    """Of those, short values (under ``RUN`` characters, numbers) remembered exactly (about 200 bytes each)."""
+    taint_overflow_bits: int = 1 << 20
+    """Size of the filter that holds pieces beyond the exact limits (a power of two, in bits)."""
     max_context_sources: int = 16
     """Event ids kept as evidence for the context label."""
 
     def __post_init__(self) -> None:
         if not 4096 <= self.max_index_chars <= 1 << 30:
             raise ValueError(f"max_index_chars must be between 4096 and 2**30, got {self.max_index_chars}")
-        if self.max_taint_entries < 0:
-            raise ValueError(f"max_taint_entries must not be negative, got {self.max_taint_entries}")
+        if not 0 <= self.max_taint_entries <= 1 << 32:
+            raise ValueError(f"max_taint_entries must be between 0 and 2**32, got {self.max_taint_entries}")
+        if self.max_taint_words < 0:
+            raise ValueError(f"max_taint_words must not be negative, got {self.max_taint_words}")
         if self.taint_overflow_bits < 1024 or self.taint_overflow_bits & (self.taint_overflow_bits - 1):
             raise ValueError(f"taint_overflow_bits must be a power of two of at least 1024, got {self.taint_overflow_bits}")
         if self.max_context_sources < 0:
@@ -116,7 +121,7 @@ class FlowTracker:
         self.limits = limits if limits is not None else FlowLimits()
         self.index = ProvenanceIndex(self.limits.max_index_chars)
         """The searchable sources."""
-        self.taint = TaintMemory(self.limits.max_taint_entries, self.limits.taint_overflow_bits)
+        self.taint = TaintMemory(self.limits.max_taint_entries, self.limits.taint_overflow_bits, self.limits.max_taint_words)
         """Values the session put into the world."""
         self.context: Label = TRUSTED
         """Join of the labels of everything the session has read."""
