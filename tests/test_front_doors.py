@@ -66,6 +66,8 @@ PINNED = {
         "StoreApprover",
     ],
     "tether.flow": [
+        "DELIMITERS",
+        "EDGE_PUNCT",
         "FlowLimits",
         "FlowTracker",
         "Integrity",
@@ -80,8 +82,8 @@ PINNED = {
         "label",
         "normalize",
         "number_forms",
-        "percent_decode",
         "occurs_in",
+        "percent_decode",
         "walk_leaves",
     ],
     "tether.policy": [

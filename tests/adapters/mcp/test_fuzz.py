@@ -68,9 +68,15 @@ lines = st.one_of(
 
 
 def expects_answer(line: bytes) -> Any:
-    """The id a well-formed request carries (by Python's json module), or None when no answer is owed."""
+    """The id a well-formed request carries, or None when no answer is owed. Strict JSON (RFC 8259):
+    Python's json module also reads NaN and Infinity, which are not JSON, so a line holding them is
+    a parse error and its answer carries a null id."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
     try:
-        data = json.loads(line)
+        data = json.loads(line, parse_constant=refuse)
     except ValueError:
         return None
     if not isinstance(data, dict) or "method" not in data or not isinstance(data.get("method"), str) or not data["method"]:
