@@ -144,6 +144,7 @@ PINNED = {
         "StoredEvent",
         "VerifyProblem",
         "VerifyReport",
+        "chain_break",
         "chain_hash",
         "dumps",
         "event_from_json",

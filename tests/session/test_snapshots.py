@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether import Guard, Policy, SessionError, SQLiteStore, ToolCall
+from tether import Guard, Policy, SessionError, SQLiteStore, StoreError, ToolCall
 from tether.flow import UNTRUSTED, label
+from tether.session._snapshot import restore
 
 FIX = Path(__file__).parents[1] / "fixtures"
 TASK = "Pay alice-payee-0001 and bob-payee-0002; read ~/notes/todo.txt and the docs at https://docs.example/a"
@@ -88,6 +89,7 @@ def test_resume_from_snapshot_equals_full_fold(before: list[tuple[str, int]], af
         _play(session, before)
         assert session.save_snapshot()
         _play(session, after)
+        assert restore(guard.store, session.id, policy) is not None  # the fast path below starts from the snapshot
         fast = _decisions(guard, session.id, fast=True)
         with sqlite3.connect(db) as raw:
             raw.execute("DELETE FROM snapshots")
@@ -142,23 +144,31 @@ def test_forged_snapshot_is_ignored(tmp_path: Path) -> None:
     assert resumed.state.snapshot() == guard.resume_session(sid).state.snapshot()
 
 
-def test_snapshot_of_other_policy_is_ignored(tmp_path: Path) -> None:
-    guard, sid, db = _long_session(tmp_path, every=50)
-    with sqlite3.connect(db) as raw:
-        raw.execute("UPDATE snapshots SET policy_hash = 'sha256:other'")
-    assert guard.open_session(sid).state.snapshot() == guard.resume_session(sid).state.snapshot()
-
-
-def test_open_session_reads_only_the_tail_after_a_snapshot(tmp_path: Path) -> None:
-    guard, sid, db = _long_session(tmp_path, every=50)
-    # Damage an event the snapshot covers: the fast path never reads it (it resumes from the
-    # snapshot), full verification still names it.
+def _damage_an_early_event(db: Path, sid: str) -> None:
+    """Edit an event the snapshot covers: only a fold from the start reads (and refuses) it."""
     with sqlite3.connect(db) as raw:
         raw.execute(
             "UPDATE events SET body = CAST(replace(CAST(body AS TEXT), 'note 3:', 'note X:') AS BLOB) "
             "WHERE session_id = ? AND CAST(body AS TEXT) LIKE '%note 3:%'",
             (sid,),
         )
+
+
+def test_snapshot_of_other_policy_is_ignored(tmp_path: Path) -> None:
+    guard, sid, db = _long_session(tmp_path, every=50)
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE snapshots SET policy_hash = 'sha256:other'")
+    _damage_an_early_event(db, sid)
+    # Had the snapshot been used, the damaged event (before it) would never have been read.
+    with pytest.raises(StoreError, match="does not match its hash"):
+        guard.open_session(sid)
+
+
+def test_open_session_reads_only_the_tail_after_a_snapshot(tmp_path: Path) -> None:
+    guard, sid, db = _long_session(tmp_path, every=50)
+    # Damage an event the snapshot covers: the fast path never reads it (it resumes from the
+    # snapshot), full verification still names it.
+    _damage_an_early_event(db, sid)
     assert guard.open_session(sid).state.calls_total == 66
     with pytest.raises(SessionError, match="fails verification"):
         guard.resume_session(sid)

@@ -114,7 +114,7 @@ class Gate:
         if inspect.isawaitable(answer):
             _close(answer)
             raise TypeError("this approver is asynchronous: use Gate.aadmit / Gate.arun")
-        return Admission(decision, self._answer(call, decision, bool(answer)))
+        return Admission(decision, self._answer(decision, bool(answer)))
 
     async def aadmit(self, call: ToolCall) -> Admission:
         """Like :meth:`admit`, awaiting an asynchronous approver (a sync one is called as is)."""
@@ -124,12 +124,12 @@ class Gate:
         answer = self.approver(self._request(call, decision))
         if inspect.isawaitable(answer):
             answer = await answer
-        return Admission(decision, self._answer(call, decision, bool(answer)))
+        return Admission(decision, self._answer(decision, bool(answer)))
 
     def _request(self, call: ToolCall, decision: Decision) -> ApprovalRequest:
         return ApprovalRequest(self.session.id, ToolCall(decision.tool, call.args, decision.call_id), decision, self.session)
 
-    def _answer(self, call: ToolCall, decision: Decision, answer: bool) -> bool:
+    def _answer(self, decision: Decision, answer: bool) -> bool:
         name = getattr(self.approver, "name", "approver")
         return self.session.answer(decision.call_id, answer, by=str(name))
 

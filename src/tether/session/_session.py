@@ -10,6 +10,7 @@ never logged twice, and :meth:`Session.refresh` sees every event, whoever wrote 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ from tether.store import (
     SessionEnded,
     SourceAdded,
     StoredEvent,
-    chain_hash,
+    chain_break,
     dumps,
     jsonsafe_exact,
     output_text,
@@ -54,8 +55,6 @@ T = TypeVar("T")
 
 def call_hash(tool: str, safe_args: Any) -> str:
     """Hash binding an approval to exactly one tool and argument set."""
-    import hashlib
-
     return "sha256:" + hashlib.sha256(dumps({"tool": tool, "args": safe_args})).hexdigest()
 
 
@@ -101,12 +100,10 @@ class Session:
     # ------------------------------------------------------------ event plumbing
 
     def _apply(self, stored: Sequence[StoredEvent]) -> None:
+        """Fold events that follow the state (checked by ``_check_chain`` when read from the store;
+        appended by this session otherwise, linked by the store in the same transaction)."""
         policy = self.guard.policy
         for item in stored:
-            if item.seq != self.state.last_seq + 1 or item.prev_hash != (self.state.last_hash or item.prev_hash):
-                raise StoreError(
-                    f"session {self.id!r}: event {item.seq} does not follow event {self.state.last_seq}; run 'tether audit verify'"
-                )
             self.state.apply(item.event(), policy)
             self.state.last_seq = item.seq
             self.state.last_hash = item.hash
@@ -121,13 +118,11 @@ class Session:
     def _check_chain(self, stored: Sequence[StoredEvent]) -> None:
         """Refuse events read from the store whose hash does not cover their body and predecessor:
         an event edited in the database (or written by a broken writer) is never folded."""
-        prev = self.state.last_hash or GENESIS
-        for item in stored:
-            if item.prev_hash != prev or chain_hash(prev, item.seq, item.body) != item.hash:
-                raise StoreError(
-                    f"session {self.id!r}: event {item.seq} does not match its hash (the log was modified); run 'tether audit verify'"
-                )
-            prev = item.hash
+        bad = chain_break(stored, self.state.last_seq, self.state.last_hash or GENESIS)
+        if bad is not None:
+            raise StoreError(
+                f"session {self.id!r}: event {bad.seq} does not match its hash (the log was modified); run 'tether audit verify'"
+            )
 
     def _transact(self, build: Callable[[], tuple[Sequence[Event], T]]) -> T:
         """Build events from the current state and append them, if nobody appended first.

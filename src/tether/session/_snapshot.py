@@ -21,7 +21,7 @@ import orjson
 from tether.approvals import ApprovalBook
 from tether.policy import Policy
 from tether.session._state import CallRecord, SessionState
-from tether.store import EventStore, SnapshotRecord, SnapshotTaken, StoredEvent, chain_hash
+from tether.store import EventStore, SnapshotRecord, SnapshotTaken, StoredEvent, chain_break
 
 FORMAT = 2
 """Version of the snapshot body; a snapshot of another version is ignored (the log is folded instead)."""
@@ -96,11 +96,8 @@ def restore(store: EventStore, session_id: str, policy: Policy) -> tuple[Session
     marker = tail[0].event()
     if not (isinstance(marker, SnapshotTaken) and marker.seq == record.seq and marker.digest == record.digest):
         return None  # the chain does not vouch for this snapshot
-    prev = record.hash
-    for item in tail:
-        if item.prev_hash != prev or chain_hash(prev, item.seq, item.body) != item.hash:
-            return None  # the tail does not verify: fold everything (verification will name the problem)
-        prev = item.hash
+    if chain_break(tail, record.seq, record.hash) is not None:
+        return None  # the tail does not verify: fold everything (verification will name the problem)
     head = store.head(session_id)
     if head is None or (head.seq, head.hash) != (tail[-1].seq, tail[-1].hash):
         return None

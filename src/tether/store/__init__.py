@@ -11,6 +11,7 @@ from tether.store._chain import (
     StoredEvent,
     VerifyProblem,
     VerifyReport,
+    chain_break,
     chain_hash,
 )
 from tether.store._events import (
@@ -59,6 +60,7 @@ __all__ = [
     "StoredEvent",
     "VerifyProblem",
     "VerifyReport",
+    "chain_break",
     "chain_hash",
     "dumps",
     "event_from_json",

@@ -195,6 +195,17 @@ class EventStore(Protocol):
         ...
 
 
+def chain_break(items: Sequence[StoredEvent], prev_seq: int, prev_hash: str) -> StoredEvent | None:
+    """The first of ``items`` that does not follow (``prev_seq``, ``prev_hash``) in the chain, or whose
+    hash does not cover its body and predecessor; None when all of them do. ``prev_hash`` is
+    ``GENESIS`` before a session's first event."""
+    for item in items:
+        if item.seq != prev_seq + 1 or item.prev_hash != prev_hash or chain_hash(prev_hash, item.seq, item.body) != item.hash:
+            return item
+        prev_seq, prev_hash = item.seq, item.hash
+    return None
+
+
 def verify_rows(
     rows: Iterable[tuple[str, int, bytes, str, str]],
     heads: dict[str, tuple[int, str]],
