@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import PolicyError
-from tether.flow import Integrity, Label, label, walk_leaves
+from tether.flow import UNTRUSTED, Integrity, Label, label, walk_leaves
 from tether.policy import _matchers as m
 from tether.policy._compose import resolve_policy
 from tether.policy._conditions import CallView, Predicate, Scope, compile_condition
@@ -273,6 +273,7 @@ class Policy:
         self.deny_rules = [_compile_rule(r, f"deny[{i}]", policy_scope) for i, r in enumerate(spec.deny)]
         self.ask_rules = [_compile_rule(r, f"ask[{i}]", policy_scope) for i, r in enumerate(spec.ask)]
         self._rate_cache: dict[str, list[tuple[str, int, float]]] = {}
+        self._stand_ins: dict[str, CompiledTool] = {}
         for compiled in self.tools.values():
             compiled.deny_all = (*compiled.deny, *self.deny_rules)
             compiled.ask_all = (*compiled.ask, *self.ask_rules)
@@ -307,6 +308,39 @@ class Policy:
         """Load a policy file (``extends`` entries are read relative to its folder)."""
         text = read_policy_file(path)
         return cls.from_yaml(text, source=str(path), base_dir=Path(path).parent)
+
+    def tool_for(self, name: str) -> CompiledTool | None:
+        """The compiled tool that decides and counts calls to ``name``.
+
+        A tool the policy does not name is None under ``default: deny``. Under ``default: ask`` it
+        is a stand-in that may do anything: its output is untrusted, it counts as a write, and the
+        policy-wide deny and ask rules, budgets and rates apply to it as to any tool (a human's
+        answer satisfies the ask; it never lifts a budget).
+        """
+        tool = self.tools.get(name)
+        if tool is not None or self.spec.default != "ask":
+            return tool
+        found = self._stand_ins.get(name)
+        if found is not None:
+            return found
+        found = CompiledTool(
+            name=name,
+            effect="write",
+            output_label=UNTRUSTED,
+            label_rules=[],
+            args={},
+            required=(),
+            additional_args=True,
+            deny=[],
+            ask=[],
+            max_calls=None,
+            spend_arg=None,
+            deny_all=tuple(self.deny_rules),
+            ask_all=tuple(self.ask_rules),
+        )
+        if len(self._stand_ins) < 10_000:
+            self._stand_ins[name] = found
+        return found
 
     def rate_rules_for(self, tool: str) -> list[tuple[str, int, float]]:
         """The rate rules that count calls to ``tool``."""

@@ -16,7 +16,7 @@ from tether.approvals import MAX_PENDING_APPROVALS
 from tether.flow import Label, Origin, walk_leaves
 from tether.policy import CompiledTool, Policy, same_value, validate_arg
 from tether.session._flow_rules import check_flows
-from tether.session._state import SessionState, tool_for
+from tether.session._state import SessionState
 
 
 class Leaf:
@@ -181,7 +181,7 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     if state.status != "active":
         why = {"paused": "the session is paused", "killed": "the session was killed", "ended": "the session has ended"}[state.status]
         return _deny(call, call_hash, policy, [Reason("session", "session.status", f"{why}; no calls are allowed")])
-    tool = tool_for(policy, call.tool) if isinstance(call.tool, str) else None
+    tool = policy.tool_for(call.tool) if isinstance(call.tool, str) else None
     unknown: Reason | None = None
     if tool is None or call.tool not in policy.tools:
         verdict: Verdict = policy.spec.default

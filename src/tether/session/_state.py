@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from tether.approvals import ApprovalBook
 from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, label, normalize
-from tether.policy import CompiledTool, Policy
+from tether.policy import Policy
 from tether.store import (
     ApprovalAnswered,
     ApprovalRequested,
@@ -175,7 +175,7 @@ class SessionState:
         rec.executed = True
         self.calls_total += 1
         self.per_tool[rec.tool] += 1
-        tool = tool_for(policy, rec.tool)
+        tool = policy.tool_for(rec.tool)
         # Whatever ran put its arguments into the world (conservatively, reads too); argument names
         # the tool does not declare are data the model chose, remembered like values.
         self.flow.note_executed(rec.args, tool.args if tool is not None else ())
@@ -211,34 +211,6 @@ class SessionState:
             "events": self.events,
             "last_hash": self.last_hash,
         }
-
-
-def tool_for(policy: Policy, name: str) -> CompiledTool | None:
-    """The compiled tool that decides and counts calls to ``name``.
-
-    A tool the policy does not name is None under ``default: deny``. Under ``default: ask`` it
-    is a stand-in that may do anything: its output is untrusted, it counts as a write, and the
-    policy-wide deny and ask rules, budgets and rates apply to it as to any tool (a human's
-    answer satisfies the ask; it never lifts a budget).
-    """
-    tool = policy.tools.get(name)
-    if tool is not None or policy.spec.default != "ask":
-        return tool
-    return CompiledTool(
-        name=name,
-        effect="write",
-        output_label=UNTRUSTED,
-        label_rules=[],
-        args={},
-        required=(),
-        additional_args=True,
-        deny=[],
-        ask=[],
-        max_calls=None,
-        spend_arg=None,
-        deny_all=tuple(policy.deny_rules),
-        ask_all=tuple(policy.ask_rules),
-    )
 
 
 def _worst_output_label(policy: Policy, tool_name: str) -> Label:
