@@ -60,7 +60,7 @@ from decision_peers import (
 )
 
 from tether import Guard, Policy, SQLiteStore, ToolCall
-from tether.session import decide
+from tether.monitor import decide
 
 HERE = Path(__file__).parent
 WORDS = [

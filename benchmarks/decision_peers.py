@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from tether import Policy, ToolCall
+from tether.monitor import decide
 from tether.policy import PolicySpec
-from tether.session import decide
 
 POLICIES = Path(__file__).parent / "policies"
 

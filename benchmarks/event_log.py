@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tether.events import CallProposed, DecisionMade, Event, ResultRecorded, event_to_json
 from tether.flow import TRUSTED
-from tether.store import CallProposed, DecisionMade, Event, ResultRecorded, SQLiteStore, event_to_json
+from tether.store import SQLiteStore
 
 
 def make_events(n: int, session_id: str) -> list[Event]:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from tether import Guard, Policy, SQLiteStore, ToolCall
-from tether.session import decide
+from tether.monitor import decide
 
 POLICY = """
 tether: 1

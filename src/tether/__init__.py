@@ -18,8 +18,9 @@ from tether.errors import (
     ToolDenied,
 )
 from tether.flow import TRUSTED, UNTRUSTED, Label, label
+from tether.monitor import Detector, Finding
 from tether.policy import Policy
-from tether.session import Detector, Finding, Gate, Guard, Outcome, Session, guarded
+from tether.session import Gate, Guard, Outcome, Session, guarded
 from tether.store import EventStore, SQLiteStore
 
 __version__ = "0.1.0"

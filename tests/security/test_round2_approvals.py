@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tether import Guard, Policy, Session, SessionError, SQLiteStore
-from tether.store import ApprovalAnswered
+from tether.events import ApprovalAnswered
 
 POLICY = """
 tether: 1

@@ -161,7 +161,7 @@ tools:
 def test_r3_an_allowed_call_pushed_out_of_memory_before_its_result_raises_the_context(
     tool: str, args: dict[str, Any], output: str, attack: dict[str, Any]
 ) -> None:
-    from tether.session._state import MAX_CALL_RECORDS
+    from tether.monitor import MAX_CALL_RECORDS
 
     s = Guard(Policy.from_yaml(FETCH_AND_PAY), snapshot_every=None).start_session(f"pay my landlord {USER_IBAN} the rent")
     first = s.check(ToolCall(tool, args))
@@ -659,7 +659,7 @@ def test_held_a_full_taint_memory_fails_closed() -> None:
 
 
 def test_held_snapshot_and_chain_fold_the_same_after_dropped_calls_and_unknown_tools(tmp_path: Path) -> None:
-    from tether.session._state import MAX_CALL_RECORDS
+    from tether.monitor import MAX_CALL_RECORDS
 
     policy = Policy.from_yaml(DEFAULT_ASK.replace("max_calls: 4, max_writes: 3, ", ""))
     db = tmp_path / "t.db"

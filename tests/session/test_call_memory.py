@@ -6,7 +6,7 @@ import pytest
 
 from tether import Guard, Policy, SessionError, ToolCall
 from tether.approvals import MAX_PENDING_APPROVALS
-from tether.session._state import MAX_CALL_RECORDS
+from tether.monitor import MAX_CALL_RECORDS
 
 POLICY = """
 tether: 1

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tether import Finding, Guard, Policy, SessionError, SQLiteStore, StoreError, ToolCall
-from tether.session import SessionState
-from tether.store import SessionEnded
+from tether.events import SessionEnded
+from tether.monitor import SessionState
 
 FIX = Path(__file__).parents[1] / "fixtures"
 
@@ -94,7 +94,7 @@ def test_internal_error_denies(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*a: Any) -> None:
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr("tether.session._engine.validate_arg", boom)
+    monkeypatch.setattr("tether.monitor._decide.validate_arg", boom)
     d = s.check("fetch", {"url": "https://docs.example/"})
     assert d.verdict == "deny" and d.reasons[0].kind == "error" and "ZeroDivisionError" in d.reasons[0].message
 

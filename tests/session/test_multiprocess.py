@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from tether import Guard, Policy, SQLiteStore, ToolCall
-from tether.store import CallProposed, DecisionMade
+from tether.events import CallProposed, DecisionMade
 
 FIX = Path(__file__).parents[1] / "fixtures"
 TASK = "Pay acme-supplies-001 10 EUR per delivery, and notify the team."

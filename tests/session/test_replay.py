@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tether import Guard, Policy, SQLiteStore, ToolCall
-from tether.session import Finding
+from tether.monitor import Finding, SessionState
 from tether.session._replay import replay, replay_session
-from tether.session._state import SessionState
 
 FIX = Path(__file__).parents[1] / "fixtures"
 

@@ -69,7 +69,7 @@ def _play(session: object, ops: list[tuple[str, int]]) -> None:
 def _decisions(guard: Guard, session_id: str, *, fast: bool) -> tuple[object, list[tuple[str, tuple[str, ...]]]]:
     session = guard.open_session(session_id) if fast else guard.resume_session(session_id)
     picture = session.state.snapshot()
-    from tether.session import decide
+    from tether.monitor import decide
 
     out = []
     for probe in PROBES:

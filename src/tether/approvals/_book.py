@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tether.store import ApprovalAnswered, ApprovalRequested
+from tether.events import ApprovalAnswered, ApprovalRequested
 
 ApprovalStatus = Literal["none", "pending", "approved", "denied", "expired"]
 """``none``: never asked; ``pending``: waiting; ``approved``/``denied``: answered (an approved

@@ -11,7 +11,8 @@ from rich.markup import escape
 from tether.cli._anchors import AnchorFileError, read_heads
 from tether.cli._common import console, db_option, err_console, open_store, resolve_session
 from tether.errors import StoreError
-from tether.store import ChainHead, EventStore, StoredEvent, VerifyProblem, format_time
+from tether.events import format_time
+from tether.store import ChainHead, EventStore, StoredEvent, VerifyProblem
 
 
 @click.group()

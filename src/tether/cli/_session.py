@@ -18,8 +18,9 @@ from rich.markup import escape
 
 from tether.cli._common import INTERNAL_PREFIX, console, db_option, err_console, open_store, resolve_session
 from tether.errors import SessionError, StoreError
+from tether.events import format_time
 from tether.session import Guard, Session
-from tether.store import EventStore, format_time
+from tether.store import EventStore
 
 
 def _actor_options(fn: Callable[..., Any]) -> Callable[..., Any]:

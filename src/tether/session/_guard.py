@@ -10,38 +10,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from tether._decision import Decision, Reason, ToolCall, new_id
+from tether._decision import new_id
 from tether.errors import PolicyError, SessionError, StaleSession, StoreError
+from tether.events import Event, SessionStarted, SnapshotTaken
 from tether.flow import FlowLimits, FlowTracker
+from tether.monitor import Detector, SessionState
 from tether.policy import Policy
 from tether.session import _snapshot as snapshots
 from tether.session._inputs import free_text, loggable, shown, text_param
 from tether.session._session import Session
-from tether.session._state import SessionState
-from tether.store import Event, EventStore, SessionStarted, SnapshotTaken, SQLiteStore
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """What a detector reports: a stricter verdict and why."""
-
-    verdict: Literal["ask", "deny"]
-    """``ask`` or ``deny``: a detector can only tighten."""
-    message: str
-    """Why, for the human and the log."""
-
-
-class Detector(Protocol):
-    """An optional check (classifier, LLM monitor...). It can only tighten a decision."""
-
-    name: str
-
-    def inspect(self, call: ToolCall, state: SessionState) -> Finding | None:
-        """Return a finding to tighten the decision, or None."""
-        ...
+from tether.store import EventStore, SQLiteStore
 
 
 def policy_document(policy: Policy) -> str:
@@ -204,18 +184,6 @@ class Guard:
     def open_session(self, session_id: str) -> Session:
         """Resume a session quickly (from its latest snapshot when one is bound to the chain)."""
         return self.resume_session(session_id, verify="snapshot")
-
-    def _detect(self, call: ToolCall, decision: Decision, state: SessionState) -> Decision:
-        if decision.verdict == "deny":
-            return decision
-        for detector in self.detectors:
-            try:
-                finding = detector.inspect(call, state)
-            except Exception as exc:
-                return decision.tighten("deny", Reason("detector", getattr(detector, "name", "detector"), f"detector failed: {exc!r}"))
-            if finding is not None and finding.verdict in ("ask", "deny"):
-                decision = decision.tighten(finding.verdict, Reason("detector", detector.name, finding.message))
-        return decision
 
     def _maybe_snapshot(self, session: Session) -> None:
         """After a commit: save a snapshot once ``snapshot_every`` events were folded since the last."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tether._json import jsonsafe
 from tether.errors import SessionError
 from tether.flow import Label
 
@@ -111,8 +112,6 @@ def choice_param(name: str, value: object, choices: tuple[str, ...]) -> str:
 
 def loggable(name: str, value: Any) -> Any:
     """``value`` in its JSON-safe logged form, or a :class:`SessionError` when even that fails."""
-    from tether.store import jsonsafe
-
     try:
         return jsonsafe(value)
     except Exception as exc:

@@ -19,13 +19,12 @@ from typing import Any, Literal
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.errors import SessionError
+from tether.events import ApprovalAnswered, CallProposed, DecisionMade, ResultRecorded, SessionStarted
 from tether.flow import UNTRUSTED, Label
+from tether.monitor import SessionState, decide, result_label
 from tether.policy import Policy
-from tether.session._engine import decide
 from tether.session._guard import stored_policy
-from tether.session._labelling import result_label
-from tether.session._state import SessionState
-from tether.store import ApprovalAnswered, CallProposed, DecisionMade, EventStore, ResultRecorded, SessionStarted
+from tether.store import EventStore
 
 Baseline = Literal["recorded", "stored"]
 """What a replayed decision is compared with: the verdict in the log (``recorded``), or the

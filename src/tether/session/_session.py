@@ -17,15 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tether._decision import Decision, Reason, ToolCall, new_id
+from tether._json import dumps, jsonsafe_exact, output_text
 from tether.approvals import ApprovalRecord, ApprovalStatus
 from tether.errors import DuplicateCall, SessionError, StaleSession, StoreError
-from tether.flow import TRUSTED, UNTRUSTED, Label
-from tether.session._engine import decide
-from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
-from tether.session._labelling import result_label
-from tether.session._state import SessionState
-from tether.store import (
-    GENESIS,
+from tether.events import (
     ApprovalAnswered,
     ApprovalRequested,
     CallProposed,
@@ -35,12 +30,11 @@ from tether.store import (
     SessionControl,
     SessionEnded,
     SourceAdded,
-    StoredEvent,
-    chain_break,
-    dumps,
-    jsonsafe_exact,
-    output_text,
 )
+from tether.flow import TRUSTED, UNTRUSTED, Label
+from tether.monitor import SessionState, decide, result_label, tighten
+from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
+from tether.store import GENESIS, StoredEvent, chain_break
 
 if TYPE_CHECKING:
     from tether.session import Guard
@@ -217,7 +211,7 @@ class Session:
             if reason is not None:
                 decision = Decision("deny", call.id, call.tool, (reason,), digest, policy.hash)
             else:
-                decision = self.guard._detect(call, decide(policy, self.state, clean, digest, now), self.state)
+                decision = tighten(decide(policy, self.state, clean, digest, now), call, self.state, self.guard.detectors)
             # Requests past their deadline are denied in the log now, with this call: nothing
             # waits on them, and they no longer hold memory or count against the pending limit.
             events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]

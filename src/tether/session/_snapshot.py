@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 
 from tether.approvals import ApprovalBook
+from tether.events import SnapshotTaken
+from tether.monitor import CallRecord, SessionState
 from tether.policy import Policy
-from tether.session._state import CallRecord, SessionState
-from tether.store import EventStore, SnapshotRecord, SnapshotTaken, StoredEvent, chain_break
+from tether.store import EventStore, SnapshotRecord, StoredEvent, chain_break
 
 FORMAT = 2
 """Version of the snapshot body; a snapshot of another version is ignored (the log is folded instead)."""

@@ -1,4 +1,4 @@
-"""The event store: typed events in an append-only, hash-chained log."""
+"""The event store: an append-only, hash-chained log of :mod:`tether.events`, policies by hash, snapshots."""
 
 from tether.store._chain import (
     GENESIS,
@@ -14,57 +14,20 @@ from tether.store._chain import (
     chain_break,
     chain_hash,
 )
-from tether.store._events import (
-    ApprovalAnswered,
-    ApprovalRequested,
-    CallProposed,
-    DecisionMade,
-    Event,
-    EventKind,
-    ResultRecorded,
-    SessionControl,
-    SessionEnded,
-    SessionStarted,
-    SnapshotTaken,
-    SourceAdded,
-    event_from_json,
-    event_to_json,
-    format_time,
-)
-from tether.store._jsonsafe import dumps, jsonsafe, jsonsafe_exact, output_text
 from tether.store._sqlite_store import SQLiteStore
 
 __all__ = [
     "GENESIS",
-    "ApprovalAnswered",
     "ChainHead",
     "PendingApproval",
     "SnapshotRecord",
-    "SnapshotTaken",
-    "event_to_json",
-    "format_time",
-    "ApprovalRequested",
-    "CallProposed",
-    "DecisionMade",
     "Durability",
-    "Event",
-    "EventKind",
     "EventStore",
-    "ResultRecorded",
     "SQLiteStore",
-    "SessionControl",
-    "SessionEnded",
-    "SessionStarted",
     "SessionSummary",
-    "SourceAdded",
     "StoredEvent",
     "VerifyProblem",
     "VerifyReport",
     "chain_break",
     "chain_hash",
-    "dumps",
-    "event_from_json",
-    "jsonsafe",
-    "jsonsafe_exact",
-    "output_text",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from tether.store._events import Event, event_from_json
+from tether.events import Event, event_from_json
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of a session's first event."""

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from tether.errors import DuplicateCall, StaleSession, StoreError
+from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, event_to_json
 from tether.store._chain import (
     GENESIS,
     ChainHead,
@@ -23,7 +24,6 @@ from tether.store._chain import (
     chain_hash,
     verify_rows,
 )
-from tether.store._events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, event_to_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

@@ -15,7 +15,7 @@ from mcp_helpers import POLICIES, proxy_session, run_tether, venv_bin
 
 from tether import Policy, SQLiteStore
 from tether.cli._approvals import pending_approvals
-from tether.store import ResultRecorded
+from tether.events import ResultRecorded
 
 
 def _events(db: Path) -> list[Any]:

@@ -23,8 +23,8 @@ from tether.adapters.mcp._guarding import PSEUDO_TOOLS, Admission
 from tether.adapters.mcp._links import Link
 from tether.adapters.mcp._pins import INSTRUCTIONS, PinGate, ToolDefinition
 from tether.flow import TRUSTED, UNTRUSTED
+from tether.monitor import Finding
 from tether.policy import Policy
-from tether.session import Finding
 
 SEP = "__"
 """Separates a gateway server's name from the names it lists (``files__read_file``)."""

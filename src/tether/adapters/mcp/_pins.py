@@ -25,9 +25,11 @@ from typing import Any, Literal
 
 from tether._decision import ToolCall
 from tether.errors import SessionError
+from tether.events import ApprovalAnswered, CallProposed, DecisionMade
+from tether.monitor import Finding, SessionState
 from tether.policy import Policy
-from tether.session import Finding, Guard, Session, SessionState
-from tether.store import ApprovalAnswered, CallProposed, DecisionMade, EventStore
+from tether.session import Guard, Session
+from tether.store import EventStore
 
 PIN_SESSION_PREFIX = "mcp-pins:"
 """Pin sessions' ids start with this; the rest is the server's pin key."""

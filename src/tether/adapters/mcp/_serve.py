@@ -18,8 +18,9 @@ from tether.adapters.mcp._pins import PinBook, PinDetector, PinGate
 from tether.adapters.mcp._router import Router
 from tether.adapters.mcp._upstream import Upstream, check_gateway, describe_all, environment
 from tether.errors import ConfigError
+from tether.monitor import Finding
 from tether.policy import Policy
-from tether.session import Finding, Guard
+from tether.session import Guard
 from tether.store import EventStore
 
 

@@ -17,6 +17,26 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidat
 from tether._decision import Reason, Verdict, new_id
 from tether.flow import Label
 
+__all__ = [
+    "ApprovalAnswered",
+    "ApprovalRequested",
+    "CallProposed",
+    "DecisionMade",
+    "Event",
+    "EventKind",
+    "LabelField",
+    "ReasonField",
+    "ResultRecorded",
+    "SessionControl",
+    "SessionEnded",
+    "SessionStarted",
+    "SnapshotTaken",
+    "SourceAdded",
+    "event_from_json",
+    "event_to_json",
+    "format_time",
+]
+
 
 def _label_in(value: Any) -> Label:
     return value if isinstance(value, Label) else Label.from_json(value)
@@ -93,7 +113,7 @@ class CallProposed(_EventBase):
     tool: str
     """The tool named by the call."""
     args: Any
-    """The arguments in a JSON-safe form (see ``tether.store.jsonsafe``)."""
+    """The arguments in a JSON-safe form (see ``tether._json.jsonsafe``)."""
     call_hash: str
     """Hash of tool and arguments; approvals are bound to it."""
 

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.approvals import ApprovalBook
-from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, label, normalize
-from tether.policy import Policy
-from tether.store import (
+from tether.events import (
     ApprovalAnswered,
     ApprovalRequested,
     CallProposed,
@@ -26,6 +24,8 @@ from tether.store import (
     SessionStarted,
     SourceAdded,
 )
+from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, label, normalize
+from tether.policy import Policy
 
 Status = Literal["active", "paused", "killed", "ended"]
 """A session's status: only ``active`` sessions allow calls; ``killed`` and ``ended`` are final."""

@@ -1,4 +1,4 @@
-"""Turn arbitrary agent-supplied values into JSON that can always be logged.
+"""The canonical JSON helpers: arbitrary agent-supplied values turned into JSON that can always be logged.
 
 The log must never lose an event because an argument is strange: NaN, bytes,
 lone surrogates from undecodable input, cycles, absurd nesting or size. Such

@@ -7,161 +7,16 @@ collected), then ask rules. Any exception becomes a deny: the guard fails closed
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.approvals import MAX_PENDING_APPROVALS
-from tether.flow import Label, Origin, walk_leaves
+from tether.monitor._flow_rules import check_flows
+from tether.monitor._shape import check_shape
+from tether.monitor._state import SessionState
+from tether.monitor._view import CheckView
 from tether.policy import CompiledTool, Policy, same_value, validate_arg
-from tether.session._flow_rules import check_flows
-from tether.session._state import SessionState
-
-
-class Leaf:
-    """One scalar inside an argument, with where it came from (see :class:`tether.flow.Origin`)."""
-
-    __slots__ = ("found", "inherited", "label", "path", "sources", "trusted_source", "value")
-
-    def __init__(self, path: str, value: Any, origin: Origin) -> None:
-        self.path = path
-        self.value = value
-        self.label: Label = origin.label
-        self.found = origin.found
-        self.inherited = origin.inherited
-        """The label is the context label: the value was found nowhere (or is a boolean or null)."""
-        self.trusted_source = origin.found and not origin.label.untrusted
-        self.sources = origin.sources
-
-
-class CheckView:
-    """The call under check, as conditions see it (implements ``CallView``)."""
-
-    __slots__ = ("_cache", "_declared", "_state", "args", "context", "effect", "tool")
-
-    @property
-    def task(self) -> str:
-        """The session's task text, normalised."""
-        return self._state.task_norm
-
-    def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> None:
-        self.tool = tool.name
-        self._declared = tool.args
-        self.effect = tool.effect
-        self.args = args
-        self.context = state.context
-        self._state = state
-        self._cache: dict[str, list[Leaf]] = {}
-        if tool.write_when is not None:
-            self.effect = tool.effect_of(args, self)
-
-    def leaves(self, arg: str) -> list[Leaf]:
-        cached = self._cache.get(arg)
-        if cached is not None:
-            return cached
-        value = self.args.get(arg)
-        if value is None and arg not in self.args:
-            out: list[Leaf] = []
-        elif isinstance(value, dict | list | tuple):
-            raw: list[tuple[str, Any]] = []
-            walk_leaves(value, arg, raw)
-            out = [self._leaf(path, v) for path, v in raw]
-        else:
-            out = [self._leaf(arg, value)]
-        self._cache[arg] = out
-        return out
-
-    def leaf(self, path: str, value: Any) -> Leaf:
-        """One leaf with its provenance (for leaves found by walking an argument's value)."""
-        return self._leaf(path, value)
-
-    def _leaf(self, path: str, value: Any) -> Leaf:
-        return Leaf(path, value, self._state.flow.origin(value))
-
-    def any_arg_untrusted(self) -> bool:
-        if not self.context.untrusted:
-            return False  # nothing untrusted has been read: no value can be untrusted
-        for name in self.args:
-            if name not in self._declared and self._leaf(f"{{{name}}}", name).label.untrusted:
-                return True  # a name the tool does not declare is data the model chose (additional_args)
-            for leaf in self.leaves(name):
-                if leaf.label.untrusted and not (leaf.value is None or isinstance(leaf.value, bool)):
-                    return True
-        return False
-
-    def calls_of(self, tool: str) -> int:
-        return self._state.per_tool.get(tool, 0)
-
-
-def check_shape(args: Any, max_bytes: int, max_depth: int) -> str | None:
-    """Reject arguments that are not plain JSON-like data of bounded size and depth."""
-    if not isinstance(args, dict):
-        return f"arguments must be an object, got {type(args).__name__}"
-    # Fast path: a flat object of ASCII strings and small numbers (most calls).
-    total = 0
-    for k, v in args.items():
-        kind = type(v)
-        if type(k) is not str:
-            break
-        if kind is str:
-            if not v.isascii():
-                break
-            total += len(k) + len(v)
-        elif kind is int:
-            if not -(1 << 63) <= v < (1 << 64):
-                break
-            total += len(k) + 8
-        elif v is None or kind is bool or (kind is float and math.isfinite(v)):
-            total += len(k) + 8
-        else:
-            break
-    else:
-        return None if total <= max_bytes else f"arguments are larger than {max_bytes} characters"
-    return _check_shape_walk(args, max_bytes, max_depth)
-
-
-def _check_shape_walk(args: dict[str, Any], max_bytes: int, max_depth: int) -> str | None:
-    total = 0
-    stack: list[tuple[Any, int]] = [(args, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > max_depth:
-            return f"arguments are nested deeper than {max_depth} levels"
-        if isinstance(value, str):
-            total += len(value)
-            if total > max_bytes:
-                return f"arguments are larger than {max_bytes} characters"
-            if not value.isascii():
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    return "arguments contain text that is not valid Unicode (undecodable bytes)"
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                if not isinstance(k, str):
-                    return f"argument keys must be strings, got {k!r}"
-                total += len(k)
-                stack.append((v, depth + 1))
-        elif isinstance(value, list | tuple):
-            if len(value) > max_bytes:
-                return f"arguments are larger than {max_bytes} items"
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                return f"arguments contain {value!r}, which is not a finite number"
-            total += 8
-        elif value is None or isinstance(value, bool):
-            total += 8
-        elif isinstance(value, int):
-            if not -(1 << 63) <= value < (1 << 64):
-                return "arguments contain an integer outside the 64-bit range"
-            total += 8
-        else:
-            return f"arguments contain a {type(value).__name__}, which is not JSON data"
-        if total > max_bytes:
-            return f"arguments are larger than {max_bytes} characters"
-    return None
 
 
 def decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float) -> Decision:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from tether.flow import UNTRUSTED, Label
+from tether.monitor._state import SessionState
+from tether.monitor._view import CheckView
 from tether.policy import Policy
-from tether.session._engine import CheckView
-from tether.session._state import SessionState
 
 
 def result_label(policy: Policy, state: SessionState, tool_name: str | None, args: Any, text: str, *, error: bool) -> Label:

@@ -11,14 +11,12 @@ never checked.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tether._decision import Reason
 from tether.flow import Label
+from tether.monitor._view import CheckView, Leaf
 from tether.policy import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
-
-if TYPE_CHECKING:
-    from tether.session._engine import CheckView, Leaf
 
 _Rules = tuple[CompiledFlow, ...]
 

@@ -1,0 +1,30 @@
+"""The monitor: the pure core of every decision, with no store, no clock and no I/O.
+
+* :class:`SessionState`: a session folded from its events (labels, counters, approvals).
+* :func:`decide`: ``(policy, state, call, call_hash, now) -> Decision``, deterministic.
+* :func:`tighten` with :class:`Detector`\\ s: optional checks that may only make a decision stricter.
+* :func:`result_label`: the label a tool's output is recorded with.
+
+The session shell (:mod:`tether.session`) feeds it events and commits what it decides.
+"""
+
+from tether.monitor._decide import decide
+from tether.monitor._detectors import Detector, Finding, tighten
+from tether.monitor._labelling import result_label
+from tether.monitor._shape import check_shape
+from tether.monitor._state import MAX_CALL_RECORDS, CallRecord, SessionState
+from tether.monitor._view import CheckView, Leaf
+
+__all__ = [
+    "MAX_CALL_RECORDS",
+    "CallRecord",
+    "CheckView",
+    "Detector",
+    "Finding",
+    "Leaf",
+    "SessionState",
+    "check_shape",
+    "decide",
+    "result_label",
+    "tighten",
+]

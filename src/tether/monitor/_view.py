@@ -1,0 +1,84 @@
+"""The call under check as rules see it: each argument leaf with its provenance, the effect, the context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tether.flow import Label, Origin, walk_leaves
+from tether.monitor._state import SessionState
+from tether.policy import CompiledTool
+
+
+class Leaf:
+    """One scalar inside an argument, with where it came from (see :class:`tether.flow.Origin`)."""
+
+    __slots__ = ("found", "inherited", "label", "path", "sources", "trusted_source", "value")
+
+    def __init__(self, path: str, value: Any, origin: Origin) -> None:
+        self.path = path
+        self.value = value
+        self.label: Label = origin.label
+        self.found = origin.found
+        self.inherited = origin.inherited
+        """The label is the context label: the value was found nowhere (or is a boolean or null)."""
+        self.trusted_source = origin.found and not origin.label.untrusted
+        self.sources = origin.sources
+
+
+class CheckView:
+    """The call under check, as conditions see it (implements ``CallView``)."""
+
+    __slots__ = ("_cache", "_declared", "_state", "args", "context", "effect", "tool")
+
+    @property
+    def task(self) -> str:
+        """The session's task text, normalised."""
+        return self._state.task_norm
+
+    def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> None:
+        self.tool = tool.name
+        self._declared = tool.args
+        self.effect = tool.effect
+        self.args = args
+        self.context = state.context
+        self._state = state
+        self._cache: dict[str, list[Leaf]] = {}
+        if tool.write_when is not None:
+            self.effect = tool.effect_of(args, self)
+
+    def leaves(self, arg: str) -> list[Leaf]:
+        cached = self._cache.get(arg)
+        if cached is not None:
+            return cached
+        value = self.args.get(arg)
+        if value is None and arg not in self.args:
+            out: list[Leaf] = []
+        elif isinstance(value, dict | list | tuple):
+            raw: list[tuple[str, Any]] = []
+            walk_leaves(value, arg, raw)
+            out = [self._leaf(path, v) for path, v in raw]
+        else:
+            out = [self._leaf(arg, value)]
+        self._cache[arg] = out
+        return out
+
+    def leaf(self, path: str, value: Any) -> Leaf:
+        """One leaf with its provenance (for leaves found by walking an argument's value)."""
+        return self._leaf(path, value)
+
+    def _leaf(self, path: str, value: Any) -> Leaf:
+        return Leaf(path, value, self._state.flow.origin(value))
+
+    def any_arg_untrusted(self) -> bool:
+        if not self.context.untrusted:
+            return False  # nothing untrusted has been read: no value can be untrusted
+        for name in self.args:
+            if name not in self._declared and self._leaf(f"{{{name}}}", name).label.untrusted:
+                return True  # a name the tool does not declare is data the model chose (additional_args)
+            for leaf in self.leaves(name):
+                if leaf.label.untrusted and not (leaf.value is None or isinstance(leaf.value, bool)):
+                    return True
+        return False
+
+    def calls_of(self, tool: str) -> int:
+        return self._state.per_tool.get(tool, 0)
