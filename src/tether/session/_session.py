@@ -29,18 +29,24 @@ from tether.events import (
     ResultRecorded,
     SessionControl,
     SessionEnded,
+    SessionStarted,
+    SnapshotTaken,
     SourceAdded,
 )
 from tether.flow import TRUSTED, UNTRUSTED, Label
-from tether.monitor import SessionState, decide, result_label, tighten
+from tether.monitor import Detector, SessionState, decide, result_label, tighten
+from tether.policy import Policy
+from tether.session import _snapshot as snapshots
 from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
-from tether.store import GENESIS, StoredEvent, chain_break
+from tether.session._snapshot import SnapshotPolicy, Work
+from tether.store import GENESIS, EventStore, StoredEvent, chain_break
 
 if TYPE_CHECKING:
-    from tether.session import Guard
+    from tether.session._guard import Guard
 
 MAX_OUTPUT_CHARS = 16 << 20
-"""Tool output beyond this many characters is neither indexed nor logged."""
+"""A tool output longer than this is refused before any work: neither indexed nor logged (a notice
+with its length is recorded in its place, labelled untrusted and with every tag the session has read)."""
 MAX_RETRIES = 64
 """Appends retried after losing a race to another writer before giving up (and denying)."""
 
@@ -52,16 +58,22 @@ def call_hash(tool: str, safe_args: Any) -> str:
     return "sha256:" + hashlib.sha256(dumps({"tool": tool, "args": safe_args})).hexdigest()
 
 
-def _output_as_text(output: Any) -> tuple[str, bool]:
-    """The text of an output, and whether it had to be replaced (it could not be turned into text)."""
+def _output_as_text(output: Any) -> tuple[str, bool, int]:
+    """The text of an output, whether it had to be replaced (it could not be turned into text),
+    and its length when it is over :data:`MAX_OUTPUT_CHARS` (0 otherwise; the text is then a notice)."""
     try:
-        return clean_text(output_text(output)), False
+        text = output_text(output)
     except Exception as exc:
         try:
             why = f"{type(exc).__name__}: {exc}"
         except Exception:
             why = type(exc).__name__
-        return clean_text(f"[tether: the output could not be read as text ({why[:200]})]"), True
+        return clean_text(f"[tether: the output could not be read as text ({why[:200]})]"), True, 0
+    if len(text) > MAX_OUTPUT_CHARS:
+        # Refused before any work (no encoding check, no normalising, indexing or logging of
+        # megabytes): the notice is recorded instead, and its label is raised (see record_result).
+        return f"[tether: an output of {len(text)} characters was not recorded: over the cap of {MAX_OUTPUT_CHARS}]", False, len(text)
+    return clean_text(text), False, 0
 
 
 class Session:
@@ -74,12 +86,69 @@ class Session:
 
     def __init__(self, guard: Guard, state: SessionState) -> None:
         self.guard = guard
-        """The guard (policy, store, detectors) this session runs under."""
+        """The guard (the factory that opened this session, with its configuration)."""
+        self.policy: Policy = guard.policy
+        """The policy every decision of this session is made under."""
+        self.store: EventStore = guard.store
+        """Where this session's events go."""
+        self.detectors: tuple[Detector, ...] = tuple(guard.detectors)
+        """Optional checks that may only tighten a decision (run on every check and on re-decisions at approval time)."""
+        self.clock: Callable[[], float] = guard.clock
+        """The time source (UTC Unix seconds)."""
+        self.snapshots: SnapshotPolicy = guard.snapshots
+        """When this session saves a snapshot of its state on its own."""
         self.state = state
         """The folded state (read it, do not modify it)."""
         self._lock = threading.RLock()
         self._broken: str | None = None
-        self._since_snapshot = 0
+        self._since_snapshot = Work()
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def begin(cls, guard: Guard, started: SessionStarted) -> Session:
+        """Open a new session by logging its ``session_started`` event (refused when the id exists)."""
+        session = cls(guard, guard.new_state(started.session_id))
+        sid = started.session_id
+        if session.store.head(sid) is not None:
+            raise SessionError(f"session {sid!r} already exists")
+
+        def build() -> tuple[list[Event], None]:
+            # Another process may have started this id since the check above: the append then
+            # loses the race and folds that start; never append a second one after it.
+            if session.state.last_seq:
+                raise SessionError(f"session {sid!r} already exists")
+            return [started], None
+
+        try:
+            session._transact(build)
+        except StoreError as exc:
+            if session.store.head(sid) is not None:
+                raise SessionError(f"session {sid!r} already exists") from exc
+            raise
+        return session
+
+    @classmethod
+    def load(cls, guard: Guard, session_id: str, *, verified: bool) -> Session:
+        """Rebuild a session from its log: from the newest snapshot bound to the chain, else by
+        folding every event. ``verified``: the whole chain was just recomputed, so the events
+        read here need no second check (a snapshot's tail is always checked)."""
+        restored = snapshots.restore(guard.store, session_id, guard.policy)
+        if restored is not None:
+            state, tail = restored
+            session = cls(guard, state)
+            session._apply(tail)
+            return session
+        session = cls(guard, guard.new_state(session_id))
+        head = session.store.head(session_id)
+        stored = session.store.read(session_id)
+        if not verified:
+            session._check_chain(stored)
+        session._apply(stored)
+        last = (session.state.last_seq, session.state.last_hash)
+        if head is None or last[0] < head.seq or (last[0] == head.seq and last[1] != head.hash):
+            raise SessionError(f"session {session_id!r}: the log does not end at its recorded head (truncated?); run 'tether audit verify'")
+        return session
 
     @property
     def id(self) -> str:
@@ -96,15 +165,15 @@ class Session:
     def _apply(self, stored: Sequence[StoredEvent]) -> None:
         """Fold events that follow the state (checked by ``_check_chain`` when read from the store;
         appended by this session otherwise, linked by the store in the same transaction)."""
-        policy = self.guard.policy
+        policy = self.policy
         for item in stored:
             self.state.apply(item.event(), policy)
             self.state.last_seq = item.seq
             self.state.last_hash = item.hash
-        self._since_snapshot += len(stored)
+        self._since_snapshot.add(stored)
 
     def _catch_up(self) -> int:
-        stored = self.guard.store.read(self.id, self.state.last_seq)
+        stored = self.store.read(self.id, self.state.last_seq)
         self._check_chain(stored)
         self._apply(stored)
         return len(stored)
@@ -129,19 +198,39 @@ class Session:
             if not events:
                 return result
             try:
-                stored = self.guard.store.append(self.id, events, expect_seq=self.state.last_seq)
+                stored = self.store.append(self.id, events, expect_seq=self.state.last_seq)
             except StaleSession:
                 self._catch_up()
                 continue
             self._apply(stored)
-            self.guard._maybe_snapshot(self)
+            if self.snapshots.due(self._since_snapshot):
+                self._save_snapshot()
             return result
         raise StoreError(f"session {self.id!r}: lost the race to other writers {MAX_RETRIES} times in a row")
 
     def save_snapshot(self) -> bool:
-        """Save a snapshot of the state now (one is also saved every ``Guard.snapshot_every`` events)."""
+        """Save a snapshot of the state now, bound to the chain by a ``snapshot_taken`` event (one is
+        also saved on its own when :class:`SnapshotPolicy` says enough work was done since the last).
+        False when another writer appended first (the next commit tries again) or the store refused it."""
         with self._lock:
-            return self.guard.save_snapshot(self)
+            return self._save_snapshot()
+
+    def _save_snapshot(self) -> bool:
+        state = self.state
+        try:
+            body, digest = snapshots.encode(state)
+        except Exception:  # a snapshot only saves time: failing to take one must never fail a commit
+            return False
+        record = snapshots.record_for(state, body, digest)
+        marker = SnapshotTaken(session_id=self.id, time=self.clock(), seq=state.last_seq, digest=digest, policy_hash=self.policy.hash)
+        try:
+            stored = self.store.append(self.id, [marker], expect_seq=state.last_seq)
+            self._apply(stored)
+            self.store.put_snapshot(record)
+        except (StaleSession, StoreError):
+            return False
+        self._since_snapshot = Work()
+        return True
 
     def refresh(self) -> int:
         """Fold in the events other processes appended (approvals, kills, their calls); return how many."""
@@ -172,10 +261,10 @@ class Session:
     def _refused(self, call: ToolCall, reason: Reason) -> Decision:
         tool, _ = name_problem(call.tool)
         call_id = call.id if isinstance(call.id, str) else new_id()
-        return Decision("deny", call_id, tool, (reason,), "sha256:unloggable", self.guard.policy.hash)
+        return Decision("deny", call_id, tool, (reason,), "sha256:unloggable", self.policy.hash)
 
     def _check(self, call: ToolCall) -> Decision:
-        policy = self.guard.policy
+        policy = self.policy
         tool, tool_problem = name_problem(call.tool)
         call_id, id_problem = name_problem(call.id)
         refusal: Reason | None = None
@@ -200,7 +289,7 @@ class Session:
 
         def build() -> tuple[list[Event], Decision]:
             # Decided afresh on every attempt: a retry after losing a race sees the new state.
-            now = self.guard.clock()
+            now = self.clock()
             reason = refusal
             call = clean
             if reason is None and call.id in self.state.calls:
@@ -211,7 +300,7 @@ class Session:
             if reason is not None:
                 decision = Decision("deny", call.id, call.tool, (reason,), digest, policy.hash)
             else:
-                decision = tighten(decide(policy, self.state, clean, digest, now), call, self.state, self.guard.detectors)
+                decision = tighten(decide(policy, self.state, clean, digest, now), call, self.state, self.detectors)
             # Requests past their deadline are denied in the log now, with this call: nothing
             # waits on them, and they no longer hold memory or count against the pending limit.
             events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]
@@ -252,7 +341,7 @@ class Session:
         rec = self.state.calls.get(call_id)
         if rec is None:
             return UNTRUSTED
-        return result_label(self.guard.policy, self.state, rec.tool, rec.args, text, error=error)
+        return result_label(self.policy, self.state, rec.tool, rec.args, text, error=error)
 
     def record_result(self, call_id: str, output: Any, *, error: bool = False) -> Label:
         """Record what an allowed (or approved) call returned: label it, index it, log it.
@@ -265,11 +354,7 @@ class Session:
             raise SessionError(f"call id must be text (str), got {type(call_id).__name__}")
         call_id = name_problem(call_id)[0]
         error = bool_param("error", error)
-        text, unreadable = _output_as_text(output)
-        if len(text) > MAX_OUTPUT_CHARS:
-            # Beyond the cap nothing is indexed: values from there count as not found
-            # (context label), which is the conservative side.
-            text = text[:MAX_OUTPUT_CHARS] + f"\n[tether: output truncated from {len(text)} characters]"
+        text, unreadable, over_cap = _output_as_text(output)
         with self._lock:
 
             def build() -> tuple[list[Event], Label]:
@@ -281,8 +366,13 @@ class Session:
                 if rec.result_event is not None:
                     raise SessionError(f"the result of call {shown(call_id)} was already recorded")
                 lab = self.output_label(call_id, text, error=error or unreadable)
+                if over_cap:
+                    # The agent may read text the session never indexed: values from it are found
+                    # nowhere (context label), and the output itself may carry anything the session
+                    # sent out or read, so it gets the context's label and is untrusted.
+                    lab = lab.join(self.state.context).join(UNTRUSTED)
                 event = ResultRecorded(
-                    session_id=self.id, time=self.guard.clock(), call_id=call_id, output=text, label=lab, error=error or unreadable
+                    session_id=self.id, time=self.clock(), call_id=call_id, output=text, label=lab, error=error or unreadable
                 )
                 return [event], lab
 
@@ -302,7 +392,7 @@ class Session:
         with self._lock:
             self._transact(
                 lambda: (
-                    [SourceAdded(session_id=self.id, time=self.guard.clock(), text=clean_text(text), label=label, origin=origin)],
+                    [SourceAdded(session_id=self.id, time=self.clock(), text=clean_text(text), label=label, origin=origin)],
                     None,
                 )
             )
@@ -312,10 +402,10 @@ class Session:
     def approval_status(self, call_id: str) -> ApprovalStatus:
         """``none``, ``pending``, ``approved`` or ``denied`` (an expired request is denied, and logged so)."""
         with self._lock:
-            status = self.state.approvals.status(call_id, self.guard.clock())
+            status = self.state.approvals.status(call_id, self.clock())
             if status == "expired":
                 self.answer(call_id, False, by="timeout", note="approval timed out")
-                status = self.state.approvals.status(call_id, self.guard.clock())
+                status = self.state.approvals.status(call_id, self.clock())
             return status
 
     def answer(self, call_id: str, approved: bool, *, by: str, note: str = "") -> bool:
@@ -334,7 +424,7 @@ class Session:
             self._catch_up()
 
             def build() -> tuple[list[Event], bool]:
-                now = self.guard.clock()
+                now = self.clock()
                 book = self.state.approvals
                 rec = book.get(call_id)
                 if rec is None:
@@ -359,13 +449,15 @@ class Session:
         )
 
     def _redecide(self, call_id: str, now: float) -> tuple[Literal["allow", "deny"], tuple[Reason, ...]]:
-        """Decide an approved call again, against the state as it is now (the human's answer
-        satisfies the asks; anything that would deny it still does)."""
+        """Decide an approved call again, on the same path as a check (decision, then detectors),
+        against the state as it is now: the human's answer satisfies the asks; anything that
+        would deny it still does."""
         call = self.state.calls.get(call_id)
         if call is None:
             return "deny", (Reason("session", "approval", f"call {call_id!r} is no longer known to the session"),)
         args = call.args if isinstance(call.args, dict) else {}
-        decision = decide(self.guard.policy, self.state, ToolCall(call.tool, args, call_id), call.call_hash, now)
+        checked = ToolCall(call.tool, args, call_id)
+        decision = tighten(decide(self.policy, self.state, checked, call.call_hash, now), checked, self.state, self.detectors)
         if decision.verdict == "deny":
             return "deny", decision.reasons
         return "allow", ()
@@ -406,7 +498,7 @@ class Session:
                         return [], None
                     verb = {"pause": "paused", "resume": "resumed", "kill": "killed"}[action]
                     raise SessionError(f"session {self.id!r} is {status}; it cannot be {verb}")
-                now = self.guard.clock()
+                now = self.clock()
                 events: list[Event] = [SessionControl(session_id=self.id, time=now, action=action, by=by, note=note)]
                 if action != "resume":
                     why = f"the session was {'paused' if action == 'pause' else 'killed'} by {by}"
@@ -422,7 +514,7 @@ class Session:
             def build() -> tuple[list[Event], None]:
                 if self.state.status in ("ended", "killed"):
                     return [], None
-                now = self.guard.clock()
+                now = self.clock()
                 events: list[Event] = [self._refusal(rec, now, "guard", "the session ended") for rec in self.state.approvals.pending()]
                 events.append(SessionEnded(session_id=self.id, time=now, reason=reason))
                 return events, None

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,6 +28,49 @@ from tether.store import EventStore, SnapshotRecord, StoredEvent, chain_break
 
 FORMAT = 2
 """Version of the snapshot body; a snapshot of another version is ignored (the log is folded instead)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotPolicy:
+    """When a session saves a snapshot of its state on its own.
+
+    Resuming costs the snapshot plus folding the events after it, and folding costs about
+    what the events carry (an output's text is normalised and indexed, a call's arguments
+    remembered), not how many there are: a session that records a few large outputs has a
+    short tail in events and a long one in work. So a snapshot is due after ``every_events``
+    events *or* ``every_bytes`` bytes of logged events since the last one, whichever comes
+    first; that bounds a resume by work, whatever the session's shape.
+    """
+
+    every_events: int | None = 10_000
+    """Save after this many events since the last snapshot (None: not by count)."""
+    every_bytes: int | None = 8 << 20
+    """Save after this many bytes of logged events since the last snapshot (None: not by size)."""
+
+    def due(self, work: Work) -> bool:
+        """Whether ``work`` done since the last snapshot calls for a new one."""
+        return (self.every_events is not None and work.events >= self.every_events) or (
+            self.every_bytes is not None and work.bytes >= self.every_bytes
+        )
+
+
+NEVER = SnapshotPolicy(every_events=None, every_bytes=None)
+"""No automatic snapshots (``Session.save_snapshot`` still takes one)."""
+
+
+@dataclass(slots=True)
+class Work:
+    """Work folded into a session's state since its last snapshot: what a resume would redo."""
+
+    events: int = 0
+    """Events folded."""
+    bytes: int = 0
+    """Bytes of their logged bodies."""
+
+    def add(self, stored: Sequence[StoredEvent]) -> None:
+        """Count ``stored`` events as folded."""
+        self.events += len(stored)
+        self.bytes += sum(len(item.body) for item in stored)
 
 
 def state_to_json(state: SessionState) -> dict[str, Any]:
