@@ -132,6 +132,8 @@ PINNED = {
         "validate_arg",
     ],
     "tether.session": [
+        "MAX_OUTPUT_CHARS",
+        "SnapshotPolicy",
         "Admission",
         "Baseline",
         "Gate",

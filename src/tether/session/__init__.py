@@ -3,10 +3,13 @@
 from tether.session._gate import Admission, Gate, Outcome, error_text
 from tether.session._guard import Guard, policy_document, stored_policy
 from tether.session._replay import Baseline, ReplayChange, ReplayReport, replay, replay_session
-from tether.session._session import Session, call_hash
+from tether.session._session import MAX_OUTPUT_CHARS, Session, call_hash
+from tether.session._snapshot import SnapshotPolicy
 from tether.session._wrap import guarded
 
 __all__ = [
+    "MAX_OUTPUT_CHARS",
+    "SnapshotPolicy",
     "Admission",
     "Baseline",
     "Gate",
