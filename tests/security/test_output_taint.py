@@ -4,7 +4,7 @@ A value written with a write tool and read back through a trusted tool (a write-
 by a tool in its own output (an echo, an error message), keeps its label and its tags: escaping,
 appending, truncating, embedding or re-casing it leaves a common 8-character run, and short values
 and numbers are traced as whole words. Findings: docs/security-review.md (F1, F2, round 2 findings
-1, 2, 4) and docs/red-team-agentdojo.md (B1, B2, B4, B6, W3).
+1, 2, 4) and docs/red-team-agentdojo.md (B1, B2, W3; the same rule closes B4 and B6).
 """
 
 from __future__ import annotations
