@@ -1,7 +1,7 @@
 """An approval approves exactly the call the human was shown, and only while the session runs.
 
-A reused call id cannot move an approval to other arguments; pause, kill and end deny every pending
-ask, in every process; an approval racing a kill never runs after it. Findings:
+A reused call id cannot move an approval to other arguments; pause and kill deny every pending ask,
+in every process; an approval racing a kill never runs after it. Findings:
 docs/security-review.md (F15, round 2 finding 7; "Approvals" held in the round 2 review).
 """
 

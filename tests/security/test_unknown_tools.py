@@ -1,7 +1,7 @@
 """A tool the policy does not name gets every check a named tool gets.
 
-Under `default: ask` it is decided by a stand-in that may do anything: it counts as a write, its
-output is untrusted, and limits, policy-wide rules, budgets and rates apply before the ask.
+Under `default: ask` it is decided by a stand-in that may do anything: it counts as a write, and the
+shape limits, policy-wide deny rules, budgets and rates apply before the ask.
 Findings: docs/security-review.md (R5).
 """
 
