@@ -21,19 +21,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from security_scenarios import BANK
 
 from tether import Decision, Guard, Policy, SQLiteStore, ToolCall
 from tether.errors import TetherError
 from tether.flow import Label
 from tether.session import Session
 
-POLICY = Policy.from_file(Path(__file__).parents[1] / "fixtures" / "bank.yaml")
+POLICY = Policy.from_file(BANK)
 NORMAL = ("read_inbox", {"folder": "inbox"})
 
 
