@@ -126,8 +126,6 @@ PINNED = {
         "Policy",
         "PolicySpec",
         "PolicyWarning",
-        "parse_policy_text",
-        "policy_hash",
         "same_value",
         "validate_arg",
     ],

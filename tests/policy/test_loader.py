@@ -1,5 +1,6 @@
 """Policy files: valid ones load, invalid ones fail with file, rule path and line."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -240,6 +241,35 @@ tools:
         (9 + i, f"tools.a.ask[{i + 1}].when") for i in range(5)
     ]
     assert all("can never hold" in w.message and w.source == "w.yaml" for w in policy.warnings)
+
+
+def test_problems_of_tools_come_before_those_of_policy_wide_rules() -> None:
+    # Policy-wide rules are compiled before the tools (each tool's deny_all/ask_all ends with
+    # them) but reported after them, as they always were, whatever the order in the file.
+    policy = Policy.from_yaml(
+        """\
+tether: 1
+name: w
+deny: [{when: {called: ghost1}}]
+ask: [{when: {called: ghost2}}]
+tools:
+  a:
+    effect: read
+    ask: [{when: {called: ghost3}}]
+""",
+        source="w.yaml",
+    )
+    assert [w.rule_path for w in policy.warnings] == ["tools.a.ask[0].when", "deny[0].when", "ask[0].when"]
+
+
+def test_compiled_tools_are_finished_and_frozen() -> None:
+    policy = Policy.from_yaml(
+        "tether: 1\nname: t\ndeny: [{when: {args_untrusted: true}}]\ntools:\n  a:\n    effect: read\n    deny: [{when: {always: true}}]\n"
+    )
+    tool = policy.tools["a"]
+    assert [r.rule for r in tool.deny_all] == ["tools.a.deny[0]", "deny[0]"] and tool.deny_all[1] is policy.deny_rules[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tool.deny_all = ()  # type: ignore[misc]
 
 
 def test_rate_glob_that_matches_a_tool_is_fine_and_yaml_dates_are_refused() -> None:

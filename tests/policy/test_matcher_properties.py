@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tether import Policy
-from tether.policy._compiled import validate_arg
+from tether.policy import validate_arg
 from tether.policy._matchers import EmailDomainIn, HostIn, PathGlob, Paths, PathUnder, UrlHostIn
 
 # Characters that break parsers or fool readers, mixed into otherwise plausible values.

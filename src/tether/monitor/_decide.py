@@ -63,7 +63,7 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
             continue
         if value is None and not spec.required:
             continue
-        err = validate_arg(spec, value, f"argument {name!r}", policy.paths)
+        err = validate_arg(spec, value, f"argument {name!r}")
         if err is not None:
             denials.append(Reason("constraint", spec.path, err, arg=name))
     if denials:

@@ -1,15 +1,23 @@
-"""Policies: the YAML format, its validation and the compiled form the guard evaluates.
+"""Policies: the YAML format, its validation, and the compiled form a decision evaluates.
 
-Users need :class:`Policy` (``Policy.from_file``/``from_yaml``), :class:`PolicySpec` and
-:class:`PolicyWarning`; the compiled pieces (``CompiledTool`` and friends, ``validate_arg``,
-``same_value``) are what the session's decision procedure evaluates.
+Users need :class:`Policy` (``Policy.from_file``/``from_yaml``), :class:`PolicySpec` (the
+validated document, to build a policy in code) and :class:`PolicyWarning`. The decision
+core (:mod:`tether.monitor`) evaluates the compiled model (:class:`CompiledTool`, its
+:class:`CompiledArg`\\ s and :class:`CompiledFlow`\\ s, :class:`DefaultFlows`) with
+:func:`validate_arg` and :func:`same_value`.
+
+Inside: ``_schema`` (the file's models), ``_loader``/``_compose`` (YAML, ``extends``, hash),
+``_compile`` (spec to model), ``_model`` (the compiled types), ``_conditions`` and
+``_matchers`` (compiled predicates), ``_validate`` (argument constraints), ``_policy``
+(:class:`Policy`: loading and lookup).
 """
 
-from tether.policy._compiled import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows, Policy, validate_arg
 from tether.policy._conditions import same_value
-from tether.policy._loader import parse_policy_text, policy_hash
+from tether.policy._model import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
+from tether.policy._policy import Policy
 from tether.policy._problems import PolicyWarning
 from tether.policy._schema import PolicySpec
+from tether.policy._validate import validate_arg
 
 __all__ = [
     "CompiledArg",
@@ -19,8 +27,6 @@ __all__ = [
     "Policy",
     "PolicySpec",
     "PolicyWarning",
-    "parse_policy_text",
-    "policy_hash",
     "same_value",
     "validate_arg",
 ]

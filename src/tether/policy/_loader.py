@@ -240,13 +240,6 @@ def validate_document(doc: Document) -> PolicySpec:
     return validate_data(doc.data, lambda path: (doc.source, doc.line_of(path)))
 
 
-def parse_policy_text(text: str, source: str = "<string>") -> tuple[PolicySpec, dict[str, int]]:
-    """Parse and validate one policy document (``extends`` is not resolved); return the
-    spec and a map from dotted rule path to line."""
-    doc = read_document(text, source)
-    return validate_document(doc), doc.lines
-
-
 # Keys whose null value means something, so the hash must see it.
 _NULL_MEANS = {"const", "equals"}
 

@@ -61,6 +61,11 @@ class Problems:
         source, line = self._locate(rule_path)
         self.warnings.append(PolicyWarning(message, source, rule_path, line))
 
+    def extend(self, later: Problems) -> None:
+        """Record ``later``'s problems after these (for parts compiled before they are reported)."""
+        self.errors += later.errors
+        self.warnings += later.warnings
+
     def raise_if_any(self) -> None:
         """Raise one PolicyError carrying every error found so far."""
         if self.errors:

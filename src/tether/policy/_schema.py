@@ -1,7 +1,7 @@
 """The policy file format, as pydantic models (the reference is docs/policy.md).
 
-These models only describe and validate the file; ``_compiled.py`` turns a
-validated policy into the structures the guard evaluates.
+These models only describe and validate the file; ``_compile.py`` turns a
+validated policy into the compiled model (``_model.py``) a decision evaluates.
 """
 
 from __future__ import annotations

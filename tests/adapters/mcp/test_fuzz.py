@@ -23,7 +23,7 @@ from tether.adapters.mcp._catalog import ServerConn
 from tether.adapters.mcp._guarding import ProxyConfig
 from tether.adapters.mcp._pins import PinGate
 from tether.adapters.mcp._router import Router
-from tether.policy._compiled import Policy
+from tether.policy import Policy
 
 RAW = HERE / "servers" / "raw_server.py"
 POLICY = Policy.from_file(POLICIES / "raw.yaml")

@@ -9,7 +9,7 @@ import pytest
 
 from tether import Guard, SQLiteStore
 from tether.adapters.mcp._guarding import DENIED, Admission, ProxyConfig, without_task_requests
-from tether.policy._compiled import Policy
+from tether.policy import Policy
 
 POLICY = """
 tether: 1
