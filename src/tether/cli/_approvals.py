@@ -84,7 +84,7 @@ def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str
 
 def _denial(session: Any, call_id: str) -> str:
     """Why an approved call was still denied (from the answer event's re-check)."""
-    for item in reversed(session.guard.store.read(session.id, max(0, session.state.last_seq - 64))):
+    for item in reversed(session.store.read(session.id, max(0, session.state.last_seq - 64))):
         event = item.event()
         if event.kind == "approval_answered" and event.call_id == call_id:
             return str(event.describe())

@@ -14,7 +14,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from tether._decision import Decision, Reason, ToolCall, new_id
 from tether._json import dumps, jsonsafe_exact, output_text
@@ -40,9 +40,6 @@ from tether.session import _snapshot as snapshots
 from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
 from tether.session._snapshot import SnapshotPolicy, Work
 from tether.store import GENESIS, EventStore, StoredEvent, chain_break
-
-if TYPE_CHECKING:
-    from tether.session._guard import Guard
 
 MAX_OUTPUT_CHARS = 16 << 20
 """A tool output longer than this is refused before any work: neither indexed nor logged (a notice
@@ -76,6 +73,37 @@ def _output_as_text(output: Any) -> tuple[str, bool, int]:
     return clean_text(text), False, 0
 
 
+class SessionHost(Protocol):
+    """What a session takes from the guard that opens it (:class:`~tether.session.Guard` is one):
+    its configuration, and a way to reopen sessions from the same store."""
+
+    policy: Policy
+    store: EventStore
+    detectors: tuple[Detector, ...]
+    clock: Callable[[], float]
+    snapshots: SnapshotPolicy
+
+    def new_state(self, session_id: str) -> SessionState:
+        """The empty state a session's events are folded into."""
+        ...
+
+    def resume_session(self, session_id: str, *, verify: Literal["full", "snapshot"] = "full") -> Session:
+        """Rebuild a session from its log."""
+        ...
+
+    def start_session(
+        self,
+        task: str,
+        *,
+        principal: str = "user",
+        scope: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Begin a session for a trusted task text."""
+        ...
+
+
 class Session:
     """One agent run under a guard. Create with :meth:`Guard.start_session`, :meth:`Guard.resume_session`
     or :meth:`Guard.open_session`.
@@ -84,7 +112,7 @@ class Session:
     the same session id at once.
     """
 
-    def __init__(self, guard: Guard, state: SessionState) -> None:
+    def __init__(self, guard: SessionHost, state: SessionState) -> None:
         self.guard = guard
         """The guard (the factory that opened this session, with its configuration)."""
         self.policy: Policy = guard.policy
@@ -106,7 +134,7 @@ class Session:
     # ------------------------------------------------------------ opening
 
     @classmethod
-    def begin(cls, guard: Guard, started: SessionStarted) -> Session:
+    def begin(cls, guard: SessionHost, started: SessionStarted) -> Session:
         """Open a new session by logging its ``session_started`` event (refused when the id exists)."""
         session = cls(guard, guard.new_state(started.session_id))
         sid = started.session_id
@@ -129,7 +157,7 @@ class Session:
         return session
 
     @classmethod
-    def load(cls, guard: Guard, session_id: str, *, verified: bool) -> Session:
+    def load(cls, guard: SessionHost, session_id: str, *, verified: bool) -> Session:
         """Rebuild a session from its log: from the newest snapshot bound to the chain, else by
         folding every event. ``verified``: the whole chain was just recomputed, so the events
         read here need no second check (a snapshot's tail is always checked)."""
