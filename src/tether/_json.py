@@ -42,8 +42,34 @@ def jsonsafe_exact(value: Any, max_depth: int = 64) -> tuple[Any, str | None]:
     hold exactly (a string cut at ``MAX_LOGGED_STRING``, a replaced number, bytes, a cycle) would
     make the two disagree, so the session refuses such calls.
     """
+    flat = _flat_copy(value)
+    if flat is not None:
+        return flat, None
     lost: list[str] = []
     return _convert(value, max_depth, set(), lost), (lost[0] if lost else None)
+
+
+def _flat_copy(value: Any) -> dict[str, Any] | None:
+    """A copy of a flat object of plain scalars that the log holds exactly (most tool calls), or
+    None when the full conversion is needed. Exact types only: a subclass may misbehave."""
+    if type(value) is not dict:
+        return None
+    for k, v in value.items():
+        kind = type(v)
+        if type(k) is not str or not k.isascii():
+            return None
+        if kind is str:
+            if not v.isascii() or len(v) > MAX_LOGGED_STRING:
+                return None
+        elif kind is int:
+            if not -(1 << 63) <= v < (1 << 64):
+                return None
+        elif kind is float:
+            if not math.isfinite(v):
+                return None
+        elif v is not None and kind is not bool:
+            return None
+    return dict(value)
 
 
 def _is_loggable_int(value: int) -> bool:
