@@ -61,6 +61,8 @@ PINNED = {
         "Event",
         "EventKind",
         "LabelField",
+        "MessageAdded",
+        "MessageToolCall",
         "ReasonField",
         "ResultRecorded",
         "SessionControl",
