@@ -63,4 +63,12 @@ def pay(to: str, amount: float) -> str:
     return f"paid {amount} to {to}"
 
 
-TOOLS = [read_inbox, send_email, write_note, pay]
+CONTACTS = {"bob": "bob@example.com"}
+
+
+def lookup_contact(name: str) -> str:
+    """A contact's email address (raises for someone unknown)."""
+    return CONTACTS[name]
+
+
+TOOLS = [read_inbox, send_email, write_note, pay, lookup_contact]

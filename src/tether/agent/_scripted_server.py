@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 Failure = Literal["http_500", "http_503", "http_429", "http_400", "hang", "not_json", "cut_stream"]
 """A way one request can fail: an HTTP status; no reply until the client gives up (``hang``);
-a 200 reply that is not JSON; a stream that stops before its end."""
+a 200 reply that is not JSON; a reply (streamed or not) that stops halfway."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +200,8 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             elif body.get("stream"):
                 self._stream(chunks(index, turn, model, server.chunk_chars), cut=failure == "cut_stream")
             else:
-                self._send(200, json.dumps(completion(index, turn, model)).encode())
+                payload = json.dumps(completion(index, turn, model)).encode()
+                self._send(200, payload[: len(payload) // 2] if failure == "cut_stream" else payload)
 
         def _send(self, status: int, payload: bytes, ctype: str = "application/json") -> None:
             self.send_response(status)
