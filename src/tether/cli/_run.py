@@ -123,6 +123,12 @@ def _tasks(task: str | None, task_file: str | None, tasks_file: str | None) -> l
 
 def _printer(as_json: bool) -> Callable[[CallReport], None]:
     def show(report: CallReport) -> None:
+        if report.fate == "unknown":  # on stderr in every mode: a human must look at this call
+            err_console.print(
+                f"[magenta]warning:[/] call {escape(report.call_id)} to {escape(report.tool)} was admitted before the crash and its "
+                "result was never recorded: it may or may not have run; it was NOT run again",
+                soft_wrap=True,
+            )
         if as_json:
             click.echo(json.dumps({"type": "call", **_report_json(report)}, ensure_ascii=False))
             return
@@ -135,12 +141,6 @@ def _printer(as_json: bool) -> Callable[[CallReport], None]:
             f"-> [{color}]{report.fate}[/]{rules}{resumed}",
             soft_wrap=True,
         )
-        if report.fate == "unknown":
-            err_console.print(
-                f"[magenta]warning:[/] call {escape(report.call_id)} to {escape(report.tool)} was admitted before the crash and its "
-                "result was never recorded: it may or may not have run; it was NOT run again",
-                soft_wrap=True,
-            )
 
     return show
 
