@@ -75,7 +75,7 @@ def test_a_model_that_keeps_failing_stops_the_run_cleanly_and_it_resumes(policy_
         result = run(server, session, max_retries=2)
     assert result.stop == "model_error" and "HTTP 500" in result.detail
     assert session.state.status == "active"
-    with ScriptedModelServer(failing[:1] + [Turn(content="done")]) as server:
+    with ScriptedModelServer([*failing[:1], Turn(content="done")]) as server:
         again = run(server, session)
     assert (again.stop, again.answer) == ("completed", "done")
     assert effects_of(effects) == ["write_note once"]
