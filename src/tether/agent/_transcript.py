@@ -28,10 +28,10 @@ def append_message(session: Session, message: MessageAdded) -> None:
     unchanged, after the events it had not seen.
     """
     for _ in range(MAX_APPEND_TRIES):
-        session.refresh()
         try:
             session.store.append(session.id, [message], expect_seq=session.state.last_seq)
         except StaleSession:
+            session.refresh()  # fold what the other writer appended, then append after it
             continue
         session.refresh()
         return
