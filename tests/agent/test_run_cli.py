@@ -89,6 +89,7 @@ def test_an_ask_is_answered_by_tether_approvals_from_another_shell(policy_path: 
         assert approve.returncode == 0, approve.stderr
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    assert f"tether approvals approve|deny {call_id[:12]}" in err
     calls = [d for d in _lines(out) if d["type"] == "call"]
     assert [(c["verdict"], c["approved"], c["fate"]) for c in calls] == [("ask", True, "ran")]
     assert effects.read_text(encoding="utf-8").splitlines() == ["pay bob@example.com 5"]

@@ -146,10 +146,11 @@ class Agent:
             append_message(session, MessageAdded(session_id=session.id, role="system", content=self.system_prompt))
             append_message(session, MessageAdded(session_id=session.id, role="user", content=session.state.task))
             transcript = read_transcript(session)
-        messages = list(transcript.messages)
+        # The request form of the conversation, built once per message (not once per turn).
+        messages = to_openai(transcript.messages)
         gate = Gate(session, self.approver)
         for call in transcript.open_calls():
-            messages.append(await self._settle(gate, transcript, call, result))
+            messages += to_openai([await self._settle(gate, transcript, call, result)])
         final = transcript.final()
         if final is not None:
             return self._finish(session, result, final)
@@ -160,7 +161,7 @@ class Agent:
         while result.steps < self.max_steps:
             result.steps += 1
             try:
-                reply = await self.client.complete(to_openai(messages), tools)
+                reply = await self.client.complete(messages, tools)
             except ModelError as exc:
                 result.stop, result.detail = "model_error", str(exc)
                 return result
@@ -168,12 +169,12 @@ class Agent:
                 self.on_turn(reply)
             turn = _turn_message(session.id, reply)
             append_message(session, turn)
-            messages.append(turn)
+            messages += to_openai([turn])
             if not turn.tool_calls:
                 return self._finish(session, result, turn)
             batch = len(result.calls)
             for call in turn.tool_calls:
-                messages.append(await self._handle(gate, call, result))
+                messages += to_openai([await self._handle(gate, call, result)])
             if (stopped := self._stopped(session, result, batch)) is not None:
                 return stopped
         result.stop, result.detail = "max_steps", f"stopped after {self.max_steps} model turn(s); resume to continue"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.markup import escape
 
+from tether.approvals import ApprovalRequest, StaticApprover, StoreApprover
 from tether.cli._common import console, db_option, err_console, open_store, resolve_session
 from tether.errors import ConfigError, PolicyError, SessionError, StoreError
 from tether.events import ApprovalAnswered, DecisionMade, ResultRecorded
@@ -158,16 +159,36 @@ def _report_json(report: CallReport) -> dict[str, Any]:
     }
 
 
-def _approver(kind: str, timeout_s: float | None) -> Any:
+@dataclass(frozen=True, slots=True)
+class AnnouncedApprover:
+    """Waits for an answer through the store, first saying on stderr how to give it."""
+
+    inner: StoreApprover
+    """The approver that waits."""
+    db: str
+    """The store's path, for the command shown."""
+    name: str = "store"
+    """Logged as who answered, if this approver ever answers itself."""
+
+    def __call__(self, request: ApprovalRequest) -> bool:
+        call = request.call
+        err_console.print(
+            f"[yellow]waiting for approval[/] of call {escape(call.id)} to {escape(call.tool)}: "
+            f"tether approvals list --db {escape(self.db)}; tether approvals approve|deny {escape(call.id[:12])} --db {escape(self.db)}",
+            soft_wrap=True,
+        )
+        return self.inner(request)
+
+
+def _approver(kind: str, timeout_s: float | None, db: str) -> Any:
     from tether.agent import TerminalApprover
-    from tether.approvals import StaticApprover, StoreApprover
 
     if kind == "auto":
         kind = "terminal" if sys.stdin.isatty() else "store"
     if kind == "terminal":
         return TerminalApprover(timeout_s=timeout_s)
     if kind == "store":
-        return StoreApprover(timeout_s=timeout_s)
+        return AnnouncedApprover(StoreApprover(timeout_s=timeout_s), db)
     return StaticApprover(False, name="refuse-all")
 
 
@@ -270,7 +291,7 @@ def run_cmd(
     tools = load_tools(tool_specs)
     config = ModelConfig(base_url=base_url, model=model, api_key=api_key, stream=stream, timeout_s=model_timeout, max_retries=retries)
     agent = Agent(
-        ChatClient(config), tools, approver=_approver(approver_kind, approve_timeout), max_steps=max_steps, on_call=_printer(as_json)
+        ChatClient(config), tools, approver=_approver(approver_kind, approve_timeout, db), max_steps=max_steps, on_call=_printer(as_json)
     )
     store = open_store(db, must_exist=resume is not None)
     try:
