@@ -134,7 +134,7 @@ def _printer(as_json: bool) -> Callable[[CallReport], None]:
             click.echo(json.dumps({"type": "call", **_report_json(report)}, ensure_ascii=False))
             return
         color = {"ran": "green", "failed": "yellow", "denied": "red", "refused": "red", "unknown": "magenta"}[report.fate]
-        rules = f" [{escape(', '.join(report.rules))}]" if report.rules else ""
+        rules = escape(f" [{', '.join(report.rules)}]") if report.rules else ""  # brackets escaped too: not markup
         asked = "" if report.approved is None else (" approved" if report.approved else " not approved")
         resumed = " (from the log, on resume)" if report.resumed else ""
         console.print(
