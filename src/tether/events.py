@@ -25,6 +25,8 @@ __all__ = [
     "Event",
     "EventKind",
     "LabelField",
+    "MessageAdded",
+    "MessageToolCall",
     "ReasonField",
     "ResultRecorded",
     "SessionControl",
@@ -257,6 +259,53 @@ class SnapshotTaken(_EventBase):
         return f"state snapshot of events 1..{self.seq} saved (sha256 {self.digest[:12]})"
 
 
+class MessageToolCall(BaseModel):
+    """One tool call in an assistant message, as the model wrote it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    """The model's id for the call (answered by the ``tool`` message with this ``tool_call_id``)."""
+    name: str
+    """The tool the model named."""
+    arguments: str
+    """The arguments exactly as the model sent them (a JSON text, possibly malformed)."""
+    call_id: str
+    """The id the call is checked and logged under in the session (``call_proposed``)."""
+
+
+class MessageAdded(_EventBase):
+    """A message of the agent's conversation (``tether run``): the system prompt, the user's task,
+    the model's replies with their tool calls, and the tool results as the model was given them.
+
+    The session's state does not depend on these (tool outputs are recorded, labelled and indexed
+    by ``result_recorded``); they are logged so a run resumes from the exact conversation.
+    """
+
+    kind: Literal["message"] = "message"
+    role: Literal["system", "user", "assistant", "tool"]
+    """Who speaks, in the chat-completions sense."""
+    content: str | None = None
+    """The text (None: an assistant message with tool calls only)."""
+    tool_calls: tuple[MessageToolCall, ...] = ()
+    """The tool calls of an assistant message."""
+    refusal: str | None = None
+    """An assistant's refusal, when the model refused."""
+    tool_call_id: str | None = None
+    """For a ``tool`` message: the model's id of the call it answers."""
+    call_id: str | None = None
+    """For a ``tool`` message: the session's id of the call it answers."""
+
+    def describe(self) -> str:
+        if self.role == "tool":
+            return f"message to the model: result of call {(self.call_id or '?')[:8]}: {_clip(self.content or '')!r}"
+        calls = ", ".join(f"{c.name} ({c.call_id[:8]})" for c in self.tool_calls)
+        text = self.refusal if self.refusal is not None else self.content or ""
+        return f"{self.role} message{' (refusal)' if self.refusal is not None else ''}: {_clip(text)!r}" + (
+            f"; calls {calls}" if calls else ""
+        )
+
+
 class SessionEnded(_EventBase):
     """The session finished."""
 
@@ -278,6 +327,7 @@ Event = Annotated[
     | ApprovalAnswered
     | SessionControl
     | SnapshotTaken
+    | MessageAdded
     | SessionEnded,
     Field(discriminator="kind"),
 ]
@@ -293,6 +343,7 @@ EventKind = Literal[
     "approval_answered",
     "session_control",
     "snapshot_taken",
+    "message",
     "session_ended",
 ]
 

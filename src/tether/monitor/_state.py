@@ -145,6 +145,8 @@ class SessionState:
                 self.status = {"pause": "paused", "resume": "active", "kill": "killed"}[event.action]  # type: ignore[assignment]
         elif isinstance(event, SessionEnded) and self.status != "killed":
             self.status = "ended"
+        # ``message`` events (the agent loop's conversation) only count: what the model read of a
+        # tool is folded from ``result_recorded``, and the task from ``session_started``.
 
     def _forget_calls(self, policy: Policy) -> None:
         """Drop the oldest call records: closed ones first, then calls whose result never came;

@@ -1,0 +1,115 @@
+"""The conversation as the log holds it: messages appended as events, and read back on resume.
+
+Every message of a run (system prompt, the user's task, each assistant turn with its tool calls,
+each tool result as the model was given it) is a ``message`` event in the session's chain, next
+to the calls, decisions and results it led to. Reading them back gives the exact conversation to
+continue, and which tool calls of the last turn were left open by a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether._decision import Decision
+from tether.errors import StaleSession, StoreError
+from tether.events import ApprovalAnswered, DecisionMade, MessageAdded, MessageToolCall, ResultRecorded
+from tether.session import Session
+
+MAX_APPEND_TRIES = 64
+"""Appends retried after another process wrote to the session first."""
+
+
+def append_message(session: Session, message: MessageAdded) -> None:
+    """Append ``message`` to the session's chain and fold it in.
+
+    A message changes no state, so after losing a race to another writer it is appended again,
+    unchanged, after the events it had not seen.
+    """
+    for _ in range(MAX_APPEND_TRIES):
+        try:
+            session.store.append(session.id, [message], expect_seq=session.state.last_seq)
+        except StaleSession:
+            session.refresh()  # fold what the other writer appended, then append after it
+            continue
+        session.refresh()
+        return
+    raise StoreError(f"session {session.id!r}: could not append a message after {MAX_APPEND_TRIES} tries")
+
+
+@dataclass(slots=True)
+class Transcript:
+    """A session's conversation and what became of its tool calls, read from the log."""
+
+    messages: list[MessageAdded] = field(default_factory=list)
+    """Every message, in order."""
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    """The guard's decision on each call, by call id."""
+    answers: dict[str, ApprovalAnswered] = field(default_factory=dict)
+    """The last answer to each call's approval request, by call id."""
+    results: dict[str, ResultRecorded] = field(default_factory=dict)
+    """Each call's recorded output, by call id."""
+
+    def open_calls(self) -> list[MessageToolCall]:
+        """The tool calls of the last assistant turn that no ``tool`` message answers yet."""
+        answered: set[str] = set()
+        for message in reversed(self.messages):
+            if message.role == "tool" and message.call_id is not None:
+                answered.add(message.call_id)
+            elif message.role == "assistant":
+                return [c for c in message.tool_calls if c.call_id not in answered]
+        return []
+
+    def final(self) -> MessageAdded | None:
+        """The last message when it is an assistant's answer without tool calls (the run was done)."""
+        if self.messages and self.messages[-1].role == "assistant" and not self.messages[-1].tool_calls:
+            return self.messages[-1]
+        return None
+
+
+def read_transcript(session: Session) -> Transcript:
+    """The conversation of ``session`` and the fate of its calls, from its whole log."""
+    out = Transcript()
+    tools: dict[str, str] = {}
+    for stored in session.store.read(session.id):
+        event = stored.event()
+        if isinstance(event, MessageAdded):
+            out.messages.append(event)
+            tools.update((c.call_id, c.name) for c in event.tool_calls)
+        elif isinstance(event, DecisionMade):
+            out.decisions[event.call_id] = Decision(
+                event.verdict, event.call_id, tools.get(event.call_id, "?"), event.reasons, policy_hash=event.policy_hash
+            )
+        elif isinstance(event, ApprovalAnswered):
+            out.answers[event.call_id] = event
+        elif isinstance(event, ResultRecorded):
+            out.results[event.call_id] = event
+    return out
+
+
+def recorded_output(session: Session, call_id: str) -> ResultRecorded | None:
+    """The ``result_recorded`` event of ``call_id`` among the session's latest events (just written)."""
+    for stored in reversed(session.store.read(session.id, max(0, session.state.last_seq - 4))):
+        event = stored.event()
+        if isinstance(event, ResultRecorded) and event.call_id == call_id:
+            return event
+    return None
+
+
+def to_openai(messages: Sequence[MessageAdded]) -> list[dict[str, Any]]:
+    """The messages in the chat-completions request form."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content or ""})
+        elif m.role == "assistant":
+            item: dict[str, Any] = {"role": "assistant", "content": m.content if m.refusal is None else m.refusal}
+            if m.tool_calls:
+                item["tool_calls"] = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls
+                ]
+            out.append(item)
+        else:
+            out.append({"role": m.role, "content": m.content or ""})
+    return out

@@ -1,0 +1,319 @@
+"""``tether run``: run an agent on a task with a model server and Python tools, every call guarded.
+
+Environment variables (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``TETHER_MODEL``) are read here
+only, as option defaults. ``tether.agent`` needs ``httpx`` and is imported when the command runs,
+so the base install's CLI keeps working without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.markup import escape
+
+from tether.approvals import ApprovalRequest, StaticApprover, StoreApprover
+from tether.cli._common import console, db_option, err_console, open_store, resolve_session
+from tether.errors import ConfigError, PolicyError, SessionError, StoreError
+from tether.events import ApprovalAnswered, DecisionMade, ResultRecorded
+from tether.policy import Policy
+from tether.session import Guard, Session
+from tether.store import EventStore
+
+if TYPE_CHECKING:
+    from tether.agent import Agent, CallReport, RunResult, Toolset
+
+UNKNOWN_MARK = "tether: result unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSummary:
+    """What a session's log says about its calls."""
+
+    allowed: int
+    denied: int
+    asked: int
+    approved: int
+    unknown: int
+    events: int
+    verified: bool
+    problem: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "denied": self.denied,
+            "asked": self.asked,
+            "approved": self.approved,
+            "result_unknown": self.unknown,
+            "events": self.events,
+            "chain_verified": self.verified,
+            "problem": self.problem,
+        }
+
+
+def audit_summary(store: EventStore, session_id: str) -> AuditSummary:
+    """Count the session's decisions and answers, and verify its chain."""
+    verdicts: Counter[str] = Counter()
+    approved = unknown = events = 0
+    for stored in store.read(session_id):
+        events += 1
+        event = stored.event()
+        if isinstance(event, DecisionMade):
+            verdicts[event.verdict] += 1
+        elif isinstance(event, ApprovalAnswered) and event.allowed:
+            approved += 1
+        elif isinstance(event, ResultRecorded) and event.error and event.output.startswith(UNKNOWN_MARK):
+            unknown += 1
+    report = store.verify([session_id])
+    problem = "" if report.problem is None else f"{report.problem.message} (event {report.problem.seq})"
+    return AuditSummary(verdicts["allow"], verdicts["deny"], verdicts["ask"], approved, unknown, events, report.ok, problem)
+
+
+def load_tools(specs: tuple[str, ...]) -> Toolset:
+    """The toolset named by ``MODULE:ATTR`` options (a toolset, a function, or a list of functions)."""
+    from tether.agent import FunctionTool, FunctionToolset, Toolset
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like ``python -m``: modules next to the user are found
+    items: list[Any] = []
+    sets: list[Toolset] = []
+    for spec in specs:
+        module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise click.BadParameter(f"{spec!r} is not MODULE:ATTR", param_hint="--tools")
+        try:
+            value = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise click.BadParameter(f"cannot load {spec!r}: {exc}", param_hint="--tools") from None
+        if isinstance(value, Toolset):
+            sets.append(value)
+        elif callable(value) or isinstance(value, FunctionTool):
+            items.append(value)
+        else:
+            items.extend(value)
+    if sets and (items or len(sets) > 1):
+        raise click.BadParameter("give one toolset, or functions only", param_hint="--tools")
+    return sets[0] if sets else FunctionToolset(items)
+
+
+def _tasks(task: str | None, task_file: str | None, tasks_file: str | None) -> list[str]:
+    given = [x for x in (task, task_file, tasks_file) if x is not None]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --task, --task-file, --tasks (or --resume SESSION)")
+    if task is not None:
+        return [task]
+    if task_file is not None:
+        return [Path(task_file).read_text(encoding="utf-8")]
+    assert tasks_file is not None
+    lines = Path(tasks_file).read_text(encoding="utf-8").splitlines()
+    out = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not out:
+        raise click.UsageError(f"{tasks_file!r} holds no task (one per line; '#' starts a comment)")
+    return out
+
+
+def _printer(as_json: bool) -> Callable[[CallReport], None]:
+    def show(report: CallReport) -> None:
+        if report.fate == "unknown":  # on stderr in every mode: a human must look at this call
+            err_console.print(
+                f"[magenta]warning:[/] call {escape(report.call_id)} to {escape(report.tool)} was admitted before the crash and its "
+                "result was never recorded: it may or may not have run; it was NOT run again",
+                soft_wrap=True,
+            )
+        if as_json:
+            click.echo(json.dumps({"type": "call", **_report_json(report)}, ensure_ascii=False))
+            return
+        color = {"ran": "green", "failed": "yellow", "denied": "red", "refused": "red", "unknown": "magenta"}[report.fate]
+        rules = escape(f" [{', '.join(report.rules)}]") if report.rules else ""  # brackets escaped too: not markup
+        asked = "" if report.approved is None else (" approved" if report.approved else " not approved")
+        resumed = " (from the log, on resume)" if report.resumed else ""
+        console.print(
+            f"  [{color}]{report.verdict.upper():<5}[/]{asked} {escape(report.tool)}({escape(report.arguments[:160])}) "
+            f"-> [{color}]{report.fate}[/]{rules}{resumed}",
+            soft_wrap=True,
+        )
+
+    return show
+
+
+def _report_json(report: CallReport) -> dict[str, Any]:
+    return {
+        "call_id": report.call_id,
+        "tool": report.tool,
+        "arguments": report.arguments,
+        "verdict": report.verdict,
+        "rules": list(report.rules),
+        "fate": report.fate,
+        "approved": report.approved,
+        "resumed": report.resumed,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedApprover:
+    """Waits for an answer through the store, first saying on stderr how to give it."""
+
+    inner: StoreApprover
+    """The approver that waits."""
+    db: str
+    """The store's path, for the command shown."""
+    name: str = "store"
+    """Logged as who answered, if this approver ever answers itself."""
+
+    def __call__(self, request: ApprovalRequest) -> bool:
+        call = request.call
+        err_console.print(
+            f"[yellow]waiting for approval[/] of call {escape(call.id)} to {escape(call.tool)}: "
+            f"tether approvals list --db {escape(self.db)}; tether approvals approve|deny {escape(call.id[:12])} --db {escape(self.db)}",
+            soft_wrap=True,
+        )
+        return self.inner(request)
+
+
+def _approver(kind: str, timeout_s: float | None, db: str) -> Any:
+    from tether.agent import TerminalApprover
+
+    if kind == "auto":
+        kind = "terminal" if sys.stdin.isatty() else "store"
+    if kind == "terminal":
+        return TerminalApprover(timeout_s=timeout_s)
+    if kind == "store":
+        return AnnouncedApprover(StoreApprover(timeout_s=timeout_s), db)
+    return StaticApprover(False, name="refuse-all")
+
+
+def _finish(store: EventStore, result: RunResult, as_json: bool) -> None:
+    summary = audit_summary(store, result.session_id)
+    if as_json:
+        doc = {
+            "type": "result",
+            "session_id": result.session_id,
+            "stop": result.stop,
+            "answer": result.answer,
+            "detail": result.detail,
+            "steps": result.steps,
+            "audit": summary.to_json(),
+        }
+        click.echo(json.dumps(doc, ensure_ascii=False))
+        return
+    if result.answer is not None:
+        console.print(f"\n[bold]{'refusal' if result.stop == 'refused' else 'answer'}:[/] {escape(result.answer)}", soft_wrap=True)
+    if result.stop not in ("completed", "refused"):
+        console.print(f"[yellow]stopped ({result.stop}):[/] {escape(result.detail)}", soft_wrap=True)
+        console.print(f"continue with: tether run --resume {result.session_id} ...", soft_wrap=True)
+    chain = "[green]verified[/]" if summary.verified else f"[red]BROKEN[/] ({escape(summary.problem)})"
+    console.print(
+        f"audit: session {result.session_id}: {summary.allowed} allowed, {summary.denied} denied, {summary.asked} asked "
+        f"({summary.approved} approved), {summary.unknown} result(s) unknown; {summary.events} events, chain {chain}",
+        soft_wrap=True,
+    )
+
+
+def _run_one(agent: Agent, session: Session, as_json: bool) -> RunResult:
+    if not as_json:
+        console.print(
+            f"[bold]session {session.id}[/] ({escape(session.state.policy_name)}): {escape(session.state.task[:200])}", soft_wrap=True
+        )
+    try:
+        result = asyncio.run(agent.run(session))
+    except KeyboardInterrupt:
+        err_console.print(f"\ninterrupted; continue with: tether run --resume {session.id} ...")
+        raise SystemExit(130) from None
+    _finish(session.store, result, as_json)
+    return result
+
+
+@click.command("run")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, exists=True), help="Policy file (not needed with --resume).")
+@click.option("--task", default=None, help="The task (trusted text).")
+@click.option("--task-file", type=click.Path(dir_okay=False, exists=True), help="Read the task from a file.")
+@click.option(
+    "--tasks", "tasks_file", type=click.Path(dir_okay=False, exists=True), help="A queue of tasks, one per line: one session each."
+)
+@click.option("--resume", "resume", default=None, metavar="SESSION", help="Continue a session (an id or unique prefix) from its log.")
+@click.option("--model", envvar="TETHER_MODEL", required=True, show_envvar=True, help="Model name.")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", required=True, show_envvar=True, help="OpenAI-compatible API root (…/v1).")
+@click.option("--api-key", envvar="OPENAI_API_KEY", default=None, show_envvar=True, help="Bearer token for the model server.")
+@click.option(
+    "--tools", "tool_specs", multiple=True, metavar="MODULE:ATTR", help="Python tools: a toolset, a function or a list of functions."
+)
+@db_option
+@click.option("--principal", default="user", show_default=True, help="Who the agent acts for (one for the whole queue).")
+@click.option("--max-steps", default=30, show_default=True, type=click.IntRange(1), help="Most model turns per run.")
+@click.option("--stream/--no-stream", default=False, show_default=True, help="Ask the model server to stream its replies.")
+@click.option("--model-timeout", default=120.0, show_default=True, type=click.FloatRange(0.1), help="Seconds to wait for the model.")
+@click.option("--retries", default=3, show_default=True, type=click.IntRange(0), help="Retries after a failed model request.")
+@click.option(
+    "--approver",
+    "approver_kind",
+    type=click.Choice(["auto", "terminal", "store", "refuse"]),
+    default="auto",
+    show_default=True,
+    help="Who answers asks: the terminal, 'tether approvals' from another shell (store), or nobody. auto: terminal when interactive, else store.",
+)
+@click.option("--approve-timeout", type=click.FloatRange(0), default=None, help="Seconds to wait for an answer (then refused).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: each call, then each run's result.")
+def run_cmd(
+    policy_path: str | None,
+    task: str | None,
+    task_file: str | None,
+    tasks_file: str | None,
+    resume: str | None,
+    model: str,
+    base_url: str,
+    api_key: str | None,
+    tool_specs: tuple[str, ...],
+    db: str,
+    principal: str,
+    max_steps: int,
+    stream: bool,
+    model_timeout: float,
+    retries: int,
+    approver_kind: str,
+    approve_timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Run an agent on a task against an OpenAI-compatible model server; every tool call is checked,
+    asked or denied by the policy and logged with the conversation. Exit 0 when the model answered,
+    1 when the run stopped first (budget, session stopped, step limit), 2 on a model or store error."""
+    from tether.agent import Agent, ChatClient, ModelConfig
+
+    tools = load_tools(tool_specs)
+    config = ModelConfig(base_url=base_url, model=model, api_key=api_key, stream=stream, timeout_s=model_timeout, max_retries=retries)
+    agent = Agent(
+        ChatClient(config), tools, approver=_approver(approver_kind, approve_timeout, db), max_steps=max_steps, on_call=_printer(as_json)
+    )
+    store = open_store(db, must_exist=resume is not None)
+    try:
+        if resume is not None:
+            sid = resolve_session(store, resume)
+            guard = Guard(Policy.from_file(policy_path), store) if policy_path else Guard.for_session(store, sid)
+            results = [_run_one(agent, guard.resume_session(sid), as_json)]
+        else:
+            if policy_path is None:
+                raise click.UsageError("--policy is needed to start a run")
+            queue = _tasks(task, task_file, tasks_file)
+            guard = Guard(Policy.from_file(policy_path), store)
+            results = []
+            for i, text in enumerate(queue):
+                meta: dict[str, Any] = {"runner": "tether run", "model": model, "tools": [s.name for s in tools.specs()]}
+                if len(queue) > 1:
+                    meta["queue"] = {"file": tasks_file, "index": i, "of": len(queue)}
+                results.append(_run_one(agent, guard.start_session(text, principal=principal, metadata=meta), as_json))
+                if results[-1].stop in ("model_error", "store_error"):
+                    break
+    except (PolicyError, SessionError, StoreError, ConfigError) as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(2) from None
+    stops = {r.stop for r in results}
+    raise SystemExit(2 if stops & {"model_error", "store_error"} else 0 if stops <= {"completed", "refused"} else 1)
