@@ -13,29 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether._decision import Decision
-from tether.errors import StaleSession, StoreError
 from tether.events import ApprovalAnswered, DecisionMade, MessageAdded, MessageToolCall, ResultRecorded
 from tether.session import Session
 
-MAX_APPEND_TRIES = 64
-"""Appends retried after another process wrote to the session first."""
-
 
 def append_message(session: Session, message: MessageAdded) -> None:
-    """Append ``message`` to the session's chain and fold it in.
-
-    A message changes no state, so after losing a race to another writer it is appended again,
-    unchanged, after the events it had not seen.
-    """
-    for _ in range(MAX_APPEND_TRIES):
-        try:
-            session.store.append(session.id, [message], expect_seq=session.state.last_seq)
-        except StaleSession:
-            session.refresh()  # fold what the other writer appended, then append after it
-            continue
-        session.refresh()
-        return
-    raise StoreError(f"session {session.id!r}: could not append a message after {MAX_APPEND_TRIES} tries")
+    """Append ``message`` to the session's chain and fold it in."""
+    session.log_message(message)
 
 
 @dataclass(slots=True)

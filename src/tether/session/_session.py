@@ -26,6 +26,7 @@ from tether.events import (
     CallProposed,
     DecisionMade,
     Event,
+    MessageAdded,
     ResultRecorded,
     SessionControl,
     SessionEnded,
@@ -424,6 +425,15 @@ class Session:
                     None,
                 )
             )
+
+    def log_message(self, message: MessageAdded) -> None:
+        """Append a conversation message (it changes no state: the model's words are not a source;
+        what tools returned is recorded by :meth:`record_result`). After losing a race to another
+        writer it is appended again, unchanged, after the events it had not seen."""
+        if not isinstance(message, MessageAdded) or message.session_id != self.id:
+            raise SessionError(f"expected a message event of session {self.id!r}, got {shown(message)}")
+        with self._lock:
+            self._transact(lambda: ([message], None))
 
     # ------------------------------------------------------------ approvals
 
