@@ -48,7 +48,7 @@ Layout (lookup cost depends on the value's length, never on the history):
 
 * **sampled grams** for values of ``MIN_GRAM_VALUE`` bytes or more: every
   ``K``-byte substring of a source's UTF-8 text starting at a multiple of ``STEP``
-  is hashed (CRC-32, so the layout is the same in every process) into one of a
+  is hashed (:func:`tether.flow._hashing.sample_hashes`, in bulk and the same in every process) into one of a
   fixed number of buckets, an ``array`` of 64-bit entries (source, position,
   8 check bits). Any occurrence of a value of ``K + STEP - 1`` bytes or more
   covers a sampled gram in each alignment; for each of the ``STEP`` alignments the
@@ -72,20 +72,18 @@ tags only, for a trusted answer).
 from __future__ import annotations
 
 import sys
-import zlib
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from tether.flow._hashing import STEP, K, sample_hash, sample_hashes
 from tether.flow._labels import TRUSTED, Label, label
 from tether.flow._normalize import normalize
 from tether.flow._tokens import TOKEN_SPLIT, bounded_at, core_of, find_bounded, is_core, token_cores
 
-K = 6
-"""Gram length in bytes."""
-STEP = 3
-"""Sampling stride of indexed gram positions."""
 MIN_GRAM_VALUE = K + STEP - 1
 """Shortest normalised value looked up through grams; shorter ones use tokens."""
 SCAN_LIMIT = 64 * 1024
@@ -220,6 +218,7 @@ class ProvenanceIndex:
         "_pins",
         "_texts",
         "evicted",
+        "work",
     )
 
     def __init__(self, max_chars: int = 4_000_000) -> None:
@@ -243,6 +242,8 @@ class ProvenanceIndex:
         self._mask = _bucket_count(max_chars) - 1
         self.evicted: Label = TRUSTED
         """Join of the labels of every forgotten source."""
+        self.work = 0
+        """Bytes of normalised text given to the index so far, before any cap (monotonic)."""
 
     def __len__(self) -> int:
         """Number of sources currently searchable (pinned and live)."""
@@ -265,6 +266,7 @@ class ProvenanceIndex:
         if self._next != self._pins:
             raise ValueError("pinned sources must be added before any other source")
         data = normalize(text).encode("utf-8")
+        self.work += len(data)
         self._append(data, label, event_id, self._pin_tokens)
         self._pins += 1
         self._pin_chars += len(data)
@@ -275,6 +277,7 @@ class ProvenanceIndex:
         if self._next >= MAX_SOURCES:
             return  # never found: the context label, which includes this source's label, applies
         data = normalize(text).encode("utf-8")
+        self.work += len(data)
         cap = self.epoch_chars
         if len(data) > cap:
             data = data[:cap].decode("utf-8", "ignore").encode("utf-8")
@@ -359,17 +362,23 @@ class ProvenanceIndex:
     def _index_grams(self, src: int, data: bytes) -> None:
         buckets = self._buckets
         assert buckets is not None
-        mask = self._mask
-        base = src << _SRC_SHIFT
-        starts = range(0, len(data) - K + 1, STEP)
-        hashes = map(zlib.crc32, map(data.__getitem__, map(slice, starts, range(K, len(data) + 1, STEP))))
-        for pos, h in zip(starts, hashes, strict=True):
-            entry = base | (pos << _FP_BITS) | ((h >> 24) & _FP_MASK)
-            arr = buckets[h & mask]
+        starts, hashes = sample_hashes(data)
+        entries = (np.uint64(src << _SRC_SHIFT) | (starts.astype(np.uint64) << np.uint64(_FP_BITS))) | (
+            (hashes >> np.uint64(24)) & np.uint64(_FP_MASK)
+        )
+        where = (hashes & np.uint64(self._mask)).astype(np.int64)
+        # Grouped by bucket (stable: positions stay in order), then one append per bucket.
+        order = np.argsort(where, kind="stable")
+        where, entries = where[order], entries[order]
+        cuts = np.flatnonzero(np.diff(where)) + 1
+        lows = [0, *cuts.tolist()]
+        highs = [*cuts.tolist(), int(where.size)]
+        raw = entries.tobytes()
+        for b, lo, hi in zip(where[lows].tolist() if where.size else [], lows, highs, strict=True):
+            arr = buckets[b]
             if arr is None:
-                buckets[h & mask] = array("Q", (entry,))
-            else:
-                arr.append(entry)
+                arr = buckets[b] = array("Q")
+            arr.frombytes(raw[8 * lo : 8 * hi])
 
     def _build_grams(self) -> None:
         self._buckets = [None] * (self._mask + 1)
@@ -473,7 +482,6 @@ class ProvenanceIndex:
         buckets = self._buckets
         assert buckets is not None
         mask = self._mask
-        crc = zlib.crc32
         texts = self._texts
         labels = self._labels
         pins = self._pins
@@ -488,7 +496,7 @@ class ProvenanceIndex:
             chosen_offset = 0
             chosen_fp = 0
             for offset in range(residue, min(length - K + 1, residue + STEP * MAX_ANCHORS), STEP):
-                h = crc(data[offset : offset + K])
+                h = sample_hash(data[offset : offset + K])
                 arr = buckets[h & mask]
                 if arr is None:
                     chosen = None
@@ -549,6 +557,7 @@ class ProvenanceIndex:
             "epochs": [e.first for e in self._epochs],
             "sources": sources,
             "evicted": self.evicted.to_json(),
+            "work": self.work,
         }
 
     @classmethod
@@ -579,4 +588,5 @@ class ProvenanceIndex:
         if len(firsts) != len(index._epochs):
             raise ValueError("snapshot epochs do not match its sources")
         index.evicted = Label.from_json(data["evicted"])
+        index.work = int(data["work"])
         return index
