@@ -97,16 +97,21 @@ def piece_key(gram: str) -> int:
     return ((key * MIX) & _M64) >> 8
 
 
-def sample_hashes(data: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+def gram_hashes_at(raw: npt.NDArray[np.uint8], at: npt.NDArray[np.int64]) -> U64:
+    """32-bit hashes of the ``K``-byte grams of ``raw`` starting at positions ``at`` (all in bounds)."""
+    keys = raw[at].astype(np.uint64) << np.uint64(8 * (K - 1))
+    for j in range(1, K):
+        keys |= raw[at + j].astype(np.uint64) << np.uint64(8 * (K - 1 - j))
+    return (keys * _SAMPLE_MUL_NP) >> _S32
+
+
+def sample_hashes(data: bytes) -> tuple[npt.NDArray[np.int64], U64]:
     """Start positions and 32-bit hashes of every ``K``-byte gram of ``data`` starting at a multiple of ``STEP``."""
     m = (len(data) - K) // STEP + 1
     if m <= 0:
         return np.zeros(0, dtype=np.int64), EMPTY
-    raw = np.frombuffer(data, dtype=np.uint8)
-    keys = raw[0 : STEP * m : STEP].astype(np.uint64) << np.uint64(8 * (K - 1))
-    for j in range(1, K):
-        keys |= raw[j : j + STEP * m : STEP][:m].astype(np.uint64) << np.uint64(8 * (K - 1 - j))
-    return np.arange(0, STEP * m, STEP, dtype=np.int64), (keys * _SAMPLE_MUL_NP) >> _S32
+    starts = np.arange(0, STEP * m, STEP, dtype=np.int64)
+    return starts, gram_hashes_at(np.frombuffer(data, dtype=np.uint8), starts)
 
 
 def sample_hash(gram: bytes) -> int:

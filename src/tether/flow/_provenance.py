@@ -49,8 +49,8 @@ Layout (lookup cost depends on the value's length, never on the history):
 * **sampled grams** for values of ``MIN_GRAM_VALUE`` bytes or more: every
   ``K``-byte substring of a source's UTF-8 text starting at a multiple of ``STEP``
   is hashed (:func:`tether.flow._hashing.sample_hashes`, in bulk and the same in every process) into one of a
-  fixed number of buckets, an ``array`` of 64-bit entries (source, position,
-  8 check bits). Any occurrence of a value of ``K + STEP - 1`` bytes or more
+  fixed number of buckets of 64-bit entries (source, position, 8 check bits), kept as chains in flat
+  arrays (:mod:`tether.flow._gram_index`). Any occurrence of a value of ``K + STEP - 1`` bytes or more
   covers a sampled gram in each alignment; for each of the ``STEP`` alignments the
   smallest bucket among the value's grams is scanned and its candidates verified
   in place (bytes compare plus the whole-token test).
@@ -72,14 +72,13 @@ tags only, for a trusted answer).
 from __future__ import annotations
 
 import sys
-from array import array
-from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tether.flow._hashing import STEP, K, sample_hash, sample_hashes
+from tether.flow._gram_index import GramChains, sampled_grams
+from tether.flow._hashing import STEP, K, sample_hash
 from tether.flow._labels import TRUSTED, Label, label
 from tether.flow._normalize import normalize
 from tether.flow._tokens import TOKEN_SPLIT, bounded_at, core_of, find_bounded, is_core, token_cores
@@ -181,6 +180,11 @@ class _Hits:
         return False
 
 
+def _gram_count(text: bytes) -> int:
+    """Sampled grams indexed for a source of this text (:func:`tether.flow._hashing.sample_hashes`)."""
+    return max((len(text) - K) // STEP + 1, 0)
+
+
 class _Epoch:
     """A run of consecutive sources that are forgotten together."""
 
@@ -201,10 +205,10 @@ class ProvenanceIndex:
     """Index of what a session has seen, searchable by value, bounded to ``max_chars`` bytes of unpinned text."""
 
     __slots__ = (
-        "_buckets",
         "_chars",
         "_eids",
         "_epochs",
+        "_grams",
         "_label_ids",
         "_labels",
         "_labels_by_id",
@@ -238,7 +242,7 @@ class ProvenanceIndex:
         self._maps: list[dict[str, int]] | None = None
         self._label_ids: dict[Label, int] = {}
         self._labels_by_id: list[Label] = []
-        self._buckets: list[array[int] | None] | None = None
+        self._grams: GramChains | None = None
         self._mask = _bucket_count(max_chars) - 1
         self.evicted: Label = TRUSTED
         """Join of the labels of every forgotten source."""
@@ -324,8 +328,9 @@ class ProvenanceIndex:
             combined = combine(old, label)
             if combined != old:
                 tokens[core] = (self._label_id(combined) << _TOKEN_SRC_BITS) | src
-        if self._buckets is not None:
-            self._index_grams(src, data)
+        if self._grams is not None:
+            which, starts, hashes = sampled_grams([data])
+            self._grams.add(which + src, starts, hashes, _SRC_SHIFT, _FP_BITS)
 
     def _evict_oldest(self) -> None:
         gone = self._epochs.pop(0)
@@ -333,6 +338,7 @@ class ProvenanceIndex:
         end = self._epochs[0].first
         count = end - gone.first
         start = self._pins  # the lists hold the pinned sources first
+        gone_texts = self._texts[start : start + count]
         for lab in self._labels[start : start + count]:
             self.evicted = self.evicted.join(lab)
         del self._texts[start : start + count]
@@ -340,18 +346,9 @@ class ProvenanceIndex:
         del self._eids[start : start + count]
         self._chars -= gone.chars
         self._live_base = end
-        if self._buckets is not None:
-            lo_key = self._pins << _SRC_SHIFT
-            hi_key = end << _SRC_SHIFT
-            buckets = self._buckets
-            for i, arr in enumerate(buckets):
-                if arr is None or arr[-1] < lo_key or arr[0] >= hi_key:
-                    continue
-                lo = bisect_left(arr, lo_key)
-                hi = bisect_left(arr, hi_key, lo)
-                del arr[lo:hi]
-                if not arr:
-                    buckets[i] = None
+        if self._grams is not None:
+            lo = sum(map(_gram_count, self._texts[:start]))
+            self._grams.drop(lo, lo + sum(map(_gram_count, gone_texts)))
 
     def _slot(self, src: int) -> int:
         """Position of source ``src`` in the parallel lists."""
@@ -359,32 +356,12 @@ class ProvenanceIndex:
 
     # ------------------------------------------------------------------ grams
 
-    def _index_grams(self, src: int, data: bytes) -> None:
-        buckets = self._buckets
-        assert buckets is not None
-        starts, hashes = sample_hashes(data)
-        entries = (np.uint64(src << _SRC_SHIFT) | (starts.astype(np.uint64) << np.uint64(_FP_BITS))) | (
-            (hashes >> np.uint64(24)) & np.uint64(_FP_MASK)
-        )
-        where = (hashes & np.uint64(self._mask)).astype(np.int64)
-        # Grouped by bucket (stable: positions stay in order), then one append per bucket.
-        order = np.argsort(where, kind="stable")
-        where, entries = where[order], entries[order]
-        cuts = np.flatnonzero(np.diff(where)) + 1
-        lows = [0, *cuts.tolist()]
-        highs = [*cuts.tolist(), int(where.size)]
-        raw = entries.tobytes()
-        for b, lo, hi in zip(where[lows].tolist() if where.size else [], lows, highs, strict=True):
-            arr = buckets[b]
-            if arr is None:
-                arr = buckets[b] = array("Q")
-            arr.frombytes(raw[8 * lo : 8 * hi])
-
     def _build_grams(self) -> None:
-        self._buckets = [None] * (self._mask + 1)
-        for slot, data in enumerate(self._texts):
-            src = slot if slot < self._pins else slot - self._pins + self._live_base
-            self._index_grams(src, data)
+        self._grams = GramChains(self._mask + 1)
+        which, starts, hashes = sampled_grams(self._texts)
+        # Positions in the lists to source numbers: the live sources follow the pinned ones.
+        src = np.where(which < self._pins, which, which - self._pins + self._live_base)
+        self._grams.add(src, starts, hashes, _SRC_SHIFT, _FP_BITS)
 
     # ------------------------------------------------------------------ lookups
 
@@ -408,7 +385,7 @@ class ProvenanceIndex:
             return NOT_FOUND
         if self._total_chars() <= SCAN_LIMIT:
             return self._scan(data)
-        if self._buckets is None:
+        if self._grams is None:
             self._build_grams()
         return self._lookup_grams(data)
 
@@ -479,8 +456,9 @@ class ProvenanceIndex:
         return Match(found=True, label=best, sources=eids[:8], complete=complete, pinned=hits.pinned is not None)
 
     def _lookup_grams(self, data: bytes) -> Match:
-        buckets = self._buckets
-        assert buckets is not None
+        grams = self._grams
+        assert grams is not None
+        size_of, head_of, entry_of, after_of = grams.count.item, grams.head.item, grams.entry.item, grams.after.item
         mask = self._mask
         texts = self._texts
         labels = self._labels
@@ -492,23 +470,26 @@ class ProvenanceIndex:
         verified = 0
         complete = True
         for residue in range(STEP):
-            chosen: array[int] | None = None
+            chosen = -1
+            chosen_size = 0
             chosen_offset = 0
             chosen_fp = 0
             for offset in range(residue, min(length - K + 1, residue + STEP * MAX_ANCHORS), STEP):
                 h = sample_hash(data[offset : offset + K])
-                arr = buckets[h & mask]
-                if arr is None:
-                    chosen = None
+                size = size_of(h & mask)
+                if not size:
+                    chosen = -1
                     break
-                if chosen is None or len(arr) < len(chosen):
-                    chosen, chosen_offset, chosen_fp = arr, offset, (h >> 24) & fp_mask
-            if chosen is None:
+                if chosen < 0 or size < chosen_size:
+                    chosen, chosen_size, chosen_offset, chosen_fp = h & mask, size, offset, (h >> 24) & fp_mask
+            if chosen < 0:
                 continue  # some gram of this alignment never occurs: no match here
-            if len(chosen) > MAX_SCAN:
+            if chosen_size > MAX_SCAN:
                 complete = False
-                chosen = chosen[:MAX_SCAN]
-            for entry in chosen:
+            at = head_of(chosen)
+            for _ in range(min(chosen_size, MAX_SCAN)):
+                entry = entry_of(at)
+                at = after_of(at)
                 if entry & fp_mask != chosen_fp:
                     continue
                 src = entry >> src_shift
@@ -533,8 +514,8 @@ class ProvenanceIndex:
     def memory_bytes(self) -> int:
         """Approximate bytes held (texts, gram buckets, token maps); bounded by ``max_chars``."""
         size = sys.getsizeof(self._texts) + sum(map(sys.getsizeof, self._texts)) + sum(map(sys.getsizeof, self._eids))
-        if self._buckets is not None:
-            size += sys.getsizeof(self._buckets) + sum(sys.getsizeof(b) for b in self._buckets if b is not None)
+        if self._grams is not None:
+            size += self._grams.nbytes()
         for tokens in self._token_maps:
             size += sys.getsizeof(tokens) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in tokens.items())
         return size
