@@ -81,6 +81,8 @@ from tether.flow._gram_index import GramChains, sampled_grams
 from tether.flow._hashing import STEP, K, sample_hash
 from tether.flow._labels import TRUSTED, Label, label
 from tether.flow._normalize import normalize
+from tether.flow import _token_map
+from tether.flow._token_map import TOKEN_SRC_BITS, TOKEN_SRC_MASK
 from tether.flow._tokens import TOKEN_SPLIT, bounded_at, core_of, find_bounded, is_core, token_cores
 
 MIN_GRAM_VALUE = K + STEP - 1
@@ -99,6 +101,8 @@ MAX_RAW_OCCURRENCES = 64
 """Most occurrences of a value that are not whole tokens checked per source by a direct scan."""
 EPOCHS = 4
 """Sources are forgotten a quarter of the limit at a time."""
+SNAPSHOT_FORMAT = 3
+"""Version of :meth:`ProvenanceIndex.to_snapshot`'s data."""
 MAX_SOURCES = 1 << 27
 """Sources a session may index; later ones are counted in the context label only (a value found nowhere)."""
 
@@ -107,8 +111,6 @@ _POS_BITS = 28
 _SRC_SHIFT = _FP_BITS + _POS_BITS
 _POS_MASK = (1 << _POS_BITS) - 1
 _FP_MASK = (1 << _FP_BITS) - 1
-_TOKEN_SRC_BITS = 40
-_TOKEN_SRC_MASK = (1 << _TOKEN_SRC_BITS) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,26 +310,32 @@ class ProvenanceIndex:
 
     def _append(self, data: bytes, label: Label, event_id: str, tokens: dict[str, int]) -> None:
         src = self._next
-        self._next += 1
-        self._texts.append(data)
-        self._labels.append(label)
-        self._eids.append(event_id)
+        self._append_source(data, label, event_id)
         lid = self._label_id(label)
-        packed = (lid << _TOKEN_SRC_BITS) | src
+        packed = (lid << TOKEN_SRC_BITS) | src
         by_id = self._labels_by_id
-        for core in token_cores(data.decode("utf-8")):
-            if len(core) > MAX_TOKEN:
-                continue
-            seen = tokens.get(core)
-            if seen is None:
-                tokens[core] = packed
-                continue
-            old = by_id[seen >> _TOKEN_SRC_BITS]
+        cores = token_cores(data.decode("utf-8"))
+        if cores and max(map(len, cores)) > MAX_TOKEN:
+            cores = {core for core in cores if len(core) <= MAX_TOKEN}
+        # Cores new to this map take this source as they are (C-level); only known ones combine.
+        known = set(filter(tokens.__contains__, cores))
+        tokens.update(dict.fromkeys(cores.difference(known) if known else cores, packed))
+        for core in known:
+            seen = tokens[core]
+            old = by_id[seen >> TOKEN_SRC_BITS]
             if old is label:
                 continue  # nothing can change (labels are interned)
             combined = combine(old, label)
             if combined != old:
-                tokens[core] = (self._label_id(combined) << _TOKEN_SRC_BITS) | src
+                tokens[core] = (self._label_id(combined) << TOKEN_SRC_BITS) | src
+
+    def _append_source(self, data: bytes, label: Label, event_id: str) -> None:
+        """Record a source and index its grams (its tokens are the caller's)."""
+        src = self._next
+        self._next += 1
+        self._texts.append(data)
+        self._labels.append(label)
+        self._eids.append(event_id)
         if self._grams is not None:
             which, starts, hashes = sampled_grams([data])
             self._grams.add(which + src, starts, hashes, _SRC_SHIFT, _FP_BITS)
@@ -416,7 +424,7 @@ class ProvenanceIndex:
                 continue
             if hits is None:
                 hits = _Hits(self._pins)
-            if hits.add(packed & _TOKEN_SRC_MASK, by_id[packed >> _TOKEN_SRC_BITS]):
+            if hits.add(packed & TOKEN_SRC_MASK, by_id[packed >> TOKEN_SRC_BITS]):
                 break
         return hits
 
@@ -529,22 +537,36 @@ class ProvenanceIndex:
         )
 
     def to_snapshot(self) -> dict[str, Any]:
-        """The index as JSON-able data (pinned and live sources, epoch boundaries, ``evicted``)."""
+        """The index as JSON-able data: pinned and live sources, epoch boundaries, ``evicted``, the label
+        table and the live epochs' token maps (so a restore tokenises only the pinned sources again)."""
         sources = [[eid, lab.to_json(), text.decode("utf-8")] for eid, lab, text in zip(self._eids, self._labels, self._texts, strict=True)]
         return {
+            "format": SNAPSHOT_FORMAT,
             "max_chars": self._max_chars,
             "pins": self._pins,
             "live_base": self._live_base,
             "epochs": [e.first for e in self._epochs],
             "sources": sources,
+            "labels": [lab.to_json() for lab in self._labels_by_id],
+            "tokens": [_token_map.save(e.tokens) for e in self._epochs],
+            "grams": self._grams is not None,
             "evicted": self.evicted.to_json(),
             "work": self.work,
         }
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> ProvenanceIndex:
-        """Rebuild an index from :meth:`to_snapshot`; it answers every lookup as the original did."""
+        """Rebuild an index from :meth:`to_snapshot`; it answers every lookup as the original did.
+
+        The pinned sources' token map and the gram buckets are derived from the texts again (the
+        buckets in one vectorised pass); the live token maps are taken as saved once they pass
+        :func:`tether.flow._token_map.restore`'s checks."""
+        if data.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"unsupported provenance snapshot format {data.get('format')!r}")
         index = cls(int(data["max_chars"]))
+        for lab in map(Label.from_json, data["labels"]):
+            if index._label_id(lab) != len(index._labels_by_id) - 1:
+                raise ValueError("snapshot label table repeats a label")
         pins = int(data["pins"])
         sources = data["sources"]
         for eid, lab, text in sources[:pins]:
@@ -554,20 +576,27 @@ class ProvenanceIndex:
             index._pin_chars += len(encoded)
         index._next = index._live_base = int(data["live_base"])
         firsts = [int(f) for f in data["epochs"]]
-        if len(sources) > pins and (not firsts or firsts[0] != index._live_base):
+        saved_maps = data["tokens"]
+        end = index._live_base + len(sources) - pins
+        if len(saved_maps) != len(firsts) or firsts != sorted(set(firsts)) or (firsts and (firsts[0] != index._live_base or firsts[-1] >= end)):
+            raise ValueError("snapshot epochs do not match its sources")
+        if len(sources) > pins and not firsts:
             raise ValueError("snapshot epochs do not match its sources")
         for i, (eid, lab, text) in enumerate(sources[pins:]):
             src = index._live_base + i
             if src in firsts:
                 index._epochs.append(_Epoch(src))
-                index._maps = None
             epoch = index._epochs[-1]
             encoded = str(text).encode("utf-8")
-            index._append(encoded, Label.from_json(lab), str(eid), epoch.tokens)
+            index._append_source(encoded, Label.from_json(lab), str(eid))
             epoch.chars += len(encoded)
             index._chars += len(encoded)
-        if len(firsts) != len(index._epochs):
-            raise ValueError("snapshot epochs do not match its sources")
+        for epoch, saved, stop in zip(index._epochs, saved_maps, [*firsts[1:], end][: len(firsts)], strict=True):
+            own = index._labels[index._slot(epoch.first) : index._slot(stop - 1) + 1]
+            epoch.tokens = _token_map.restore(saved, epoch.first, stop, own, index._labels_by_id)
+        index._maps = None
+        if data["grams"] is True:
+            index._build_grams()
         index.evicted = Label.from_json(data["evicted"])
         index.work = int(data["work"])
         return index

@@ -27,7 +27,7 @@ from tether.flow._normalize import normalize, number_forms
 from tether.flow._provenance import NOT_FOUND, Match, ProvenanceIndex
 from tether.flow._taint import TaintMemory
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
