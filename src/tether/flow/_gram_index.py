@@ -27,7 +27,8 @@ _IDX_MASK = np.int64((1 << _IDX_BITS) - 1)
 
 def _entries_of(src: I64, starts: I64, hashes: npt.NDArray[np.uint64], src_shift: int, fp_bits: int) -> npt.NDArray[np.uint64]:
     fp = (hashes >> np.uint64(24)) & np.uint64((1 << fp_bits) - 1)
-    return (src.astype(np.uint64) << np.uint64(src_shift)) | (starts.astype(np.uint64) << np.uint64(fp_bits)) | fp
+    out: npt.NDArray[np.uint64] = (src.astype(np.uint64) << np.uint64(src_shift)) | (starts.astype(np.uint64) << np.uint64(fp_bits)) | fp
+    return out
 
 
 def sampled_grams(texts: list[bytes]) -> tuple[I64, I64, npt.NDArray[np.uint64]]:

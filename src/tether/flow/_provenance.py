@@ -77,11 +77,11 @@ from typing import Any
 
 import numpy as np
 
+from tether.flow import _token_map
 from tether.flow._gram_index import GramChains, sampled_grams
 from tether.flow._hashing import STEP, K, sample_hash
 from tether.flow._labels import TRUSTED, Label, label
 from tether.flow._normalize import normalize
-from tether.flow import _token_map
 from tether.flow._token_map import TOKEN_SRC_BITS, TOKEN_SRC_MASK
 from tether.flow._tokens import TOKEN_SPLIT, bounded_at, core_of, find_bounded, is_core, token_cores
 
@@ -578,7 +578,11 @@ class ProvenanceIndex:
         firsts = [int(f) for f in data["epochs"]]
         saved_maps = data["tokens"]
         end = index._live_base + len(sources) - pins
-        if len(saved_maps) != len(firsts) or firsts != sorted(set(firsts)) or (firsts and (firsts[0] != index._live_base or firsts[-1] >= end)):
+        if (
+            len(saved_maps) != len(firsts)
+            or firsts != sorted(set(firsts))
+            or (firsts and (firsts[0] != index._live_base or firsts[-1] >= end))
+        ):
             raise ValueError("snapshot epochs do not match its sources")
         if len(sources) > pins and not firsts:
             raise ValueError("snapshot epochs do not match its sources")
