@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
-from array import array
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tether.flow import TRUSTED, UNTRUSTED, FlowLimits, FlowTracker, Label, label
+from tether.flow._hashing import piece_key, piece_keys
 from tether.flow._normalize import normalize
-from tether.flow._taint import RUN, SLOT_BYTES, TaintMemory, gram_hashes
+from tether.flow._taint import RUN, SLOT_BYTES, TaintMemory
 
 SECRET = label("trusted", ["secret"])
 PII_UNTRUSTED = label("untrusted", ["pii"])
@@ -84,7 +84,8 @@ def test_the_table_grows_keeps_every_piece_and_stays_within_its_bound() -> None:
         memory.remember(normalize(value), UNTRUSTED)
     distinct = len(set().union(*(_grams(normalize(v)) for v in values)))
     assert memory.entries == distinct and memory.overflow == TRUSTED
-    assert memory.memory_bytes() <= 10 * 60_000 + 1024
+    # The table's 10 bytes per piece, plus the small cache of values sent lately (under 64 KiB).
+    assert memory.memory_bytes() <= 10 * 60_000 + 65_536
     assert all(memory.taint(TRUSTED, f"[{v}]") == UNTRUSTED for v in values[::97])
     assert memory.taint(TRUSTED, "order status: shipped, see the attached list") == TRUSTED
     assert memory.taint(TRUSTED, "order-9999999-ref") == TRUSTED  # shares only 7-character runs
@@ -110,13 +111,13 @@ def test_more_labels_than_ids_only_taints_more() -> None:
     assert memory.taint(TRUSTED, "nothing that was sent") == TRUSTED
 
 
-def test_ascii_grams_hash_without_collisions_and_other_text_through_blake2b() -> None:
+def test_ascii_grams_key_without_collisions_and_bulk_keys_match_the_reference() -> None:
     text = "abcdefghijklmnopqrstuvwxyz0123456789"
-    hashes = list(gram_hashes(text))
-    assert len(hashes) == len(text) - RUN + 1 == len(set(hashes))
-    mixed = "naïve café menu"
-    assert list(gram_hashes(mixed)) == [next(gram_hashes(mixed[i : i + RUN])) for i in range(len(mixed) - RUN + 1)]
-    assert all(0 <= h < 1 << 64 for h in gram_hashes(mixed))
+    keys = piece_keys(text).tolist()
+    assert len(keys) == len(text) - RUN + 1 == len(set(keys))
+    mixed = "naïve café menu \u4e2d\u6587 ok"
+    assert piece_keys(mixed).tolist() == [piece_key(mixed[i : i + RUN]) for i in range(len(mixed) - RUN + 1)]
+    assert all(0 <= k < 1 << 56 for k in piece_keys(mixed).tolist())
 
 
 def test_saturation_is_recorded_and_taints_everything() -> None:
@@ -141,14 +142,59 @@ def test_a_tampered_snapshot_table_is_refused() -> None:
     memory = TaintMemory(max_entries=1000)
     memory.remember(normalize("GB29NWBK60161331926819 sent"), UNTRUSTED)
     snapshot = memory.to_snapshot()
-    slots = array("Q", zlib.decompress(base64.b64decode(snapshot["grams"]["data"])))
-    occupied = [i for i, v in enumerate(slots) if v]
+    grams = snapshot["grams"]
+    size = grams["slots"]
+    used = np.unpackbits(np.frombuffer(base64.b64decode(grams["used"]), dtype=np.uint8), count=size).astype(bool)
+    slots = np.zeros(size, dtype=np.uint64)
+    slots[used] = np.frombuffer(base64.b64decode(grams["data"]), dtype="<u8")
+    occupied = np.flatnonzero(slots)
     # Move one piece to a slot its lookups never reach (before its home), as a forged snapshot could.
-    i = occupied[0]
-    home = ((slots[i] >> 32) * len(slots)) >> 32
-    moved = array("Q", slots)
-    moved[(home - 2) % len(slots)], moved[i] = slots[i], 0
-    for bad in (moved, array("Q", bytes(8 * len(slots)))):
-        forged = dict(snapshot, grams=dict(snapshot["grams"], data=base64.b64encode(zlib.compress(bad.tobytes())).decode()))
+    i = int(occupied[0])
+    home = ((int(slots[i]) >> 32) * size) >> 32
+    moved = slots.copy()
+    moved[(home - 2) % size], moved[i] = slots[i], 0
+    for bad in (moved, np.zeros(size, dtype=np.uint64)):
+        mask = bad != 0
+        forged_grams = dict(
+            grams,
+            used=base64.b64encode(np.packbits(mask).tobytes()).decode(),
+            data=base64.b64encode(bad[mask].astype("<u8").tobytes()).decode(),
+        )
         with pytest.raises(ValueError):
-            TaintMemory.from_snapshot(forged)
+            TaintMemory.from_snapshot(dict(snapshot, grams=forged_grams))
+
+
+ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANY_TEXT)
+def test_bulk_piece_keys_equal_the_per_gram_reference(text: str) -> None:
+    """The vectorised keys are the plain-Python keys of each gram, in text order."""
+    assert piece_keys(text).tolist() == [piece_key(text[i : i + RUN]) for i in range(len(text) - RUN + 1)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(ANY_TEXT, st.sampled_from(LABELS)), max_size=10), st.lists(ANY_TEXT, max_size=6))
+def test_vectorised_table_answers_membership_as_a_set(values: list[tuple[str, Label]], probes: list[str]) -> None:
+    """Every remembered gram is found with (at least) its label, and a gram never sent is absent."""
+    memory = TaintMemory(max_entries=100_000)
+    held: dict[int, Label] = {}
+    for value, lab in values:
+        if len(value) >= RUN:
+            memory.remember(value, lab)
+            for i in range(len(value) - RUN + 1):
+                k = piece_key(value[i : i + RUN])
+                held[k] = held.get(k, TRUSTED).join(lab)
+    memory._fold()
+    table = memory._table
+    probe_keys = {piece_key(p[i : i + RUN]) for p in probes for i in range(len(p) - RUN + 1)} | set(held)
+    if table is None:
+        assert not held
+        return
+    keys = np.array(sorted(probe_keys), dtype=np.uint64)
+    got = table.get(keys).tolist()
+    for k, label_id in zip(keys.tolist(), got, strict=True):
+        assert (label_id != 0) == (k in held)
+        if label_id:
+            assert memory._labels[label_id] == held[k]

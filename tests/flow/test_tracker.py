@@ -131,9 +131,10 @@ def test_index_memory_is_bounded() -> None:
         tracker.add_source(f"page {i} " + "word " * 200 + f"id-{i:06d}", UNTRUSTED if i % 2 else TRUSTED, f"e{i}")
         assert tracker.index.chars <= 256 * 1024 + 2000
     tracker.origin("word word word")  # builds the gram index
-    buckets = tracker.index._buckets
-    assert buckets is not None
-    entries = sum(len(b) for b in buckets if b is not None)
+    grams = tracker.index._grams
+    assert grams is not None
+    entries = grams.size
+    assert int(grams.count.sum()) == entries
     assert entries <= (256 * 1024 + 2000) // 3 + 100
     assert tracker.origin("id-000599").label == UNTRUSTED
     assert tracker.origin("id-000598").label == TRUSTED

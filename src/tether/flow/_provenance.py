@@ -48,9 +48,9 @@ Layout (lookup cost depends on the value's length, never on the history):
 
 * **sampled grams** for values of ``MIN_GRAM_VALUE`` bytes or more: every
   ``K``-byte substring of a source's UTF-8 text starting at a multiple of ``STEP``
-  is hashed (CRC-32, so the layout is the same in every process) into one of a
-  fixed number of buckets, an ``array`` of 64-bit entries (source, position,
-  8 check bits). Any occurrence of a value of ``K + STEP - 1`` bytes or more
+  is hashed (:func:`tether.flow._hashing.sample_hashes`, in bulk and the same in every process) into one of a
+  fixed number of buckets of 64-bit entries (source, position, 8 check bits), kept as chains in flat
+  arrays (:mod:`tether.flow._gram_index`). Any occurrence of a value of ``K + STEP - 1`` bytes or more
   covers a sampled gram in each alignment; for each of the ``STEP`` alignments the
   smallest bucket among the value's grams is scanned and its candidates verified
   in place (bytes compare plus the whole-token test).
@@ -72,20 +72,19 @@ tags only, for a trusted answer).
 from __future__ import annotations
 
 import sys
-import zlib
-from array import array
-from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from tether.flow import _token_map
+from tether.flow._gram_index import GramChains, sampled_grams
+from tether.flow._hashing import STEP, K, sample_hash
 from tether.flow._labels import TRUSTED, Label, label
 from tether.flow._normalize import normalize
+from tether.flow._token_map import TOKEN_SRC_BITS, TOKEN_SRC_MASK
 from tether.flow._tokens import TOKEN_SPLIT, bounded_at, core_of, find_bounded, is_core, token_cores
 
-K = 6
-"""Gram length in bytes."""
-STEP = 3
-"""Sampling stride of indexed gram positions."""
 MIN_GRAM_VALUE = K + STEP - 1
 """Shortest normalised value looked up through grams; shorter ones use tokens."""
 SCAN_LIMIT = 64 * 1024
@@ -102,6 +101,8 @@ MAX_RAW_OCCURRENCES = 64
 """Most occurrences of a value that are not whole tokens checked per source by a direct scan."""
 EPOCHS = 4
 """Sources are forgotten a quarter of the limit at a time."""
+SNAPSHOT_FORMAT = 3
+"""Version of :meth:`ProvenanceIndex.to_snapshot`'s data."""
 MAX_SOURCES = 1 << 27
 """Sources a session may index; later ones are counted in the context label only (a value found nowhere)."""
 
@@ -110,8 +111,6 @@ _POS_BITS = 28
 _SRC_SHIFT = _FP_BITS + _POS_BITS
 _POS_MASK = (1 << _POS_BITS) - 1
 _FP_MASK = (1 << _FP_BITS) - 1
-_TOKEN_SRC_BITS = 40
-_TOKEN_SRC_MASK = (1 << _TOKEN_SRC_BITS) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +182,11 @@ class _Hits:
         return False
 
 
+def _gram_count(text: bytes) -> int:
+    """Sampled grams indexed for a source of this text (:func:`tether.flow._hashing.sample_hashes`)."""
+    return max((len(text) - K) // STEP + 1, 0)
+
+
 class _Epoch:
     """A run of consecutive sources that are forgotten together."""
 
@@ -203,10 +207,10 @@ class ProvenanceIndex:
     """Index of what a session has seen, searchable by value, bounded to ``max_chars`` bytes of unpinned text."""
 
     __slots__ = (
-        "_buckets",
         "_chars",
         "_eids",
         "_epochs",
+        "_grams",
         "_label_ids",
         "_labels",
         "_labels_by_id",
@@ -220,6 +224,7 @@ class ProvenanceIndex:
         "_pins",
         "_texts",
         "evicted",
+        "work",
     )
 
     def __init__(self, max_chars: int = 4_000_000) -> None:
@@ -239,10 +244,12 @@ class ProvenanceIndex:
         self._maps: list[dict[str, int]] | None = None
         self._label_ids: dict[Label, int] = {}
         self._labels_by_id: list[Label] = []
-        self._buckets: list[array[int] | None] | None = None
+        self._grams: GramChains | None = None
         self._mask = _bucket_count(max_chars) - 1
         self.evicted: Label = TRUSTED
         """Join of the labels of every forgotten source."""
+        self.work = 0
+        """Bytes of normalised text given to the index so far, before any cap (monotonic)."""
 
     def __len__(self) -> int:
         """Number of sources currently searchable (pinned and live)."""
@@ -265,6 +272,7 @@ class ProvenanceIndex:
         if self._next != self._pins:
             raise ValueError("pinned sources must be added before any other source")
         data = normalize(text).encode("utf-8")
+        self.work += len(data)
         self._append(data, label, event_id, self._pin_tokens)
         self._pins += 1
         self._pin_chars += len(data)
@@ -275,6 +283,7 @@ class ProvenanceIndex:
         if self._next >= MAX_SOURCES:
             return  # never found: the context label, which includes this source's label, applies
         data = normalize(text).encode("utf-8")
+        self.work += len(data)
         cap = self.epoch_chars
         if len(data) > cap:
             data = data[:cap].decode("utf-8", "ignore").encode("utf-8")
@@ -301,28 +310,35 @@ class ProvenanceIndex:
 
     def _append(self, data: bytes, label: Label, event_id: str, tokens: dict[str, int]) -> None:
         src = self._next
-        self._next += 1
-        self._texts.append(data)
-        self._labels.append(label)
-        self._eids.append(event_id)
+        self._append_source(data, label, event_id)
         lid = self._label_id(label)
-        packed = (lid << _TOKEN_SRC_BITS) | src
+        packed = (lid << TOKEN_SRC_BITS) | src
         by_id = self._labels_by_id
-        for core in token_cores(data.decode("utf-8")):
-            if len(core) > MAX_TOKEN:
-                continue
-            seen = tokens.get(core)
-            if seen is None:
-                tokens[core] = packed
-                continue
-            old = by_id[seen >> _TOKEN_SRC_BITS]
+        cores = token_cores(data.decode("utf-8"))
+        if cores and max(map(len, cores)) > MAX_TOKEN:
+            cores = {core for core in cores if len(core) <= MAX_TOKEN}
+        # Cores new to this map take this source as they are (C-level); only known ones combine.
+        known = set(filter(tokens.__contains__, cores))
+        tokens.update(dict.fromkeys(cores.difference(known) if known else cores, packed))
+        for core in known:
+            seen = tokens[core]
+            old = by_id[seen >> TOKEN_SRC_BITS]
             if old is label:
                 continue  # nothing can change (labels are interned)
             combined = combine(old, label)
             if combined != old:
-                tokens[core] = (self._label_id(combined) << _TOKEN_SRC_BITS) | src
-        if self._buckets is not None:
-            self._index_grams(src, data)
+                tokens[core] = (self._label_id(combined) << TOKEN_SRC_BITS) | src
+
+    def _append_source(self, data: bytes, label: Label, event_id: str) -> None:
+        """Record a source and index its grams (its tokens are the caller's)."""
+        src = self._next
+        self._next += 1
+        self._texts.append(data)
+        self._labels.append(label)
+        self._eids.append(event_id)
+        if self._grams is not None:
+            which, starts, hashes = sampled_grams([data])
+            self._grams.add(which + src, starts, hashes, _SRC_SHIFT, _FP_BITS)
 
     def _evict_oldest(self) -> None:
         gone = self._epochs.pop(0)
@@ -330,6 +346,7 @@ class ProvenanceIndex:
         end = self._epochs[0].first
         count = end - gone.first
         start = self._pins  # the lists hold the pinned sources first
+        gone_texts = self._texts[start : start + count]
         for lab in self._labels[start : start + count]:
             self.evicted = self.evicted.join(lab)
         del self._texts[start : start + count]
@@ -337,18 +354,9 @@ class ProvenanceIndex:
         del self._eids[start : start + count]
         self._chars -= gone.chars
         self._live_base = end
-        if self._buckets is not None:
-            lo_key = self._pins << _SRC_SHIFT
-            hi_key = end << _SRC_SHIFT
-            buckets = self._buckets
-            for i, arr in enumerate(buckets):
-                if arr is None or arr[-1] < lo_key or arr[0] >= hi_key:
-                    continue
-                lo = bisect_left(arr, lo_key)
-                hi = bisect_left(arr, hi_key, lo)
-                del arr[lo:hi]
-                if not arr:
-                    buckets[i] = None
+        if self._grams is not None:
+            lo = sum(map(_gram_count, self._texts[:start]))
+            self._grams.drop(lo, lo + sum(map(_gram_count, gone_texts)))
 
     def _slot(self, src: int) -> int:
         """Position of source ``src`` in the parallel lists."""
@@ -356,26 +364,12 @@ class ProvenanceIndex:
 
     # ------------------------------------------------------------------ grams
 
-    def _index_grams(self, src: int, data: bytes) -> None:
-        buckets = self._buckets
-        assert buckets is not None
-        mask = self._mask
-        base = src << _SRC_SHIFT
-        starts = range(0, len(data) - K + 1, STEP)
-        hashes = map(zlib.crc32, map(data.__getitem__, map(slice, starts, range(K, len(data) + 1, STEP))))
-        for pos, h in zip(starts, hashes, strict=True):
-            entry = base | (pos << _FP_BITS) | ((h >> 24) & _FP_MASK)
-            arr = buckets[h & mask]
-            if arr is None:
-                buckets[h & mask] = array("Q", (entry,))
-            else:
-                arr.append(entry)
-
     def _build_grams(self) -> None:
-        self._buckets = [None] * (self._mask + 1)
-        for slot, data in enumerate(self._texts):
-            src = slot if slot < self._pins else slot - self._pins + self._live_base
-            self._index_grams(src, data)
+        self._grams = GramChains(self._mask + 1)
+        which, starts, hashes = sampled_grams(self._texts)
+        # Positions in the lists to source numbers: the live sources follow the pinned ones.
+        src = np.where(which < self._pins, which, which - self._pins + self._live_base)
+        self._grams.add(src, starts, hashes, _SRC_SHIFT, _FP_BITS)
 
     # ------------------------------------------------------------------ lookups
 
@@ -399,7 +393,7 @@ class ProvenanceIndex:
             return NOT_FOUND
         if self._total_chars() <= SCAN_LIMIT:
             return self._scan(data)
-        if self._buckets is None:
+        if self._grams is None:
             self._build_grams()
         return self._lookup_grams(data)
 
@@ -430,7 +424,7 @@ class ProvenanceIndex:
                 continue
             if hits is None:
                 hits = _Hits(self._pins)
-            if hits.add(packed & _TOKEN_SRC_MASK, by_id[packed >> _TOKEN_SRC_BITS]):
+            if hits.add(packed & TOKEN_SRC_MASK, by_id[packed >> TOKEN_SRC_BITS]):
                 break
         return hits
 
@@ -470,10 +464,10 @@ class ProvenanceIndex:
         return Match(found=True, label=best, sources=eids[:8], complete=complete, pinned=hits.pinned is not None)
 
     def _lookup_grams(self, data: bytes) -> Match:
-        buckets = self._buckets
-        assert buckets is not None
+        grams = self._grams
+        assert grams is not None
+        size_of, head_of, entry_of, after_of = grams.count.item, grams.head.item, grams.entry.item, grams.after.item
         mask = self._mask
-        crc = zlib.crc32
         texts = self._texts
         labels = self._labels
         pins = self._pins
@@ -484,23 +478,26 @@ class ProvenanceIndex:
         verified = 0
         complete = True
         for residue in range(STEP):
-            chosen: array[int] | None = None
+            chosen = -1
+            chosen_size = 0
             chosen_offset = 0
             chosen_fp = 0
             for offset in range(residue, min(length - K + 1, residue + STEP * MAX_ANCHORS), STEP):
-                h = crc(data[offset : offset + K])
-                arr = buckets[h & mask]
-                if arr is None:
-                    chosen = None
+                h = sample_hash(data[offset : offset + K])
+                size = size_of(h & mask)
+                if not size:
+                    chosen = -1
                     break
-                if chosen is None or len(arr) < len(chosen):
-                    chosen, chosen_offset, chosen_fp = arr, offset, (h >> 24) & fp_mask
-            if chosen is None:
+                if chosen < 0 or size < chosen_size:
+                    chosen, chosen_size, chosen_offset, chosen_fp = h & mask, size, offset, (h >> 24) & fp_mask
+            if chosen < 0:
                 continue  # some gram of this alignment never occurs: no match here
-            if len(chosen) > MAX_SCAN:
+            if chosen_size > MAX_SCAN:
                 complete = False
-                chosen = chosen[:MAX_SCAN]
-            for entry in chosen:
+            at = head_of(chosen)
+            for _ in range(min(chosen_size, MAX_SCAN)):
+                entry = entry_of(at)
+                at = after_of(at)
                 if entry & fp_mask != chosen_fp:
                     continue
                 src = entry >> src_shift
@@ -525,8 +522,8 @@ class ProvenanceIndex:
     def memory_bytes(self) -> int:
         """Approximate bytes held (texts, gram buckets, token maps); bounded by ``max_chars``."""
         size = sys.getsizeof(self._texts) + sum(map(sys.getsizeof, self._texts)) + sum(map(sys.getsizeof, self._eids))
-        if self._buckets is not None:
-            size += sys.getsizeof(self._buckets) + sum(sys.getsizeof(b) for b in self._buckets if b is not None)
+        if self._grams is not None:
+            size += self._grams.nbytes()
         for tokens in self._token_maps:
             size += sys.getsizeof(tokens) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in tokens.items())
         return size
@@ -540,21 +537,36 @@ class ProvenanceIndex:
         )
 
     def to_snapshot(self) -> dict[str, Any]:
-        """The index as JSON-able data (pinned and live sources, epoch boundaries, ``evicted``)."""
+        """The index as JSON-able data: pinned and live sources, epoch boundaries, ``evicted``, the label
+        table and the live epochs' token maps (so a restore tokenises only the pinned sources again)."""
         sources = [[eid, lab.to_json(), text.decode("utf-8")] for eid, lab, text in zip(self._eids, self._labels, self._texts, strict=True)]
         return {
+            "format": SNAPSHOT_FORMAT,
             "max_chars": self._max_chars,
             "pins": self._pins,
             "live_base": self._live_base,
             "epochs": [e.first for e in self._epochs],
             "sources": sources,
+            "labels": [lab.to_json() for lab in self._labels_by_id],
+            "tokens": [_token_map.save(e.tokens) for e in self._epochs],
+            "grams": self._grams is not None,
             "evicted": self.evicted.to_json(),
+            "work": self.work,
         }
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> ProvenanceIndex:
-        """Rebuild an index from :meth:`to_snapshot`; it answers every lookup as the original did."""
+        """Rebuild an index from :meth:`to_snapshot`; it answers every lookup as the original did.
+
+        The pinned sources' token map and the gram buckets are derived from the texts again (the
+        buckets in one vectorised pass); the live token maps are taken as saved once they pass
+        :func:`tether.flow._token_map.restore`'s checks."""
+        if data.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"unsupported provenance snapshot format {data.get('format')!r}")
         index = cls(int(data["max_chars"]))
+        for lab in map(Label.from_json, data["labels"]):
+            if index._label_id(lab) != len(index._labels_by_id) - 1:
+                raise ValueError("snapshot label table repeats a label")
         pins = int(data["pins"])
         sources = data["sources"]
         for eid, lab, text in sources[:pins]:
@@ -564,19 +576,31 @@ class ProvenanceIndex:
             index._pin_chars += len(encoded)
         index._next = index._live_base = int(data["live_base"])
         firsts = [int(f) for f in data["epochs"]]
-        if len(sources) > pins and (not firsts or firsts[0] != index._live_base):
+        saved_maps = data["tokens"]
+        end = index._live_base + len(sources) - pins
+        if (
+            len(saved_maps) != len(firsts)
+            or firsts != sorted(set(firsts))
+            or (firsts and (firsts[0] != index._live_base or firsts[-1] >= end))
+        ):
+            raise ValueError("snapshot epochs do not match its sources")
+        if len(sources) > pins and not firsts:
             raise ValueError("snapshot epochs do not match its sources")
         for i, (eid, lab, text) in enumerate(sources[pins:]):
             src = index._live_base + i
             if src in firsts:
                 index._epochs.append(_Epoch(src))
-                index._maps = None
             epoch = index._epochs[-1]
             encoded = str(text).encode("utf-8")
-            index._append(encoded, Label.from_json(lab), str(eid), epoch.tokens)
+            index._append_source(encoded, Label.from_json(lab), str(eid))
             epoch.chars += len(encoded)
             index._chars += len(encoded)
-        if len(firsts) != len(index._epochs):
-            raise ValueError("snapshot epochs do not match its sources")
+        for epoch, saved, stop in zip(index._epochs, saved_maps, [*firsts[1:], end][: len(firsts)], strict=True):
+            own = index._labels[index._slot(epoch.first) : index._slot(stop - 1) + 1]
+            epoch.tokens = _token_map.restore(saved, epoch.first, stop, own, index._labels_by_id)
+        index._maps = None
+        if data["grams"] is True:
+            index._build_grams()
         index.evicted = Label.from_json(data["evicted"])
+        index.work = int(data["work"])
         return index

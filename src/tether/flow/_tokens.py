@@ -37,6 +37,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import numpy.typing as npt
+
 DELIMITERS = " \"'`<>()[]{},;|"
 """Characters that separate tokens in normalised text."""
 EDGE_PUNCT = ".:!?*#=-_/\\"
@@ -67,16 +70,48 @@ def core_of(raw: str) -> str:
     return core
 
 
+def _table(chars: str) -> npt.NDArray[np.bool_]:
+    table = np.zeros(256, dtype=bool)
+    table[list(chars.encode("ascii"))] = True
+    return table
+
+
+_IS_DELIM = _table(DELIMITERS)
+_IS_EDGE = _table(EDGE_PUNCT)
+_IS_DIGIT = _table(_DIGITS)
+_IS_JOINING = _table(_JOINING_DELIMITERS)
+_SPACE = np.uint8(ord(" "))
+
+
 def token_cores(norm: str) -> set[str]:
-    """The distinct token cores of a normalised text (see :func:`core_of`)."""
-    out: set[str] = set()
-    for raw in set(TOKEN_SPLIT.findall(norm)):
-        core = raw.strip(EDGE_PUNCT)
-        if core:
-            if raw[0] != core[0] and core[0] in _DIGITS:
-                core = core_of(raw)  # something was stripped before a digit: maybe a sign
-            out.add(core)
-    return out
+    """The distinct token cores of a normalised text (see :func:`core_of`).
+
+    Computed on the UTF-8 bytes in vectorised steps, then one C-level split (the bytes of a
+    non-ASCII character are never delimiters or punctuation): delimiters, except a joining one
+    between two digits, become spaces; edge punctuation is dropped where it leads a token (but a
+    minus sign right before a digit) or trails one. Normalised text holds no whitespace but the
+    space, so the split yields exactly the cores."""
+    raw = np.frombuffer(norm.encode("utf-8"), dtype=np.uint8)
+    n = raw.size
+    if not n:
+        return set()
+    delim = _IS_DELIM[raw]
+    digit = _IS_DIGIT[raw]
+    joining = _IS_JOINING[raw]
+    if n > 2 and joining.any():
+        delim[1:-1] &= ~(joining[1:-1] & digit[:-2] & digit[2:])
+    edge = _IS_EDGE[raw]
+    out = np.where(delim, _SPACE, raw)
+    if edge.any():
+        idx = np.arange(n)
+        # Nearest character that is not edge punctuation, before and after each position.
+        before = np.maximum.accumulate(np.where(edge, -1, idx))
+        after = np.minimum.accumulate(np.where(edge, n, idx)[::-1])[::-1]
+        lead = edge & ((before < 0) | delim[np.maximum(before, 0)])
+        lead[:-1] &= ~((raw[:-1] == ord("-")) & digit[1:])
+        trail = edge & ((after >= n) | delim[np.minimum(after, n - 1)])
+        out = out[~(lead | trail)]
+    return set(out.tobytes().decode("utf-8").split())
 
 
 def is_core(value: str) -> bool:

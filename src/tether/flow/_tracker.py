@@ -27,7 +27,7 @@ from tether.flow._normalize import normalize, number_forms
 from tether.flow._provenance import NOT_FOUND, Match, ProvenanceIndex
 from tether.flow._taint import TaintMemory
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +232,17 @@ class FlowTracker:
         echoes = list(self._leaf_pieces(args, declared)) if args is not None else []
         return self.taint.taint(base, text, echoes)
 
+    @property
+    def work(self) -> int:
+        """Units of work done since the tracker was created (monotonic, carried by snapshots).
+
+        One unit is one byte of normalised text given to the index as a source (pinned or not,
+        counted before any cap) or one character of a value folded into the taint memory (values
+        queued count when they are folded in, before the memory is next read; a value skipped as
+        already remembered counts nothing). Replaying events costs about as much as the work they cause, so a session that takes a
+        snapshot every N units bounds what a resume replays by about N units, whatever the events."""
+        return self.index.work + self.taint.work
+
     def memory_bytes(self) -> int:
         """Approximate bytes this tracker holds (bounded by its :class:`FlowLimits`)."""
         return self.index.memory_bytes() + self.taint.memory_bytes()
@@ -245,7 +256,9 @@ class FlowTracker:
             "context_sources": list(self.context_sources),
             "index": self.index.digest(),
             "evicted": self.index.evicted.describe(),
-            "taint": self.taint.to_snapshot(),
+            # Work done is not state: a value skipped as already remembered is no work in one
+            # tracker and a no-op fold in another.
+            "taint": {k: v for k, v in self.taint.to_snapshot().items() if k != "work"},
         }
 
     def to_snapshot(self) -> dict[str, Any]:
