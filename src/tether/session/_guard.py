@@ -67,7 +67,7 @@ class Guard:
         detectors: Sequence[Detector] = (),
         clock: Callable[[], float] = time.time,
         snapshot_every: int | None = 10_000,
-        snapshot_bytes: int | None = 8 << 20,
+        snapshot_bytes: int | None = 4 << 20,
         flow_limits: FlowLimits | None = None,
     ) -> None:
         self.policy = policy

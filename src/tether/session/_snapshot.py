@@ -44,7 +44,7 @@ class SnapshotPolicy:
 
     every_events: int | None = 10_000
     """Save after this many events since the last snapshot (None: not by count)."""
-    every_bytes: int | None = 8 << 20
+    every_bytes: int | None = 4 << 20
     """Save after this many bytes of logged events since the last snapshot (None: not by size)."""
 
     def due(self, work: Work) -> bool:
