@@ -20,9 +20,9 @@ from mcp_helpers import HERE, POLICIES, RawClient
 
 from tether import Guard, SQLiteStore
 from tether.adapters.mcp._catalog import ServerConn
-from tether.adapters.mcp._guarding import ProxyConfig
+from tether.adapters.mcp._config import ProxyConfig
 from tether.adapters.mcp._pins import PinGate
-from tether.adapters.mcp._router import Router
+from tether.adapters.mcp._proxy import Proxy
 from tether.policy._compiled import Policy
 
 RAW = HERE / "servers" / "raw_server.py"
@@ -125,7 +125,7 @@ async def fake_server(link: MemoryLink, reply: list[bytes]) -> None:
 
 
 class Harness:
-    """A router between two memory links, with a fake server, in one event loop."""
+    """A proxy between two memory links, with a fake server, in one event loop."""
 
     def __init__(self, reply: list[bytes]) -> None:
         self.client = MemoryLink()
@@ -134,7 +134,7 @@ class Harness:
         session = Guard(policy, SQLiteStore(":memory:")).start_session("fuzz")
         config = ProxyConfig(call_timeout_s=0.5)
         conn = ServerConn("", "fake", self.server, PinGate(None))
-        self.router = Router(self.client, [conn], session, policy, config=config, db_path=":memory:", gateway=False)
+        self.proxy = Proxy(self.client, [conn], session, policy, config=config, db_path=":memory:", gateway=False)
         self.reply = reply
         self.sentinel = 0
 
@@ -165,7 +165,7 @@ class Harness:
 
 async def _run(lines_in: list[bytes], server_lines: list[bytes]) -> None:
     harness = Harness(list(server_lines))
-    tasks = [asyncio.create_task(harness.router.run()), asyncio.create_task(fake_server(harness.server, harness.reply))]
+    tasks = [asyncio.create_task(harness.proxy.run()), asyncio.create_task(fake_server(harness.server, harness.reply))]
     try:
         init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "0"}}
         await harness.client.inbox.put(json.dumps({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": init}).encode())

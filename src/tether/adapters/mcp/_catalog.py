@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether._decision import ToolCall
-from tether.adapters.mcp._guarding import PSEUDO_TOOLS, Admission
+from tether.adapters.mcp._config import PSEUDO_TOOLS
+from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._links import Link
 from tether.adapters.mcp._pins import INSTRUCTIONS, PinGate, ToolDefinition
 from tether.flow import TRUSTED, UNTRUSTED
@@ -70,10 +71,10 @@ FetchAll = Callable[[ServerConn, str, str], Awaitable[list[Any]]]
 class Catalog:
     """What the client is offered, and where each name goes."""
 
-    def __init__(self, servers: Sequence[ServerConn], admission: Admission, policy: Policy, *, gateway: bool, hide_denied: bool) -> None:
+    def __init__(self, servers: Sequence[ServerConn], guarding: Guarding, policy: Policy, *, gateway: bool, hide_denied: bool) -> None:
         self.servers = list(servers)
         self.gateway = gateway
-        self._admission = admission
+        self._guarding = guarding
         self._policy = policy
         self._hide_denied = hide_denied
         self.tools: dict[str, tuple[ServerConn, str]] = {}
@@ -120,7 +121,7 @@ class Catalog:
         are not tool calls of that server and pass; any other name must be a
         tool the server listed, with its definition pinned.
         """
-        if call.id in self._admission.server_calls:
+        if call.id in self._guarding.server_calls:
             return None
         tool = str(call.tool)
         target = self.split(tool)
@@ -155,14 +156,14 @@ class Catalog:
         shown: list[dict[str, Any]] = []
         for server, listing in zip(targets, listings, strict=True):
             if isinstance(listing, BaseException):
-                self._admission.say(f"could not list the tools of {server.label}: {listing}")
+                self._guarding.say(f"could not list the tools of {server.label}: {listing}")
                 continue
             definitions = self._definitions(server, listing)
             pinned = definitions + ([server.instructions] if server.instructions is not None else [])
             visible = server.gate.update(pinned)
             held = sorted({d.name for d in definitions} - visible)
             if held:
-                self._admission.say(
+                self._guarding.say(
                     f"tool definition(s) of {server.label} held until a human approves them (tether mcp pins list): {', '.join(held)}"
                 )
             offered = [d for d in definitions if d.name in visible]
@@ -183,10 +184,10 @@ class Catalog:
                 continue
             name = item["name"]
             if name == INSTRUCTIONS or name in PSEUDO_TOOLS:
-                self._admission.say(f"{server.label} lists a tool named {name!r}, a name Tether reserves; it is not offered")
+                self._guarding.say(f"{server.label} lists a tool named {name!r}, a name Tether reserves; it is not offered")
                 continue
             if name in out:
-                self._admission.say(f"{server.label} lists the tool {name!r} twice; only the first is offered")
+                self._guarding.say(f"{server.label} lists the tool {name!r} twice; only the first is offered")
                 continue
             out[name] = ToolDefinition(name, item)
         return list(out.values())
@@ -199,7 +200,7 @@ class Catalog:
                 continue
             self._recorded.add((str(trusted), text))
             what = "approved by a human" if trusted else "not reviewed by a human"
-            self._admission.add_source(text, f"mcp tool definitions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED)
+            self._guarding.add_source(text, f"mcp tool definitions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED)
 
     def _never_allowed(self, name: str) -> bool:
         """True when the policy denies ``name`` whatever the arguments (for ``--hide-denied``)."""

@@ -28,7 +28,7 @@ from tether.errors import SessionError
 from tether.events import ApprovalAnswered, CallProposed, DecisionMade
 from tether.monitor import Finding, SessionState
 from tether.policy import Policy
-from tether.session import Guard, Session
+from tether.session import Gate, Guard, Session
 from tether.store import EventStore
 
 PIN_SESSION_PREFIX = "mcp-pins:"
@@ -228,7 +228,8 @@ class PinBook:
     def _propose(self, kind: str, tool: ToolDefinition, previous: str | None) -> None:
         assert self._session is not None
         args = {"tool": tool.name, "hash": tool.hash, "previous_hash": previous, "definition": dict(tool.data)}
-        self._session.check(kind, args)
+        # No approver: a change's ask stays pending until a human answers it (`tether mcp pins approve`).
+        Gate(self._session).admit(ToolCall(kind, args))
 
     def answer(self, call_id: str, approved: bool, *, by: str, note: str = "") -> PinRecord:
         """A human approves or refuses a pending definition (logged as an approval answer)."""
