@@ -105,3 +105,22 @@ def test_the_client_capabilities_forwarded_upstream_drop_task_augmented_requests
     caps = {"sampling": {}, "tasks": {"list": {}, "requests": {"sampling": {"createMessage": {}}, "elicitation": {"create": {}}, "x": {}}}}
     assert without_task_requests(caps) == {"sampling": {}, "tasks": {"list": {}, "requests": {"x": {}}}}
     assert without_task_requests({"roots": {}}) == {"roots": {}}
+
+
+def test_a_sampling_answer_that_asks_goes_through_the_gate_and_is_refused_without_a_human() -> None:
+    policy = Policy.from_yaml(
+        POLICY.replace(
+            "      result: {flow: {forbid: [secret]}}",
+            "      result: {flow: {forbid: [secret]}}\n    ask:\n      - {name: every-answer, when: {always: true}, reason: a human reads every answer}",
+        )
+    )
+    session = Guard(policy, SQLiteStore(":memory:")).start_session("Help me.")
+    guarding = Guarding(session, NoClient(), config=ProxyConfig(ask_timeout_s=0.05, approval_poll_s=0.01), db_path=":memory:")
+    answer = asyncio.run(guarding.sampling("sampling/createMessage", dict(PROMPT), _answer, related=None))
+    assert answer["error"]["code"] == DENIED and "did not approve" in answer["error"]["message"]
+    events = [i.event() for i in session.guard.store.read(session.id)]
+    kinds = [e.kind for e in events]
+    assert "approval_requested" in kinds  # the ask was logged, bound to the call, like any gated call
+    answered = [e for e in events if e.kind == "approval_answered"]
+    assert len(answered) == 1 and not answered[0].approved  # the timeout refused it once, and the Gate's answer changed nothing
+    assert session.approval_status(answered[0].call_id) == "denied"

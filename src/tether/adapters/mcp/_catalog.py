@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tether._decision import ToolCall
@@ -36,7 +36,10 @@ SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
 
 @dataclass(eq=False)
 class ServerConn:
-    """One upstream server as the proxy holds it: its link, what it answered to initialize, its pins."""
+    """One upstream server as the proxy holds it: its link, what it answered to initialize, its pins.
+
+    The requests in flight to it are the peer's to correlate (:class:`~._peer.Peer`), not part of it.
+    """
 
     name: str
     """Its gateway name ("" for a lone server: no namespacing)."""
@@ -52,10 +55,6 @@ class ServerConn:
     """False once it closed its end."""
     instructions: ToolDefinition | None = None
     """Its instructions as a pinnable definition (set at initialize)."""
-    waiting: dict[Any, Any] = field(default_factory=dict)
-    """What waits for each request the proxy sent it, by id key."""
-    remapped: dict[Any, Any] = field(default_factory=dict)
-    """Its own request ids -> the ids the proxy used towards the client."""
 
     @property
     def capabilities(self) -> dict[str, Any]:

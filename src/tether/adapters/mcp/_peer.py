@@ -110,6 +110,10 @@ class Peer:
         self._tasks: dict[Any, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._server_tokens: dict[Any, tuple[ServerConn, Any]] = {}
+        # What waits for each request sent to a server, by id key: a client request relayed, or the proxy's own.
+        self._waiting: dict[ServerConn, dict[Any, Relay | asyncio.Future[dict[str, Any] | None]]] = {s: {} for s in self.servers}
+        # Each server's own request ids -> the ids the proxy used towards the client.
+        self._remapped: dict[ServerConn, dict[Any, str]] = {s: {} for s in self.servers}
 
     # ------------------------------------------------------------ the client, as the guard sees it (ClientPort)
 
@@ -224,7 +228,7 @@ class Peer:
             task = self._tasks.get(key)
             server = self._routes.pop(key, None)
             if server is not None:
-                waiter = server.waiting.pop(key, None)
+                waiter = self._waiting[server].pop(key, None)
                 if isinstance(waiter, asyncio.Future) and not waiter.done():
                     waiter.cancel()
                 await server.link.send(msg.data)
@@ -252,7 +256,7 @@ class Peer:
             await self.reply_error(msg.id, INTERNAL_ERROR, f"the MCP server {server.label} has exited")
             return
         key = id_key(msg.id)
-        server.waiting[key] = Relay(msg.id, post)
+        self._waiting[server][key] = Relay(msg.id, post)
         self._routes[key] = server
         await server.link.send(msg.data if params is None else {**msg.data, "params": params})
 
@@ -263,7 +267,7 @@ class Peer:
         key = id_key(id_)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
-        server.waiting[key] = fut
+        self._waiting[server][key] = fut
         self._routes[key] = server
         timer = loop.call_later(timeout, _expire, fut)  # cheaper than asyncio.wait_for on the hot path
         try:
@@ -275,8 +279,8 @@ class Peer:
             raise UpstreamFailure(f"the MCP server did not answer within {timeout:g} s") from None
         finally:
             timer.cancel()
-            if server.waiting.get(key) is fut:
-                del server.waiting[key]
+            if self._waiting[server].get(key) is fut:
+                del self._waiting[server][key]
             if self._routes.get(key) is server:
                 del self._routes[key]
         if answer is None:
@@ -313,10 +317,10 @@ class Peer:
             if isinstance(server.link, ProcessLink):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(server.link.proc.wait(), 1.0)
-            if server.init is not None or server.waiting:
+            if server.init is not None or self._waiting[server]:
                 self._say(f"the MCP server {server.label} has exited{server_status(server)}")
-            for key, waiter in list(server.waiting.items()):
-                server.waiting.pop(key, None)
+            for key, waiter in list(self._waiting[server].items()):
+                self._waiting[server].pop(key, None)
                 if isinstance(waiter, asyncio.Future):
                     if not waiter.done():
                         waiter.set_result(None)
@@ -348,12 +352,12 @@ class Peer:
             await self._server_notification(server, parsed, handlers)
 
     async def _fail_answer(self, server: ServerConn, id_: Id | None, why: str) -> None:
-        if id_ is not None and id_key(id_) in server.waiting:
+        if id_ is not None and id_key(id_) in self._waiting[server]:
             await self._server_answer(server, id_, {"error": {"code": INTERNAL_ERROR, "message": f"Tether: {why}"}})
 
     async def _server_answer(self, server: ServerConn, id_: Id, answer: dict[str, Any]) -> None:
         key = id_key(id_)
-        waiter = server.waiting.pop(key, None)
+        waiter = self._waiting[server].pop(key, None)
         if waiter is None:
             return  # an answer nobody waits for (cancelled, timed out): dropped
         if isinstance(waiter, asyncio.Future):
@@ -371,7 +375,7 @@ class Peer:
         """A server asks the client (sampling, elicitation, roots, ping ...): handled under a proxy id."""
         own = id_key(msg.id)
         pid = self.new_id()
-        server.remapped[own] = pid
+        self._remapped[server][own] = pid
         params = dict(msg.params)
         meta = params.get("_meta")
         if isinstance(meta, dict) and "progressToken" in meta:
@@ -388,7 +392,7 @@ class Peer:
         except Exception as exc:
             answer = {"error": {"code": INTERNAL_ERROR, "message": f"Tether: {type(exc).__name__}: {exc}"}}
         finally:
-            server.remapped.pop(own, None)
+            self._remapped[server].pop(own, None)
             if isinstance(meta, dict) and "progressToken" in meta:
                 self._server_tokens.pop(id_key(params["_meta"]["progressToken"]), None)
         await server.link.send({"jsonrpc": "2.0", "id": msg.id, **answer})
@@ -419,7 +423,7 @@ class Peer:
         params = msg.params
         if msg.method == "notifications/cancelled":
             rid = params.get("requestId")
-            pid = server.remapped.get(id_key(rid)) if isinstance(rid, str | int) and not isinstance(rid, bool) else None
+            pid = self._remapped[server].get(id_key(rid)) if isinstance(rid, str | int) and not isinstance(rid, bool) else None
             if pid is not None:
                 fut = self._client_waiting.get(id_key(pid))
                 if fut is not None and not fut.done():
