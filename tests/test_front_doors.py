@@ -191,7 +191,7 @@ PINNED = {
         "PIN_SESSION_PREFIX",
         "PinBook",
         "PinDetector",
-        "PinGate",
+        "PinFilter",
         "PinRecord",
         "PinStatus",
         "ProxyConfig",

@@ -21,7 +21,7 @@ from mcp_helpers import HERE, POLICIES, RawClient
 from tether import Guard, SQLiteStore
 from tether.adapters.mcp._catalog import ServerConn
 from tether.adapters.mcp._config import ProxyConfig
-from tether.adapters.mcp._pins import PinGate
+from tether.adapters.mcp._pins import PinFilter
 from tether.adapters.mcp._proxy import Proxy
 from tether.policy._compiled import Policy
 
@@ -133,7 +133,7 @@ class Harness:
         policy = Policy.from_yaml((POLICIES / "raw.yaml").read_text().replace("  big:", "  fuzz: {effect: read}\n  big:"))
         session = Guard(policy, SQLiteStore(":memory:")).start_session("fuzz")
         config = ProxyConfig(call_timeout_s=0.5)
-        conn = ServerConn("", "fake", self.server, PinGate(None))
+        conn = ServerConn("", "fake", self.server, PinFilter(None))
         self.proxy = Proxy(self.client, [conn], session, policy, config=config, db_path=":memory:", gateway=False)
         self.reply = reply
         self.sentinel = 0

@@ -22,7 +22,7 @@ from tether._decision import ToolCall
 from tether.adapters.mcp._config import PSEUDO_TOOLS
 from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._links import Link
-from tether.adapters.mcp._pins import INSTRUCTIONS, PinGate, ToolDefinition
+from tether.adapters.mcp._pins import INSTRUCTIONS, PinFilter, ToolDefinition
 from tether.flow import TRUSTED, UNTRUSTED
 from tether.monitor import Finding
 from tether.policy import Policy
@@ -47,7 +47,7 @@ class ServerConn:
     """How messages name it."""
     link: Link
     """The connection."""
-    gate: PinGate
+    pins: PinFilter
     """Its tool-definition pins."""
     init: dict[str, Any] | None = None
     """Its ``initialize`` result (None until initialised, or when it failed)."""
@@ -127,7 +127,7 @@ class Catalog:
         if target is None:
             return Finding("deny", f"no MCP server behind this proxy offers a tool named {tool!r}")
         server, name = target
-        return server.gate.finding(name)
+        return server.pins.finding(name)
 
     # ------------------------------------------------------------ tools
 
@@ -159,14 +159,14 @@ class Catalog:
                 continue
             definitions = self._definitions(server, listing)
             pinned = definitions + ([server.instructions] if server.instructions is not None else [])
-            visible = server.gate.update(pinned)
+            visible = server.pins.update(pinned)
             held = sorted({d.name for d in definitions} - visible)
             if held:
                 self._guarding.say(
                     f"tool definition(s) of {server.label} held until a human approves them (tether mcp pins list): {', '.join(held)}"
                 )
             offered = [d for d in definitions if d.name in visible]
-            self._record(server, offered, server.gate.reviewed(offered))
+            self._record(server, offered, server.pins.reviewed(offered))
             for d in offered:
                 name = self.client_name(server, d.name)
                 mapping[name] = (server, d.name)
@@ -212,7 +212,7 @@ class Catalog:
 
     def instructions_label(self, server: ServerConn) -> bool:
         """Whether the server's instructions, as given now, were approved by a human."""
-        return server.instructions is not None and bool(server.gate.reviewed([server.instructions]))
+        return server.instructions is not None and bool(server.pins.reviewed([server.instructions]))
 
     # ------------------------------------------------------------ gateway prompts and resources
 

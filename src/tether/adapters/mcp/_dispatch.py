@@ -156,7 +156,7 @@ class Dispatcher:
         init = server.init or {}
         text = init.get("instructions") if isinstance(init.get("instructions"), str) else None
         server.instructions = ToolDefinition(INSTRUCTIONS, {"instructions": text})
-        pins = server.gate.pins
+        pins = server.pins.book
         if pins is not None and not pins.is_new and pins.sync([server.instructions])[INSTRUCTIONS] != "pinned":
             self._guarding.say(f"the instructions of {server.label} changed since they were pinned; withheld (tether mcp pins list)")
             return None

@@ -247,14 +247,15 @@ def pin_keys(store: EventStore) -> list[str]:
     return [s.session_id[len(PIN_SESSION_PREFIX) :] for s in store.sessions() if s.session_id.startswith(PIN_SESSION_PREFIX)]
 
 
-class PinGate:
+class PinFilter:
     """What a proxy knows of one server's tools: the listed definitions and which of them are pinned.
 
-    With ``pins=None`` pinning is off and every listed tool passes.
+    It filters both ways: a listing down to the pinned tools, and calls to the
+    others into denials. With ``book=None`` pinning is off and every listed tool passes.
     """
 
-    def __init__(self, pins: PinBook | None) -> None:
-        self.pins = pins
+    def __init__(self, book: PinBook | None) -> None:
+        self.book = book
         """The server's pin book, or None when pinning is off."""
         self._listed: dict[str, str] = {}
         self._visible: set[str] = set()
@@ -263,18 +264,18 @@ class PinGate:
     def update(self, tools: Sequence[ToolDefinition]) -> set[str]:
         """Take a new listing; return the names of the tools a client may see and call."""
         self._listed = {t.name: t.hash for t in tools}
-        if self.pins is None:
+        if self.book is None:
             self._visible = set(self._listed)
         else:
-            self._status = self.pins.sync(tools)
+            self._status = self.book.sync(tools)
             self._visible = {name for name, status in self._status.items() if status == "pinned"}
         return set(self._visible)
 
     def reviewed(self, tools: Sequence[ToolDefinition]) -> set[str]:
         """Names of those of ``tools`` whose definition, exactly as listed, a human approved."""
-        if self.pins is None:
+        if self.book is None:
             return set()
-        done = self.pins.reviewed()
+        done = self.book.reviewed()
         return {t.name for t in tools if (t.name, t.hash) in done}
 
     def finding(self, tool: str) -> Finding | None:
@@ -284,7 +285,7 @@ class PinGate:
         digest = self._listed.get(tool)
         if digest is None:
             return Finding("deny", f"the MCP server did not list a tool named {tool!r}")
-        if self.pins is not None and self.pins.pinned().get(tool) == digest:
+        if self.book is not None and self.book.pinned().get(tool) == digest:
             self._visible.add(tool)  # a human approved it since the last listing
             return None
         return Finding(
@@ -298,7 +299,7 @@ class PinDetector:
     """A guard detector that denies calls to tools whose listed definition is not pinned.
 
     ``lookup`` maps a call to a finding (a gateway routes the tool name to its
-    server's :class:`PinGate` first).
+    server's :class:`PinFilter` first).
     """
 
     name = "mcp-pins"

@@ -14,7 +14,7 @@ from tether._decision import ToolCall
 from tether.adapters.mcp._catalog import ServerConn
 from tether.adapters.mcp._config import ProxyConfig
 from tether.adapters.mcp._links import Link, ProcessLink, StdioLink
-from tether.adapters.mcp._pins import PinBook, PinDetector, PinGate
+from tether.adapters.mcp._pins import PinBook, PinDetector, PinFilter
 from tether.adapters.mcp._proxy import Proxy
 from tether.adapters.mcp._upstream import Upstream, check_gateway, describe_all, environment
 from tether.errors import ConfigError
@@ -115,8 +115,8 @@ async def connected(
                 stack.push_async_callback(process.close)
                 link = process
             key = options.pin_key if options.pin_key and len(specs) == 1 else spec.pin_key()
-            gate = PinGate(PinBook(store, key) if options.pins else None)
-            servers.append(ServerConn(spec.name, spec.name or spec.describe(), link, gate))
+            pins = PinFilter(PinBook(store, key) if options.pins else None)
+            servers.append(ServerConn(spec.name, spec.name or spec.describe(), link, pins))
         yield servers
 
 
