@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mcp_helpers import HERE, POLICIES, RawClient
+from mcp_helpers import HERE, POLICIES, MemoryLink, RawClient
 
 from tether import Guard, SQLiteStore
 from tether.adapters.mcp._catalog import ServerConn
@@ -85,24 +85,6 @@ def expects_answer(line: bytes) -> Any:
     if isinstance(rid, bool) or not isinstance(rid, str | int):
         return None
     return rid
-
-
-class MemoryLink:
-    """One end of an in-process link."""
-
-    def __init__(self) -> None:
-        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def recv(self) -> Any:
-        return await self.inbox.get()
-
-    async def send(self, obj: dict[str, Any], *, related: Any = None) -> None:
-        json.dumps(obj)  # everything the proxy writes must be JSON
-        await self.outbox.put(obj)
-
-    async def close(self) -> None:
-        return None
 
 
 async def fake_server(link: MemoryLink, reply: list[bytes]) -> None:
