@@ -215,7 +215,7 @@ PINNED = {
         "PIN_SESSION_PREFIX",
         "PinBook",
         "PinDetector",
-        "PinGate",
+        "PinFilter",
         "PinRecord",
         "PinStatus",
         "ProxyConfig",

@@ -9,6 +9,7 @@ CLI) go into a cache directory (``$TETHER_TEST_CACHE`` or
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -179,3 +180,21 @@ class RawClient:
 def run_tether(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the ``tether`` CLI in a subprocess."""
     return subprocess.run([*TETHER, *args], env={**os.environ, **env()}, capture_output=True, text=True, input=input_text, timeout=120)
+
+
+class MemoryLink:
+    """One end of an in-process link."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def recv(self) -> Any:
+        return await self.inbox.get()
+
+    async def send(self, obj: dict[str, Any], *, related: Any = None) -> None:
+        json.dumps(obj)  # everything the proxy writes must be JSON
+        await self.outbox.put(obj)
+
+    async def close(self) -> None:
+        return None

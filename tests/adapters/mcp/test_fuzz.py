@@ -16,13 +16,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mcp_helpers import HERE, POLICIES, RawClient
+from mcp_helpers import HERE, POLICIES, MemoryLink, RawClient
 
 from tether import Guard, SQLiteStore
 from tether.adapters.mcp._catalog import ServerConn
-from tether.adapters.mcp._guarding import ProxyConfig
-from tether.adapters.mcp._pins import PinGate
-from tether.adapters.mcp._router import Router
+from tether.adapters.mcp._config import ProxyConfig
+from tether.adapters.mcp._pins import PinFilter
+from tether.adapters.mcp._proxy import Proxy
 from tether.policy import Policy
 
 RAW = HERE / "servers" / "raw_server.py"
@@ -87,24 +87,6 @@ def expects_answer(line: bytes) -> Any:
     return rid
 
 
-class MemoryLink:
-    """One end of an in-process link."""
-
-    def __init__(self) -> None:
-        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def recv(self) -> Any:
-        return await self.inbox.get()
-
-    async def send(self, obj: dict[str, Any], *, related: Any = None) -> None:
-        json.dumps(obj)  # everything the proxy writes must be JSON
-        await self.outbox.put(obj)
-
-    async def close(self) -> None:
-        return None
-
-
 async def fake_server(link: MemoryLink, reply: list[bytes]) -> None:
     """Answers like raw_server.py; a tools/call of ``fuzz`` is answered with the next fuzzed line instead."""
     while True:
@@ -125,7 +107,7 @@ async def fake_server(link: MemoryLink, reply: list[bytes]) -> None:
 
 
 class Harness:
-    """A router between two memory links, with a fake server, in one event loop."""
+    """A proxy between two memory links, with a fake server, in one event loop."""
 
     def __init__(self, reply: list[bytes]) -> None:
         self.client = MemoryLink()
@@ -133,8 +115,8 @@ class Harness:
         policy = Policy.from_yaml((POLICIES / "raw.yaml").read_text().replace("  big:", "  fuzz: {effect: read}\n  big:"))
         session = Guard(policy, SQLiteStore(":memory:")).start_session("fuzz")
         config = ProxyConfig(call_timeout_s=0.5)
-        conn = ServerConn("", "fake", self.server, PinGate(None))
-        self.router = Router(self.client, [conn], session, policy, config=config, db_path=":memory:", gateway=False)
+        conn = ServerConn("", "fake", self.server, PinFilter(None))
+        self.proxy = Proxy(self.client, [conn], session, policy, config=config, db_path=":memory:", gateway=False)
         self.reply = reply
         self.sentinel = 0
 
@@ -165,7 +147,7 @@ class Harness:
 
 async def _run(lines_in: list[bytes], server_lines: list[bytes]) -> None:
     harness = Harness(list(server_lines))
-    tasks = [asyncio.create_task(harness.router.run()), asyncio.create_task(fake_server(harness.server, harness.reply))]
+    tasks = [asyncio.create_task(harness.proxy.run()), asyncio.create_task(fake_server(harness.server, harness.reply))]
     try:
         init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "0"}}
         await harness.client.inbox.put(json.dumps({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": init}).encode())

@@ -11,7 +11,7 @@ import pytest
 from mcp_helpers import POLICIES, TOY, proxy_session, run_tether
 
 from tether import SQLiteStore
-from tether.adapters.mcp import PinBook, PinGate, ToolDefinition
+from tether.adapters.mcp import PinBook, PinFilter, ToolDefinition
 
 SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}}
 
@@ -89,15 +89,15 @@ BASE = {"name": "t", "title": "T", "description": "d", "inputSchema": SCHEMA}
 )
 def test_any_change_a_client_is_shown_holds_the_tool(change: dict[str, Any]) -> None:
     book = PinBook(SQLiteStore(":memory:"), "s")
-    gate = PinGate(book)
-    assert gate.update([ToolDefinition("t", BASE)]) == {"t"}
-    assert gate.update([ToolDefinition("t", {**BASE, **change})]) == set()
-    finding = gate.finding("t")
+    pins = PinFilter(book)
+    assert pins.update([ToolDefinition("t", BASE)]) == {"t"}
+    assert pins.update([ToolDefinition("t", {**BASE, **change})]) == set()
+    finding = pins.finding("t")
     assert finding is not None and finding.verdict == "deny" and "tether mcp pins approve" in finding.message
     pending = next(r for r in book.records() if r.status == "pending")
     book.answer(pending.call_id, True, by="ana")
-    assert gate.finding("t") is None and gate.update([ToolDefinition("t", {**BASE, **change})]) == {"t"}
-    assert gate.reviewed([ToolDefinition("t", {**BASE, **change})]) == {"t"}  # approved by a human: trusted text
+    assert pins.finding("t") is None and pins.update([ToolDefinition("t", {**BASE, **change})]) == {"t"}
+    assert pins.reviewed([ToolDefinition("t", {**BASE, **change})]) == {"t"}  # approved by a human: trusted text
 
 
 def test_review_confirms_first_use_pins_and_answers_pending_ones() -> None:

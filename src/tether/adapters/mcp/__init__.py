@@ -9,7 +9,9 @@ session. The stdio proxy needs no MCP SDK; HTTP (``--http``, ``--url``) needs
 the ``mcp`` extra (``pip install tether-guard[mcp]``).
 """
 
-from tether.adapters.mcp._guarding import APPROVAL_SCHEMA, DENIED, ELICITATION, SAMPLING, ProxyConfig, result_text, tool_error
+from tether.adapters.mcp._config import DENIED, ELICITATION, SAMPLING, ProxyConfig
+from tether.adapters.mcp._content import result_text, tool_error
+from tether.adapters.mcp._guarding import APPROVAL_SCHEMA
 from tether.adapters.mcp._jsonrpc import Malformed, Message, classify, parse, recover_id
 from tether.adapters.mcp._links import UpstreamError
 from tether.adapters.mcp._listing import Listing, list_server
@@ -18,7 +20,7 @@ from tether.adapters.mcp._pins import (
     PIN_SESSION_PREFIX,
     PinBook,
     PinDetector,
-    PinGate,
+    PinFilter,
     PinRecord,
     PinStatus,
     ToolDefinition,
@@ -41,7 +43,7 @@ __all__ = [
     "Message",
     "PinBook",
     "PinDetector",
-    "PinGate",
+    "PinFilter",
     "PinRecord",
     "PinStatus",
     "ProxyConfig",

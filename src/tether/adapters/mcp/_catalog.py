@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tether._decision import ToolCall
-from tether.adapters.mcp._guarding import PSEUDO_TOOLS, Admission
+from tether.adapters.mcp._config import PSEUDO_TOOLS
+from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._links import Link
-from tether.adapters.mcp._pins import INSTRUCTIONS, PinGate, ToolDefinition
+from tether.adapters.mcp._pins import INSTRUCTIONS, PinFilter, ToolDefinition
 from tether.flow import TRUSTED, UNTRUSTED
 from tether.monitor import Finding
 from tether.policy import Policy
@@ -35,7 +36,10 @@ SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
 
 @dataclass(eq=False)
 class ServerConn:
-    """One upstream server as the proxy holds it: its link, what it answered to initialize, its pins."""
+    """One upstream server as the proxy holds it: its link, what it answered to initialize, its pins.
+
+    The requests in flight to it are the peer's to correlate (:class:`~._peer.Peer`), not part of it.
+    """
 
     name: str
     """Its gateway name ("" for a lone server: no namespacing)."""
@@ -43,7 +47,7 @@ class ServerConn:
     """How messages name it."""
     link: Link
     """The connection."""
-    gate: PinGate
+    pins: PinFilter
     """Its tool-definition pins."""
     init: dict[str, Any] | None = None
     """Its ``initialize`` result (None until initialised, or when it failed)."""
@@ -51,10 +55,6 @@ class ServerConn:
     """False once it closed its end."""
     instructions: ToolDefinition | None = None
     """Its instructions as a pinnable definition (set at initialize)."""
-    waiting: dict[Any, Any] = field(default_factory=dict)
-    """What waits for each request the proxy sent it, by id key."""
-    remapped: dict[Any, Any] = field(default_factory=dict)
-    """Its own request ids -> the ids the proxy used towards the client."""
 
     @property
     def capabilities(self) -> dict[str, Any]:
@@ -70,10 +70,10 @@ FetchAll = Callable[[ServerConn, str, str], Awaitable[list[Any]]]
 class Catalog:
     """What the client is offered, and where each name goes."""
 
-    def __init__(self, servers: Sequence[ServerConn], admission: Admission, policy: Policy, *, gateway: bool, hide_denied: bool) -> None:
+    def __init__(self, servers: Sequence[ServerConn], guarding: Guarding, policy: Policy, *, gateway: bool, hide_denied: bool) -> None:
         self.servers = list(servers)
         self.gateway = gateway
-        self._admission = admission
+        self._guarding = guarding
         self._policy = policy
         self._hide_denied = hide_denied
         self.tools: dict[str, tuple[ServerConn, str]] = {}
@@ -120,14 +120,14 @@ class Catalog:
         are not tool calls of that server and pass; any other name must be a
         tool the server listed, with its definition pinned.
         """
-        if call.id in self._admission.server_calls:
+        if call.id in self._guarding.server_calls:
             return None
         tool = str(call.tool)
         target = self.split(tool)
         if target is None:
             return Finding("deny", f"no MCP server behind this proxy offers a tool named {tool!r}")
         server, name = target
-        return server.gate.finding(name)
+        return server.pins.finding(name)
 
     # ------------------------------------------------------------ tools
 
@@ -155,18 +155,18 @@ class Catalog:
         shown: list[dict[str, Any]] = []
         for server, listing in zip(targets, listings, strict=True):
             if isinstance(listing, BaseException):
-                self._admission.say(f"could not list the tools of {server.label}: {listing}")
+                self._guarding.say(f"could not list the tools of {server.label}: {listing}")
                 continue
             definitions = self._definitions(server, listing)
             pinned = definitions + ([server.instructions] if server.instructions is not None else [])
-            visible = server.gate.update(pinned)
+            visible = server.pins.update(pinned)
             held = sorted({d.name for d in definitions} - visible)
             if held:
-                self._admission.say(
+                self._guarding.say(
                     f"tool definition(s) of {server.label} held until a human approves them (tether mcp pins list): {', '.join(held)}"
                 )
             offered = [d for d in definitions if d.name in visible]
-            self._record(server, offered, server.gate.reviewed(offered))
+            self._record(server, offered, server.pins.reviewed(offered))
             for d in offered:
                 name = self.client_name(server, d.name)
                 mapping[name] = (server, d.name)
@@ -183,10 +183,10 @@ class Catalog:
                 continue
             name = item["name"]
             if name == INSTRUCTIONS or name in PSEUDO_TOOLS:
-                self._admission.say(f"{server.label} lists a tool named {name!r}, a name Tether reserves; it is not offered")
+                self._guarding.say(f"{server.label} lists a tool named {name!r}, a name Tether reserves; it is not offered")
                 continue
             if name in out:
-                self._admission.say(f"{server.label} lists the tool {name!r} twice; only the first is offered")
+                self._guarding.say(f"{server.label} lists the tool {name!r} twice; only the first is offered")
                 continue
             out[name] = ToolDefinition(name, item)
         return list(out.values())
@@ -199,7 +199,7 @@ class Catalog:
                 continue
             self._recorded.add((str(trusted), text))
             what = "approved by a human" if trusted else "not reviewed by a human"
-            self._admission.add_source(text, f"mcp tool definitions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED)
+            self._guarding.add_source(text, f"mcp tool definitions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED)
 
     def _never_allowed(self, name: str) -> bool:
         """True when the policy denies ``name`` whatever the arguments (for ``--hide-denied``)."""
@@ -212,7 +212,7 @@ class Catalog:
 
     def instructions_label(self, server: ServerConn) -> bool:
         """Whether the server's instructions, as given now, were approved by a human."""
-        return server.instructions is not None and bool(server.gate.reviewed([server.instructions]))
+        return server.instructions is not None and bool(server.pins.reviewed([server.instructions]))
 
     # ------------------------------------------------------------ gateway prompts and resources
 

@@ -1,8 +1,11 @@
 """What the proxy guards, in one place: tool calls, the server's requests to the model, and what the model reads.
 
-:meth:`Admission.run` is the proxy's one admission path for a tool call:
-check, maybe ask a human, forward, record. A denied call never reaches the
-server; a result the log could not take never reaches the client.
+Every guarded MCP path goes through the session's :class:`~tether.session.Gate`,
+the one admission path of every integration: a tool call (:meth:`Guarding.run`:
+check, maybe ask a human, forward, record), a server's sampling and elicitation
+requests (checked as calls of pseudo-tools), and the tool-definition pins
+(:mod:`._pins`). A denied call never reaches the server; a result the log could
+not take never reaches the client.
 
 Server-initiated traffic is labelled as data flowing into and out of the model:
 
@@ -36,21 +39,13 @@ from typing import Any, Protocol, TextIO
 import anyio
 
 from tether._decision import Decision, ToolCall
-from tether.adapters.mcp._jsonrpc import Id, obj
+from tether.adapters.mcp._config import DENIED, ELICITATION, SAMPLING, ProxyConfig, UpstreamFailure, announce
+from tether.adapters.mcp._content import contents_text, error_text, is_task, prompt_text, result_text, sampling_text, tool_error
+from tether.adapters.mcp._jsonrpc import Id, Message, obj
 from tether.approvals import ApprovalRequest
 from tether.errors import SessionError, StoreError
 from tether.flow import UNTRUSTED, Label
-from tether.session import Admission as GateAdmission
-from tether.session import Gate, Session
-
-DENIED = -32010
-"""JSON-RPC error code of a server request Tether refused (an implementation-defined code)."""
-
-SAMPLING = "sampling/createMessage"
-"""Policy tool name of the model's answers to a server's sampling requests."""
-ELICITATION = "elicitation/create"
-"""Policy tool name of a server's questions to the human."""
-PSEUDO_TOOLS = (SAMPLING, ELICITATION)
+from tether.session import Admission, Gate, Session
 
 APPROVAL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -58,33 +53,6 @@ APPROVAL_SCHEMA: dict[str, Any] = {
     "required": ["approve"],
 }
 """The form a client shows a human when a call needs approval."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ProxyConfig:
-    """How the proxy behaves; the defaults suit an interactive client."""
-
-    call_timeout_s: float = 120.0
-    """An upstream tool call that takes longer fails (and the agent is told)."""
-    elicit: bool = True
-    """Ask the human through MCP elicitation when the client supports it."""
-    approval_poll_s: float = 0.25
-    """How often to look for an answer given in the store (``tether approvals``)."""
-    ask_timeout_s: float = 50.0
-    """Longest wait for a human's answer (the policy's ``approval_timeout_s`` may be shorter).
-    Below the 60 s request timeout common MCP clients use, so the client hears the refusal."""
-    progress_interval_s: float = 5.0
-    """While an ask waits, a progress notification this often (when the client sent a progressToken)."""
-    hide_denied: bool = False
-    """Leave out of ``tools/list`` the tools the policy denies whatever the arguments."""
-    max_message_bytes: int = 8 << 20
-    """Longest JSON-RPC message accepted from the client; a longer one gets an error answer."""
-    max_server_message_bytes: int = 64 << 20
-    """Longest message accepted from a server; a longer answer becomes an error for the client."""
-
-
-class UpstreamFailure(Exception):
-    """The server did not answer a forwarded request (crash, hang, refused)."""
 
 
 class ClientPort(Protocol):
@@ -105,50 +73,14 @@ class ClientPort(Protocol):
 
 
 Forward = Callable[[], Awaitable[dict[str, Any]]]
-"""Sends the checked request upstream; returns the response message or raises :class:`UpstreamFailure`."""
+"""Sends the checked request on (upstream, or to the client); returns the response message or raises :class:`UpstreamFailure`."""
+
+Post = Callable[[dict[str, Any]], bool]
+"""Runs on a server's answer before the client gets it; False withholds it (the log could not take it)."""
 
 
-def tool_error(text: str) -> dict[str, Any]:
-    """A ``tools/call`` result that tells the agent the call failed, and why."""
-    return {"content": [{"type": "text", "text": text}], "isError": True}
-
-
-def result_text(result: Mapping[str, Any]) -> str:
-    """The text of a tool result that is labelled and indexed (what the model will read)."""
-    parts = [block_text(b) for b in result.get("content") or () if isinstance(b, dict)]
-    if result.get("structuredContent") is not None:
-        parts.append(json.dumps(result["structuredContent"], ensure_ascii=False, sort_keys=True))
-    return "\n".join(parts)
-
-
-def block_text(block: Mapping[str, Any]) -> str:
-    """The readable text of one content block (a placeholder for binary content)."""
-    kind = block.get("type")
-    if kind == "text":
-        return str(block.get("text", ""))
-    if kind == "resource":
-        res = block.get("resource")
-        res = res if isinstance(res, dict) else {}
-        return str(res["text"]) if "text" in res else f"[resource {res.get('uri', '')}]"
-    if kind == "resource_link":
-        return f"[resource link {block.get('uri', '')} {block.get('name', '')} {block.get('description') or ''}]"
-    return f"[{kind} {block.get('mimeType', '')}]"
-
-
-def error_text(err: Mapping[str, Any]) -> str:
-    """The text of a JSON-RPC error the model may read."""
-    data = err.get("data")
-    extra = "" if data is None else " " + json.dumps(data, ensure_ascii=False, default=str)[:4000]
-    return f"error {err.get('code')}: {err.get('message', '')}{extra}"
-
-
-def is_task(result: Mapping[str, Any]) -> bool:
-    """True for a task-augmented call's first answer (``CreateTaskResult``): the result comes later."""
-    return isinstance(result.get("task"), dict) and "content" not in result
-
-
-class Admission:
-    """Checks, asks, forwards and records under one Tether session."""
+class Guarding:
+    """The proxy's guard under one Tether session: checks, asks, forwards and records through the session's Gate."""
 
     def __init__(self, session: Session, client: ClientPort, *, config: ProxyConfig, db_path: str, log: TextIO = sys.stderr) -> None:
         self.session = session
@@ -168,9 +100,9 @@ class Admission:
     async def run(self, call: ToolCall, *, request_id: Id, progress_token: Any, forward: Forward) -> dict[str, Any]:
         """Check ``call``, ask if needed, forward, record; the response member (``result`` or ``error``) for the client.
 
-        Goes through the session's :class:`~tether.session.Gate` (its one admission
-        path); the proxy runs the call itself, since a task-augmented call's result
-        comes later (``tasks/result``) and an MCP error result is recorded as error output.
+        The proxy runs the call itself rather than through :meth:`Gate.arun`, since a
+        task-augmented call's result comes later (``tasks/result``) and an MCP error
+        result is recorded as error output.
         """
         gate = Gate(self.session, _ClientAsker(self, request_id, progress_token))
         admission = await gate.aadmit(call)
@@ -214,20 +146,24 @@ class Admission:
         call_id = self.task_calls.pop(task_id, None)
         if call_id is None:
             return self.add_source(text, f"mcp task result {task_id}")
+        gate = Gate(self.session)
         try:
-            self.session.record_result(call_id, text, error=not isinstance(result, dict) or bool(result.get("isError")))
+            if not isinstance(result, dict) or result.get("isError"):
+                gate.record_error(call_id, text)
+            else:
+                gate.record(call_id, text)
         except StoreError:
             return False
         return True
 
     # ------------------------------------------------------------ asking a human
 
-    async def _ask(self, call: ToolCall, decision: Decision, request_id: Id, progress_token: Any) -> bool:
+    async def ask(self, call: ToolCall, decision: Decision, request_id: Id, progress_token: Any) -> bool:
         """Wait for a human's answer (MCP elicitation and the store at once); no answer in time refuses."""
         hint = f"tether approvals approve {call.id} --db {self._db_path}"
         self.say(f"call {call.id} to {call.tool} needs approval: {hint}")
         request = self.session.state.approvals.get(call.id)
-        clock = self.session.guard.clock
+        clock = self.session.clock
         wait_s = self.config.ask_timeout_s
         if request is not None:
             wait_s = min(wait_s, max(0.0, request.expires_at - clock()))
@@ -298,28 +234,22 @@ class Admission:
         """A server asks the client's model: record the prompt, let the model answer, check the answer leaving."""
         if "task" in params:
             return _no_tasks(SAMPLING)
-        if not self.add_source(_sampling_text(params), f"mcp sampling request ({tool})"):
+        if not self.add_source(sampling_text(params), f"mcp sampling request ({tool})"):
             return {"error": {"code": DENIED, "message": "Tether: the request could not be logged; refused"}}
         answer = await to_client()
         if not isinstance(answer.get("result"), dict):
             return answer  # the client (or its human) refused: nothing leaves
         args = {k: v for k, v in params.items() if k != "_meta"}
         args["result"] = answer["result"]
-        call = ToolCall(tool, args)
-        self.server_calls.add(call.id)
-        decision = self.session.check(call)
+        admission = await self._server_call(tool, args, related)
+        if admission.may_run:
+            return answer
+        decision = admission.decision
         if decision.verdict == "ask":
-            ok = await self._ask(call, decision, related if related is not None else call.id, None)
-            if not ok:
-                return {
-                    "error": {
-                        "code": DENIED,
-                        "message": f"Tether: a human did not approve sending the model's answer ({_rules(decision)}).",
-                    }
-                }
-        elif decision.verdict == "deny":
-            return {"error": {"code": DENIED, "message": f"Tether denied sending the model's answer to the server ({_rules(decision)})."}}
-        return answer
+            why = f"Tether: a human did not approve sending the model's answer ({_rules(decision)})."
+        else:
+            why = f"Tether denied sending the model's answer to the server ({_rules(decision)})."
+        return {"error": {"code": DENIED, "message": why}}
 
     async def elicitation(self, tool: str, params: dict[str, Any], to_client: Forward, *, related: Id | None) -> dict[str, Any]:
         """A server asks the human a question: check it before the client shows it; the answer goes back as given."""
@@ -333,7 +263,7 @@ class Admission:
             return {"error": {"code": DENIED, "message": f"Tether: a human did not approve this question. {decision.explain()}"}}
         return {"error": {"code": DENIED, "message": f"Tether denied this question to the user. {decision.explain()}"}}
 
-    async def _server_call(self, tool: str, args: dict[str, Any], related: Id | None) -> GateAdmission:
+    async def _server_call(self, tool: str, args: dict[str, Any], related: Id | None) -> Admission:
         """Check (and maybe ask about) a server's request as a call of the pseudo-tool ``tool``; nothing runs or is recorded."""
         call = ToolCall(tool, args)
         self.server_calls.add(call.id)
@@ -343,28 +273,26 @@ class Admission:
 
     # ------------------------------------------------------------ what the model reads
 
+    def post_for(self, msg: Message) -> Post | None:
+        """What must happen to a server's answer to ``msg`` before the client reads it (None: nothing)."""
+        method, params = msg.method, msg.params
+        if method == "resources/read":
+            return lambda answer: self.record_contents(answer, f"mcp resource {params.get('uri')}")
+        if method == "prompts/get":
+            return lambda answer: self.record_prompt(answer, f"mcp prompt {params.get('name')}")
+        if method == "tasks/result":
+            return lambda answer: self.record_task_result(str(params.get("taskId")), answer)
+        return None
+
     def record_contents(self, answer: Mapping[str, Any], origin: str) -> bool:
         """Record a ``resources/read`` answer as an untrusted source (False: withhold it)."""
         result = answer.get("result")
-        if not isinstance(result, dict):
-            return True
-        texts = []
-        for item in result.get("contents") or ():
-            if isinstance(item, dict):
-                texts.append(str(item["text"]) if "text" in item else f"[binary resource {item.get('uri', '')}]")
-        return self.add_source("\n".join(texts), origin)
+        return self.add_source(contents_text(result), origin) if isinstance(result, dict) else True
 
     def record_prompt(self, answer: Mapping[str, Any], origin: str) -> bool:
         """Record a ``prompts/get`` answer as an untrusted source (False: withhold it)."""
         result = answer.get("result")
-        if not isinstance(result, dict):
-            return True
-        parts = [str(result.get("description") or "")]
-        for message in result.get("messages") or ():
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, dict):
-                parts.append(block_text(content))
-        return self.add_source("\n".join(p for p in parts if p), origin)
+        return self.add_source(prompt_text(result), origin) if isinstance(result, dict) else True
 
     def add_source(self, text: str, origin: str, label: Label = UNTRUSTED) -> bool:
         """Record data the agent sees outside tool calls. False when the log could not take it:
@@ -378,20 +306,20 @@ class Admission:
 
     def say(self, text: str) -> None:
         """One line on the proxy's log (stderr)."""
-        print(f"tether-mcp: {text}", file=self._log, flush=True)
+        announce(self._log, text)
 
 
 @dataclass(frozen=True, slots=True)
 class _ClientAsker:
     """The Gate's approver for one client request: MCP elicitation, the store, and a timeout at once."""
 
-    admission: Admission
+    guarding: Guarding
     request_id: Id
     progress_token: Any
     name: str = "mcp"
 
     async def __call__(self, request: ApprovalRequest) -> bool:
-        return await self.admission._ask(request.call, request.decision, self.request_id, self.progress_token)
+        return await self.guarding.ask(request.call, request.decision, self.request_id, self.progress_token)
 
 
 def _no_tasks(method: str) -> dict[str, Any]:
@@ -414,17 +342,6 @@ def _can_elicit(caps: Mapping[str, Any]) -> bool:
     if not isinstance(elicitation, dict):
         return False
     return "form" in elicitation or "url" not in elicitation
-
-
-def _sampling_text(params: Mapping[str, Any]) -> str:
-    parts: list[str] = []
-    if isinstance(params.get("systemPrompt"), str):
-        parts.append(params["systemPrompt"])
-    for message in params.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        blocks = content if isinstance(content, list) else [content]
-        parts.extend(block_text(b) for b in blocks if isinstance(b, dict))
-    return "\n".join(parts)
 
 
 def _rules(decision: Decision) -> str:

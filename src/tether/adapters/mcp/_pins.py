@@ -28,7 +28,7 @@ from tether.errors import SessionError
 from tether.events import ApprovalAnswered, CallProposed, DecisionMade
 from tether.monitor import Finding, SessionState
 from tether.policy import Policy
-from tether.session import Guard, Session
+from tether.session import Gate, Guard, Session
 from tether.store import EventStore
 
 PIN_SESSION_PREFIX = "mcp-pins:"
@@ -228,7 +228,8 @@ class PinBook:
     def _propose(self, kind: str, tool: ToolDefinition, previous: str | None) -> None:
         assert self._session is not None
         args = {"tool": tool.name, "hash": tool.hash, "previous_hash": previous, "definition": dict(tool.data)}
-        self._session.check(kind, args)
+        # No approver: a change's ask stays pending until a human answers it (`tether mcp pins approve`).
+        Gate(self._session).admit(ToolCall(kind, args))
 
     def answer(self, call_id: str, approved: bool, *, by: str, note: str = "") -> PinRecord:
         """A human approves or refuses a pending definition (logged as an approval answer)."""
@@ -246,14 +247,15 @@ def pin_keys(store: EventStore) -> list[str]:
     return [s.session_id[len(PIN_SESSION_PREFIX) :] for s in store.sessions() if s.session_id.startswith(PIN_SESSION_PREFIX)]
 
 
-class PinGate:
+class PinFilter:
     """What a proxy knows of one server's tools: the listed definitions and which of them are pinned.
 
-    With ``pins=None`` pinning is off and every listed tool passes.
+    It filters both ways: a listing down to the pinned tools, and calls to the
+    others into denials. With ``book=None`` pinning is off and every listed tool passes.
     """
 
-    def __init__(self, pins: PinBook | None) -> None:
-        self.pins = pins
+    def __init__(self, book: PinBook | None) -> None:
+        self.book = book
         """The server's pin book, or None when pinning is off."""
         self._listed: dict[str, str] = {}
         self._visible: set[str] = set()
@@ -262,18 +264,18 @@ class PinGate:
     def update(self, tools: Sequence[ToolDefinition]) -> set[str]:
         """Take a new listing; return the names of the tools a client may see and call."""
         self._listed = {t.name: t.hash for t in tools}
-        if self.pins is None:
+        if self.book is None:
             self._visible = set(self._listed)
         else:
-            self._status = self.pins.sync(tools)
+            self._status = self.book.sync(tools)
             self._visible = {name for name, status in self._status.items() if status == "pinned"}
         return set(self._visible)
 
     def reviewed(self, tools: Sequence[ToolDefinition]) -> set[str]:
         """Names of those of ``tools`` whose definition, exactly as listed, a human approved."""
-        if self.pins is None:
+        if self.book is None:
             return set()
-        done = self.pins.reviewed()
+        done = self.book.reviewed()
         return {t.name for t in tools if (t.name, t.hash) in done}
 
     def finding(self, tool: str) -> Finding | None:
@@ -283,7 +285,7 @@ class PinGate:
         digest = self._listed.get(tool)
         if digest is None:
             return Finding("deny", f"the MCP server did not list a tool named {tool!r}")
-        if self.pins is not None and self.pins.pinned().get(tool) == digest:
+        if self.book is not None and self.book.pinned().get(tool) == digest:
             self._visible.add(tool)  # a human approved it since the last listing
             return None
         return Finding(
@@ -297,7 +299,7 @@ class PinDetector:
     """A guard detector that denies calls to tools whose listed definition is not pinned.
 
     ``lookup`` maps a call to a finding (a gateway routes the tool name to its
-    server's :class:`PinGate` first).
+    server's :class:`PinFilter` first).
     """
 
     name = "mcp-pins"

@@ -12,10 +12,10 @@ from typing import Any, Literal, TextIO
 
 from tether._decision import ToolCall
 from tether.adapters.mcp._catalog import ServerConn
-from tether.adapters.mcp._guarding import ProxyConfig
+from tether.adapters.mcp._config import ProxyConfig
 from tether.adapters.mcp._links import Link, ProcessLink, StdioLink
-from tether.adapters.mcp._pins import PinBook, PinDetector, PinGate
-from tether.adapters.mcp._router import Router
+from tether.adapters.mcp._pins import PinBook, PinDetector, PinFilter
+from tether.adapters.mcp._proxy import Proxy
 from tether.adapters.mcp._upstream import Upstream, check_gateway, describe_all, environment
 from tether.errors import ConfigError
 from tether.monitor import Finding
@@ -115,8 +115,8 @@ async def connected(
                 stack.push_async_callback(process.close)
                 link = process
             key = options.pin_key if options.pin_key and len(specs) == 1 else spec.pin_key()
-            gate = PinGate(PinBook(store, key) if options.pins else None)
-            servers.append(ServerConn(spec.name, spec.name or spec.describe(), link, gate))
+            pins = PinFilter(PinBook(store, key) if options.pins else None)
+            servers.append(ServerConn(spec.name, spec.name or spec.describe(), link, pins))
         yield servers
 
 
@@ -131,10 +131,10 @@ async def _run(
     gateway: bool,
     log: TextIO,
 ) -> None:
-    routers: list[Router] = []
+    proxies: list[Proxy] = []
 
     def pins(call: ToolCall) -> Finding | None:
-        return routers[0].catalog.finding(call)  # an IndexError here is a detector failure: the guard denies
+        return proxies[0].catalog.finding(call)  # an IndexError here is a detector failure: the guard denies
 
     guard = Guard(policy, store, detectors=[PinDetector(pins)])
     described = describe_all(specs)
@@ -147,10 +147,10 @@ async def _run(
     db = store_path(store)
     print(f"tether-mcp: session {session.id} (policy {policy.name!r}, store {db})", file=log, flush=True)
     info: dict[str, Any] = {"name": "tether-gateway"}
-    router = Router(client, servers, session, policy, config=config, db_path=db, gateway=gateway, gateway_info=info, log=log)
-    routers.append(router)
+    proxy = Proxy(client, servers, session, policy, config=config, db_path=db, gateway=gateway, gateway_info=info, log=log)
+    proxies.append(proxy)
     try:
-        await router.run()
+        await proxy.run()
     finally:
         session.end("proxy stopped")
         await client.close()

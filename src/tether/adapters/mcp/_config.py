@@ -1,0 +1,48 @@
+"""The proxy's settings, the names it reserves, and the failures its parts share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TextIO
+
+DENIED = -32010
+"""JSON-RPC error code of a server request Tether refused (an implementation-defined code)."""
+
+SAMPLING = "sampling/createMessage"
+"""Policy tool name of the model's answers to a server's sampling requests."""
+ELICITATION = "elicitation/create"
+"""Policy tool name of a server's questions to the human."""
+PSEUDO_TOOLS = (SAMPLING, ELICITATION)
+"""Names a server may not list as tools: the policy uses them for server-initiated requests."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProxyConfig:
+    """How the proxy behaves; the defaults suit an interactive client."""
+
+    call_timeout_s: float = 120.0
+    """An upstream tool call that takes longer fails (and the agent is told)."""
+    elicit: bool = True
+    """Ask the human through MCP elicitation when the client supports it."""
+    approval_poll_s: float = 0.25
+    """How often to look for an answer given in the store (``tether approvals``)."""
+    ask_timeout_s: float = 50.0
+    """Longest wait for a human's answer (the policy's ``approval_timeout_s`` may be shorter).
+    Below the 60 s request timeout common MCP clients use, so the client hears the refusal."""
+    progress_interval_s: float = 5.0
+    """While an ask waits, a progress notification this often (when the client sent a progressToken)."""
+    hide_denied: bool = False
+    """Leave out of ``tools/list`` the tools the policy denies whatever the arguments."""
+    max_message_bytes: int = 8 << 20
+    """Longest JSON-RPC message accepted from the client; a longer one gets an error answer."""
+    max_server_message_bytes: int = 64 << 20
+    """Longest message accepted from a server; a longer answer becomes an error for the client."""
+
+
+class UpstreamFailure(Exception):
+    """The server did not answer a forwarded request (crash, hang, refused)."""
+
+
+def announce(log: TextIO, text: str) -> None:
+    """One line on the proxy's log (stderr by default): what a person running the proxy must see."""
+    print(f"tether-mcp: {text}", file=log, flush=True)

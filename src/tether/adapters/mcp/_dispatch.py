@@ -1,0 +1,213 @@
+"""The proxy's dispatch tables: which MCP method is handled how, and the protocol's lifecycle.
+
+Only what needs a guard is intercepted: ``initialize`` (pins on the
+server's instructions), ``tools/list`` (pins), ``tools/call`` (the guard),
+the server's sampling and elicitation requests (the guard), and the messages
+the model reads (recorded). The routing strategy (:mod:`._routing`,
+:mod:`._gateway`) adds the methods it answers and takes everything else;
+notifications pass on in both directions once recorded where they must be.
+As in the MCP SDK's ``request_handlers``, each method is one entry in a table,
+and :class:`~._peer.Peer` does the JSON-RPC plumbing around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from tether._decision import ToolCall
+from tether.adapters.mcp._catalog import Catalog, ServerConn
+from tether.adapters.mcp._config import ELICITATION, SAMPLING, UpstreamFailure
+from tether.adapters.mcp._guarding import Guarding, without_task_requests
+from tether.adapters.mcp._jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message
+from tether.adapters.mcp._peer import Peer, ToClient
+from tether.adapters.mcp._pins import INSTRUCTIONS, ToolDefinition
+from tether.adapters.mcp._routing import Handler, InitFailure, Routing
+from tether.flow import TRUSTED, UNTRUSTED
+
+ServerHandler = Callable[[str, dict[str, Any], ToClient], Awaitable[dict[str, Any]]]
+"""Answers a server's request, given its policy name (``<server>__sampling/createMessage`` in a gateway)."""
+
+NotificationHandler = Callable[[ServerConn, Mapping[str, Any]], bool]
+"""Records a server notification; False withholds it from the client (the log could not take it)."""
+
+
+class Dispatcher:
+    """The handlers of one proxy run, by method; the :class:`~._peer.Handlers` its peer calls."""
+
+    def __init__(self, peer: Peer, guarding: Guarding, catalog: Catalog, routing: Routing) -> None:
+        self._peer = peer
+        self._guarding = guarding
+        self._catalog = catalog
+        self._routing = routing
+        self._init_started = False
+        self._initialized = False
+        self._requests: dict[str, Handler] = {
+            "tools/list": self._tools_list,
+            "tools/call": self._tools_call,
+            **routing.handlers(),
+        }
+        self._server_requests: dict[str, ServerHandler] = {
+            SAMPLING: lambda tool, params, to_client: guarding.sampling(tool, params, to_client, related=None),
+            ELICITATION: lambda tool, params, to_client: guarding.elicitation(tool, params, to_client, related=None),
+        }
+        self._server_notifications: dict[str, NotificationHandler] = {
+            "notifications/message": self._server_log,
+            "notifications/resources/updated": self._resource_updated,
+            "notifications/tools/list_changed": self._tools_changed,
+        }
+
+    # ------------------------------------------------------------ from the client
+
+    async def client_request(self, msg: Message) -> None:
+        """Answer a client request now, or start its handler in its own task."""
+        method = msg.method
+        if method == "initialize":
+            if self._init_started:
+                await self._peer.reply_error(msg.id, INVALID_REQUEST, "Invalid Request: the session is already initialised")
+                return
+            self._init_started = True
+            self._peer.start(msg, self._initialize(msg))
+        elif method == "server/discover":
+            # This proxy speaks the initialize handshake; clients fall back to it on this answer.
+            await self._peer.reply_error(msg.id, METHOD_NOT_FOUND, "Method not found: server/discover (use initialize)")
+        elif not self._initialized:
+            if method == "ping":
+                await self._peer.reply(msg.id, {"result": {}})
+            else:
+                await self._peer.reply_error(msg.id, INVALID_REQUEST, f"Invalid Request: {method} before initialize completed")
+        elif method in self._requests:
+            self._peer.start(msg, self._requests[method](msg))
+        else:
+            await self._routing.fallback(msg)
+
+    async def client_notification(self, msg: Message) -> None:
+        """Once the client is initialised, the tools are listed (so pins are known before the first call)."""
+        if msg.method == "notifications/initialized":
+            self._peer.spawn(self._relist())
+
+    # ------------------------------------------------------------ from a server
+
+    async def server_request(self, server: ServerConn, method: str, params: dict[str, Any], to_client: ToClient) -> dict[str, Any]:
+        """Guard a server's sampling and elicitation requests; pass any other on to the client."""
+        handler = self._server_requests.get(method)
+        if handler is None:
+            return await to_client()
+        return await handler(self._catalog.pseudo_tool(server, method), params, to_client)
+
+    async def server_notification(self, server: ServerConn, msg: Message) -> bool:
+        """Record what the model will read; False withholds the notification from the client."""
+        handler = self._server_notifications.get(msg.method)
+        return True if handler is None else handler(server, msg.params)
+
+    def _server_log(self, server: ServerConn, params: Mapping[str, Any]) -> bool:
+        data = params.get("data")
+        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+        return self._guarding.add_source(text, f"mcp log from {server.label} ({params.get('level')}, {params.get('logger') or '-'})")
+
+    def _resource_updated(self, server: ServerConn, params: Mapping[str, Any]) -> bool:
+        what = " ".join(str(params.get(k)) for k in ("uri", "title") if params.get(k) is not None)
+        return self._guarding.add_source(what, f"mcp resource update from {server.label}")
+
+    def _tools_changed(self, server: ServerConn, params: Mapping[str, Any]) -> bool:
+        self._peer.spawn(self._relist())
+        return True
+
+    async def _relist(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._catalog.refresh(self._peer.fetch_all)
+
+    # ------------------------------------------------------------ initialize
+
+    async def _initialize(self, msg: Message) -> None:
+        params = msg.params
+        caps = params.get("capabilities")
+        self._peer.client_capabilities = caps if isinstance(caps, dict) else {}
+        if isinstance(caps, dict):
+            params = {**params, "capabilities": without_task_requests(caps)}
+        timeout = max(self._peer.config.call_timeout_s, 30.0)
+        servers = self._peer.servers
+        answers = await asyncio.gather(
+            *(self._peer.call_server(s, self._peer.new_id(), "initialize", params, timeout) for s in servers), return_exceptions=True
+        )
+        failed: list[InitFailure] = []
+        for server, answer in zip(servers, answers, strict=True):
+            if isinstance(answer, BaseException) or not isinstance(answer.get("result"), dict):
+                why = answer if isinstance(answer, BaseException) else (answer.get("error") or {}).get("message", answer)
+                self._guarding.say(f"the MCP server {server.label} did not initialise: {why}")
+                failed.append((server, answer, why))
+            else:
+                server.init = answer["result"]
+        ready = [s for s in servers if s.init is not None]
+        refusal = self._routing.refuse_initialize(failed, ready)
+        if refusal is not None:
+            await self._peer.reply(msg.id, refusal)
+            return
+        shown = {s.name: self._instructions(s) for s in ready}
+        result = self._routing.initialize_result(ready, shown, params)
+        self._initialized = True
+        await self._peer.reply(msg.id, {"result": result})
+
+    def _instructions(self, server: ServerConn) -> str | None:
+        """The server's instructions if the client may see them (pinned like tool definitions), recorded as a source."""
+        init = server.init or {}
+        text = init.get("instructions") if isinstance(init.get("instructions"), str) else None
+        server.instructions = ToolDefinition(INSTRUCTIONS, {"instructions": text})
+        pins = server.pins.book
+        if pins is not None and not pins.is_new and pins.sync([server.instructions])[INSTRUCTIONS] != "pinned":
+            self._guarding.say(f"the instructions of {server.label} changed since they were pinned; withheld (tether mcp pins list)")
+            return None
+        if text:
+            trusted = self._catalog.instructions_label(server)
+            what = "approved by a human" if trusted else "not reviewed by a human"
+            if not self._guarding.add_source(
+                text, f"mcp server instructions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED
+            ):
+                return None
+        return text
+
+    # ------------------------------------------------------------ tools
+
+    async def _tools_list(self, msg: Message) -> None:
+        if msg.params.get("cursor"):
+            await self._peer.reply(msg.id, {"result": {"tools": []}})  # the proxy lists everything in one page
+            return
+        try:
+            tools = await self._catalog.refresh(self._peer.fetch_all)
+        except UpstreamFailure as exc:
+            await self._peer.reply_error(msg.id, INTERNAL_ERROR, f"could not list tools: {exc}")
+            return
+        await self._peer.reply(msg.id, {"result": {"tools": tools}})
+
+    async def _tools_call(self, msg: Message) -> None:
+        params = msg.params
+        name, args = params.get("name"), params.get("arguments")
+        args = {} if args is None else args
+        if not isinstance(name, str) or not isinstance(args, dict):
+            await self._peer.reply_error(
+                msg.id, INVALID_PARAMS, "Invalid params: tools/call needs a string name and an object of arguments"
+            )
+            return
+        if not self._catalog.listed.is_set():
+            with contextlib.suppress(UpstreamFailure):
+                await self._catalog.refresh(self._peer.fetch_all)
+        meta = params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        target = self._catalog.split(name)
+
+        async def forward() -> dict[str, Any]:
+            if target is None:
+                raise UpstreamFailure(f"no MCP server behind this proxy offers a tool named {name!r}")
+            server, own = target
+            out = params if own == name else {**params, "name": own}
+            answer = await self._peer.call_server(server, msg.id, "tools/call", out, self._peer.config.call_timeout_s)
+            task = answer.get("result", {}).get("task") if isinstance(answer.get("result"), dict) else None
+            if isinstance(task, dict) and isinstance(task.get("taskId"), str):
+                self._catalog.task_owners[task["taskId"]] = server
+            return answer
+
+        answer = await self._guarding.run(ToolCall(name, args), request_id=msg.id, progress_token=token, forward=forward)
+        await self._peer.reply(msg.id, answer)
