@@ -89,7 +89,9 @@ def main() -> None:
             for key, value in r.items():
                 results[f"append_{mode}_{key}"] = value
             if not opts.json:
-                print(f"append of one check (2 events), durability={mode}: p50 {r['p50_us']} us, p99 {r['p99_us']} us, mean {r['mean_us']} us")
+                print(
+                    f"append of one check (2 events), durability={mode}: p50 {r['p50_us']} us, p99 {r['p99_us']} us, mean {r['mean_us']} us"
+                )
     if opts.json:
         print(json.dumps(results))
     sys.stdout.flush()

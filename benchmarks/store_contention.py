@@ -81,7 +81,9 @@ def run(procs: int, seconds: float, work_us: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "contended.db")
         store = SQLiteStore(path)
-        store.append(SESSION, [SessionStarted(session_id=SESSION, task="bench", policy_hash=POLICY_HASH, policy_name="bench", principal="bench")])
+        store.append(
+            SESSION, [SessionStarted(session_id=SESSION, task="bench", policy_hash=POLICY_HASH, policy_name="bench", principal="bench")]
+        )
         store.close()
         out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
         start_at = time.time() + 0.5 + 0.05 * procs

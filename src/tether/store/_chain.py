@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import orjson
+
 from tether.events import Event, event_from_json
 
 GENESIS = "0" * 64
@@ -210,8 +212,14 @@ def verify_rows(
     rows: Iterable[tuple[str, int, bytes, str, str]],
     heads: dict[str, tuple[int, str]],
     expect: Sequence[ChainHead] = (),
+    *,
+    times: dict[str, tuple[float, float]] | None = None,
 ) -> VerifyReport:
     """Check chains from rows ordered by (session_id, seq). Shared by backends.
+
+    ``heads`` holds each session's recorded head (seq, hash); ``times``, where the backend
+    keeps them, the recorded first and last event times, which must be those of the
+    chain's first and last events (session listings show them).
 
     ``expect`` holds heads exported earlier (``tether audit head``): each must still be
     in its chain, at its sequence number with its hash, or the log was truncated or
@@ -225,10 +233,13 @@ def verify_rows(
     seen: set[str] = set()
     expect_seq = 1
     prev = GENESIS
+    first_body = last_body = b""
     for session_id, seq, body, prev_hash, stored_hash in rows:
         if session_id != current:
             if current is not None:
-                problem = _check_head(current, expect_seq - 1, prev, heads)
+                problem = _check_head(current, expect_seq - 1, prev, heads) or _check_times(
+                    current, expect_seq - 1, first_body, last_body, times
+                )
                 if problem:
                     return VerifyReport(sessions, count, problem)
             current = session_id
@@ -244,6 +255,9 @@ def verify_rows(
                 VerifyProblem(session_id, seq, None, f"stored body is a {type(body).__name__}, not bytes (the row was rewritten)"),
             )
         body = bytes(body)
+        if seq == 1:
+            first_body = body
+        last_body = body
         if seq != expect_seq:
             what = "missing" if seq > expect_seq else "out of order"
             return VerifyReport(
@@ -282,7 +296,7 @@ def verify_rows(
         prev = stored_hash
         expect_seq += 1
     if current is not None:
-        problem = _check_head(current, expect_seq - 1, prev, heads)
+        problem = _check_head(current, expect_seq - 1, prev, heads) or _check_times(current, expect_seq - 1, first_body, last_body, times)
         if problem:
             return VerifyReport(sessions, count, problem)
     for key in sorted(set(anchors) - anchored_seen):
@@ -315,6 +329,36 @@ def _check_head(session_id: str, last_seq: int, last_hash: str, heads: dict[str,
             f"chain ends at event {last_seq} but the recorded head is event {head[0]} (events were removed from the end or the head was edited)",
         )
     return None
+
+
+def _check_times(
+    session_id: str, last_seq: int, first_body: bytes, last_body: bytes, times: dict[str, tuple[float, float]] | None
+) -> VerifyProblem | None:
+    """The recorded first/last times must be the chained first and last events' times."""
+    recorded = None if times is None else times.get(session_id)
+    if recorded is None:
+        return None
+    actual = (event_time(first_body), event_time(last_body))
+    if actual != recorded:
+        return VerifyProblem(
+            session_id,
+            1 if actual[0] != recorded[0] else last_seq,
+            None,
+            f"the recorded head's times {recorded!r} are not those of the chain's first and last events {actual!r} (the head was edited)",
+        )
+    return None
+
+
+def event_time(body: object) -> float | None:
+    """The ``time`` field of a stored event body (None when it is not an event with a time)."""
+    if not isinstance(body, bytes | bytearray | memoryview | str):
+        return None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    time = value.get("time") if isinstance(value, dict) else None
+    return float(time) if isinstance(time, int | float) and not isinstance(time, bool) else None
 
 
 def _event_id(body: bytes) -> str | None:
