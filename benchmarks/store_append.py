@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -31,16 +32,17 @@ CALL_HASH = "sha256:" + "ab" * 32
 
 
 def check_events(session_id: str, i: int) -> list[Event]:
-    """The two events one allowed check appends."""
+    """The two events one allowed check appends (call ids are random, as the session's are)."""
+    call_id = f"{i}-{os.urandom(12).hex()}"
     return [
         CallProposed(
             session_id=session_id,
-            call_id=f"call-{i}",
+            call_id=call_id,
             tool="send_email",
             args={"to": ["alice@company.com"], "body": f"message {i}"},
             call_hash=CALL_HASH,
         ),
-        DecisionMade(session_id=session_id, call_id=f"call-{i}", verdict="allow", reasons=[], policy_hash=POLICY_HASH),
+        DecisionMade(session_id=session_id, call_id=call_id, verdict="allow", reasons=[], policy_hash=POLICY_HASH),
     ]
 
 

@@ -15,9 +15,14 @@ GENESIS = "0" * 64
 """The ``prev_hash`` of a session's first event."""
 
 Durability = Literal["full", "normal", "off"]
-"""How hard a store works to keep a committed event: ``full`` survives power loss,
-``normal`` survives a crash of the process (the OS still has the data), ``off``
-survives neither (for tests and benchmarks of the decision path alone)."""
+"""How hard a store works to keep a committed event. Under every mode ``append`` returns only
+after its transaction committed, and a session runs a call only after ``append`` returned.
+``full``: the commit is on stable storage; it survives a process crash, an OS crash and a
+power loss. ``normal`` (the default): the commit is in the OS (written, not synced); it
+survives a process crash or kill, while an OS crash or power loss may roll back the last
+whole transactions (never part of one) but leaves the log consistent. ``off``: as
+``normal`` for a process crash; an OS crash or power loss may lose recent commits and
+corrupt the file (for tests and benchmarks)."""
 
 
 def chain_hash(prev_hash: str, seq: int, body: bytes) -> str:
