@@ -80,6 +80,11 @@ T = TypeVar("T")
 
 _SYNC = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 _KEEP_SNAPSHOTS = 2
+_CHECKPOINT_PAGES = 4000
+"""WAL pages before a commit also checkpoints (SQLite's default is 1000). A check writes about
+six pages, and the checkpoint, with its fsyncs, stalls the append that runs it for a few ms:
+at 1000 that is one check in 165 (p99 of an append 400-600 us here), at 4000 one in about
+660 (p99 under 200 us), for a WAL of up to 16 MiB."""
 _KNOWN_HEADS = 4096
 """How many sessions' heads a store remembers between appends (a hint, checked by SQL)."""
 _FIRST_WAIT_S = 20e-6
@@ -141,6 +146,7 @@ class SQLiteStore:
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_SYNC[durability]}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
             self._db.executescript(_SCHEMA)
             # From here on this store waits for locks itself (see _wait): fine-grained, and a
             # writer whose session moved gives up instead of waiting.
