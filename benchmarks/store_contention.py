@@ -6,13 +6,14 @@ Each worker process opens its own ``SQLiteStore`` on one file and does what a se
 decision, and append them with ``expect_seq`` set to the last event it has folded. When
 another worker got there first (``StaleSession``) it reads the events it missed, checks
 that they extend the chain it knows (``chain_break``), and decides again, as the session
-does. Reported: total checks per second, the fewest and most checks one worker logged,
+does: where the store has ``turn()`` it does that inside its turn (holding the write lock,
+so the retry cannot lose), unless ``--no-turn``; otherwise it retries optimistically. Reported: total checks per second, the fewest and most checks one worker logged,
 and how many appends lost a race.
 
 To compare two versions of the store, run the same command under each version back to
 back (``PYTHONPATH=...``) and compare them within one run of the machine.
 
-Usage: python benchmarks/store_contention.py [--procs 1,2,6,12] [--seconds 5] [--work-us 30] [--json]
+Usage: python benchmarks/store_contention.py [--procs 1,2,6,12] [--seconds 5] [--work-us 30] [--no-turn] [--json]
 """
 
 from __future__ import annotations
@@ -47,8 +48,17 @@ def _spin(us: float) -> None:
         pass
 
 
-def _worker(path: str, worker: int, start_at: float, seconds: float, work_us: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _catch_up(store: SQLiteStore, seq: int, last_hash: str) -> tuple[int, str]:
+    """Read the events another worker appended and check that they extend the chain."""
+    missed = store.read(SESSION, seq)
+    if chain_break(missed, seq, last_hash) is not None:
+        raise RuntimeError("chain broken")
+    return (missed[-1].seq, missed[-1].hash) if missed else (seq, last_hash)
+
+
+def _worker(path: str, worker: int, start_at: float, seconds: float, work_us: float, turns: bool, out: mp.Queue) -> None:  # type: ignore[type-arg]
     store = SQLiteStore(path)
+    turns = turns and hasattr(store, "turn")
     seq, last_hash = 0, GENESIS
     missed = store.read(SESSION, 0)
     if missed:
@@ -63,19 +73,22 @@ def _worker(path: str, worker: int, start_at: float, seconds: float, work_us: fl
             stored = store.append(SESSION, _events(worker, done), expect_seq=seq)
         except StaleSession:
             lost += 1
-            missed = store.read(SESSION, seq)
-            if chain_break(missed, seq, last_hash) is not None:
-                raise RuntimeError("chain broken") from None
-            if missed:
-                seq, last_hash = missed[-1].seq, missed[-1].hash
-            continue
+            if not turns:
+                seq, last_hash = _catch_up(store, seq, last_hash)
+                continue
+            # Wait for the write lock once, then catch up, decide and append: nobody can move
+            # the head in between.
+            with store.turn():
+                seq, last_hash = _catch_up(store, seq, last_hash)
+                _spin(work_us)
+                stored = store.append(SESSION, _events(worker, done), expect_seq=seq)
         seq, last_hash = stored[-1].seq, stored[-1].hash
         done += 1
     store.close()
     out.put((worker, done, lost))
 
 
-def run(procs: int, seconds: float, work_us: float) -> dict[str, float]:
+def run(procs: int, seconds: float, work_us: float, turns: bool) -> dict[str, float]:
     """One contention run with ``procs`` workers on a fresh store."""
     ctx = mp.get_context("fork")
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +100,7 @@ def run(procs: int, seconds: float, work_us: float) -> dict[str, float]:
         store.close()
         out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
         start_at = time.time() + 0.5 + 0.05 * procs
-        workers = [ctx.Process(target=_worker, args=(path, w, start_at, seconds, work_us, out)) for w in range(procs)]
+        workers = [ctx.Process(target=_worker, args=(path, w, start_at, seconds, work_us, turns, out)) for w in range(procs)]
         for p in workers:
             p.start()
         results = [out.get() for _ in workers]
@@ -116,11 +129,12 @@ def main() -> None:
     parser.add_argument("--procs", default="1,2,6,12", help="worker counts, comma-separated")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     parser.add_argument("--work-us", type=float, default=30.0, help="CPU per decision, outside the store")
+    parser.add_argument("--no-turn", action="store_true", help="retry optimistically even where the store has turn()")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     opts = parser.parse_args()
     rows = []
     for procs in (int(p) for p in opts.procs.split(",")):
-        row = run(procs, opts.seconds, opts.work_us)
+        row = run(procs, opts.seconds, opts.work_us, not opts.no_turn)
         rows.append(row)
         if not opts.json:
             print(
@@ -128,7 +142,7 @@ def main() -> None:
                 f"{row['min_per_worker']:,} to {row['max_per_worker']:,}, {row['lost_races']:,} lost races"
             )
     if opts.json:
-        print(json.dumps({"work_us": opts.work_us, "seconds": opts.seconds, "runs": rows}))
+        print(json.dumps({"work_us": opts.work_us, "seconds": opts.seconds, "turns": not opts.no_turn, "runs": rows}))
 
 
 if __name__ == "__main__":

@@ -95,3 +95,25 @@ def test_appending_after_reading_links_onto_what_was_read(tmp_path: Path) -> Non
     assert [e.seq for e in missed] == [3, 4, 5, 6, 7, 8]
     assert a.append(SID, [SessionEnded(session_id=SID)], expect_seq=8)[0].prev_hash == missed[-1].hash
     assert a.verify().ok
+
+
+def test_a_turn_holds_the_head_until_the_append(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    a, b = SQLiteStore(path), SQLiteStore(path, timeout_s=0.05)
+    a.append(SID, check("c1"), expect_seq=0)
+    with a.turn():
+        # Nobody else can write while a holds its turn...
+        with pytest.raises(StoreError, match="locked"):
+            b.append(SID, check("b1"), expect_seq=2)
+        seen = a.read(SID, 0)
+        # ...so an append on what was read cannot be stale; it commits and ends the turn.
+        assert a.append(SID, check("c2"), expect_seq=seen[-1].seq)[-1].seq == 4
+        assert b.append(SID, check("b1"), expect_seq=4)[-1].seq == 6
+    # A turn that writes nothing gives the lock back at the end of its block.
+    with a.turn():
+        pass
+    assert b.append(SID, check("b2"), expect_seq=6)[-1].seq == 8
+    # A turn whose append fails still gives the lock back, and nothing was written.
+    with a.turn(), pytest.raises(DuplicateCall):
+        a.append(SID, check("b2"), expect_seq=8)
+    assert b.append(SID, check("b3"), expect_seq=8)[-1].seq == 10 and b.verify().ok

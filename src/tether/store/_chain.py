@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -195,6 +196,12 @@ class EventStore(Protocol):
 
     def pending_approvals(self) -> list[PendingApproval]:
         """Approval requests without an answer in the log, oldest first (expired ones included)."""
+        ...
+
+    def turn(self) -> AbstractContextManager[None]:
+        """Hold the store's write lock from now until the next append (which commits and
+        releases it) or the end of the block: reads inside see a head no other writer can
+        move. A writer that lost a race catches up and appends inside its turn."""
         ...
 
     def close(self) -> None:

@@ -6,7 +6,8 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,12 +88,12 @@ at 1000 that is one check in 165 (p99 of an append 400-600 us here), at 4000 one
 660 (p99 under 200 us), for a WAL of up to 16 MiB."""
 _KNOWN_HEADS = 4096
 """How many sessions' heads a store remembers between appends (a hint, checked by SQL)."""
-_FIRST_WAIT_S = 20e-6
-_MAX_WAIT_S = 500e-6
-"""Sleeps while another connection holds the write lock: short and jittered, so waiting
-writers take turns within a fraction of a millisecond of its release (SQLite's own busy
-handler sleeps 1, 2, 5, 10... ms, which starves waiters behind a writer that commits
-every 100 us)."""
+_FIRST_WAIT_S = 50e-6
+_MAX_WAIT_S = 4e-3
+"""Sleeps while another connection holds the write lock: jittered, starting below the
+length of one append (SQLite's own busy handler starts at 1 ms, ten appends' time) and
+doubling, so that when many processes wait on few cores most of them sleep instead of
+polling and the lock's holder keeps its CPU."""
 
 _ADVANCE_HEAD = "UPDATE heads SET seq = ?, hash = ?, last_time = ? WHERE session_id = ? AND seq = ? AND hash = ?"
 _INSERT_EVENTS = "INSERT INTO events (session_id, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)"
@@ -138,6 +139,8 @@ class SQLiteStore:
         """How long an operation waits for another connection's write lock before failing."""
         self._lock = threading.RLock()
         self._heads: dict[str, tuple[int, str]] = {}
+        self._turn_open = False
+        """A ``turn()`` holds the write lock; the next write commits in its transaction."""
         """Heads this store last saw per session: a hint that spares reading the head before
         an append (the conditional update checks it)."""
         try:
@@ -180,9 +183,40 @@ class SQLiteStore:
             self._remember(session_id, stored[-1].seq, stored[-1].hash)
             return stored
 
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for the write lock now and hold it until the next write (which commits and
+        releases it) or the end of the block.
+
+        For a writer that lost a race: inside its turn it reads what it missed, decides
+        again and appends, and no other writer can move the head in between, so it waits
+        once instead of losing again and again to writers that are always up to date.
+        The next ``append`` still returns only after its commit. Other threads of this
+        store wait for the turn; a nested ``turn`` is part of the open one.
+        """
+        with self._lock:
+            if self._turn_open:
+                yield
+                return
+            try:
+                self._begin(None, None)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot lock event store {self.path!r}: {exc}") from exc
+            self._turn_open = True
+            try:
+                yield
+            finally:
+                if self._turn_open:
+                    self._turn_open = False
+                    self._db.rollback()
+
     def _begin(self, session_id: str | None, expect_seq: int | None) -> None:
-        """Take the write lock (``BEGIN IMMEDIATE``). While another connection holds it, raise
-        ``StaleSession`` as soon as ``session_id``'s head has moved past ``expect_seq``."""
+        """Take the write lock (``BEGIN IMMEDIATE``), or use the one a ``turn`` holds. While
+        another connection holds it, raise ``StaleSession`` as soon as ``session_id``'s head
+        has moved past ``expect_seq``."""
+        if self._turn_open:
+            self._turn_open = False
+            return
 
         def stale() -> None:
             if session_id is not None and expect_seq is not None:
