@@ -5,7 +5,8 @@ with ``expect_seq`` to one session in a SQLite file (WAL), exactly as the sessio
 after deciding. Event serialisation is included (the store owns the canonical JSON);
 the decision is not. Reported per durability mode: p50, p99 and mean microseconds per
 append, after a warm-up, over ``--n`` appends to a session that already holds
-``--prefill`` events (so the tables are not trivially small).
+``--prefill`` events (so the tables are not trivially small), and the process's CPU time
+(user + system) per append, which other load on a shared machine disturbs less.
 
 To compare two versions of the store, run the same command under each version back
 to back (``PYTHONPATH=...``) on the same machine and compare the ratios.
@@ -64,16 +65,19 @@ def measure(path: Path, durability: str, n: int, prefill: int) -> dict[str, floa
         seq = store.append(sid, events[i], expect_seq=seq)[-1].seq
     times: list[float] = []
     clock = time.perf_counter_ns
+    cpu0 = time.process_time()
     for i in range(500, n + 500):
         t0 = clock()
         seq = store.append(sid, events[i], expect_seq=seq)[-1].seq
         times.append((clock() - t0) / 1000)
+    cpu = time.process_time() - cpu0
     store.close()
     times.sort()
     return {
         "p50_us": round(times[len(times) // 2], 1),
         "p99_us": round(times[int(len(times) * 0.99)], 1),
         "mean_us": round(statistics.fmean(times), 1),
+        "cpu_us": round(cpu / n * 1e6, 1),
     }
 
 
@@ -92,7 +96,8 @@ def main() -> None:
                 results[f"append_{mode}_{key}"] = value
             if not opts.json:
                 print(
-                    f"append of one check (2 events), durability={mode}: p50 {r['p50_us']} us, p99 {r['p99_us']} us, mean {r['mean_us']} us"
+                    f"append of one check (2 events), durability={mode}: p50 {r['p50_us']} us, p99 {r['p99_us']} us, "
+                    f"mean {r['mean_us']} us, CPU {r['cpu_us']} us"
                 )
     if opts.json:
         print(json.dumps(results))
