@@ -88,8 +88,10 @@ def test_truncation_with_a_rewritten_head(store: tuple[str, list[str]], tmp_path
     export(db, tmp_path / "heads.jsonl")
     con = sqlite3.connect(db)
     con.execute("DELETE FROM events WHERE session_id = ? AND seq > 16", (ids[0],))
-    (digest,) = con.execute("SELECT hash FROM events WHERE session_id = ? AND seq = 16", (ids[0],)).fetchone()
-    con.execute("UPDATE heads SET seq = 16, hash = ? WHERE session_id = ?", (digest, ids[0]))
+    (digest, body) = con.execute("SELECT hash, body FROM events WHERE session_id = ? AND seq = 16", (ids[0],)).fetchone()
+    # A consistent truncation rewrites the whole head, its last event time included (verify checks it).
+    last_time = json.loads(body)["time"]
+    con.execute("UPDATE heads SET seq = 16, hash = ?, last_time = ? WHERE session_id = ?", (digest, last_time, ids[0]))
     con.commit()
 
     code, out = run("audit", "verify", "--db", db)

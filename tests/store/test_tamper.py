@@ -114,3 +114,24 @@ def test_resume_refuses_tampered_session(tmp_path: Path) -> None:
     guard = Guard(Policy.from_file(FIX / "bank.yaml"), SQLiteStore(tmp_path / "a.db"))
     with pytest.raises(SessionError, match="fails verification"):
         guard.resume_session(sid)
+
+
+@pytest.mark.parametrize("column", ["first_time", "last_time"])
+def test_edited_head_times_are_detected_and_never_listed(tmp_path: Path, column: str) -> None:
+    """The heads table's times are checked against the chain: a forged time fails ``verify``,
+    and session listings show the chained events' times, never the forged copy."""
+    path = tmp_path / "a.db"
+    sid = populated(path, 1)[0]
+    store = SQLiteStore(path)
+    (before,) = [s for s in store.sessions() if s.session_id == sid]
+    store.close()
+    sql(path, f"UPDATE heads SET {column} = {column} - 86400 WHERE session_id = ?", sid)
+    store = SQLiteStore(path)
+    report = store.verify()
+    assert not report.ok and report.problem is not None
+    assert report.problem.session_id == sid and "times" in report.problem.message
+    assert not store.verify([sid]).ok
+    (after,) = [s for s in store.sessions() if s.session_id == sid]
+    assert (after.first_time, after.last_time) == (before.first_time, before.last_time)
+    first, last = store.read(sid)[0].event(), store.read(sid)[-1].event()
+    assert (after.first_time, after.last_time) == (first.time, last.time)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import orjson
 
 from tether.events import Event, event_from_json
 
@@ -13,9 +16,14 @@ GENESIS = "0" * 64
 """The ``prev_hash`` of a session's first event."""
 
 Durability = Literal["full", "normal", "off"]
-"""How hard a store works to keep a committed event: ``full`` survives power loss,
-``normal`` survives a crash of the process (the OS still has the data), ``off``
-survives neither (for tests and benchmarks of the decision path alone)."""
+"""How hard a store works to keep a committed event. Under every mode ``append`` returns only
+after its transaction committed, and a session runs a call only after ``append`` returned.
+``full``: the commit is on stable storage; it survives a process crash, an OS crash and a
+power loss. ``normal`` (the default): the commit is in the OS (written, not synced); it
+survives a process crash or kill, while an OS crash or power loss may roll back the last
+whole transactions (never part of one) but leaves the log consistent. ``off``: as
+``normal`` for a process crash; an OS crash or power loss may lose recent commits and
+corrupt the file (for tests and benchmarks)."""
 
 
 def chain_hash(prev_hash: str, seq: int, body: bytes) -> str:
@@ -190,6 +198,12 @@ class EventStore(Protocol):
         """Approval requests without an answer in the log, oldest first (expired ones included)."""
         ...
 
+    def turn(self) -> AbstractContextManager[None]:
+        """Hold the store's write lock from now until the next append (which commits and
+        releases it) or the end of the block: reads inside see a head no other writer can
+        move. A writer that lost a race catches up and appends inside its turn."""
+        ...
+
     def close(self) -> None:
         """Release resources."""
         ...
@@ -210,8 +224,14 @@ def verify_rows(
     rows: Iterable[tuple[str, int, bytes, str, str]],
     heads: dict[str, tuple[int, str]],
     expect: Sequence[ChainHead] = (),
+    *,
+    times: dict[str, tuple[float, float]] | None = None,
 ) -> VerifyReport:
     """Check chains from rows ordered by (session_id, seq). Shared by backends.
+
+    ``heads`` holds each session's recorded head (seq, hash); ``times``, where the backend
+    keeps them, the recorded first and last event times, which must be those of the
+    chain's first and last events (session listings show them).
 
     ``expect`` holds heads exported earlier (``tether audit head``): each must still be
     in its chain, at its sequence number with its hash, or the log was truncated or
@@ -225,10 +245,13 @@ def verify_rows(
     seen: set[str] = set()
     expect_seq = 1
     prev = GENESIS
+    first_body = last_body = b""
     for session_id, seq, body, prev_hash, stored_hash in rows:
         if session_id != current:
             if current is not None:
-                problem = _check_head(current, expect_seq - 1, prev, heads)
+                problem = _check_head(current, expect_seq - 1, prev, heads) or _check_times(
+                    current, expect_seq - 1, first_body, last_body, times
+                )
                 if problem:
                     return VerifyReport(sessions, count, problem)
             current = session_id
@@ -244,6 +267,9 @@ def verify_rows(
                 VerifyProblem(session_id, seq, None, f"stored body is a {type(body).__name__}, not bytes (the row was rewritten)"),
             )
         body = bytes(body)
+        if seq == 1:
+            first_body = body
+        last_body = body
         if seq != expect_seq:
             what = "missing" if seq > expect_seq else "out of order"
             return VerifyReport(
@@ -282,7 +308,7 @@ def verify_rows(
         prev = stored_hash
         expect_seq += 1
     if current is not None:
-        problem = _check_head(current, expect_seq - 1, prev, heads)
+        problem = _check_head(current, expect_seq - 1, prev, heads) or _check_times(current, expect_seq - 1, first_body, last_body, times)
         if problem:
             return VerifyReport(sessions, count, problem)
     for key in sorted(set(anchors) - anchored_seen):
@@ -315,6 +341,36 @@ def _check_head(session_id: str, last_seq: int, last_hash: str, heads: dict[str,
             f"chain ends at event {last_seq} but the recorded head is event {head[0]} (events were removed from the end or the head was edited)",
         )
     return None
+
+
+def _check_times(
+    session_id: str, last_seq: int, first_body: bytes, last_body: bytes, times: dict[str, tuple[float, float]] | None
+) -> VerifyProblem | None:
+    """The recorded first/last times must be the chained first and last events' times."""
+    recorded = None if times is None else times.get(session_id)
+    if recorded is None:
+        return None
+    actual = (event_time(first_body), event_time(last_body))
+    if actual != recorded:
+        return VerifyProblem(
+            session_id,
+            1 if actual[0] != recorded[0] else last_seq,
+            None,
+            f"the recorded head's times {recorded!r} are not those of the chain's first and last events {actual!r} (the head was edited)",
+        )
+    return None
+
+
+def event_time(body: object) -> float | None:
+    """The ``time`` field of a stored event body (None when it is not an event with a time)."""
+    if not isinstance(body, bytes | bytearray | memoryview | str):
+        return None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    time = value.get("time") if isinstance(value, dict) else None
+    return float(time) if isinstance(time, int | float) and not isinstance(time, bool) else None
 
 
 def _event_id(body: bytes) -> str | None:

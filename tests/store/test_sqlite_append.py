@@ -1,0 +1,119 @@
+"""The SQLite store's append path: one writer at a time across connections, a head hint that
+is always checked, unique call ids, and losers that learn they lost without waiting."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tether.errors import DuplicateCall, StaleSession, StoreError
+from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, DecisionMade, Event, SessionEnded
+from tether.store import SQLiteStore
+
+SID = "s"
+
+
+def check(call_id: str) -> list[Event]:
+    return [
+        CallProposed(session_id=SID, call_id=call_id, tool="t", args={"a": 1}, call_hash="h"),
+        DecisionMade(session_id=SID, call_id=call_id, verdict="allow", policy_hash="p"),
+    ]
+
+
+def test_two_stores_keep_one_linear_chain(tmp_path: Path) -> None:
+    a, b = SQLiteStore(tmp_path / "x.db"), SQLiteStore(tmp_path / "x.db")
+    assert a.append(SID, check("c1"), expect_seq=0)[-1].seq == 2
+    assert b.append(SID, check("c2"), expect_seq=2)[-1].seq == 4
+    # a remembers head 2; the conditional update refuses it and a finds the real head.
+    with pytest.raises(StaleSession) as lost:
+        a.append(SID, check("c3"), expect_seq=2)
+    assert (lost.value.expected, lost.value.actual) == (2, 4)
+    head = b.head(SID)
+    stored = a.append(SID, check("c3"))
+    assert head is not None and [e.seq for e in stored] == [5, 6] and stored[0].prev_hash == head.hash
+    assert b.append(SID, check("c4"), expect_seq=6)[-1].seq == 8
+    with pytest.raises(StaleSession):
+        b.append(SID, check("c5"), expect_seq=6)
+    report = a.verify()
+    assert report.ok and report.events == 8
+    assert [e.seq for e in a.read(SID)] == list(range(1, 9))
+
+
+def test_duplicate_call_writes_nothing_even_from_another_store(tmp_path: Path) -> None:
+    a, b = SQLiteStore(tmp_path / "x.db"), SQLiteStore(tmp_path / "x.db")
+    a.append(SID, check("c1"), expect_seq=0)
+    with pytest.raises(DuplicateCall):
+        b.append(SID, check("c1"), expect_seq=2)
+    with pytest.raises(DuplicateCall):
+        a.append(SID, check("c1"), expect_seq=2)
+    head = a.head(SID)
+    assert head is not None and head.seq == 2
+    assert a.append(SID, check("c2"), expect_seq=2)[-1].seq == 4 and a.verify().ok
+
+
+def test_pending_approvals_index_follows_the_chain(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "x.db")
+    ask = [
+        CallProposed(session_id=SID, call_id="c1", tool="pay", args={"to": "x"}, call_hash="h1"),
+        ApprovalRequested(session_id=SID, call_id="c1", call_hash="h1", expires_at=time.time() + 60, summary="why"),
+    ]
+    store.append(SID, ask, expect_seq=0)
+    assert [(p.call_id, p.tool, p.args) for p in store.pending_approvals()] == [("c1", "pay", {"to": "x"})]
+    store.append(SID, [ApprovalAnswered(session_id=SID, call_id="c1", call_hash="h1", approved=True, by="me")], expect_seq=2)
+    assert store.pending_approvals() == []
+
+
+def test_a_waiting_writer_whose_session_moved_gives_up_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    a, b, slow = SQLiteStore(path, timeout_s=5), SQLiteStore(path), SQLiteStore(path, timeout_s=0.05)
+    a.append(SID, check("c1"), expect_seq=0)
+    b.append(SID, check("c2"), expect_seq=2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(StaleSession):
+            a.append(SID, check("c3"), expect_seq=2)
+        assert time.monotonic() - started < 1.0, "the loser waited for the lock it could not use"
+        # A writer whose head is current waits for the lock, and fails closed when it stays taken.
+        with pytest.raises(StoreError, match="locked"):
+            slow.append(SID, check("c3"), expect_seq=4)
+    finally:
+        holder.execute("ROLLBACK")
+    assert a.append(SID, check("c3"), expect_seq=4)[-1].seq == 6 and a.verify().ok
+
+
+def test_appending_after_reading_links_onto_what_was_read(tmp_path: Path) -> None:
+    a, b = SQLiteStore(tmp_path / "x.db"), SQLiteStore(tmp_path / "x.db")
+    a.append(SID, check("c1"), expect_seq=0)
+    for i in range(3):
+        b.append(SID, check(f"b{i}"))
+    missed = a.read(SID, 2)
+    assert [e.seq for e in missed] == [3, 4, 5, 6, 7, 8]
+    assert a.append(SID, [SessionEnded(session_id=SID)], expect_seq=8)[0].prev_hash == missed[-1].hash
+    assert a.verify().ok
+
+
+def test_a_turn_holds_the_head_until_the_append(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    a, b = SQLiteStore(path), SQLiteStore(path, timeout_s=0.05)
+    a.append(SID, check("c1"), expect_seq=0)
+    with a.turn():
+        # Nobody else can write while a holds its turn...
+        with pytest.raises(StoreError, match="locked"):
+            b.append(SID, check("b1"), expect_seq=2)
+        seen = a.read(SID, 0)
+        # ...so an append on what was read cannot be stale; it commits and ends the turn.
+        assert a.append(SID, check("c2"), expect_seq=seen[-1].seq)[-1].seq == 4
+        assert b.append(SID, check("b1"), expect_seq=4)[-1].seq == 6
+    # A turn that writes nothing gives the lock back at the end of its block.
+    with a.turn():
+        pass
+    assert b.append(SID, check("b2"), expect_seq=6)[-1].seq == 8
+    # A turn whose append fails still gives the lock back, and nothing was written.
+    with a.turn(), pytest.raises(DuplicateCall):
+        a.append(SID, check("b2"), expect_seq=8)
+    assert b.append(SID, check("b3"), expect_seq=8)[-1].seq == 10 and b.verify().ok
