@@ -39,7 +39,8 @@ def test_bad_arguments_deny_and_are_logged(name: str, args: Any) -> None:
     d = s.check(ToolCall("post_message", args))
     assert d.verdict == "deny", d.explain()
     assert d.reasons and d.reasons[0].message
-    kinds = [e.event().kind for e in s.guard.store.read(s.id)]
+    # (a call of several MB is followed by a snapshot: the session takes one every few MB logged)
+    kinds = [e.event().kind for e in s.guard.store.read(s.id) if e.event().kind != "snapshot_taken"]
     assert kinds[-2:] == ["call_proposed", "decision"]
     assert s.guard.store.verify().ok
 

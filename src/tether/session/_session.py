@@ -10,6 +10,7 @@ never logged twice, and :meth:`Session.refresh` sees every event, whoever wrote 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -219,23 +220,32 @@ class Session:
     def _transact(self, build: Callable[[], tuple[Sequence[Event], T]]) -> T:
         """Build events from the current state and append them, if nobody appended first.
 
-        On a lost race the new events are folded in and ``build`` runs again, so what is
+        The first attempt is optimistic. A writer that lost the race then takes its turn at the
+        store's write lock (``EventStore.turn``): inside it, it folds what it missed, builds again
+        and appends, and nobody can move the head in between, so a loser waits once instead of
+        losing again to writers that are always up to date (writers take turns). What is
         committed was always decided on the latest state.
         """
-        for _ in range(MAX_RETRIES):
-            events, result = build()
-            if not events:
-                return result
-            try:
-                stored = self.store.append(self.id, events, expect_seq=self.state.last_seq)
-            except StaleSession:
-                self._catch_up()
-                continue
-            self._apply(stored)
-            if self.snapshots.due(self._since_snapshot):
-                self._save_snapshot()
-            return result
-        raise StoreError(f"session {self.id!r}: lost the race to other writers {MAX_RETRIES} times in a row")
+        stored: list[StoredEvent] | None = None
+        result: T
+        for attempt in range(MAX_RETRIES):
+            with self.store.turn() if attempt else contextlib.nullcontext():
+                if attempt:
+                    self._catch_up()
+                events, result = build()
+                if not events:
+                    return result
+                try:
+                    stored = self.store.append(self.id, events, expect_seq=self.state.last_seq)
+                except StaleSession:
+                    continue
+            break
+        if stored is None:
+            raise StoreError(f"session {self.id!r}: lost the race to other writers {MAX_RETRIES} times in a row")
+        self._apply(stored)
+        if self.snapshots.due(self._since_snapshot):
+            self._save_snapshot()
+        return result
 
     def save_snapshot(self) -> bool:
         """Save a snapshot of the state now, bound to the chain by a ``snapshot_taken`` event (one is
