@@ -19,6 +19,10 @@ What is measured (one process, one session, a durable SQLite log on a temporary 
   memory (values sent out, ``FlowLimits.max_taint_entries``) first spilled into its overflow filter,
   and after which that filter was saturated (from then on every output gets the overflow's label,
   so trusted outputs no longer ground anything); ``null`` when it never happened.
+* ``resume_ms_worst`` (with ``resume_shapes``): the slowest ``open_session`` over sessions of four
+  shapes (long tail of events, large outputs, many distinct bodies, many pending approvals), each
+  built to just before its next automatic snapshot; ``record_1mb_ms``: recording one 1 MB trusted
+  output in a session in use (see ``benchmarks/resume_shapes.py``).
 * ``resume_ms_1m_events``: a fresh ``Guard(...).open_session(id)`` (the newest snapshot bound to the
   chain, plus the events after it, verified) once the session's log holds 1,000,000 events (it is
   grown with more checks after the main run; measured, not extrapolated; ``--quick`` skips the growth
@@ -47,6 +51,9 @@ from typing import Any
 
 from tether import Guard, Policy, SQLiteStore, ToolCall
 from tether.monitor import decide
+
+sys.path.insert(0, str(Path(__file__).parent))
+import resume_shapes  # noqa: E402  (a sibling script)
 
 POLICY = """
 tether: 1
@@ -371,6 +378,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         grow_to = None if opts.quick else opts.resume_events
         result = run(checks, Path(tmp) / "long.db", opts.seed, progress=True, grow_to=grow_to, distinct=opts.distinct_bodies)
+    # The resume of the slowest session shape, and recording a 1 MB output (benchmarks/resume_shapes.py).
+    result.update(resume_shapes.measure(opts.quick))
     if opts.json:
         print(json.dumps(result, indent=2))
     else:
