@@ -53,7 +53,7 @@ from tether import Guard, Policy, SQLiteStore, ToolCall
 from tether.monitor import decide
 
 sys.path.insert(0, str(Path(__file__).parent))
-import resume_shapes  # noqa: E402  (a sibling script)
+import resume_shapes  # a sibling script
 
 POLICY = """
 tether: 1
