@@ -52,7 +52,9 @@ def _print_call(p: PendingApproval, *, limit: int | None, origins: PendingCall |
         console.print(f"    [cyan]{_shown(path or '(arguments)', None)}[/] = {_shown(text, limit)}", soft_wrap=True)
         if isinstance(leaf, ArgView):
             tags = "".join(f", {t}" for t in leaf.label["tags"])
-            src = "; ".join(s.what for s in leaf.sources) or ("found nowhere: the session's context label" if leaf.inherited else "")
+            src = "; ".join(s.what for s in leaf.sources)
+            if leaf.inherited:
+                src = "found in nothing the agent read: it carries the context label" + (f" (from {src})" if src else "")
             console.print(f"      [dim]{leaf.label['integrity']}{escape(tags)}: {escape(visible_text(src))}[/]", soft_wrap=True)
     console.print("  )", soft_wrap=True)
     if origins is not None and origins.reasons:

@@ -145,11 +145,11 @@ def check_csrf(request: Request, given: str | None) -> None:
 
 
 def security_headers(response: Response, nonce: str) -> None:
-    """Headers every response carries: no framing, no sniffing, no caching, scripts by nonce only."""
+    """Headers every response carries: no framing, no sniffing, no caching, scripts by nonce only, no referrer leaving the site."""
     response.headers["content-security-policy"] = _CSP.format(nonce=nonce)
     response.headers["x-content-type-options"] = "nosniff"
     response.headers["x-frame-options"] = "DENY"
-    response.headers["referrer-policy"] = "no-referrer"
+    response.headers["referrer-policy"] = "same-origin"  # a browser then sends Origin on its own forms (not "null")
     response.headers["cache-control"] = "no-store"
 
 
