@@ -31,7 +31,8 @@ def page(request: Request, template: str, **context: Any) -> HTMLResponse:
     """Render a page with what every page needs (who, CSRF secret, script nonce, messages)."""
     who = getattr(request.state, "who", None)
     key = request.cookies.get(COOKIE, "")
-    flash = _logins(request).take_flash(key) if key and who is not None else []
+    # Fragments (``_name.html``, fetched by a page's script) leave the messages to the next whole page.
+    flash = _logins(request).take_flash(key) if key and who is not None and not template.startswith("_") else []
     html = request.app.state.templates.get_template(template).render(
         request=request, who=who, csrf=who.csrf if who is not None else "", nonce=request.state.nonce, flash=flash, **context
     )
@@ -101,20 +102,23 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
         return response
     entries = await run_in_threadpool(over.recent, session_id, 300)
     calls = await run_in_threadpool(lambda: over.pending(session_id=session_id))
-    return page(request, "session.html", row=row, entries=list(reversed(entries)), calls=calls, last_seq=row.events)
+    back = f"/sessions/{session_id}"
+    return page(request, "session.html", row=row, entries=list(reversed(entries)), calls=calls, last_seq=row.events, back=back)
 
 
 @router.get("/approvals")
 async def approvals_page(request: Request) -> HTMLResponse:
     calls = await run_in_threadpool(_over(request).pending)
-    return page(request, "approvals.html", calls=calls)
+    return page(request, "approvals.html", calls=calls, back="/approvals")
 
 
 @router.get("/approvals/list")
 async def approvals_fragment(request: Request, session_id: Annotated[str | None, Query(max_length=256)] = None) -> HTMLResponse:
     """The inbox's cards alone (the page's script swaps them in when the pending set changes)."""
     calls = await run_in_threadpool(lambda: _over(request).pending(session_id=session_id))
-    return page(request, "_inbox.html", calls=calls)
+    # Answering from a refreshed fragment returns to the page it sits in.
+    back = f"/sessions/{session_id}" if session_id else "/approvals"
+    return page(request, "_inbox.html", calls=calls, back=back)
 
 
 @router.post("/approvals/{call_id}")
