@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from tests.server.conftest import LONG, Served, agent_session
 
 from tether.server import TokenBook, tokens_path
-from tests.server.conftest import LONG, Served, agent_session
 
 
 def test_sessions_list_with_status_principal_policy_and_budgets(served: Served) -> None:

@@ -15,7 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from tests.server.conftest import LONG, Served, agent_session
 
 CHROMIUM = os.environ.get("TETHER_CHROMIUM", "/usr/bin/chromium")
