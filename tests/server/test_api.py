@@ -152,3 +152,16 @@ def test_cookie_sign_in_needs_csrf_and_same_origin(served: Served) -> None:
 def test_bad_input_is_a_client_error(served: Served, method: str, path: str, body: object) -> None:
     r = httpx.request(method, served.url + path, headers=served.auth, json=body)
     assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+
+
+def test_streams_send_new_events_and_end_when_the_token_is_revoked(served: Served) -> None:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=10) as client:
+        after = served.session.state.last_seq
+        with client.stream("GET", f"/api/sessions/{served.session.id}/stream", params={"after": after}) as stream:
+            lines = stream.iter_lines()
+            served.session.check("read_inbox", {"folder": "inbox"})
+            first = [next(lines) for _ in range(2)]
+            assert first[0] == "event: entry" and '"kind": "call_proposed"' in first[1] and "read_inbox" in first[1]
+            TokenBook(tokens_path(served.db)).revoke("ops")
+            rest = list(lines)  # the server ends the stream: iteration stops
+            assert len(rest) < 50

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tether.server import Action, Oversight
-from tether.server.web._auth import check_csrf
+from tether.server.web._auth import authenticate, check_csrf
 
 ID = Annotated[str, Path(min_length=1, max_length=256)]
 CSRF = Annotated[str | None, Header(alias="x-csrf-token", max_length=256)]
@@ -48,6 +48,11 @@ class StopBody(BaseModel):
     """...or, with ``all`` and no principal, every live session in the store."""
     note: str = Field("", max_length=2000)
     """Kept in the log."""
+
+
+def _signed_in(request: Request) -> bool:
+    """The request's token (or sign-in) is still live: a stream ends when its token is revoked."""
+    return authenticate(request, request.app.state.tokens, request.app.state.logins) is not None
 
 
 def oversight(request: Request) -> Oversight:
@@ -92,7 +97,7 @@ async def session_stream(request: Request, session_id: ID, after: Annotated[int,
     async def events() -> AsyncIterator[str]:
         seq = after
         idle = 0.0
-        while not await request.is_disconnected():
+        while _signed_in(request) and not await request.is_disconnected():
             entries = await run_in_threadpool(over.timeline, session_id, after_seq=seq, limit=200)
             for e in entries:
                 seq = e.seq
@@ -122,7 +127,7 @@ async def approvals_stream(request: Request) -> StreamingResponse:
 
     async def events() -> AsyncIterator[str]:
         seen: frozenset[str] | None = None
-        while not await request.is_disconnected():
+        while _signed_in(request) and not await request.is_disconnected():
             now = frozenset(p.call_id for p in await run_in_threadpool(over.pending_approvals))
             if now != seen:
                 seen = now

@@ -51,6 +51,7 @@ def create_app(oversight: Oversight, tokens: TokenBook, *, hosts: Collection[str
     app.state.oversight = oversight
     app.state.templates = templates
     app.state.logins = logins
+    app.state.tokens = tokens
     app.state.poll_s = poll_s
     row = templates.get_template("_entry.html")
 
