@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
-
 from tests.server.conftest import Served
 
 schemathesis = pytest.importorskip("schemathesis")
