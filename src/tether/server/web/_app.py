@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from fastapi import FastAPI, Request
@@ -32,6 +33,8 @@ def _templates() -> jinja2.Environment:
     # Autoescaping everywhere, and no template marks data safe: tool text is never markup.
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
     env.globals.update(pieces=pieces, fold=fold, when=_when)
+    # Ids in URLs: one path segment each, whatever they hold ("/", "?", "..").
+    env.filters["seg"] = lambda value: quote(str(value), safe="")
     return env
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -102,7 +103,7 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
         return response
     entries = await run_in_threadpool(over.recent, session_id, 300)
     calls = await run_in_threadpool(lambda: over.pending(session_id=session_id))
-    back = f"/sessions/{session_id}"
+    back = f"/sessions/{quote(session_id, safe='')}"
     return page(request, "session.html", row=row, entries=list(reversed(entries)), calls=calls, last_seq=row.events, back=back)
 
 
@@ -117,7 +118,7 @@ async def approvals_fragment(request: Request, session_id: Annotated[str | None,
     """The inbox's cards alone (the page's script swaps them in when the pending set changes)."""
     calls = await run_in_threadpool(lambda: _over(request).pending(session_id=session_id))
     # Answering from a refreshed fragment returns to the page it sits in.
-    back = f"/sessions/{session_id}" if session_id else "/approvals"
+    back = f"/sessions/{quote(session_id, safe='')}" if session_id else "/approvals"
     return page(request, "_inbox.html", calls=calls, back=back)
 
 
@@ -153,7 +154,7 @@ async def control(
         message = f"session {out.session_id} is now {out.status}"
     except OversightError as exc:
         message = f"refused: {exc}"
-    return _back(request, message, f"/sessions/{session_id}")
+    return _back(request, message, f"/sessions/{quote(session_id, safe='')}")
 
 
 @router.post("/stop")
