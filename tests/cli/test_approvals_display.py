@@ -59,3 +59,9 @@ def test_token_commands(tmp_path: Path) -> None:
     assert run("serve", "token", "create", "--db", db, "ana")[0] == 2
     assert run("serve", "token", "revoke", "--db", db, "ana")[0] == 0
     assert run("serve", "token", "revoke", "--db", db, "ana")[0] == 1
+
+
+def test_audit_show_marks_bidi_controls(tmp_path: Path) -> None:
+    db, _ = _store(tmp_path)
+    code, out = run("audit", "show", "--db", db, SQLiteStore(db).sessions()[0].session_id)
+    assert code == 0 and "send_email" in out and "\u202e" not in out and "⟦U+202E RIGHT-TO-LEFT OVERRIDE⟧" in out
