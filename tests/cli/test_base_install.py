@@ -6,7 +6,7 @@ from pathlib import Path
 
 BLOCK = r"""
 import sys
-OPTIONAL = ("agentdojo", "ray", "mcp", "anyio", "cedarpy", "httpx", "starlette", "uvicorn", "jsonschema")
+OPTIONAL = ("agentdojo", "ray", "mcp", "anyio", "cedarpy", "httpx", "starlette", "uvicorn", "jsonschema", "fastapi", "jinja2")
 
 class Block:
     def find_spec(self, name, path=None, target=None):

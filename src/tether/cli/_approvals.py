@@ -9,23 +9,59 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import click
 from rich.markup import escape
 
+from tether._display import fold, visible_text
 from tether.cli._common import INTERNAL_PREFIX, answer_options, console, db_option, err_console, open_store
 from tether.errors import PolicyError, SessionError, StoreError
 from tether.policy import Policy
+from tether.server import ArgView, Oversight, OversightError, PendingCall
 from tether.session import Guard
 from tether.store import EventStore, PendingApproval
+
+LIST_FOLD = 300
+"""Characters of each argument ``tether approvals list`` shows before folding the rest (with a mark)."""
 
 
 def pending_approvals(store: EventStore, *, now: float | None = None) -> list[PendingApproval]:
     """Every unanswered, unexpired approval request in ``store`` (tool-definition pins excepted)."""
-    now = time.time() if now is None else now
-    return [p for p in store.pending_approvals() if p.expires_at >= now and not p.session_id.startswith(INTERNAL_PREFIX)]
+    return Oversight(store, clock=(lambda: now) if now is not None else time.time).pending_approvals()
+
+
+def _shown(text: str, limit: int | None) -> str:
+    """``text`` for the terminal: marked characters made visible, folded after ``limit`` characters with a mark."""
+    folded = fold(text, limit) if limit is not None else None
+    if folded is None or not folded.folded:
+        return escape(visible_text(text))
+    return escape(visible_text(folded.head)) + f"[reverse] ⟦+{folded.folded:,} characters folded⟧ [/]"
+
+
+def _print_call(p: PendingApproval, *, limit: int | None, origins: PendingCall | None = None) -> None:
+    """One pending call, each argument on its own line (whole when ``limit`` is None)."""
+    left = max(0, int(p.expires_at - time.time()))
+    console.print(f"[bold]{escape(p.call_id)}[/] session {escape(p.session_id[:12])}, {left}s left", soft_wrap=True)
+    console.print(f"  {_shown(p.tool, None)}(", soft_wrap=True)
+    leaves: Sequence[ArgView | tuple[str, str]] = origins.leaves if origins is not None else Oversight.leaves(p.args)
+    for leaf in leaves:
+        path, text = (leaf.path, leaf.text) if isinstance(leaf, ArgView) else leaf
+        console.print(f"    [cyan]{_shown(path or '(arguments)', None)}[/] = {_shown(text, limit)}", soft_wrap=True)
+        if isinstance(leaf, ArgView):
+            tags = "".join(f", {t}" for t in leaf.label["tags"])
+            src = "; ".join(s.what for s in leaf.sources)
+            if leaf.inherited:
+                src = "found in nothing the agent read: it carries the context label" + (f" (from {src})" if src else "")
+            console.print(f"      [dim]{leaf.label['integrity']}{escape(tags)}: {escape(visible_text(src))}[/]", soft_wrap=True)
+    console.print("  )", soft_wrap=True)
+    if origins is not None and origins.reasons:
+        for r in origins.reasons:
+            console.print(f"  [yellow]{_shown(r.rule, None)}[/]: {_shown(r.message, None)}", soft_wrap=True)
+    else:
+        console.print(f"  {_shown(p.summary, limit)}", soft_wrap=True)
 
 
 @click.group()
@@ -36,22 +72,45 @@ def approvals() -> None:
 @approvals.command("list")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per pending call.")
-def list_cmd(db: str, as_json: bool) -> None:
-    """Show the calls waiting for approval."""
+@click.option("--full", is_flag=True, help="Show every argument whole (otherwise each is folded after 300 characters, with a mark).")
+def list_cmd(db: str, as_json: bool, full: bool) -> None:
+    """Show the calls waiting for approval. Characters that change how text reads (bidi controls,
+    zero-width and control characters, look-alikes) are shown as ⟦U+XXXX NAME⟧ marks."""
     store = open_store(db)
     items = pending_approvals(store)
     for p in items:
         if as_json:
             click.echo(json.dumps(asdict(p), ensure_ascii=False, default=str))
         else:
-            left = max(0, int(p.expires_at - time.time()))
-            console.print(
-                f"[bold]{escape(p.call_id)}[/] session {escape(p.session_id[:12])}, {left}s left\n"
-                f"  {escape(p.tool)}({escape(json.dumps(p.args, ensure_ascii=False)[:300])})\n  {escape(p.summary[:500])}",
-                soft_wrap=True,
-            )
+            _print_call(p, limit=None if full else LIST_FOLD)
+    if any(_folded(p) for p in items) and not (as_json or full):
+        console.print("[dim]folded values: 'tether approvals show CALL' or 'tether approvals list --full' shows them whole[/]")
     if not items and not as_json:
         console.print("no pending approvals")
+
+
+def _folded(p: PendingApproval) -> bool:
+    return any(len(text) > LIST_FOLD for _, text in Oversight.leaves(p.args))
+
+
+@approvals.command("show")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the call as one JSON object.")
+@click.argument("call")
+def show_cmd(db: str, as_json: bool, call: str) -> None:
+    """Show the pending CALL (an id or a unique prefix) whole: every argument, where its data came
+    from (which event, trusted or not, which tags), and the rule that asked."""
+    over = Oversight(open_store(db))
+    try:
+        target = over.find(call)
+        view = over.explain(target)
+    except OversightError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+    if as_json:
+        click.echo(json.dumps(view.to_json(), ensure_ascii=False))
+        return
+    _print_call(target, limit=None, origins=view)
 
 
 def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str, note: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from tether._display import visible_text
 from tether.cli._anchors import AnchorFileError, read_heads
 from tether.cli._common import console, db_option, err_console, open_store, resolve_session
 from tether.errors import StoreError
@@ -195,4 +196,4 @@ def _text_line(seq: int, item: StoredEvent | None, flagged: bool) -> str:
     event = _parsed(item)
     if event is None:
         return f"{mark}[dim]{item.seq:>4} {'?':<23} {'?':<12}[/] [red]unreadable event body[/] {escape(repr(item.body[:120]))}"
-    return f"{mark}[dim]{item.seq:>4} {format_time(event.time)} {event.id[:12]}[/] {escape(event.describe())}"
+    return f"{mark}[dim]{item.seq:>4} {format_time(event.time)} {event.id[:12]}[/] {escape(visible_text(event.describe()))}"

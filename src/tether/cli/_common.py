@@ -11,14 +11,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from tether.errors import StoreError
+from tether.server import INTERNAL_PREFIX as INTERNAL_PREFIX  # the MCP proxy's pin sessions (not agent runs)
 from tether.store import EventStore, SQLiteStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = "tether.db"
-
-INTERNAL_PREFIX = "mcp-pins:"
-"""Sessions the MCP proxy keeps for tool-definition pins (not agent runs)."""
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

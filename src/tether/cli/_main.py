@@ -15,11 +15,24 @@ from tether.cli._mcp import mcp
 from tether.cli._policy import policy
 from tether.cli._replay import replay_cmd
 from tether.cli._run import run_cmd
+from tether.cli._serve import serve
 from tether.cli._session import session
 from tether.errors import TetherError
 
 # Optional dependencies and the extra that installs them.
-_EXTRAS = {"agentdojo": "bench", "ray": "bench", "mcp": "mcp", "anyio": "mcp", "jsonschema": "mcp", "httpx": "agent", "cedarpy": "dev"}
+_EXTRAS = {
+    "agentdojo": "bench",
+    "ray": "bench",
+    "mcp": "mcp",
+    "anyio": "mcp",
+    "jsonschema": "mcp",
+    "httpx": "agent",
+    "cedarpy": "dev",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "jinja2": "serve",
+    "starlette": "serve",
+}
 
 
 class _Main(click.Group):
@@ -56,3 +69,4 @@ main.add_command(session)
 main.add_command(mcp)
 main.add_command(bench)
 main.add_command(run_cmd)
+main.add_command(serve)

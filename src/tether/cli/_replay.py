@@ -8,6 +8,7 @@ from typing import Any, cast
 import click
 from rich.markup import escape
 
+from tether._display import visible_text
 from tether.cli._common import INTERNAL_PREFIX, console, db_option, err_console, open_store, resolve_session
 from tether.errors import PolicyError, SessionError, StoreError
 from tether.policy import Policy
@@ -84,7 +85,10 @@ def _print_change(c: ReplayChange) -> None:
     if len(args) > MAX_ARGS_SHOWN:
         args = args[:MAX_ARGS_SHOWN] + f"... ({len(args)} characters; --json has them all)"
     old = c.old_verdict.upper() + (f" ({c.answer.describe()})" if c.answer is not None else "")
-    console.print(f"  session {escape(c.session_id[:12])} call {escape(c.call_id[:12])}: {escape(c.tool)}({escape(args)})", soft_wrap=True)
+    console.print(
+        f"  session {escape(c.session_id[:12])} call {escape(c.call_id[:12])}: {escape(visible_text(c.tool))}({escape(visible_text(args))})",
+        soft_wrap=True,
+    )
     console.print(f"      [bold]{escape(old)} -> {c.new.verdict.upper()}[/]", soft_wrap=True)
     for r in c.new.reasons:
         console.print(f"      {escape(r.message)} [dim]\\[{escape(r.rule)}][/]", soft_wrap=True)

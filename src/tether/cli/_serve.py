@@ -1,0 +1,111 @@
+"""``tether serve``: the oversight service (HTTP API and web UI) over one store, and its tokens."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+import click
+from rich.markup import escape
+
+from tether.cli._common import console, db_option, err_console, open_store
+from tether.server import TokenBook, TokenError, tokens_path
+
+FIRST_TOKEN = "admin"
+"""The name of the token created when the service first starts."""
+
+
+def _book(db: str) -> TokenBook:
+    return TokenBook(tokens_path(db))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@click.group(invoke_without_command=True)
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you say otherwise).")
+@click.option("--port", default=8321, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="Another Host header name to answer to (repeatable).")
+@click.pass_context
+def serve(ctx: click.Context, db: str, host: str, port: int, allow_hosts: tuple[str, ...]) -> None:
+    """Serve the oversight API (/api/, spec at /api/openapi.json) and web UI for the store.
+
+    Every route needs a token. The first start creates one named 'admin' and prints it once;
+    make more with 'tether serve token create NAME'."""
+    if ctx.invoked_subcommand is not None:
+        return
+    open_store(db, must_exist=False).close()
+    book = _book(db)
+    try:
+        first = None if book.list() else book.create(FIRST_TOKEN)
+    except TokenError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+    from tether.server.web import serve as run_server  # needs the 'serve' extra
+
+    if first is not None:
+        console.print(f"first start: token [bold]{first}[/] (named {FIRST_TOKEN!r}; shown once, kept hashed in {escape(str(book.path))})")
+    if not _loopback(host):
+        err_console.print(
+            f"[yellow]warning:[/] listening on {escape(host)}, not loopback: anyone who can reach it and holds a token can act"
+        )
+    console.print(
+        f"Tether oversight on http://{escape(host if ':' not in host else f'[{host}]')}:{port}/ (store {escape(db)})", soft_wrap=True
+    )
+    run_server(db, host=host, port=port, extra_hosts=allow_hosts)
+
+
+@serve.group()
+def token() -> None:
+    """Create, list and revoke the service's access tokens (kept hashed beside the store)."""
+
+
+@token.command("create")
+@db_option
+@click.argument("name")
+def token_create(db: str, name: str) -> None:
+    """Create a token NAME (who holds it: logged as who answered or stopped) and print it once."""
+    try:
+        value = _book(db).create(name)
+    except TokenError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+    click.echo(value)
+
+
+@token.command("revoke")
+@db_option
+@click.argument("name")
+def token_revoke(db: str, name: str) -> None:
+    """Revoke the token NAME (a running service refuses it from its next request)."""
+    try:
+        done = _book(db).revoke(name)
+    except TokenError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+    if not done:
+        err_console.print(f"[red]error:[/] no token named {escape(repr(name))}")
+        raise SystemExit(1)
+    console.print(f"token {escape(repr(name))} revoked")
+
+
+@token.command("list")
+@db_option
+def token_list(db: str) -> None:
+    """List the tokens' names and creation times (the tokens themselves are not kept)."""
+    try:
+        tokens = _book(db).list()
+    except TokenError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+    for t in tokens:
+        console.print(f"{escape(t.name)}  created {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(t.created))}  sha256 {t.digest[:12]}…")
+    if not tokens:
+        console.print("no tokens")

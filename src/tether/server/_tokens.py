@@ -1,0 +1,114 @@
+"""Access tokens of the oversight service, kept hashed in a file beside the event store.
+
+A token is shown once, when it is created; the file holds only its SHA-256, so reading
+the file does not give access. The file is written atomically and readable by its owner
+only. Tokens are named (the name is who answered, in the log) and revocable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_PREFIX = "tth_"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+class TokenError(Exception):
+    """A token file that cannot be read or written, or a bad token name."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as the file lists it (never the token itself)."""
+
+    name: str
+    """Who holds it (logged as who answered or stopped)."""
+    created: float
+    """When it was created (UTC Unix time)."""
+    digest: str
+    """SHA-256 of the token, hex."""
+
+
+def tokens_path(db: str) -> Path:
+    """Where the tokens of the store at ``db`` are kept: ``tether.db`` -> ``tether.db.tokens``."""
+    return Path(f"{db}.tokens")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenBook:
+    """The tokens in one file. Every call reads the file again, so a token revoked from the
+    CLI stops working in a running server at its next request."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        """The token file."""
+
+    def list(self) -> list[TokenInfo]:
+        """Every live token."""
+        if not self.path.exists():
+            return []
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return [TokenInfo(str(t["name"]), float(t["created"]), str(t["digest"])) for t in data["tokens"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise TokenError(f"cannot read the token file {str(self.path)!r}: {exc}") from None
+
+    def create(self, name: str) -> str:
+        """A new token named ``name`` (unique); returns the token, which is never shown again."""
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise TokenError(f"a token name is 1 to 64 letters, digits or _.@- (starting with a letter or digit), got {name!r}")
+        tokens = self.list()
+        if any(t.name == name for t in tokens):
+            raise TokenError(f"a token named {name!r} exists: revoke it first")
+        token = _PREFIX + secrets.token_urlsafe(32)
+        self._write([*tokens, TokenInfo(name, time.time(), _digest(token))])
+        return token
+
+    def revoke(self, name: str) -> bool:
+        """Remove the token named ``name``; False when there is none."""
+        tokens = self.list()
+        kept = [t for t in tokens if t.name != name]
+        if len(kept) == len(tokens):
+            return False
+        self._write(kept)
+        return True
+
+    def check(self, token: str) -> str | None:
+        """The name of the live token ``token``, or None. Compares digests in constant time."""
+        if not isinstance(token, str) or not token.startswith(_PREFIX) or len(token) > 256:
+            return None
+        digest = _digest(token)
+        try:
+            tokens = self.list()
+        except TokenError:
+            return None  # fail closed: an unreadable file admits nobody
+        found = None
+        for t in tokens:
+            if hmac.compare_digest(t.digest, digest):
+                found = t.name
+        return found
+
+    def _write(self, tokens: Sequence[TokenInfo]) -> None:
+        doc = {"tokens": [{"name": t.name, "created": t.created, "digest": t.digest} for t in tokens]}
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(doc, fh, indent=1)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise TokenError(f"cannot write the token file {str(self.path)!r}: {exc}") from None

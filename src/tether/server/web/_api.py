@@ -1,0 +1,186 @@
+"""The JSON API under ``/api/``: sessions, timelines, pending approvals, answers and stops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from tether.server import Action, Oversight
+from tether.server.web._auth import authenticate, check_csrf
+
+ID = Annotated[str, Path(min_length=1, max_length=256)]
+CSRF = Annotated[str | None, Header(alias="x-csrf-token", max_length=256)]
+
+router = APIRouter(prefix="/api")
+
+
+class AnswerBody(BaseModel):
+    """A human's answer to a pending call."""
+
+    decision: Literal["approve", "deny"]
+    """Approve (the call is checked again, then may run) or deny."""
+    note: str = Field("", max_length=2000)
+    """Why (kept in the log)."""
+
+
+class ControlBody(BaseModel):
+    """Why a session is paused, resumed or killed."""
+
+    note: str = Field("", max_length=2000)
+    """Kept in the log."""
+
+
+class StopBody(BaseModel):
+    """Stop many sessions at once."""
+
+    action: Literal["pause", "kill"]
+    """Pause (resumable) or kill (for good)."""
+    principal: str | None = Field(None, min_length=1, max_length=256)
+    """Every live session of this principal..."""
+    all: bool = False
+    """...or, with ``all`` and no principal, every live session in the store."""
+    note: str = Field("", max_length=2000)
+    """Kept in the log."""
+
+
+def _signed_in(request: Request) -> bool:
+    """The request's token (or sign-in) is still live: a stream ends when its token is revoked."""
+    return authenticate(request, request.app.state.tokens, request.app.state.logins) is not None
+
+
+def oversight(request: Request) -> Oversight:
+    """The app's :class:`Oversight`."""
+    found: Oversight = request.app.state.oversight
+    return found
+
+
+@router.get("/sessions", summary="Sessions, most recently active first")
+async def list_sessions(
+    request: Request,
+    status: Annotated[Literal["active", "paused", "killed", "ended", "?"] | None, Query()] = None,
+    principal: Annotated[str | None, Query(max_length=256)] = None,
+    q: Annotated[str, Query(max_length=256)] = "",
+) -> list[dict[str, Any]]:
+    rows = await run_in_threadpool(oversight(request).sessions, status=status, principal=principal, query=q)
+    return [r.to_json() for r in rows]
+
+
+@router.get("/sessions/{session_id}", summary="One session")
+async def get_session(request: Request, session_id: ID) -> dict[str, Any]:
+    return (await run_in_threadpool(oversight(request).row, session_id)).to_json()
+
+
+@router.get("/sessions/{session_id}/events", summary="A session's events, readable")
+async def session_events(
+    request: Request,
+    session_id: ID,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    entries = await run_in_threadpool(oversight(request).timeline, session_id, after_seq=after, limit=limit)
+    return [e.to_json() for e in entries]
+
+
+@router.get("/sessions/{session_id}/stream", summary="A session's new events as server-sent events")
+async def session_stream(request: Request, session_id: ID, after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> StreamingResponse:
+    over = oversight(request)
+    await run_in_threadpool(over.row, session_id)  # 404 before the stream starts
+    render = request.app.state.render_entry
+
+    async def events() -> AsyncIterator[str]:
+        seq = after
+        idle = 0.0
+        while _signed_in(request) and not await request.is_disconnected():
+            entries = await run_in_threadpool(over.timeline, session_id, after_seq=seq, limit=200)
+            for e in entries:
+                seq = e.seq
+                yield f"event: entry\ndata: {json.dumps({**e.to_json(), 'html': render(e)})}\n\n"
+            if entries:
+                row = await run_in_threadpool(over.row, session_id)
+                yield f"event: status\ndata: {json.dumps({'status': row.status, 'pending': row.pending, 'events': row.events})}\n\n"
+                idle = 0.0
+            elif idle >= 15.0:
+                yield ": keep-alive\n\n"
+                idle = 0.0
+            await asyncio.sleep(request.app.state.poll_s)
+            idle += request.app.state.poll_s
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
+
+
+@router.get("/approvals", summary="Pending calls, whole, with the provenance of every argument")
+async def list_approvals(request: Request, session_id: Annotated[str | None, Query(max_length=256)] = None) -> list[dict[str, Any]]:
+    items = await run_in_threadpool(oversight(request).pending, session_id=session_id)
+    return [p.to_json() for p in items]
+
+
+@router.get("/approvals/stream", summary="Server-sent events when the set of pending calls changes")
+async def approvals_stream(request: Request) -> StreamingResponse:
+    over = oversight(request)
+
+    async def events() -> AsyncIterator[str]:
+        seen: frozenset[str] | None = None
+        while _signed_in(request) and not await request.is_disconnected():
+            now = frozenset(p.call_id for p in await run_in_threadpool(over.pending_approvals))
+            if now != seen:
+                seen = now
+                yield f"event: changed\ndata: {json.dumps({'pending': len(now)})}\n\n"
+            await asyncio.sleep(request.app.state.poll_s)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
+
+
+@router.get("/approvals/{call_id}", summary="One pending call (an id or a unique prefix)")
+async def get_approval(request: Request, call_id: ID) -> dict[str, Any]:
+    over = oversight(request)
+    target = await run_in_threadpool(over.find, call_id)
+    return (await run_in_threadpool(over.explain, target)).to_json()
+
+
+@router.post("/approvals/{call_id}", summary="Approve or deny a pending call")
+async def answer_approval(request: Request, call_id: ID, body: Annotated[AnswerBody, Body()], csrf: CSRF = None) -> dict[str, Any]:
+    check_csrf(request, csrf)
+    out = await run_in_threadpool(
+        lambda: oversight(request).answer(call_id, body.decision == "approve", by=request.state.who.name, note=body.note)
+    )
+    return {"session_id": out.session_id, "call_id": out.call_id, "approved": out.approved, "allowed": out.allowed, "message": out.message}
+
+
+async def _control(request: Request, session_id: str, action: Action, body: ControlBody | None, csrf: str | None) -> dict[str, Any]:
+    check_csrf(request, csrf)
+    note = body.note if body is not None else ""
+    out = await run_in_threadpool(lambda: oversight(request).control(session_id, action, by=request.state.who.name, note=note))
+    return {"session_id": out.session_id, "status": out.status}
+
+
+@router.post("/sessions/{session_id}/pause", summary="Pause a session (its pending approvals are denied)")
+async def pause(request: Request, session_id: ID, body: Annotated[ControlBody | None, Body()] = None, csrf: CSRF = None) -> dict[str, Any]:
+    return await _control(request, session_id, "pause", body, csrf)
+
+
+@router.post("/sessions/{session_id}/resume", summary="Resume a paused session")
+async def resume(request: Request, session_id: ID, body: Annotated[ControlBody | None, Body()] = None, csrf: CSRF = None) -> dict[str, Any]:
+    return await _control(request, session_id, "resume", body, csrf)
+
+
+@router.post("/sessions/{session_id}/kill", summary="Kill a session for good")
+async def kill(request: Request, session_id: ID, body: Annotated[ControlBody | None, Body()] = None, csrf: CSRF = None) -> dict[str, Any]:
+    return await _control(request, session_id, "kill", body, csrf)
+
+
+@router.post("/stop", summary="Pause or kill every live session of a principal, or of the whole store")
+async def stop(request: Request, body: Annotated[StopBody, Body()], csrf: CSRF = None) -> dict[str, Any]:
+    check_csrf(request, csrf)
+    if (body.principal is None) == (not body.all):
+        raise HTTPException(422, "name a principal, or set all: true to stop every session in the store (not both)")
+    outs = await run_in_threadpool(
+        lambda: oversight(request).stop(body.action, principal=body.principal, by=request.state.who.name, note=body.note)
+    )
+    return {"stopped": [{"session_id": o.session_id, "status": o.status, "error": o.error} for o in outs]}

@@ -1,0 +1,83 @@
+"""The oversight service's ASGI app: the JSON API, its OpenAPI spec and the web UI, in one process."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from tether import __version__
+from tether._display import fold, pieces
+from tether.errors import StoreError
+from tether.server import Oversight, OversightError, TimelineEntry, TokenBook
+from tether.server.web import _api, _pages
+from tether.server.web._auth import Logins, gate
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""Host names the service answers to by default."""
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _when(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S") + "Z"
+
+
+def _templates() -> jinja2.Environment:
+    # Autoescaping everywhere, and no template marks data safe: tool text is never markup.
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals.update(pieces=pieces, fold=fold, when=_when)
+    # Ids in URLs: one path segment each, whatever they hold ("/", "?", "..").
+    env.filters["seg"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+def create_app(oversight: Oversight, tokens: TokenBook, *, hosts: Collection[str] = LOOPBACK_HOSTS, poll_s: float = 0.2) -> FastAPI:
+    """The app over one store's :class:`Oversight`, admitting the holders of ``tokens`` and
+    answering to the Host names ``hosts`` only."""
+    app = FastAPI(
+        title="Tether oversight",
+        version=__version__,
+        description="Sessions, timelines, pending approvals, answers and stops. Every route needs `Authorization: Bearer <token>`.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    templates = _templates()
+    logins = Logins(tokens)
+    app.state.oversight = oversight
+    app.state.templates = templates
+    app.state.logins = logins
+    app.state.tokens = tokens
+    app.state.poll_s = poll_s
+    row = templates.get_template("_entry.html")
+
+    def render_entry(entry: TimelineEntry) -> str:
+        return row.render(e=entry)
+
+    app.state.render_entry = render_entry
+    app.middleware("http")(gate(tokens, logins, hosts))
+
+    @app.exception_handler(OversightError)
+    async def refused(request: Request, exc: OversightError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(StoreError)
+    async def store_failed(request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": f"the event store failed: {exc}"}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The errors' echo of the input is left out: it may hold anything the client sent.
+        problems = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    app.include_router(_api.router)
+    app.include_router(_pages.router)
+    return app

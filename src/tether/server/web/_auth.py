@@ -1,0 +1,188 @@
+"""Who is asking: bearer tokens for the API, a sign-in cookie for the pages, CSRF and Host checks.
+
+Every route is behind :func:`gate` (the middleware) except the sign-in page. A browser signs
+in once with a token and gets an HttpOnly, SameSite=Strict cookie naming a server-side
+login; that login carries a CSRF secret that every form and every cookie-authenticated
+write must echo. A request whose Host header is not one the service answers to is
+refused before anything else (DNS rebinding), and so is a write from another origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from tether.server import TokenBook
+
+COOKIE = "tether_login"
+"""The sign-in cookie's name."""
+
+LOGIN_TTL_S = 12 * 3600.0
+"""A browser sign-in lasts this long."""
+
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?")
+_CSP = (
+    "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """The holder of a live token."""
+
+    name: str
+    """The token's name (logged as who answered or stopped)."""
+    via: Literal["bearer", "cookie"]
+    """How the request proved it: ``Authorization: Bearer`` or the sign-in cookie."""
+    csrf: str = ""
+    """The login's CSRF secret (cookie sign-ins only)."""
+
+
+@dataclass(slots=True)
+class _Login:
+    name: str
+    csrf: str
+    expires: float
+    flash: list[str] = field(default_factory=list)
+
+
+class Logins:
+    """Browser sign-ins, in memory (a restart signs everyone out). A login lives while its token
+    does: revoking the token from the CLI ends it at the next request."""
+
+    def __init__(self, tokens: TokenBook) -> None:
+        self.tokens = tokens
+        self._logins: dict[str, _Login] = {}
+        self._lock = threading.Lock()
+
+    def sign_in(self, token: str) -> str | None:
+        """A new login for a live token: returns the cookie value, or None for a bad token."""
+        name = self.tokens.check(token)
+        if name is None:
+            return None
+        key = secrets.token_urlsafe(32)
+        with self._lock:
+            now = time.time()
+            for k in [k for k, v in self._logins.items() if v.expires < now]:
+                del self._logins[k]
+            self._logins[key] = _Login(name, secrets.token_urlsafe(24), now + LOGIN_TTL_S)
+        return key
+
+    def sign_out(self, key: str) -> None:
+        """End a login."""
+        with self._lock:
+            self._logins.pop(key, None)
+
+    def who(self, key: str) -> Who | None:
+        """The login behind a cookie value, if it and its token are still live."""
+        with self._lock:
+            login = self._logins.get(key)
+        if login is None or login.expires < time.time() or not any(t.name == login.name for t in self.tokens.list()):
+            return None
+        return Who(login.name, "cookie", login.csrf)
+
+    def flash(self, key: str, message: str) -> None:
+        """Keep a message to show on the login's next page (server-side: a URL cannot plant one)."""
+        with self._lock:
+            login = self._logins.get(key)
+            if login is not None:
+                login.flash = [*login.flash[-4:], message]
+
+    def take_flash(self, key: str) -> list[str]:
+        """The messages kept for the login, once."""
+        with self._lock:
+            login = self._logins.get(key)
+            if login is None:
+                return []
+            out, login.flash = login.flash, []
+            return out
+
+
+def host_name(host_header: str) -> str | None:
+    """The host of a Host header, lower-cased, without the port (None: malformed)."""
+    m = _HOST.fullmatch(host_header.strip())
+    return m.group(1).lower() if m else None
+
+
+def authenticate(request: Request, tokens: TokenBook, logins: Logins) -> Who | None:
+    """The holder of the request's bearer token or sign-in cookie, if live."""
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        name = tokens.check(token.strip()) if scheme.lower() == "bearer" else None
+        return Who(name, "bearer") if name is not None else None
+    key = request.cookies.get(COOKIE)
+    return logins.who(key) if key else None
+
+
+def same_origin(request: Request) -> bool:
+    """A write's Origin (or Referer), when the browser sends one, names this service."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        return True  # not a browser form or fetch: the token or CSRF secret must still hold
+    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+
+
+def check_csrf(request: Request, given: str | None) -> None:
+    """A cookie-authenticated write must echo the login's CSRF secret (403 otherwise)."""
+    who: Who = request.state.who
+    if who.via == "bearer":
+        return  # a bearer token is not sent by a browser on its own: no cross-site forgery
+    if not given or not hmac.compare_digest(given, who.csrf):
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+
+
+def security_headers(response: Response, nonce: str) -> None:
+    """Headers every response carries: no framing, no sniffing, no caching, scripts by nonce only, no referrer leaving the site."""
+    response.headers["content-security-policy"] = _CSP.format(nonce=nonce)
+    response.headers["x-content-type-options"] = "nosniff"
+    response.headers["x-frame-options"] = "DENY"
+    response.headers["referrer-policy"] = "same-origin"  # a browser then sends Origin on its own forms (not "null")
+    response.headers["cache-control"] = "no-store"
+
+
+def gate(
+    tokens: TokenBook, logins: Logins, hosts: Collection[str]
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """The middleware in front of every route: Host, origin of writes, then a live token."""
+    allowed = frozenset(h.lower().strip("[]") for h in hosts)
+
+    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        nonce = secrets.token_urlsafe(16)
+        request.state.nonce = nonce
+        host = host_name(request.headers.get("host", ""))
+        response: Response
+        if host is None or host.strip("[]") not in allowed:
+            response = JSONResponse({"detail": "unknown Host header"}, status_code=400)
+        elif request.method in _UNSAFE and not same_origin(request):
+            response = JSONResponse({"detail": "cross-origin write refused"}, status_code=403)
+        elif request.url.path == "/login":
+            response = await call_next(request)
+        else:
+            who = authenticate(request, tokens, logins)
+            if who is None:
+                if request.method == "GET" and not request.url.path.startswith("/api/"):
+                    response = RedirectResponse("/login?next=" + quote(request.url.path, safe="/"), status_code=303)
+                else:
+                    response = JSONResponse(
+                        {"detail": "a valid token is required"}, status_code=401, headers={"www-authenticate": "Bearer"}
+                    )
+            else:
+                request.state.who = who
+                response = await call_next(request)
+        security_headers(response, nonce)
+        return response
+
+    return middleware

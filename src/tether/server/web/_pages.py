@@ -1,0 +1,178 @@
+"""The web UI: server-rendered pages (sessions, a session's live timeline, the approvals inbox) and their forms."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from tether.server import Oversight, OversightError
+from tether.server.web._auth import COOKIE, LOGIN_TTL_S, Logins, check_csrf
+
+router = APIRouter(include_in_schema=False)
+
+ID = Annotated[str, Path(min_length=1, max_length=256)]
+FormText = Annotated[str, Form(max_length=2000)]
+
+
+def _over(request: Request) -> Oversight:
+    found: Oversight = request.app.state.oversight
+    return found
+
+
+def _logins(request: Request) -> Logins:
+    found: Logins = request.app.state.logins
+    return found
+
+
+def page(request: Request, template: str, **context: Any) -> HTMLResponse:
+    """Render a page with what every page needs (who, CSRF secret, script nonce, messages)."""
+    who = getattr(request.state, "who", None)
+    key = request.cookies.get(COOKIE, "")
+    # Fragments (``_name.html``, fetched by a page's script) leave the messages to the next whole page.
+    flash = _logins(request).take_flash(key) if key and who is not None and not template.startswith("_") else []
+    html = request.app.state.templates.get_template(template).render(
+        request=request, who=who, csrf=who.csrf if who is not None else "", nonce=request.state.nonce, flash=flash, **context
+    )
+    return HTMLResponse(html)
+
+
+def _back(request: Request, message: str, to: str) -> RedirectResponse:
+    key = request.cookies.get(COOKIE, "")
+    if key:
+        _logins(request).flash(key, message)
+    return RedirectResponse(to, status_code=303)
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this service (never ``//host`` or a scheme): no open redirect."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+@router.get("/login")
+async def login_form(request: Request, next: Annotated[str, Query(max_length=512)] = "/") -> HTMLResponse:
+    return page(request, "login.html", next=_safe_next(next), error="")
+
+
+@router.post("/login")
+async def login(request: Request, token: FormText = "", next: Annotated[str, Form(max_length=512)] = "/") -> Response:
+    key = _logins(request).sign_in(token.strip())
+    if key is None:
+        refused = page(request, "login.html", next=_safe_next(next), error="That token is not valid.")
+        refused.status_code = 401
+        return refused
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE, key, max_age=int(LOGIN_TTL_S), httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: FormText = "") -> Response:
+    check_csrf(request, csrf)
+    _logins(request).sign_out(request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+async def sessions_page(
+    request: Request,
+    status: Annotated[str, Query(max_length=16)] = "",
+    principal: Annotated[str, Query(max_length=256)] = "",
+    q: Annotated[str, Query(max_length=256)] = "",
+) -> HTMLResponse:
+    rows = await run_in_threadpool(_over(request).sessions, status=status or None, principal=principal or None, query=q)
+    pending = len(await run_in_threadpool(_over(request).pending_approvals))
+    return page(request, "sessions.html", rows=rows, status=status, principal=principal, q=q, pending=pending)
+
+
+@router.get("/sessions/{session_id}")
+async def session_page(request: Request, session_id: ID) -> HTMLResponse:
+    over = _over(request)
+    try:
+        row = await run_in_threadpool(over.row, session_id)
+    except OversightError as exc:
+        response = page(request, "error.html", message=str(exc))
+        response.status_code = exc.status
+        return response
+    entries = await run_in_threadpool(over.recent, session_id, 300)
+    calls = await run_in_threadpool(lambda: over.pending(session_id=session_id))
+    back = f"/sessions/{quote(session_id, safe='')}"
+    return page(request, "session.html", row=row, entries=list(reversed(entries)), calls=calls, last_seq=row.events, back=back)
+
+
+@router.get("/approvals")
+async def approvals_page(request: Request) -> HTMLResponse:
+    calls = await run_in_threadpool(_over(request).pending)
+    return page(request, "approvals.html", calls=calls, back="/approvals")
+
+
+@router.get("/approvals/list")
+async def approvals_fragment(request: Request, session_id: Annotated[str | None, Query(max_length=256)] = None) -> HTMLResponse:
+    """The inbox's cards alone (the page's script swaps them in when the pending set changes)."""
+    calls = await run_in_threadpool(lambda: _over(request).pending(session_id=session_id))
+    # Answering from a refreshed fragment returns to the page it sits in.
+    back = f"/sessions/{quote(session_id, safe='')}" if session_id else "/approvals"
+    return page(request, "_inbox.html", calls=calls, back=back)
+
+
+@router.post("/approvals/{call_id}")
+async def answer(
+    request: Request,
+    call_id: ID,
+    decision: Annotated[Literal["approve", "deny"], Form()],
+    csrf: FormText = "",
+    note: FormText = "",
+    next: Annotated[str, Form(max_length=512)] = "/approvals",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        out = await run_in_threadpool(lambda: _over(request).answer(call_id, decision == "approve", by=request.state.who.name, note=note))
+        message = out.message
+    except OversightError as exc:
+        message = f"not answered: {exc}"
+    return _back(request, message, _safe_next(next))
+
+
+@router.post("/sessions/{session_id}/control")
+async def control(
+    request: Request,
+    session_id: ID,
+    action: Annotated[Literal["pause", "resume", "kill"], Form()],
+    csrf: FormText = "",
+    note: FormText = "",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        out = await run_in_threadpool(lambda: _over(request).control(session_id, action, by=request.state.who.name, note=note))
+        message = f"session {out.session_id} is now {out.status}"
+    except OversightError as exc:
+        message = f"refused: {exc}"
+    return _back(request, message, f"/sessions/{quote(session_id, safe='')}")
+
+
+@router.post("/stop")
+async def stop(
+    request: Request,
+    action: Annotated[Literal["pause", "kill"], Form()],
+    csrf: FormText = "",
+    principal: FormText = "",
+    everything: FormText = "",
+    note: FormText = "",
+) -> Response:
+    check_csrf(request, csrf)
+    who = principal.strip()
+    if not who and everything != "yes":
+        return _back(request, "name a principal, or tick 'every session in the store'", "/")
+    outs = await run_in_threadpool(lambda: _over(request).stop(action, principal=who or None, by=request.state.who.name, note=note))
+    failed = [o for o in outs if o.error]
+    message = f"{action}: {len(outs) - len(failed)} session(s) stopped" + (
+        f", {len(failed)} could not be: {failed[0].error}" if failed else ""
+    )
+    return _back(request, message, "/")
