@@ -3,11 +3,9 @@ input, and every operation refuses a request without a valid token."""
 
 from __future__ import annotations
 
-import pytest
+import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from tests.server.conftest import Served
-
-schemathesis = pytest.importorskip("schemathesis")
 
 
 def test_no_server_errors_and_no_access_without_a_token(served: Served) -> None:
