@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, contains_word, label, normalize
+from tether.flow import TRUSTED, UNTRUSTED, FlowLimits, FlowTracker, Label, contains_word, label, normalize
 from tether.flow import _provenance as prov
 from tether.flow._taint import MIN_WORD, RUN
 from tether.flow._tokens import find_bounded, is_core, token_cores
@@ -78,13 +78,13 @@ class Reference:
 
 
 @contextmanager
-def _scan_limit(limit: int) -> Iterator[None]:
-    saved = prov.SCAN_LIMIT
-    prov.SCAN_LIMIT = limit
+def _scan_limit(limit: int, large: int = prov.LARGE_SOURCE) -> Iterator[None]:
+    saved = prov.SCAN_LIMIT, prov.LARGE_SOURCE
+    prov.SCAN_LIMIT, prov.LARGE_SOURCE = limit, large
     try:
         yield
     finally:
-        prov.SCAN_LIMIT = saved
+        prov.SCAN_LIMIT, prov.LARGE_SOURCE = saved
 
 
 def _restored(tracker: FlowTracker) -> FlowTracker:
@@ -98,12 +98,16 @@ def _restored(tracker: FlowTracker) -> FlowTracker:
     st.lists(st.tuples(st.sampled_from(["source", "send"]), SOURCE), max_size=10),
     st.lists(PHRASE, min_size=1, max_size=8),
     st.booleans(),
+    st.booleans(),
 )
 def test_tracker_answers_as_the_reference(
-    pins: list[tuple[str, Label]], steps: list[tuple[str, tuple[str, Label]]], probes: list[str], grams: bool
+    pins: list[tuple[str, Label]], steps: list[tuple[str, tuple[str, Label]]], probes: list[str], grams: bool, arrays: bool
 ) -> None:
-    with _scan_limit(0 if grams else prov.SCAN_LIMIT):
-        tracker, ref = FlowTracker(), Reference()
+    """``arrays``: sources of 64 bytes or more keep their token cores in the epochs' sorted core
+    arrays (a small index, whose large-source threshold is a sixteenth of an epoch), the others in
+    the token maps, so one epoch mixes both."""
+    with _scan_limit(0 if grams else prov.SCAN_LIMIT, 0 if arrays else prov.LARGE_SOURCE):
+        tracker, ref = FlowTracker(FlowLimits(max_index_chars=4096) if arrays else None), Reference()
         for i, (text, lab) in enumerate(pins):
             tracker.pin(text, lab, f"pin{i}")
             ref.add(text, lab, pinned=True)

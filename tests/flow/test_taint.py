@@ -141,6 +141,7 @@ def test_words_have_their_own_limit_and_spill_closed() -> None:
 def test_a_tampered_snapshot_table_is_refused() -> None:
     memory = TaintMemory(max_entries=1000)
     memory.remember(normalize("GB29NWBK60161331926819 sent"), UNTRUSTED)
+    assert memory.entries > 0  # reading a counter folds the staged value into the table
     snapshot = memory.to_snapshot()
     grams = snapshot["grams"]
     size = grams["slots"]

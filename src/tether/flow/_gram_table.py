@@ -19,6 +19,7 @@ _S8 = np.uint64(8)
 _S24 = np.uint64(24)
 _S32 = np.uint64(32)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_M64 = (1 << 64) - 1
 _SCALAR_TAIL = 48  # pending keys below which probing goes on one key at a time
 
 IDS = npt.NDArray[np.uint8]
@@ -78,6 +79,21 @@ class GramTable:
                 i = i + 1 if i + 1 < size else 0
         return out
 
+    def get_few(self, keys: list[int]) -> set[int]:
+        """The label ids stored for any of a few keys (a short output's), probed in plain Python:
+        for a few dozen keys this costs less than one vectorised round."""
+        item = self.slots.item
+        size = self.slots.size
+        found: set[int] = set()
+        for key in keys:
+            i = (((key >> 24) * size) & _M64) >> 32  # _home, with numpy's 64-bit wrap-around
+            while v := item(i):
+                if v >> 8 == key:
+                    found.add(v & 0xFF)
+                    break
+                i = i + 1 if i + 1 < size else 0
+        return found
+
     def put(self, keys: U64, ids: IDS) -> int:
         """Store (or overwrite) each key with its id (a repeated key must repeat its id); returns how many were new.
 
@@ -106,10 +122,8 @@ def _place(slots: U64, keys: U64, values: U64) -> int:
         slots[pos[hit]] = values[pending[hit]]
         empty = v == 0
         if empty.any():
-            at = pos[empty]
             # The first pending key (in batch order) wanting an empty slot takes it.
-            _, first = np.unique(at, return_index=True)
-            winners = np.flatnonzero(empty)[first]
+            winners = np.flatnonzero(empty)[first_of_each(pos[empty])]
             slots[pos[winners]] = values[pending[winners]]
             added += int(winners.size)
             hit[winners] = True
@@ -154,7 +168,27 @@ def check_layout(slots: U64, count: int) -> IDS:
     ok = dist < (idx - last_empty)
     if not bool(ok[used].all()):
         raise ValueError("snapshot gram table has a piece that lookups cannot reach")
-    return np.unique((slots[used] & np.uint64(0xFF)).astype(np.uint8))
+    counts = np.bincount((slots[used] & np.uint64(0xFF)).astype(np.int64), minlength=256)
+    return np.flatnonzero(counts).astype(np.uint8)
+
+
+def first_of_each(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Index of the first occurrence of each distinct value (in increasing value order).
+
+    One sort of ``value << b | index`` (a plain sort: ``np.unique`` and stable argsorts cost several
+    times more on large arrays)."""
+    n = int(values.size)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    bits = max(1, (n - 1).bit_length())
+    top = int(values.max())
+    if top.bit_length() + bits > 63:
+        return np.unique(values, return_index=True)[1]  # too wide to pack (never at realistic sizes)
+    packed = np.sort((values << bits) | np.arange(n, dtype=np.int64))
+    keys = packed >> bits
+    first = np.concatenate(([True], keys[1:] != keys[:-1]))
+    out: npt.NDArray[np.int64] = packed[first] & ((1 << bits) - 1)
+    return out
 
 
 class Bloom:

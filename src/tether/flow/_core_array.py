@@ -1,0 +1,196 @@
+"""Token cores of large sources, as one sorted numpy array per epoch instead of a dict entry per core.
+
+A 1 MB tool output holds about 140,000 distinct token cores; a Python dict entry for each costs
+more than everything else recording the output does. A large source's cores are found in
+vectorised steps instead (:func:`core_spans`, the same cores as :func:`tether.flow._tokens.token_cores`),
+hashed with a polynomial hash over their bytes (a prefix sum, so every core is hashed at once),
+deduplicated within the source (equal hashes whose bytes are equal), and merged into the epoch's
+array: one 64-bit word per (source, distinct core), the core's hash in the high bits and a row
+number in the low bits, sorted, with the row's source and byte position beside it.
+
+The hash only finds candidates: a lookup (:meth:`CoreArray.sources_of`) accepts a row only when the
+named source holds the core's bytes at the named position as a whole token
+(:func:`tether.flow._tokens.bounded_at`), so neither a hash collision nor a forged snapshot can make
+a source hold a value it does not. Candidates per lookup are bounded (``MAX_CANDIDATES``); past the
+bound the caller reports an incomplete answer, as for the gram index.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tether.flow._tokens import bounded_at, core_mask
+
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+
+BASE = 0x100000001B3  # odd: the polynomial hash's base (invertible modulo 2**64)
+_M64 = (1 << 64) - 1
+_BASE_INV = pow(BASE, -1, 1 << 64)
+MAX_CANDIDATES = 16
+"""Most rows verified by one lookup in one epoch's array."""
+
+
+_FINISH = 0xD6E8FEB86659FD93  # odd: the finishing multiply is a bijection
+
+
+def core_hash(core: bytes) -> int:
+    """The hash of one core's bytes (what :func:`core_spans` computes for every core)."""
+    h = 0
+    for b in core:
+        h = (h * BASE + b) & _M64
+    h = ((h ^ (h >> 32)) * _FINISH) & _M64
+    return h ^ (h >> 29)
+
+
+def _finish(h: U64) -> U64:
+    # A bijection that spreads short cores (whose polynomial hash is small) over the high bits,
+    # which the sorted arrays key on.
+    h = (h ^ (h >> np.uint64(32))) * np.uint64(_FINISH)
+    out: U64 = h ^ (h >> np.uint64(29))
+    return out
+
+
+def _powers(base: int, n: int) -> U64:
+    out = np.full(n, base, dtype=np.uint64)
+    out[0] = 1
+    return np.cumprod(out, dtype=np.uint64)  # wraps modulo 2**64, as the hash does
+
+
+def core_spans(raw: npt.NDArray[np.uint8], max_len: int) -> tuple[I64, I64, U64]:
+    """Start, length and hash of every token core of a normalised text's bytes (cores longer than
+    ``max_len`` left out). A core is a maximal run of bytes that are neither delimiters nor
+    stripped edge punctuation (:func:`tether.flow._tokens.core_mask`)."""
+    keep = core_mask(raw)
+    n = raw.size
+    edges = np.diff(np.concatenate(([False], keep, [False])).astype(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    lengths = ends - starts
+    ok = lengths <= max_len
+    starts, ends, lengths = starts[ok], ends[ok], lengths[ok]
+    # P[i] = B**i * C[i] with C the prefix sums of raw[j] * B**-(j+1): the hash of [s, e) is B**e * (C[e] - C[s]).
+    inv = _powers(_BASE_INV, n + 1)
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum(raw.astype(np.uint64) * inv[1:], out=prefix[1:])
+    hashes = _finish(_powers(BASE, n + 1)[ends] * (prefix[ends] - prefix[starts]))
+    return starts.astype(np.int64), lengths.astype(np.int64), hashes
+
+
+def _same_bytes(raw: npt.NDArray[np.uint8], a: I64, b: I64, lengths: I64) -> npt.NDArray[np.bool_]:
+    """For each pair: whether ``raw[a:a+len]`` equals ``raw[b:b+len]``."""
+    total = int(lengths.sum())
+    pair = np.repeat(np.arange(lengths.size), lengths)
+    offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    differ = raw[a[pair] + offset] != raw[b[pair] + offset]
+    out = np.ones(lengths.size, dtype=bool)
+    out[pair[differ]] = False
+    return out
+
+
+def distinct_cores(raw: npt.NDArray[np.uint8], max_len: int) -> tuple[I64, I64, U64]:
+    """:func:`core_spans`, one occurrence per distinct core (two cores are merged only when their
+    bytes are equal; a hash collision keeps both)."""
+    starts, lengths, hashes = core_spans(raw, max_len)
+    if not starts.size:
+        return starts, lengths, hashes
+    bits = max(1, (starts.size - 1).bit_length())
+    packed = np.sort(((hashes >> np.uint64(bits)) << np.uint64(bits)) | np.arange(starts.size, dtype=np.uint64))
+    rows = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
+    top = packed >> np.uint64(bits)
+    dup = np.zeros(rows.size, dtype=bool)
+    cand = np.flatnonzero(top[1:] == top[:-1])  # pairs (cand, cand + 1) of equal hash prefixes
+    if cand.size:
+        a, b = rows[cand], rows[cand + 1]
+        same = (lengths[a] == lengths[b]) & (hashes[a] == hashes[b])
+        same[same] = _same_bytes(raw, starts[a[same]], starts[b[same]], lengths[a[same]])
+        dup[cand[same] + 1] = True
+    rows = np.sort(rows[~dup])  # text order: older positions first (any occurrence would do)
+    return starts[rows], lengths[rows], hashes[rows]
+
+
+class CoreArray:
+    """The cores of an epoch's large sources (module docstring)."""
+
+    __slots__ = ("keys", "pos", "src")
+
+    ROW_BITS = 28
+    """Low bits of a key holding its row (an epoch holds fewer than 2**28 cores)."""
+
+    def __init__(self) -> None:
+        self.keys: U64 = np.zeros(0, dtype=np.uint64)
+        """``hash >> ROW_BITS << ROW_BITS | row``, sorted."""
+        self.src: I64 = np.zeros(0, dtype=np.int64)
+        """Per row: the source holding the core."""
+        self.pos: I64 = np.zeros(0, dtype=np.int64)
+        """Per row: the core's byte position in that source."""
+
+    def add(self, src: int, data: bytes, max_len: int) -> None:
+        """Add one source's distinct cores."""
+        raw = np.frombuffer(data, dtype=np.uint8)
+        starts, _, hashes = distinct_cores(raw, max_len)
+        first = self.src.size
+        rows = np.arange(first, first + starts.size, dtype=np.uint64)
+        shift = np.uint64(self.ROW_BITS)
+        self.keys = np.sort(np.concatenate((self.keys, ((hashes >> shift) << shift) | rows)))
+        self.src = np.concatenate((self.src, np.full(starts.size, src, dtype=np.int64)))
+        self.pos = np.concatenate((self.pos, starts))
+
+    def sources_of(self, core: bytes, text_of: Any) -> tuple[list[int], bool]:
+        """The sources holding ``core`` as a whole token (``text_of(src)`` gives a source's bytes), and
+        whether the answer is complete (at most ``MAX_CANDIDATES`` rows are verified)."""
+        if not self.keys.size:
+            return [], True
+        shift = self.ROW_BITS
+        want = core_hash(core) >> shift
+        i = int(np.searchsorted(self.keys, np.uint64(want << shift)))
+        keys, n, mask = self.keys.item, self.keys.size, (1 << shift) - 1
+        found: list[int] = []
+        checked = 0
+        while i < n and (key := keys(i)) >> shift == want:
+            if checked == MAX_CANDIDATES:
+                return found, False
+            checked += 1
+            row = key & mask
+            src, pos = int(self.src[row]), int(self.pos[row])
+            text = text_of(src)
+            if text.startswith(core, pos) and bounded_at(text, pos, len(core)):
+                found.append(src)
+            i += 1
+        return found, True
+
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        return int(self.keys.nbytes + self.src.nbytes + self.pos.nbytes)
+
+    def save(self) -> list[str]:
+        """The arrays as base64 text."""
+        return [base64.b64encode(a.astype("<u8").tobytes()).decode("ascii") for a in (self.keys, self.src, self.pos)]
+
+    @classmethod
+    def restore(cls, saved: Any, first: int, end: int) -> CoreArray:
+        """The array :meth:`save` gave, for the epoch of sources ``first`` to ``end``; raises
+        ``ValueError`` unless its rows are well formed (what they claim is verified on every lookup)."""
+        try:
+            keys, src, pos = (np.frombuffer(base64.b64decode(str(x)), dtype="<u8").astype(np.uint64) for x in saved)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("snapshot core array is malformed") from exc
+        out = cls()
+        n = src.size
+        rows = keys & np.uint64((1 << cls.ROW_BITS) - 1)
+        if keys.size != n or pos.size != n or n >= 1 << cls.ROW_BITS:
+            raise ValueError("snapshot core array is malformed")
+        if n and (
+            bool((keys[1:] < keys[:-1]).any())
+            or bool((np.bincount(rows.astype(np.int64), minlength=n) != 1).any())
+            or int(src.min()) < first
+            or int(src.max()) >= end
+            or int(pos.max()) >= 1 << 40
+        ):
+            raise ValueError("snapshot core array names a row twice, a source outside its epoch or is unsorted")
+        out.keys, out.src, out.pos = keys, src.astype(np.int64), pos.astype(np.int64)
+        return out
