@@ -39,6 +39,14 @@ Past ``max_entries``, a value's pieces go into a fixed-size Bloom filter of
 filter may have seen gets the join of every overflowed label: a false positive only
 taints more. When the filter is half full it is *saturated* and that join goes into
 every later output. Nothing is ever forgotten silently.
+
+**Staged, folded in bulk.** A value remembered is staged (:mod:`tether.flow._staging`) and folded
+into the table with the others once the stage is full, at a snapshot, or when a counter is read:
+one numpy pass per label over every staged value (one value at a time, in arrival order, when a
+limit could be reached, so that spilling is decided per value as before). An output is checked
+against the table and the staged values alike, so a fold changes no label, but past the exact
+limit (a spilled piece then brings the overflow's join, which is higher). Fold points depend only
+on the values remembered, so a resumed session folds, and labels, as the original did.
 """
 
 from __future__ import annotations

@@ -252,7 +252,7 @@ class FlowTracker:
 
         One unit is one byte of normalised text given to the index as a source (pinned or not,
         counted before any cap) or one character of a value folded into the taint memory (values
-        queued count when they are folded in, before the memory is next read; a value skipped as
+        staged count when they are folded in (fold points follow the values alone); a value skipped as
         already remembered counts nothing). Replaying events costs about as much as the work they cause, so a session that takes a
         snapshot every N units bounds what a resume replays by about N units, whatever the events."""
         return self.index.work + self.taint.work
