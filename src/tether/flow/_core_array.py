@@ -18,6 +18,7 @@ bound the caller reports an incomplete answer, as for the gram index.
 from __future__ import annotations
 
 import base64
+from bisect import bisect_right
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from tether.flow._tokens import bounded_at, core_mask
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
+U32 = npt.NDArray[np.uint32]
 
 BASE = 0x100000001B3  # odd: the polynomial hash's base (invertible modulo 2**64)
 _M64 = (1 << 64) - 1
@@ -116,7 +118,7 @@ def distinct_cores(raw: npt.NDArray[np.uint8], max_len: int) -> tuple[I64, I64, 
 class CoreArray:
     """The cores of an epoch's large sources (module docstring)."""
 
-    __slots__ = ("keys", "pos", "src")
+    __slots__ = ("firsts", "keys", "pos", "sources")
 
     ROW_BITS = 28
     """Low bits of a key holding its row (an epoch holds fewer than 2**28 cores)."""
@@ -124,21 +126,24 @@ class CoreArray:
     def __init__(self) -> None:
         self.keys: U64 = np.zeros(0, dtype=np.uint64)
         """``hash >> ROW_BITS << ROW_BITS | row``, sorted."""
-        self.src: I64 = np.zeros(0, dtype=np.int64)
-        """Per row: the source holding the core."""
-        self.pos: I64 = np.zeros(0, dtype=np.int64)
-        """Per row: the core's byte position in that source."""
+        self.pos: U32 = np.zeros(0, dtype=np.uint32)
+        """Per row: the core's byte position in its source."""
+        self.sources: list[int] = []
+        """The large sources, in the order added."""
+        self.firsts: list[int] = []
+        """The first row of each of ``sources`` (a source's rows are consecutive)."""
 
     def add(self, src: int, data: bytes, max_len: int) -> None:
         """Add one source's distinct cores."""
         raw = np.frombuffer(data, dtype=np.uint8)
         starts, _, hashes = distinct_cores(raw, max_len)
-        first = self.src.size
+        first = self.pos.size
         rows = np.arange(first, first + starts.size, dtype=np.uint64)
         shift = np.uint64(self.ROW_BITS)
         self.keys = np.sort(np.concatenate((self.keys, ((hashes >> shift) << shift) | rows)))
-        self.src = np.concatenate((self.src, np.full(starts.size, src, dtype=np.int64)))
-        self.pos = np.concatenate((self.pos, starts))
+        self.pos = np.concatenate((self.pos, starts.astype(np.uint32)))
+        self.sources.append(src)
+        self.firsts.append(first)
 
     def sources_of(self, core: bytes, text_of: Any) -> tuple[list[int], bool]:
         """The sources holding ``core`` as a whole token (``text_of(src)`` gives a source's bytes), and
@@ -156,7 +161,8 @@ class CoreArray:
                 return found, False
             checked += 1
             row = key & mask
-            src, pos = int(self.src[row]), int(self.pos[row])
+            src = self.sources[bisect_right(self.firsts, row) - 1]
+            pos = int(self.pos[row])
             text = text_of(src)
             if text.startswith(core, pos) and bounded_at(text, pos, len(core)):
                 found.append(src)
@@ -165,32 +171,35 @@ class CoreArray:
 
     def nbytes(self) -> int:
         """Bytes held by the arrays."""
-        return int(self.keys.nbytes + self.src.nbytes + self.pos.nbytes)
+        return int(self.keys.nbytes + self.pos.nbytes) + 16 * len(self.sources)
 
-    def save(self) -> list[str]:
-        """The arrays as base64 text."""
-        return [base64.b64encode(a.astype("<u8").tobytes()).decode("ascii") for a in (self.keys, self.src, self.pos)]
+    def save(self) -> list[Any]:
+        """The arrays as base64 text, then the sources and their first rows."""
+        keys = base64.b64encode(self.keys.astype("<u8").tobytes()).decode("ascii")
+        pos = base64.b64encode(self.pos.astype("<u4").tobytes()).decode("ascii")
+        return [keys, pos, list(self.sources), list(self.firsts)]
 
     @classmethod
     def restore(cls, saved: Any, first: int, end: int) -> CoreArray:
         """The array :meth:`save` gave, for the epoch of sources ``first`` to ``end``; raises
         ``ValueError`` unless its rows are well formed (what they claim is verified on every lookup)."""
         try:
-            keys, src, pos = (np.frombuffer(base64.b64decode(str(x)), dtype="<u8").astype(np.uint64) for x in saved)
+            keys_b64, pos_b64, sources, firsts = saved
+            keys = np.frombuffer(base64.b64decode(str(keys_b64)), dtype="<u8").astype(np.uint64, copy=False)
+            pos = np.frombuffer(base64.b64decode(str(pos_b64)), dtype="<u4").astype(np.uint32, copy=False)
+            sources, firsts = [int(x) for x in sources], [int(x) for x in firsts]
         except (TypeError, ValueError) as exc:
             raise ValueError("snapshot core array is malformed") from exc
-        out = cls()
-        n = src.size
-        rows = keys & np.uint64((1 << cls.ROW_BITS) - 1)
-        if keys.size != n or pos.size != n or n >= 1 << cls.ROW_BITS:
+        n = pos.size
+        if keys.size != n or n >= 1 << cls.ROW_BITS or len(sources) != len(firsts):
             raise ValueError("snapshot core array is malformed")
-        if n and (
-            bool((keys[1:] < keys[:-1]).any())
-            or bool((np.bincount(rows.astype(np.int64), minlength=n) != 1).any())
-            or int(src.min()) < first
-            or int(src.max()) >= end
-            or int(pos.max()) >= 1 << 40
-        ):
-            raise ValueError("snapshot core array names a row twice, a source outside its epoch or is unsorted")
-        out.keys, out.src, out.pos = keys, src.astype(np.int64), pos.astype(np.int64)
+        runs_ok = sources == sorted(set(sources)) and firsts == sorted(set(firsts)) and all(first <= s < end for s in sources)
+        if not runs_ok or (n and (not firsts or firsts[0] != 0 or firsts[-1] >= n)) or (not n and sources):
+            raise ValueError("snapshot core array names a source outside its epoch or rows out of order")
+        if n:
+            rows = (keys & np.uint64((1 << cls.ROW_BITS) - 1)).astype(np.int64)
+            if bool((keys[1:] < keys[:-1]).any()) or bool((np.bincount(rows, minlength=n) != 1).any()):
+                raise ValueError("snapshot core array is unsorted or names a row twice")
+        out = cls()
+        out.keys, out.pos, out.sources, out.firsts = keys, pos, sources, firsts
         return out

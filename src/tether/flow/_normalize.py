@@ -98,6 +98,20 @@ def normalize(text: str) -> str:
     """
     if text.isascii() and "%" not in text and "&" not in text:
         return " ".join(text.lower().split())
+    out = _normalize_once(text)
+    # NFKC can write a new escape ("%ª0" becomes "%a0", a full-width ampersand becomes "&"): normalise again until
+    # nothing changes (a few rounds), so that a normal form is its own normal form.
+    for _ in range(3):
+        if "%" not in out and "&" not in out:
+            break
+        again = _normalize_once(out)
+        if again == out:
+            break
+        out = again
+    return out
+
+
+def _normalize_once(text: str) -> str:
     text = percent_decode(text)
     if "&" in text:
         text = html.unescape(text)
