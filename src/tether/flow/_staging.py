@@ -91,7 +91,7 @@ def keys_meeting(out_keys: U64, groups: list[tuple[U64, Label]]) -> list[Label]:
 class Staged:
     """The staged values (module docstring), in arrival order."""
 
-    __slots__ = ("_keys", "chars", "grams", "top", "values", "words")
+    __slots__ = ("_grams", "_keys", "_seen", "chars", "top", "values", "words")
 
     def __init__(self) -> None:
         self.values: list[tuple[str, Label, bool]] = []
@@ -99,7 +99,8 @@ class Staged:
         self.chars = 0
         self.top = TRUSTED
         """Join of the staged labels."""
-        self.grams: dict[Label, set[str]] = {}
+        self._grams: dict[Label, set[str]] = {}
+        self._seen = 0  # values whose grams are in _grams
         self.words: dict[str, list[tuple[str, Label]]] = {}
         self._keys: list[tuple[U64, Label]] | None = None
 
@@ -109,14 +110,21 @@ class Staged:
         self.chars += len(norm)
         self.top = self.top.join(label)
         self._keys = None
-        full = len(self.values) >= MAX_STAGED or self.chars >= MAX_STAGED_CHARS
         if word or len(norm) < RUN:
             key = word_key(norm)
             if key is not None:
                 self.words.setdefault(key, []).append((norm, label))
-        elif not full:  # a full stage is folded at once: no read sees its grams
-            self.grams.setdefault(label, set()).update(grams_of(norm))
-        return full
+        return len(self.values) >= MAX_STAGED or self.chars >= MAX_STAGED_CHARS
+
+    @property
+    def grams(self) -> dict[Label, set[str]]:
+        """The staged grams as strings, per label; built when an output is first checked against
+        them, so that remembering a value (on the path that lets a call run) only appends it."""
+        for norm, label, word in self.values[self._seen :]:
+            if not (word or len(norm) < RUN):
+                self._grams.setdefault(label, set()).update(grams_of(norm))
+        self._seen = len(self.values)
+        return self._grams
 
     def key_groups(self) -> list[tuple[U64, Label]]:
         """The staged grams' piece keys, one array per label (for large outputs)."""

@@ -379,7 +379,8 @@ class TaintMemory:
                 if not lab <= result and not grams.isdisjoint(staged_grams):
                     result = result.join(lab)
         for norm, lab in echo_grams:
-            if not lab <= result and any(norm[i : i + RUN] in grams for i in range(len(norm) - RUN + 1)):
+            # Whichever side has fewer grams is searched in the other (substring search is C-level).
+            if not lab <= result and (any(g in norm for g in grams) if len(grams) <= 64 else not grams.isdisjoint(grams_of(norm))):
                 result = result.join(lab)
         if short or bloom is not None:
             cores = small_cores(text)
