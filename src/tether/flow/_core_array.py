@@ -3,7 +3,7 @@
 A 1 MB tool output holds about 140,000 distinct token cores; a Python dict entry for each costs
 more than everything else recording the output does. A large source's cores are found in
 vectorised steps instead (:func:`core_spans`, the same cores as :func:`tether.flow._tokens.token_cores`),
-hashed with a polynomial hash over their bytes (a prefix sum, so every core is hashed at once),
+hashed with a polynomial hash over their bytes (Horner's rule, one byte position per vectorised round),
 deduplicated within the source (equal hashes whose bytes are equal), and merged into the epoch's
 array: one 64-bit word per (source, distinct core), the core's hash in the high bits and a row
 number in the low bits, sorted, with the row's source and byte position beside it.
@@ -32,7 +32,6 @@ U32 = npt.NDArray[np.uint32]
 
 BASE = 0x100000001B3  # odd: the polynomial hash's base (invertible modulo 2**64)
 _M64 = (1 << 64) - 1
-_BASE_INV = pow(BASE, -1, 1 << 64)
 MAX_CANDIDATES = 16
 """Most rows verified by one lookup in one epoch's array."""
 
@@ -57,29 +56,27 @@ def _finish(h: U64) -> U64:
     return out
 
 
-def _powers(base: int, n: int) -> U64:
-    out = np.full(n, base, dtype=np.uint64)
-    out[0] = 1
-    return np.cumprod(out, dtype=np.uint64)  # wraps modulo 2**64, as the hash does
-
-
 def core_spans(raw: npt.NDArray[np.uint8], max_len: int) -> tuple[I64, I64, U64]:
     """Start, length and hash of every token core of a normalised text's bytes (cores longer than
     ``max_len`` left out). A core is a maximal run of bytes that are neither delimiters nor
     stripped edge punctuation (:func:`tether.flow._tokens.core_mask`)."""
     keep = core_mask(raw)
-    n = raw.size
-    edges = np.diff(np.concatenate(([False], keep, [False])).astype(np.int8))
+    edges = np.diff(np.concatenate(([False], keep, [False])).view(np.int8))
     starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    lengths = ends - starts
+    lengths = np.flatnonzero(edges == -1) - starts
     ok = lengths <= max_len
-    starts, ends, lengths = starts[ok], ends[ok], lengths[ok]
-    # P[i] = B**i * C[i] with C the prefix sums of raw[j] * B**-(j+1): the hash of [s, e) is B**e * (C[e] - C[s]).
-    inv = _powers(_BASE_INV, n + 1)
-    prefix = np.zeros(n + 1, dtype=np.uint64)
-    np.cumsum(raw.astype(np.uint64) * inv[1:], out=prefix[1:])
-    hashes = _finish(_powers(BASE, n + 1)[ends] * (prefix[ends] - prefix[starts]))
+    starts, lengths = starts[ok], lengths[ok]
+    # Horner's rule for every core at once, one byte position per round: cores ordered longest
+    # first (a radix sort of small lengths), so the cores still running are a prefix.
+    order = np.argsort(-lengths.astype(np.int16), kind="stable")
+    at = starts[order]
+    running = np.searchsorted(-lengths[order], -np.arange(1, int(lengths.max(initial=0)) + 1), side="right")
+    h = np.zeros(at.size, dtype=np.uint64)
+    base = np.uint64(BASE)
+    for k, count in enumerate(running.tolist()):
+        h[:count] = h[:count] * base + raw[at[:count] + k]
+    hashes = np.empty_like(h)
+    hashes[order] = _finish(h)
     return starts.astype(np.int64), lengths.astype(np.int64), hashes
 
 

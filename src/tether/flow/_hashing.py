@@ -62,10 +62,13 @@ def piece_keys(text: str) -> U64:
     if n <= 0:
         return EMPTY
     if text.isascii():
-        # Each gram is its 8 bytes read big-endian: an overlapping (n, 8) view, copied once.
+        # Each gram is its 8 bytes read big-endian: the grams starting at r, r + 8, r + 16, ... are
+        # the bytes from r on read as big-endian 64-bit words (no copy), for each r < 8.
         raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-        windows = np.lib.stride_tricks.as_strided(raw, shape=(n, RUN), strides=(1, 1), writeable=False)
-        keys = np.ascontiguousarray(windows).view(">u8").reshape(n).astype(np.uint64)
+        keys = np.empty(n, dtype=np.uint64)
+        for r in range(min(RUN, n)):
+            m = (raw.size - r) // RUN
+            keys[r::RUN] = raw[r : r + RUN * m].view(">u8")
     else:
         cps = code_points(text)
         wide = cps >= 128
@@ -80,7 +83,9 @@ def piece_keys(text: str) -> U64:
                 mixed = (mixed ^ cps[idx + j].astype(np.uint64)) * _CP_MUL
                 mixed ^= mixed >> _S29
             keys[idx] = mixed | _HASHED_NP
-    return (keys * _MIX_NP) >> _S8
+    keys *= _MIX_NP
+    keys >>= _S8
+    return keys
 
 
 def piece_key(gram: str) -> int:

@@ -95,7 +95,7 @@ def _delims_and_stripped(raw: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.boo
     edge = _IS_EDGE[raw]
     if not edge.any():
         return delim, None
-    idx = np.arange(n)
+    idx = np.arange(n, dtype=np.int32)  # a text's bytes fit 32 bits; half the traffic of int64
     # Nearest character that is not edge punctuation, before and after each position.
     before = np.maximum.accumulate(np.where(edge, -1, idx))
     after = np.minimum.accumulate(np.where(edge, n, idx)[::-1])[::-1]
