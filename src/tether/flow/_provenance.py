@@ -55,7 +55,9 @@ Layout (lookup cost depends on the value's length, never on the history):
   smallest bucket among the value's grams is scanned and its candidates verified
   in place (bytes compare plus the whole-token test).
 * **tokens**: per epoch, a map from a normalised token core to its combined label
-  and one source. This answers values shorter than ``MIN_GRAM_VALUE``, and is a fast
+  and one source; a large source's cores go instead to the epoch's sorted core array
+  (:mod:`tether.flow._core_array`: hashes found in vectorised steps, every candidate
+  verified against the text). This answers values shorter than ``MIN_GRAM_VALUE``, and is a fast
   path for a whole-token value found in trusted data. A short value that is not a
   single token core is reported as not found, the conservative answer.
 * up to ``SCAN_LIMIT`` bytes of live text, sources are searched directly (exact,
