@@ -20,7 +20,7 @@ from tether.flow._tokens import find_bounded, is_core, token_cores
 SECRET = label("trusted", ["secret"])
 PII = label("untrusted", ["pii"])
 LABELS = [TRUSTED, UNTRUSTED, SECRET, PII]
-WORDS = ["alice", "Bob@X.com", "gb29nwbk6016", "4821", "pay", "rent.", "(note)", "x-1", "Straße", "ab", "1,250.00"]
+WORDS = ["alice", "Bob@X.com", "gb29nwbk6016", "4821", "pay", "rent.", "(note)", "x-1", "Straße", "ab", "1,250.00", "_ab.cd", "ab.cd"]
 PHRASE = st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join)
 SOURCE = st.tuples(st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join), st.sampled_from(LABELS))
 

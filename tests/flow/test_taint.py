@@ -199,3 +199,15 @@ def test_vectorised_table_answers_membership_as_a_set(values: list[tuple[str, La
         assert (label_id != 0) == (k in held)
         if label_id:
             assert memory._labels[label_id] == held[k]
+
+
+def test_a_short_value_is_found_under_its_cores_key() -> None:
+    """``_ab.cd`` holds the token core ``ab.cd`` (which grounds the value ``ab.cd``), though the text's
+    own run of word characters is ``_ab``: the value's key ``ab`` must still find it, in a short and
+    in a long output alike."""
+    tracker = FlowTracker()
+    tracker.pin("task", TRUSTED, "task")
+    tracker.add_source("mail stuff", UNTRUSTED, "m")
+    tracker.note_executed({"b": "ab.cd"}, ("b",))
+    for text in ("x _ab.cd y", "x _ab.cd y " + "." * 600):
+        assert tracker.output_label(TRUSTED, text, None).untrusted, len(text)

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from tether.flow._hashing import RUN, U64, piece_keys
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._normalize import contains_word
-from tether.flow._tokens import TOKEN_SPLIT, core_of
+from tether.flow._tokens import TOKEN_SPLIT, core_of, find_bounded, is_core
 
 MAX_STAGED = 256
 """Values staged before the memory folds them in."""
@@ -51,8 +51,17 @@ def grams_of(text: str) -> set[str]:
 
 
 def words_of(text: str, cores: set[str]) -> set[str]:
-    """What a short value is matched against: the text's token cores and its runs of word characters."""
-    return cores.union(_WORD.findall(text))
+    """The keys under which a short value the text carries is found: the text's token cores, its runs
+    of word characters, and those of its cores (a core's first run is not always a run of the text:
+    ``_ab.cd`` has the core ``ab.cd``, whose key ``ab`` the text only holds as ``_ab``)."""
+    return cores.union(_WORD.findall(text), _WORD.findall(" ".join(cores)))
+
+
+def short_in(text: str, value: str) -> bool:
+    """Whether ``text`` carries the short value: as a token core (a single core occurs bounded exactly
+    where a token's core equals it) or as a whole word. The same answer as looking its key up in
+    :func:`words_of` and then :func:`word_in`, without building the text's word set."""
+    return (is_core(value) and find_bounded(text.encode("utf-8"), value.encode("utf-8")) >= 0) or contains_word(text, value)
 
 
 def small_cores(text: str) -> set[str]:

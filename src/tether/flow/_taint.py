@@ -69,6 +69,7 @@ from tether.flow._staging import (
     grams_of,
     keys_meeting,
     keys_of_values,
+    short_in,
     small_cores,
     word_in,
     word_key,
@@ -88,6 +89,7 @@ _LABEL_IDS = 255  # label ids 1..255 (0 marks an empty slot); later labels are j
 _RECENT = 128
 _RECENT_CHARS = 256
 SNAPSHOT_FORMAT = 3
+_FEW_SHORT = 64  # short values searched one by one in a large output (more: looked up by its words)
 
 
 def _word_hash(word: str) -> int:
@@ -350,10 +352,27 @@ class TaintMemory:
                 groups += [(keys_, lab) for keys_, lab in staged.key_groups() if not lab <= result]
             for lab in keys_meeting(keys, groups):
                 result = result.join(lab)
-            if short or bloom is not None:
+            few = self._few_short(echo_words, use_memory, use_staged) if short and bloom is None else None
+            if few is not None:
+                # A few short values: each searched in the text (C-level), no word set of a large text.
+                for value, lab in few:
+                    if not lab <= result and short_in(chunk, value):
+                        result = result.join(lab)
+            elif short or bloom is not None:
                 cores = token_cores(chunk)
                 result = self._short_hits(result, chunk, cores, echo_words, use_memory, use_staged, keys, bloom)
         return result
+
+    def _few_short(self, echo_words: list[tuple[str, Label]], use_memory: bool, use_staged: bool) -> list[tuple[str, Label]] | None:
+        """Every short value an output is checked for, when there are at most ``_FEW_SHORT`` (else None)."""
+        staged = self._staged.words if use_staged else {}
+        count = len(echo_words) + sum(map(len, staged.values())) + (self._word_count if use_memory else 0)
+        if count > _FEW_SHORT:
+            return None
+        few = [*echo_words, *(entry for entries in staged.values() for entry in entries)]
+        if use_memory:
+            few += [(value, self._labels[label_id]) for entries in self._words.values() for value, label_id in entries]
+        return few
 
     def _taint_small(
         self,
