@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tether.flow import normalize
 from tether.flow._core_array import MAX_CANDIDATES, CoreArray, core_hash, core_spans, distinct_cores
 from tether.flow._normalize import _collapse_ascii
-from tether.flow._staging import small_cores
+from tether.flow._staging import short_in, small_cores, word_in, word_key, words_of
 from tether.flow._tokens import token_cores
 
 TEXT = st.text(alphabet="ab1-.,_ :('é9\"x/", max_size=60).map(normalize)
@@ -67,3 +67,11 @@ def test_a_malformed_core_array_is_refused() -> None:
 @given(st.text(alphabet="ab \t\n\x1c\x1fc\r", max_size=80))
 def test_long_ascii_whitespace_collapses_as_split_and_join(text: str) -> None:
     assert _collapse_ascii(text) == " ".join(text.split())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab_.-1 é,'", max_size=40).map(normalize), st.sampled_from(["ab", "a_b", "1,1", "ab.a", "-1", "é", "b-"]))
+def test_a_short_value_is_found_in_a_text_as_by_its_words(text: str, value: str) -> None:
+    cores = token_cores(text)
+    by_words = word_key(value) in words_of(text, cores) and word_in(value, text, cores)
+    assert short_in(text, value) == by_words

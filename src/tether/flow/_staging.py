@@ -25,7 +25,7 @@ import numpy.typing as npt
 from tether.flow._hashing import RUN, U64, piece_keys
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._normalize import contains_word
-from tether.flow._tokens import TOKEN_SPLIT, core_of, find_bounded, is_core
+from tether.flow._tokens import TOKEN_SPLIT, core_of, find_bounded, is_core, token_cores
 
 MAX_STAGED = 256
 """Values staged before the memory folds them in."""
@@ -35,6 +35,7 @@ SMALL_TEXT = 512
 """Outputs of up to this many normalised characters are checked in plain Python."""
 
 _WORD = re.compile(r"\w+")
+_FEW_OCCURRENCES = 64  # occurrences of a short value checked one by one (more: the text's cores are built)
 _FILTER_SHIFT = np.uint64(36)  # 56-bit keys -> 20-bit filter index
 _FILTER_SIZE = 1 << 20
 
@@ -60,8 +61,28 @@ def words_of(text: str, cores: set[str]) -> set[str]:
 def short_in(text: str, value: str) -> bool:
     """Whether ``text`` carries the short value: as a token core (a single core occurs bounded exactly
     where a token's core equals it) or as a whole word. The same answer as looking its key up in
-    :func:`words_of` and then :func:`word_in`, without building the text's word set."""
-    return (is_core(value) and find_bounded(text.encode("utf-8"), value.encode("utf-8")) >= 0) or contains_word(text, value)
+    :func:`words_of` and then :func:`word_in`, without building the text's word set: the value's
+    occurrences are found by C-level search and, when there are few, checked one by one."""
+    if value not in text:
+        return False
+    if text.count(value) > _FEW_OCCURRENCES:
+        return word_in(value, text, token_cores(text))
+    if is_core(value) and find_bounded(text.encode("utf-8"), value.encode("utf-8")) >= 0:
+        return True
+    # contains_word: no word character (as the regex ``\w`` has it) right before or after.
+    pos = text.find(value)
+    end = len(value)
+    while pos >= 0:
+        before = text[pos - 1] if pos else ""
+        after = text[pos + end : pos + end + 1]
+        if not _is_word_char(before) and not _is_word_char(after):
+            return True
+        pos = text.find(value, pos + 1)
+    return False
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def small_cores(text: str) -> set[str]:
