@@ -95,14 +95,21 @@ def _delims_and_stripped(raw: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.boo
     edge = _IS_EDGE[raw]
     if not edge.any():
         return delim, None
-    idx = np.arange(n, dtype=np.int32)  # a text's bytes fit 32 bits; half the traffic of int64
-    # Nearest character that is not edge punctuation, before and after each position.
-    before = np.maximum.accumulate(np.where(edge, -1, idx))
-    after = np.minimum.accumulate(np.where(edge, n, idx)[::-1])[::-1]
-    lead = edge & ((before < 0) | delim[np.maximum(before, 0)])
-    lead[:-1] &= ~((raw[:-1] == ord("-")) & digit[1:])
-    trail = edge & ((after >= n) | delim[np.minimum(after, n - 1)])
-    return delim, lead | trail
+    # Runs of edge punctuation: a run is stripped when it starts the text or follows a delimiter
+    # (leading), or ends the text or precedes one (trailing); no per-position scan is needed.
+    bounds = np.flatnonzero(np.diff(np.concatenate(([False], edge, [False])).view(np.int8)))
+    starts, ends = bounds[0::2], bounds[1::2]
+    leading = (starts == 0) | delim[np.maximum(starts - 1, 0)]
+    trailing = (ends == n) | delim[np.minimum(ends, n - 1)]
+    chosen = leading | trailing
+    marks = np.zeros(n + 1, dtype=np.int8)
+    marks[starts[chosen]] = 1
+    marks[ends[chosen]] -= 1
+    stripped = np.cumsum(marks[:n], dtype=np.int8).view(bool)
+    # A minus sign right before a digit belongs to the number, never stripped as leading (it ends its
+    # run, and the digit after it is no delimiter, so its run is not trailing either).
+    stripped[:-1] &= ~((raw[:-1] == _MINUS) & digit[1:])
+    return delim, stripped
 
 
 def core_mask(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
