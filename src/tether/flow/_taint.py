@@ -342,14 +342,15 @@ class TaintMemory:
             return self._taint_small(result, norm_text, echo_grams, echo_words, short, use_memory, use_staged, bloom)
         table = self._table if use_memory else None
         for chunk in _chunks(norm_text):
-            keys = piece_keys(chunk)
-            if table is not None and keys.size and not self._top <= result:
-                found = np.bincount(table.get(keys), minlength=_LABEL_IDS + 1)
-                for label_id in np.flatnonzero(found[1:]).tolist():
-                    result = result.join(self._labels[label_id + 1])
             groups = [(piece_keys(norm), lab) for norm, lab in echo_grams if not lab <= result]
             if use_staged:
                 groups += [(keys_, lab) for keys_, lab in staged.key_groups() if not lab <= result]
+            probe = table is not None and not self._top <= result
+            keys = piece_keys(chunk) if probe or groups or bloom is not None else EMPTY
+            if probe and table is not None and keys.size:
+                found = np.bincount(table.get(keys), minlength=_LABEL_IDS + 1)
+                for label_id in np.flatnonzero(found[1:]).tolist():
+                    result = result.join(self._labels[label_id + 1])
             for lab in keys_meeting(keys, groups):
                 result = result.join(lab)
             few = self._few_short(echo_words, use_memory, use_staged) if short and bloom is None else None
