@@ -156,17 +156,14 @@ def check_layout(slots: U64, count: int) -> IDS:
     used = slots != 0
     if int(used.sum()) != count or count >= size:
         raise ValueError("snapshot gram table holds a different number of pieces than it says")
-    idx = np.arange(size)
-    home = _home(slots >> _S8, size)
-    # Distance from the nearest empty slot at or before each slot, going round the end.
-    last_empty = np.where(~used, idx, -1)
-    last_empty = np.maximum.accumulate(last_empty)
-    wrap_empty = int(np.flatnonzero(~used)[-1]) - size
-    last_empty = np.where(last_empty < 0, wrap_empty, last_empty)
+    at = np.flatnonzero(used)
+    home = _home(slots[at] >> _S8, size)
+    # The nearest empty slot before each piece, going round the end (the table is never full).
+    empty = np.flatnonzero(~used)
+    before = np.searchsorted(empty, at)
+    last_empty = np.where(before > 0, empty[np.maximum(before - 1, 0)], empty[-1] - size)
     # A piece at i is reachable when its home lies in (last_empty, i], cyclically.
-    dist = (idx - home) % size
-    ok = dist < (idx - last_empty)
-    if not bool(ok[used].all()):
+    if not bool((((at - home) % size) < (at - last_empty)).all()):
         raise ValueError("snapshot gram table has a piece that lookups cannot reach")
     counts = np.bincount((slots[used] & np.uint64(0xFF)).astype(np.int64), minlength=256)
     return np.flatnonzero(counts).astype(np.uint8)
