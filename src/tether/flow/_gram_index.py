@@ -82,8 +82,12 @@ class GramChains:
         where = (hashes & np.uint64(self.mask)).astype(np.int64)
         self.entry[n : n + m] = _entries_of(src, starts, hashes, src_shift, fp_bits)
         self.bucket[n : n + m] = where
-        # One sort of (bucket, entry number) groups the new entries by bucket, in order within each.
-        ordered = np.sort((where << _IDX_BITS) | np.arange(n, n + m, dtype=np.int64))
+        # One sort of (bucket, entry number) groups the new entries by bucket, in order within each
+        # (in place: a whole build sorts millions of entries, and every new array costs page faults).
+        ordered = where
+        ordered <<= _IDX_BITS
+        ordered |= np.arange(n, n + m, dtype=np.int64)
+        ordered.sort()
         ids = ordered & _IDX_MASK
         by = ordered >> _IDX_BITS
         same = by[1:] == by[:-1]
