@@ -20,7 +20,10 @@ _S24 = np.uint64(24)
 _S32 = np.uint64(32)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _M64 = (1 << 64) - 1
-_SCALAR_TAIL = 48  # pending keys below which probing goes on one key at a time
+_SCALAR_TAIL = 48
+_FILTERED = 4096  # lookups in one batch past which the bit filter picks the keys to probe
+KEY_BITS = 56
+"""Bits of a piece key (:func:`tether.flow._hashing.piece_keys`)."""  # pending keys below which probing goes on one key at a time
 
 IDS = npt.NDArray[np.uint8]
 
@@ -45,23 +48,57 @@ class GramTable:
     order) that wants it, and every other key moves one slot on. The layout therefore depends only
     on the sequence of batches, the same in every process, and every key stays reachable from its
     home slot (no slot ever becomes empty).
+
+    Until the table reaches ``max_slots``, a bit filter of the keys held (between 4 and 8 bits per
+    slot, indexed by a key's top bits; every key held has its bit set) lets a large batch of lookups
+    (a 1 MB output) probe only the keys that may be there. It costs at most 1 byte per slot of a
+    table at most half its final size, so the table never holds more than ``SLOT_BYTES * max_slots``
+    bytes; at full size the filter is dropped and every key is probed.
     """
 
-    __slots__ = ("count", "max_slots", "slots")
+    __slots__ = ("_shift", "count", "filter", "max_slots", "slots")
 
     def __init__(self, max_slots: int, slots: U64 | None = None, count: int = 0) -> None:
         self.max_slots = max_slots
         self.slots: U64 = slots if slots is not None else np.zeros(min(max_slots, _MIN_SLOTS), dtype=np.uint64)
         self.count = count
+        self.filter: IDS = np.zeros(0, dtype=np.uint8)
+        self._shift = np.uint64(0)
+        self._build_filter()
+
+    def _build_filter(self) -> None:
+        if self.slots.size >= self.max_slots:
+            self.filter = np.zeros(0, dtype=np.uint8)  # full size: within the memory bound only without it
+            return
+        bits = max(3, (8 * self.slots.size).bit_length() - 1)  # a power of two, at most 8 bits per slot
+        self._shift = np.uint64(KEY_BITS - bits)
+        self.filter = np.zeros(1 << (bits - 3), dtype=np.uint8)
+        held = self.slots[self.slots != 0]
+        self._mark(held >> _S8)
+
+    def _mark(self, keys: U64) -> None:
+        if not self.filter.size:
+            return
+        at = (keys >> self._shift).astype(np.int64)
+        np.bitwise_or.at(self.filter, at >> 3, (1 << (at & 7)).astype(np.uint8))
+
+    def _may_hold(self, keys: U64) -> npt.NDArray[np.bool_]:
+        at = (keys >> self._shift).astype(np.int64)
+        held: npt.NDArray[np.bool_] = ((self.filter[at >> 3] >> (at & 7).astype(np.uint8)) & 1).astype(bool)
+        return held
 
     def get(self, keys: U64) -> IDS:
         """The label id stored for each key (0 when absent)."""
         out = np.zeros(keys.size, dtype=np.uint8)
         slots = self.slots
         size = slots.size
-        pos = _home(keys, size)
-        pending = np.arange(keys.size)
-        want = keys
+        if keys.size > _FILTERED and self.filter.size:
+            pending = np.flatnonzero(self._may_hold(keys))  # only these can be in the table
+            want = keys[pending]
+        else:
+            pending = np.arange(keys.size)
+            want = keys
+        pos = _home(want, size)
         while pending.size > _SCALAR_TAIL:
             v = slots[pos]
             hit = (v >> _S8) == want
@@ -103,12 +140,14 @@ class GramTable:
             self._resize(min(self.max_slots, 2 * self.slots.size))
         added = _place(self.slots, keys, (keys << _S8) | ids.astype(np.uint64))
         self.count += added
+        self._mark(keys)
         return added
 
     def _resize(self, size: int) -> None:
         old = self.slots[self.slots != 0]
         self.slots = np.zeros(size, dtype=np.uint64)
         _place(self.slots, old >> _S8, old)
+        self._build_filter()
 
 
 def _place(slots: U64, keys: U64, values: U64) -> int:

@@ -446,7 +446,7 @@ class TaintMemory:
 
     def memory_bytes(self) -> int:
         """Approximate bytes held (exact pieces, staged values, the overflow filter); bounded by the limits."""
-        size = self._table.slots.nbytes if self._table is not None else 0
+        size = self._table.slots.nbytes + self._table.filter.nbytes if self._table is not None else 0
         size += sys.getsizeof(self._words) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self._words.items())
         size += sum(sys.getsizeof(value) + 64 for entries in self._words.values() for value, _ in entries)
         size += sum(sys.getsizeof(k[0]) + 120 for k in self._recent) + sum(sys.getsizeof(v[0]) + 64 for v in self._staged.values)
