@@ -11,15 +11,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, contains_word, label, normalize
+from tether.flow import TRUSTED, UNTRUSTED, FlowLimits, FlowTracker, Label, contains_word, label, normalize
 from tether.flow import _provenance as prov
+from tether.flow import _staging as staging
 from tether.flow._taint import MIN_WORD, RUN
 from tether.flow._tokens import find_bounded, is_core, token_cores
 
 SECRET = label("trusted", ["secret"])
 PII = label("untrusted", ["pii"])
 LABELS = [TRUSTED, UNTRUSTED, SECRET, PII]
-WORDS = ["alice", "Bob@X.com", "gb29nwbk6016", "4821", "pay", "rent.", "(note)", "x-1", "Straße", "ab", "1,250.00"]
+WORDS = ["alice", "Bob@X.com", "gb29nwbk6016", "4821", "pay", "rent.", "(note)", "x-1", "Straße", "ab", "1,250.00", "_ab.cd", "ab.cd"]
 PHRASE = st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join)
 SOURCE = st.tuples(st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join), st.sampled_from(LABELS))
 
@@ -78,13 +79,13 @@ class Reference:
 
 
 @contextmanager
-def _scan_limit(limit: int) -> Iterator[None]:
-    saved = prov.SCAN_LIMIT
-    prov.SCAN_LIMIT = limit
+def _scan_limit(limit: int, large: int = prov.LARGE_SOURCE, staged: int = staging.MAX_STAGED) -> Iterator[None]:
+    saved = prov.SCAN_LIMIT, prov.LARGE_SOURCE, staging.MAX_STAGED
+    prov.SCAN_LIMIT, prov.LARGE_SOURCE, staging.MAX_STAGED = limit, large, staged
     try:
         yield
     finally:
-        prov.SCAN_LIMIT = saved
+        prov.SCAN_LIMIT, prov.LARGE_SOURCE, staging.MAX_STAGED = saved
 
 
 def _restored(tracker: FlowTracker) -> FlowTracker:
@@ -92,18 +93,44 @@ def _restored(tracker: FlowTracker) -> FlowTracker:
     return FlowTracker.from_snapshot(data)
 
 
-@settings(max_examples=120, deadline=None)
+def _outputs(probe: str) -> tuple[str, str]:
+    """A short output (checked in plain Python) and a long one (checked with numpy) carrying ``probe``."""
+    return f"report: {probe} done", f"report: {probe} done " + "." * (staging.SMALL_TEXT + 8)
+
+
+def _check(tracker: FlowTracker, ref: Reference, probes: list[str]) -> None:
+    for probe in probes:
+        assert tracker.origin(probe).label == ref.origin(probe), probe
+        for base in (TRUSTED, UNTRUSTED):
+            args = {"to": probe}
+            for text in _outputs(probe):
+                assert tracker.output_label(base, text, args, ("to",)) == ref.output(base, text, args), (probe, len(text))
+
+
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(SOURCE.map(lambda s: s[0]), st.just(TRUSTED)), min_size=1, max_size=3),
     st.lists(st.tuples(st.sampled_from(["source", "send"]), SOURCE), max_size=10),
     st.lists(PHRASE, min_size=1, max_size=8),
     st.booleans(),
+    st.booleans(),
+    st.booleans(),
 )
 def test_tracker_answers_as_the_reference(
-    pins: list[tuple[str, Label]], steps: list[tuple[str, tuple[str, Label]]], probes: list[str], grams: bool
+    pins: list[tuple[str, Label]],
+    steps: list[tuple[str, tuple[str, Label]]],
+    probes: list[str],
+    grams: bool,
+    arrays: bool,
+    folds: bool,
 ) -> None:
-    with _scan_limit(0 if grams else prov.SCAN_LIMIT):
-        tracker, ref = FlowTracker(), Reference()
+    """``arrays``: sources of 64 bytes or more keep their token cores in the epochs' sorted core
+    arrays (a small index, whose large-source threshold is a sixteenth of an epoch), the others in
+    the token maps, so one epoch mixes both. ``folds``: values sent out are folded in bulk every two
+    values, else they stay staged until the snapshot; outputs are labelled from the stage first,
+    then (after the snapshot) from the table, and a restored tracker answers as the original."""
+    with _scan_limit(0 if grams else prov.SCAN_LIMIT, 0 if arrays else prov.LARGE_SOURCE, 2 if folds else staging.MAX_STAGED):
+        tracker, ref = FlowTracker(FlowLimits(max_index_chars=4096) if arrays else None), Reference()
         for i, (text, lab) in enumerate(pins):
             tracker.pin(text, lab, f"pin{i}")
             ref.add(text, lab, pinned=True)
@@ -115,13 +142,9 @@ def test_tracker_answers_as_the_reference(
                 args = {"body": text}
                 ref.sent += ref.leaves(args)
                 tracker.note_executed(args, ("body",))
-        restored = _restored(tracker)
+        _check(tracker, ref, probes)
+        restored = _restored(tracker)  # folds the original's staged values
         for probe in probes:
-            expected = ref.origin(probe)
-            assert tracker.origin(probe).label == expected, probe
             assert restored.origin(probe) == tracker.origin(probe), probe
-            for base in (TRUSTED, UNTRUSTED):
-                args = {"to": probe}
-                out = ref.output(base, f"report: {probe} done", args)
-                assert tracker.output_label(base, f"report: {probe} done", args, ("to",)) == out, probe
-                assert restored.output_label(base, f"report: {probe} done", args, ("to",)) == out, probe
+        _check(tracker, ref, probes)
+        _check(restored, ref, probes)

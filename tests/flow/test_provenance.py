@@ -1,5 +1,7 @@
 """The provenance index: exact and normalised containment, how labels of several sources combine, bounds."""
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -185,3 +187,21 @@ def test_lookup_cost_is_bounded_for_huge_history() -> None:
     # A run inside one long token is not a whole token: not found, and the search says it was cut short.
     idx.add("x" * 200_000, UNTRUSTED, "bigger")
     assert not idx.lookup("x" * 60).found
+
+
+def test_a_large_source_keeps_its_cores_in_a_sorted_array() -> None:
+    """A source past the large-source size answers token lookups from its epoch's core array, exactly
+    (whole tokens only), and a restored index answers the same."""
+    filler = " ".join(f"w{i}x" for i in range(20_000))  # about 120 KB of distinct tokens
+    index = ProvenanceIndex()
+    index.pin("pay the rent", TRUSTED, "task")
+    index.add(f"{filler} iban GB29NWBK60161331926819. ref-77", UNTRUSTED, "big")
+    index.add("short trusted note w5x", TRUSTED, "small")
+    epoch = index._epochs[0]
+    assert epoch.cores.keys.size > 20_000 and "gb29nwbk60161331926819" not in epoch.tokens
+    for idx in (index, ProvenanceIndex.from_snapshot(json.loads(json.dumps(index.to_snapshot())))):
+        assert idx.lookup("gb29nwbk60161331926819").label == UNTRUSTED
+        assert idx.lookup("ref-77").found and not idx.lookup("ref-7").found
+        assert not idx.lookup("gb29nwbk6016133192681").found  # a piece of a token is not a token
+        assert idx.lookup("w5x").label == TRUSTED  # a trusted source beats an untrusted one
+        assert idx.lookup("w19999x").sources == ("big",)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tether.flow import TRUSTED, UNTRUSTED, FlowLimits, FlowTracker, Label, label
+from tether.flow._gram_table import GramTable
 from tether.flow._hashing import piece_key, piece_keys
 from tether.flow._normalize import normalize
 from tether.flow._taint import RUN, SLOT_BYTES, TaintMemory
@@ -141,6 +142,7 @@ def test_words_have_their_own_limit_and_spill_closed() -> None:
 def test_a_tampered_snapshot_table_is_refused() -> None:
     memory = TaintMemory(max_entries=1000)
     memory.remember(normalize("GB29NWBK60161331926819 sent"), UNTRUSTED)
+    assert memory.entries > 0  # reading a counter folds the staged value into the table
     snapshot = memory.to_snapshot()
     grams = snapshot["grams"]
     size = grams["slots"]
@@ -198,3 +200,31 @@ def test_vectorised_table_answers_membership_as_a_set(values: list[tuple[str, La
         assert (label_id != 0) == (k in held)
         if label_id:
             assert memory._labels[label_id] == held[k]
+
+
+def test_a_short_value_is_found_under_its_cores_key() -> None:
+    """``_ab.cd`` holds the token core ``ab.cd`` (which grounds the value ``ab.cd``), though the text's
+    own run of word characters is ``_ab``: the value's key ``ab`` must still find it, in a short and
+    in a long output alike."""
+    tracker = FlowTracker()
+    tracker.pin("task", TRUSTED, "task")
+    tracker.add_source("mail stuff", UNTRUSTED, "m")
+    tracker.note_executed({"b": "ab.cd"}, ("b",))
+    for text in ("x _ab.cd y", "x _ab.cd y " + "." * 600):
+        assert tracker.output_label(TRUSTED, text, None).untrusted, len(text)
+
+
+def test_a_large_lookup_through_the_bit_filter_finds_every_key_held() -> None:
+    """A batch of lookups past the filter's threshold answers as key-by-key probes do, before and
+    after the table grows, and at full size (where the filter is dropped)."""
+    rng = np.random.default_rng(3)
+    for max_slots in (1 << 20, 6000):
+        table = GramTable(max_slots)
+        held = rng.integers(1, 1 << 56, 2500, dtype=np.uint64)
+        for part in np.array_split(held, 5):
+            table.put(part, np.full(part.size, 7, dtype=np.uint8))
+        assert bool(table.filter.size) == (max_slots > table.slots.size)
+        probe = np.concatenate((held, rng.integers(1, 1 << 56, 20_000, dtype=np.uint64)))
+        got = table.get(probe)
+        assert (got[: held.size] == 7).all() and not got[held.size :].any()
+        assert table.get_few(probe[:3].tolist()) == {7}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from tether.flow._hashing import STEP, K, gram_hashes_at, sample_hashes
+from tether.flow._hashing import STEP, K, sample_hashes, strided_hashes
 
 I64 = npt.NDArray[np.int64]
 _IDX_BITS = 40  # entry numbers fit in 40 bits (an index holds far fewer than 2**40 grams)
@@ -33,7 +33,9 @@ def _entries_of(src: I64, starts: I64, hashes: npt.NDArray[np.uint64], src_shift
 
 def sampled_grams(texts: list[bytes]) -> tuple[I64, I64, npt.NDArray[np.uint64]]:
     """For every source in ``texts``: which source (its position in the list), start and hash of each
-    sampled gram (:func:`tether.flow._hashing.sample_hashes`), all sources in one vectorised pass."""
+    sampled gram (:func:`tether.flow._hashing.sample_hashes`), all sources in one vectorised pass:
+    each text is padded to a multiple of ``STEP`` bytes, so every sampled gram of the joined bytes
+    starts at a multiple of ``STEP`` and one strided view hashes them all."""
     if len(texts) == 1:
         starts, hashes = sample_hashes(texts[0])
         return np.zeros(starts.size, dtype=np.int64), starts, hashes
@@ -43,12 +45,15 @@ def sampled_grams(texts: list[bytes]) -> tuple[I64, I64, npt.NDArray[np.uint64]]
     if not total:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=np.uint64)
-    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    padded = lengths + (-lengths % STEP)
+    pads = [bytes(p) for p in range(STEP)]
+    joined = b"".join([part for text in texts for part in (text, pads[-len(text) % STEP])] + [bytes(8)])
+    windows = int(padded.sum()) // STEP
     which = np.repeat(np.arange(len(texts), dtype=np.int64), counts)
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))
     starts = (np.arange(total, dtype=np.int64) - first[which]) * STEP
-    at = offsets[which] + starts
-    return which, starts, gram_hashes_at(np.frombuffer(b"".join(texts), dtype=np.uint8), at)
+    window = (np.concatenate(([0], np.cumsum(padded)[:-1]))[which] + starts) // STEP
+    return which, starts, strided_hashes(joined, windows)[window]
 
 
 class GramChains:
@@ -77,8 +82,12 @@ class GramChains:
         where = (hashes & np.uint64(self.mask)).astype(np.int64)
         self.entry[n : n + m] = _entries_of(src, starts, hashes, src_shift, fp_bits)
         self.bucket[n : n + m] = where
-        # One sort of (bucket, entry number) groups the new entries by bucket, in order within each.
-        ordered = np.sort((where << _IDX_BITS) | np.arange(n, n + m, dtype=np.int64))
+        # One sort of (bucket, entry number) groups the new entries by bucket, in order within each
+        # (in place: a whole build sorts millions of entries, and every new array costs page faults).
+        ordered = where
+        ordered <<= _IDX_BITS
+        ordered |= np.arange(n, n + m, dtype=np.int64)
+        ordered.sort()
         ids = ordered & _IDX_MASK
         by = ordered >> _IDX_BITS
         same = by[1:] == by[:-1]

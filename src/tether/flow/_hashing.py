@@ -62,10 +62,13 @@ def piece_keys(text: str) -> U64:
     if n <= 0:
         return EMPTY
     if text.isascii():
-        # Each gram is its 8 bytes read big-endian: an overlapping (n, 8) view, copied once.
+        # Each gram is its 8 bytes read big-endian: the grams starting at r, r + 8, r + 16, ... are
+        # the bytes from r on read as big-endian 64-bit words (no copy), for each r < 8.
         raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-        windows = np.lib.stride_tricks.as_strided(raw, shape=(n, RUN), strides=(1, 1), writeable=False)
-        keys = np.ascontiguousarray(windows).view(">u8").reshape(n).astype(np.uint64)
+        keys = np.empty(n, dtype=np.uint64)
+        for r in range(min(RUN, n)):
+            m = (raw.size - r) // RUN
+            keys[r::RUN] = raw[r : r + RUN * m].view(">u8")
     else:
         cps = code_points(text)
         wide = cps >= 128
@@ -80,7 +83,9 @@ def piece_keys(text: str) -> U64:
                 mixed = (mixed ^ cps[idx + j].astype(np.uint64)) * _CP_MUL
                 mixed ^= mixed >> _S29
             keys[idx] = mixed | _HASHED_NP
-    return (keys * _MIX_NP) >> _S8
+    keys *= _MIX_NP
+    keys >>= _S8
+    return keys
 
 
 def piece_key(gram: str) -> int:
@@ -97,12 +102,14 @@ def piece_key(gram: str) -> int:
     return ((key * MIX) & _M64) >> 8
 
 
-def gram_hashes_at(raw: npt.NDArray[np.uint8], at: npt.NDArray[np.int64]) -> U64:
-    """32-bit hashes of the ``K``-byte grams of ``raw`` starting at positions ``at`` (all in bounds)."""
-    keys = raw[at].astype(np.uint64) << np.uint64(8 * (K - 1))
-    for j in range(1, K):
-        keys |= raw[at + j].astype(np.uint64) << np.uint64(8 * (K - 1 - j))
-    return (keys * _SAMPLE_MUL_NP) >> _S32
+def strided_hashes(buf: bytes, count: int) -> U64:
+    """32-bit hashes of the ``K``-byte grams of ``buf`` starting at ``0, STEP, ..., STEP * (count - 1)``;
+    ``buf`` must hold 8 bytes from the last start. Each gram is read with the two bytes after it as
+    one big-endian 64-bit word of an overlapping view (one copy), then shifted down to its ``K`` bytes."""
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    windows = np.lib.stride_tricks.as_strided(raw, shape=(count, 8), strides=(STEP, 1), writeable=False)
+    grams = np.ascontiguousarray(windows).view(">u8").reshape(count).astype(np.uint64) >> np.uint64(8 * (8 - K))
+    return (grams * _SAMPLE_MUL_NP) >> _S32
 
 
 def sample_hashes(data: bytes) -> tuple[npt.NDArray[np.int64], U64]:
@@ -111,7 +118,7 @@ def sample_hashes(data: bytes) -> tuple[npt.NDArray[np.int64], U64]:
     if m <= 0:
         return np.zeros(0, dtype=np.int64), EMPTY
     starts = np.arange(0, STEP * m, STEP, dtype=np.int64)
-    return starts, gram_hashes_at(np.frombuffer(data, dtype=np.uint8), starts)
+    return starts, strided_hashes(data + bytes(8 - K), m)
 
 
 def sample_hash(gram: bytes) -> int:

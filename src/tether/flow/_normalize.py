@@ -13,6 +13,8 @@ import re
 import unicodedata
 from urllib.parse import unquote
 
+import numpy as np
+
 # Unicode "format" characters (category Cf): invisible, used to split or disguise
 # words. Listed as ranges so importing the module stays cheap; a test checks this
 # table against ``unicodedata`` for every code point.
@@ -84,6 +86,24 @@ def _lower(text: str) -> str:
     return text.replace("\u03a3", "\u03c3").lower()
 
 
+_LONG = 4096  # ASCII texts this long have their whitespace collapsed in vectorised steps
+_IS_SPACE = np.zeros(256, dtype=bool)
+_IS_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what str.split() splits ASCII text on
+
+
+def _collapse_ascii(text: str) -> str:
+    """``" ".join(text.split())`` for ASCII text, on its bytes: each run of whitespace becomes one
+    space, then the ends are stripped (no Python string per word)."""
+    raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    space = _IS_SPACE[raw]
+    if not space.any():
+        return text
+    keep = ~space
+    keep[1:] |= ~space[:-1]  # the first whitespace character of each run stays
+    out = np.where(space, np.uint8(32), raw)[keep]
+    return out.tobytes().decode("ascii").strip(" ")
+
+
 def normalize(text: str) -> str:
     """Canonical form used for provenance lookups.
 
@@ -97,7 +117,21 @@ def normalize(text: str) -> str:
     user never gave would be grounded in one the user gave.
     """
     if text.isascii() and "%" not in text and "&" not in text:
-        return " ".join(text.lower().split())
+        return _collapse_ascii(text.lower()) if len(text) >= _LONG else " ".join(text.lower().split())
+    out = _normalize_once(text)
+    # NFKC can write a new escape ("%ª0" becomes "%a0", a full-width ampersand becomes "&"): normalise again until
+    # nothing changes (a few rounds), so that a normal form is its own normal form.
+    for _ in range(3):
+        if "%" not in out and "&" not in out:
+            break
+        again = _normalize_once(out)
+        if again == out:
+            break
+        out = again
+    return out
+
+
+def _normalize_once(text: str) -> str:
     text = percent_decode(text)
     if "&" in text:
         text = html.unescape(text)

@@ -55,7 +55,9 @@ Layout (lookup cost depends on the value's length, never on the history):
   smallest bucket among the value's grams is scanned and its candidates verified
   in place (bytes compare plus the whole-token test).
 * **tokens**: per epoch, a map from a normalised token core to its combined label
-  and one source. This answers values shorter than ``MIN_GRAM_VALUE``, and is a fast
+  and one source; a large source's cores go instead to the epoch's sorted core array
+  (:mod:`tether.flow._core_array`: hashes found in vectorised steps, every candidate
+  verified against the text). This answers values shorter than ``MIN_GRAM_VALUE``, and is a fast
   path for a whole-token value found in trusted data. A short value that is not a
   single token core is reported as not found, the conservative answer.
 * up to ``SCAN_LIMIT`` bytes of live text, sources are searched directly (exact,
@@ -72,15 +74,16 @@ tags only, for a trusted answer).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tether.flow import _token_map
+from tether.flow._core_array import CoreArray
 from tether.flow._gram_index import GramChains, sampled_grams
 from tether.flow._hashing import STEP, K, sample_hash
 from tether.flow._labels import TRUSTED, Label, label
+from tether.flow._matches import NOT_FOUND, Hits, Match, combine
 from tether.flow._normalize import normalize
 from tether.flow._token_map import TOKEN_SRC_BITS, TOKEN_SRC_MASK
 from tether.flow._tokens import TOKEN_SPLIT, bounded_at, core_of, find_bounded, is_core, token_cores
@@ -101,8 +104,10 @@ MAX_RAW_OCCURRENCES = 64
 """Most occurrences of a value that are not whole tokens checked per source by a direct scan."""
 EPOCHS = 4
 """Sources are forgotten a quarter of the limit at a time."""
-SNAPSHOT_FORMAT = 3
+SNAPSHOT_FORMAT = 4
 """Version of :meth:`ProvenanceIndex.to_snapshot`'s data."""
+LARGE_SOURCE = 64 * 1024
+"""Sources of at least this many bytes keep their cores in a sorted array, not a dict."""
 MAX_SOURCES = 1 << 27
 """Sources a session may index; later ones are counted in the context label only (a value found nowhere)."""
 
@@ -113,75 +118,6 @@ _POS_MASK = (1 << _POS_BITS) - 1
 _FP_MASK = (1 << _FP_BITS) - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """The result of a provenance lookup."""
-
-    found: bool
-    """Whether any source contains the value."""
-    label: Label
-    """Combined label of the matching sources (see the module docstring; ``TRUSTED`` when not found)."""
-    sources: tuple[str, ...]
-    """Event ids of the matching sources that carry the reported label (at most 8)."""
-    complete: bool = True
-    """False when a bound stopped the search early: a source that was not searched could raise the label."""
-    pinned: bool = False
-    """Whether a pinned trusted source (the task, a policy constant) holds the value."""
-
-
-NOT_FOUND = Match(found=False, label=TRUSTED, sources=())
-
-
-def combine(a: Label, b: Label) -> Label:
-    """The label of a value found in two sources of the same kind (both pinned or both not) labelled
-    ``a`` and ``b``: a trusted source beats an untrusted one, and tags join (module docstring)."""
-    if a.untrusted != b.untrusted:
-        return b if a.untrusted else a
-    return a.join(b)
-
-
-class _Hits:
-    """Sources found so far for one lookup, and the label they give (module docstring)."""
-
-    __slots__ = ("pinned", "pins", "sources", "trusted", "untrusted")
-
-    def __init__(self, pins: int) -> None:
-        self.pins = pins
-        """Sources numbered below this are pinned."""
-        self.sources: list[tuple[int, Label]] = []
-        self.pinned: Label | None = None
-        """Meet of the labels of the trusted pinned sources found."""
-        self.trusted: Label | None = None
-        """Join of the labels of the other trusted sources found."""
-        self.untrusted: Label | None = None
-        """Join of the labels of the untrusted sources found."""
-
-    def is_pinned(self, src: int, lab: Label) -> bool:
-        return src < self.pins and not lab.untrusted
-
-    def could_change(self, src: int, lab: Label) -> bool:
-        """Whether finding source ``src`` labelled ``lab`` could change the result."""
-        if self.is_pinned(src, lab):
-            return self.pinned is None or not self.pinned <= lab
-        if self.pinned is not None:
-            return False
-        if lab.untrusted:
-            return self.trusted is None and (self.untrusted is None or not lab <= self.untrusted)
-        return self.trusted is None or not lab <= self.trusted
-
-    def add(self, src: int, lab: Label) -> bool:
-        """Record a source; True when nothing found later can change the result."""
-        self.sources.append((src, lab))
-        if self.is_pinned(src, lab):
-            self.pinned = lab if self.pinned is None else self.pinned.meet(lab)
-            return self.pinned == TRUSTED
-        if lab.untrusted:
-            self.untrusted = lab if self.untrusted is None else self.untrusted.join(lab)
-        else:
-            self.trusted = lab if self.trusted is None else self.trusted.join(lab)
-        return False
-
-
 def _gram_count(text: bytes) -> int:
     """Sampled grams indexed for a source of this text (:func:`tether.flow._hashing.sample_hashes`)."""
     return max((len(text) - K) // STEP + 1, 0)
@@ -190,12 +126,14 @@ def _gram_count(text: bytes) -> int:
 class _Epoch:
     """A run of consecutive sources that are forgotten together."""
 
-    __slots__ = ("chars", "first", "tokens")
+    __slots__ = ("chars", "cores", "first", "tokens")
 
     def __init__(self, first: int) -> None:
         self.first = first
         self.chars = 0
         self.tokens: dict[str, int] = {}
+        self.cores = CoreArray()
+        """The cores of the epoch's large sources (:mod:`tether.flow._core_array`)."""
 
 
 def _bucket_count(max_chars: int) -> int:
@@ -214,6 +152,7 @@ class ProvenanceIndex:
         "_label_ids",
         "_labels",
         "_labels_by_id",
+        "_large",
         "_live_base",
         "_maps",
         "_mask",
@@ -246,6 +185,7 @@ class ProvenanceIndex:
         self._labels_by_id: list[Label] = []
         self._grams: GramChains | None = None
         self._mask = _bucket_count(max_chars) - 1
+        self._large = max(LARGE_SOURCE, self.epoch_chars // 16)  # at most 16 large sources per epoch
         self.evicted: Label = TRUSTED
         """Join of the labels of every forgotten source."""
         self.work = 0
@@ -278,11 +218,12 @@ class ProvenanceIndex:
         self._pin_chars += len(data)
         self._live_base = self._next
 
-    def add(self, text: str, label: Label, event_id: str) -> None:
-        """Index ``text`` as a source with ``label``, recorded by event ``event_id`` (forgotten when old)."""
+    def add(self, text: str, label: Label, event_id: str, *, normalized: bool = False) -> None:
+        """Index ``text`` as a source with ``label``, recorded by event ``event_id`` (forgotten when old);
+        ``normalized=True``: ``text`` is already normalised."""
         if self._next >= MAX_SOURCES:
             return  # never found: the context label, which includes this source's label, applies
-        data = normalize(text).encode("utf-8")
+        data = (text if normalized else normalize(text)).encode("utf-8")
         self.work += len(data)
         cap = self.epoch_chars
         if len(data) > cap:
@@ -295,7 +236,12 @@ class ProvenanceIndex:
             epoch = _Epoch(self._next)
             self._epochs.append(epoch)
             self._maps = None
-        self._append(data, label, event_id, epoch.tokens)
+        if len(data) >= self._large:
+            # A large source's cores go to the epoch's sorted array in vectorised steps.
+            epoch.cores.add(self._next, data, MAX_TOKEN)
+            self._append_source(data, label, event_id)
+        else:
+            self._append(data, label, event_id, epoch.tokens)
         epoch.chars += len(data)
         self._chars += len(data)
         while self._chars > self._max_chars and len(self._epochs) > 1:
@@ -384,8 +330,8 @@ class ProvenanceIndex:
         if len(norm) <= MAX_TOKEN and is_core(norm):
             # A single token core occurs bounded exactly where a token's core equals it, and every
             # source's token cores are in the maps: they give the complete answer.
-            hits = self._token_hits(norm)
-            return NOT_FOUND if hits is None else self._result(hits, complete=True)
+            hits, complete = self._token_hits(norm)
+            return NOT_FOUND if hits is None else self._result(hits, complete=complete)
         if whole_word:
             return NOT_FOUND
         data = norm.encode("utf-8")
@@ -403,7 +349,19 @@ class ProvenanceIndex:
         Each token of a value that occurs bounded is, in that source, a token with the same core."""
         cores = sorted((c for c in map(core_of, TOKEN_SPLIT.findall(norm)) if c), key=len)[-2:]
         maps = self._token_maps
-        return any(len(core) <= MAX_TOKEN and not any(core in m for m in maps) for core in cores)
+        return any(len(core) <= MAX_TOKEN and not any(core in m for m in maps) and not self._in_arrays(core) for core in cores)
+
+    def _in_arrays(self, core: str) -> bool:
+        """Whether a large source may hold ``core`` (an answer cut short by a bound counts as yes)."""
+        data = core.encode("utf-8")
+        for epoch in self._epochs:
+            found, complete = epoch.cores.sources_of(data, self._text_of)
+            if found or not complete:
+                return True
+        return False
+
+    def _text_of(self, src: int) -> bytes:
+        return self._texts[self._slot(src)]
 
     def _total_chars(self) -> int:
         return self._chars + self._pin_chars
@@ -415,22 +373,33 @@ class ProvenanceIndex:
             maps = self._maps = [self._pin_tokens, *(e.tokens for e in self._epochs)]
         return maps
 
-    def _token_hits(self, core: str) -> _Hits | None:
-        hits: _Hits | None = None
+    def _token_hits(self, core: str) -> tuple[Hits | None, bool]:
+        """The sources holding ``core`` as a token (token maps, then the large sources' core arrays),
+        and whether the answer is complete (a core array verifies a bounded number of rows)."""
+        hits: Hits | None = None
         by_id = self._labels_by_id
         for tokens in self._token_maps:  # the pinned sources' map first
             packed = tokens.get(core)
             if packed is None:
                 continue
             if hits is None:
-                hits = _Hits(self._pins)
+                hits = Hits(self._pins)
             if hits.add(packed & TOKEN_SRC_MASK, by_id[packed >> TOKEN_SRC_BITS]):
-                break
-        return hits
+                return hits, True
+        complete = True
+        data = core.encode("utf-8")
+        for epoch in self._epochs:
+            found, whole = epoch.cores.sources_of(data, self._text_of)
+            complete = complete and whole
+            for src in found:
+                if hits is None:
+                    hits = Hits(self._pins)
+                hits.add(src, self._labels[self._slot(src)])
+        return hits, complete
 
     def _scan(self, data: bytes) -> Match:
         """Look in every source directly (small histories: C-speed search, no caps but on raw occurrences)."""
-        hits = _Hits(self._pins)
+        hits = Hits(self._pins)
         complete = True
         for slot, (text, lab) in enumerate(zip(self._texts, self._labels, strict=True)):
             src = slot if slot < self._pins else slot - self._pins + self._live_base
@@ -443,7 +412,7 @@ class ProvenanceIndex:
                 break
         return self._result(hits, complete=complete)
 
-    def _result(self, hits: _Hits, *, complete: bool) -> Match:
+    def _result(self, hits: Hits, *, complete: bool) -> Match:
         if hits.pinned is not None:
             best = hits.pinned
             ids = [s for s, lab in hits.sources if hits.is_pinned(s, lab)]
@@ -474,7 +443,7 @@ class ProvenanceIndex:
         shift = self._live_base - pins
         length = len(data)
         fp_mask, fp_bits, src_shift, pos_mask = _FP_MASK, _FP_BITS, _SRC_SHIFT, _POS_MASK
-        hits = _Hits(pins)
+        hits = Hits(pins)
         verified = 0
         complete = True
         for residue in range(STEP):
@@ -524,6 +493,7 @@ class ProvenanceIndex:
         size = sys.getsizeof(self._texts) + sum(map(sys.getsizeof, self._texts)) + sum(map(sys.getsizeof, self._eids))
         if self._grams is not None:
             size += self._grams.nbytes()
+        size += sum(e.cores.nbytes() for e in self._epochs)
         for tokens in self._token_maps:
             size += sys.getsizeof(tokens) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in tokens.items())
         return size
@@ -549,6 +519,7 @@ class ProvenanceIndex:
             "sources": sources,
             "labels": [lab.to_json() for lab in self._labels_by_id],
             "tokens": [_token_map.save(e.tokens) for e in self._epochs],
+            "cores": [e.cores.save() for e in self._epochs],
             "grams": self._grams is not None,
             "evicted": self.evicted.to_json(),
             "work": self.work,
@@ -595,9 +566,13 @@ class ProvenanceIndex:
             index._append_source(encoded, Label.from_json(lab), str(eid))
             epoch.chars += len(encoded)
             index._chars += len(encoded)
-        for epoch, saved, stop in zip(index._epochs, saved_maps, [*firsts[1:], end][: len(firsts)], strict=True):
+        if len(data["cores"]) != len(firsts):
+            raise ValueError("snapshot core arrays do not match its epochs")
+        stops = [*firsts[1:], end][: len(firsts)]
+        for epoch, saved, cores, stop in zip(index._epochs, saved_maps, data["cores"], stops, strict=True):
             own = index._labels[index._slot(epoch.first) : index._slot(stop - 1) + 1]
             epoch.tokens = _token_map.restore(saved, epoch.first, stop, own, index._labels_by_id)
+            epoch.cores = CoreArray.restore(cores, epoch.first, stop)
         index._maps = None
         if data["grams"] is True:
             index._build_grams()

@@ -39,13 +39,20 @@ Past ``max_entries``, a value's pieces go into a fixed-size Bloom filter of
 filter may have seen gets the join of every overflowed label: a false positive only
 taints more. When the filter is half full it is *saturated* and that join goes into
 every later output. Nothing is ever forgotten silently.
+
+**Staged, folded in bulk.** A value remembered is staged (:mod:`tether.flow._staging`) and folded
+into the table with the others once the stage is full, at a snapshot, or when a counter is read:
+one numpy pass per label over every staged value (one value at a time, in arrival order, when a
+limit could be reached, so that spilling is decided per value as before). An output is checked
+against the table and the staged values alike, so a fold changes no label, but past the exact
+limit (a spilled piece then brings the overflow's join, which is higher). Fold points depend only
+on the values remembered, so a resumed session folds, and labels, as the original did.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -53,9 +60,21 @@ from typing import Any
 import numpy as np
 
 from tether.flow._gram_table import SLOT_BYTES, Bloom, GramTable, check_layout, table_slots
-from tether.flow._hashing import EMPTY, RUN, U64, piece_keys
+from tether.flow._hashing import EMPTY, RUN, U64, piece_key, piece_keys
 from tether.flow._labels import TRUSTED, Label
-from tether.flow._normalize import contains_word, normalize
+from tether.flow._normalize import normalize
+from tether.flow._staging import (
+    SMALL_TEXT,
+    Staged,
+    grams_of,
+    keys_meeting,
+    keys_of_values,
+    short_in,
+    small_cores,
+    word_in,
+    word_key,
+    words_of,
+)
 from tether.flow._tokens import token_cores
 
 __all__ = ["MIN_WORD", "RUN", "SLOT_BYTES", "TaintMemory", "table_slots"]
@@ -64,19 +83,13 @@ MIN_WORD = 3
 """Shorter values are not traced (they occur everywhere); values under ``RUN`` match as whole words."""
 _CHUNK = 1 << 20
 _OVERLAP = 64
-_WORD = re.compile(r"\w+")
 _LABEL_IDS = 255  # label ids 1..255 (0 marks an empty slot); later labels are joined into id 255
-_MAX_PENDING = 256  # values queued before they are folded in anyway (bounds the queue's memory)
 # Values remembered lately (at most _RECENT of at most _RECENT_CHARS characters: a few tens of KB),
 # skipped when sent again with the same or a lower label: agents resend the same values.
 _RECENT = 128
 _RECENT_CHARS = 256
-SNAPSHOT_FORMAT = 2
-
-
-def _word_key(value: str) -> str | None:
-    match = _WORD.search(value)
-    return match.group() if match else None
+SNAPSHOT_FORMAT = 3
+_FEW_SHORT = 64  # short values searched one by one in a large output (more: looked up by its words)
 
 
 def _word_hash(word: str) -> int:
@@ -112,10 +125,9 @@ class TaintMemory:
         "_max_words",
         "_overflow",
         "_overflow_bits",
-        "_pending",
-        "_pending_top",
         "_recent",
         "_saturated_at",
+        "_staged",
         "_table",
         "_top",
         "_word_count",
@@ -140,8 +152,7 @@ class TaintMemory:
         self._bloom: Bloom | None = None
         self._overflow: Label = TRUSTED
         self._saturated_at: int | None = None
-        self._pending: list[tuple[str, Label, bool]] = []
-        self._pending_top = TRUSTED  # join of the queued values' labels
+        self._staged = Staged()
         self._recent: dict[tuple[str, bool], Label] = {}
         self.work = 0
         """Characters of values folded in so far (monotonic; see :attr:`tether.flow.FlowTracker.work`)."""
@@ -191,7 +202,7 @@ class TaintMemory:
     def remember(self, norm: str, label: Label, *, word: bool = False) -> None:
         """Remember a normalised value sent out with ``label`` (``word=True``: match it as a whole word only).
 
-        The value is queued and folded in before the memory is next read (module docstring)."""
+        The value is staged and folded in with others once the stage is full (module docstring)."""
         if label == TRUSTED or len(norm) < MIN_WORD:
             return
         if len(norm) <= _RECENT_CHARS:
@@ -202,27 +213,46 @@ class TaintMemory:
             if len(self._recent) >= _RECENT:
                 self._recent.clear()
             self._recent[key] = label if seen is None else seen.join(label)
-        self._pending.append((norm, label, word))
-        self._pending_top = self._pending_top.join(label)
-        if len(self._pending) >= _MAX_PENDING:
+        if self._staged.add(norm, label, word):
             self._fold()
 
     def _fold(self) -> None:
-        """Fold the queued values in, in arrival order (the same result as remembering each at once)."""
-        if not self._pending:
+        """Fold the staged values in: one pass per label over all of them when no limit can be
+        reached, else one value at a time in arrival order (so that spilling is decided per value)."""
+        values = self._staged.values
+        if not values:
             return
-        pending, self._pending = self._pending, []
-        self._pending_top = TRUSTED
-        for norm, label, word in pending:
-            self.work += len(norm)
+        self._staged = Staged()
+        self.work += sum(len(norm) for norm, _, _ in values)
+        pieces = sum(1 if word or len(norm) < RUN else len(norm) - RUN + 1 for norm, _, word in values)
+        words = sum(1 for norm, _, word in values if word or len(norm) < RUN)
+        if self._entries() + pieces > self._max_entries or self._word_count + words > self._max_words:
+            for norm, label, word in values:
+                if word or len(norm) < RUN:
+                    self._remember_word(norm, label)
+                else:
+                    self._remember_grams(piece_keys(norm), label)
+            return
+        by_label: dict[Label, int] = {}
+        grams: list[str] = []
+        group: list[int] = []
+        for norm, label, word in values:
             if word or len(norm) < RUN:
                 self._remember_word(norm, label)
             else:
-                self._remember_grams(piece_keys(norm), label)
+                grams.append(norm)
+                group.append(by_label.setdefault(label, len(by_label)))
+        if not grams:
+            return
+        keys, which = keys_of_values(grams)
+        of_key = np.asarray(group, dtype=np.int64)[which]
+        for label, g in by_label.items():
+            self._remember_grams(keys if len(by_label) == 1 else keys[of_key == g], label)
 
     def _remember_grams(self, keys: U64, label: Label) -> None:
         if self._entries() + keys.size > self._max_entries:
-            keys = np.unique(keys)  # near the limit: count the distinct pieces exactly
+            keys = np.sort(keys)  # near the limit: count the distinct pieces exactly
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
         table = self._table
         labels = self._labels
         if table is not None:
@@ -243,13 +273,13 @@ class TaintMemory:
         if table is None:
             table = self._table = GramTable(table_slots(self._max_entries))
         to_id = np.zeros(_LABEL_IDS + 1, dtype=np.uint8)
-        for old_id in np.unique(old).tolist():
+        for old_id in np.flatnonzero(np.bincount(old, minlength=_LABEL_IDS + 1)).tolist():
             to_id[old_id] = self._intern(label) if not old_id else self._intern(labels[old_id].join(label))
         table.put(keys, to_id[old])
         self._top = self._top.join(label)
 
     def _remember_word(self, norm: str, label: Label) -> None:
-        key = _word_key(norm)
+        key = word_key(norm)
         if key is None:
             return  # no letter or digit: carries nothing a policy could check
         entries = self._words.get(key)
@@ -280,81 +310,146 @@ class TaintMemory:
 
     # ------------------------------------------------------------------ tainting
 
-    def taint(self, base: Label, text: str, echoes: Iterable[tuple[str, Label, bool]] = ()) -> Label:
+    def taint(self, base: Label, text: str, echoes: Iterable[tuple[str, Label, bool]] = (), *, normalized: bool = False) -> Label:
         """``base`` joined with the label of every remembered (or echoed) value ``text`` carries.
 
-        ``echoes`` are extra (normalised value, label, word) triples: the current call's own arguments.
-        """
-        if not self._pending_top <= base or (self._bloom is not None and not self._overflow <= base):
-            # Queued values could change this answer: fold them in first. Otherwise (their labels
-            # are all <= base and no overflow above base can be hit) they wait: whatever they would
-            # add to the memory or the overflow is <= base, and folding later gives the same memory.
-            self._fold()
-        echo_keys: list[tuple[U64, Label]] = []
-        echo_words: dict[str, list[tuple[str, Label]]] = {}
+        ``echoes`` are extra (normalised value, label, word) triples: the current call's own
+        arguments. Staged values are checked as they are, so reading never folds (module docstring).
+        ``normalized=True``: ``text`` is already normalised."""
+        staged = self._staged
+        echo_grams: list[tuple[str, Label]] = []
+        echo_words: list[tuple[str, Label]] = []
         for norm, lab, word in echoes:
             if lab <= base or len(norm) < MIN_WORD:
                 continue
             if word or len(norm) < RUN:
-                key = _word_key(norm)
-                if key is not None:
-                    echo_words.setdefault(key, []).append((norm, lab))
+                if word_key(norm) is not None:
+                    echo_words.append((norm, lab))
             else:
-                echo_keys.append((np.unique(piece_keys(norm)), lab))
-        use_memory = not self._top <= base  # queued values are all <= base here
+                echo_grams.append((norm, lab))
+        use_memory = not self._top <= base
+        use_staged = not staged.top <= base
         bloom = self._bloom if self._bloom is not None and not self._overflow <= base else None
         result = base
         if bloom is not None and bloom.saturated:
             result = result.join(self._overflow)
             bloom = None
-        if not (use_memory or bloom is not None or echo_keys or echo_words):
+        if not (use_memory or use_staged or bloom is not None or echo_grams or echo_words):
             return result
-        labels = self._labels
+        short = bool(echo_words or (use_staged and staged.words) or (use_memory and self._words))
+        norm_text = text if normalized else normalize(text)
+        if len(norm_text) <= SMALL_TEXT:
+            return self._taint_small(result, norm_text, echo_grams, echo_words, short, use_memory, use_staged, bloom)
         table = self._table if use_memory else None
-        words_memory = self._words if use_memory and self._words else None
-        norm_text = normalize(text)
         for chunk in _chunks(norm_text):
-            keys = piece_keys(chunk) if table is not None or bloom is not None or echo_keys else EMPTY
-            if table is not None and keys.size and not self._top <= result:
+            groups = [(piece_keys(norm), lab) for norm, lab in echo_grams if not lab <= result]
+            if use_staged:
+                groups += [(keys_, lab) for keys_, lab in staged.key_groups() if not lab <= result]
+            probe = table is not None and not self._top <= result
+            keys = piece_keys(chunk) if probe or groups or bloom is not None else EMPTY
+            if probe and table is not None and keys.size:
                 found = np.bincount(table.get(keys), minlength=_LABEL_IDS + 1)
                 for label_id in np.flatnonzero(found[1:]).tolist():
-                    result = result.join(labels[label_id + 1])
-            if echo_keys and keys.size:
-                ordered = np.sort(keys)
-                for value_keys, lab in echo_keys:
-                    if lab <= result:
-                        continue
-                    at = np.minimum(np.searchsorted(ordered, value_keys), ordered.size - 1)
-                    if bool((ordered[at] == value_keys).any()):
+                    result = result.join(self._labels[label_id + 1])
+            for lab in keys_meeting(keys, groups):
+                result = result.join(lab)
+            few = self._few_short(echo_words, use_memory, use_staged) if short and bloom is None else None
+            if few is not None:
+                # A few short values: each searched in the text (C-level), no word set of a large text.
+                for value, lab in few:
+                    if not lab <= result and short_in(chunk, value):
                         result = result.join(lab)
-            if words_memory is not None or echo_words or bloom is not None:
-                # A short value is looked up (grounded) as a token core, so a token core equal to it
-                # taints; a whole word equal to it does too (``4850`` in ``4850.00``).
+            elif short or bloom is not None:
                 cores = token_cores(chunk)
-                words = cores.union(_WORD.findall(chunk))
-                if words_memory is not None:
-                    for key in filter(words_memory.__contains__, words):
-                        for value, label_id in words_memory[key]:
-                            lab = labels[label_id]
-                            if not lab <= result and (value in cores or contains_word(chunk, value)):
-                                result = result.join(lab)
-                for key in filter(echo_words.__contains__, words):
-                    for value, lab in echo_words[key]:
-                        if not lab <= result and (value in cores or contains_word(chunk, value)):
-                            result = result.join(lab)
-                if bloom is not None and not self._overflow <= result:
-                    word_keys = np.array([_word_hash(w) for w in words], dtype=np.uint64)
-                    if bloom.any_of(word_keys) or bloom.any_of(keys):
-                        result = result.join(self._overflow)
+                result = self._short_hits(result, chunk, cores, echo_words, use_memory, use_staged, keys, bloom)
+        return result
+
+    def _few_short(self, echo_words: list[tuple[str, Label]], use_memory: bool, use_staged: bool) -> list[tuple[str, Label]] | None:
+        """Every short value an output is checked for, when there are at most ``_FEW_SHORT`` (else None)."""
+        staged = self._staged.words if use_staged else {}
+        count = len(echo_words) + sum(map(len, staged.values())) + (self._word_count if use_memory else 0)
+        if count > _FEW_SHORT:
+            return None
+        few = [*echo_words, *(entry for entries in staged.values() for entry in entries)]
+        if use_memory:
+            few += [(value, self._labels[label_id]) for entries in self._words.values() for value, label_id in entries]
+        return few
+
+    def _taint_small(
+        self,
+        result: Label,
+        text: str,
+        echo_grams: list[tuple[str, Label]],
+        echo_words: list[tuple[str, Label]],
+        short: bool,
+        use_memory: bool,
+        use_staged: bool,
+        bloom: Bloom | None,
+    ) -> Label:
+        """:meth:`taint` for a short output, in plain Python: its grams as a set of strings."""
+        grams = grams_of(text)
+        keys: list[int] = []
+        if grams and (bloom is not None or (use_memory and self._table is not None)):
+            keys = [piece_key(gram) for gram in grams]
+        if use_memory and self._table is not None and keys and not self._top <= result:
+            for label_id in self._table.get_few(keys):
+                result = result.join(self._labels[label_id])
+        if use_staged:
+            for lab, staged_grams in self._staged.grams.items():
+                if not lab <= result and not grams.isdisjoint(staged_grams):
+                    result = result.join(lab)
+        for norm, lab in echo_grams:
+            # Whichever side has fewer grams is searched in the other (substring search is C-level).
+            if not lab <= result and (any(g in norm for g in grams) if len(grams) <= 64 else not grams.isdisjoint(grams_of(norm))):
+                result = result.join(lab)
+        if short or bloom is not None:
+            cores = small_cores(text)
+            result = self._short_hits(result, text, cores, echo_words, use_memory, use_staged, np.array(keys, dtype=np.uint64), bloom)
+        return result
+
+    def _short_hits(
+        self,
+        result: Label,
+        text: str,
+        cores: set[str],
+        echo_words: list[tuple[str, Label]],
+        use_memory: bool,
+        use_staged: bool,
+        keys: U64,
+        bloom: Bloom | None,
+    ) -> Label:
+        """``result`` joined with the labels of the short values (remembered, staged, echoed) ``text``
+        carries, and with the overflow label when the filter may have seen one of its pieces."""
+        # A short value is looked up (grounded) as a token core, so a token core equal to it taints;
+        # a whole word equal to it does too (``4850`` in ``4850.00``). Values are found by the
+        # words of the text (their first word is their key), never by scanning the memory.
+        words = words_of(text, cores)
+        if use_memory and self._words:
+            labels = self._labels
+            for key in filter(self._words.__contains__, words):
+                for value, label_id in self._words[key]:
+                    if not labels[label_id] <= result and word_in(value, text, cores):
+                        result = result.join(labels[label_id])
+        staged = self._staged.words if use_staged else {}
+        for key in filter(staged.__contains__, words):
+            for value, lab in staged[key]:
+                if not lab <= result and word_in(value, text, cores):
+                    result = result.join(lab)
+        for value, lab in echo_words:
+            if not lab <= result and word_key(value) in words and word_in(value, text, cores):
+                result = result.join(lab)
+        if bloom is not None and not self._overflow <= result:
+            word_keys = np.array([_word_hash(w) for w in words], dtype=np.uint64)
+            if bloom.any_of(word_keys) or bloom.any_of(keys):
+                result = result.join(self._overflow)
         return result
 
     def memory_bytes(self) -> int:
-        """Approximate bytes held (exact pieces and the overflow filter); bounded by the limits."""
-        self._fold()
-        size = self._table.slots.nbytes if self._table is not None else 0
+        """Approximate bytes held (exact pieces, staged values, the overflow filter); bounded by the limits."""
+        size = self._table.slots.nbytes + self._table.filter.nbytes if self._table is not None else 0
         size += sys.getsizeof(self._words) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self._words.items())
         size += sum(sys.getsizeof(value) + 64 for entries in self._words.values() for value, _ in entries)
-        size += sum(sys.getsizeof(k[0]) + 120 for k in self._recent) + sum(sys.getsizeof(v[0]) + 64 for v in self._pending)
+        size += sum(sys.getsizeof(k[0]) + 120 for k in self._recent) + sum(sys.getsizeof(v[0]) + 64 for v in self._staged.values)
         return size + (self._bloom.bits.nbytes if self._bloom is not None else 0)
 
     # ------------------------------------------------------------------ snapshots
@@ -363,7 +458,9 @@ class TaintMemory:
         """The memory as JSON-able data (exact pieces, the overflow filter and its label).
 
         The gram table is saved as it lies: a bitmap of the used slots and their contents, so a
-        restore places nothing again."""
+        restore places nothing again. The staged values are folded in first (a session takes its
+        snapshots at points its events determine, so a resumed session folds where the original did);
+        the recently remembered values are saved, so a resumed session stages what the original did."""
         self._fold()
         out: dict[str, Any] = {
             "format": SNAPSHOT_FORMAT,
@@ -375,6 +472,7 @@ class TaintMemory:
             "overflow": self._overflow.to_json(),
             "saturated_at": self._saturated_at,
             "work": self.work,
+            "recent": [[norm, word, lab.to_json()] for (norm, word), lab in self._recent.items()],
         }
         table = self._table
         if table is not None:
@@ -407,7 +505,7 @@ class TaintMemory:
             for label_id in check_layout(memory._table.slots, memory._table.count).tolist():
                 memory._top = memory._top.join(memory._labels[label_id])
         for value, label_id in data["words"]:
-            key = _word_key(str(value))
+            key = word_key(str(value))
             if key is None:
                 raise ValueError(f"snapshot word {value!r} has no word characters")
             if label_id not in ids:
@@ -419,6 +517,10 @@ class TaintMemory:
         saturated_at = data.get("saturated_at")
         memory._saturated_at = None if saturated_at is None else int(saturated_at)
         memory.work = int(data["work"])
+        for norm, word, lab in data["recent"]:
+            memory._recent[(str(norm), bool(word))] = Label.from_json(lab)
+        if len(memory._recent) > _RECENT:
+            raise ValueError("snapshot has too many recent values")
         if "bloom" in data:
             bloom = Bloom(memory._overflow_bits)
             raw = _unb64(data["bloom"], np.uint8)

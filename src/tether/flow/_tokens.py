@@ -83,6 +83,44 @@ _IS_JOINING = _table(_JOINING_DELIMITERS)
 _SPACE = np.uint8(ord(" "))
 
 
+def _delims_and_stripped(raw: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_] | None]:
+    """Per byte: is it a delimiter (a joining one between two digits is not), and is it edge
+    punctuation stripped from a core (``None`` when the text holds no edge punctuation)."""
+    n = raw.size
+    delim = _IS_DELIM[raw]
+    digit = _IS_DIGIT[raw]
+    joining = _IS_JOINING[raw]
+    if n > 2 and joining.any():
+        delim[1:-1] &= ~(joining[1:-1] & digit[:-2] & digit[2:])
+    edge = _IS_EDGE[raw]
+    if not edge.any():
+        return delim, None
+    # Runs of edge punctuation: a run is stripped when it starts the text or follows a delimiter
+    # (leading), or ends the text or precedes one (trailing); no per-position scan is needed.
+    bounds = np.flatnonzero(np.diff(np.concatenate(([False], edge, [False])).view(np.int8)))
+    starts, ends = bounds[0::2], bounds[1::2]
+    leading = (starts == 0) | delim[np.maximum(starts - 1, 0)]
+    trailing = (ends == n) | delim[np.minimum(ends, n - 1)]
+    chosen = leading | trailing
+    marks = np.zeros(n + 1, dtype=np.int8)
+    marks[starts[chosen]] = 1
+    marks[ends[chosen]] -= 1
+    stripped = np.cumsum(marks[:n], dtype=np.int8).view(bool)
+    # A minus sign right before a digit belongs to the number, never stripped as leading (it ends its
+    # run, and the digit after it is no delimiter, so its run is not trailing either).
+    stripped[:-1] &= ~((raw[:-1] == _MINUS) & digit[1:])
+    return delim, stripped
+
+
+def core_mask(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Per byte of a normalised text's UTF-8: whether it belongs to a token core (each maximal run
+    of such bytes is one core, see :func:`token_cores`)."""
+    if not raw.size:
+        return np.zeros(0, dtype=bool)
+    delim, stripped = _delims_and_stripped(raw)
+    return ~delim if stripped is None else ~(delim | stripped)
+
+
 def token_cores(norm: str) -> set[str]:
     """The distinct token cores of a normalised text (see :func:`core_of`).
 
@@ -92,25 +130,12 @@ def token_cores(norm: str) -> set[str]:
     minus sign right before a digit) or trails one. Normalised text holds no whitespace but the
     space, so the split yields exactly the cores."""
     raw = np.frombuffer(norm.encode("utf-8"), dtype=np.uint8)
-    n = raw.size
-    if not n:
+    if not raw.size:
         return set()
-    delim = _IS_DELIM[raw]
-    digit = _IS_DIGIT[raw]
-    joining = _IS_JOINING[raw]
-    if n > 2 and joining.any():
-        delim[1:-1] &= ~(joining[1:-1] & digit[:-2] & digit[2:])
-    edge = _IS_EDGE[raw]
+    delim, stripped = _delims_and_stripped(raw)
     out = np.where(delim, _SPACE, raw)
-    if edge.any():
-        idx = np.arange(n)
-        # Nearest character that is not edge punctuation, before and after each position.
-        before = np.maximum.accumulate(np.where(edge, -1, idx))
-        after = np.minimum.accumulate(np.where(edge, n, idx)[::-1])[::-1]
-        lead = edge & ((before < 0) | delim[np.maximum(before, 0)])
-        lead[:-1] &= ~((raw[:-1] == ord("-")) & digit[1:])
-        trail = edge & ((after >= n) | delim[np.minimum(after, n - 1)])
-        out = out[~(lead | trail)]
+    if stripped is not None:
+        out = out[~stripped]
     return set(out.tobytes().decode("utf-8").split())
 
 

@@ -23,11 +23,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tether.flow._labels import TRUSTED, Label, join_all, label
+from tether.flow._matches import NOT_FOUND, Match
 from tether.flow._normalize import normalize, number_forms
-from tether.flow._provenance import NOT_FOUND, Match, ProvenanceIndex
+from tether.flow._provenance import ProvenanceIndex
 from tether.flow._taint import TaintMemory
 
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
+_CACHED_TEXT = 4096  # texts at least this long keep their normal form for a second use
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,7 @@ def _is_number(value: Any) -> bool:
 class FlowTracker:
     """Provenance of one session: sources, context label, values sent out, output taint."""
 
-    __slots__ = ("_memo", "context", "context_sources", "index", "limits", "taint")
+    __slots__ = ("_last_norm", "_memo", "context", "context_sources", "index", "limits", "taint")
 
     def __init__(self, limits: FlowLimits | None = None) -> None:
         self.limits = limits if limits is not None else FlowLimits()
@@ -130,6 +132,18 @@ class FlowTracker:
         self._memo: dict[tuple[type, Any], Origin] = {}
         # Origins computed since the sources or the context last changed (a check, then the same
         # values again when the call is counted and when its output is labelled).
+        self._last_norm: tuple[str, str] | None = None
+        # The last large text normalised, with its normal form: recording a result labels the
+        # output and then indexes the same string object, which need not be normalised twice.
+
+    def _normalized(self, text: str) -> str:
+        last = self._last_norm
+        if last is not None and last[0] is text:
+            return last[1]
+        norm = normalize(text)
+        if len(text) >= _CACHED_TEXT:
+            self._last_norm = (text, norm)
+        return norm
 
     # ------------------------------------------------------------------ feeding
 
@@ -141,7 +155,7 @@ class FlowTracker:
 
     def add_source(self, text: str, label: Label, event_id: str) -> None:
         """A text the agent read (a tool output, a user's message), labelled ``label``."""
-        self.index.add(text, label, event_id)
+        self.index.add(self._normalized(text), label, event_id, normalized=True)
         self._memo.clear()
         self._raise_context(label, event_id)
 
@@ -230,7 +244,7 @@ class FlowTracker:
         ``base`` joined with the label of every value sent out earlier, or in ``args`` (undeclared
         top-level names included, see :meth:`note_executed`), that the text carries."""
         echoes = list(self._leaf_pieces(args, declared)) if args is not None else []
-        return self.taint.taint(base, text, echoes)
+        return self.taint.taint(base, self._normalized(text), echoes, normalized=True)
 
     @property
     def work(self) -> int:
@@ -238,7 +252,7 @@ class FlowTracker:
 
         One unit is one byte of normalised text given to the index as a source (pinned or not,
         counted before any cap) or one character of a value folded into the taint memory (values
-        queued count when they are folded in, before the memory is next read; a value skipped as
+        staged count when they are folded in (fold points follow the values alone); a value skipped as
         already remembered counts nothing). Replaying events costs about as much as the work they cause, so a session that takes a
         snapshot every N units bounds what a resume replays by about N units, whatever the events."""
         return self.index.work + self.taint.work
