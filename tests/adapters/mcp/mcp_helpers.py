@@ -274,21 +274,23 @@ async def running(
     task: str = "dispatch",
     store: Any = None,
     capabilities: dict[str, Any] | None = None,
+    pins: bool = False,
+    hosted: Any = None,
 ) -> AsyncIterator[tuple[FakeClient, list[FakeServer]]]:
     """A proxy in process (wired as ``tether mcp`` wires it: its session, pins and scope detectors) in front of fake servers."""
     from tether import SQLiteStore
     from tether.adapters.mcp import ProxyConfig, ServeOptions
     from tether.adapters.mcp._catalog import ServerConn
-    from tether.adapters.mcp._pins import PinFilter
+    from tether.adapters.mcp._pins import PinBook, PinFilter
     from tether.adapters.mcp._serve import Hosted
     from tether.policy import Policy
 
     client_link = MemoryLink()
+    store = store or SQLiteStore(":memory:")
     servers = [n if isinstance(n, FakeServer) else FakeServer(n) for n in names]
-    conns = [ServerConn(s.name if gateway else "", s.name, s.link, PinFilter(None)) for s in servers]
-    hosted = Hosted.open(
-        Policy.from_yaml(policy), store or SQLiteStore(":memory:"), [], ServeOptions(task=task), gateway, io.StringIO()
-    )
+    conns = [ServerConn(s.name if gateway else "", s.name, s.link, PinFilter(PinBook(store, s.name) if pins else None)) for s in servers]
+    if hosted is None:
+        hosted = Hosted.open(Policy.from_yaml(policy), store, [], ServeOptions(task=task), gateway, io.StringIO())
     proxy_task = asyncio.create_task(hosted.run(client_link, conns, ProxyConfig(call_timeout_s=2, ask_timeout_s=0.5), gateway))
     tasks = [asyncio.create_task(s.serve()) for s in servers]
     client = FakeClient(client_link)
