@@ -1,13 +1,17 @@
 """The proxy's dispatch tables: which MCP method is handled how, and the protocol's lifecycle.
 
-Only what needs a guard is intercepted: ``initialize`` (pins on the
-server's instructions), ``tools/list`` (pins), ``tools/call`` (the guard),
-the server's sampling and elicitation requests (the guard), and the messages
-the model reads (recorded). The routing strategy (:mod:`._routing`,
-:mod:`._gateway`) adds the methods it answers and takes everything else;
-notifications pass on in both directions once recorded where they must be.
-As in the MCP SDK's ``request_handlers``, each method is one entry in a table,
-and :class:`~._peer.Peer` does the JSON-RPC plumbing around them.
+The tables are allow-lists (:mod:`._protocol`): a client request the
+protocol does not define is refused (unless the policy names it), a
+server's unknown request is refused and its unknown notification dropped,
+and a client notification that is not one (a request sent without an id)
+is dropped. Requests leave with only the ``params`` members their method
+defines. Guarded here: ``initialize`` (pins on the server's instructions),
+``tools/list`` (pins), ``tools/call`` (the guard), the server's sampling,
+elicitation and roots requests (the guard), and what the model reads
+(recorded). The routing strategy (:mod:`._routing`, :mod:`._gateway`) adds
+the methods it relays or answers. As in the MCP SDK's ``request_handlers``,
+each method is one entry in a table, and :class:`~._peer.Peer` does the
+JSON-RPC plumbing around them.
 """
 
 from __future__ import annotations

@@ -21,9 +21,14 @@ Server-initiated traffic is labelled as data flowing into and out of the model:
   checked before the client sees it, as a call of the tool
   ``elicitation/create`` with the request's params; the human's answer goes
   back unchecked (the human is the principal).
-- Logs (``notifications/message``), resource contents, resource updates and
-  prompts are untrusted sources. Progress messages and completions are shown
-  to the human only and are not recorded.
+- ``roots/list``: the client's answer is data leaving for the server, checked
+  as a call of ``roots/list`` before the server gets it.
+- The client's requests that carry data to a server (``resources/read``,
+  ``prompts/get``, ``completion/complete`` ...) are checked as calls of
+  pseudo-tools of their names (:meth:`Guarding.request`).
+- Logs (``notifications/message``), resource contents, resource updates,
+  prompts, listings and task statuses are untrusted sources. Progress
+  messages and completions are shown to the human only and are not recorded.
 """
 
 from __future__ import annotations
