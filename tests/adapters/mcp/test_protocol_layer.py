@@ -175,12 +175,8 @@ def test_tools_call_forwards_name_arguments_and_the_progress_token_only(extra: d
     async def go() -> None:
         async with running([server()], gateway=False, policy=TOOLS_POLICY) as (client, [s]):
             answer = await call(client, 1, "echo", {"text": "hi"}, **extra)
-            if set(extra) - {"_meta"}:
-                assert answer["error"]["code"] == -32602 and "context" in answer["error"]["message"]
-                assert not s.got("tools/call")
-            else:
-                assert answer["result"]["echoed"] == "tools/call"
-                assert s.got("tools/call")[0]["params"] == {"name": "echo", "arguments": {"text": "hi"}, "_meta": {"progressToken": 7}}
+            assert answer["result"]["echoed"] == "tools/call"
+            assert s.got("tools/call")[0]["params"] == {"name": "echo", "arguments": {"text": "hi"}, "_meta": {"progressToken": 7}}
             assert IBAN not in json.dumps(s.received)
 
     asyncio.run(go())
@@ -196,12 +192,16 @@ def test_tools_call_forwards_name_arguments_and_the_progress_token_only(extra: d
         ("tasks/get", {"taskId": "t", "extra": IBAN}),
     ],
 )
-def test_every_forwarded_request_refuses_members_the_guard_does_not_check(method: str, params: dict[str, Any]) -> None:
+def test_every_forwarded_request_drops_members_the_guard_does_not_check(method: str, params: dict[str, Any]) -> None:
+    policy = "tether: 1\nname: m\ntools:\n  resources/read: {effect: read, args: {uri: {type: string}}}\n"
+    policy += "  prompts/get: {effect: read, args: {name: {type: string}, arguments: {type: object}}}\n"
+
     async def go() -> None:
-        async with running([server()], gateway=False) as (client, [s]):
-            await client.send({"id": 1, "method": method, "params": params})
-            assert (await client.answer(1))["error"]["code"] == -32602
-            assert not s.got(method)
+        async with running([server()], gateway=False, policy=policy) as (client, [s]):
+            await client.send({"id": 1, "method": method, "params": {**params, "_meta": {"progressToken": 1, "x": IBAN}}})
+            assert "result" in await client.answer(1)
+            assert set(s.got(method)[0]["params"]) <= {"uri", "name", "arguments", "cursor", "level", "taskId", "_meta"}
+            assert IBAN not in json.dumps(s.received)
 
     asyncio.run(go())
 

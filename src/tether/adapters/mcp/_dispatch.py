@@ -84,11 +84,11 @@ class Dispatcher:
         method = msg.method
         members = CLIENT_REQUESTS.get(method)
         if members is not None:
-            reduced = reduce_request(method, msg.params, members)
-            if isinstance(reduced, str):
-                self._guarding.say(f"refused a client's {method}: {reduced}")
-                await self._peer.reply_error(msg.id, INVALID_PARAMS, reduced)
-                return
+            reduced, dropped = reduce_request(msg.params, members)
+            if dropped:
+                self._guarding.say(
+                    f"dropped {', '.join(map(repr, dropped))} from the client's {method}: not a member Tether checks and forwards"
+                )
             msg = with_params(msg, reduced)
         if method == "initialize":
             if self._init_started:

@@ -5,11 +5,12 @@ handled only when it is named here (or, for a method MCP does not define,
 when the policy names it as a pseudo-tool, see :func:`relayed_method`), and a
 request leaves for a server only with the members of ``params`` this table
 names for it: what the guard checked, plus what the protocol needs to work
-(ids the server issued, cursors, a progress token in ``_meta``). Anything
-else in a request is refused (``-32602``): nothing in the protocol puts it
-there, so it can only be data the guard did not see. A notification cannot be
-refused, so it is reduced to its members, or dropped when its method is not
-a notification of that direction (a request sent without an id included).
+(ids the server issued, cursors, a progress token in ``_meta``). Any other
+member is dropped (and logged) rather than refused: real clients add members
+of their own (the TypeScript SDK sends ``task`` with ``tasks/get``), and
+dropping them is enough to keep unchecked data from leaving. A notification
+is reduced the same way, or dropped whole when its method is not a
+notification of that direction (a request sent without an id included).
 """
 
 from __future__ import annotations
@@ -84,17 +85,14 @@ UNRECORDED = frozenset({"completion/complete", "ping", "logging/setLevel", "reso
 """Relayed requests whose answers the model does not read (completion values are shown to the human)."""
 
 
-def reduce_request(method: str, params: Mapping[str, Any], members: tuple[str, ...]) -> dict[str, Any] | str:
-    """``params`` with only ``members`` and the protocol's ``_meta``; a message naming the first other member."""
-    extra = sorted(k for k in params if k not in members and k != "_meta")
-    if extra:
-        allowed = ", ".join([*members, "_meta.progressToken"])
-        return f"Invalid params: Tether does not forward {extra[0]!r} in {method} (it carries only what the guard checks: {allowed})"
+def reduce_request(params: Mapping[str, Any], members: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
+    """``params`` with only ``members`` and the protocol's ``_meta``, and the names of the members dropped."""
+    dropped = sorted(k for k in params if k not in members and k != "_meta")
     out = {k: params[k] for k in members if k in params}
     meta = reduce_meta(params.get("_meta"))
     if meta:
         out["_meta"] = meta
-    return out
+    return out, dropped
 
 
 def reduce_meta(meta: Any) -> dict[str, Any]:
