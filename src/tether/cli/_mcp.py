@@ -91,6 +91,11 @@ def _task(task: str | None, task_file: str | None) -> str | None:
 @_servers_options
 @click.option("--http", "http_port", type=int, default=None, help="Serve the proxy over streamable HTTP on this port (default: stdio).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address for --http.")
+@click.option(
+    "--session-per-connection",
+    is_flag=True,
+    help="With --http: a Tether session per MCP connection (default: one for the principal, so budgets span connections).",
+)
 @click.option("--task", default=None, help="The user's trusted task text for the session (values in it are trusted).")
 @click.option("--task-file", type=click.Path(dir_okay=False), default=None, help="Read more trusted task text from this file.")
 @click.option("--principal", default="user", show_default=True, help="Who the agent acts for.")
@@ -117,6 +122,7 @@ def run_cmd(
     gateway_file: str | None,
     http_port: int | None,
     host: str,
+    session_per_connection: bool,
     task: str | None,
     task_file: str | None,
     principal: str,
@@ -152,6 +158,7 @@ def run_cmd(
         pins=not no_pins,
         pin_key=pin_key,
         gateway=bool(server_specs or gateway_file),
+        session_per_connection=session_per_connection,
     )
     config = ProxyConfig(call_timeout_s=call_timeout, ask_timeout_s=ask_timeout, elicit=not no_elicit, hide_denied=hide_denied)
     import asyncio
@@ -204,7 +211,10 @@ def policy_init_cmd(
     tools = [{**t, "name": f"{u.name}__{t['name']}"} if gateway else t for u, li in zip(upstreams, listings, strict=True) for t in li.tools]
     server_name = "gateway" if gateway else str(listings[0].server_info.get("name") or "mcp-server")
     source = ", ".join(u.describe() for u in upstreams)
-    text = starting_policy(name or server_name, tools, default="deny" if default == "deny" else "ask", source=source)
+    prefixes = [f"{u.name}__" if gateway else "" for u in upstreams]
+    text = starting_policy(
+        name or server_name, tools, default="deny" if default == "deny" else "ask", source=source, pseudo_prefixes=prefixes
+    )
     Policy.from_yaml(text, source="<generated>")  # what we write must load
     if output is None:
         click.echo(text, nl=False)

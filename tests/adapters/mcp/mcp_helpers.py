@@ -10,6 +10,7 @@ CLI) go into a cache directory (``$TETHER_TEST_CACHE`` or
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import queue
@@ -198,3 +199,109 @@ class MemoryLink:
 
     async def close(self) -> None:
         return None
+
+
+class FakeServer:
+    """An MCP server in process: answers initialize and lists (``answers`` overrides any method's result);
+    echoes the method (and id) of any other request; keeps everything it received."""
+
+    def __init__(self, name: str, answers: dict[str, Any] | None = None, caps: dict[str, Any] | None = None) -> None:
+        self.link = MemoryLink()
+        self.name = name
+        self.answers = dict(answers or {})
+        self.caps = caps or {"tools": {}, "prompts": {}, "resources": {}, "completions": {}, "logging": {}}
+        self.received: list[dict[str, Any]] = []
+
+    async def serve(self) -> None:
+        while True:
+            msg = await self.link.outbox.get()
+            self.received.append(msg)
+            rid, method = msg.get("id"), msg.get("method")
+            if rid is None or method is None:
+                continue
+            if method in self.answers:
+                result: Any = self.answers[method]
+            elif method == "initialize":
+                result = {"protocolVersion": "2025-11-25", "capabilities": self.caps, "serverInfo": {"name": self.name, "version": "1"}}
+            elif method == "tools/list":
+                result = {"tools": []}
+            elif method == "prompts/list":
+                result = {"prompts": [{"name": "p"}]}
+            else:
+                result = {"echoed": method, "id": rid}
+            await self.link.inbox.put(json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}).encode())
+
+    def got(self, method: str) -> list[dict[str, Any]]:
+        """The messages of ``method`` this server received."""
+        return [m for m in self.received if m.get("method") == method]
+
+
+class FakeClient:
+    """The client's end of an in-process proxy: send a message, read until the answer to an id (or a request) arrives."""
+
+    def __init__(self, link: MemoryLink) -> None:
+        self.link = link
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        await self.link.inbox.put(json.dumps({"jsonrpc": "2.0", **msg}).encode())
+
+    async def answer(self, id_: Any) -> dict[str, Any]:
+        async with asyncio.timeout(5):
+            while True:
+                msg = await self.link.outbox.get()
+                if "method" not in msg and msg.get("id") == id_:
+                    return msg
+
+    async def request(self) -> dict[str, Any]:
+        async with asyncio.timeout(5):
+            while True:
+                msg = await self.link.outbox.get()
+                if "method" in msg and "id" in msg:
+                    return msg
+
+
+DISPATCH_POLICY = "tether: 1\nname: dispatch\ntools: {}\n"
+INIT = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+
+
+@asynccontextmanager
+async def running(
+    names: list[str] | list[FakeServer],
+    *,
+    gateway: bool,
+    initialize: bool = True,
+    policy: str = DISPATCH_POLICY,
+    task: str = "dispatch",
+    store: Any = None,
+    capabilities: dict[str, Any] | None = None,
+    pins: bool = False,
+    hosted: Any = None,
+) -> AsyncIterator[tuple[FakeClient, list[FakeServer]]]:
+    """A proxy in process (wired as ``tether mcp`` wires it: its session, pins and scope detectors) in front of fake servers."""
+    from tether import SQLiteStore
+    from tether.adapters.mcp import ProxyConfig, ServeOptions
+    from tether.adapters.mcp._catalog import ServerConn
+    from tether.adapters.mcp._pins import PinBook, PinFilter
+    from tether.adapters.mcp._serve import Hosted
+    from tether.policy import Policy
+
+    client_link = MemoryLink()
+    store = store or SQLiteStore(":memory:")
+    servers = [n if isinstance(n, FakeServer) else FakeServer(n) for n in names]
+    conns = [ServerConn(s.name if gateway else "", s.name, s.link, PinFilter(PinBook(store, s.name) if pins else None)) for s in servers]
+    if hosted is None:
+        hosted = Hosted.open(Policy.from_yaml(policy), store, [], ServeOptions(task=task), gateway, io.StringIO())
+    proxy_task = asyncio.create_task(hosted.run(client_link, conns, ProxyConfig(call_timeout_s=2, ask_timeout_s=0.5), gateway))
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    client = FakeClient(client_link)
+    try:
+        if initialize:
+            await client.send({"id": "init", "method": "initialize", "params": {**INIT, "capabilities": capabilities or {}}})
+            assert "result" in await client.answer("init")
+            await client.send({"method": "notifications/initialized"})
+        yield client, servers
+    finally:
+        await client_link.inbox.put(None)
+        await asyncio.wait_for(proxy_task, 5)
+        for task_ in tasks:
+            task_.cancel()

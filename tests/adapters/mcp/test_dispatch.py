@@ -5,115 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-from mcp_helpers import MemoryLink
-
-from tether import Guard, SQLiteStore
-from tether.adapters.mcp import ProxyConfig
-from tether.adapters.mcp._catalog import ServerConn
-from tether.adapters.mcp._pins import PinFilter
-from tether.adapters.mcp._proxy import Proxy
-from tether.policy import Policy
-
-POLICY = Policy.from_yaml("tether: 1\nname: dispatch\ntools: {}\n")
-INIT = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+from mcp_helpers import INIT, running
 
 
-class FakeServer:
-    """Answers initialize and lists; echoes the method (and id) of any other request; keeps what it received."""
-
-    def __init__(self, name: str) -> None:
-        self.link = MemoryLink()
-        self.name = name
-        self.received: list[dict[str, Any]] = []
-
-    async def serve(self) -> None:
-        while True:
-            msg = await self.link.outbox.get()
-            self.received.append(msg)
-            rid, method = msg.get("id"), msg.get("method")
-            if rid is None or method is None:
-                continue
-            if method == "initialize":
-                caps = {"tools": {}, "prompts": {}}
-                result: Any = {"protocolVersion": "2025-11-25", "capabilities": caps, "serverInfo": {"name": self.name, "version": "1"}}
-            elif method == "tools/list":
-                result = {"tools": []}
-            elif method == "prompts/list":
-                result = {"prompts": [{"name": "p"}]}
-            else:
-                result = {"echoed": method, "id": rid}
-            await self.link.inbox.put(json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}).encode())
-
-
-class Client:
-    """The client's end: send a message, read until the answer to an id (or a request) arrives."""
-
-    def __init__(self, link: MemoryLink) -> None:
-        self.link = link
-
-    async def send(self, msg: dict[str, Any]) -> None:
-        await self.link.inbox.put(json.dumps({"jsonrpc": "2.0", **msg}).encode())
-
-    async def answer(self, id_: Any) -> dict[str, Any]:
-        async with asyncio.timeout(5):
-            while True:
-                msg = await self.link.outbox.get()
-                if "method" not in msg and msg.get("id") == id_:
-                    return msg
-
-    async def request(self) -> dict[str, Any]:
-        async with asyncio.timeout(5):
-            while True:
-                msg = await self.link.outbox.get()
-                if "method" in msg and "id" in msg:
-                    return msg
-
-
-@asynccontextmanager
-async def running(names: list[str], *, gateway: bool, initialize: bool = True) -> AsyncIterator[tuple[Client, list[FakeServer]]]:
-    client_link = MemoryLink()
-    servers = [FakeServer(n) for n in names]
-    conns = [ServerConn(s.name if gateway else "", s.name, s.link, PinFilter(None)) for s in servers]
-    session = Guard(POLICY, SQLiteStore(":memory:")).start_session("dispatch")
-    proxy = Proxy(client_link, conns, session, POLICY, config=ProxyConfig(call_timeout_s=2), db_path=":memory:", gateway=gateway)
-    tasks = [asyncio.create_task(proxy.run()), *(asyncio.create_task(s.serve()) for s in servers)]
-    client = Client(client_link)
-    try:
-        if initialize:
-            await client.send({"id": "init", "method": "initialize", "params": INIT})
-            assert "result" in await client.answer("init")
-            await client.send({"method": "notifications/initialized"})
-        yield client, servers
-    finally:
-        await client_link.inbox.put(None)
-        await asyncio.wait_for(tasks[0], 5)
-        for task in tasks[1:]:
-            task.cancel()
-
-
-def test_a_lone_server_gets_what_the_table_does_not_handle_as_it_came() -> None:
+def test_a_lone_server_gets_the_methods_the_protocol_defines_and_nothing_else() -> None:
     async def go() -> None:
         async with running(["s"], gateway=False) as (client, [server]):
             await client.send({"id": 5, "method": "vendor/anything", "params": {"x": 1}})
-            assert (await client.answer(5))["result"] == {"echoed": "vendor/anything", "id": 5}
-            sent = next(m for m in server.received if m.get("method") == "vendor/anything")
-            assert sent == {"jsonrpc": "2.0", "id": 5, "method": "vendor/anything", "params": {"x": 1}}  # the client's id, unchanged
+            refused = (await client.answer(5))["error"]
+            assert refused["code"] == -32601 and "vendor/anything" in refused["message"]
             await client.send({"id": 6, "method": "ping"})
             assert (await client.answer(6))["result"] == {"echoed": "ping", "id": 6}  # after initialize, the server answers ping
+            await client.send({"id": 7, "method": "logging/setLevel", "params": {"level": "info"}})
+            assert (await client.answer(7))["result"]["echoed"] == "logging/setLevel"
+            sent = next(m for m in server.received if m.get("method") == "logging/setLevel")
+            assert sent == {"jsonrpc": "2.0", "id": 7, "method": "logging/setLevel", "params": {"level": "info"}}  # the client's id
+            assert not any(m.get("method") == "vendor/anything" for m in server.received)
 
     asyncio.run(go())
 
 
 def test_a_gateway_answers_what_no_single_server_owns_and_merges_lists() -> None:
     async def go() -> None:
-        async with running(["a", "b"], gateway=True) as (client, servers):
+        policy = "tether: 1\nname: gw\ntools:\n  b__prompts/get: {effect: read, args: {name: {type: string}}}\n"
+        async with running(["a", "b"], gateway=True, policy=policy) as (client, servers):
             await client.send({"id": 1, "method": "vendor/anything"})
             refused = (await client.answer(1))["error"]
-            assert refused["code"] == -32601 and "cannot route" in refused["message"]
+            assert refused["code"] == -32601 and "vendor/anything" in refused["message"]
             await client.send({"id": 2, "method": "ping"})
             assert (await client.answer(2))["result"] == {}
             await client.send({"id": 3, "method": "prompts/list"})
@@ -145,7 +64,8 @@ def test_before_initialize_only_ping_is_answered_and_a_pending_id_cannot_be_reus
 
 def test_a_servers_request_reaches_the_client_under_a_proxy_id_and_the_answer_goes_back_under_its_own() -> None:
     async def go() -> None:
-        async with running(["s"], gateway=False) as (client, [server]):
+        policy = "tether: 1\nname: roots\ntools:\n  roots/list: {effect: read, additional_args: allow}\n"
+        async with running(["s"], gateway=False, policy=policy) as (client, [server]):
             await server.link.inbox.put(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "roots/list"}).encode())
             asked = await client.request()
             assert asked["method"] == "roots/list" and str(asked["id"]).startswith("tether-")

@@ -94,7 +94,7 @@ def test_the_docs_show_this_policy_and_task() -> None:
 
 def test_the_docs_sampling_policy_and_gateway_file_load(tmp_path: Path) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.DOTALL)
-    fragment = next(b for b in blocks if b.startswith("tools:"))
+    fragment = next(b for b in blocks if b.startswith("tools:") and "sampling/createMessage" in b)
     assert set(Policy.from_yaml("tether: 1\nname: docs\n" + fragment).tools) == {"sampling/createMessage", "elicitation/create"}
     gateway = tmp_path / "gateway.yaml"
     gateway.write_text(next(b for b in blocks if b.startswith("servers:")))

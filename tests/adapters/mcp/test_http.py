@@ -79,7 +79,7 @@ def test_upstream_url_and_proxy_over_http(tmp_path: Path) -> None:
     }
     assert all(e.label.untrusted for e in sources.values())
     assert "PINEAPPLE" in sources["mcp resource toy://readme"].text
-    assert [e.verdict for e in events if e.kind == "decision"] == ["allow", "deny"]
+    assert [e.verdict for e in events if e.kind == "decision"] == ["allow", "deny", "allow"]  # the last: resources/read
     assert run_tether("audit", "verify", "--db", str(db)).returncode == 0
 
 

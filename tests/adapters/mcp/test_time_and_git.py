@@ -133,9 +133,12 @@ def test_policy_init_writes_a_loadable_starting_policy(tmp_path: Path) -> None:
     done = run_tether("mcp", "policy-init", "-o", str(out), "--", venv_bin("mcp-server-time"))
     assert done.returncode == 0, done.stderr
     policy = Policy.from_file(out)
-    assert set(policy.spec.tools) == {"get_current_time", "convert_time"}
-    for tool in policy.spec.tools.values():
-        assert tool.effect == "write" and tool.ask and tool.ask[0].when.always
+    protocol = {"resources/read", "resources/subscribe", "resources/unsubscribe", "prompts/get", "completion/complete", "roots/list"}
+    protocol |= {"sampling/createMessage", "elicitation/create"}
+    assert set(policy.spec.tools) == {"get_current_time", "convert_time", *protocol}  # the data paths are named too
+    for name, tool in policy.spec.tools.items():
+        assert tool.ask and tool.ask[0].when.always
+        assert tool.effect == "write" or name in protocol
     assert policy.spec.tools["convert_time"].args["time"].required
     assert "readOnlyHint" in out.read_text()  # shown as a comment, not trusted
     denied = run_tether("mcp", "policy-init", "--default", "deny", "--", venv_bin("mcp-server-time"))

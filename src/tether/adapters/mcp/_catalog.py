@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether._decision import ToolCall
-from tether.adapters.mcp._config import PSEUDO_TOOLS
+from tether.adapters.mcp._config import ELICITATION, PSEUDO_TOOLS, SAMPLING
 from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._links import Link
 from tether.adapters.mcp._pins import INSTRUCTIONS, PinFilter, ToolDefinition
+from tether.adapters.mcp._scope import DefinitionScope
 from tether.flow import TRUSTED, UNTRUSTED
 from tether.monitor import Finding
 from tether.policy import Policy
@@ -88,6 +89,8 @@ class Catalog:
         """Which server runs each task a task-augmented tool call started."""
         self.listed = asyncio.Event()
         """Set once the first tool listing is done (calls wait for it, so pins are known)."""
+        self.scope: DefinitionScope | None = None
+        """Where approved definition text is noted as its server's (so it grounds values for that server only)."""
         self._recorded: set[tuple[str, str]] = set()
         self._refreshing: asyncio.Future[list[dict[str, Any]]] | None = None
 
@@ -120,14 +123,28 @@ class Catalog:
         are not tool calls of that server and pass; any other name must be a
         tool the server listed, with its definition pinned.
         """
-        if call.id in self._guarding.server_calls:
-            return None
         tool = str(call.tool)
         target = self.split(tool)
+        if call.id in self._guarding.server_calls:
+            # Protocol requests are default-deny: only sampling and elicitation fall back to the
+            # policy's default (ask); any other must be named by the policy.
+            own = target[1] if target is not None else tool
+            if own in (SAMPLING, ELICITATION) or self.policy_names(tool):
+                return None
+            return Finding("deny", f"the policy does not name {tool!r}; requests at the protocol layer pass only when it does")
         if target is None:
             return Finding("deny", f"no MCP server behind this proxy offers a tool named {tool!r}")
         server, name = target
         return server.pins.finding(name)
+
+    def policy_names(self, tool: str) -> bool:
+        """Whether the policy names ``tool`` itself (not through its ``default``)."""
+        return tool in self._policy.tools
+
+    def server_of(self, call: ToolCall) -> str | None:
+        """The gateway name of the server a call (or pseudo-call) goes to (None: no server)."""
+        target = self.split(str(call.tool))
+        return None if target is None else target[0].name
 
     # ------------------------------------------------------------ tools
 
@@ -199,7 +216,11 @@ class Catalog:
                 continue
             self._recorded.add((str(trusted), text))
             what = "approved by a human" if trusted else "not reviewed by a human"
-            self._guarding.add_source(text, f"mcp tool definitions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED)
+            event = self._guarding.add_source_event(
+                text, f"mcp tool definitions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED
+            )
+            if trusted and event is not None and self.scope is not None:
+                self.scope.note(event, server.name)
 
     def _never_allowed(self, name: str) -> bool:
         """True when the policy denies ``name`` whatever the arguments (for ``--hide-denied``)."""

@@ -12,8 +12,20 @@ SAMPLING = "sampling/createMessage"
 """Policy tool name of the model's answers to a server's sampling requests."""
 ELICITATION = "elicitation/create"
 """Policy tool name of a server's questions to the human."""
-PSEUDO_TOOLS = (SAMPLING, ELICITATION)
-"""Names a server may not list as tools: the policy uses them for server-initiated requests."""
+ROOTS = "roots/list"
+"""Policy tool name of the client's answers to a server's ``roots/list`` (the roots it sends the server)."""
+PSEUDO_TOOLS = (
+    SAMPLING,
+    ELICITATION,
+    ROOTS,
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/get",
+    "completion/complete",
+)
+"""Names a server may not list as tools: the policy uses them for the protocol's data paths
+(the server's requests, and the client's requests that carry data to a server)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

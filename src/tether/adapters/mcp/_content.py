@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from tether.flow import walk_leaves
+
 
 def tool_error(text: str) -> dict[str, Any]:
     """A ``tools/call`` result that tells the agent the call failed, and why."""
@@ -75,3 +77,11 @@ def prompt_text(result: Mapping[str, Any]) -> str:
         if isinstance(content, dict):
             parts.append(block_text(content))
     return "\n".join(p for p in parts if p)
+
+
+def listing_text(result: Mapping[str, Any]) -> str:
+    """Every string in a listing or status answer as ``path: value`` lines (names, titles, descriptions,
+    URIs, status messages...): the model may read any of them, so all are indexed unescaped."""
+    leaves: list[tuple[str, Any]] = []
+    walk_leaves({k: v for k, v in result.items() if k not in ("nextCursor", "_meta")}, "", leaves)
+    return "\n".join(f"{path.lstrip('.')}: {value}" for path, value in leaves if isinstance(value, str) and value)

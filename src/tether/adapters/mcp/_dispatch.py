@@ -1,13 +1,17 @@
 """The proxy's dispatch tables: which MCP method is handled how, and the protocol's lifecycle.
 
-Only what needs a guard is intercepted: ``initialize`` (pins on the
-server's instructions), ``tools/list`` (pins), ``tools/call`` (the guard),
-the server's sampling and elicitation requests (the guard), and the messages
-the model reads (recorded). The routing strategy (:mod:`._routing`,
-:mod:`._gateway`) adds the methods it answers and takes everything else;
-notifications pass on in both directions once recorded where they must be.
-As in the MCP SDK's ``request_handlers``, each method is one entry in a table,
-and :class:`~._peer.Peer` does the JSON-RPC plumbing around them.
+The tables are allow-lists (:mod:`._protocol`): a client request the
+protocol does not define is refused (unless the policy names it), a
+server's unknown request is refused and its unknown notification dropped,
+and a client notification that is not one (a request sent without an id)
+is dropped. Requests leave with only the ``params`` members their method
+defines. Guarded here: ``initialize`` (pins on the server's instructions),
+``tools/list`` (pins), ``tools/call`` (the guard), the server's sampling,
+elicitation and roots requests (the guard), and what the model reads
+(recorded). The routing strategy (:mod:`._routing`, :mod:`._gateway`) adds
+the methods it relays or answers. As in the MCP SDK's ``request_handlers``,
+each method is one entry in a table, and :class:`~._peer.Peer` does the
+JSON-RPC plumbing around them.
 """
 
 from __future__ import annotations
@@ -20,11 +24,22 @@ from typing import Any
 
 from tether._decision import ToolCall
 from tether.adapters.mcp._catalog import Catalog, ServerConn
-from tether.adapters.mcp._config import ELICITATION, SAMPLING, UpstreamFailure
+from tether.adapters.mcp._config import ELICITATION, ROOTS, SAMPLING, UpstreamFailure
+from tether.adapters.mcp._content import listing_text
 from tether.adapters.mcp._guarding import Guarding, without_task_requests
 from tether.adapters.mcp._jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message
 from tether.adapters.mcp._peer import Peer, ToClient
 from tether.adapters.mcp._pins import INSTRUCTIONS, ToolDefinition
+from tether.adapters.mcp._protocol import (
+    CLIENT_NOTIFICATIONS,
+    CLIENT_REQUESTS,
+    SERVER_NOTIFICATIONS,
+    SERVER_REQUESTS,
+    reduce_notification,
+    reduce_request,
+    unknown_params,
+    with_params,
+)
 from tether.adapters.mcp._routing import Handler, InitFailure, Routing
 from tether.flow import TRUSTED, UNTRUSTED
 
@@ -53,8 +68,10 @@ class Dispatcher:
         self._server_requests: dict[str, ServerHandler] = {
             SAMPLING: lambda tool, params, to_client: guarding.sampling(tool, params, to_client, related=None),
             ELICITATION: lambda tool, params, to_client: guarding.elicitation(tool, params, to_client, related=None),
+            ROOTS: lambda tool, params, to_client: guarding.roots(tool, params, to_client, related=None),
         }
         self._server_notifications: dict[str, NotificationHandler] = {
+            "notifications/tasks/status": self._task_status,
             "notifications/message": self._server_log,
             "notifications/resources/updated": self._resource_updated,
             "notifications/tools/list_changed": self._tools_changed,
@@ -63,8 +80,16 @@ class Dispatcher:
     # ------------------------------------------------------------ from the client
 
     async def client_request(self, msg: Message) -> None:
-        """Answer a client request now, or start its handler in its own task."""
+        """Answer a client request now, or start its handler in its own task; an unknown method is refused."""
         method = msg.method
+        members = CLIENT_REQUESTS.get(method)
+        if members is not None:
+            reduced, dropped = reduce_request(msg.params, members)
+            if dropped:
+                self._guarding.say(
+                    f"dropped {', '.join(map(repr, dropped))} from the client's {method}: not a member Tether checks and forwards"
+                )
+            msg = with_params(msg, reduced)
         if method == "initialize":
             if self._init_started:
                 await self._peer.reply_error(msg.id, INVALID_REQUEST, "Invalid Request: the session is already initialised")
@@ -81,8 +106,23 @@ class Dispatcher:
                 await self._peer.reply_error(msg.id, INVALID_REQUEST, f"Invalid Request: {method} before initialize completed")
         elif method in self._requests:
             self._peer.start(msg, self._requests[method](msg))
+        elif members is None and self._catalog.policy_names(method):
+            self._peer.start(msg, self._routing.fallback(with_params(msg, unknown_params(msg.params))))
         else:
-            await self._routing.fallback(msg)
+            self._guarding.say(f"refused the client's request {method!r}: not a method Tether knows (nor one the policy names)")
+            await self._peer.reply_error(msg.id, METHOD_NOT_FOUND, f"Method not found: Tether does not relay {method!r}")
+
+    def pass_notification(self, msg: Message) -> Message | None:
+        """The client's notification as it may pass on (reduced to its members), or None: dropped.
+
+        A request method sent as a notification is dropped here: it would reach every server
+        with no id to answer and without the check its request gets.
+        """
+        members = CLIENT_NOTIFICATIONS.get(msg.method)
+        if members is None:
+            self._guarding.say(f"dropped the client's notification {msg.method!r}: not a notification Tether passes on")
+            return None
+        return with_params(msg, reduce_notification(msg.params, members))
 
     async def client_notification(self, msg: Message) -> None:
         """Once the client is initialised, the tools are listed (so pins are known before the first call)."""
@@ -92,14 +132,25 @@ class Dispatcher:
     # ------------------------------------------------------------ from a server
 
     async def server_request(self, server: ServerConn, method: str, params: dict[str, Any], to_client: ToClient) -> dict[str, Any]:
-        """Guard a server's sampling and elicitation requests; pass any other on to the client."""
+        """Guard a server's sampling, elicitation and roots requests; pass ``ping`` on; refuse any other
+        unless the policy names it (then it is checked like a call first)."""
+        tool = self._catalog.pseudo_tool(server, method)
         handler = self._server_requests.get(method)
-        if handler is None:
+        if handler is not None:
+            return await handler(tool, params, to_client)
+        if method in SERVER_REQUESTS:
             return await to_client()
-        return await handler(self._catalog.pseudo_tool(server, method), params, to_client)
+        if not self._catalog.policy_names(tool):
+            self._guarding.say(f"refused {server.label}'s request {method!r}: not a method Tether knows (nor one the policy names)")
+            return {"error": {"code": METHOD_NOT_FOUND, "message": f"Method not found: Tether does not relay {method!r}"}}
+        refusal = await self._guarding.request(tool, {k: v for k, v in params.items() if k != "_meta"}, related=None)
+        return refusal if refusal is not None else await to_client()
 
     async def server_notification(self, server: ServerConn, msg: Message) -> bool:
         """Record what the model will read; False withholds the notification from the client."""
+        if msg.method not in SERVER_NOTIFICATIONS:
+            self._guarding.say(f"dropped {server.label}'s notification {msg.method!r}: not a notification Tether passes on")
+            return False
         handler = self._server_notifications.get(msg.method)
         return True if handler is None else handler(server, msg.params)
 
@@ -107,6 +158,10 @@ class Dispatcher:
         data = params.get("data")
         text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
         return self._guarding.add_source(text, f"mcp log from {server.label} ({params.get('level')}, {params.get('logger') or '-'})")
+
+    def _task_status(self, server: ServerConn, params: Mapping[str, Any]) -> bool:
+        text = listing_text(params)
+        return self._guarding.add_source(text, f"mcp task status from {server.label}") if text else True
 
     def _resource_updated(self, server: ServerConn, params: Mapping[str, Any]) -> bool:
         what = " ".join(str(params.get(k)) for k in ("uri", "title") if params.get(k) is not None)
@@ -163,10 +218,13 @@ class Dispatcher:
         if text:
             trusted = self._catalog.instructions_label(server)
             what = "approved by a human" if trusted else "not reviewed by a human"
-            if not self._guarding.add_source(
+            event = self._guarding.add_source_event(
                 text, f"mcp server instructions of {server.label} ({what})", TRUSTED if trusted else UNTRUSTED
-            ):
+            )
+            if event is None:
                 return None
+            if trusted and self._catalog.scope is not None:
+                self._catalog.scope.note(event, server.name)
         return text
 
     # ------------------------------------------------------------ tools
@@ -202,7 +260,7 @@ class Dispatcher:
             if target is None:
                 raise UpstreamFailure(f"no MCP server behind this proxy offers a tool named {name!r}")
             server, own = target
-            out = params if own == name else {**params, "name": own}
+            out = {**params, "name": own}  # already reduced to what the guard checked (client_request)
             answer = await self._peer.call_server(server, msg.id, "tools/call", out, self._peer.config.call_timeout_s)
             task = answer.get("result", {}).get("task") if isinstance(answer.get("result"), dict) else None
             if isinstance(task, dict) and isinstance(task.get("taskId"), str):

@@ -19,6 +19,7 @@ from tether.adapters.mcp._config import UpstreamFailure
 from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, obj
 from tether.adapters.mcp._peer import Peer
+from tether.adapters.mcp._protocol import GUARDED_REQUESTS, guarded_args
 from tether.adapters.mcp._routing import Handler, InitFailure
 
 _LISTS = {
@@ -51,7 +52,7 @@ class GatewayRouting:
         }
 
     async def fallback(self, msg: Message) -> None:
-        """A method no single server can take is refused."""
+        """A method MCP does not define is refused even when the policy names it: no single server owns it."""
         await self._peer.reply_error(msg.id, METHOD_NOT_FOUND, f"Method not found: the gateway cannot route {msg.method!r} to one server")
 
     # ------------------------------------------------------------ handlers
@@ -65,7 +66,18 @@ class GatewayRouting:
         if target is None:
             await self._peer.reply_error(msg.id, INVALID_PARAMS, f"Invalid params: no prompt named {params.get('name')!r}")
             return
-        await self._peer.relay(target[0], msg, self._guarding.post_for(msg), {**params, "name": target[1]})
+        await self._checked_relay(target[0], msg, {**params, "name": target[1]})
+
+    async def _checked_relay(self, server: ServerConn, msg: Message, params: dict[str, Any] | None = None) -> None:
+        """Relay to ``server``; a request that carries data is checked first as ``<server>__<method>``."""
+        sent = msg.params if params is None else params
+        if msg.method in GUARDED_REQUESTS:
+            tool = self._catalog.pseudo_tool(server, msg.method)
+            refusal = await self._guarding.request(tool, guarded_args(msg.method, sent), related=msg.id)
+            if refusal is not None:
+                await self._peer.reply(msg.id, refusal)
+                return
+        await self._peer.relay(server, msg, self._guarding.post_for(msg, server.label), params)
 
     async def _resource(self, msg: Message) -> None:
         uri = msg.params.get("uri")
@@ -73,7 +85,7 @@ class GatewayRouting:
         if owner is None:
             await self._peer.reply_error(msg.id, INVALID_PARAMS, f"Invalid params: no server behind this gateway lists {uri!r}")
             return
-        await self._peer.relay(owner, msg, self._guarding.post_for(msg))
+        await self._checked_relay(owner, msg)
 
     async def _task(self, msg: Message) -> None:
         task_id = msg.params.get("taskId")
@@ -81,7 +93,7 @@ class GatewayRouting:
         if owner is None:
             await self._peer.reply_error(msg.id, INVALID_PARAMS, f"Invalid params: no task {task_id!r} behind this gateway")
             return
-        await self._peer.relay(owner, msg, self._guarding.post_for(msg))
+        await self._peer.relay(owner, msg, self._guarding.post_for(msg, owner.label))
 
     async def _set_level(self, msg: Message) -> None:
         for server in _offering(self._peer.servers, "logging"):
@@ -113,6 +125,10 @@ class GatewayRouting:
                     if isinstance(item, dict) and isinstance(item.get("taskId"), str):
                         catalog.task_owners.setdefault(item["taskId"], server)
                 merged.extend(items)
+        # The merged list is text the model reads (names, titles, descriptions): recorded before it is shown.
+        if not self._guarding.record_listing({"result": {key: merged}}, f"mcp gateway {msg.method}"):
+            await self._peer.reply_error(msg.id, INTERNAL_ERROR, "Tether: the list could not be logged; it is withheld")
+            return
         await self._peer.reply(msg.id, {"result": {key: merged}})
 
     async def _complete(self, msg: Message) -> None:
@@ -121,12 +137,12 @@ class GatewayRouting:
         if ref.get("type") == "ref/prompt":
             target = self._catalog.split(str(ref.get("name", "")))
             if target is not None:
-                await self._peer.relay(target[0], msg, None, {**params, "ref": {**ref, "name": target[1]}})
+                await self._checked_relay(target[0], msg, {**params, "ref": {**ref, "name": target[1]}})
                 return
         elif ref.get("type") == "ref/resource":
             owner = self._catalog.resource_owner(str(ref.get("uri", "")))
             if owner is not None:
-                await self._peer.relay(owner, msg, None)
+                await self._checked_relay(owner, msg)
                 return
         await self._peer.reply_error(
             msg.id, INVALID_PARAMS, "Invalid params: the completion's reference names no server behind this gateway"

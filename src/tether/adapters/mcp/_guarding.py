@@ -21,9 +21,14 @@ Server-initiated traffic is labelled as data flowing into and out of the model:
   checked before the client sees it, as a call of the tool
   ``elicitation/create`` with the request's params; the human's answer goes
   back unchecked (the human is the principal).
-- Logs (``notifications/message``), resource contents, resource updates and
-  prompts are untrusted sources. Progress messages and completions are shown
-  to the human only and are not recorded.
+- ``roots/list``: the client's answer is data leaving for the server, checked
+  as a call of ``roots/list`` before the server gets it.
+- The client's requests that carry data to a server (``resources/read``,
+  ``prompts/get``, ``completion/complete`` ...) are checked as calls of
+  pseudo-tools of their names (:meth:`Guarding.request`).
+- Logs (``notifications/message``), resource contents, resource updates,
+  prompts, listings and task statuses are untrusted sources. Progress
+  messages and completions are shown to the human only and are not recorded.
 """
 
 from __future__ import annotations
@@ -40,8 +45,18 @@ import anyio
 
 from tether._decision import Decision, ToolCall
 from tether.adapters.mcp._config import DENIED, ELICITATION, SAMPLING, ProxyConfig, UpstreamFailure, announce
-from tether.adapters.mcp._content import contents_text, error_text, is_task, prompt_text, result_text, sampling_text, tool_error
+from tether.adapters.mcp._content import (
+    contents_text,
+    error_text,
+    is_task,
+    listing_text,
+    prompt_text,
+    result_text,
+    sampling_text,
+    tool_error,
+)
 from tether.adapters.mcp._jsonrpc import Id, Message, obj
+from tether.adapters.mcp._protocol import UNRECORDED
 from tether.approvals import ApprovalRequest
 from tether.errors import SessionError, StoreError
 from tether.flow import UNTRUSTED, Label
@@ -93,7 +108,7 @@ class Guarding:
         """Call ids of task-augmented calls by task id: their results are recorded when ``tasks/result`` answers."""
         self._pending: set[str] = set()
         self.server_calls: set[str] = set()
-        """Ids of the calls that stand for a server's sampling or elicitation request (not tool calls)."""
+        """Ids of the calls that stand for a protocol request (a pseudo-tool such as ``resources/read``), not tool calls."""
 
     # ------------------------------------------------------------ tools/call
 
@@ -263,6 +278,30 @@ class Guarding:
             return {"error": {"code": DENIED, "message": f"Tether: a human did not approve this question. {decision.explain()}"}}
         return {"error": {"code": DENIED, "message": f"Tether denied this question to the user. {decision.explain()}"}}
 
+    async def roots(self, tool: str, params: dict[str, Any], to_client: Forward, *, related: Id | None) -> dict[str, Any]:
+        """A server asks for the client's roots: the answer is data leaving for the server, checked first."""
+        answer = await to_client()
+        result = answer.get("result")
+        if not isinstance(result, dict):
+            return answer
+        admission = await self._server_call(tool, {"roots": result.get("roots")}, related)
+        if admission.may_run:
+            return {"result": {"roots": result.get("roots")}}  # only what was checked
+        return {"error": {"code": DENIED, "message": f"Tether did not send the client's roots ({_rules(admission.decision)})."}}
+
+    async def request(self, tool: str, args: dict[str, Any], *, related: Id | None) -> dict[str, Any] | None:
+        """Check a request that carries data across the proxy as a call of the pseudo-tool ``tool``.
+
+        None when it may go on; else the error answer for whoever sent it.
+        """
+        admission = await self._server_call(tool, args, related)
+        if admission.may_run:
+            return None
+        decision = admission.decision
+        if decision.verdict == "ask":
+            return {"error": {"code": DENIED, "message": f"Tether: a human did not approve this request ({_rules(decision)})."}}
+        return {"error": {"code": DENIED, "message": f"Tether denied this request. {decision.explain()}"}}
+
     async def _server_call(self, tool: str, args: dict[str, Any], related: Id | None) -> Admission:
         """Check (and maybe ask about) a server's request as a call of the pseudo-tool ``tool``; nothing runs or is recorded."""
         call = ToolCall(tool, args)
@@ -273,16 +312,30 @@ class Guarding:
 
     # ------------------------------------------------------------ what the model reads
 
-    def post_for(self, msg: Message) -> Post | None:
-        """What must happen to a server's answer to ``msg`` before the client reads it (None: nothing)."""
+    def post_for(self, msg: Message, origin: str = "") -> Post | None:
+        """What must happen to a server's answer to ``msg`` before the client reads it (None: nothing).
+
+        Every answer the model may read is recorded as an untrusted source first: resource
+        contents, prompts, and every listing and status (``resources/list``, templates,
+        ``prompts/list``, ``tasks/*``), whose names, titles and descriptions reach the model too.
+        """
         method, params = msg.method, msg.params
+        where = f" from {origin}" if origin else ""
         if method == "resources/read":
-            return lambda answer: self.record_contents(answer, f"mcp resource {params.get('uri')}")
+            return lambda answer: self.record_contents(answer, f"mcp resource {params.get('uri')}{where}")
         if method == "prompts/get":
-            return lambda answer: self.record_prompt(answer, f"mcp prompt {params.get('name')}")
+            return lambda answer: self.record_prompt(answer, f"mcp prompt {params.get('name')}{where}")
         if method == "tasks/result":
             return lambda answer: self.record_task_result(str(params.get("taskId")), answer)
-        return None
+        if method in UNRECORDED:
+            return None
+        return lambda answer: self.record_listing(answer, f"mcp {method} answer{where}")
+
+    def record_listing(self, answer: Mapping[str, Any], origin: str) -> bool:
+        """Record any other answer the model may read (a listing, a task's status) as an untrusted source."""
+        result = answer.get("result")
+        text = listing_text(result) if isinstance(result, dict) else ""
+        return self.add_source(text, origin) if text else True
 
     def record_contents(self, answer: Mapping[str, Any], origin: str) -> bool:
         """Record a ``resources/read`` answer as an untrusted source (False: withhold it)."""
@@ -297,12 +350,18 @@ class Guarding:
     def add_source(self, text: str, origin: str, label: Label = UNTRUSTED) -> bool:
         """Record data the agent sees outside tool calls. False when the log could not take it:
         then the data must not reach the client."""
+        return self.add_source_event(text, origin, label) is not None
+
+    def add_source_event(self, text: str, origin: str, label: Label = UNTRUSTED) -> str | None:
+        """:meth:`add_source`, returning the id of the event that records it (None: not recorded)."""
+        session = self.session
         try:
-            self.session.add_source(text, label=label, origin=origin)
+            session.add_source(text, label=label, origin=origin)
+            stored = session.store.read(session.id, session.state.last_seq - 1, limit=1)
         except (StoreError, SessionError) as exc:
             self.say(f"could not record {origin}: {exc}; withheld from the client")
-            return False
-        return True
+            return None
+        return stored[0].event().id if stored else ""
 
     def say(self, text: str) -> None:
         """One line on the proxy's log (stderr)."""

@@ -55,6 +55,10 @@ class Handlers(Protocol):
         """Answer or route a client request (its id is free); long work goes through :meth:`Peer.start`."""
         ...
 
+    def pass_notification(self, msg: Message) -> Message | None:
+        """A client notification as it may pass on to the servers, or None: dropped."""
+        ...
+
     async def client_notification(self, msg: Message) -> None:
         """React to a client notification (already passed on to the servers)."""
         ...
@@ -217,10 +221,16 @@ class Peer:
             await self._client_notification(parsed, handlers)
         else:
             fut = self._client_waiting.pop(id_key(parsed.id), None)
-            if fut is not None and not fut.done():
+            if fut is None:
+                self._say(f"dropped the client's answer to id {parsed.id!r}: the proxy is not waiting for it")
+            elif not fut.done():
                 fut.set_result(_answer(parsed.data))
 
     async def _client_notification(self, msg: Message, handlers: Handlers) -> None:
+        passed = handlers.pass_notification(msg)
+        if passed is None:
+            return
+        msg = passed
         method, params = msg.method, msg.params
         if method == "notifications/cancelled":
             rid = params.get("requestId")
@@ -359,7 +369,9 @@ class Peer:
         key = id_key(id_)
         waiter = self._waiting[server].pop(key, None)
         if waiter is None:
-            return  # an answer nobody waits for (cancelled, timed out): dropped
+            # An answer nobody waits for (cancelled, timed out, or an id the proxy never sent): dropped.
+            self._say(f"dropped {server.label}'s answer to id {id_!r}: nothing is waiting for it")
+            return
         if isinstance(waiter, asyncio.Future):
             if not waiter.done():
                 waiter.set_result(answer)

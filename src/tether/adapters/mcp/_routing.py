@@ -1,7 +1,8 @@
 """Where the proxy sends what it does not answer itself: the routing strategies' common shape, and a lone server's.
 
-A lone server (:class:`DirectRouting`) gets every other request as it came,
-under the client's id. A gateway (:class:`~._gateway.GatewayRouting`) answers
+A lone server (:class:`DirectRouting`) gets every other request the protocol
+defines under the client's id, checked first where it carries data (a
+resource URI, a prompt's arguments, a completion's values). A gateway (:class:`~._gateway.GatewayRouting`) answers
 lists itself and routes each named prompt, resource or task to its server.
 The strategy also says how ``initialize`` is answered, since a gateway merges
 what its servers answered and tolerates some of them failing.
@@ -16,6 +17,7 @@ from tether.adapters.mcp._catalog import ServerConn
 from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._jsonrpc import INTERNAL_ERROR, Message
 from tether.adapters.mcp._peer import Peer
+from tether.adapters.mcp._protocol import CLIENT_REQUESTS, GUARDED_REQUESTS, guarded_args
 
 Handler = Callable[[Message], Coroutine[Any, Any, None]]
 """Answers one client request (run in the request's own task)."""
@@ -32,7 +34,7 @@ class Routing(Protocol):
         ...
 
     async def fallback(self, msg: Message) -> None:
-        """Any other client request after ``initialize`` (answered or routed at once)."""
+        """A method MCP does not define that the policy names (checked as a call of that name first)."""
         ...
 
     def refuse_initialize(self, failed: Sequence[InitFailure], ready: Sequence[ServerConn]) -> dict[str, Any] | None:
@@ -45,7 +47,7 @@ class Routing(Protocol):
 
 
 class DirectRouting:
-    """One server behind the proxy: names are its own and every other request is relayed to it."""
+    """One server behind the proxy: names are its own and every request the protocol knows is relayed to it."""
 
     def __init__(self, peer: Peer, guarding: Guarding, server: ServerConn) -> None:
         self._peer = peer
@@ -53,11 +55,25 @@ class DirectRouting:
         self._server = server
 
     def handlers(self) -> Mapping[str, Handler]:
-        """None: the server answers everything the dispatch table does not."""
-        return {}
+        """Every client request the protocol defines, other than those the dispatch table answers: relayed."""
+        return dict.fromkeys((m for m in CLIENT_REQUESTS if m not in ("initialize", "tools/list", "tools/call")), self._relay)
+
+    async def _relay(self, msg: Message) -> None:
+        """Relay the request (checked first when it carries data; its answer recorded where the model reads it)."""
+        if msg.method in GUARDED_REQUESTS:
+            refusal = await self._guarding.request(msg.method, guarded_args(msg.method, msg.params), related=msg.id)
+            if refusal is not None:
+                await self._peer.reply(msg.id, refusal)
+                return
+        await self._peer.relay(self._server, msg, self._guarding.post_for(msg))
 
     async def fallback(self, msg: Message) -> None:
-        """Relay the request (its answer is recorded first where the model reads it)."""
+        """A method the policy names: checked as a call of that name with its params, then relayed."""
+        args = {k: v for k, v in msg.params.items() if k != "_meta"}
+        refusal = await self._guarding.request(msg.method, args, related=msg.id)
+        if refusal is not None:
+            await self._peer.reply(msg.id, refusal)
+            return
         await self._peer.relay(self._server, msg, self._guarding.post_for(msg))
 
     def refuse_initialize(self, failed: Sequence[InitFailure], ready: Sequence[ServerConn]) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ipaddress
 import os
 import sys
@@ -10,17 +11,16 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
-from tether._decision import ToolCall
 from tether.adapters.mcp._catalog import ServerConn
 from tether.adapters.mcp._config import ProxyConfig
 from tether.adapters.mcp._links import Link, ProcessLink, StdioLink
 from tether.adapters.mcp._pins import PinBook, PinDetector, PinFilter
 from tether.adapters.mcp._proxy import Proxy
+from tether.adapters.mcp._scope import DefinitionScope
 from tether.adapters.mcp._upstream import Upstream, check_gateway, describe_all, environment
 from tether.errors import ConfigError
-from tether.monitor import Finding
 from tether.policy import Policy
-from tether.session import Guard
+from tether.session import Guard, Session
 from tether.store import EventStore
 
 
@@ -46,6 +46,8 @@ class ServeOptions:
     """Name of a lone server's pins (default: derived from the command or URL)."""
     gateway: bool = False
     """Namespace every server's names even when there is only one."""
+    session_per_connection: bool = False
+    """HTTP only: a Tether session per MCP connection instead of one for the principal across connections."""
 
 
 def check_loopback(host: str) -> None:
@@ -86,15 +88,30 @@ async def serve(
         check_loopback(options.host)
         from tether.adapters.mcp._http import HttpFront, SdkLink
 
-        async def one(link: SdkLink) -> None:
-            async with connected(specs, store, options, config, log=log) as servers:
-                await _run(link, servers, policy, store, specs, options, config, gateway, log)
+        shared = None if options.session_per_connection else Hosted.open(policy, store, specs, options, gateway, log)
 
-        await HttpFront(one, host=options.host, log=log).serve(options.host, options.port)
+        async def one(link: SdkLink) -> None:
+            hosted = shared or Hosted.open(policy, store, specs, options, gateway, log)
+            try:
+                async with connected(specs, store, options, config, log=log) as servers:
+                    await hosted.run(link, servers, config, gateway)
+            finally:
+                if shared is None:
+                    hosted.session.end("connection closed")
+
+        try:
+            await HttpFront(one, host=options.host, log=log).serve(options.host, options.port)
+        finally:
+            if shared is not None:
+                shared.session.end("proxy stopped")
         return
     async with connected(specs, store, options, config, log=log) as servers:
         client = await StdioLink.open(config.max_message_bytes)
-        await _run(client, servers, policy, store, specs, options, config, gateway, log)
+        hosted = Hosted.open(policy, store, specs, options, gateway, log)
+        try:
+            await hosted.run(client, servers, config, gateway)
+        finally:
+            hosted.session.end("proxy stopped")
 
 
 @contextlib.asynccontextmanager
@@ -120,37 +137,61 @@ async def connected(
         yield servers
 
 
-async def _run(
-    client: Link,
-    servers: list[ServerConn],
-    policy: Policy,
-    store: EventStore,
-    specs: Sequence[Upstream],
-    options: ServeOptions,
-    config: ProxyConfig,
-    gateway: bool,
-    log: TextIO,
-) -> None:
-    proxies: list[Proxy] = []
+class Hosted:
+    """One Tether session and the proxies that serve it: one for stdio; over HTTP, one per connection, all
+    under the principal's session unless ``session_per_connection`` (budgets, rates, tags and the
+    untrusted context then span connections).
 
-    def pins(call: ToolCall) -> Finding | None:
-        return proxies[0].catalog.finding(call)  # an IndexError here is a detector failure: the guard denies
+    The session's detectors ask the proxy of the connection the call came on (a context variable
+    set for each proxy's tasks): its pins, and which server a call goes to.
+    """
 
-    guard = Guard(policy, store, detectors=[PinDetector(pins)])
-    described = describe_all(specs)
-    session = guard.start_session(
-        options.task or f"Use the tools of the MCP server{'s' if len(specs) > 1 else ''} {described}",
-        principal=options.principal,
-        session_id=options.session_id,
-        metadata={"adapter": "mcp", "upstream": described, "gateway": gateway},
-    )
-    db = store_path(store)
-    print(f"tether-mcp: session {session.id} (policy {policy.name!r}, store {db})", file=log, flush=True)
-    info: dict[str, Any] = {"name": "tether-gateway"}
-    proxy = Proxy(client, servers, session, policy, config=config, db_path=db, gateway=gateway, gateway_info=info, log=log)
-    proxies.append(proxy)
-    try:
-        await proxy.run()
-    finally:
-        session.end("proxy stopped")
-        await client.close()
+    def __init__(self, policy: Policy, store: EventStore, session: Session, scope: DefinitionScope, log: TextIO) -> None:
+        self.policy = policy
+        self.store = store
+        self.session = session
+        """The Tether session every connection's calls are decided and logged in."""
+        self.scope = scope
+        self._log = log
+
+    @classmethod
+    def open(
+        cls, policy: Policy, store: EventStore, specs: Sequence[Upstream], options: ServeOptions, gateway: bool, log: TextIO
+    ) -> Hosted:
+        """Start the session (its detectors look up the current connection's proxy)."""
+        scope = DefinitionScope(policy, lambda call: _current.get().catalog.server_of(call))
+        guard = Guard(policy, store, detectors=[PinDetector(lambda call: _current.get().catalog.finding(call)), scope])
+        described = describe_all(specs)
+        session = guard.start_session(
+            options.task or f"Use the tools of the MCP server{'s' if len(specs) > 1 else ''} {described}",
+            principal=options.principal,
+            session_id=options.session_id,
+            metadata={"adapter": "mcp", "upstream": described, "gateway": gateway},
+        )
+        print(f"tether-mcp: session {session.id} (policy {policy.name!r}, store {store_path(store)})", file=log, flush=True)
+        return cls(policy, store, session, scope, log)
+
+    async def run(self, client: Link, servers: list[ServerConn], config: ProxyConfig, gateway: bool) -> None:
+        """Serve one client connection until it goes away."""
+        info: dict[str, Any] = {"name": "tether-gateway"}
+        proxy = Proxy(
+            client,
+            servers,
+            self.session,
+            self.policy,
+            config=config,
+            db_path=store_path(self.store),
+            gateway=gateway,
+            gateway_info=info,
+            log=self._log,
+        )
+        proxy.catalog.scope = self.scope
+        _current.set(proxy)  # this task's context: the tasks the proxy starts inherit it
+        try:
+            await proxy.run()
+        finally:
+            await client.close()
+
+
+_current: contextvars.ContextVar[Proxy] = contextvars.ContextVar("tether_mcp_proxy")
+"""The proxy of the connection whose task is running (a lookup outside any proxy fails, so the detector denies)."""
