@@ -423,18 +423,19 @@ class Session:
                 self.state.context = self.state.context.join(UNTRUSTED)
                 raise
 
-    def add_source(self, text: str, *, label: Label = TRUSTED, origin: str = "user") -> None:
-        """Add data the agent sees outside tool calls (a user's follow-up message, a file)."""
+    def add_source(self, text: str, *, label: Label = TRUSTED, origin: str = "user") -> str:
+        """Add data the agent sees outside tool calls (a user's follow-up message, a file, a listing);
+        returns the id of the event that records it (the evidence later decisions cite)."""
         text = free_text("text", text)
         label = label_param("label", label)
         origin = free_text("origin", origin)
         with self._lock:
-            self._transact(
-                lambda: (
-                    [SourceAdded(session_id=self.id, time=self.clock(), text=clean_text(text), label=label, origin=origin)],
-                    None,
-                )
-            )
+
+            def build() -> tuple[list[Event], str]:
+                event = SourceAdded(session_id=self.id, time=self.clock(), text=clean_text(text), label=label, origin=origin)
+                return [event], event.id
+
+            return self._transact(build)
 
     def log_message(self, message: MessageAdded) -> None:
         """Append a conversation message (it changes no state: the model's words are not a source;

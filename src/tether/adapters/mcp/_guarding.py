@@ -356,12 +356,10 @@ class Guarding:
         """:meth:`add_source`, returning the id of the event that records it (None: not recorded)."""
         session = self.session
         try:
-            session.add_source(text, label=label, origin=origin)
-            stored = session.store.read(session.id, session.state.last_seq - 1, limit=1)
+            return session.add_source(text, label=label, origin=origin)
         except (StoreError, SessionError) as exc:
             self.say(f"could not record {origin}: {exc}; withheld from the client")
             return None
-        return stored[0].event().id if stored else ""
 
     def say(self, text: str) -> None:
         """One line on the proxy's log (stderr)."""
