@@ -1,6 +1,7 @@
 """What ``tether run`` asks the model server for: the tools with ``tool_choice: auto`` (the API's
 default, made explicit because llama-cpp-python's server offers no tool call without it), and the
-sampling temperature given on the command line."""
+sampling temperature given on the command line; an assistant turn of tool calls only is sent back
+with ``content: ""``, which llama-cpp-python's server takes (it rejects null)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def test_tools_are_offered_with_tool_choice_auto_unless_told_otherwise(policy_pa
         run(server, start(policy_path, tmp_path))
     first = server.requests[0]
     assert first["tool_choice"] == "auto" and first["tools"]
+    (turn,) = [m for m in server.requests[1]["messages"] if m["role"] == "assistant"]
+    assert turn["content"] == "" and turn["tool_calls"][0]["function"]["name"] == "write_note"
     assert "temperature" not in first  # the server's default unless one is given
     with ScriptedModelServer(script) as server:
         run(server, start(policy_path, tmp_path / "again"), tool_choice=None)

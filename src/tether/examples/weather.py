@@ -42,7 +42,7 @@ def _object(**properties: dict[str, object]) -> dict[str, object]:
 
 TOOLS: list[FunctionTool] = [
     function_tool(get_weather, parameters=_object(city={"type": "string", "description": "The city, e.g. Paris.", "maxLength": 40})),
-    function_tool(write_note, parameters=_object(text={"type": "string", "description": "The note.", "maxLength": 200})),
+    function_tool(write_note, parameters=_object(text={"type": "string", "description": "The note.", "maxLength": 80})),
     function_tool(delete_notes, parameters=_object()),
 ]
 """The tools, for ``--tools tether.examples.weather:TOOLS``."""
