@@ -49,7 +49,7 @@ def server_command(model: Path, port: int) -> list[str]:
     return [
         sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
         "--chat_format", "chatml-function-calling", "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "2048", "--seed", "7", "--n_threads", "2", "--verbose", "False",
+        "--n_ctx", "2048", "--seed", "7", "--n_threads", "1", "--verbose", "False",
     ]  # fmt: skip
 
 
