@@ -48,6 +48,9 @@ class ModelConfig:
     """Longest wait between tries (also caps a server's ``Retry-After``)."""
     temperature: float | None = None
     """Sampling temperature, when set."""
+    tool_choice: str | None = "auto"
+    """Sent with the tools offered: ``auto`` is the API's own default, made explicit because some servers
+    (llama-cpp-python's) offer no tool call without it; None: not sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,8 @@ class ChatClient:
         body: dict[str, Any] = {"model": cfg.model, "messages": list(messages)}
         if tools:
             body["tools"] = list(tools)
+            if cfg.tool_choice is not None:
+                body["tool_choice"] = cfg.tool_choice
         if cfg.stream:
             body["stream"] = True
         if cfg.temperature is not None:

@@ -88,7 +88,10 @@ def to_openai(messages: Sequence[MessageAdded]) -> list[dict[str, Any]]:
         if m.role == "tool":
             out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content or ""})
         elif m.role == "assistant":
-            item: dict[str, Any] = {"role": "assistant", "content": m.content if m.refusal is None else m.refusal}
+            text = m.content if m.refusal is None else m.refusal
+            # ``""`` rather than null beside tool calls: the API takes both, and llama-cpp-python's
+            # server takes only a string (its tool-calling template reads the field, so it must be there).
+            item: dict[str, Any] = {"role": "assistant", "content": "" if text is None and m.tool_calls else text}
             if m.tool_calls:
                 item["tool_calls"] = [
                     {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls

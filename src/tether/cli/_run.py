@@ -252,6 +252,7 @@ def _run_one(agent: Agent, session: Session, as_json: bool) -> RunResult:
 @click.option("--max-steps", default=30, show_default=True, type=click.IntRange(1), help="Most model turns per run.")
 @click.option("--stream/--no-stream", default=False, show_default=True, help="Ask the model server to stream its replies.")
 @click.option("--model-timeout", default=120.0, show_default=True, type=click.FloatRange(0.1), help="Seconds to wait for the model.")
+@click.option("--temperature", type=click.FloatRange(0), default=None, help="Sampling temperature (default: the server's).")
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(0), help="Retries after a failed model request.")
 @click.option(
     "--approver",
@@ -278,6 +279,7 @@ def run_cmd(
     max_steps: int,
     stream: bool,
     model_timeout: float,
+    temperature: float | None,
     retries: int,
     approver_kind: str,
     approve_timeout: float | None,
@@ -289,7 +291,15 @@ def run_cmd(
     from tether.agent import Agent, ChatClient, ModelConfig
 
     tools = load_tools(tool_specs)
-    config = ModelConfig(base_url=base_url, model=model, api_key=api_key, stream=stream, timeout_s=model_timeout, max_retries=retries)
+    config = ModelConfig(
+        base_url=base_url,
+        model=model,
+        api_key=api_key,
+        stream=stream,
+        timeout_s=model_timeout,
+        max_retries=retries,
+        temperature=temperature,
+    )
     agent = Agent(
         ChatClient(config), tools, approver=_approver(approver_kind, approve_timeout, db), max_steps=max_steps, on_call=_printer(as_json)
     )
