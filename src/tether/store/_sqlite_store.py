@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from tether.errors import DuplicateCall, StaleSession, StoreError
+from tether.errors import StaleSession, StoreError
 from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, event_to_json
 from tether.store._chain import (
     GENESIS,
@@ -28,54 +28,10 @@ from tether.store._chain import (
     event_time,
     verify_rows,
 )
+from tether.store._sqlite_schema import claim_call, open_schema
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    session_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS heads (
-    session_id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    first_time REAL NOT NULL,
-    last_time REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS calls (
-    session_id TEXT NOT NULL,
-    call_id TEXT NOT NULL,
-    PRIMARY KEY (session_id, call_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS approvals (
-    session_id TEXT NOT NULL,
-    call_id TEXT NOT NULL,
-    call_hash TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    args BLOB NOT NULL,
-    summary TEXT NOT NULL,
-    requested_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (session_id, call_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS policies (hash TEXT PRIMARY KEY, name TEXT NOT NULL, text TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS snapshots (
-    session_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    policy_hash TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    body BLOB NOT NULL,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '2');
-"""
-# Only the events and heads tables are the record; calls, approvals and snapshots are
-# indexes derived from it (the guard re-checks them against the chain before relying on them).
+# Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
+# are indexes derived from it (the guard re-checks them against the chain before relying on them).
 
 T = TypeVar("T")
 
@@ -96,8 +52,10 @@ doubling, so that when many processes wait on few cores most of them sleep inste
 polling and the lock's holder keeps its CPU."""
 
 _ADVANCE_HEAD = "UPDATE heads SET seq = ?, hash = ?, last_time = ? WHERE session_id = ? AND seq = ? AND hash = ?"
-_INSERT_EVENTS = "INSERT INTO events (session_id, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)"
-_INSERT_CALL = "INSERT INTO calls (session_id, call_id) VALUES (?, ?)"
+_INSERT_EVENTS = "INSERT INTO chain (sid, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)"
+_CHAIN_ROWS = "SELECT s.session_id, c.seq, c.body, c.prev_hash, c.hash FROM session_ids s JOIN chain c ON c.sid = s.sid"
+_SID = "(SELECT sid FROM session_ids WHERE session_id = ?)"
+_Rows = list[tuple[int, int, bytes, str, str]]
 
 
 class SQLiteStore:
@@ -139,10 +97,12 @@ class SQLiteStore:
         """How long an operation waits for another connection's write lock before failing."""
         self._lock = threading.RLock()
         self._heads: dict[str, tuple[int, str]] = {}
-        self._turn_open = False
-        """A ``turn()`` holds the write lock; the next write commits in its transaction."""
         """Heads this store last saw per session: a hint that spares reading the head before
         an append (the conditional update checks it)."""
+        self._sids: dict[str, int] = {}
+        """Committed sessions' interned ids (``session_ids``), which never change."""
+        self._turn_open = False
+        """A ``turn()`` holds the write lock; the next write commits in its transaction."""
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +110,7 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_SYNC[durability]}")
             self._db.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
-            self._db.executescript(_SCHEMA)
+            open_schema(self._db)
             # From here on this store waits for locks itself (see _wait): fine-grained, and a
             # writer whose session moved gives up instead of waiting.
             self._db.execute("PRAGMA busy_timeout = 0")
@@ -164,23 +124,24 @@ class SQLiteStore:
         bodies = [event_to_json(e) for e in events]
         with self._lock:
             known = self._heads.get(session_id)
+            sid = self._sids.get(session_id)
             # Link the chain before taking the write lock, from the head this store last saw;
             # the conditional update below proves it is still the head.
             linked = None
-            if known is not None and (expect_seq is None or expect_seq == known[0]):
-                linked = _link(session_id, events, bodies, *known)
+            if known is not None and sid is not None and (expect_seq is None or expect_seq == known[0]):
+                linked = _link(session_id, sid, events, bodies, *known)
             db = self._db
             try:
                 self._begin(session_id, expect_seq)
                 try:
-                    stored = self._append_locked(db, session_id, events, bodies, expect_seq, known, linked)
+                    stored, sid = self._append_locked(db, session_id, sid, events, bodies, expect_seq, known, linked)
                     db.commit()
                 except BaseException:
                     db.rollback()
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot append to event store {self.path!r}: {exc}") from exc
-            self._remember(session_id, stored[-1].seq, stored[-1].hash)
+            self._remember(session_id, stored[-1].seq, stored[-1].hash, sid)
             return stored
 
     @contextmanager
@@ -250,22 +211,26 @@ class SQLiteStore:
         row = self._wait(lambda: self._db.execute("SELECT seq FROM heads WHERE session_id = ?", (session_id,)).fetchone())
         return 0 if row is None else int(row[0])
 
-    def _remember(self, session_id: str, seq: int, hash: str) -> None:
+    def _remember(self, session_id: str, seq: int, hash: str, sid: int | None = None) -> None:
         heads = self._heads
         if len(heads) >= _KNOWN_HEADS and session_id not in heads:
             heads.clear()
+            self._sids.clear()
         heads[session_id] = (seq, hash)
+        if sid is not None:
+            self._sids[session_id] = sid
 
     def _append_locked(
         self,
         db: sqlite3.Connection,
         session_id: str,
+        sid: int | None,
         events: Sequence[Event],
         bodies: list[bytes],
         expect_seq: int | None,
         known: tuple[int, str] | None,
-        linked: tuple[list[StoredEvent], list[tuple[str, int, bytes, str, str]]] | None,
-    ) -> list[StoredEvent]:
+        linked: tuple[list[StoredEvent], _Rows] | None,
+    ) -> tuple[list[StoredEvent], int]:
         last_time = events[-1].time
         if linked is not None and known is not None:
             head = linked[0][-1]
@@ -278,7 +243,9 @@ class SQLiteStore:
             if expect_seq is not None and seq != expect_seq:
                 self._remember(session_id, seq, prev)
                 raise StaleSession(session_id, expect_seq, seq)
-            linked = _link(session_id, events, bodies, seq, prev)
+            if sid is None:
+                sid = _intern(db, session_id)
+            linked = _link(session_id, sid, events, bodies, seq, prev)
             head = linked[0][-1]
             if row is None:
                 db.execute(
@@ -288,21 +255,19 @@ class SQLiteStore:
             else:
                 db.execute(_ADVANCE_HEAD, (head.seq, head.hash, last_time, session_id, seq, prev))
         stored, rows = linked
+        assert sid is not None  # linked before the lock only with a known sid
         db.executemany(_INSERT_EVENTS, rows)
-        self._index(db, session_id, events)
-        return stored
+        self._index(db, session_id, sid, events)
+        return stored, sid
 
     @staticmethod
-    def _index(db: sqlite3.Connection, session_id: str, events: Sequence[Event]) -> None:
+    def _index(db: sqlite3.Connection, session_id: str, sid: int, events: Sequence[Event]) -> None:
         """Keep the derived indexes (call ids, pending approvals) in the append's transaction."""
         proposed: dict[str, CallProposed] = {}
         for event in events:
             if isinstance(event, CallProposed):
                 proposed[event.call_id] = event
-                try:
-                    db.execute(_INSERT_CALL, (session_id, event.call_id))
-                except sqlite3.IntegrityError:
-                    raise DuplicateCall(session_id, event.call_id) from None
+                claim_call(db, sid, session_id, event.call_id)
             elif isinstance(event, ApprovalRequested):
                 call = proposed.get(event.call_id)
                 db.execute(
@@ -327,7 +292,7 @@ class SQLiteStore:
     def read(self, session_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[StoredEvent]:
         """The session's events after ``after_seq``, in chain order."""
         rows = self._all(
-            "SELECT seq, body, prev_hash, hash FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT seq, body, prev_hash, hash, sid FROM chain WHERE sid = {_SID} AND seq > ? ORDER BY seq LIMIT ?",
             (session_id, after_seq, -1 if limit is None else limit),
         )
         if any(not isinstance(r[1], bytes) for r in rows):
@@ -338,7 +303,7 @@ class SQLiteStore:
             # The last event read was the head when read: a catching-up writer's next append
             # links onto it without reading the head again.
             with self._lock:
-                self._remember(session_id, rows[-1][0], rows[-1][3])
+                self._remember(session_id, rows[-1][0], rows[-1][3], rows[-1][4])
         return [StoredEvent(session_id, r[0], r[1], r[2], r[3]) for r in rows]
 
     def head(self, session_id: str) -> ChainHead | None:
@@ -352,8 +317,9 @@ class SQLiteStore:
         copies where those events cannot be read (``verify`` then reports the chain)."""
         rows = self._all(
             "SELECT h.session_id, h.seq, h.hash, h.first_time, h.last_time, "
-            "(SELECT body FROM events e WHERE e.session_id = h.session_id AND e.seq = 1), "
-            "(SELECT body FROM events e WHERE e.session_id = h.session_id AND e.seq = h.seq) FROM heads h",
+            "(SELECT body FROM chain e WHERE e.sid = s.sid AND e.seq = 1), "
+            "(SELECT body FROM chain e WHERE e.sid = s.sid AND e.seq = h.seq) "
+            "FROM heads h LEFT JOIN session_ids s ON s.session_id = h.session_id",
             (),
         )
         out = [SessionSummary(r[0], r[1], _event_time(r[5], r[3]), _event_time(r[6], r[4]), r[2]) for r in rows]
@@ -374,13 +340,13 @@ class SQLiteStore:
         heads_sql = "SELECT session_id, seq, hash, first_time, last_time FROM heads"
         if session_ids is None:
             heads, times = _heads(db.execute(heads_sql))
-            cursor = db.execute("SELECT session_id, seq, body, prev_hash, hash FROM events ORDER BY session_id, seq")
+            cursor = db.execute(_CHAIN_ROWS + " ORDER BY s.session_id, c.seq")
             return verify_rows(cursor, heads, expect, times=times)
         ids = list(dict.fromkeys([*session_ids, *(h.session_id for h in expect)]))
         total_sessions = total_events = 0
         for sid in ids:
             heads, times = _heads(db.execute(heads_sql + " WHERE session_id = ?", (sid,)))
-            cursor = db.execute("SELECT session_id, seq, body, prev_hash, hash FROM events WHERE session_id = ? ORDER BY seq", (sid,))
+            cursor = db.execute(_CHAIN_ROWS + " WHERE s.session_id = ? ORDER BY c.seq", (sid,))
             report = verify_rows(cursor, heads, [h for h in expect if h.session_id == sid], times=times)
             total_sessions += report.sessions
             total_events += report.events
@@ -471,19 +437,27 @@ class SQLiteStore:
         self.close()
 
 
-def _link(
-    session_id: str, events: Sequence[Event], bodies: list[bytes], seq: int, prev: str
-) -> tuple[list[StoredEvent], list[tuple[str, int, bytes, str, str]]]:
+def _link(session_id: str, sid: int, events: Sequence[Event], bodies: list[bytes], seq: int, prev: str) -> tuple[list[StoredEvent], _Rows]:
     """Chain ``events`` onto (``seq``, ``prev``): the stored events and their table rows."""
     stored: list[StoredEvent] = []
-    rows: list[tuple[str, int, bytes, str, str]] = []
+    rows: _Rows = []
     for event, body in zip(events, bodies, strict=True):
         seq += 1
         digest = chain_hash(prev, seq, body)
         stored.append(StoredEvent(session_id, seq, body, prev, digest, event))
-        rows.append((session_id, seq, body, prev, digest))
+        rows.append((sid, seq, body, prev, digest))
         prev = digest
     return stored, rows
+
+
+def _intern(db: sqlite3.Connection, session_id: str) -> int:
+    """The session's interned id, created on its first append (in the append's transaction)."""
+    row = db.execute("SELECT sid FROM session_ids WHERE session_id = ?", (session_id,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    sid = db.execute("INSERT INTO session_ids (session_id) VALUES (?)", (session_id,)).lastrowid
+    assert sid is not None
+    return sid
 
 
 def _heads(rows: Iterable[tuple[str, int, str, float, float]]) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[float, float]]]:
