@@ -28,7 +28,7 @@ from tether.store._chain import (
     event_time,
     verify_rows,
 )
-from tether.store._sqlite_schema import claim_call, open_schema
+from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
 # are indexes derived from it (the guard re-checks them against the chain before relying on them).
@@ -52,10 +52,10 @@ doubling, so that when many processes wait on few cores most of them sleep inste
 polling and the lock's holder keeps its CPU."""
 
 _ADVANCE_HEAD = "UPDATE heads SET seq = ?, hash = ?, last_time = ? WHERE session_id = ? AND seq = ? AND hash = ?"
-_INSERT_EVENTS = "INSERT INTO chain (sid, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)"
-_CHAIN_ROWS = "SELECT s.session_id, c.seq, c.body, c.prev_hash, c.hash FROM session_ids s JOIN chain c ON c.sid = s.sid"
+_INSERT_EVENTS = "INSERT INTO chain (id, sid, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
+_CHAIN_ROWS = "SELECT ?, seq, body, prev_hash, hash FROM chain WHERE id BETWEEN ? AND ? AND sid = ? ORDER BY id"
 _SID = "(SELECT sid FROM session_ids WHERE session_id = ?)"
-_Rows = list[tuple[int, int, bytes, str, str]]
+_Rows = list[tuple[int, int, int, bytes, str, str]]
 
 
 class SQLiteStore:
@@ -292,8 +292,9 @@ class SQLiteStore:
     def read(self, session_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[StoredEvent]:
         """The session's events after ``after_seq``, in chain order."""
         rows = self._all(
-            f"SELECT seq, body, prev_hash, hash, sid FROM chain WHERE sid = {_SID} AND seq > ? ORDER BY seq LIMIT ?",
-            (session_id, after_seq, -1 if limit is None else limit),
+            f"SELECT seq, body, prev_hash, hash, sid FROM chain WHERE id BETWEEN {_SID} * 4294967296 + ? + 1 "
+            f"AND {_SID} * 4294967296 + 4294967295 ORDER BY id LIMIT ?",
+            (session_id, max(after_seq, 0), session_id, -1 if limit is None else limit),
         )
         if any(not isinstance(r[1], bytes) for r in rows):
             raise StoreError(
@@ -317,8 +318,8 @@ class SQLiteStore:
         copies where those events cannot be read (``verify`` then reports the chain)."""
         rows = self._all(
             "SELECT h.session_id, h.seq, h.hash, h.first_time, h.last_time, "
-            "(SELECT body FROM chain e WHERE e.sid = s.sid AND e.seq = 1), "
-            "(SELECT body FROM chain e WHERE e.sid = s.sid AND e.seq = h.seq) "
+            "(SELECT body FROM chain e WHERE e.id = s.sid * 4294967296 + 1), "
+            "(SELECT body FROM chain e WHERE e.id = s.sid * 4294967296 + h.seq) "
             "FROM heads h LEFT JOIN session_ids s ON s.session_id = h.session_id",
             (),
         )
@@ -340,13 +341,13 @@ class SQLiteStore:
         heads_sql = "SELECT session_id, seq, hash, first_time, last_time FROM heads"
         if session_ids is None:
             heads, times = _heads(db.execute(heads_sql))
-            cursor = db.execute(_CHAIN_ROWS + " ORDER BY s.session_id, c.seq")
-            return verify_rows(cursor, heads, expect, times=times)
+            named = db.execute("SELECT session_id, sid FROM session_ids ORDER BY session_id").fetchall()
+            return verify_rows(_chain_rows(db, named), heads, expect, times=times)
         ids = list(dict.fromkeys([*session_ids, *(h.session_id for h in expect)]))
         total_sessions = total_events = 0
         for sid in ids:
             heads, times = _heads(db.execute(heads_sql + " WHERE session_id = ?", (sid,)))
-            cursor = db.execute(_CHAIN_ROWS + " WHERE s.session_id = ? ORDER BY c.seq", (sid,))
+            cursor = _chain_rows(db, db.execute("SELECT session_id, sid FROM session_ids WHERE session_id = ?", (sid,)).fetchall())
             report = verify_rows(cursor, heads, [h for h in expect if h.session_id == sid], times=times)
             total_sessions += report.sessions
             total_events += report.events
@@ -439,15 +440,24 @@ class SQLiteStore:
 
 def _link(session_id: str, sid: int, events: Sequence[Event], bodies: list[bytes], seq: int, prev: str) -> tuple[list[StoredEvent], _Rows]:
     """Chain ``events`` onto (``seq``, ``prev``): the stored events and their table rows."""
+    if seq + len(events) >= SEQ_LIMIT:
+        raise StoreError(f"session {session_id!r} would pass {SEQ_LIMIT} events")
     stored: list[StoredEvent] = []
     rows: _Rows = []
+    base = sid * SEQ_LIMIT
     for event, body in zip(events, bodies, strict=True):
         seq += 1
         digest = chain_hash(prev, seq, body)
         stored.append(StoredEvent(session_id, seq, body, prev, digest, event))
-        rows.append((sid, seq, body, prev, digest))
+        rows.append((base + seq, sid, seq, body, prev, digest))
         prev = digest
     return stored, rows
+
+
+def _chain_rows(db: sqlite3.Connection, sessions: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, bytes, str, str]]:
+    """The rows of the named sessions' chains, session by session, for ``verify_rows``."""
+    for session_id, sid in sessions:
+        yield from db.execute(_CHAIN_ROWS, (session_id, sid * SEQ_LIMIT, sid * SEQ_LIMIT + SEQ_LIMIT - 1, sid))
 
 
 def _intern(db: sqlite3.Connection, session_id: str) -> int:
