@@ -39,9 +39,9 @@ _SYNC = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 _KEEP_SNAPSHOTS = 2
 _CHECKPOINT_PAGES = 4000
 """WAL pages before a commit also checkpoints (SQLite's default is 1000). A check writes about
-six pages, and the checkpoint, with its fsyncs, stalls the append that runs it for a few ms:
-at 1000 that is one check in 165 (p99 of an append 400-600 us here), at 4000 one in about
-660 (p99 under 200 us), for a WAL of up to 16 MiB."""
+four pages (six before schema 3), and the checkpoint, with its fsyncs, stalls the append that
+runs it for a few ms: at 1000 that is one check in about 250, at 4000 one in about 1000, for
+a WAL of up to 16 MiB."""
 _KNOWN_HEADS = 4096
 """How many sessions' heads a store remembers between appends (a hint, checked by SQL)."""
 _FIRST_WAIT_S = 50e-6
@@ -65,7 +65,9 @@ class SQLiteStore:
     (``BEGIN IMMEDIATE``), then moves the session's head with one conditional
     ``UPDATE ... WHERE seq = expected AND hash = expected`` and inserts the events and
     call ids; a head that moved raises :class:`~tether.errors.StaleSession` and writes
-    nothing, so chains stay linear and no writer commits on stale state. A writer that
+    nothing, so chains stay linear and no writer commits on stale state. The tables are laid
+    out so that an append changes few pages (see ``_sqlite_schema``); files of the first
+    layout are migrated forward when opened. A writer that
     waits for the lock checks, without the lock, whether its session's head has moved
     and gives up at once if so: losing a race costs one indexed read.
     ``path=":memory:"`` gives a private in-memory store.
