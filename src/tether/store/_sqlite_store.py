@@ -180,6 +180,13 @@ class SQLiteStore:
         if self._turn_open:
             self._turn_open = False
             return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            # Usually the lock is free: only a busy one costs the waiting loop's set-up.
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
 
         def stale() -> None:
             if session_id is not None and expect_seq is not None:
