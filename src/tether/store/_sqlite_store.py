@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import random
 import sqlite3
 import threading
@@ -54,9 +53,6 @@ polling and the lock's holder keeps its CPU."""
 
 _INSERT_ROWS = "INSERT INTO chain (id, sid, seq, body, prev_hash, hash, first_time, last_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _HEAD_AT = "SELECT first_time FROM chain WHERE id = ? AND hash = ?"
-_DELETE_HEAD = "DELETE FROM chain WHERE id = ? AND hash = ? AND first_time IS ?"
-_ONE_STATEMENT = 64
-"""Appends of up to this many rows insert them with one statement."""
 _LAST_HEAD = "SELECT seq, hash, first_time FROM chain WHERE id BETWEEN ? AND ? AND id % 2 = 1 ORDER BY id DESC LIMIT 1"
 _CHAIN_ROWS = "SELECT ?, seq, body, prev_hash, hash FROM chain WHERE id BETWEEN ? AND ? AND id % 2 = 0 AND sid = ? ORDER BY id"
 _SID = "(SELECT sid FROM session_ids WHERE session_id = ?)"
@@ -117,8 +113,6 @@ class SQLiteStore:
         """Heads this store last saw per session: a hint that spares reading the head before
         an append (the conditional update checks it)."""
         self._sids: dict[str, int] = {}
-        self._first_times: dict[str, float] = {}
-        """Committed sessions' first event times, as their head rows hold them (checked by SQL)."""
         """Committed sessions' interned ids (``session_ids``), which never change."""
         self._turn_open = False
         """A ``turn()`` holds the write lock; the next write commits in its transaction."""
@@ -153,7 +147,7 @@ class SQLiteStore:
             try:
                 self._begin(session_id, expect_seq)
                 try:
-                    stored, sid, first_time = self._append_locked(db, session_id, sid, events, bodies, expect_seq, known, linked)
+                    stored, sid = self._append_locked(db, session_id, sid, events, bodies, expect_seq, known, linked)
                     db.commit()
                 except BaseException:
                     db.rollback()
@@ -161,8 +155,6 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot append to event store {self.path!r}: {exc}") from exc
             self._remember(session_id, stored[-1].seq, stored[-1].hash, sid)
-            if isinstance(first_time, float):
-                self._first_times[session_id] = first_time
             return stored
 
     @contextmanager
@@ -244,7 +236,6 @@ class SQLiteStore:
         if len(heads) >= _KNOWN_HEADS and session_id not in heads:
             heads.clear()
             self._sids.clear()
-            self._first_times.clear()
         heads[session_id] = (seq, hash)
         if sid is not None:
             self._sids[session_id] = sid
@@ -259,22 +250,18 @@ class SQLiteStore:
         expect_seq: int | None,
         known: tuple[int, str] | None,
         linked: tuple[list[StoredEvent], _Rows] | None,
-    ) -> tuple[list[StoredEvent], int, object]:
+    ) -> tuple[list[StoredEvent], int]:
         # The head is a row of its own right after the chain's last event (see _sqlite_schema):
         # the new events and head go in first, at the end of the session's keys, then the old
         # head is deleted, so an append changes the chain's last page and rarely another.
-        first_time = self._first_times.get(session_id)
+        first_time: object = None
+        old: int | None = None
         if linked is not None and known is not None and sid is not None:
-            if first_time is None or len(linked[1]) >= _ONE_STATEMENT:
-                # Check the head before writing (one read of a page the write changes anyway).
-                row = db.execute(_HEAD_AT, (sid * SPAN + 2 * known[0] + 1, known[1])).fetchone()
-                if row is None:
-                    linked = None
-                else:
-                    first_time = row[0]
-                    _write(db, sid, linked, first_time, events[-1].time, known, checked=True)
-            elif not _write(db, sid, linked, first_time, events[-1].time, known, checked=False):
+            row = db.execute(_HEAD_AT, (sid * SPAN + 2 * known[0] + 1, known[1])).fetchone()
+            if row is None:
                 linked = None
+            else:
+                first_time, old = row[0], known[0]
         if linked is None:
             # No usable hint, or another writer moved the head: read it (we hold the lock).
             if sid is None:
@@ -287,11 +274,16 @@ class SQLiteStore:
             if sid is None:
                 sid = _intern(db, session_id)
             linked = _link(session_id, sid, events, bodies, seq, prev)
-            first_time = row[2] if row else events[0].time
-            _write(db, sid, linked, first_time, events[-1].time, (seq, prev) if row else None, checked=True)
+            first_time, old = (row[2], seq) if row else (events[0].time, None)
+        stored, rows = linked
         assert sid is not None  # linked before the lock only with a known sid
+        head = stored[-1]
+        rows = [*rows, (sid * SPAN + 2 * head.seq + 1, sid, head.seq, None, None, head.hash, first_time, events[-1].time)]  # type: ignore[list-item]
+        db.executemany(_INSERT_ROWS, rows)
+        if old is not None:
+            db.execute("DELETE FROM chain WHERE id = ?", (sid * SPAN + 2 * old + 1,))
         self._index(db, session_id, sid, events)
-        return linked[0], sid, first_time
+        return stored, sid
 
     @staticmethod
     def _index(db: sqlite3.Connection, session_id: str, sid: int, events: Sequence[Event]) -> None:
@@ -487,50 +479,6 @@ def _link(session_id: str, sid: int, events: Sequence[Event], bodies: list[bytes
         rows.append((base + 2 * seq, sid, seq, body, prev, digest, None, None))
         prev = digest
     return stored, rows
-
-
-def _write(
-    db: sqlite3.Connection,
-    sid: int,
-    linked: tuple[list[StoredEvent], _Rows],
-    first_time: object,
-    last_time: float,
-    old: tuple[int, str] | None,
-    *,
-    checked: bool,
-) -> bool:
-    """Insert the linked events and their new head row, then delete the old head row, which
-    must still hold ``old`` (seq, hash) and ``first_time``. Unless ``checked`` (the caller
-    read the old head under the lock), a head that moved is found here instead: nothing is
-    left written and the result is False. Inserting before deleting keeps the chain's last
-    page from being rebalanced."""
-    stored, rows = linked
-    head = stored[-1]
-    rows = [*rows, (sid * SPAN + 2 * head.seq + 1, sid, head.seq, None, None, head.hash, first_time, last_time)]  # type: ignore[list-item]
-    try:
-        if len(rows) <= _ONE_STATEMENT:
-            db.execute(_insert_rows(len(rows)), [value for row in rows for value in row])
-        else:
-            db.executemany(_INSERT_ROWS, rows)
-    except sqlite3.IntegrityError:
-        if checked:
-            raise
-        return False  # one statement: it wrote nothing
-    if old is None:
-        return True
-    gone = db.execute(_DELETE_HEAD, (sid * SPAN + 2 * old[0] + 1, old[1], first_time)).rowcount
-    if gone != 1 and not checked:
-        db.execute("DELETE FROM chain WHERE id BETWEEN ? AND ?", (rows[0][0], rows[-1][0]))
-        return False
-    if gone != 1:
-        raise StoreError(f"the head of session {stored[0].session_id!r} changed under the write lock")
-    return True
-
-
-@functools.lru_cache(maxsize=_ONE_STATEMENT)
-def _insert_rows(count: int) -> str:
-    """One INSERT statement for ``count`` chain rows (one step instead of one per row)."""
-    return _INSERT_ROWS + ", (?, ?, ?, ?, ?, ?, ?, ?)" * (count - 1)
 
 
 def _chain_rows(db: sqlite3.Connection, sessions: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, bytes, str, str]]:
