@@ -1,25 +1,16 @@
 """The SQLite store's tables, and the forward migration from the first layout.
 
 Schema 3 (``PRAGMA user_version = 3``) lays the log out for cheap appends. In WAL mode a
-commit costs about one write per page it changed (about 8 us each on a small VM), so an
-append should touch few pages: about three here (the chain's last page, one page of call
-ids, the file header when the file grows) against five to six in schema 2.
-
-* ``session_ids`` interns each session's name to a small integer ``sid``, once.
-* ``chain`` holds every session's events and heads in one rowid table. Event ``seq`` of
-  session ``sid`` is at key ``sid * 2**33 + 2 * seq``; the session's head (its last seq
-  and hash, and its first and last event times, as the ``heads`` table held them) is one
-  row at ``sid * 2**33 + 2 * seq + 1``, right after that event. An append inserts its
-  events and the new head row there and deletes the old head row: the same page, and for
-  the newest session the end of the table, which SQLite's b-tree fills without
-  rebalancing. A session's events are read by a key range, and its chain is unique by
-  construction. The head row still records where the chain ends, apart from the events,
-  so a truncated tail is caught as before.
-* ``call_keys`` claims call ids: a rowid table keyed by a 64-bit hash of (sid, call id)
-  whose rows keep the exact pair (a key taken by another pair moves on to the next key).
-
-Views named like the old tables (``events``, ``heads``, ``calls``) show the same columns
-as before for ad-hoc SQL; edits and deletes through them reach the rows underneath.
+commit costs about one write per page it changed (about 8 us each on a small VM), so the
+layout keeps the pages an append touches few: the event rows, one page of call ids and
+the session's head. Each session's name is interned once to a small integer
+(``session_ids``); events live in a rowid table (``chain``) keyed by
+``sid * 2**32 + seq``, so a session's events are contiguous, read by a rowid range, and
+one session's chain is unique by construction; the newest session appends at the
+table's very end, which SQLite's b-tree fills without rebalancing. Call ids are claimed in ``call_keys``, a rowid table keyed by a
+64-bit hash of (session, call id) whose rows keep the exact pair (a hash taken by
+another pair moves on to the next key). Views named like the old tables (``events``,
+``calls``) show the same columns as before, for ad-hoc SQL.
 
 Files written before (``user_version = 0``, an ``events`` table) are migrated forward on
 open, in one transaction: a crash in the middle leaves the old file as it was.

@@ -30,7 +30,7 @@ from tether.store._chain import (
 )
 from tether.store._sqlite_schema import SEQ_LIMIT, SID_LIMIT, SPAN, claim_call, open_schema
 
-# Only the chain table (events and heads) is the record; call ids, approvals and snapshots
+# Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
 # are indexes derived from it (the guard re-checks them against the chain before relying on them).
 
 T = TypeVar("T")
@@ -72,11 +72,10 @@ class SQLiteStore:
     """Append-only, hash-chained event log in a SQLite database (WAL mode).
 
     Several processes may share one file. An append takes SQLite's write lock first
-    (``BEGIN IMMEDIATE``), then checks that the session's head row is still the one it
-    expects (seq and hash), inserts the events and the new head row, deletes the old head
-    row and claims the call ids; a head that moved raises
-    :class:`~tether.errors.StaleSession` and writes nothing, so chains stay linear and no
-    writer commits on stale state. The tables are laid
+    (``BEGIN IMMEDIATE``), then moves the session's head with one conditional
+    ``UPDATE ... WHERE seq = expected AND hash = expected`` and inserts the events and
+    call ids; a head that moved raises :class:`~tether.errors.StaleSession` and writes
+    nothing, so chains stay linear and no writer commits on stale state. The tables are laid
     out so that an append changes few pages (see ``_sqlite_schema``); files of the first
     layout are migrated forward when opened. A writer that
     waits for the lock checks, without the lock, whether its session's head has moved
