@@ -24,12 +24,7 @@ import sqlite3
 from tether.errors import DuplicateCall, StoreError
 
 SEQ_LIMIT = 2**32
-"""Events per session."""
-SPAN = 2**33
-"""Keys per session in ``chain``: event ``seq`` is at ``sid * SPAN + 2 * seq``, the head
-(when the chain ends at ``seq``) at ``sid * SPAN + 2 * seq + 1``."""
-SID_LIMIT = 2**30
-"""Sessions per file (keys stay below 2**63)."""
+"""Events per session (the ``chain`` key packs the session id above the sequence number)."""
 VERSION = 3
 """The layout this code writes (``PRAGMA user_version``; the ``meta`` table's ``schema`` too)."""
 
@@ -39,13 +34,18 @@ CREATE TABLE chain (
     id INTEGER PRIMARY KEY,
     sid INTEGER NOT NULL,
     seq INTEGER NOT NULL,
-    body BLOB,
-    prev_hash TEXT,
-    hash TEXT NOT NULL,
-    first_time REAL,
-    last_time REAL
+    body BLOB NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
 );
 CREATE TABLE call_keys (key INTEGER PRIMARY KEY, sid INTEGER NOT NULL, call_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS heads (
+    session_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    first_time REAL NOT NULL,
+    last_time REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS approvals (
     session_id TEXT NOT NULL,
     call_id TEXT NOT NULL,
@@ -75,26 +75,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _VIEWS = """
 CREATE VIEW events AS
     SELECT s.session_id AS session_id, c.seq AS seq, c.body AS body, c.prev_hash AS prev_hash, c.hash AS hash
-    FROM session_ids s JOIN chain c ON c.id BETWEEN s.sid * 8589934592 AND s.sid * 8589934592 + 8589934591
-    AND c.id % 2 = 0 AND c.sid = s.sid;
+    FROM session_ids s JOIN chain c ON c.id BETWEEN s.sid * 4294967296 AND s.sid * 4294967296 + 4294967295 AND c.sid = s.sid;
 CREATE TRIGGER events_update INSTEAD OF UPDATE ON events BEGIN
-    UPDATE chain SET id = sid * 8589934592 + 2 * NEW.seq, seq = NEW.seq, body = NEW.body, prev_hash = NEW.prev_hash, hash = NEW.hash
-    WHERE id = (SELECT sid FROM session_ids WHERE session_id = OLD.session_id) * 8589934592 + 2 * OLD.seq;
+    UPDATE chain SET id = sid * 4294967296 + NEW.seq, seq = NEW.seq, body = NEW.body, prev_hash = NEW.prev_hash, hash = NEW.hash
+    WHERE id = (SELECT sid FROM session_ids WHERE session_id = OLD.session_id) * 4294967296 + OLD.seq;
 END;
 CREATE TRIGGER events_delete INSTEAD OF DELETE ON events BEGIN
-    DELETE FROM chain WHERE id = (SELECT sid FROM session_ids WHERE session_id = OLD.session_id) * 8589934592 + 2 * OLD.seq;
-END;
-CREATE VIEW heads AS
-    SELECT s.session_id AS session_id, c.seq AS seq, c.hash AS hash, c.first_time AS first_time, c.last_time AS last_time
-    FROM session_ids s JOIN chain c ON c.id BETWEEN s.sid * 8589934592 AND s.sid * 8589934592 + 8589934591
-    AND c.id % 2 = 1 AND c.sid = s.sid;
-CREATE TRIGGER heads_update INSTEAD OF UPDATE ON heads BEGIN
-    UPDATE chain SET id = sid * 8589934592 + 2 * NEW.seq + 1, seq = NEW.seq, hash = NEW.hash, first_time = NEW.first_time,
-    last_time = NEW.last_time
-    WHERE id = (SELECT sid FROM session_ids WHERE session_id = OLD.session_id) * 8589934592 + 2 * OLD.seq + 1;
-END;
-CREATE TRIGGER heads_delete INSTEAD OF DELETE ON heads BEGIN
-    DELETE FROM chain WHERE id = (SELECT sid FROM session_ids WHERE session_id = OLD.session_id) * 8589934592 + 2 * OLD.seq + 1;
+    DELETE FROM chain WHERE id = (SELECT sid FROM session_ids WHERE session_id = OLD.session_id) * 4294967296 + OLD.seq;
 END;
 CREATE VIEW calls AS SELECT s.session_id AS session_id, k.call_id AS call_id FROM call_keys k JOIN session_ids s ON s.sid = k.sid;
 CREATE TRIGGER calls_delete INSTEAD OF DELETE ON calls BEGIN
@@ -104,13 +91,10 @@ END;
 
 _MIGRATE = """
 INSERT INTO session_ids (session_id)
-    SELECT session_id FROM old_events UNION SELECT session_id FROM old_heads UNION SELECT session_id FROM old_calls ORDER BY 1;
+    SELECT session_id FROM old_events UNION SELECT session_id FROM heads UNION SELECT session_id FROM old_calls ORDER BY 1;
 INSERT INTO chain (id, sid, seq, body, prev_hash, hash)
-    SELECT s.sid * 8589934592 + 2 * e.seq, s.sid, e.seq, e.body, e.prev_hash, e.hash FROM old_events e JOIN session_ids s ON s.session_id = e.session_id
+    SELECT s.sid * 4294967296 + e.seq, s.sid, e.seq, e.body, e.prev_hash, e.hash FROM old_events e JOIN session_ids s ON s.session_id = e.session_id
     ORDER BY e.session_id, e.seq;
-INSERT INTO chain (id, sid, seq, hash, first_time, last_time)
-    SELECT s.sid * 8589934592 + 2 * h.seq + 1, s.sid, h.seq, h.hash, h.first_time, h.last_time
-    FROM old_heads h JOIN session_ids s ON s.session_id = h.session_id;
 """
 
 _CLAIM = "INSERT INTO call_keys (key, sid, call_id) VALUES (?, ?, ?)"
@@ -165,7 +149,6 @@ def _migrate(db: sqlite3.Connection) -> None:
     caller's transaction. Rows are copied as they are (a tampered row stays detectable)."""
     db.execute("ALTER TABLE events RENAME TO old_events")
     db.execute("ALTER TABLE calls RENAME TO old_calls")
-    db.execute("ALTER TABLE heads RENAME TO old_heads")
     _create(db)
     _run(db, _MIGRATE)
     sids = dict(db.execute("SELECT session_id, sid FROM session_ids").fetchall())
@@ -173,7 +156,6 @@ def _migrate(db: sqlite3.Connection) -> None:
         claim_call(db, sids[session_id], session_id, call_id)
     db.execute("DROP TABLE old_events")
     db.execute("DROP TABLE old_calls")
-    db.execute("DROP TABLE old_heads")
 
 
 def call_key(sid: int, call_id: str) -> int:

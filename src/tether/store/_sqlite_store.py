@@ -28,7 +28,7 @@ from tether.store._chain import (
     event_time,
     verify_rows,
 )
-from tether.store._sqlite_schema import SEQ_LIMIT, SID_LIMIT, SPAN, claim_call, open_schema
+from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
 # are indexes derived from it (the guard re-checks them against the chain before relying on them).
@@ -51,21 +51,11 @@ length of one append (SQLite's own busy handler starts at 1 ms, ten appends' tim
 doubling, so that when many processes wait on few cores most of them sleep instead of
 polling and the lock's holder keeps its CPU."""
 
-_INSERT_ROWS = "INSERT INTO chain (id, sid, seq, body, prev_hash, hash, first_time, last_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_HEAD_AT = "SELECT first_time FROM chain WHERE id = ? AND hash = ?"
-_LAST_HEAD = "SELECT seq, hash, first_time FROM chain WHERE id BETWEEN ? AND ? AND id % 2 = 1 ORDER BY id DESC LIMIT 1"
-_CHAIN_ROWS = "SELECT ?, seq, body, prev_hash, hash FROM chain WHERE id BETWEEN ? AND ? AND id % 2 = 0 AND sid = ? ORDER BY id"
+_ADVANCE_HEAD = "UPDATE heads SET seq = ?, hash = ?, last_time = ? WHERE session_id = ? AND seq = ? AND hash = ?"
+_INSERT_EVENTS = "INSERT INTO chain (id, sid, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
+_CHAIN_ROWS = "SELECT ?, seq, body, prev_hash, hash FROM chain WHERE id BETWEEN ? AND ? AND sid = ? ORDER BY id"
 _SID = "(SELECT sid FROM session_ids WHERE session_id = ?)"
-_HEAD_OF = (
-    f"SELECT seq, hash FROM chain WHERE id BETWEEN {_SID} * 8589934592 AND {_SID} * 8589934592 + 8589934591 "
-    "AND id % 2 = 1 ORDER BY id DESC LIMIT 1"
-)
-_HEADS = (
-    "SELECT s.session_id, h.seq, h.hash, h.first_time, h.last_time FROM session_ids s JOIN chain h ON h.id = "
-    "(SELECT id FROM chain WHERE id BETWEEN s.sid * 8589934592 AND s.sid * 8589934592 + 8589934591 AND id % 2 = 1 "
-    "ORDER BY id DESC LIMIT 1)"
-)
-_Rows = list[tuple[int, int, int, bytes | None, str | None, str, float | None, float | None]]
+_Rows = list[tuple[int, int, int, bytes, str, str]]
 
 
 class SQLiteStore:
@@ -227,7 +217,7 @@ class SQLiteStore:
 
     def _head_seq(self, session_id: str) -> int:
         """The session's head sequence number, read without the write lock (0: no session)."""
-        row = self._wait(lambda: self._db.execute(_HEAD_OF, (session_id, session_id)).fetchone())
+        row = self._wait(lambda: self._db.execute("SELECT seq FROM heads WHERE session_id = ?", (session_id,)).fetchone())
         return 0 if row is None else int(row[0])
 
     def _remember(self, session_id: str, seq: int, hash: str, sid: int | None = None) -> None:
@@ -250,37 +240,32 @@ class SQLiteStore:
         known: tuple[int, str] | None,
         linked: tuple[list[StoredEvent], _Rows] | None,
     ) -> tuple[list[StoredEvent], int]:
-        # The head is a row of its own right after the chain's last event (see _sqlite_schema):
-        # the new events and head go in first, at the end of the session's keys, then the old
-        # head is deleted, so an append changes the chain's last page and rarely another.
-        first_time: object = None
-        old: int | None = None
-        if linked is not None and known is not None and sid is not None:
-            row = db.execute(_HEAD_AT, (sid * SPAN + 2 * known[0] + 1, known[1])).fetchone()
-            if row is None:
+        last_time = events[-1].time
+        if linked is not None and known is not None:
+            head = linked[0][-1]
+            if db.execute(_ADVANCE_HEAD, (head.seq, head.hash, last_time, session_id, known[0], known[1])).rowcount != 1:
                 linked = None
-            else:
-                first_time, old = row[0], known[0]
         if linked is None:
             # No usable hint, or another writer moved the head: read it (we hold the lock).
-            if sid is None:
-                sid = _sid_of(db, session_id)
-            row = None if sid is None else db.execute(_LAST_HEAD, (sid * SPAN, sid * SPAN + SPAN - 1)).fetchone()
+            row = db.execute("SELECT seq, hash FROM heads WHERE session_id = ?", (session_id,)).fetchone()
             seq, prev = (int(row[0]), str(row[1])) if row else (0, GENESIS)
             if expect_seq is not None and seq != expect_seq:
-                self._remember(session_id, seq, prev, sid)
+                self._remember(session_id, seq, prev)
                 raise StaleSession(session_id, expect_seq, seq)
             if sid is None:
                 sid = _intern(db, session_id)
             linked = _link(session_id, sid, events, bodies, seq, prev)
-            first_time, old = (row[2], seq) if row else (events[0].time, None)
+            head = linked[0][-1]
+            if row is None:
+                db.execute(
+                    "INSERT INTO heads (session_id, seq, hash, first_time, last_time) VALUES (?, ?, ?, ?, ?)",
+                    (session_id, head.seq, head.hash, events[0].time, last_time),
+                )
+            else:
+                db.execute(_ADVANCE_HEAD, (head.seq, head.hash, last_time, session_id, seq, prev))
         stored, rows = linked
         assert sid is not None  # linked before the lock only with a known sid
-        head = stored[-1]
-        rows = [*rows, (sid * SPAN + 2 * head.seq + 1, sid, head.seq, None, None, head.hash, first_time, events[-1].time)]  # type: ignore[list-item]
-        db.executemany(_INSERT_ROWS, rows)
-        if old is not None:
-            db.execute("DELETE FROM chain WHERE id = ?", (sid * SPAN + 2 * old + 1,))
+        db.executemany(_INSERT_EVENTS, rows)
         self._index(db, session_id, sid, events)
         return stored, sid
 
@@ -316,8 +301,8 @@ class SQLiteStore:
     def read(self, session_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[StoredEvent]:
         """The session's events after ``after_seq``, in chain order."""
         rows = self._all(
-            f"SELECT seq, body, prev_hash, hash, sid FROM chain WHERE id BETWEEN {_SID} * 8589934592 + 2 * ? + 2 "
-            f"AND {_SID} * 8589934592 + 8589934591 AND id % 2 = 0 ORDER BY id LIMIT ?",
+            f"SELECT seq, body, prev_hash, hash, sid FROM chain WHERE id BETWEEN {_SID} * 4294967296 + ? + 1 "
+            f"AND {_SID} * 4294967296 + 4294967295 ORDER BY id LIMIT ?",
             (session_id, max(after_seq, 0), session_id, -1 if limit is None else limit),
         )
         if any(not isinstance(r[1], bytes) for r in rows):
@@ -333,7 +318,7 @@ class SQLiteStore:
 
     def head(self, session_id: str) -> ChainHead | None:
         """Where the session's chain ends."""
-        row = self._one(_HEAD_OF, (session_id, session_id))
+        row = self._one("SELECT seq, hash FROM heads WHERE session_id = ?", (session_id,))
         return None if row is None else ChainHead(session_id, row[0], row[1])
 
     def sessions(self) -> list[SessionSummary]:
@@ -341,12 +326,10 @@ class SQLiteStore:
         events (the heads table's copies are not trusted: ``verify`` checks them), or the
         copies where those events cannot be read (``verify`` then reports the chain)."""
         rows = self._all(
-            "SELECT s.session_id, h.seq, h.hash, h.first_time, h.last_time, "
-            "(SELECT body FROM chain e WHERE e.id = s.sid * 8589934592 + 2), "
-            "(SELECT body FROM chain e WHERE e.id = s.sid * 8589934592 + 2 * h.seq) "
-            "FROM session_ids s JOIN chain h ON h.id = "
-            "(SELECT id FROM chain WHERE id BETWEEN s.sid * 8589934592 AND s.sid * 8589934592 + 8589934591 AND id % 2 = 1 "
-            "ORDER BY id DESC LIMIT 1)",
+            "SELECT h.session_id, h.seq, h.hash, h.first_time, h.last_time, "
+            "(SELECT body FROM chain e WHERE e.id = s.sid * 4294967296 + 1), "
+            "(SELECT body FROM chain e WHERE e.id = s.sid * 4294967296 + h.seq) "
+            "FROM heads h LEFT JOIN session_ids s ON s.session_id = h.session_id",
             (),
         )
         out = [SessionSummary(r[0], r[1], _event_time(r[5], r[3]), _event_time(r[6], r[4]), r[2]) for r in rows]
@@ -364,7 +347,7 @@ class SQLiteStore:
 
     def _verify(self, session_ids: Sequence[str] | None, expect: Sequence[ChainHead]) -> VerifyReport:
         db = self._db
-        heads_sql = _HEADS
+        heads_sql = "SELECT session_id, seq, hash, first_time, last_time FROM heads"
         if session_ids is None:
             heads, times = _heads(db.execute(heads_sql))
             named = db.execute("SELECT session_id, sid FROM session_ids ORDER BY session_id").fetchall()
@@ -372,7 +355,7 @@ class SQLiteStore:
         ids = list(dict.fromkeys([*session_ids, *(h.session_id for h in expect)]))
         total_sessions = total_events = 0
         for sid in ids:
-            heads, times = _heads(db.execute(heads_sql + " WHERE s.session_id = ?", (sid,)))
+            heads, times = _heads(db.execute(heads_sql + " WHERE session_id = ?", (sid,)))
             cursor = _chain_rows(db, db.execute("SELECT session_id, sid FROM session_ids WHERE session_id = ?", (sid,)).fetchall())
             report = verify_rows(cursor, heads, [h for h in expect if h.session_id == sid], times=times)
             total_sessions += report.sessions
@@ -470,12 +453,12 @@ def _link(session_id: str, sid: int, events: Sequence[Event], bodies: list[bytes
         raise StoreError(f"session {session_id!r} would pass {SEQ_LIMIT} events")
     stored: list[StoredEvent] = []
     rows: _Rows = []
-    base = sid * SPAN
+    base = sid * SEQ_LIMIT
     for event, body in zip(events, bodies, strict=True):
         seq += 1
         digest = chain_hash(prev, seq, body)
         stored.append(StoredEvent(session_id, seq, body, prev, digest, event))
-        rows.append((base + 2 * seq, sid, seq, body, prev, digest, None, None))
+        rows.append((base + seq, sid, seq, body, prev, digest))
         prev = digest
     return stored, rows
 
@@ -483,23 +466,17 @@ def _link(session_id: str, sid: int, events: Sequence[Event], bodies: list[bytes
 def _chain_rows(db: sqlite3.Connection, sessions: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, bytes, str, str]]:
     """The rows of the named sessions' chains, session by session, for ``verify_rows``."""
     for session_id, sid in sessions:
-        yield from db.execute(_CHAIN_ROWS, (session_id, sid * SPAN, sid * SPAN + SPAN - 1, sid))
+        yield from db.execute(_CHAIN_ROWS, (session_id, sid * SEQ_LIMIT, sid * SEQ_LIMIT + SEQ_LIMIT - 1, sid))
 
 
 def _intern(db: sqlite3.Connection, session_id: str) -> int:
     """The session's interned id, created on its first append (in the append's transaction)."""
-    known = _sid_of(db, session_id)
-    if known is not None:
-        return known
-    sid = db.execute("INSERT INTO session_ids (session_id) VALUES (?)", (session_id,)).lastrowid
-    if sid is None or sid >= SID_LIMIT:
-        raise StoreError(f"the event store holds {SID_LIMIT} sessions; start a new file")
-    return sid
-
-
-def _sid_of(db: sqlite3.Connection, session_id: str) -> int | None:
     row = db.execute("SELECT sid FROM session_ids WHERE session_id = ?", (session_id,)).fetchone()
-    return None if row is None else int(row[0])
+    if row is not None:
+        return int(row[0])
+    sid = db.execute("INSERT INTO session_ids (session_id) VALUES (?)", (session_id,)).lastrowid
+    assert sid is not None
+    return sid
 
 
 def _heads(rows: Iterable[tuple[str, int, str, float, float]]) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[float, float]]]:
