@@ -33,8 +33,10 @@ CALL_HASH = "sha256:" + "ab" * 32
 
 
 def check_events(session_id: str, i: int) -> list[Event]:
-    """The two events one allowed check appends (call ids are random, as the session's are)."""
-    call_id = f"{i}-{os.urandom(12).hex()}"
+    """The two events one allowed check appends. Call ids are random, as the session's are
+    (``new_id()``); ``i`` is in the body only, since a counter in the id would sort the ids
+    and spare any index keyed by them its random page per append."""
+    call_id = os.urandom(16).hex()
     return [
         CallProposed(
             session_id=session_id,

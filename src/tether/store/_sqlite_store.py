@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from tether.errors import DuplicateCall, StaleSession, StoreError
+from tether.errors import StaleSession, StoreError
 from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, event_to_json
 from tether.store._chain import (
     GENESIS,
@@ -28,54 +28,10 @@ from tether.store._chain import (
     event_time,
     verify_rows,
 )
+from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    session_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS heads (
-    session_id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    first_time REAL NOT NULL,
-    last_time REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS calls (
-    session_id TEXT NOT NULL,
-    call_id TEXT NOT NULL,
-    PRIMARY KEY (session_id, call_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS approvals (
-    session_id TEXT NOT NULL,
-    call_id TEXT NOT NULL,
-    call_hash TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    args BLOB NOT NULL,
-    summary TEXT NOT NULL,
-    requested_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (session_id, call_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS policies (hash TEXT PRIMARY KEY, name TEXT NOT NULL, text TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS snapshots (
-    session_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    policy_hash TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    body BLOB NOT NULL,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '2');
-"""
-# Only the events and heads tables are the record; calls, approvals and snapshots are
-# indexes derived from it (the guard re-checks them against the chain before relying on them).
+# Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
+# are indexes derived from it (the guard re-checks them against the chain before relying on them).
 
 T = TypeVar("T")
 
@@ -83,9 +39,9 @@ _SYNC = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 _KEEP_SNAPSHOTS = 2
 _CHECKPOINT_PAGES = 4000
 """WAL pages before a commit also checkpoints (SQLite's default is 1000). A check writes about
-six pages, and the checkpoint, with its fsyncs, stalls the append that runs it for a few ms:
-at 1000 that is one check in 165 (p99 of an append 400-600 us here), at 4000 one in about
-660 (p99 under 200 us), for a WAL of up to 16 MiB."""
+four pages (six before schema 3), and the checkpoint, with its fsyncs, stalls the append that
+runs it for a few ms: at 1000 that is one check in about 250, at 4000 one in about 1000, for
+a WAL of up to 16 MiB."""
 _KNOWN_HEADS = 4096
 """How many sessions' heads a store remembers between appends (a hint, checked by SQL)."""
 _FIRST_WAIT_S = 50e-6
@@ -96,8 +52,10 @@ doubling, so that when many processes wait on few cores most of them sleep inste
 polling and the lock's holder keeps its CPU."""
 
 _ADVANCE_HEAD = "UPDATE heads SET seq = ?, hash = ?, last_time = ? WHERE session_id = ? AND seq = ? AND hash = ?"
-_INSERT_EVENTS = "INSERT INTO events (session_id, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)"
-_INSERT_CALL = "INSERT INTO calls (session_id, call_id) VALUES (?, ?)"
+_INSERT_EVENTS = "INSERT INTO chain (id, sid, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
+_CHAIN_ROWS = "SELECT ?, seq, body, prev_hash, hash FROM chain WHERE id BETWEEN ? AND ? AND sid = ? ORDER BY id"
+_SID = "(SELECT sid FROM session_ids WHERE session_id = ?)"
+_Rows = list[tuple[int, int, int, bytes, str, str]]
 
 
 class SQLiteStore:
@@ -107,7 +65,9 @@ class SQLiteStore:
     (``BEGIN IMMEDIATE``), then moves the session's head with one conditional
     ``UPDATE ... WHERE seq = expected AND hash = expected`` and inserts the events and
     call ids; a head that moved raises :class:`~tether.errors.StaleSession` and writes
-    nothing, so chains stay linear and no writer commits on stale state. A writer that
+    nothing, so chains stay linear and no writer commits on stale state. The tables are laid
+    out so that an append changes few pages (see ``_sqlite_schema``); files of the first
+    layout are migrated forward when opened. A writer that
     waits for the lock checks, without the lock, whether its session's head has moved
     and gives up at once if so: losing a race costs one indexed read.
     ``path=":memory:"`` gives a private in-memory store.
@@ -139,10 +99,12 @@ class SQLiteStore:
         """How long an operation waits for another connection's write lock before failing."""
         self._lock = threading.RLock()
         self._heads: dict[str, tuple[int, str]] = {}
-        self._turn_open = False
-        """A ``turn()`` holds the write lock; the next write commits in its transaction."""
         """Heads this store last saw per session: a hint that spares reading the head before
         an append (the conditional update checks it)."""
+        self._sids: dict[str, int] = {}
+        """Committed sessions' interned ids (``session_ids``), which never change."""
+        self._turn_open = False
+        """A ``turn()`` holds the write lock; the next write commits in its transaction."""
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +112,7 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_SYNC[durability]}")
             self._db.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
-            self._db.executescript(_SCHEMA)
+            open_schema(self._db)
             # From here on this store waits for locks itself (see _wait): fine-grained, and a
             # writer whose session moved gives up instead of waiting.
             self._db.execute("PRAGMA busy_timeout = 0")
@@ -164,23 +126,24 @@ class SQLiteStore:
         bodies = [event_to_json(e) for e in events]
         with self._lock:
             known = self._heads.get(session_id)
+            sid = self._sids.get(session_id)
             # Link the chain before taking the write lock, from the head this store last saw;
             # the conditional update below proves it is still the head.
             linked = None
-            if known is not None and (expect_seq is None or expect_seq == known[0]):
-                linked = _link(session_id, events, bodies, *known)
+            if known is not None and sid is not None and (expect_seq is None or expect_seq == known[0]):
+                linked = _link(session_id, sid, events, bodies, *known)
             db = self._db
             try:
                 self._begin(session_id, expect_seq)
                 try:
-                    stored = self._append_locked(db, session_id, events, bodies, expect_seq, known, linked)
+                    stored, sid = self._append_locked(db, session_id, sid, events, bodies, expect_seq, known, linked)
                     db.commit()
                 except BaseException:
                     db.rollback()
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot append to event store {self.path!r}: {exc}") from exc
-            self._remember(session_id, stored[-1].seq, stored[-1].hash)
+            self._remember(session_id, stored[-1].seq, stored[-1].hash, sid)
             return stored
 
     @contextmanager
@@ -217,6 +180,13 @@ class SQLiteStore:
         if self._turn_open:
             self._turn_open = False
             return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            # Usually the lock is free: only a busy one costs the waiting loop's set-up.
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
 
         def stale() -> None:
             if session_id is not None and expect_seq is not None:
@@ -250,22 +220,26 @@ class SQLiteStore:
         row = self._wait(lambda: self._db.execute("SELECT seq FROM heads WHERE session_id = ?", (session_id,)).fetchone())
         return 0 if row is None else int(row[0])
 
-    def _remember(self, session_id: str, seq: int, hash: str) -> None:
+    def _remember(self, session_id: str, seq: int, hash: str, sid: int | None = None) -> None:
         heads = self._heads
         if len(heads) >= _KNOWN_HEADS and session_id not in heads:
             heads.clear()
+            self._sids.clear()
         heads[session_id] = (seq, hash)
+        if sid is not None:
+            self._sids[session_id] = sid
 
     def _append_locked(
         self,
         db: sqlite3.Connection,
         session_id: str,
+        sid: int | None,
         events: Sequence[Event],
         bodies: list[bytes],
         expect_seq: int | None,
         known: tuple[int, str] | None,
-        linked: tuple[list[StoredEvent], list[tuple[str, int, bytes, str, str]]] | None,
-    ) -> list[StoredEvent]:
+        linked: tuple[list[StoredEvent], _Rows] | None,
+    ) -> tuple[list[StoredEvent], int]:
         last_time = events[-1].time
         if linked is not None and known is not None:
             head = linked[0][-1]
@@ -278,7 +252,9 @@ class SQLiteStore:
             if expect_seq is not None and seq != expect_seq:
                 self._remember(session_id, seq, prev)
                 raise StaleSession(session_id, expect_seq, seq)
-            linked = _link(session_id, events, bodies, seq, prev)
+            if sid is None:
+                sid = _intern(db, session_id)
+            linked = _link(session_id, sid, events, bodies, seq, prev)
             head = linked[0][-1]
             if row is None:
                 db.execute(
@@ -288,21 +264,19 @@ class SQLiteStore:
             else:
                 db.execute(_ADVANCE_HEAD, (head.seq, head.hash, last_time, session_id, seq, prev))
         stored, rows = linked
+        assert sid is not None  # linked before the lock only with a known sid
         db.executemany(_INSERT_EVENTS, rows)
-        self._index(db, session_id, events)
-        return stored
+        self._index(db, session_id, sid, events)
+        return stored, sid
 
     @staticmethod
-    def _index(db: sqlite3.Connection, session_id: str, events: Sequence[Event]) -> None:
+    def _index(db: sqlite3.Connection, session_id: str, sid: int, events: Sequence[Event]) -> None:
         """Keep the derived indexes (call ids, pending approvals) in the append's transaction."""
         proposed: dict[str, CallProposed] = {}
         for event in events:
             if isinstance(event, CallProposed):
                 proposed[event.call_id] = event
-                try:
-                    db.execute(_INSERT_CALL, (session_id, event.call_id))
-                except sqlite3.IntegrityError:
-                    raise DuplicateCall(session_id, event.call_id) from None
+                claim_call(db, sid, session_id, event.call_id)
             elif isinstance(event, ApprovalRequested):
                 call = proposed.get(event.call_id)
                 db.execute(
@@ -327,8 +301,9 @@ class SQLiteStore:
     def read(self, session_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[StoredEvent]:
         """The session's events after ``after_seq``, in chain order."""
         rows = self._all(
-            "SELECT seq, body, prev_hash, hash FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (session_id, after_seq, -1 if limit is None else limit),
+            f"SELECT seq, body, prev_hash, hash, sid FROM chain WHERE id BETWEEN {_SID} * 4294967296 + ? + 1 "
+            f"AND {_SID} * 4294967296 + 4294967295 ORDER BY id LIMIT ?",
+            (session_id, max(after_seq, 0), session_id, -1 if limit is None else limit),
         )
         if any(not isinstance(r[1], bytes) for r in rows):
             raise StoreError(
@@ -338,7 +313,7 @@ class SQLiteStore:
             # The last event read was the head when read: a catching-up writer's next append
             # links onto it without reading the head again.
             with self._lock:
-                self._remember(session_id, rows[-1][0], rows[-1][3])
+                self._remember(session_id, rows[-1][0], rows[-1][3], rows[-1][4])
         return [StoredEvent(session_id, r[0], r[1], r[2], r[3]) for r in rows]
 
     def head(self, session_id: str) -> ChainHead | None:
@@ -352,8 +327,9 @@ class SQLiteStore:
         copies where those events cannot be read (``verify`` then reports the chain)."""
         rows = self._all(
             "SELECT h.session_id, h.seq, h.hash, h.first_time, h.last_time, "
-            "(SELECT body FROM events e WHERE e.session_id = h.session_id AND e.seq = 1), "
-            "(SELECT body FROM events e WHERE e.session_id = h.session_id AND e.seq = h.seq) FROM heads h",
+            "(SELECT body FROM chain e WHERE e.id = s.sid * 4294967296 + 1), "
+            "(SELECT body FROM chain e WHERE e.id = s.sid * 4294967296 + h.seq) "
+            "FROM heads h LEFT JOIN session_ids s ON s.session_id = h.session_id",
             (),
         )
         out = [SessionSummary(r[0], r[1], _event_time(r[5], r[3]), _event_time(r[6], r[4]), r[2]) for r in rows]
@@ -374,13 +350,13 @@ class SQLiteStore:
         heads_sql = "SELECT session_id, seq, hash, first_time, last_time FROM heads"
         if session_ids is None:
             heads, times = _heads(db.execute(heads_sql))
-            cursor = db.execute("SELECT session_id, seq, body, prev_hash, hash FROM events ORDER BY session_id, seq")
-            return verify_rows(cursor, heads, expect, times=times)
+            named = db.execute("SELECT session_id, sid FROM session_ids ORDER BY session_id").fetchall()
+            return verify_rows(_chain_rows(db, named), heads, expect, times=times)
         ids = list(dict.fromkeys([*session_ids, *(h.session_id for h in expect)]))
         total_sessions = total_events = 0
         for sid in ids:
             heads, times = _heads(db.execute(heads_sql + " WHERE session_id = ?", (sid,)))
-            cursor = db.execute("SELECT session_id, seq, body, prev_hash, hash FROM events WHERE session_id = ? ORDER BY seq", (sid,))
+            cursor = _chain_rows(db, db.execute("SELECT session_id, sid FROM session_ids WHERE session_id = ?", (sid,)).fetchall())
             report = verify_rows(cursor, heads, [h for h in expect if h.session_id == sid], times=times)
             total_sessions += report.sessions
             total_events += report.events
@@ -471,19 +447,36 @@ class SQLiteStore:
         self.close()
 
 
-def _link(
-    session_id: str, events: Sequence[Event], bodies: list[bytes], seq: int, prev: str
-) -> tuple[list[StoredEvent], list[tuple[str, int, bytes, str, str]]]:
+def _link(session_id: str, sid: int, events: Sequence[Event], bodies: list[bytes], seq: int, prev: str) -> tuple[list[StoredEvent], _Rows]:
     """Chain ``events`` onto (``seq``, ``prev``): the stored events and their table rows."""
+    if seq + len(events) >= SEQ_LIMIT:
+        raise StoreError(f"session {session_id!r} would pass {SEQ_LIMIT} events")
     stored: list[StoredEvent] = []
-    rows: list[tuple[str, int, bytes, str, str]] = []
+    rows: _Rows = []
+    base = sid * SEQ_LIMIT
     for event, body in zip(events, bodies, strict=True):
         seq += 1
         digest = chain_hash(prev, seq, body)
         stored.append(StoredEvent(session_id, seq, body, prev, digest, event))
-        rows.append((session_id, seq, body, prev, digest))
+        rows.append((base + seq, sid, seq, body, prev, digest))
         prev = digest
     return stored, rows
+
+
+def _chain_rows(db: sqlite3.Connection, sessions: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, bytes, str, str]]:
+    """The rows of the named sessions' chains, session by session, for ``verify_rows``."""
+    for session_id, sid in sessions:
+        yield from db.execute(_CHAIN_ROWS, (session_id, sid * SEQ_LIMIT, sid * SEQ_LIMIT + SEQ_LIMIT - 1, sid))
+
+
+def _intern(db: sqlite3.Connection, session_id: str) -> int:
+    """The session's interned id, created on its first append (in the append's transaction)."""
+    row = db.execute("SELECT sid FROM session_ids WHERE session_id = ?", (session_id,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    sid = db.execute("INSERT INTO session_ids (session_id) VALUES (?)", (session_id,)).lastrowid
+    assert sid is not None
+    return sid
 
 
 def _heads(rows: Iterable[tuple[str, int, str, float, float]]) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[float, float]]]:
