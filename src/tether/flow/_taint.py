@@ -488,6 +488,17 @@ class TaintMemory:
             out["bloom_set"] = self._bloom.set_bits
         return out
 
+    def digest(self) -> dict[str, Any]:
+        """A comparable picture of what the memory holds, not of where its table holds it: a table
+        filled in other batches (a live session folds when its stage fills, a resumed one may fold
+        earlier) places the same pieces in other slots, and answers every lookup the same."""
+        out = {k: v for k, v in self.to_snapshot().items() if k not in ("work", "grams")}
+        table = self._table
+        if table is not None:
+            held = np.sort(table.slots[table.slots != 0])
+            out["grams"] = {"slots": int(table.slots.size), "count": table.count, "held": hashlib.sha256(held.tobytes()).hexdigest()}
+        return out
+
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> TaintMemory:
         """Rebuild a memory from :meth:`to_snapshot`; it taints every output as the original did."""

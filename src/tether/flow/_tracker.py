@@ -270,9 +270,9 @@ class FlowTracker:
             "context_sources": list(self.context_sources),
             "index": self.index.digest(),
             "evicted": self.index.evicted.describe(),
-            # Work done is not state: a value skipped as already remembered is no work in one
-            # tracker and a no-op fold in another.
-            "taint": {k: v for k, v in self.taint.to_snapshot().items() if k != "work"},
+            # What the taint memory holds (work done is not state: a value skipped as already
+            # remembered is no work in one tracker and a no-op fold in another).
+            "taint": self.taint.digest(),
         }
 
     def to_snapshot(self) -> dict[str, Any]:
