@@ -66,7 +66,7 @@ class Guard:
         *,
         detectors: Sequence[Detector] = (),
         clock: Callable[[], float] = time.time,
-        snapshot_every: int | None = 10_000,
+        snapshot_every: int | None = 5_000,
         snapshot_bytes: int | None = 4 << 20,
         flow_limits: FlowLimits | None = None,
     ) -> None:

@@ -42,7 +42,7 @@ class SnapshotPolicy:
     first; that bounds a resume by work, whatever the session's shape.
     """
 
-    every_events: int | None = 10_000
+    every_events: int | None = 5_000
     """Save after this many events since the last snapshot (None: not by count)."""
     every_bytes: int | None = 4 << 20
     """Save after this many bytes of logged events since the last snapshot (None: not by size)."""
