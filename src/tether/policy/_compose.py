@@ -25,6 +25,7 @@ from tether.errors import PolicyError
 from tether.policy._loader import read_document, read_policy_file, validate_data, validate_document
 from tether.policy._problems import Problems, parent_path
 from tether.policy._schema import PolicySpec
+from tether.policy._validate import same_json
 
 Origins = dict[str, tuple[str, int]]
 _MAX_DEPTH = 16
@@ -335,12 +336,12 @@ class _Merger:
                     self._loosens(where, "the base requires this argument")
                     continue
             elif key == "enum":
-                extra = [v for v in value if not any(_same_json(v, o) for o in old)]
+                extra = [v for v in value if not any(same_json(v, o) for o in old)]
                 if extra:
                     self._loosens(where, f"enum value(s) {extra!r} are not allowed by the base")
                     continue
             elif key in ("const", "pattern"):
-                if not _same_json(old, value):
+                if not same_json(old, value):
                     self._loosens(where, f"the base's {key} {old!r} cannot be replaced")
                 continue
             elif key in _LOWER_BOUNDS or key in _UPPER_BOUNDS:
@@ -447,11 +448,3 @@ def _weaker(rule: dict[str, Any], default: dict[str, Any]) -> str | None:
     if masks_forbid and not set(default["forbid"]) <= set(rule["forbid"]):
         return f"it does not forbid {sorted(set(default['forbid']) - set(rule['forbid']))}"
     return None
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    return type(a) is type(b) and bool(a == b)

@@ -60,9 +60,9 @@ def _first_error(spec: CompiledArg, value: Any, where: str, inherited: tuple[m.V
         return f"{where} is {value!r}, which is not a finite number"
     if spec.types is not None and not _type_ok(value, spec.types):
         return f"{where} must be {' or '.join(spec.types)}, got {_type_name(value)}"
-    if spec.has_const and not _same_json(value, spec.const):
+    if spec.has_const and not same_json(value, spec.const):
         return f"{where} must equal {spec.const!r}"
-    if spec.enum is not None and not any(_same_json(value, e) for e in spec.enum):
+    if spec.enum is not None and not any(same_json(value, e) for e in spec.enum):
         return f"{where} must be one of {list(spec.enum)!r}, got {_short(value)}"
     if isinstance(value, str):
         if spec.min_len is not None and len(value) < spec.min_len:
@@ -113,7 +113,8 @@ def _first_error(spec: CompiledArg, value: Any, where: str, inherited: tuple[m.V
     return None
 
 
-def _same_json(a: Any, b: Any) -> bool:
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1`` is ``1.0`` (as JSON Schema's ``const`` and ``enum`` compare)."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, int | float) and isinstance(b, int | float):
