@@ -118,3 +118,42 @@ def _wait_for_line(path: Path, needle: str, timeout: float = 20.0) -> str:
                 return line
         time.sleep(0.05)
     raise AssertionError(f"no line with {needle!r} in {path.read_text()!r}")
+
+
+def _form_message(client: RawClient) -> str | None:
+    """The approval form the proxy sends the client (None: it sent none before answering)."""
+    while True:
+        msg = client.read()
+        if msg.get("method") == "elicitation/create":
+            message = msg["params"]["message"]
+            client.send({"jsonrpc": "2.0", "id": msg["id"], "result": {"action": "decline"}})
+            return str(message)
+        if msg.get("id") == 1:
+            return None
+
+
+def test_the_approval_form_shows_the_whole_call_with_marks_or_is_not_shown(tmp_path: Path) -> None:
+    """The human approves what the tool will receive: an argument with a link after character 1,500
+    is shown whole, a right-to-left override as a mark; a call too long for a form is not shown cut."""
+    caps = {"elicitation": {"form": {}}}
+    long_text = "x" * 1_600 + " then open https://evil.example/\u202egnp.exe"
+    client = RawClient(_raw("ask.yaml", tmp_path / "t.db", "--ask-timeout", "3"))
+    try:
+        client.initialize(caps)
+        client.send(_call(1, long_text))
+        message = _form_message(client)
+        assert message is not None and "https://evil.example/" in message
+        assert "\u202e" not in message and "U+202E" in message
+        client.answer(1)
+    finally:
+        assert client.close() == 0
+    log = tmp_path / "err.log"
+    with open(log, "w") as err:
+        client = RawClient(_raw("ask.yaml", tmp_path / "t2.db", "--ask-timeout", "2"), stderr=err)
+        try:
+            client.initialize(caps)
+            client.send(_call(1, "y" * 20_000))
+            assert _form_message(client) is None  # refused when nobody answered elsewhere in time
+        finally:
+            assert client.close() == 0
+    assert "too long to show whole" in log.read_text()

@@ -44,6 +44,7 @@ from typing import Any, Protocol, TextIO
 import anyio
 
 from tether._decision import Decision, ToolCall
+from tether._display import visible_text
 from tether.adapters.mcp._config import DENIED, ELICITATION, SAMPLING, ProxyConfig, UpstreamFailure, announce
 from tether.adapters.mcp._content import (
     contents_text,
@@ -92,6 +93,10 @@ Forward = Callable[[], Awaitable[dict[str, Any]]]
 
 Post = Callable[[dict[str, Any]], bool]
 """Runs on a server's answer before the client gets it; False withholds it (the log could not take it)."""
+
+
+MAX_FORM_CHARS = 8000
+"""The longest approval message sent to an MCP client's form; a longer call is answered elsewhere, never shown cut."""
 
 
 class Guarding:
@@ -222,8 +227,17 @@ class Guarding:
         return self.session.approval_status(call.id) == "approved"
 
     async def _elicit(self, call: ToolCall, decision: Decision, request_id: Id, wait_s: float) -> bool | None:
-        args = json.dumps(call.args, ensure_ascii=False, default=str)[:1500]
-        message = f"Tether: the agent wants to call {call.tool} with {args}. {decision.explain()[:1500]} Approve?"
+        # The human approves what the tool will receive: the whole call, characters that would
+        # trick the eye shown as marks. A call too long for a client's form is not shown cut:
+        # it is answered where it can be read whole (`tether approvals show`, `tether serve`).
+        args = visible_text(json.dumps(call.args, ensure_ascii=False, default=str))
+        message = f"Tether: the agent wants to call {visible_text(call.tool)} with {args}. {visible_text(decision.explain())} Approve?"
+        if len(message) > MAX_FORM_CHARS:
+            self.say(
+                f"call {call.id} is too long to show whole in the client's approval form ({len(message)} characters); "
+                f"read and answer it with `tether approvals show {call.id}` or `tether serve`"
+            )
+            return None
         params = {"message": message, "requestedSchema": APPROVAL_SCHEMA}
         answer = await self._client.request("elicitation/create", params, related=request_id, timeout=wait_s)
         if answer is None or not isinstance(answer.get("result"), dict):
