@@ -117,3 +117,14 @@ def test_a_turn_holds_the_head_until_the_append(tmp_path: Path) -> None:
     with a.turn(), pytest.raises(DuplicateCall):
         a.append(SID, check("b2"), expect_seq=8)
     assert b.append(SID, check("b3"), expect_seq=8)[-1].seq == 10 and b.verify().ok
+
+
+@pytest.mark.parametrize("path", ["", "   "])
+def test_an_empty_path_is_refused_not_a_temporary_database(path: str) -> None:
+    with pytest.raises(StoreError, match="path is empty"):
+        SQLiteStore(path)
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        SQLiteStore(tmp_path)

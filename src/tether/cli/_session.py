@@ -101,13 +101,16 @@ def _control(db: str, prefix: str, action: Literal["pause", "resume", "kill"], b
     sess = _open(store, sid)
     waiting = len(sess.state.approvals.pending())
     try:
-        sess.control(action, by=by, note=note)
+        changed = sess.control(action, by=by, note=note)
     except SessionError as exc:
         err_console.print(f"[red]refused:[/] {escape(str(exc))}")
         raise SystemExit(1) from None
     except StoreError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
+    if not changed:
+        console.print(f"session {escape(sid)} is already {sess.state.status}; nothing was logged", soft_wrap=True)
+        return
     done = {"pause": "paused", "resume": "resumed", "kill": "killed"}[action]
     denied = f"; {waiting} pending approval(s) denied" if waiting and action != "resume" else ""
     console.print(f"session {escape(sid)} {done} by {escape(by)} (now {sess.state.status}){denied}", soft_wrap=True)

@@ -528,23 +528,26 @@ class Session:
 
     # ------------------------------------------------------------ control
 
-    def control(self, action: Literal["pause", "resume", "kill"], *, by: str = "user", note: str = "") -> None:
-        """Pause, resume or kill the session.
+    def control(self, action: Literal["pause", "resume", "kill"], *, by: str = "user", note: str = "") -> bool:
+        """Pause, resume or kill the session; returns whether its status changed.
 
         A killed session denies everything, for good. Pausing or killing also denies every
         pending approval (logged as answers by ``guard``), so nothing asked before can run
-        after. Resuming a killed or ended session is refused.
+        after. Resuming a killed or ended session is refused. Asking for the status the session
+        already has (pausing a paused session, resuming an active one, killing a killed one)
+        appends nothing and returns False.
         """
         action = choice_param("control action", action, ("pause", "resume", "kill"))  # type: ignore[assignment]
         by = free_text("by", by)
         note = free_text("note", note)
+        already = {"pause": "paused", "resume": "active", "kill": "killed"}[action]
         with self._lock:
 
-            def build() -> tuple[list[Event], None]:
+            def build() -> tuple[list[Event], bool]:
                 status = self.state.status
+                if status == already:
+                    return [], False
                 if status in ("killed", "ended"):
-                    if action == "kill" and status == "killed":
-                        return [], None
                     verb = {"pause": "paused", "resume": "resumed", "kill": "killed"}[action]
                     raise SessionError(f"session {self.id!r} is {status}; it cannot be {verb}")
                 now = self.clock()
@@ -552,9 +555,9 @@ class Session:
                 if action != "resume":
                     why = f"the session was {'paused' if action == 'pause' else 'killed'} by {by}"
                     events += [self._refusal(rec, now, "guard", why) for rec in self.state.approvals.pending()]
-                return events, None
+                return events, True
 
-            self._transact(build)
+            return self._transact(build)
 
     def end(self, reason: str = "completed") -> None:
         """Mark the session finished (pending approvals are denied)."""

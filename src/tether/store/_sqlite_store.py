@@ -105,6 +105,11 @@ class SQLiteStore:
         """Committed sessions' interned ids (``session_ids``), which never change."""
         self._turn_open = False
         """A ``turn()`` holds the write lock; the next write commits in its transaction."""
+        if not self.path.strip():
+            # SQLite would open a temporary database that vanishes on close: a log that holds nothing.
+            raise StoreError("the event store path is empty: name a file (or ':memory:' for a store that is not kept)")
+        if self.path != ":memory:" and Path(self.path).is_dir():
+            raise StoreError(f"cannot open event store {self.path!r}: it is a directory; name a file in it")
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
