@@ -49,11 +49,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import resume_shapes  # a sibling script (its folder is on sys.path when this one runs)
+
 from tether import Guard, Policy, SQLiteStore, ToolCall
 from tether.monitor import decide
-
-sys.path.insert(0, str(Path(__file__).parent))
-import resume_shapes  # a sibling script
 
 POLICY = """
 tether: 1

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from tether._decision import Decision, ToolCall, new_id
 from tether.agent._client import ChatClient, ModelError, ModelReply
 from tether.agent._tools import Toolset
-from tether.agent._transcript import Transcript, append_message, read_transcript, recorded_output, to_openai
+from tether.agent._transcript import Transcript, read_transcript, recorded_output, to_openai
 from tether.approvals import Approver, AsyncApprover
 from tether.errors import SessionError, StoreError
 from tether.events import MessageAdded, MessageToolCall
@@ -143,8 +143,8 @@ class Agent:
     async def _run(self, session: Session, result: RunResult) -> RunResult:
         transcript = read_transcript(session)
         if not transcript.messages:
-            append_message(session, MessageAdded(session_id=session.id, role="system", content=self.system_prompt))
-            append_message(session, MessageAdded(session_id=session.id, role="user", content=session.state.task))
+            session.log_message(MessageAdded(session_id=session.id, role="system", content=self.system_prompt))
+            session.log_message(MessageAdded(session_id=session.id, role="user", content=session.state.task))
             transcript = read_transcript(session)
         # The request form of the conversation, built once per message (not once per turn).
         messages = to_openai(transcript.messages)
@@ -168,7 +168,7 @@ class Agent:
             if self.on_turn is not None:
                 self.on_turn(reply)
             turn = _turn_message(session.id, reply)
-            append_message(session, turn)
+            session.log_message(turn)
             messages += to_openai([turn])
             if not turn.tool_calls:
                 return self._finish(session, result, turn)
@@ -237,7 +237,7 @@ class Agent:
 
     def _answer(self, session: Session, call: MessageToolCall, report: CallReport, result: RunResult) -> MessageAdded:
         message = MessageAdded(session_id=session.id, role="tool", content=report.reply, tool_call_id=call.id, call_id=call.call_id)
-        append_message(session, message)
+        session.log_message(message)
         result.calls.append(report)
         if self.on_call is not None:
             self.on_call(report)

@@ -17,11 +17,6 @@ from tether.events import ApprovalAnswered, DecisionMade, MessageAdded, MessageT
 from tether.session import Session
 
 
-def append_message(session: Session, message: MessageAdded) -> None:
-    """Append ``message`` to the session's chain and fold it in."""
-    session.log_message(message)
-
-
 @dataclass(slots=True)
 class Transcript:
     """A session's conversation and what became of its tool calls, read from the log."""

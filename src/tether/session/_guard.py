@@ -85,11 +85,6 @@ class Guard:
         """Memory bounds of each session's provenance (see :class:`~tether.flow.FlowLimits`)."""
         self._policy_stored = False
 
-    @property
-    def snapshot_every(self) -> int | None:
-        """Events between automatic snapshots (None: not by count)."""
-        return self.snapshots.every_events
-
     def new_state(self, session_id: str) -> SessionState:
         """The empty state a session's events are folded into."""
         return SessionState(session_id, flow=FlowTracker(self.flow_limits))

@@ -77,7 +77,7 @@ def _output_as_text(output: Any) -> tuple[str, bool, int]:
 
 class SessionHost(Protocol):
     """What a session takes from the guard that opens it (:class:`~tether.session.Guard` is one):
-    its configuration, and a way to reopen sessions from the same store."""
+    its configuration, read once when the session is built."""
 
     policy: Policy
     store: EventStore
@@ -87,22 +87,6 @@ class SessionHost(Protocol):
 
     def new_state(self, session_id: str) -> SessionState:
         """The empty state a session's events are folded into."""
-        ...
-
-    def resume_session(self, session_id: str, *, verify: Literal["full", "snapshot"] = "full") -> Session:
-        """Rebuild a session from its log."""
-        ...
-
-    def start_session(
-        self,
-        task: str,
-        *,
-        principal: str = "user",
-        scope: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-        session_id: str | None = None,
-    ) -> Session:
-        """Begin a session for a trusted task text."""
         ...
 
 
