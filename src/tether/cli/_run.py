@@ -23,13 +23,14 @@ from rich.markup import escape
 
 from tether.approvals import ApprovalRequest, StaticApprover, StoreApprover
 from tether.cli._common import console, db_option, err_console, open_store, resolve_session
-from tether.errors import ConfigError, PolicyError, SessionError, StoreError
+from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError, StoreError
 from tether.events import ApprovalAnswered, DecisionMade, ResultRecorded
 from tether.policy import Policy
 from tether.session import Guard, Session
 from tether.store import EventStore
 
 if TYPE_CHECKING:
+    from tether.adapters.mcp import McpToolset, Upstream
     from tether.agent import Agent, CallReport, RunResult, Toolset
 
 UNKNOWN_MARK = "tether: result unknown"
@@ -219,13 +220,44 @@ def _finish(store: EventStore, result: RunResult, as_json: bool) -> None:
     )
 
 
-def _run_one(agent: Agent, session: Session, as_json: bool) -> RunResult:
+async def _drive(agent: Agent, session: Session, mcp: McpToolset | None) -> RunResult:
+    if mcp is None:
+        return await agent.run(session)
+    async with mcp.connected(session):
+        return await agent.run(session)
+
+
+def _mcp_toolset(config: str | None, command: str | None, store: EventStore, policy: Policy, pins: bool) -> McpToolset | None:
+    """The MCP servers of ``--mcp CONFIG`` and ``--mcp-server COMMAND`` (None when neither is given)."""
+    if config is None and command is None:
+        return None
+    from tether.adapters.mcp import McpToolset, load_gateway, server_option
+
+    servers: list[Upstream] = list(load_gateway(config)) if config is not None else []
+    if command is not None:
+        lone = server_option(command) if "=" in command.split(" ", 1)[0] else _command_server(command)
+        servers.append(lone)
+    return McpToolset(servers, store, policy, pins=pins, gateway=config is not None or None)
+
+
+def _command_server(command: str) -> Upstream:
+    import shlex
+
+    from tether.adapters.mcp import Upstream
+
+    try:
+        return Upstream(command=tuple(shlex.split(command)))
+    except ValueError as exc:
+        raise click.BadParameter(f"{command!r}: {exc}", param_hint="--mcp-server") from None
+
+
+def _run_one(agent: Agent, session: Session, as_json: bool, mcp: McpToolset | None = None) -> RunResult:
     if not as_json:
         console.print(
             f"[bold]session {session.id}[/] ({escape(session.state.policy_name)}): {escape(session.state.task[:200])}", soft_wrap=True
         )
     try:
-        result = asyncio.run(agent.run(session))
+        result = asyncio.run(_drive(agent, session, mcp))
     except KeyboardInterrupt:
         err_console.print(f"\ninterrupted; continue with: tether run --resume {session.id} ...")
         raise SystemExit(130) from None
@@ -246,6 +278,18 @@ def _run_one(agent: Agent, session: Session, as_json: bool) -> RunResult:
 @click.option("--api-key", envvar="OPENAI_API_KEY", default=None, show_envvar=True, help="Bearer token for the model server.")
 @click.option(
     "--tools", "tool_specs", multiple=True, metavar="MODULE:ATTR", help="Python tools: a toolset, a function or a list of functions."
+)
+@click.option(
+    "--mcp",
+    "mcp_config",
+    type=click.Path(dir_okay=False, exists=True),
+    help="MCP servers (a gateway file: servers: or mcpServers:); tools named <server>__<tool>.",
+)
+@click.option(
+    "--mcp-server", "mcp_command", default=None, metavar="COMMAND", help="One MCP server: its command line (shell words), or NAME=COMMAND."
+)
+@click.option(
+    "--pins/--no-pins", "mcp_pins", default=True, show_default=True, help="Pin MCP tool definitions (changed ones are held until reviewed)."
 )
 @db_option
 @click.option("--principal", default="user", show_default=True, help="Who the agent acts for (one for the whole queue).")
@@ -274,6 +318,9 @@ def run_cmd(
     base_url: str,
     api_key: str | None,
     tool_specs: tuple[str, ...],
+    mcp_config: str | None,
+    mcp_command: str | None,
+    mcp_pins: bool,
     db: str,
     principal: str,
     max_steps: int,
@@ -288,7 +335,7 @@ def run_cmd(
     """Run an agent on a task against an OpenAI-compatible model server; every tool call is checked,
     asked or denied by the policy and logged with the conversation. Exit 0 when the model answered,
     1 when the run stopped first (budget, session stopped, step limit), 2 on a model or store error."""
-    from tether.agent import Agent, ChatClient, ModelConfig
+    from tether.agent import Agent, ChatClient, ModelConfig, ToolsetGroup
 
     tools = load_tools(tool_specs)
     config = ModelConfig(
@@ -300,29 +347,39 @@ def run_cmd(
         max_retries=retries,
         temperature=temperature,
     )
-    agent = Agent(
-        ChatClient(config), tools, approver=_approver(approver_kind, approve_timeout, db), max_steps=max_steps, on_call=_printer(as_json)
-    )
     store = open_store(db, must_exist=resume is not None)
+
+    def agent_for(mcp: McpToolset | None) -> Agent:
+        toolset = tools if mcp is None else ToolsetGroup([tools, mcp])
+        approver = _approver(approver_kind, approve_timeout, db)
+        return Agent(ChatClient(config), toolset, approver=approver, max_steps=max_steps, on_call=_printer(as_json))
+
     try:
         if resume is not None:
             sid = resolve_session(store, resume)
-            guard = Guard(Policy.from_file(policy_path), store) if policy_path else Guard.for_session(store, sid)
-            results = [_run_one(agent, guard.resume_session(sid), as_json)]
+            policy = Policy.from_file(policy_path) if policy_path else Guard.for_session(store, sid).policy
+            mcp = _mcp_toolset(mcp_config, mcp_command, store, policy, mcp_pins)
+            guard = Guard(policy, store, detectors=mcp.detectors if mcp is not None else ())
+            results = [_run_one(agent_for(mcp), guard.resume_session(sid), as_json, mcp)]
         else:
             if policy_path is None:
                 raise click.UsageError("--policy is needed to start a run")
             queue = _tasks(task, task_file, tasks_file)
-            guard = Guard(Policy.from_file(policy_path), store)
+            policy = Policy.from_file(policy_path)
+            mcp = _mcp_toolset(mcp_config, mcp_command, store, policy, mcp_pins)
+            guard = Guard(policy, store, detectors=mcp.detectors if mcp is not None else ())
+            agent = agent_for(mcp)
             results = []
             for i, text in enumerate(queue):
                 meta: dict[str, Any] = {"runner": "tether run", "model": model, "tools": [s.name for s in tools.specs()]}
+                if mcp is not None:
+                    meta["mcp"] = mcp.describe()
                 if len(queue) > 1:
                     meta["queue"] = {"file": tasks_file, "index": i, "of": len(queue)}
-                results.append(_run_one(agent, guard.start_session(text, principal=principal, metadata=meta), as_json))
+                results.append(_run_one(agent, guard.start_session(text, principal=principal, metadata=meta), as_json, mcp))
                 if results[-1].stop in ("model_error", "store_error"):
                     break
-    except (PolicyError, SessionError, StoreError, ConfigError) as exc:
+    except (PolicyError, SessionError, StoreError, ConfigError, RuntimeFailure) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
     stops = {r.stop for r in results}
