@@ -1,0 +1,190 @@
+"""MCP servers as tools of ``tether run``: real servers from PyPI (mcp-server-time) and the proxy tests'
+toy server, driven by the scripted model server (the stand-in for a hosted model).
+
+What is checked: a legitimate MCP call runs and its output reaches the model as recorded; an ask is
+never executed without an answer; a tool the server did not list is denied; a rug pull (a changed
+definition) is held by the pins, not offered, and a call to it denied without reaching the server;
+the definitions the model reads are recorded as untrusted sources first; Python tools sit next to
+MCP tools; the chain verifies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from tether.adapters.mcp import McpToolset, Upstream
+from tether.agent import Agent, ChatClient, ModelConfig, ScriptedCall, ScriptedModelServer, Turn
+from tether.approvals import StaticApprover
+from tether.cli import main
+from tether.events import DecisionMade, SourceAdded
+from tether.policy import Policy
+from tether.session import Guard
+from tether.store import SQLiteStore
+
+HERE = Path(__file__).parent
+TOY = HERE.parent / "adapters" / "mcp" / "servers" / "toy_server.py"
+TIME = str(Path(sys.executable).parent / "mcp-server-time")
+
+POLICY = """
+tether: 1
+name: mcp-agent
+approval_timeout_s: 5
+tools:
+  time__get_current_time:
+    effect: read
+    output: trusted
+    args:
+      timezone: {type: string, required: true, maxLength: 64}
+  time__convert_time:
+    effect: read
+    args:
+      source_timezone: {type: string, required: true}
+      time: {type: string, required: true}
+      target_timezone: {type: string, required: true}
+    ask:
+      - name: convert-needs-human
+        when: {always: true}
+        reason: conversions are approved by a human in this test
+  toy__echo:
+    effect: write
+    output: untrusted
+    args:
+      text: {type: string, required: true, flow: {require: trusted}}
+  toy__extra: {effect: read}
+  write_note:
+    effect: write
+    output: trusted
+    args:
+      text: {type: string, required: true, maxLength: 500}
+"""
+
+
+def _servers(call_log: Path, variant: str = "a") -> list[Upstream]:
+    toy_env = {"TOY_VARIANT": variant, "TOY_CALL_LOG": str(call_log)}
+    return [Upstream(command=(TIME,), name="time"), Upstream(command=(sys.executable, str(TOY)), env=toy_env, name="toy")]
+
+
+def _tool_messages(request: dict[str, Any]) -> list[str]:
+    return [str(m.get("content")) for m in request["messages"] if m.get("role") == "tool"]
+
+
+def test_mcp_tools_through_the_gate_with_the_scripted_model(tmp_path: Path) -> None:
+    policy = Policy.from_yaml(POLICY)
+    store = SQLiteStore(tmp_path / "t.db")
+    call_log = tmp_path / "toy-calls.txt"
+    tools = McpToolset(_servers(call_log), store, policy)
+    session = Guard(policy, store, detectors=tools.detectors).start_session("Say hello with echo and tell me the time in UTC.")
+    script = [
+        Turn(tool_calls=(ScriptedCall("time__get_current_time", {"timezone": "UTC"}), ScriptedCall("toy__echo", {"text": "hello"}))),
+        Turn(
+            tool_calls=(ScriptedCall("time__convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}),)
+        ),
+        Turn(tool_calls=(ScriptedCall("toy__extra", {}), ScriptedCall("toy__echo", {"text": "exfiltrate this"}))),
+        Turn(content="It is some time in UTC; I said hello."),
+    ]
+
+    async def go() -> Any:
+        with ScriptedModelServer(script) as server:
+            client = ChatClient(ModelConfig(base_url=server.base_url, model="scripted"))
+            async with tools.connected(session):
+                result = await Agent(client, tools, approver=StaticApprover(False)).run(session)
+            return result, server.requests
+
+    result, requests = asyncio.run(go())
+    assert result.stop == "completed"
+    fates = [(c.tool, c.fate) for c in result.calls]
+    assert fates == [
+        ("time__get_current_time", "ran"),
+        ("toy__echo", "ran"),
+        ("time__convert_time", "refused"),
+        ("toy__extra", "denied"),
+        ("toy__echo", "denied"),
+    ]
+    # The model was offered the servers' tools under their gateway names.
+    offered = {t["function"]["name"] for t in requests[0]["tools"]}
+    assert {"time__get_current_time", "time__convert_time", "toy__echo", "toy__crash"} <= offered
+    # What the MCP tool returned reached the model exactly as recorded.
+    time_reply = _tool_messages(requests[1])[0]
+    assert '"timezone": "UTC"' in time_reply
+    assert _tool_messages(requests[1])[1] == "hello"
+    # The server saw one echo call: the refused conversion, the unlisted tool and the untrusted echo never reached it.
+    assert call_log.read_text(encoding="utf-8").splitlines() == ["echo 17"]
+    unlisted = result.calls[3]
+    assert "did not list a tool named 'extra'" in unlisted.reply
+    assert "flow" in " ".join(result.calls[4].rules) or "trusted" in result.calls[4].reply
+    events = [s.event() for s in store.read(session.id)]
+    sources = [e for e in events if isinstance(e, SourceAdded) and e.origin.startswith("mcp tool definitions")]
+    assert {s.origin for s in sources} == {
+        "mcp tool definitions of time (not reviewed by a human)",
+        "mcp tool definitions of toy (not reviewed by a human)",
+    }
+    assert all(s.label.untrusted for s in sources) and "get_current_time" in sources[0].text
+    assert sum(isinstance(e, DecisionMade) for e in events) == 5
+    assert store.verify([session.id]).ok
+
+
+def test_a_rug_pull_is_held_by_the_pins_next_to_python_tools(tmp_path: Path, policy_path: Path, effects: Path) -> None:
+    """``tether run --mcp CONFIG --tools ...``: the first run pins the toy server; a second run, whose
+    server rewrote ``echo``'s description, is not offered ``echo`` and its call is denied unrun."""
+    db = tmp_path / "t.db"
+    call_log = tmp_path / "toy-calls.txt"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY, encoding="utf-8")
+
+    def config(variant: str) -> Path:
+        path = tmp_path / f"servers-{variant}.yaml"
+        servers = {"toy": {"command": sys.executable, "args": [str(TOY)], "env": {"TOY_VARIANT": variant, "TOY_CALL_LOG": str(call_log)}}}
+        path.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+        return path
+
+    script = [
+        Turn(tool_calls=(ScriptedCall("toy__echo", {"text": "hello"}), ScriptedCall("write_note", {"text": "noted"}))),
+        Turn(content="done"),
+    ]
+    outputs = []
+    for variant in ("a", "b"):
+        with ScriptedModelServer(script) as server:
+            args = ["run", "--policy", str(policy), "--mcp", str(config(variant)), "--tools", "agent_tools:TOOLS", "--db", str(db)]
+            args += [
+                "--task",
+                "Say hello with echo, then note it.",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--approver",
+                "refuse",
+                "--json",
+            ]
+            done = CliRunner().invoke(main, args, catch_exceptions=False)
+            assert done.exit_code == 0, done.output
+            offered = {t["function"]["name"] for t in server.requests[0]["tools"]}
+        lines = [json.loads(line) for line in done.output.splitlines() if line.startswith("{")]
+        outputs.append((offered, [(d["tool"], d["fate"]) for d in lines if d["type"] == "call"], lines[-1]))
+    (first_offered, first_calls, first), (second_offered, second_calls, second) = outputs
+    assert {"toy__echo", "write_note"} <= first_offered and first_calls == [("toy__echo", "ran"), ("write_note", "ran")]
+    assert "toy__echo" not in second_offered and "toy__extra" not in second_offered and "write_note" in second_offered
+    assert second_calls == [("toy__echo", "denied"), ("write_note", "ran")]
+    assert call_log.read_text(encoding="utf-8").splitlines() == ["echo 17"]  # only the first run's
+    assert effects.read_text(encoding="utf-8").splitlines() == ["write_note noted"] * 2
+    assert first["audit"]["chain_verified"] and second["audit"]["chain_verified"]
+
+
+def test_a_lone_server_from_the_command_line(tmp_path: Path) -> None:
+    """``--mcp-server COMMAND``: the tools keep the server's own names."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text((HERE.parent / "adapters" / "mcp" / "policies" / "time.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    script = [Turn(tool_calls=(ScriptedCall("get_current_time", {"timezone": "Europe/Paris"}),)), Turn(content="done")]
+    with ScriptedModelServer(script) as server:
+        args = ["run", "--policy", str(policy), "--mcp-server", TIME, "--db", str(tmp_path / "t.db"), "--task", "What time is it in Paris?"]
+        done = CliRunner().invoke(main, [*args, "--base-url", server.base_url, "--model", "m", "--approver", "refuse", "--json"])
+        assert done.exit_code == 0, done.output
+        assert '"timezone": "Europe/Paris"' in _tool_messages(server.requests[1])[0]
+    calls = [json.loads(line) for line in done.output.splitlines() if line.startswith('{"type": "call"')]
+    assert [(c["tool"], c["verdict"], c["fate"]) for c in calls] == [("get_current_time", "allow", "ran")]
