@@ -274,6 +274,9 @@ PINNED = {
         "security_broken",
         "utility_ok",
     ],
+    "tether.adapters.langgraph": ["INTERRUPT_KIND", "GuardedToolNode"],
+    "tether.adapters.pydantic_ai": ["TetherToolset", "guarded"],
+    "tether.adapters.openai_agents": ["AgentsGuard"],
     "tether.cli": [
         "main",
     ],

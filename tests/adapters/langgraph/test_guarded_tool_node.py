@@ -69,7 +69,9 @@ SCRIPT = [
             _call("write_note", {"text": "lunch on friday"}, "c3"),
             _call("delete_everything", {}, "c4"),
         ],
-        invalid_tool_calls=[{"name": "write_note", "args": '{"text": "unterminated', "id": "c5", "error": "bad json", "type": "invalid_tool_call"}],
+        invalid_tool_calls=[
+            {"name": "write_note", "args": '{"text": "unterminated', "id": "c5", "error": "bad json", "type": "invalid_tool_call"}
+        ],
     ),
     AIMessage(content="", tool_calls=[_call("pay", {"to": "alice@example.com", "amount": 20}, "c6")]),
     AIMessage(content="Done: noted lunch and paid Alice."),

