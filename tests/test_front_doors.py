@@ -277,6 +277,7 @@ PINNED = {
     "tether.adapters.langgraph": ["INTERRUPT_KIND", "GuardedToolNode"],
     "tether.adapters.pydantic_ai": ["TetherToolset", "guarded"],
     "tether.adapters.openai_agents": ["AgentsGuard"],
+    "tether.otel": ["Exporter", "SessionTracer", "tracer_provider"],
     "tether.cli": [
         "main",
     ],

@@ -220,11 +220,46 @@ def _finish(store: EventStore, result: RunResult, as_json: bool) -> None:
     )
 
 
-async def _drive(agent: Agent, session: Session, mcp: McpToolset | None) -> RunResult:
+async def _drive(agent: Agent, session: Session, mcp: McpToolset | None, provider: Any = None) -> RunResult:
+    if provider is not None:
+        return await _traced(agent, session, mcp, provider)
     if mcp is None:
         return await agent.run(session)
     async with mcp.connected(session):
         return await agent.run(session)
+
+
+async def _traced(agent: Agent, session: Session, mcp: McpToolset | None, provider: Any) -> RunResult:
+    """The run under an ``invoke_agent`` span, the session's events turned into spans after each step."""
+    from opentelemetry import trace
+
+    from tether.otel import SessionTracer
+
+    attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "tether run", "gen_ai.conversation.id": session.id}
+    root = provider.get_tracer("tether").start_span("invoke_agent tether run", attributes=attributes)
+    spans = SessionTracer(session.store, session.id, tracer_provider=provider, parent=trace.set_span_in_context(root))
+    on_call, on_turn = agent.on_call, agent.on_turn
+
+    def call_then_flush(report: CallReport) -> None:
+        if on_call is not None:
+            on_call(report)
+        spans.flush()
+
+    def turn_then_flush(reply: Any) -> None:
+        if on_turn is not None:
+            on_turn(reply)
+        spans.flush()
+
+    agent.on_call, agent.on_turn = call_then_flush, turn_then_flush
+    try:
+        if mcp is None:
+            return await agent.run(session)
+        async with mcp.connected(session):
+            return await agent.run(session)
+    finally:
+        agent.on_call, agent.on_turn = on_call, on_turn
+        spans.close()
+        root.end()
 
 
 def _mcp_toolset(config: str | None, command: str | None, store: EventStore, policy: Policy, pins: bool) -> McpToolset | None:
@@ -240,6 +275,19 @@ def _mcp_toolset(config: str | None, command: str | None, store: EventStore, pol
     return McpToolset(servers, store, policy, pins=pins, gateway=config is not None or None)
 
 
+def _provider(otel: str | None) -> Any:
+    if otel is None:
+        return None
+    try:
+        from tether.otel import tracer_provider
+    except ImportError:
+        raise click.UsageError("--otel needs the otel extra: pip install 'tether-guard[otel]'") from None
+    try:
+        return tracer_provider("console" if otel == "console" else "otlp")
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def _command_server(command: str) -> Upstream:
     import shlex
 
@@ -251,13 +299,13 @@ def _command_server(command: str) -> Upstream:
         raise click.BadParameter(f"{command!r}: {exc}", param_hint="--mcp-server") from None
 
 
-def _run_one(agent: Agent, session: Session, as_json: bool, mcp: McpToolset | None = None) -> RunResult:
+def _run_one(agent: Agent, session: Session, as_json: bool, mcp: McpToolset | None = None, provider: Any = None) -> RunResult:
     if not as_json:
         console.print(
             f"[bold]session {session.id}[/] ({escape(session.state.policy_name)}): {escape(session.state.task[:200])}", soft_wrap=True
         )
     try:
-        result = asyncio.run(_drive(agent, session, mcp))
+        result = asyncio.run(_drive(agent, session, mcp, provider))
     except KeyboardInterrupt:
         err_console.print(f"\ninterrupted; continue with: tether run --resume {session.id} ...")
         raise SystemExit(130) from None
@@ -308,6 +356,13 @@ def _run_one(agent: Agent, session: Session, as_json: bool, mcp: McpToolset | No
 )
 @click.option("--approve-timeout", type=click.FloatRange(0), default=None, help="Seconds to wait for an answer (then refused).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: each call, then each run's result.")
+@click.option(
+    "--otel",
+    "otel",
+    type=click.Choice(["otlp", "console"]),
+    default=None,
+    help="Export GenAI spans (execute_tool, chat) over OTLP/HTTP (configured by the OTEL_* variables) or to stdout. Needs the otel extra.",
+)
 def run_cmd(
     policy_path: str | None,
     task: str | None,
@@ -331,6 +386,7 @@ def run_cmd(
     approver_kind: str,
     approve_timeout: float | None,
     as_json: bool,
+    otel: str | None,
 ) -> None:
     """Run an agent on a task against an OpenAI-compatible model server; every tool call is checked,
     asked or denied by the policy and logged with the conversation. Exit 0 when the model answered,
@@ -348,6 +404,7 @@ def run_cmd(
         temperature=temperature,
     )
     store = open_store(db, must_exist=resume is not None)
+    provider = _provider(otel)
 
     def agent_for(mcp: McpToolset | None) -> Agent:
         toolset = tools if mcp is None else ToolsetGroup([tools, mcp])
@@ -360,7 +417,7 @@ def run_cmd(
             policy = Policy.from_file(policy_path) if policy_path else Guard.for_session(store, sid).policy
             mcp = _mcp_toolset(mcp_config, mcp_command, store, policy, mcp_pins)
             guard = Guard(policy, store, detectors=mcp.detectors if mcp is not None else ())
-            results = [_run_one(agent_for(mcp), guard.resume_session(sid), as_json, mcp)]
+            results = [_run_one(agent_for(mcp), guard.resume_session(sid), as_json, mcp, provider)]
         else:
             if policy_path is None:
                 raise click.UsageError("--policy is needed to start a run")
@@ -376,11 +433,14 @@ def run_cmd(
                     meta["mcp"] = mcp.describe()
                 if len(queue) > 1:
                     meta["queue"] = {"file": tasks_file, "index": i, "of": len(queue)}
-                results.append(_run_one(agent, guard.start_session(text, principal=principal, metadata=meta), as_json, mcp))
+                results.append(_run_one(agent, guard.start_session(text, principal=principal, metadata=meta), as_json, mcp, provider))
                 if results[-1].stop in ("model_error", "store_error"):
                     break
     except (PolicyError, SessionError, StoreError, ConfigError, RuntimeFailure) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
+    finally:
+        if provider is not None:
+            provider.shutdown()  # flushes the batched spans
     stops = {r.stop for r in results}
     raise SystemExit(2 if stops & {"model_error", "store_error"} else 0 if stops <= {"completed", "refused"} else 1)
