@@ -8,6 +8,7 @@ the log verifies.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def test_asks_are_deferred_to_pydantic_ais_approvals_and_run_once_approved(tmp_p
     effects: list[str] = []
     agent = Agent(_model(TURNS), toolsets=[guarded(_toolset(effects), session)], output_type=[str, DeferredToolRequests])
 
-    first = agent.run_sync("Read my inbox, note lunch, pay alice@example.com 20.")
+    first = asyncio.run(agent.run("Read my inbox, note lunch, pay alice@example.com 20."))
     assert isinstance(first.output, DeferredToolRequests)
     (waiting,) = first.output.approvals
     assert waiting.tool_name == "pay" and "every payment" in first.output.metadata[waiting.tool_call_id]["reason"]
@@ -89,7 +90,7 @@ def test_asks_are_deferred_to_pydantic_ais_approvals_and_run_once_approved(tmp_p
     assert returns["c1"] == INBOX and returns["c3"] == "noted"
     assert returns["c2"].startswith("tether denied this call") and "trusted" in returns["c2"]
 
-    done = agent.run_sync(message_history=first.all_messages(), deferred_tool_results=DeferredToolResults(approvals={"c4": True}))
+    done = asyncio.run(agent.run(message_history=first.all_messages(), deferred_tool_results=DeferredToolResults(approvals={"c4": True})))
     assert done.output == "Done."
     assert effects == ["write_note lunch", "pay alice@example.com 20.0"]
     assert _returns(done.all_messages())["c4"] == "paid"
@@ -103,7 +104,7 @@ def test_an_inline_approver_answers_without_deferring(tmp_path: Path) -> None:
     effects: list[str] = []
     tools = TetherToolset(_toolset(effects), session=session, approver=StaticApprover(False))
     agent = Agent(_model([TURNS[2], "Not paid."]), toolsets=[tools])
-    done = agent.run_sync("Pay alice@example.com 20.")
+    done = asyncio.run(agent.run("Pay alice@example.com 20."))
     assert done.output == "Not paid." and effects == []
     assert "was not approved" in _returns(done.all_messages())["c4"]
     assert store.verify([session.id]).ok

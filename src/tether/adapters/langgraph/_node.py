@@ -60,8 +60,9 @@ class GuardedToolNode:
         self.name = name
         """The node's name (LangGraph reads it)."""
 
-    def __call__(self, state: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
-        """Check every call of the last AI message, interrupt for the asks, run what is admitted."""
+    def __call__(self, state: Any) -> dict[str, Any]:
+        """Check every call of the last AI message (``state``: a mapping with the messages, or the
+        messages), interrupt for the asks, run what is admitted."""
         messages = state if isinstance(state, Sequence) else state[self.messages_key]
         message = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
         if message is None:

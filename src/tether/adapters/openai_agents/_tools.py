@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from agents import FunctionTool, RunContextWrapper
+from agents import FunctionTool, RunContextWrapper, Tool
 from agents.tool_context import ToolContext
 
 from tether._decision import ToolCall
@@ -42,8 +42,8 @@ class AgentsGuard:
         self.guard = ToolCallGuard(session, approver, by="openai-agents-approval", prefix="oa:")
         """The path every call takes."""
 
-    def tools(self, tools: Iterable[FunctionTool]) -> list[FunctionTool]:
-        """:meth:`tool` of each."""
+    def tools(self, tools: Iterable[FunctionTool]) -> list[Tool]:
+        """:meth:`tool` of each (typed as the SDK's ``Agent(tools=...)`` takes them)."""
         return [self.tool(t) for t in tools]
 
     def tool(self, tool: FunctionTool) -> FunctionTool:
