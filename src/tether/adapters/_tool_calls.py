@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall
+from tether._json import jsonsafe_exact
 from tether.approvals import ApprovalRequest, Approver, AsyncApprover
 from tether.errors import SessionError
 from tether.events import DecisionMade, ResultRecorded
-from tether.session import Session
+from tether.session import Session, call_hash
 
 RESULT_UNKNOWN = (
     "tether: result unknown: this call was admitted before an interruption and its result was never recorded; "
@@ -104,20 +105,32 @@ class ToolCallGuard:
     # ------------------------------------------------------------ checking
 
     def check(self, tool: str, args: Any, framework_id: str) -> Decision:
-        """Decide on a call once: a call already checked gets its first decision back."""
+        """Decide on a call once: the same call checked again gets its first decision back.
+
+        The same id with another tool or other arguments (a tampered history, a model reusing an id)
+        is not that call: the session denies it (a reused id), logged under a fresh id, so an answer
+        given for one call can never run another."""
         call_id = self.call_id(framework_id)
         known = self._known(call_id)
+        if known is None:
+            self.session.refresh()
+            known = self._known(call_id)
         if known is not None:
-            return known
-        self.session.refresh()
-        known = self._known(call_id)
-        if known is not None:
-            return known
+            return known if self._same(call_id, tool, args) else self.session.check(ToolCall(tool, args, call_id))
         decision = self.session.check(ToolCall(tool, args, call_id))
         self._decisions[decision.call_id] = decision
         if decision.verdict != "deny":
             self._runnable.add(decision.call_id)
         return decision
+
+    def _same(self, call_id: str, tool: str, args: Any) -> bool:
+        rec = self.session.state.calls.get(call_id)
+        if rec is None:
+            return False
+        try:
+            return rec.tool == tool and rec.call_hash == call_hash(tool, jsonsafe_exact(args)[0])
+        except Exception:  # arguments that cannot even be hashed are not the call that was checked
+            return False
 
     def _known(self, call_id: str) -> Decision | None:
         if call_id in self._decisions:

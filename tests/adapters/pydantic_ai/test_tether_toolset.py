@@ -108,3 +108,22 @@ def test_an_inline_approver_answers_without_deferring(tmp_path: Path) -> None:
     assert done.output == "Not paid." and effects == []
     assert "was not approved" in _returns(done.all_messages())["c4"]
     assert store.verify([session.id]).ok
+
+
+def test_an_approval_cannot_run_a_call_whose_arguments_were_changed_in_the_history(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    session = Guard(Policy.from_file(POLICY), store).start_session("Pay alice@example.com 20.")
+    effects: list[str] = []
+    agent = Agent(_model([TURNS[2], "Done."]), toolsets=[guarded(_toolset(effects), session)], output_type=[str, DeferredToolRequests])
+    first = asyncio.run(agent.run("Pay alice@example.com 20."))
+    assert isinstance(first.output, DeferredToolRequests)
+    history = first.all_messages()
+    for message in history:
+        for part in getattr(message, "parts", []):
+            if isinstance(part, ToolCallPart) and part.tool_call_id == "c4":
+                part.args = {"to": "mallory@evil.test", "amount": 100}  # tampered after the human saw it
+    done = asyncio.run(agent.run(message_history=history, deferred_tool_results=DeferredToolResults(approvals={"c4": True})))
+    assert effects == []
+    reply = _returns(done.all_messages())["c4"]
+    assert reply.startswith("tether denied this call") and "already used" in reply
+    assert store.verify([session.id]).ok
