@@ -32,7 +32,7 @@ from tether._json import jsonsafe_exact
 from tether.approvals import ApprovalRequest, Approver, AsyncApprover
 from tether.errors import SessionError
 from tether.events import DecisionMade, ResultRecorded
-from tether.session import Session, call_hash
+from tether.session import Gate, Session, call_hash
 
 RESULT_UNKNOWN = (
     "tether: result unknown: this call was admitted before an interruption and its result was never recorded; "
@@ -92,6 +92,7 @@ class ToolCallGuard:
         """Logged as who answered when the framework's approval mechanism answers."""
         self.prefix = prefix
         """Prefix of the session's call ids for this framework's calls."""
+        self._gate = Gate(session)
         self._decisions: dict[str, Decision] = {}
         self._runnable: set[str] = set()
         # Calls this guard may run once admitted: allowed by a check made here, or seen waiting for an
@@ -116,8 +117,10 @@ class ToolCallGuard:
             self.session.refresh()
             known = self._known(call_id)
         if known is not None:
-            return known if self._same(call_id, tool, args) else self.session.check(ToolCall(tool, args, call_id))
-        decision = self.session.check(ToolCall(tool, args, call_id))
+            return known if self._same(call_id, tool, args) else self._gate.admit(ToolCall(tool, args, call_id)).decision
+        # Admitted through the Gate with no approver: checked and logged; an ask is answered later
+        # (inline by :meth:`ask`, or through the framework by :meth:`approve`), as the proxy's asks are.
+        decision = self._gate.admit(ToolCall(tool, args, call_id)).decision
         self._decisions[decision.call_id] = decision
         if decision.verdict != "deny":
             self._runnable.add(decision.call_id)
@@ -200,7 +203,7 @@ class ToolCallGuard:
             self.session.answer(decision.call_id, False, by=self.by, note="no such tool")
         rec = self.session.state.calls.get(decision.call_id)
         if rec is not None and rec.executed and rec.result_event is None:
-            self.session.record_result(decision.call_id, NOT_OFFERED, error=True)
+            self._gate.record_error(decision.call_id, NOT_OFFERED)
         self._runnable.discard(decision.call_id)
         return Settled(decision, False, NOT_OFFERED, error=True)
 
@@ -224,16 +227,16 @@ class ToolCallGuard:
         if call_id not in self._runnable:
             # Admitted in an earlier run (before a crash or a restart) with no output recorded: never run again.
             with contextlib.suppress(SessionError):
-                self.session.record_result(call_id, RESULT_UNKNOWN, error=True)
+                self._gate.record_error(call_id, RESULT_UNKNOWN)
             return Settled(decision, True, RESULT_UNKNOWN, error=True, approved=approved)
         self._runnable.discard(call_id)  # from here on, a second execute reads the log
         try:
             value = await fn()
         except Exception as exc:
-            self.session.record_result(call_id, f"{type(exc).__name__}: {exc}", error=True)
+            self._gate.record_error(call_id, exc)
             recorded = self._recorded(call_id)
             return Settled(decision, True, f"error: {recorded.output if recorded else exc}", error=True, approved=approved)
-        self.session.record_result(call_id, value)
+        self._gate.record(call_id, value)
         recorded = self._recorded(call_id)
         return Settled(decision, True, recorded.output if recorded is not None else "", approved=approved)
 
