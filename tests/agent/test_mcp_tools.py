@@ -22,7 +22,7 @@ from tether.adapters.mcp import McpToolset, Upstream
 from tether.agent import Agent, ChatClient, ModelConfig, ScriptedCall, ScriptedModelServer, Turn
 from tether.approvals import StaticApprover
 from tether.cli import main
-from tether.events import DecisionMade, SourceAdded
+from tether.events import DecisionMade, ResultRecorded, SourceAdded
 from tether.policy import Policy
 from tether.session import Guard
 from tether.store import SQLiteStore
@@ -126,6 +126,9 @@ def test_mcp_tools_through_the_gate_with_the_scripted_model(tmp_path: Path) -> N
     }
     assert all(s.label.untrusted for s in sources) and "get_current_time" in sources[0].text
     assert sum(isinstance(e, DecisionMade) for e in events) == 5
+    # Each output was recorded with the policy's label (before the model's next request read it).
+    labels = {e.call_id: e.label for e in events if isinstance(e, ResultRecorded)}
+    assert [labels[c.call_id].untrusted for c in result.calls[:2]] == [False, True]
     assert store.verify([session.id]).ok
 
 
