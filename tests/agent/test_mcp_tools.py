@@ -191,3 +191,57 @@ def test_a_lone_server_from_the_command_line(tmp_path: Path) -> None:
         assert '"timezone": "Europe/Paris"' in _tool_messages(server.requests[1])[0]
     calls = [json.loads(line) for line in done.output.splitlines() if line.startswith('{"type": "call"')]
     assert [(c["tool"], c["verdict"], c["fate"]) for c in calls] == [("get_current_time", "allow", "ran")]
+
+
+RAW = HERE.parent / "adapters" / "mcp" / "servers" / "raw_server.py"
+
+ROBUST_POLICY = """
+tether: 1
+name: mcp-robust
+tools:
+  echo: {effect: read, output: untrusted, args: {text: {type: string}}}
+  garbage: {effect: read}
+  noise: {effect: read}
+  hang: {effect: read}
+  crash: {effect: read}
+"""
+
+
+def _run_lone(tmp_path: Path, server: Upstream, script: list[Turn]) -> Any:
+    policy = Policy.from_yaml(ROBUST_POLICY)
+    store = SQLiteStore(tmp_path / "t.db")
+    tools = McpToolset(server, store, policy, call_timeout_s=2.0)
+    session = Guard(policy, store, detectors=tools.detectors).start_session("Exercise the server.")
+
+    async def go() -> Any:
+        with ScriptedModelServer(script) as model:
+            async with tools.connected(session):
+                return await Agent(ChatClient(ModelConfig(base_url=model.base_url, model="m")), tools).run(session)
+
+    result = asyncio.run(go())
+    assert result.stop == "completed" and store.verify([session.id]).ok
+    return result
+
+
+def test_a_server_that_hangs_or_crashes_fails_the_call_not_the_run(tmp_path: Path) -> None:
+    script = [
+        Turn(tool_calls=(ScriptedCall("hang", {}),)),
+        Turn(tool_calls=(ScriptedCall("echo", {"text": "still here"}),)),
+        Turn(tool_calls=(ScriptedCall("crash", {}),)),
+        Turn(tool_calls=(ScriptedCall("echo", {"text": "gone?"}),)),
+        Turn(content="done"),
+    ]
+    result = _run_lone(tmp_path, Upstream(command=(sys.executable, str(TOY))), script)
+    assert [c.fate for c in result.calls] == ["failed", "ran", "failed", "failed"]
+    assert "no answer within 2 s" in result.calls[0].reply and result.calls[1].reply == "still here"
+    assert "exited" in result.calls[2].reply and "exited" in result.calls[3].reply
+
+
+def test_malformed_answers_from_a_server_are_errors_and_stray_lines_are_ignored(tmp_path: Path) -> None:
+    script = [
+        Turn(tool_calls=(ScriptedCall("garbage", {}), ScriptedCall("noise", {}), ScriptedCall("echo", {"text": "ok"}))),
+        Turn(content="done"),
+    ]
+    result = _run_lone(tmp_path, Upstream(command=(sys.executable, str(RAW))), script)
+    assert [c.fate for c in result.calls] == ["failed", "ran", "ran"]
+    assert "malformed" in result.calls[0].reply
