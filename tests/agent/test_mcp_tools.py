@@ -245,3 +245,49 @@ def test_malformed_answers_from_a_server_are_errors_and_stray_lines_are_ignored(
     result = _run_lone(tmp_path, Upstream(command=(sys.executable, str(RAW))), script)
     assert [c.fate for c in result.calls] == ["failed", "ran", "ran"]
     assert "malformed" in result.calls[0].reply
+
+
+def test_reviewed_definitions_ground_values_for_their_own_server_only(tmp_path: Path) -> None:
+    """A definition a human reviewed is recorded as trusted text: a value copied from it may go to
+    that server's tools, not to a Python tool (nor another server's): the definition scope denies it."""
+    from tether.adapters.mcp import PinBook, list_server
+    from tether.agent import FunctionToolset, ToolsetGroup
+
+    policy = Policy.from_yaml(
+        POLICY + "  send_email:\n    effect: write\n    args:\n      to: {type: string, required: true, flow: {require: trusted}}\n"
+    )
+    store = SQLiteStore(tmp_path / "t.db")
+    toy = Upstream(command=(sys.executable, str(TOY)), env={"TOY_CALL_LOG": str(tmp_path / "calls.txt")}, name="toy")
+    listing = asyncio.run(list_server(toy))
+    PinBook(store, toy.pin_key()).review(listing.definitions(), by="test reviewer")
+    sent: list[str] = []
+
+    def send_email(to: str) -> str:
+        """Send an email."""
+        sent.append(to)
+        return "sent"
+
+    mcp = McpToolset([toy], store, policy)
+    session = Guard(policy, store, detectors=mcp.detectors).start_session("Say hi.")
+    # "Echo the text back." is the reviewed description of toy's echo: its words are trusted, but only for toy.
+    script = [
+        Turn(
+            tool_calls=(
+                ScriptedCall("toy__echo", {"text": "Echo the text back."}),
+                ScriptedCall("send_email", {"to": "Echo the text back."}),
+            )
+        ),
+        Turn(content="done"),
+    ]
+
+    async def go() -> Any:
+        with ScriptedModelServer(script) as model:
+            async with mcp.connected(session):
+                tools = ToolsetGroup([FunctionToolset([send_email]), mcp])
+                return await Agent(ChatClient(ModelConfig(base_url=model.base_url, model="m")), tools).run(session)
+
+    result = asyncio.run(go())
+    events = [s.event() for s in store.read(session.id)]
+    assert any(isinstance(e, SourceAdded) and "approved by a human" in e.origin and not e.label.untrusted for e in events)
+    assert [(c.tool, c.fate) for c in result.calls] == [("toy__echo", "ran"), ("send_email", "denied")]
+    assert "another MCP server" in result.calls[1].reply and sent == []
