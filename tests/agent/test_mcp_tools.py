@@ -291,3 +291,27 @@ def test_reviewed_definitions_ground_values_for_their_own_server_only(tmp_path: 
     assert any(isinstance(e, SourceAdded) and "approved by a human" in e.origin and not e.label.untrusted for e in events)
     assert [(c.tool, c.fate) for c in result.calls] == [("toy__echo", "ran"), ("send_email", "denied")]
     assert "another MCP server" in result.calls[1].reply and sent == []
+
+
+def test_a_run_with_mcp_tools_resumes_with_the_servers_started_again(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text((HERE.parent / "adapters" / "mcp" / "policies" / "time.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    script = [
+        Turn(tool_calls=(ScriptedCall("get_current_time", {"timezone": "UTC"}),)),
+        Turn(tool_calls=(ScriptedCall("get_current_time", {"timezone": "Asia/Tokyo"}),)),
+        Turn(content="done"),
+    ]
+    db = str(tmp_path / "t.db")
+    with ScriptedModelServer(script) as server:
+        common = ["--mcp-server", TIME, "--db", db, "--base-url", server.base_url, "--model", "m", "--approver", "refuse", "--json"]
+        first = CliRunner().invoke(
+            main, ["run", "--policy", str(policy), "--task", "Time in UTC, then Tokyo.", "--max-steps", "1", *common]
+        )
+        assert first.exit_code == 1, first.output  # stopped by the step limit
+        sid = json.loads(first.output.splitlines()[-1])["session_id"]
+        second = CliRunner().invoke(main, ["run", "--resume", sid, *common])
+    assert second.exit_code == 0, second.output
+    calls = [json.loads(line) for line in second.output.splitlines() if line.startswith('{"type": "call"')]
+    assert [(c["arguments"], c["fate"]) for c in calls] == [('{"timezone": "Asia/Tokyo"}', "ran")]
+    result = json.loads(second.output.splitlines()[-1])
+    assert result["stop"] == "completed" and result["audit"]["allowed"] == 2 and result["audit"]["chain_verified"]
