@@ -101,3 +101,35 @@ def test_tether_run_otel_exports_chat_and_tool_spans_under_one_agent_span(tmp_pa
     assert len(chats) == 2 and {c["attributes"]["gen_ai.request.model"] for c in chats} == {"scripted"}
     trace_id = agent["context"]["trace_id"]
     assert all(s["context"]["trace_id"] == trace_id and s["parent_id"] == agent["context"]["span_id"] for s in [tool, denied, *chats])
+
+
+def test_otlp_without_its_exporter_is_a_usage_error_before_anything_is_opened(tmp_path: Path) -> None:
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the OTLP exporter is installed here")
+    from click.testing import CliRunner
+
+    from tether.cli import main
+
+    db = tmp_path / "t.db"
+    args = [
+        "run",
+        "--otel",
+        "otlp",
+        "--policy",
+        str(POLICY),
+        "--task",
+        "x",
+        "--model",
+        "m",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--db",
+        str(db),
+    ]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 2 and "opentelemetry-exporter-otlp-proto-http" in done.output
+    assert not db.exists()

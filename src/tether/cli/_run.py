@@ -403,8 +403,8 @@ def run_cmd(
         max_retries=retries,
         temperature=temperature,
     )
+    provider = _provider(otel)  # a missing exporter is a usage error before anything is opened
     store = open_store(db, must_exist=resume is not None)
-    provider = _provider(otel)
 
     def agent_for(mcp: McpToolset | None) -> Agent:
         toolset = tools if mcp is None else ToolsetGroup([tools, mcp])
