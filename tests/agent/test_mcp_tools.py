@@ -315,3 +315,40 @@ def test_a_run_with_mcp_tools_resumes_with_the_servers_started_again(tmp_path: P
     assert [(c["arguments"], c["fate"]) for c in calls] == [('{"timezone": "Asia/Tokyo"}', "ran")]
     result = json.loads(second.output.splitlines()[-1])
     assert result["stop"] == "completed" and result["audit"]["allowed"] == 2 and result["audit"]["chain_verified"]
+
+
+def test_a_streamable_http_server(tmp_path: Path) -> None:
+    """A server reached by URL (``url:`` in the config): the SDK's streamable HTTP client link."""
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    policy = Policy.from_yaml(ROBUST_POLICY)
+    store = SQLiteStore(tmp_path / "t.db")
+    proc = subprocess.Popen([sys.executable, str(TOY), "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, "the toy server did not start"
+            time.sleep(0.1)
+        tools = McpToolset(Upstream(url=f"http://127.0.0.1:{port}/mcp"), store, policy)
+        session = Guard(policy, store, detectors=tools.detectors).start_session("Echo hi.")
+        script = [Turn(tool_calls=(ScriptedCall("echo", {"text": "hi over http"}),)), Turn(content="done")]
+
+        async def go() -> Any:
+            with ScriptedModelServer(script) as model:
+                async with tools.connected(session):
+                    return await Agent(ChatClient(ModelConfig(base_url=model.base_url, model="m")), tools).run(session)
+
+        result = asyncio.run(go())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert [(c.fate, c.reply) for c in result.calls] == [("ran", "hi over http")]
+    assert store.verify([session.id]).ok
