@@ -123,3 +123,39 @@ def test_an_inline_approver_refuses_without_an_interruption(tmp_path: Path) -> N
     assert "was not approved" in _outputs(done)["p1"]
     assert _outputs(done)["p2"].startswith("tether denied this call")  # not an object: denied, never held
     assert store.verify([session.id]).ok
+
+
+def test_the_sdks_mcp_servers_are_guarded_behind_the_proxy(tmp_path: Path) -> None:
+    """As docs/agent.md says: the SDK's ``MCPServerStdio`` given ``tether mcp ... -- <server>``: an
+    allowed call runs, an ask with nobody to answer it (the SDK's client offers no form) is refused."""
+    import os
+    import sys
+
+    from agents.mcp import MCPServerStdio
+
+    root = Path(__file__).parents[3]
+    db = tmp_path / "t.db"
+    time_server = str(Path(sys.executable).parent / "mcp-server-time")
+    args = ["-m", "tether", "mcp", "--policy", str(root / "tests" / "adapters" / "mcp" / "policies" / "time.yaml"), "--db", str(db)]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    model = ScriptedModel(
+        [
+            [call("get_current_time", {"timezone": "Europe/Paris"}, call_id="m1")],
+            [call("convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}, call_id="m2")],
+            [assistant_message("Done.")],
+        ]
+    )
+
+    async def go() -> Any:
+        params = {"command": sys.executable, "args": [*args, "--", time_server], "env": env}
+        async with MCPServerStdio(params=params, client_session_timeout_seconds=60) as server:
+            agent = Agent(name="assistant", model=model, mcp_servers=[server])
+            return await Runner.run(agent, "What time is it in Paris?")
+
+    done = asyncio.run(go())
+    outputs = {k: "".join(i.get("text", "") for i in v) if isinstance(v, list) else v for k, v in _outputs(done).items()}
+    assert '"timezone": "Europe/Paris"' in outputs["m1"]
+    assert "Tether" in outputs["m2"] and "approve" in outputs["m2"]
+    store = SQLiteStore(db)
+    (sid,) = [s.session_id for s in store.sessions() if not s.session_id.startswith("mcp-pins:")]
+    assert store.verify([sid]).ok
