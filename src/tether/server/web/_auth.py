@@ -5,6 +5,8 @@ in once with a token and gets an HttpOnly, SameSite=Strict cookie naming a serve
 login; that login carries a CSRF secret that every form and every cookie-authenticated
 write must echo. A request whose Host header is not one the service answers to is
 refused before anything else (DNS rebinding), and so is a write from another origin.
+An ``agent`` token reaches only the guard API (``/api/guard/``) and the spec; it cannot sign
+in to the pages.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from tether.server import TokenBook
+from tether.server import Role, TokenBook
 
 COOKIE = "tether_login"
 """The sign-in cookie's name."""
@@ -48,6 +50,10 @@ class Who:
     """How the request proved it: ``Authorization: Bearer`` or the sign-in cookie."""
     csrf: str = ""
     """The login's CSRF secret (cookie sign-ins only)."""
+    role: Role = "overseer"
+    """What the token may do (cookie sign-ins are overseers: agent tokens cannot sign in)."""
+    principal: str | None = None
+    """For an agent token bound to a principal: that principal."""
 
 
 @dataclass(slots=True)
@@ -69,9 +75,10 @@ class Logins:
 
     def sign_in(self, token: str) -> str | None:
         """A new login for a live token: returns the cookie value, or None for a bad token."""
-        name = self.tokens.check(token)
-        if name is None:
-            return None
+        holder = self.tokens.holder(token)
+        if holder is None or holder.role != "overseer":
+            return None  # the pages are for people: an agent token cannot sign in
+        name = holder.name
         key = secrets.token_urlsafe(32)
         with self._lock:
             now = time.time()
@@ -121,10 +128,18 @@ def authenticate(request: Request, tokens: TokenBook, logins: Logins) -> Who | N
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")
-        name = tokens.check(token.strip()) if scheme.lower() == "bearer" else None
-        return Who(name, "bearer") if name is not None else None
+        holder = tokens.holder(token.strip()) if scheme.lower() == "bearer" else None
+        return Who(holder.name, "bearer", role=holder.role, principal=holder.principal) if holder is not None else None
     key = request.cookies.get(COOKIE)
     return logins.who(key) if key else None
+
+
+AGENT_PATHS = ("/api/guard/", "/api/openapi.json")
+"""What an agent token may reach (prefixes); everything else is for overseers."""
+
+
+def _agent_may_reach(path: str) -> bool:
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in AGENT_PATHS)
 
 
 def same_origin(request: Request) -> bool:
@@ -179,6 +194,8 @@ def gate(
                     response = JSONResponse(
                         {"detail": "a valid token is required"}, status_code=401, headers={"www-authenticate": "Bearer"}
                     )
+            elif who.role == "agent" and not _agent_may_reach(request.url.path):
+                response = JSONResponse({"detail": "an agent token may use the guard API (/api/guard/) only"}, status_code=403)
             else:
                 request.state.who = who
                 response = await call_next(request)
