@@ -236,7 +236,13 @@ class RemoteSession:
                 return False
 
     def answer(self, call_id: str, approved: bool, *, by: str = "", note: str = "") -> bool:
-        """Answer an ask (needs an overseer token; the token's name is logged as who answered, ``by`` is not used)."""
+        """Answer a pending ask (needs an overseer token; the token's name is logged as who answered,
+        ``by`` is not used). An ask already answered keeps its answer, which is returned (as in
+        process: so a :class:`~tether.session.Gate` whose approver waited for a human's answer
+        needs no overseer token to confirm it)."""
+        status = self.approval_status(call_id)
+        if status in ("approved", "denied"):
+            return status == "approved"
         out = self.guard.request("POST", self._path(f"/approvals/{_seg(call_id)}"), body={"approved": approved, "note": note})
         return bool(out["allowed"])
 
