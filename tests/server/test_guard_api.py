@@ -3,6 +3,7 @@ fail closed with a reason; a check asked again answered with the decision alread
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,8 @@ def test_a_token_bound_to_a_principal_sees_only_its_sessions(api: tuple[str, Tok
         r = call(url, tok.ana, method, f"/api/guard/sessions/{bob}{tail}", body)
         assert r.status_code == 404, (tail, r.text)
     assert call(url, tok.ana, "GET", f"/api/guard/sessions/{ana}").status_code == 200
-    assert call(url, tok.agent, "GET", f"/api/guard/sessions/{bob}/events").json()[0]["event"]["kind"] == "session_started"
+    first = call(url, tok.agent, "GET", f"/api/guard/sessions/{bob}/events").json()[0]
+    assert json.loads(first["body"])["kind"] == "session_started" and first["seq"] == 1
 
 
 def test_every_guard_route_needs_a_token(api: tuple[str, Tokens]) -> None:

@@ -15,6 +15,7 @@ changes no decision.
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -28,10 +29,11 @@ from tether._decision import Decision, Reason, ToolCall, new_id
 from tether._json import jsonsafe_exact, output_text
 from tether.approvals import ApprovalStatus
 from tether.errors import SessionError, StoreError
-from tether.events import MessageAdded
+from tether.events import Event, MessageAdded
 from tether.flow import TRUSTED, Label
 from tether.policy import Policy
 from tether.session import policy_document
+from tether.store import GENESIS, StoredEvent, chain_break
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 """Answers after which a request is tried on the next URL (a worker or the store is down)."""
@@ -68,6 +70,10 @@ class RemoteGuard:
         self.backoff_s = backoff_s
         """Pause after a round of failures (doubling)."""
         headers = {"authorization": f"Bearer {token}", "user-agent": f"tether-client/{__version__}"}
+        if transport is None:
+            # Headers and body go out as two writes: without TCP_NODELAY the body waits for the
+            # server's delayed acknowledgement of the headers (tens of milliseconds per request).
+            transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self._http = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
         self._next = itertools.count()
         self._lock = threading.Lock()
@@ -251,15 +257,30 @@ class RemoteSession:
         body = message.model_dump(mode="json", exclude={"session_id", "time"})
         self.guard.request("POST", self._path("/messages"), body=body, retry_flag=True)
 
-    def events(self, after_seq: int = 0) -> list[dict[str, Any]]:
-        """The session's events after ``after_seq``, as logged (``seq``, ``hash``, ``event``)."""
-        out: list[dict[str, Any]] = []
+    def logged(self, after_seq: int = 0) -> list[StoredEvent]:
+        """The session's events after ``after_seq`` exactly as logged. Each links to the one before
+        (from the chain's start when ``after_seq`` is 0): a service that served an altered or
+        reordered log is caught here (:class:`StoreError`)."""
+        out: list[StoredEvent] = []
+        # After event N the client takes the served predecessor hash of N+1 on trust; from 0 nothing.
+        prev: tuple[int, str] | None = (0, GENESIS) if after_seq == 0 else None
         while True:
             page = self.guard.request("GET", self._path("/events"), params={"after": after_seq, "limit": 1000})
-            out += page
+            items = [StoredEvent(self.id, int(e["seq"]), e["body"].encode("utf-8"), e["prev_hash"], e["hash"]) for e in page]
+            if items:
+                start = prev if prev is not None else (after_seq, items[0].prev_hash)
+                bad = chain_break(items, *start)
+                if bad is not None:
+                    raise StoreError(f"session {self.id!r}: event {bad.seq} served by the guard service does not follow the chain")
+                prev = (items[-1].seq, items[-1].hash)
+            out += items
             if len(page) < 1000:
                 return out
-            after_seq = page[-1]["seq"]
+            after_seq = items[-1].seq
+
+    def logged_events(self, after_seq: int = 0) -> list[Event]:
+        """The session's events after ``after_seq`` (checked as :meth:`logged` does)."""
+        return [item.event() for item in self.logged(after_seq)]
 
     def refresh(self) -> int:
         """Fetch the session's summary again; returns how many events were logged since the last one."""

@@ -353,10 +353,11 @@ class GuardService:
             return event.id
 
     def events(self, session_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        """The session's events after ``after_seq`` as logged (``seq``, ``hash`` and the event's JSON)."""
+        """The session's events after ``after_seq`` exactly as logged: ``seq``, ``prev_hash``, ``hash``
+        and ``body`` (the canonical JSON the hash covers), so a client can check the chain itself."""
         with self._use(session_id) as session:
             items = self.store.read(session.id, after_seq, limit=limit)
-        return [{"seq": item.seq, "hash": item.hash, "event": item.event().model_dump(mode="json")} for item in items]
+        return [{"seq": i.seq, "prev_hash": i.prev_hash, "hash": i.hash, "body": i.body.decode("utf-8")} for i in items]
 
     # ------------------------------------------------------------ approvals and the end
 
