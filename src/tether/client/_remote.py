@@ -184,6 +184,11 @@ class RemoteSession:
         return str(self.summary["status"])
 
     @property
+    def length(self) -> int:
+        """Events in the session's chain (as of the last refresh)."""
+        return int(self.summary["events"])
+
+    @property
     def task(self) -> str:
         """The trusted task text."""
         return str(self.summary["task"])

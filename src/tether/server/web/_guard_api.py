@@ -2,8 +2,8 @@
 sources to and end their sessions here; overseers also answer asks.
 
 Who may do what: an ``agent`` token runs sessions (of its own principal when it is bound to
-one; other sessions do not exist for it) and may add untrusted data only; answering an ask is
-for ``overseer`` tokens, so an agent can never approve its own calls. Every failure is an
+one; other sessions do not exist for it), may add untrusted data only, and may refuse its own
+asks but never approve them: approving is for ``overseer`` tokens. Every failure is an
 HTTP error with a reason (404 unknown session, 409 refused by the session, 422 malformed,
 503 store down), never a traceback; a check the guard cannot log is a logged deny.
 """
@@ -198,11 +198,11 @@ def approval(
     return {"call_id": call_id, "status": status}
 
 
-@router.post("/sessions/{session_id}/approvals/{call_id}", summary="Answer an ask (overseer tokens only)")
+@router.post("/sessions/{session_id}/approvals/{call_id}", summary="Answer an ask (approving needs an overseer token)")
 def answer(request: Request, session_id: ID, call_id: ID, body: Annotated[AnswerBody, Body()]) -> dict[str, Any]:
     who = _who(request)
-    if who.role != "overseer":
-        raise HTTPException(403, "only an overseer token may answer an ask: an agent never approves its own calls")
+    if who.role != "overseer" and body.approved:
+        raise HTTPException(403, "only an overseer token may approve an ask: an agent never approves its own calls (it may refuse them)")
     allowed = _session(request, session_id).answer(session_id, call_id, body.approved, by=who.name, note=body.note)
     return {"call_id": call_id, "approved": body.approved, "allowed": allowed}
 
