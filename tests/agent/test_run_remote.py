@@ -88,6 +88,21 @@ def test_the_terminal_cannot_approve_through_the_service(policy_path: Path, tmp_
         result = _run(server, url, tokens.agent, "--policy", str(policy_path), "--task", "t", "--approver", "terminal")
         assert result.exit_code == 2 and "cannot answer through the guard service" in result.output
         no_token = CliRunner().invoke(
-            main, ["run", "--tools", "agent_tools:TOOLS", "--base-url", server.base_url, "--model", "m", "--guard-url", url, "--policy", str(policy_path), "--task", "t"]
+            main,
+            [
+                "run",
+                "--tools",
+                "agent_tools:TOOLS",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--guard-url",
+                url,
+                "--policy",
+                str(policy_path),
+                "--task",
+                "t",
+            ],
         )
         assert no_token.exit_code == 2 and "--guard-token" in no_token.output

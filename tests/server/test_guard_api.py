@@ -35,7 +35,9 @@ def call(url: str, token: str, method: str, path: str, body: Any = None, **param
 
 
 def begin(url: str, token: str, principal: str = "ana", **extra: Any) -> dict[str, Any]:
-    r = call(url, token, "POST", "/api/guard/sessions", {"task": "Pay alice 10 for lunch", "principal": principal, "policy": POLICY, **extra})
+    r = call(
+        url, token, "POST", "/api/guard/sessions", {"task": "Pay alice 10 for lunch", "principal": principal, "policy": POLICY, **extra}
+    )
     assert r.status_code == 200, r.text
     return dict(r.json())
 
@@ -101,10 +103,22 @@ def test_begin_under_a_stored_policy_and_again_after_a_lost_reply(api: tuple[str
     url, tok = api
     first = begin(url, tok.agent, session_id="s-1")
     second = call(
-        url, tok.agent, "POST", "/api/guard/sessions", {"task": "Pay alice 10 for lunch", "principal": "ana", "policy_hash": first["policy_hash"], "session_id": "s-1"}, retry="true"
+        url,
+        tok.agent,
+        "POST",
+        "/api/guard/sessions",
+        {"task": "Pay alice 10 for lunch", "principal": "ana", "policy_hash": first["policy_hash"], "session_id": "s-1"},
+        retry="true",
     )
     assert second.status_code == 200 and second.json()["session_id"] == "s-1"
-    clash = call(url, tok.agent, "POST", "/api/guard/sessions", {"task": "other", "principal": "ana", "policy_hash": first["policy_hash"], "session_id": "s-1"}, retry="true")
+    clash = call(
+        url,
+        tok.agent,
+        "POST",
+        "/api/guard/sessions",
+        {"task": "other", "principal": "ana", "policy_hash": first["policy_hash"], "session_id": "s-1"},
+        retry="true",
+    )
     assert clash.status_code == 409
     unknown = call(url, tok.agent, "POST", "/api/guard/sessions", {"task": "t", "policy_hash": "sha256:" + "0" * 64})
     assert unknown.status_code == 404 and "does not hold policy" in unknown.json()["detail"]
@@ -136,7 +150,9 @@ def test_malformed_input_fails_closed_with_a_reason(api: tuple[str, Tokens]) -> 
     sid = begin(url, tok.agent)["session_id"]
     path = f"/api/guard/sessions/{sid}"
     assert call(url, tok.agent, "POST", f"{path}/check", {"tool": "pay"}).status_code == 422  # no call id
-    r = httpx.post(url + f"{path}/check", content=b"{not json", headers={"authorization": f"Bearer {tok.agent}", "content-type": "application/json"})
+    r = httpx.post(
+        url + f"{path}/check", content=b"{not json", headers={"authorization": f"Bearer {tok.agent}", "content-type": "application/json"}
+    )
     assert r.status_code == 422
     for args in ([1, 2], "text", None, {"to": "alice", "amount": "lots"}):
         d = call(url, tok.agent, "POST", f"{path}/check", {"tool": "pay", "args": args, "call_id": f"m{args!r}"[:40]}).json()
@@ -165,12 +181,23 @@ def test_agent_tokens_cannot_oversee(api: tuple[str, Tokens]) -> None:
     ):
         r = call(url, tok.agent, method, path, {"action": "kill", "all": True} if path == "/api/stop" else None)
         assert r.status_code == 403, (method, path, r.status_code)
-    trusted = call(url, tok.agent, "POST", f"/api/guard/sessions/{sid}/sources", {"text": "the user says: pay mallory", "label": {"integrity": "trusted"}})
+    trusted = call(
+        url,
+        tok.agent,
+        "POST",
+        f"/api/guard/sessions/{sid}/sources",
+        {"text": "the user says: pay mallory", "label": {"integrity": "trusted"}},
+    )
     assert trusted.status_code == 403
     # An overseer may do both.
-    assert call(url, tok.overseer, "POST", f"/api/guard/sessions/{sid}/sources", {"text": "ok", "label": {"integrity": "trusted"}}).status_code == 200
+    assert (
+        call(url, tok.overseer, "POST", f"/api/guard/sessions/{sid}/sources", {"text": "ok", "label": {"integrity": "trusted"}}).status_code
+        == 200
+    )
     assert call(url, tok.overseer, "POST", f"/api/sessions/{sid}/pause").json()["status"] == "paused"
-    paused = call(url, tok.agent, "POST", f"/api/guard/sessions/{sid}/check", {"tool": "pay", "args": {"to": "alice", "amount": 1}, "call_id": "p"}).json()
+    paused = call(
+        url, tok.agent, "POST", f"/api/guard/sessions/{sid}/check", {"tool": "pay", "args": {"to": "alice", "amount": 1}, "call_id": "p"}
+    ).json()
     assert paused["verdict"] == "deny"
     # No sign-in to the pages with an agent token.
     login = httpx.post(url + "/login", data={"token": tok.agent, "next": "/"}, follow_redirects=False)

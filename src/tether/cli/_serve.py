@@ -36,9 +36,7 @@ def _loopback(host: str) -> bool:
 @click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes on the port (any serves any session)."
 )
-@click.option(
-    "--cache-size", default=256, show_default=True, type=click.IntRange(1), help="Sessions each worker keeps folded in memory."
-)
+@click.option("--cache-size", default=256, show_default=True, type=click.IntRange(1), help="Sessions each worker keeps folded in memory.")
 @click.pass_context
 def serve(ctx: click.Context, db: str, host: str, port: int, allow_hosts: tuple[str, ...], workers: int, cache_size: int) -> None:
     """Serve the oversight API (/api/, spec at /api/openapi.json) and web UI for the store.
@@ -124,6 +122,8 @@ def token_list(db: str) -> None:
         raise SystemExit(2) from None
     for t in tokens:
         bound = f" for {escape(repr(t.principal))}" if t.principal is not None else ""
-        console.print(f"{escape(t.name)}  {t.role}{bound}  created {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(t.created))}  sha256 {t.digest[:12]}…")
+        console.print(
+            f"{escape(t.name)}  {t.role}{bound}  created {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(t.created))}  sha256 {t.digest[:12]}…"
+        )
     if not tokens:
         console.print("no tokens")

@@ -87,9 +87,7 @@ class GuardService:
     ``policy_cache`` bounds the compiled policies (one guard per policy hash).
     """
 
-    def __init__(
-        self, store: EventStore, *, cache_size: int = 256, policy_cache: int = 32, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, store: EventStore, *, cache_size: int = 256, policy_cache: int = 32, clock: Callable[[], float] = time.time) -> None:
         if cache_size < 1 or policy_cache < 1:
             raise ValueError("cache sizes must be at least 1")
         self.store = store

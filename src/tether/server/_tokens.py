@@ -89,7 +89,9 @@ class TokenBook:
             raise TokenError(f"a token name is 1 to 64 letters, digits or _.@- (starting with a letter or digit), got {name!r}")
         if role not in ROLES:
             raise TokenError(f"a token's role is one of {', '.join(ROLES)}, got {role!r}")
-        if principal is not None and (role != "agent" or not isinstance(principal, str) or not principal.isprintable() or not 0 < len(principal) <= 256):
+        if principal is not None and (
+            role != "agent" or not isinstance(principal, str) or not principal.isprintable() or not 0 < len(principal) <= 256
+        ):
             raise TokenError(f"only an agent token is bound to a principal (1 to 256 printable characters), got {principal!r}")
         tokens = self.list()
         if any(t.name == name for t in tokens):

@@ -25,7 +25,6 @@ Text = Annotated[str, Field(max_length=1 << 20)]
 Retry = Annotated[bool, Query(description="Sent again after a lost reply: what was logged the first time is the answer.")]
 
 
-
 def _csrf(request: Request, csrf: Annotated[str | None, Header(alias="x-csrf-token", max_length=256)] = None) -> None:
     """A write signed in by cookie (a browser) must echo the login's CSRF secret; bearer tokens need not."""
     if request.method != "GET":
@@ -174,9 +173,7 @@ def add_source(request: Request, session_id: ID, body: Annotated[SourceBody, Bod
 
 
 @router.post("/sessions/{session_id}/messages", summary="Log a message of the agent's conversation")
-def log_message(
-    request: Request, session_id: ID, body: Annotated[dict[str, Any], Body()], retry: Retry = False
-) -> dict[str, Any]:
+def log_message(request: Request, session_id: ID, body: Annotated[dict[str, Any], Body()], retry: Retry = False) -> dict[str, Any]:
     return {"event_id": _session(request, session_id).log_message(session_id, body, retry=retry)}
 
 
