@@ -41,6 +41,7 @@ import httpx
 from tether import Guard, Policy, SQLiteStore, ToolCall
 from tether.client import RemoteGuard
 from tether.server import TokenBook, tokens_path
+from tether.session import policy_document
 
 POLICY = """
 tether: 1
@@ -152,6 +153,9 @@ def run(quick: bool, db: str | None) -> dict[str, Any]:
         if "://" in target:
             raise SystemExit("only a SQLite path is supported until the PostgreSQL store lands (tether.store.open_store)")
         token = TokenBook(tokens_path(target)).create(f"bench-{os.getpid()}", role="agent")
+        policy = Policy.from_yaml(POLICY)
+        with SQLiteStore(target) as store:  # an overseer's step: agents begin sessions under stored policies only
+            store.put_policy(policy.hash, policy.name, policy_document(policy))
         inproc = _in_process(str(Path(tmp) / "inproc.db") if db is None else target, total)
         rows = []
         for workers in (1, 2):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from test_resume import SCRIPT
 from tests.server.guard_fixtures import make_tokens, thread_server
 
+from tether import Policy
 from tether.agent import ScriptedCall, ScriptedModelServer, Turn
 from tether.cli import main
 from tether.client import RemoteGuard
@@ -33,7 +34,7 @@ def _result(output: str) -> dict[str, Any]:
 
 def test_a_run_through_the_service(policy_path: Path, tmp_path: Path, effects: Path) -> None:
     db = str(tmp_path / "service.db")
-    tokens = make_tokens(db)
+    tokens = make_tokens(db, Policy.from_file(policy_path))
     with thread_server(db) as url, ScriptedModelServer(SCRIPT) as server:
         result = _run(server, url, tokens.agent, "--policy", str(policy_path), "--task", "Write three notes.", "--principal", "ana")
         assert result.exit_code == 0, result.output
@@ -54,7 +55,7 @@ def test_a_run_through_the_service(policy_path: Path, tmp_path: Path, effects: P
 
 def test_an_ask_waits_for_an_overseer_through_the_service(policy_path: Path, tmp_path: Path, effects: Path) -> None:
     db = str(tmp_path / "service.db")
-    tokens = make_tokens(db)
+    tokens = make_tokens(db, Policy.from_file(policy_path))
     script = [Turn(tool_calls=(ScriptedCall("pay", {"to": "bob@example.com", "amount": 5}),)), Turn(content="paid")]
     with thread_server(db) as url, ScriptedModelServer(script) as server:
         answered: list[bool] = []
@@ -83,7 +84,7 @@ def test_an_ask_waits_for_an_overseer_through_the_service(policy_path: Path, tmp
 
 def test_the_terminal_cannot_approve_through_the_service(policy_path: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "service.db")
-    tokens = make_tokens(db)
+    tokens = make_tokens(db, Policy.from_file(policy_path))
     with thread_server(db) as url, ScriptedModelServer(SCRIPT) as server:
         result = _run(server, url, tokens.agent, "--policy", str(policy_path), "--task", "t", "--approver", "terminal")
         assert result.exit_code == 2 and "cannot answer through the guard service" in result.output

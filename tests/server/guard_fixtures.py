@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 
-from tether import SQLiteStore
+from tether import Policy, SQLiteStore
 from tether.server import GuardService, Oversight, TokenBook, tokens_path
 from tether.server.web import create_app
+from tether.session import policy_document
 
 POLICY = """\
 tether: 1
@@ -71,7 +72,12 @@ class Tokens:
     ana: str
 
 
-def make_tokens(db: str) -> Tokens:
+def make_tokens(db: str, *policies: Policy) -> Tokens:
+    """The tokens, and the policies an overseer stored for agents (the test policy and ``policies``)."""
+    store = SQLiteStore(db)
+    for policy in (Policy.from_yaml(POLICY), *policies):
+        store.put_policy(policy.hash, policy.name, policy_document(policy))
+    store.close()
     book = TokenBook(tokens_path(db))
     return Tokens(book.create("ops"), book.create("bot", role="agent"), book.create("ana-bot", role="agent", principal="ana"))
 

@@ -121,6 +121,12 @@ class RemoteGuard:
 
     # ------------------------------------------------------------ sessions
 
+    def put_policy(self, policy: Policy | str) -> str:
+        """Keep a policy (a :class:`Policy` or its YAML text) in the service's store, so agents can
+        begin sessions under it; returns its hash. Needs an overseer token."""
+        text = policy_document(policy) if isinstance(policy, Policy) else policy
+        return str(self.request("POST", "/api/guard/policies", body={"policy": text})["policy_hash"])
+
     def start(
         self,
         task: str,
@@ -133,7 +139,8 @@ class RemoteGuard:
         session_id: str | None = None,
     ) -> RemoteSession:
         """Begin a session for a trusted ``task`` under ``policy`` (a :class:`Policy`, or its YAML
-        text) or a policy the store holds (``policy_hash``)."""
+        text) or ``policy_hash``. With an agent token the policy must be one the store holds (an
+        overseer stored it: :meth:`put_policy`); an overseer's token stores it on the way."""
         body: dict[str, Any] = {
             "task": task,
             "principal": principal,

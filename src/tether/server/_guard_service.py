@@ -32,7 +32,7 @@ from tether.flow import Label, walk_leaves
 from tether.policy import Policy
 from tether.server._oversight import OversightError
 from tether.server._views import label_json
-from tether.session import Guard, Session, call_hash, stored_policy
+from tether.session import Guard, Session, call_hash, policy_document, stored_policy
 from tether.store import EventStore
 
 LABELLED_LEAVES = 64
@@ -174,6 +174,29 @@ class GuardService:
             except SessionError as exc:
                 raise OversightError(409, str(exc)) from None
 
+    # ------------------------------------------------------------ policies
+
+    def put_policy(self, text: str) -> dict[str, str]:
+        """Keep a policy (YAML text) in the store by its content hash, so sessions can begin under it."""
+        try:
+            policy = Policy.from_yaml(text, source="guard API")
+            self.store.put_policy(policy.hash, policy.name, policy_document(policy))
+        except PolicyError as exc:
+            raise OversightError(422, f"the policy does not load: {exc}") from None
+        except StoreError as exc:
+            raise OversightError(503, f"the event store failed: {exc}") from None
+        return {"policy_hash": policy.hash, "name": policy.name}
+
+    def stored_hash(self, text: str) -> str | None:
+        """The hash of a policy given as YAML text when the store already holds it, else None."""
+        try:
+            found = Policy.from_yaml(text, source="guard API").hash
+            return found if self.store.get_policy(found) is not None else None
+        except PolicyError as exc:
+            raise OversightError(422, f"the policy does not load: {exc}") from None
+        except StoreError as exc:
+            raise OversightError(503, f"the event store failed: {exc}") from None
+
     # ------------------------------------------------------------ sessions
 
     def begin(
@@ -272,7 +295,9 @@ class GuardService:
 
     def _replay(self, session: Session, tool: str, args: Any, call_id: str) -> Decision | None:
         rec = session.state.calls.get(call_id)
-        if rec is None or rec.tool != tool:
+        # A call whose output was recorded was answered and ran: asking again is not a lost reply,
+        # and must not admit it a second time outside its budget (the session denies the reused id).
+        if rec is None or rec.tool != tool or rec.result_event is not None:
             return None
         try:
             safe, lost = jsonsafe_exact(args)

@@ -2,8 +2,9 @@
 sources to and end their sessions here; overseers also answer asks.
 
 Who may do what: an ``agent`` token runs sessions (of its own principal when it is bound to
-one; other sessions do not exist for it), may add untrusted data only, and may refuse its own
-asks but never approve them: approving is for ``overseer`` tokens. Every failure is an
+one; other sessions do not exist for it) under policies an overseer stored, may add untrusted
+data only, and may refuse its own asks but never approve them: storing policies and approving
+are for ``overseer`` tokens (an agent never chooses its own rules or answers its own asks). Every failure is an
 HTTP error with a reason (404 unknown session, 409 refused by the session, 422 malformed,
 503 store down), never a traceback; a check the guard cannot log is a logged deny.
 """
@@ -130,16 +131,37 @@ def _session(request: Request, session_id: str) -> GuardService:
     return service
 
 
-@router.post("/sessions", summary="Begin a session under a stored policy or one given as YAML")
+class PolicyBody(BaseModel):
+    """A policy to keep in the store."""
+
+    policy: str = Field(max_length=1 << 20)
+    """The policy as YAML text."""
+
+
+@router.post("/policies", summary="Keep a policy in the store so agents can begin sessions under it (overseer tokens only)")
+def put_policy(request: Request, body: Annotated[PolicyBody, Body()]) -> dict[str, str]:
+    if _who(request).role != "overseer":
+        raise HTTPException(403, "only an overseer token may store a policy: an agent never chooses its own rules")
+    return _service(request).put_policy(body.policy)
+
+
+@router.post("/sessions", summary="Begin a session under a stored policy (by hash, or its YAML text)")
 def begin(request: Request, body: Annotated[BeginBody, Body()], retry: Retry = False) -> dict[str, Any]:
-    who = _who(request)
+    who, service = _who(request), _service(request)
     if who.principal is not None and body.principal != who.principal:
         raise HTTPException(403, f"this token acts for principal {who.principal!r} only")
-    return _service(request).begin(
+    policy_hash, policy_text = body.policy_hash, body.policy
+    if who.role != "overseer" and policy_text is not None and policy_hash is None:
+        # An agent names a policy an overseer stored; YAML text is accepted when it is one of those.
+        policy_hash = service.stored_hash(policy_text)
+        if policy_hash is None:
+            raise HTTPException(403, "this policy is not in the store: an overseer stores it first (POST /api/guard/policies)")
+        policy_text = None
+    return service.begin(
         body.task,
         principal=body.principal,
-        policy_hash=body.policy_hash,
-        policy_text=body.policy,
+        policy_hash=policy_hash,
+        policy_text=policy_text,
         scope=body.scope,
         metadata=body.metadata,
         session_id=body.session_id,
