@@ -12,6 +12,9 @@ the session's chain before it is answered (the same work as an in-process ``sess
 * ``inprocess_check_p50_ms``: ``session.check`` in this process on a store of the same kind, for
   the same calls; ``service_vs_inprocess_p50`` is their ratio.
 * ``speedup_2_workers``: decisions per second with 2 workers / with 1, at 16 agents.
+* ``service_cpu_ms_per_check`` / ``client_cpu_ms_per_check``: CPU time the server processes (and
+  this client process) spent per check, one agent, one worker: what a check costs whatever the
+  machine's load (on a busy machine latency is mostly waiting for a core).
 
 The load generator runs on the same machine as the workers (and competes with them for the
 cores). Targets (issue #17): p50 <= 2 ms on loopback; 2 workers >= 1.6x one worker.
@@ -63,8 +66,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (the uvicorn workers)."""
+    pids = [root]
+    for tid in os.listdir(f"/proc/{root}/task"):
+        with open(f"/proc/{root}/task/{tid}/children") as fh:
+            pids += [int(p) for p in fh.read().split()]
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def _serve(db: str, token: str, workers: int) -> Iterator[str]:
+def _serve(db: str, token: str, workers: int) -> Iterator[tuple[str, int]]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     cmd = [sys.executable, "-m", "tether", "serve", "--db", db, "--port", str(port), "--workers", str(workers)]
@@ -82,7 +99,7 @@ def _serve(db: str, token: str, workers: int) -> Iterator[str]:
                 raise RuntimeError("tether serve did not come up")
             time.sleep(0.1)
         time.sleep(1.0 if workers > 1 else 0.2)  # let every worker finish starting
-        yield url
+        yield url, proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -94,7 +111,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _load(url: str, token: str, agents: int, per_agent: int) -> dict[str, Any]:
+def _load(url: str, pid: int, token: str, agents: int, per_agent: int) -> dict[str, Any]:
     latencies: list[float] = []
     lock = threading.Lock()
     ready = threading.Barrier(agents + 1)
@@ -119,10 +136,11 @@ def _load(url: str, token: str, agents: int, per_agent: int) -> dict[str, Any]:
     for t in threads:
         t.start()
     ready.wait()
-    t0 = time.perf_counter()
+    t0, server0, client0 = time.perf_counter(), _cpu_s(pid), time.process_time()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    server_cpu, client_cpu = _cpu_s(pid) - server0, time.process_time() - client0
     if errors:
         raise RuntimeError(f"unexpected verdicts: {errors[:3]}")
     return {
@@ -131,6 +149,8 @@ def _load(url: str, token: str, agents: int, per_agent: int) -> dict[str, Any]:
         "decisions_per_s": round(len(latencies) / wall, 1),
         "p50_ms": round(_pct(latencies, 0.5) * 1e3, 3),
         "p99_ms": round(_pct(latencies, 0.99) * 1e3, 3),
+        "server_cpu_ms_per_check": round(server_cpu / len(latencies) * 1e3, 3),
+        "client_cpu_ms_per_check": round(client_cpu / len(latencies) * 1e3, 3),
     }
 
 
@@ -159,9 +179,9 @@ def run(quick: bool, db: str | None) -> dict[str, Any]:
         inproc = _in_process(str(Path(tmp) / "inproc.db") if db is None else target, total)
         rows = []
         for workers in (1, 2):
-            with _serve(target, token, workers) as url:
+            with _serve(target, token, workers) as (url, pid):
                 for agents in (1, 4, 16):
-                    rows.append({"workers": workers, **_load(url, token, agents, max(20, total // agents))})
+                    rows.append({"workers": workers, **_load(url, pid, token, agents, max(20, total // agents))})
         if db is not None:
             TokenBook(tokens_path(target)).revoke(f"bench-{os.getpid()}")
     by = {(r["workers"], r["agents"]): r for r in rows}
@@ -181,6 +201,8 @@ def run(quick: bool, db: str | None) -> dict[str, Any]:
         "inprocess_check_p50_ms": inproc["p50_ms"],
         "inprocess_check_p99_ms": inproc["p99_ms"],
         "service_vs_inprocess_p50": round(p50 / inproc["p50_ms"], 2),
+        "service_cpu_ms_per_check": by[(1, 1)]["server_cpu_ms_per_check"],
+        "client_cpu_ms_per_check": by[(1, 1)]["client_cpu_ms_per_check"],
         "speedup_2_workers": round(speedup, 2),
         "targets": {"service_check_p50_ms<=2": p50 <= 2.0, "speedup_2_workers>=1.6": speedup >= 1.6},
     }
@@ -197,9 +219,12 @@ def main() -> None:
         print(json.dumps(result, indent=1))
         return
     print(f"store {result['store']}, {result['cores']} cores, load {result['load_average_1m_before']}")
-    print("workers agents  decisions/s   p50 ms   p99 ms")
+    print("workers agents  decisions/s   p50 ms   p99 ms  server cpu ms/check")
     for r in result["rows"]:
-        print(f"{r['workers']:>7} {r['agents']:>6} {r['decisions_per_s']:>12} {r['p50_ms']:>8} {r['p99_ms']:>8}")
+        print(
+            f"{r['workers']:>7} {r['agents']:>6} {r['decisions_per_s']:>12} {r['p50_ms']:>8} {r['p99_ms']:>8} "
+            f"{r['server_cpu_ms_per_check']:>10}"
+        )
     print(
         f"in process: p50 {result['inprocess_check_p50_ms']} ms; service/in-process p50 {result['service_vs_inprocess_p50']}x; "
         f"2 workers / 1 at 16 agents: {result['speedup_2_workers']}x"
