@@ -26,8 +26,9 @@ Text = Annotated[str, Field(max_length=1 << 20)]
 Retry = Annotated[bool, Query(description="Sent again after a lost reply: what was logged the first time is the answer.")]
 
 
-def _csrf(request: Request, csrf: Annotated[str | None, Header(alias="x-csrf-token", max_length=256)] = None) -> None:
-    """A write signed in by cookie (a browser) must echo the login's CSRF secret; bearer tokens need not."""
+async def _csrf(request: Request, csrf: Annotated[str | None, Header(alias="x-csrf-token", max_length=256)] = None) -> None:
+    """A write signed in by cookie (a browser) must echo the login's CSRF secret; bearer tokens need not.
+    (Async: no worker-thread hop for a check this small.)"""
     if request.method != "GET":
         check_csrf(request, csrf)
 
