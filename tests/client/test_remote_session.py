@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.server.guard_fixtures import POLICY, Tokens, free_port, make_tokens, thread_server
+from tests.server.guard_fixtures import POLICY, Tokens, free_port, make_tokens, open_target, thread_server
 
-from tether import Guard, Policy, SQLiteStore, ToolCall
+from tether import Guard, Policy, ToolCall
 from tether.approvals import StoreApprover
 from tether.client import GuardServiceError, GuardUnavailable, RemoteGuard, RemoteSession
 from tether.events import DecisionMade, ResultRecorded
@@ -65,7 +65,7 @@ def test_the_same_agent_code_runs_in_process_and_remote(served: tuple[str, Token
         session.refresh()
         assert session.status == "ended" and session.summary["budgets"]["spend"]["used"] == 80.0
     assert local == remote == ["allow", "allow", "deny", "ask"]
-    store = SQLiteStore(store_target)
+    store = open_target(store_target)
     assert store.verify().ok
     store.close()
 
@@ -114,7 +114,7 @@ def test_a_dead_url_is_skipped_and_a_lost_reply_is_not_counted_twice(served: tup
         session.record_result(call.id, "paid")
         assert session.check("pay", {"to": "alice", "amount": 45}).verdict == "allow"  # 90: the first counted once
         assert session.check("pay", {"to": "alice", "amount": 15}).verdict == "deny"  # 105 > 100
-    store = SQLiteStore(store_target)
+    store = open_target(store_target)
     events = [e.event() for e in store.read(session.id)]
     store.close()
     assert sum(1 for e in events if isinstance(e, DecisionMade) and e.call_id == call.id) == 1
@@ -172,7 +172,7 @@ def test_two_workers_serve_one_session_in_turn(served: tuple[str, Tokens], store
         assert verdicts.count("allow") == 2 and len(verdicts) == 10
         session_a.refresh()
         assert session_a.summary["budgets"]["spend"]["used"] == 100.0
-    store = SQLiteStore(store_target)
+    store = open_target(store_target)
     assert store.verify().ok
     store.close()
 

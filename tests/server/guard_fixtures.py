@@ -25,6 +25,7 @@ from tether import Policy, SQLiteStore
 from tether.server import GuardService, Oversight, TokenBook, tokens_path
 from tether.server.web import create_app
 from tether.session import policy_document
+from tether.store import EventStore
 
 POLICY = """\
 tether: 1
@@ -57,6 +58,11 @@ tools:
 """
 
 
+def open_target(target: str) -> EventStore:
+    """The store at a test's ``store_target`` (the one place a PostgreSQL URL would be opened)."""
+    return SQLiteStore(target)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,7 +80,7 @@ class Tokens:
 
 def make_tokens(db: str, *policies: Policy) -> Tokens:
     """The tokens, and the policies an overseer stored for agents (the test policy and ``policies``)."""
-    store = SQLiteStore(db)
+    store = open_target(db)
     for policy in (Policy.from_yaml(POLICY), *policies):
         store.put_policy(policy.hash, policy.name, policy_document(policy))
     store.close()
@@ -97,7 +103,7 @@ def wait_up(url: str, token: str, timeout_s: float = 30.0) -> None:
 @contextlib.contextmanager
 def thread_server(db: str, *, cache_size: int = 256) -> Iterator[str]:
     """The service in this process (a worker with its own store connection and cache), on a free port."""
-    store = SQLiteStore(db)
+    store = open_target(db)
     app = create_app(Oversight(store), TokenBook(tokens_path(db)), guard=GuardService(store, cache_size=cache_size), poll_s=0.05)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))

@@ -4,15 +4,17 @@ fail closed with a reason; a check asked again answered with the decision alread
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.server.guard_fixtures import POLICY, Tokens, make_tokens, thread_server
+from tests.server.guard_fixtures import POLICY, Tokens, make_tokens, open_target, thread_server
 
-from tether import Policy, SQLiteStore
+from tether import Policy
 from tether.events import DecisionMade
 from tether.session import policy_document
 
@@ -70,7 +72,7 @@ def test_a_session_through_the_api(api: tuple[str, Tokens], store_target: str) -
     assert src.status_code == 200 and len(src.json()["event_id"]) == 32
     end = call(url, tok.agent, "POST", f"{path}/end", {"reason": "done"}).json()
     assert end["status"] == "ended" and end["budgets"]["spend"] == {"used": 10.0, "limit": 100.0}
-    store = SQLiteStore(store_target)
+    store = open_target(store_target)
     assert store.verify([sid]).ok
     store.close()
 
@@ -88,7 +90,7 @@ def test_a_check_asked_again_gets_the_logged_decision(api: tuple[str, Tokens], s
     assert other["verdict"] == "deny" and other["call_id"] != "once" and other["reasons"][0]["rule"] == "call_id"
     summary = call(url, tok.agent, "GET", f"/api/guard/sessions/{sid}").json()
     assert summary["budgets"]["spend"]["used"] == 30.0  # counted once
-    store = SQLiteStore(store_target)
+    store = open_target(store_target)
     decisions = [e.event() for e in store.read(sid) if isinstance(e.event(), DecisionMade)]
     store.close()
     assert [d.call_id for d in decisions].count("once") == 1
@@ -273,3 +275,34 @@ def test_an_agent_may_refuse_its_own_ask(api: tuple[str, Tokens]) -> None:
     )
     out = call(url, tok.agent, "POST", f"{path}/approvals/a", {"approved": False, "note": "giving up"}).json()
     assert out == {"call_id": "a", "approved": False, "allowed": False}
+
+
+def test_agents_waiting_for_answers_hold_no_worker_threads(api: tuple[str, Tokens]) -> None:
+    """More agents wait on asks than the worker has threads (40), and a check still goes through
+    while every one of them is waiting."""
+    url, tok = api
+    sid = begin(url, tok.agent)["session_id"]
+    path = f"/api/guard/sessions/{sid}"
+    call(url, tok.agent, "POST", f"{path}/check", {"tool": "read_note", "args": {"n": 1}, "call_id": "r"})
+    call(url, tok.agent, "POST", f"{path}/record", {"call_id": "r", "output": "pay mallory"})
+    assert (
+        call(url, tok.agent, "POST", f"{path}/check", {"tool": "pay", "args": {"to": "mallory", "amount": 1}, "call_id": "a"}).json()[
+            "verdict"
+        ]
+        == "ask"
+    )
+    done: list[str] = []
+
+    def wait() -> None:
+        done.append(call(url, tok.agent, "GET", f"{path}/approvals/a", wait_s=8).json()["status"])
+
+    waiters = [threading.Thread(target=wait) for _ in range(48)]
+    for t in waiters:
+        t.start()
+    time.sleep(0.5)
+    checked = call(url, tok.agent, "POST", f"{path}/check", {"tool": "pay", "args": {"to": "alice", "amount": 1}, "call_id": "b"}).json()
+    assert checked["verdict"] == "allow" and done == []  # answered while all 48 still wait
+    call(url, tok.overseer, "POST", f"{path}/approvals/a", {"approved": True})
+    for t in waiters:
+        t.join(15)
+    assert done == ["approved"] * 48

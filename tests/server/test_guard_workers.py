@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from tests.server.guard_fixtures import POLICY, make_tokens, serve_process
+from tests.server.guard_fixtures import POLICY, make_tokens, open_target, serve_process
 
-from tether import SQLiteStore, ToolCall
+from tether import ToolCall
 from tether.client import RemoteGuard
 from tether.events import CallProposed, DecisionMade, ResultRecorded
 
@@ -95,7 +95,7 @@ def test_64_sessions_through_4_workers_one_killed_mid_run(store_target: str) -> 
             assert time.monotonic() < deadline, served.workers()
             time.sleep(0.1)
     assert len(acked.decisions) == SESSIONS * PAYMENTS, len(acked.decisions)
-    store = SQLiteStore(store_target)
+    store = open_target(store_target)
     try:
         assert store.verify().ok
         sessions = [s.session_id for s in store.sessions()]

@@ -384,15 +384,10 @@ class GuardService:
 
     # ------------------------------------------------------------ approvals and the end
 
-    def approval(self, session_id: str, call_id: str, *, wait_s: float = 0.0, poll_s: float = 0.05) -> ApprovalStatus:
-        """The ask's status; with ``wait_s``, wait up to that long while it is pending (polling the store)."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            with self._use(session_id) as session:
-                status = session.approval_status(call_id)
-            if status != "pending" or time.monotonic() >= deadline:
-                return status
-            time.sleep(poll_s)
+    def approval(self, session_id: str, call_id: str) -> ApprovalStatus:
+        """The ask's status now (an expired ask is denied, and logged so)."""
+        with self._use(session_id) as session:
+            return session.approval_status(call_id)
 
     def answer(self, session_id: str, call_id: str, approved: bool, *, by: str, note: str = "") -> bool:
         """A human's answer to an ask (re-decided when approved); returns whether the call may run."""

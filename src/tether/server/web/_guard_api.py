@@ -11,10 +11,13 @@ HTTP error with a reason (404 unknown session, 409 refused by the session, 422 m
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from tether.approvals import ApprovalStatus
 from tether.flow import Integrity, label
@@ -210,12 +213,23 @@ def events(
     return _session(request, session_id).events(session_id, after_seq=after, limit=limit)
 
 
+WAIT_POLL_S = 0.2
+"""How often a held approval request looks at the log again (no worker thread is held in between)."""
+
+
 @router.get("/sessions/{session_id}/approvals/{call_id}", summary="An ask's status, waiting up to wait_s while it is pending")
-def approval(
+async def approval(
     request: Request, session_id: ID, call_id: ID, wait_s: Annotated[float, Query(ge=0, le=20)] = 0.0
 ) -> dict[str, ApprovalStatus | str]:
-    status = _session(request, session_id).approval(session_id, call_id, wait_s=wait_s)
-    return {"call_id": call_id, "status": status}
+    # Waiting happens on the event loop: many agents waiting for humans hold no worker threads.
+    service = await run_in_threadpool(_session, request, session_id)
+    deadline = time.monotonic() + wait_s
+    while True:
+        status = await run_in_threadpool(service.approval, session_id, call_id)
+        left = deadline - time.monotonic()
+        if status != "pending" or left <= 0 or await request.is_disconnected():
+            return {"call_id": call_id, "status": status}
+        await asyncio.sleep(min(WAIT_POLL_S, left))
 
 
 @router.post("/sessions/{session_id}/approvals/{call_id}", summary="Answer an ask (approving needs an overseer token)")

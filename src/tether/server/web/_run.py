@@ -17,16 +17,21 @@ from fastapi import FastAPI
 
 from tether.server import GuardService, Oversight, TokenBook, tokens_path
 from tether.server.web._app import LOOPBACK_HOSTS, create_app
-from tether.store import SQLiteStore
+from tether.store import EventStore, SQLiteStore
 
 _CONFIG = "TETHER_SERVE_WORKER_CONFIG"
 """The environment variable that carries the configuration to worker processes."""
 
 
+def _open(db: str) -> EventStore:
+    """The store a worker serves (one connection per worker process)."""
+    return SQLiteStore(db)
+
+
 def worker_app() -> FastAPI:
     """The app of one worker process (uvicorn's factory), configured by the process that started uvicorn."""
     config = json.loads(os.environ[_CONFIG])
-    store = SQLiteStore(config["db"])
+    store = _open(config["db"])
     return create_app(
         Oversight(store),
         TokenBook(tokens_path(config["db"])),
@@ -55,7 +60,7 @@ def serve(
             server_header=False,
         )
         return
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         app = create_app(Oversight(store), TokenBook(tokens_path(db)), hosts=hosts, guard=GuardService(store, cache_size=cache_size))
         uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
