@@ -300,7 +300,7 @@ def test_agents_waiting_for_answers_hold_no_worker_threads(api: tuple[str, Token
     for t in waiters:
         t.start()
     time.sleep(0.5)
-    checked = call(url, tok.agent, "POST", f"{path}/check", {"tool": "pay", "args": {"to": "alice", "amount": 1}, "call_id": "b"}).json()
+    checked = call(url, tok.agent, "POST", f"{path}/check", {"tool": "read_note", "args": {"n": 2}, "call_id": "b"}).json()
     assert checked["verdict"] == "allow" and done == []  # answered while all 48 still wait
     call(url, tok.overseer, "POST", f"{path}/approvals/a", {"approved": True})
     for t in waiters:
