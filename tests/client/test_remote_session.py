@@ -16,9 +16,10 @@ from tests.server.guard_fixtures import POLICY, Tokens, free_port, make_tokens, 
 from tether import Guard, Policy, ToolCall
 from tether.approvals import StoreApprover
 from tether.client import GuardServiceError, GuardUnavailable, RemoteGuard, RemoteSession
+from tether.errors import ToolDenied
 from tether.events import DecisionMade, ResultRecorded
 from tether.flow import UNTRUSTED
-from tether.session import AgentSession, Gate, Session
+from tether.session import AgentSession, Gate, Session, guarded
 
 
 @pytest.fixture
@@ -186,3 +187,18 @@ def test_the_client_never_sends_what_json_cannot_carry(served: tuple[str, Tokens
         d2 = session.check("pay", {"to": b"alice", "amount": 1})
         assert d2.verdict == "deny"
     assert httpx.get(url + "/api/guard/sessions/x").status_code == 401
+
+
+def test_guarded_functions_run_through_the_service(served: tuple[str, Tokens]) -> None:
+    url, tok = served
+    with RemoteGuard(url, tok.agent) as guard:
+        session = guard.start("Pay alice", policy=POLICY)
+
+        @guarded(session)
+        def pay(to: str, amount: float) -> str:
+            return f"paid {to} {amount}"
+
+        assert pay(to="alice", amount=40) == "paid alice 40"
+        assert pay(to="alice", amount=40) == "paid alice 40"
+        with pytest.raises(ToolDenied):
+            pay(to="alice", amount=40)  # over the spend budget
