@@ -4,6 +4,7 @@ asked again without counting twice, and two workers serving one session in turn.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from tests.server.guard_fixtures import POLICY, Tokens, free_port, make_tokens, 
 from tether import Guard, Policy, ToolCall
 from tether.approvals import StoreApprover
 from tether.client import GuardServiceError, GuardUnavailable, RemoteGuard, RemoteSession
-from tether.errors import ToolDenied
+from tether.errors import StoreError, ToolDenied
 from tether.events import DecisionMade, ResultRecorded
 from tether.flow import UNTRUSTED
 from tether.session import AgentSession, Gate, Session, guarded
@@ -202,3 +203,21 @@ def test_guarded_functions_run_through_the_service(served: tuple[str, Tokens]) -
         assert pay(to="alice", amount=40) == "paid alice 40"
         with pytest.raises(ToolDenied):
             pay(to="alice", amount=40)  # over the spend budget
+
+
+def test_the_client_refuses_a_log_whose_chain_does_not_hold(served: tuple[str, Tokens], store_target: str) -> None:
+    """The events a client reads back (to resume a conversation, for its audit summary) are checked
+    link by link: an event edited in the database is caught by the client, not served as truth."""
+    url, tok = served
+    with RemoteGuard(url, tok.agent) as guard:
+        session = guard.start("Pay alice", policy=POLICY)
+        session.check("pay", {"to": "alice", "amount": 5})
+        assert [type(e).__name__ for e in session.logged_events()] == ["SessionStarted", "CallProposed", "DecisionMade"]
+        db = sqlite3.connect(store_target)
+        db.execute("UPDATE chain SET body = CAST(replace(CAST(body AS TEXT), 'allow', 'deny!') AS BLOB) WHERE seq = 3")
+        db.commit()
+        db.close()
+        with pytest.raises(StoreError, match="does not follow the chain"):
+            session.logged_events()
+        with pytest.raises(StoreError, match="does not follow the chain"):
+            session.logged(1)  # from the middle: each event still covers its body and its predecessor
