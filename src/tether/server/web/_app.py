@@ -17,7 +17,7 @@ from tether._display import fold, pieces
 from tether.errors import StoreError
 from tether.server import GuardService, Oversight, OversightError, TimelineEntry, TokenBook
 from tether.server.web import _api, _guard_api, _pages
-from tether.server.web._auth import Logins, gate
+from tether.server.web._auth import Gate, Logins
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 """Host names the service answers to by default."""
@@ -71,7 +71,7 @@ def create_app(
         return row.render(e=entry)
 
     app.state.render_entry = render_entry
-    app.middleware("http")(gate(tokens, logins, hosts))
+    app.add_middleware(Gate, tokens=tokens, logins=logins, hosts=hosts)
 
     @app.exception_handler(OversightError)
     async def refused(request: Request, exc: OversightError) -> JSONResponse:
