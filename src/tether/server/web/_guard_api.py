@@ -178,12 +178,13 @@ def summary(request: Request, session_id: ID) -> dict[str, Any]:
     return _session(request, session_id).summary(session_id)
 
 
-@router.post("/sessions/{session_id}/check", summary="Decide on a call (logged before the answer)")
+# The hot paths return plain JSON objects: no response model, so no second worker-thread hop to validate them.
+@router.post("/sessions/{session_id}/check", summary="Decide on a call (logged before the answer)", response_model=None)
 def check(request: Request, session_id: ID, body: Annotated[CheckBody, Body()]) -> dict[str, Any]:
     return _session(request, session_id).check(session_id, body.tool, body.args, body.call_id).to_json()
 
 
-@router.post("/sessions/{session_id}/record", summary="Record what an admitted call returned; answers its label")
+@router.post("/sessions/{session_id}/record", summary="Record what an admitted call returned; answers its label", response_model=None)
 def record(request: Request, session_id: ID, body: Annotated[RecordBody, Body()], retry: Retry = False) -> dict[str, Any]:
     found, replayed = _session(request, session_id).record(session_id, body.call_id, body.output, error=body.error, retry=retry)
     return {"call_id": body.call_id, "label": found.to_json(), "replayed": replayed}
