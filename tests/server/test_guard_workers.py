@@ -41,7 +41,7 @@ class Acked:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _agent(url: str, token: str, index: int, acked: Acked, go: threading.Event) -> None:
+def _agent(url: str | list[str], token: str, index: int, acked: Acked, go: threading.Event) -> None:
     try:
         with RemoteGuard(url, token, attempts=10, backoff_s=0.05) as guard:
             go.wait(30)
@@ -94,7 +94,13 @@ def test_64_sessions_through_4_workers_one_killed_mid_run(store_target: str) -> 
         while victim in served.workers() or len(served.workers()) < WORKERS:
             assert time.monotonic() < deadline, served.workers()
             time.sleep(0.1)
-    assert len(acked.decisions) == SESSIONS * PAYMENTS, len(acked.decisions)
+    _verify(store_target, acked, SESSIONS)
+    print(f"{SESSIONS} sessions x {PAYMENTS} checks through {WORKERS} workers (one killed) in {elapsed:.1f} s")
+
+
+def _verify(store_target: str, acked: Acked, sessions_run: int) -> None:
+    """Everything the agents were told is in the log, in the right session, once; budgets held; chains verify."""
+    assert len(acked.decisions) == sessions_run * PAYMENTS, len(acked.decisions)
     store = open_target(store_target)
     try:
         assert store.verify().ok
@@ -118,4 +124,29 @@ def test_64_sessions_through_4_workers_one_killed_mid_run(store_target: str) -> 
             assert recorded == {c for c, v in logged.items() if v == "allow"}
     finally:
         store.close()
-    print(f"{SESSIONS} sessions x {PAYMENTS} checks through {WORKERS} workers (one killed) in {elapsed:.1f} s")
+
+
+def test_two_servers_one_killed_the_agents_go_on_through_the_other(store_target: str) -> None:
+    """Two separate ``tether serve`` processes over one store; the client knows both URLs. One
+    server is SIGKILLed mid-run (its whole process: no supervisor brings it back)."""
+    tokens = make_tokens(store_target)
+    acked = Acked()
+    go = threading.Event()
+    sessions = 32
+    with serve_process(store_target, tokens.overseer) as one, serve_process(store_target, tokens.overseer) as two:
+        urls = [one.url, two.url]
+        agents = [
+            threading.Thread(target=_agent, args=(urls[i % 2 :] + urls[: i % 2], tokens.agent, i, acked, go)) for i in range(sessions)
+        ]
+        for t in agents:
+            t.start()
+        go.set()
+        deadline = time.monotonic() + 60
+        while len(acked.decisions) < sessions * PAYMENTS // 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(one.proc.pid, signal.SIGKILL)
+        assert len(acked.decisions) < sessions * PAYMENTS * 2 // 3  # mid-run
+        for t in agents:
+            t.join(120)
+    assert not acked.errors, acked.errors[:5]
+    _verify(store_target, acked, sessions)
