@@ -32,6 +32,7 @@ from tether.store import EventStore
 if TYPE_CHECKING:
     from tether.adapters.mcp import McpToolset, Upstream
     from tether.agent import Agent, CallReport, RunResult, Toolset
+    from tether.client import RemoteGuard, RemoteSession
 
 UNKNOWN_MARK = "tether: result unknown"
 
@@ -64,20 +65,31 @@ class AuditSummary:
 
 def audit_summary(store: EventStore, session_id: str) -> AuditSummary:
     """Count the session's decisions and answers, and verify its chain."""
+    report = store.verify([session_id])
+    problem = "" if report.problem is None else f"{report.problem.message} (event {report.problem.seq})"
+    return _count([stored.event() for stored in store.read(session_id)], report.ok, problem)
+
+
+def remote_audit_summary(session: RemoteSession) -> AuditSummary:
+    """Count the decisions and answers of a session served by the guard service; its chain is
+    checked as it is read (each event's hash covers its body and the one before)."""
+    try:
+        return _count(session.logged_events(), True, "")
+    except StoreError as exc:
+        return AuditSummary(0, 0, 0, 0, 0, 0, False, str(exc))
+
+
+def _count(events: list[Any], verified: bool, problem: str) -> AuditSummary:
     verdicts: Counter[str] = Counter()
-    approved = unknown = events = 0
-    for stored in store.read(session_id):
-        events += 1
-        event = stored.event()
+    approved = unknown = 0
+    for event in events:
         if isinstance(event, DecisionMade):
             verdicts[event.verdict] += 1
         elif isinstance(event, ApprovalAnswered) and event.allowed:
             approved += 1
         elif isinstance(event, ResultRecorded) and event.error and event.output.startswith(UNKNOWN_MARK):
             unknown += 1
-    report = store.verify([session_id])
-    problem = "" if report.problem is None else f"{report.problem.message} (event {report.problem.seq})"
-    return AuditSummary(verdicts["allow"], verdicts["deny"], verdicts["ask"], approved, unknown, events, report.ok, problem)
+    return AuditSummary(verdicts["allow"], verdicts["deny"], verdicts["ask"], approved, unknown, len(events), verified, problem)
 
 
 def load_tools(specs: tuple[str, ...]) -> Toolset:
@@ -181,8 +193,35 @@ class AnnouncedApprover:
         return self.inner(request)
 
 
-def _approver(kind: str, timeout_s: float | None, db: str) -> Any:
+@dataclass(frozen=True, slots=True)
+class ServiceApprover:
+    """Waits for an answer given through the guard service (its web UI or API), first saying on stderr where."""
+
+    url: str
+    """The service's URL, for the message."""
+    timeout_s: float | None = None
+    """Longest wait in seconds (None: until the request expires)."""
+    name: str = "service"
+    """Logged as who answered, if this approver ever answers itself (a refusal)."""
+
+    def __call__(self, request: ApprovalRequest) -> bool:
+        call = request.call
+        err_console.print(
+            f"[yellow]waiting for approval[/] of call {escape(call.id)} to {escape(call.tool)}: answer it at "
+            f"{escape(self.url)}/approvals (an overseer's token)",
+            soft_wrap=True,
+        )
+        return StoreApprover(timeout_s=self.timeout_s)(request)
+
+
+def _approver(kind: str, timeout_s: float | None, db: str, guard_url: str | None = None) -> Any:
     from tether.agent import TerminalApprover
+
+    if guard_url is not None:
+        # Through the service an agent's token cannot approve: asks wait for a human there.
+        if kind == "terminal":
+            raise click.UsageError("--approver terminal cannot answer through the guard service (agent tokens never approve); use store")
+        return StaticApprover(False, name="refuse-all") if kind == "refuse" else ServiceApprover(guard_url, timeout_s)
 
     if kind == "auto":
         kind = "terminal" if sys.stdin.isatty() else "store"
@@ -193,8 +232,7 @@ def _approver(kind: str, timeout_s: float | None, db: str) -> Any:
     return StaticApprover(False, name="refuse-all")
 
 
-def _finish(store: EventStore, result: RunResult, as_json: bool) -> None:
-    summary = audit_summary(store, result.session_id)
+def _finish(summary: AuditSummary, result: RunResult, as_json: bool) -> None:
     if as_json:
         doc = {
             "type": "result",
@@ -220,10 +258,10 @@ def _finish(store: EventStore, result: RunResult, as_json: bool) -> None:
     )
 
 
-async def _drive(agent: Agent, session: Session, mcp: McpToolset | None, provider: Any = None) -> RunResult:
-    if provider is not None:
+async def _drive(agent: Agent, session: Session | RemoteSession, mcp: McpToolset | None, provider: Any = None) -> RunResult:
+    if provider is not None and isinstance(session, Session):
         return await _traced(agent, session, mcp, provider)
-    if mcp is None:
+    if mcp is None or not isinstance(session, Session):
         return await agent.run(session)
     async with mcp.connected(session):
         return await agent.run(session)
@@ -299,18 +337,61 @@ def _command_server(command: str) -> Upstream:
         raise click.BadParameter(f"{command!r}: {exc}", param_hint="--mcp-server") from None
 
 
-def _run_one(agent: Agent, session: Session, as_json: bool, mcp: McpToolset | None = None, provider: Any = None) -> RunResult:
+def _run_one(
+    agent: Agent, session: Session | RemoteSession, as_json: bool, mcp: McpToolset | None = None, provider: Any = None
+) -> RunResult:
+    if isinstance(session, Session):
+        policy_name, task = session.state.policy_name, session.state.task
+    else:
+        policy_name, task = str(session.summary["policy_name"]), session.task
     if not as_json:
-        console.print(
-            f"[bold]session {session.id}[/] ({escape(session.state.policy_name)}): {escape(session.state.task[:200])}", soft_wrap=True
-        )
+        console.print(f"[bold]session {session.id}[/] ({escape(policy_name)}): {escape(task[:200])}", soft_wrap=True)
     try:
         result = asyncio.run(_drive(agent, session, mcp, provider))
     except KeyboardInterrupt:
         err_console.print(f"\ninterrupted; continue with: tether run --resume {session.id} ...")
         raise SystemExit(130) from None
-    _finish(session.store, result, as_json)
+    summary = audit_summary(session.store, result.session_id) if isinstance(session, Session) else remote_audit_summary(session)
+    _finish(summary, result, as_json)
     return result
+
+
+def _queue(task: str | None, task_file: str | None, tasks_file: str | None, resume: str | None) -> list[str]:
+    return [] if resume is not None else _tasks(task, task_file, tasks_file)
+
+
+def _run_remote(
+    agent: Agent,
+    remote: RemoteGuard,
+    policy_path: str | None,
+    queue: list[str],
+    resume: str | None,
+    principal: str,
+    model: str,
+    tools: Toolset,
+    as_json: bool,
+) -> None:
+    """The runs of ``tether run --guard-url``: every check, record, message and ask through the service."""
+    results = []
+    try:
+        if resume is not None:
+            results = [_run_one(agent, remote.resume(resume), as_json)]
+        else:
+            if policy_path is None:
+                raise click.UsageError("--policy is needed to start a run")
+            policy = Policy.from_file(policy_path)
+            for i, text in enumerate(queue):
+                meta: dict[str, Any] = {"runner": "tether run", "model": model, "tools": [s.name for s in tools.specs()]}
+                if len(queue) > 1:
+                    meta["queue"] = {"index": i, "of": len(queue)}
+                results.append(_run_one(agent, remote.start(text, policy=policy, principal=principal, metadata=meta), as_json))
+                if results[-1].stop in ("model_error", "store_error"):
+                    break
+    except (PolicyError, SessionError, StoreError, ConfigError) as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(2) from None
+    stops = {r.stop for r in results}
+    raise SystemExit(2 if stops & {"model_error", "store_error"} else 0 if stops <= {"completed", "refused"} else 1)
 
 
 @click.command("run")
@@ -363,6 +444,14 @@ def _run_one(agent: Agent, session: Session, as_json: bool, mcp: McpToolset | No
     default=None,
     help="Export GenAI spans (execute_tool, chat) over OTLP/HTTP (configured by the OTEL_* variables) or to stdout. Needs the otel extra.",
 )
+@click.option(
+    "--guard-url",
+    envvar="TETHER_GUARD_URL",
+    default=None,
+    show_envvar=True,
+    help="Check calls through a guard service (tether serve) instead of a local store; several URLs comma-separated.",
+)
+@click.option("--guard-token", envvar="TETHER_GUARD_TOKEN", default=None, show_envvar=True, help="The service's token (an agent token).")
 def run_cmd(
     policy_path: str | None,
     task: str | None,
@@ -387,6 +476,8 @@ def run_cmd(
     approve_timeout: float | None,
     as_json: bool,
     otel: str | None,
+    guard_url: str | None,
+    guard_token: str | None,
 ) -> None:
     """Run an agent on a task against an OpenAI-compatible model server; every tool call is checked,
     asked or denied by the policy and logged with the conversation. Exit 0 when the model answered,
@@ -403,6 +494,19 @@ def run_cmd(
         max_retries=retries,
         temperature=temperature,
     )
+    urls = [u.strip().rstrip("/") for u in guard_url.split(",") if u.strip()] if guard_url else []
+    if urls:
+        if mcp_config is not None or mcp_command is not None or otel is not None:
+            raise click.UsageError("--mcp, --mcp-server and --otel run with a local store, not yet with --guard-url")
+        approver = _approver(approver_kind, approve_timeout, db, urls[0])
+        agent = Agent(ChatClient(config), tools, approver=approver, max_steps=max_steps, on_call=_printer(as_json))
+        if not guard_token:
+            raise click.UsageError("--guard-url needs --guard-token (or TETHER_GUARD_TOKEN)")
+        from tether.client import RemoteGuard
+
+        with RemoteGuard(urls, guard_token) as remote:
+            _run_remote(agent, remote, policy_path, _queue(task, task_file, tasks_file, resume), resume, principal, model, tools, as_json)
+        return
     provider = _provider(otel)  # a missing exporter is a usage error before anything is opened
     store = open_store(db, must_exist=resume is not None)
 
