@@ -12,7 +12,8 @@ from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.approvals import MAX_PENDING_APPROVALS
-from tether.monitor._flow_rules import check_flows
+from tether.monitor._flow_rules import check_flows, check_outflow
+from tether.monitor._readers import check_readers
 from tether.monitor._shape import check_shape
 from tether.monitor._state import SessionState
 from tether.monitor._view import CheckView
@@ -81,6 +82,8 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
 
     if tool.flows or tool.defaults_for(view.effect) is not None:
         check_flows(view, tool, args, asks, denials)
+    check_readers(policy, view, tool, args, asks, denials)
+    check_outflow(policy, view, tool, args, asks, denials)
 
     _check_budgets(policy, state, tool, view.effect, args, now, denials)
 

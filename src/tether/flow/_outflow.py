@@ -1,0 +1,208 @@
+"""Outflow accounting: confidential data leaving a session in pieces too short to trace one by one.
+
+A value of ``RUN`` (8) normalised characters or more is traced on its own: it is found in the
+source it was copied from and carries that source's tags, and the flow rules see them. A secret
+sent one or two characters per call is not: each piece is found nowhere, or everywhere, and an
+argument with no flow rule lets it pass. The ledger closes that class in the core, whatever the
+policy tags or forgets to rule:
+
+* **What is remembered.** Every *confidential source* (a text the session read whose label carries
+  a confidentiality tag) is remembered as grams of ``RUN`` characters, in its normal form and with
+  everything but letters and digits stripped (:class:`~tether.flow._taint.TaintMemory`, bounded
+  and failing closed). Every *short piece* sent out (a string leaf under ``RUN`` normalised
+  characters, or an integer, in the arguments of a call that ran) whose label carries a tag (it
+  was copied from tagged data, or made up after the session read some: the context label) goes
+  into two rings in the order sent: one for its sink (tool and top-level argument, the last
+  :data:`SINK_PIECES`) and one for the session (the last :data:`SESSION_PIECES`, every sink).
+  Pieces whose label carries no tag (ids, dates and numbers found in untagged data) are not
+  pieces of a secret, and do not break a sequence.
+* **What is checked.** For each short tagged piece of a proposed call, the ring of its sink and the
+  session's ring are each concatenated with it (and with the call's earlier short pieces), as sent
+  and with separators stripped; when the last ``RUN + len(piece) - 1`` characters (every run of
+  ``RUN`` characters that includes the new piece) share a run of ``RUN`` characters with a
+  confidential source, the call sends the next piece of that source: the sink's rule decides
+  (``outflow.on_trace``, ask by default), with a reason that names the sink, the tags and the
+  events the data came from, and never the data.
+* **Bounds.** At most :data:`MAX_SINKS` sink rings (the least recently used goes first), each of at
+  most :data:`SINK_PIECES` pieces of at most ``RUN - 1`` characters: a few tens of KB whatever the
+  session's length. The confidential grams are bounded by ``FlowLimits.max_outflow_entries``
+  (10 bytes each), past which a Bloom filter takes them and, once saturated, every check traces
+  (fail closed). Everything here is folded from events (pieces when a call is counted, sources
+  when an output is recorded), carried by snapshots and compared by ``digest()``.
+
+Residuals (documented in docs/architecture.md): a secret shorter than ``RUN`` characters sent in
+pieces (a 4-digit PIN) is caught only where a whole piece equals a short confidential source; a
+piece sent between other tagged short values on every sink and in the session ring (at least
+:data:`SESSION_PIECES` of them in between) breaks both sequences; a transformation that leaves no
+``RUN``-character run (reversing, encoding) leaves nothing to trace.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tether.flow._hashing import RUN
+from tether.flow._labels import TRUSTED, Label
+from tether.flow._taint import TaintMemory
+
+SINK_PIECES = 16
+"""Short pieces remembered per sink (tool and top-level argument)."""
+SESSION_PIECES = 32
+"""Short pieces remembered for the whole session (every sink, in the order sent)."""
+MAX_SINKS = 64
+"""Sinks with a ring of their own (the least recently used one is dropped first)."""
+MAX_EIDS = 4
+"""Events cited per label as the data's source."""
+SNAPSHOT_FORMAT = 1
+
+
+def stripped(text: str) -> str:
+    """``text`` with everything but letters and digits removed (separators an attacker inserts)."""
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A proposed piece that would complete a run of a confidential source."""
+
+    sink: str
+    """``tool.argument`` the piece goes to."""
+    path: str
+    """The leaf's path in the call."""
+    label: Label
+    """The join of the labels of the confidential sources it matches."""
+    sources: tuple[str, ...]
+    """Events that recorded sources with those labels (at most 8)."""
+    across: bool
+    """True when only the session's ring (pieces through several sinks) spells the run."""
+
+
+class OutflowLedger:
+    """Short confidential pieces sent out, per sink and per session, and the confidential sources they may spell."""
+
+    __slots__ = ("_eids", "memory", "session", "sinks")
+
+    def __init__(self, max_entries: int = 1_000_000, overflow_bits: int = 1 << 20) -> None:
+        self.memory = TaintMemory(max_entries, overflow_bits, 4096)
+        """Grams of the confidential sources (as read and stripped)."""
+        self.sinks: OrderedDict[str, deque[str]] = OrderedDict()
+        """Recent short tagged pieces per sink, oldest first; sinks least recently used first."""
+        self.session: deque[str] = deque(maxlen=SESSION_PIECES)
+        """Recent short tagged pieces through every sink, oldest first."""
+        self._eids: dict[frozenset[str], list[str]] = {}
+        # The first few events read per set of tags: cited by reasons (keyed by tags, not labels,
+        # so that sources with their own readers do not grow it).
+
+    # ------------------------------------------------------------------ folding
+
+    def add_source(self, norm: str, label: Label, event_id: str) -> None:
+        """A text read with ``label`` (normalised): remembered when it is confidential."""
+        if not label.tags:
+            return
+        self.memory.remember(norm, label)
+        flat = stripped(norm)
+        if flat != norm:
+            self.memory.remember(flat, label)
+        cited = self._eids.setdefault(label.tags, [])
+        if len(cited) < MAX_EIDS and event_id not in cited:
+            cited.append(event_id)
+
+    def record(self, sink: str, piece: str) -> None:
+        """A short tagged piece (normalised) sent to ``sink`` by a call that ran."""
+        ring = self.sinks.get(sink)
+        if ring is None:
+            ring = self.sinks[sink] = deque(maxlen=SINK_PIECES)
+            while len(self.sinks) > MAX_SINKS:
+                self.sinks.popitem(last=False)
+        else:
+            self.sinks.move_to_end(sink)
+        ring.append(piece)
+        self.session.append(piece)
+
+    # ------------------------------------------------------------------ checking
+
+    @property
+    def active(self) -> bool:
+        """Whether any confidential source was read (otherwise no piece can spell one)."""
+        return bool(self._eids)
+
+    def trace(self, pieces: Iterable[tuple[str, str, str]]) -> list[Trace]:
+        """The proposed short tagged pieces ``(sink, path, normalised piece)`` of one call, in order,
+        that complete a run of a confidential source (module docstring)."""
+        if not self._eids:
+            return []
+        sent: dict[str, list[str]] = {}
+        session: list[str] = []
+        out: list[Trace] = []
+        for sink, path, piece in pieces:
+            own = sent.setdefault(sink, [])
+            own.append(piece)
+            session.append(piece)
+            label = self._match([*self.sinks.get(sink, ()), *own], piece)
+            across = False
+            if label == TRUSTED:
+                label = self._match([*self.session, *session], piece)
+                across = True
+            if label != TRUSTED:
+                out.append(Trace(sink, path, label, self._cite(label), across))
+        return out
+
+    def _match(self, ring: list[str], piece: str) -> Label:
+        found = TRUSTED
+        for join in (lambda s: s, stripped):
+            tail = "".join(map(join, ring))[-(RUN + len(join(piece)) - 1) :]
+            if len(tail) >= RUN:
+                found = found.join(self.memory.taint(TRUSTED, tail, normalized=True))
+        return found
+
+    def _cite(self, label: Label) -> tuple[str, ...]:
+        cited = [eid for tags, eids in self._eids.items() if tags & label.tags for eid in eids]
+        return tuple(dict.fromkeys(cited))[:8]
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def work(self) -> int:
+        """Work done folding confidential sources in (see ``FlowTracker.work``)."""
+        return self.memory.work
+
+    def memory_bytes(self) -> int:
+        """Approximate bytes held."""
+        pieces = sum(len(r) for r in self.sinks.values()) + len(self.session)
+        return self.memory.memory_bytes() + 120 * pieces + 200 * len(self.sinks)
+
+    def digest(self) -> dict[str, Any]:
+        """A comparable picture (crash/resume equivalence)."""
+        return {
+            "sinks": [[sink, list(ring)] for sink, ring in self.sinks.items()],
+            "session": list(self.session),
+            "sources": sorted([sorted(tags), list(eids)] for tags, eids in self._eids.items()),
+            "memory": self.memory.digest(),
+        }
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The ledger as JSON-able data."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "sinks": [[sink, list(ring)] for sink, ring in self.sinks.items()],
+            "session": list(self.session),
+            "sources": [[sorted(tags), list(eids)] for tags, eids in self._eids.items()],
+            "memory": self.memory.to_snapshot(),
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> OutflowLedger:
+        """Rebuild a ledger from :meth:`to_snapshot`."""
+        if data.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"unsupported outflow snapshot format {data.get('format')!r}")
+        ledger = cls()
+        ledger.memory = TaintMemory.from_snapshot(data["memory"])
+        for sink, ring in data["sinks"][-MAX_SINKS:]:
+            ledger.sinks[str(sink)] = deque((str(p) for p in ring), maxlen=SINK_PIECES)
+        ledger.session.extend(str(p) for p in data["session"])
+        for tags, eids in data["sources"]:
+            ledger._eids[frozenset(str(t) for t in tags)] = [str(e) for e in eids][:MAX_EIDS]
+        return ledger
