@@ -17,8 +17,11 @@ from tether.monitor._view import CheckView
 from tether.policy import Policy
 
 
-def result_label(policy: Policy, state: SessionState, tool_name: str | None, args: Any, text: str, *, error: bool) -> Label:
-    """The label to record for ``text``, returned by ``tool_name`` called with ``args``."""
+def result_label(
+    policy: Policy, state: SessionState, tool_name: str | None, args: Any, text: str, *, error: bool, data: Any = None
+) -> Label:
+    """The label to record for ``text``, returned by ``tool_name`` called with ``args`` (``data``: the
+    structured output ``text`` was written from, when there was one: readers are read from it)."""
     tool = policy.tools.get(tool_name) if tool_name is not None else None
     if tool is None:
         return state.flow.output_label(UNTRUSTED, text, args)  # no declared names: every name is data
@@ -26,5 +29,5 @@ def result_label(policy: Policy, state: SessionState, tool_name: str | None, arg
     result = tool.policy_label(view)
     if error:
         result = result.join(UNTRUSTED)
-    result = with_readers(result, tool, text, error=error)
+    result = with_readers(result, tool, text, error=error, data=data)
     return state.flow.output_label(result, text, args, tool.args)

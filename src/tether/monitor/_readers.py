@@ -3,8 +3,11 @@
 **Readers of an output.** A tool whose policy names ``output_readers`` (fields of its output: a
 file's ``owner`` and ``shared_with``, an email's ``sender`` and ``recipients``) gets an output label
 whose readers are the principals those fields hold, in canonical form
-(:mod:`tether.flow._principals`). The output is read as JSON, else as YAML (the form AgentDojo and
-:func:`tether._json.output_text` write), so a replay from the log's text gives the same readers. A
+(:mod:`tether.flow._principals`). A structured output (a ``dict`` or ``list`` given to
+``record_result``) is read as it is; a text output is parsed as JSON, else as YAML (the form
+AgentDojo writes, with ``yaml.safe_dump``). Never from the flattened ``key: value`` text Tether
+indexes for a structured output: a value with a line break could forge a field there. (A policy
+replay relabels from the log's text, so for a structured output it reads that flattened text.) A
 field's value may be a principal, a list of them or an object whose keys are principals (a sharing
 map ``{address: permission}``). An output that is a list is a list of records: the output's readers
 are those allowed to read *every* record (the intersection), because the label belongs to the
@@ -47,18 +50,20 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 
-def with_readers(base: Label, tool: CompiledTool, text: str, *, error: bool) -> Label:
-    """``base`` with the readers ``tool``'s output ``text`` names (unchanged when the tool names none)."""
+def with_readers(base: Label, tool: CompiledTool, text: str, *, error: bool, data: Any = None) -> Label:
+    """``base`` with the readers ``tool``'s output names (unchanged when the tool names none): read from
+    ``data``, the structured output, when the caller has it, else parsed from ``text``."""
     paths = tool.output_readers
     if paths is None:
         return base
-    readers: frozenset[str] = frozenset() if error else output_readers(text, paths)
+    readers: frozenset[str] = frozenset() if error else output_readers(text if data is None else data, paths)
     return base.join(label("trusted", (), readers))
 
 
-def output_readers(text: str, paths: tuple[tuple[str, ...], ...]) -> frozenset[str]:
-    """The principals allowed to read every record of ``text`` (module docstring)."""
-    data = _parse(text)
+def output_readers(output: Any, paths: tuple[tuple[str, ...], ...]) -> frozenset[str]:
+    """The principals allowed to read every record of ``output`` (structured, or text parsed as JSON
+    or YAML; module docstring)."""
+    data = _parse(output) if isinstance(output, str) else output
     if isinstance(data, dict):
         records: list[Any] = [data]
     elif isinstance(data, list):
