@@ -40,7 +40,7 @@ piece sent between other tagged short values on every sink and in the session ri
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,13 @@ SNAPSHOT_FORMAT = 1
 
 def stripped(text: str) -> str:
     """``text`` with everything but letters and digits removed (separators an attacker inserts)."""
-    return "".join(ch for ch in text if ch.isalnum())
+    return text if text.isalnum() else "".join(ch for ch in text if ch.isalnum())
+
+
+def _backwards(ring: Sequence[str], own: list[str]) -> Iterator[str]:
+    """The pieces of ``ring`` then ``own``, last first."""
+    yield from reversed(own)
+    yield from reversed(ring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,26 +142,43 @@ class OutflowLedger:
             return []
         sent: dict[str, list[str]] = {}
         session: list[str] = []
+        seen: dict[str, Label] = {}  # tails already checked (a sink's tail is often the session's)
         out: list[Trace] = []
         for sink, path, piece in pieces:
             own = sent.setdefault(sink, [])
             own.append(piece)
             session.append(piece)
-            label = self._match([*self.sinks.get(sink, ()), *own], piece)
+            label = self._match(self.sinks.get(sink, ()), own, piece, seen)
             across = False
             if label == TRUSTED:
-                label = self._match([*self.session, *session], piece)
+                label = self._match(self.session, session, piece, seen)
                 across = True
             if label != TRUSTED:
                 out.append(Trace(sink, path, label, self._cite(label), across))
         return out
 
-    def _match(self, ring: list[str], piece: str) -> Label:
+    def _match(self, ring: Sequence[str], own: list[str], piece: str, seen: dict[str, Label]) -> Label:
+        """The labels of confidential sources sharing a run with the end of ``ring + own`` (``own`` ends
+        with ``piece``), as sent and with separators stripped: only the last ``RUN + len(piece) - 1``
+        characters are built, walking back from the end."""
         found = TRUSTED
-        for join in (lambda s: s, stripped):
-            tail = "".join(map(join, ring))[-(RUN + len(join(piece)) - 1) :]
-            if len(tail) >= RUN:
-                found = found.join(self.memory.taint(TRUSTED, tail, normalized=True))
+        for strip in (False, True):
+            need = RUN + len(stripped(piece) if strip else piece) - 1
+            parts: list[str] = []
+            have = 0
+            for part in _backwards(ring, own):
+                if strip:
+                    part = stripped(part)
+                parts.append(part)
+                have += len(part)
+                if have >= need:
+                    break
+            if have >= RUN and need >= RUN:
+                tail = "".join(reversed(parts))[-need:]
+                hit = seen.get(tail)
+                if hit is None:
+                    hit = seen[tail] = self.memory.taint(TRUSTED, tail, normalized=True)
+                found = found.join(hit)
         return found
 
     def _cite(self, label: Label) -> tuple[str, ...]:

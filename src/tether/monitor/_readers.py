@@ -171,10 +171,12 @@ def _any_restricted(view: CheckView, tool: CompiledTool, args: dict[str, Any]) -
 
 
 def _data_leaves(view: CheckView, tool: CompiledTool, args: dict[str, Any]) -> list[Leaf]:
-    """The leaves of every argument but the recipients (what the call sends)."""
+    """The leaves of every argument but the recipients (what the call sends); an argument whose
+    values the policy lists (``enum``, ``const``: a permission, a mode) sends a choice, not data."""
     out: list[Leaf] = []
     for name, value in args.items():
-        if name in tool.recipients or value is None:
+        spec = tool.args.get(name)
+        if name in tool.recipients or value is None or (spec is not None and (spec.enum is not None or spec.has_const)):
             continue
         out += [leaf for leaf in view.leaves(name) if leaf.value is not None and not isinstance(leaf.value, bool)]
     return out
