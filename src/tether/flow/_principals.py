@@ -6,12 +6,12 @@ A principal is an email address or a plain account name (a chat user, a channel)
 * **Email addresses**: ``local@domain`` with one ``@``; the local part an ASCII dot-atom, lower-cased
   (mail systems treat it case-insensitively in practice); the domain lower-cased, one trailing dot
   dropped, and written in IDNA (``bücher.de`` -> ``xn--bcher-kva.de``), so a Unicode domain and its
-  ``xn--`` form are one reader, and a look-alike domain (a Cyrillic ``а`` in ``exаmple.com``) is a
+  ``xn--`` form are one reader, and a look-alike domain (a Cyrillic ``\u0430`` for the ``a`` of ``example.com``) is a
   different one, as it is for mail.
 * **Account names**: ASCII letters, digits and ``. _ - '`` (and single inner spaces), lower-cased.
 * **Refused** (no canonical form, ``None``): anything with a control, format (zero-width, bidi) or
-  other invisible character, a non-ASCII local part or account name (full-width ``ｂｏｂ`` looks like
-  ``bob`` and is not), display names, quotes, comments, routes (``%``, ``!``), address literals,
+  other invisible character, a non-ASCII local part or account name (full-width letters look like
+  ``bob`` and are not), display names, quotes, comments, routes (``%``, ``!``), address literals,
   more than one ``@``, empty or over-long text. A refused *reader* in the data is dropped (fewer
   readers: more restrictive); a refused *recipient* is outside every reader set.
 
@@ -48,7 +48,7 @@ def canonical_principal(text: object) -> str | None:
         return None
     if "@" not in value:
         return value if _NAME.fullmatch(value) else None
-    local, at, domain = value.partition("@")
+    local, _, domain = value.partition("@")
     if not local or len(local) > 64 or "@" in domain or not _DOT_ATOM.fullmatch(local):
         return None
     host = _host(domain)

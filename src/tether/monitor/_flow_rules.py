@@ -54,7 +54,9 @@ def check_flows(view: CheckView, tool: CompiledTool, args: dict[str, Any], asks:
                 _check_leaf(flow, leaf, context, asks, denials)
 
 
-def check_outflow(policy: Policy, view: CheckView, tool: CompiledTool, args: dict[str, Any], asks: list[Reason], denials: list[Reason]) -> None:
+def check_outflow(
+    policy: Policy, view: CheckView, tool: CompiledTool, args: dict[str, Any], asks: list[Reason], denials: list[Reason]
+) -> None:
     """Append a reason when short pieces of this call, with those sent before through the same sink
     or through several, spell a run of confidential data (:mod:`tether.flow._outflow`)."""
     traces = view.outflow_traces()

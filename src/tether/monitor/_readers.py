@@ -94,7 +94,7 @@ def _parse(text: str) -> Any:
     except ValueError:
         pass
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=_Loader)  # a safe loader (CSafeLoader or SafeLoader)
     except yaml.YAMLError:
         return None
     except RecursionError:
@@ -122,7 +122,9 @@ def _collect(value: Any, path: tuple[str, ...], out: list[object], budget: list[
             _collect(item, path, out, budget)
 
 
-def check_readers(policy: Policy, view: CheckView, tool: CompiledTool, args: dict[str, Any], asks: list[Reason], denials: list[Reason]) -> None:
+def check_readers(
+    policy: Policy, view: CheckView, tool: CompiledTool, args: dict[str, Any], asks: list[Reason], denials: list[Reason]
+) -> None:
     """Append a reason when a recipient of this write may not read data the call carries."""
     if not tool.recipients:
         return
