@@ -29,6 +29,7 @@ name, an invisible character, a full-width letter) is outside every reader set. 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -43,6 +44,7 @@ MAX_PARSED = 4 << 20
 """Outputs longer than this (characters) are not parsed for readers: they name nobody."""
 _MAX_NODES = 200_000  # values visited while collecting readers (aliases in YAML may repeat a node)
 _SHOWN = 5
+_CACHED_TEXT = 64 * 1024  # texts up to this length have their readers cached (256 of them: 16 MB at most)
 
 try:
     _Loader: Any = yaml.CSafeLoader
@@ -63,7 +65,18 @@ def with_readers(base: Label, tool: CompiledTool, text: str, *, error: bool, dat
 def output_readers(output: Any, paths: tuple[tuple[str, ...], ...]) -> frozenset[str]:
     """The principals allowed to read every record of ``output`` (structured, or text parsed as JSON
     or YAML; module docstring)."""
-    data = _parse(output) if isinstance(output, str) else output
+    if isinstance(output, str):
+        return _text_readers(output, paths) if len(output) <= _CACHED_TEXT else _readers(_parse(output), paths)
+    return _readers(output, paths)
+
+
+@functools.lru_cache(maxsize=256)
+def _text_readers(text: str, paths: tuple[tuple[str, ...], ...]) -> frozenset[str]:
+    """Readers of a text output (a pure function of the text: agents read the same outputs again)."""
+    return _readers(_parse(text), paths)
+
+
+def _readers(data: Any, paths: tuple[tuple[str, ...], ...]) -> frozenset[str]:
     if isinstance(data, dict):
         records: list[Any] = [data]
     elif isinstance(data, list):
