@@ -232,3 +232,22 @@ def test_shipped_workspace_policy_holds_files_to_their_readers() -> None:
     assert any(r.rule == "readers.outside" for r in reasons)
     reasons = session.check("send_email", {"recipients": ["alice@corp.example"], "subject": "plan", "body": CONTENT}).reasons
     assert not any(r.rule == "readers.outside" for r in reasons)
+
+
+def test_shipped_slack_policy_keeps_a_direct_message_between_its_readers() -> None:
+    """A direct message (read_inbox returns its sender and recipient) may not be posted to a channel
+    or sent to a third person without a human; its sender may get it back."""
+    import tether
+
+    shipped = Path(tether.__file__).parent / "adapters" / "agentdojo" / "policies" / "slack.yaml"
+    session = Guard(Policy.from_file(shipped), SQLiteStore(":memory:")).start_session("Check Alice's inbox")
+    d = session.check("read_inbox", {"user": "Alice"})
+    secret = "The door code for the lab is 4471-ZEBRA-QUOKKA"
+    session.record_result(d.call_id, yaml.safe_dump([{"sender": "Bob", "recipient": "Alice", "body": secret}]))
+
+    def rules(tool: str, args: dict[str, str]) -> set[str]:
+        return {r.rule for r in session.check(tool, args).reasons}
+
+    assert "readers.outside" in rules("send_channel_message", {"channel": "general", "body": secret})
+    assert "readers.outside" in rules("send_direct_message", {"recipient": "Eve", "body": secret})
+    assert "readers.outside" not in rules("send_direct_message", {"recipient": "bob", "body": secret})
