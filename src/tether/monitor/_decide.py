@@ -1,7 +1,8 @@
 """The decision procedure: one pure function from (policy, state, call, time) to a Decision.
 
 Order of checks: session status, known tool, argument shape and constraints,
-task scope, deny rules, flow rules, budgets and rates (all denials are
+task scope, deny rules, flow rules, readers of what a write sends and
+outflow of short confidential pieces, budgets and rates (all denials are
 collected), then ask rules. Any exception becomes a deny: the guard fails closed.
 """
 
