@@ -165,14 +165,18 @@ def test_a_structured_output_is_read_as_it_is_and_a_line_break_forges_no_field()
         f"{CONTENT} (no structure at all)",
         json.dumps({"content": CONTENT}),  # none of the fields
         json.dumps({"owner": ["\u202eeve@evil.example"], "content": CONTENT}),  # only a refused principal
+        "[" * 100_000 + "]" * 100_000,  # nested past what a parser follows
+        json.dumps({"owner": [[[["emma@corp.example"]]]]}).replace("[[[[", "[" * 80).replace("]]]]", "]" * 80),  # too deep
+        "- &a [emma@corp.example]\n" + "".join(f"- &b{i} [*a, *a]\n" for i in range(3)),  # YAML aliases
     ],
 )
 def test_an_output_naming_nobody_lets_nobody_read(output: str) -> None:
-    """Fail closed: when the fields are missing or unreadable, the output's readers are nobody."""
+    """Fail closed: when the fields are missing or unreadable, the output's readers are nobody (and nothing crashes)."""
     session = Guard(Policy.from_yaml(POLICY), SQLiteStore(":memory:")).start_session(TASK)
     d = session.check("get_file", {"id": "7"})
-    session.record_result(d.call_id, output)
-    assert _send(session, ["emma@corp.example"]) == "ask"
+    assert session.record_result(d.call_id, output).readers == frozenset()
+    if CONTENT in output:
+        assert _send(session, ["emma@corp.example"]) == "ask"
 
 
 def test_context_readers_only_when_the_policy_asks() -> None:

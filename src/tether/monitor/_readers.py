@@ -44,6 +44,7 @@ MAX_PARSED = 4 << 20
 """Outputs longer than this (characters) are not parsed for readers: they name nobody."""
 _MAX_NODES = 200_000  # values visited while collecting readers (aliases in YAML may repeat a node)
 _SHOWN = 5
+_MAX_DEPTH = 64  # nesting followed while collecting readers; deeper: the output names nobody
 _CACHED_TEXT = 64 * 1024  # texts up to this length have their readers cached (256 of them: 16 MB at most)
 
 try:
@@ -104,35 +105,36 @@ def _parse(text: str) -> Any:
         return None
     try:
         return json.loads(text)
+    except RecursionError:
+        return None  # nested past what Python parses: names nobody
     except ValueError:
         pass
     try:
         return yaml.load(text, Loader=_Loader)  # a safe loader (CSafeLoader or SafeLoader)
-    except yaml.YAMLError:
-        return None
-    except RecursionError:
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError):
         return None
 
 
-def _collect(value: Any, path: tuple[str, ...], out: list[object], budget: list[int]) -> None:
+def _collect(value: Any, path: tuple[str, ...], out: list[object], budget: list[int], depth: int = 0) -> None:
     budget[0] -= 1
-    if budget[0] <= 0:
+    if budget[0] <= 0 or depth > _MAX_DEPTH:
+        budget[0] = 0  # too much to read: the caller names nobody
         return
     if not path:
         if isinstance(value, str):
             out.append(value)
         elif isinstance(value, list):
             for item in value:
-                _collect(item, path, out, budget)
+                _collect(item, path, out, budget, depth + 1)
         elif isinstance(value, dict):
             out.extend(k for k in value if isinstance(k, str))  # a sharing map: its keys are the readers
         return
     if isinstance(value, dict):
         if path[0] in value:
-            _collect(value[path[0]], path[1:], out, budget)
+            _collect(value[path[0]], path[1:], out, budget, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _collect(item, path, out, budget)
+            _collect(item, path, out, budget, depth + 1)
 
 
 def check_readers(
