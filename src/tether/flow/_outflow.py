@@ -40,7 +40,7 @@ piece sent between other tagged short values on every sink and in the session ri
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +64,6 @@ def stripped(text: str) -> str:
     return text if text.isalnum() else "".join(ch for ch in text if ch.isalnum())
 
 
-def _backwards(ring: Sequence[str], own: list[str]) -> Iterator[str]:
-    """The pieces of ``ring`` then ``own``, last first."""
-    yield from reversed(own)
-    yield from reversed(ring)
-
-
 @dataclass(frozen=True, slots=True)
 class Trace:
     """A proposed piece that would complete a run of a confidential source."""
@@ -89,7 +83,7 @@ class Trace:
 class OutflowLedger:
     """Short confidential pieces sent out, per sink and per session, and the confidential sources they may spell."""
 
-    __slots__ = ("_eids", "memory", "session", "sinks")
+    __slots__ = ("_eids", "_joined", "memory", "session", "sinks")
 
     def __init__(self, max_entries: int = 1_000_000, overflow_bits: int = 1 << 20) -> None:
         self.memory = TaintMemory(max_entries, overflow_bits, 4096)
@@ -98,6 +92,8 @@ class OutflowLedger:
         """Recent short tagged pieces per sink, oldest first; sinks least recently used first."""
         self.session: deque[str] = deque(maxlen=SESSION_PIECES)
         """Recent short tagged pieces through every sink, oldest first."""
+        self._joined: dict[str | None, tuple[str, str]] = {}
+        # Each ring's pieces joined, as sent and stripped (derived: rebuilt from the rings; key None: the session).
         self._eids: dict[frozenset[str], list[str]] = {}
         # The first few events read per set of tags: cited by reasons (keyed by tags, not labels,
         # so that sources with their own readers do not grow it).
@@ -122,11 +118,18 @@ class OutflowLedger:
         if ring is None:
             ring = self.sinks[sink] = deque(maxlen=SINK_PIECES)
             while len(self.sinks) > MAX_SINKS:
-                self.sinks.popitem(last=False)
+                gone, _ = self.sinks.popitem(last=False)
+                self._joined.pop(gone, None)
         else:
             self.sinks.move_to_end(sink)
         ring.append(piece)
         self.session.append(piece)
+        self._join(sink, ring)
+        self._join(None, self.session)
+
+    def _join(self, key: str | None, ring: deque[str]) -> None:
+        plain = "".join(ring)
+        self._joined[key] = (plain, stripped(plain))
 
     # ------------------------------------------------------------------ checking
 
@@ -140,45 +143,36 @@ class OutflowLedger:
         that complete a run of a confidential source (module docstring)."""
         if not self._eids:
             return []
-        sent: dict[str, list[str]] = {}
-        session: list[str] = []
+        sent: dict[str, str] = {}
+        session = ""
         seen: dict[str, Label] = {}  # tails already checked (a sink's tail is often the session's)
         out: list[Trace] = []
         for sink, path, piece in pieces:
-            own = sent.setdefault(sink, [])
-            own.append(piece)
-            session.append(piece)
-            label = self._match(self.sinks.get(sink, ()), own, piece, seen)
+            own = sent[sink] = sent.get(sink, "") + piece
+            session += piece
+            label = self._match(self._joined.get(sink, ("", "")), own, piece, seen)
             across = False
             if label == TRUSTED:
-                label = self._match(self.session, session, piece, seen)
+                label = self._match(self._joined.get(None, ("", "")), session, piece, seen)
                 across = True
             if label != TRUSTED:
                 out.append(Trace(sink, path, label, self._cite(label), across))
         return out
 
-    def _match(self, ring: Sequence[str], own: list[str], piece: str, seen: dict[str, Label]) -> Label:
-        """The labels of confidential sources sharing a run with the end of ``ring + own`` (``own`` ends
-        with ``piece``), as sent and with separators stripped: only the last ``RUN + len(piece) - 1``
-        characters are built, walking back from the end."""
+    def _match(self, ring: tuple[str, str], own: str, piece: str, seen: dict[str, Label]) -> Label:
+        """The labels of confidential sources sharing a run with the end of a ring's pieces then this
+        call's (``own`` ends with ``piece``), as sent and with separators stripped: every run of ``RUN``
+        characters that includes the new piece."""
         found = TRUSTED
-        for strip in (False, True):
-            need = RUN + len(stripped(piece) if strip else piece) - 1
-            parts: list[str] = []
-            have = 0
-            for part in _backwards(ring, own):
-                if strip:
-                    part = stripped(part)
-                parts.append(part)
-                have += len(part)
-                if have >= need:
-                    break
-            if have >= RUN and need >= RUN:
-                tail = "".join(reversed(parts))[-need:]
-                hit = seen.get(tail)
-                if hit is None:
-                    hit = seen[tail] = self.memory.taint(TRUSTED, tail, normalized=True)
-                found = found.join(hit)
+        for text, new in ((ring[0] + own, piece), (ring[1] + stripped(own), stripped(piece))):
+            need = RUN + len(new) - 1
+            if not new or len(text) < RUN:
+                continue
+            tail = text[-need:]
+            hit = seen.get(tail)
+            if hit is None:
+                hit = seen[tail] = self.memory.taint(TRUSTED, tail, normalized=True)
+            found = found.join(hit)
         return found
 
     def _cite(self, label: Label) -> tuple[str, ...]:
@@ -226,6 +220,9 @@ class OutflowLedger:
         for sink, ring in data["sinks"][-MAX_SINKS:]:
             ledger.sinks[str(sink)] = deque((str(p) for p in ring), maxlen=SINK_PIECES)
         ledger.session.extend(str(p) for p in data["session"])
+        for sink, ring in ledger.sinks.items():
+            ledger._join(sink, ring)
+        ledger._join(None, ledger.session)
         for tags, eids in data["sources"]:
             ledger._eids[frozenset(str(t) for t in tags)] = [str(e) for e in eids][:MAX_EIDS]
         return ledger
