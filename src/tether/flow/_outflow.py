@@ -55,7 +55,7 @@ SESSION_PIECES = 32
 MAX_SINKS = 64
 """Sinks with a ring of their own (the least recently used one is dropped first)."""
 MAX_EIDS = 4
-"""Events cited per label as the data's source."""
+"""Events cited per set of tags as the data's source."""
 SNAPSHOT_FORMAT = 1
 
 
