@@ -38,13 +38,23 @@ def test_pieces_spell_a_run_and_the_trace_cites_the_source() -> None:
     assert trace.sources == ("e-secret",) and not trace.across
 
 
-def test_only_tagged_short_pieces_are_kept() -> None:
+def test_short_pieces_are_kept_with_whether_they_are_tagged() -> None:
     tracker = _tracker()
     tracker.add_source("order 4471 dated 2024-05-01", TRUSTED, "e-orders")
-    tracker.note_executed({"q": "2024-05-01", "n": 3, "long": "a value of many characters"}, ("q", "n", "long"), "t")
-    assert tracker.outflow.sinks["t.n"] == deque(["3"])  # made up: inherits the secret context
-    assert "t.q" not in tracker.outflow.sinks  # found in untagged data
+    tracker.note_executed({"q": "4471", "n": 3, "long": "a value of many characters"}, ("q", "n", "long"), "t")
+    assert tracker.outflow.sinks["t.n"] == deque([("3", True)])  # made up: inherits the secret context
+    assert tracker.outflow.sinks["t.q"] == deque([("4471", False)])  # found in untagged data
     assert "t.long" not in tracker.outflow.sinks  # long values are traced on their own
+    assert tracker.outflow.volume == {"t.n": 1}
+
+
+def test_the_volume_limit_asks_for_pieces_that_spell_nothing() -> None:
+    tracker = _tracker()
+    for i in range(9):
+        assert tracker.trace_outflow("t", {"a": f"x{i}"}, max_chars=20) == []
+        tracker.note_executed({"a": f"x{i}"}, ("a",), "t")
+    (trace,) = tracker.trace_outflow("t", {"a": "yy"}, max_chars=20)
+    assert trace.volume == 20 and "secret" in trace.label.tags
 
 
 def test_memory_is_bounded_over_a_long_session() -> None:
@@ -56,6 +66,7 @@ def test_memory_is_bounded_over_a_long_session() -> None:
     assert len(ledger.sinks) == MAX_SINKS
     assert all(len(ring) <= SINK_PIECES for ring in ledger.sinks.values())
     assert len(ledger.session) == SESSION_PIECES
+    assert set(ledger.volume) <= set(ledger.sinks)
     assert ledger.memory_bytes() < 1_000_000
 
 

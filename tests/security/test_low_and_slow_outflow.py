@@ -122,6 +122,30 @@ def test_full_width_and_numbers_as_integers_are_caught() -> None:
     assert "ask" in verdicts
 
 
+def test_pieces_that_also_occur_in_untagged_data_are_caught() -> None:
+    """A secret made of values that also appear, each on its own, in untagged data (found there, so
+    untagged): the sequence of every short value sent is traced too, not only of the tagged ones."""
+    session = _session()
+    _run(session, "read_secret", {}, "backup code: 441177209013")
+    stopped, _ = _leak(session, [("search", "query", p) for p in ["4411", "7720", "9013"]])
+    assert stopped is not None
+
+
+def test_pieces_hidden_between_other_pieces_hit_the_volume_limit() -> None:
+    """Pieces each separated by more tagged junk than the rings hold spell nothing the rings see; the
+    characters of confidential short values leaving through one sink are limited all the same."""
+    session = Guard(Policy.from_yaml(POLICY + "outflow: {max_short_chars: 200}\n"), SQLiteStore(":memory:")).start_session("help")
+    _run(session, "read_secret", {}, f"api password: {SECRET}\n")
+    verdicts = []
+    for i, piece in enumerate(_pieces(SECRET, 2)):
+        for j in range(70):
+            verdicts.append(_run(session, "search", {"query": f"q{(i * 70 + j) % 97}"}))
+        verdicts.append(_run(session, "search", {"query": piece}))
+        if "ask" in verdicts:
+            break
+    assert "ask" in verdicts
+
+
 def test_before_any_secret_is_read_nothing_is_recorded() -> None:
     session = Guard(Policy.from_yaml(POLICY), SQLiteStore(":memory:")).start_session("help")
     for p in _pieces(SECRET, 2):
@@ -170,4 +194,4 @@ def test_split_secret_is_caught_whatever_the_split(secret: str, seed: int) -> No
         sent += 1
         if rng.random() < 0.5:
             _run(session, "search", {"query": rng.choice(BENIGN)})
-    assert sent < len(pieces), "every piece of the secret went out"
+    assert sent < len(pieces), f"every piece of the secret went out: {secret!r} as {pieces!r} (seed {seed})"

@@ -48,9 +48,9 @@ from tether.flow._hashing import RUN
 from tether.flow._labels import TRUSTED, Label
 from tether.flow._taint import TaintMemory
 
-SINK_PIECES = 16
+SINK_PIECES = 32
 """Short pieces remembered per sink (tool and top-level argument)."""
-SESSION_PIECES = 32
+SESSION_PIECES = 64
 """Short pieces remembered for the whole session (every sink, in the order sent)."""
 MAX_SINKS = 64
 """Sinks with a ring of their own (the least recently used one is dropped first)."""
@@ -78,22 +78,28 @@ class Trace:
     """Events that recorded sources with those labels (at most 8)."""
     across: bool
     """True when only the session's ring (pieces through several sinks) spells the run."""
+    volume: int = 0
+    """When non-zero: no run was spelt, but this many characters of short confidential pieces would
+    have left through the sink, past the policy's limit (pieces hidden between other pieces)."""
 
 
 class OutflowLedger:
     """Short confidential pieces sent out, per sink and per session, and the confidential sources they may spell."""
 
-    __slots__ = ("_eids", "_joined", "memory", "session", "sinks")
+    __slots__ = ("_eids", "_joined", "memory", "session", "sinks", "volume")
 
     def __init__(self, max_entries: int = 1_000_000, overflow_bits: int = 1 << 20) -> None:
         self.memory = TaintMemory(max_entries, overflow_bits, 4096)
         """Grams of the confidential sources (as read and stripped)."""
-        self.sinks: OrderedDict[str, deque[str]] = OrderedDict()
-        """Recent short tagged pieces per sink, oldest first; sinks least recently used first."""
-        self.session: deque[str] = deque(maxlen=SESSION_PIECES)
-        """Recent short tagged pieces through every sink, oldest first."""
-        self._joined: dict[str | None, tuple[str, str]] = {}
-        # Each ring's pieces joined, as sent and stripped (derived: rebuilt from the rings; key None: the session).
+        self.sinks: OrderedDict[str, deque[tuple[str, bool]]] = OrderedDict()
+        """Recent short pieces per sink (and whether each carried a tag), oldest first; sinks least recently used first."""
+        self.session: deque[tuple[str, bool]] = deque(maxlen=SESSION_PIECES)
+        """Recent short pieces through every sink, oldest first."""
+        self.volume: dict[str, int] = {}
+        """Characters of short tagged pieces sent through each sink (of those in ``sinks``)."""
+        self._joined: dict[str | None, tuple[str, str, str, str]] = {}
+        # Each ring's pieces joined, as sent and stripped, all of them and the tagged ones only
+        # (derived: rebuilt from the rings; key None: the session).
         self._eids: dict[frozenset[str], list[str]] = {}
         # The first few events read per set of tags: cited by reasons (keyed by tags, not labels,
         # so that sources with their own readers do not grow it).
@@ -112,24 +118,28 @@ class OutflowLedger:
         if len(cited) < MAX_EIDS and event_id not in cited:
             cited.append(event_id)
 
-    def record(self, sink: str, piece: str) -> None:
-        """A short tagged piece (normalised) sent to ``sink`` by a call that ran."""
+    def record(self, sink: str, piece: str, tagged: bool) -> None:
+        """A short piece (normalised) sent to ``sink`` by a call that ran; ``tagged``: its label carries a tag."""
         ring = self.sinks.get(sink)
         if ring is None:
             ring = self.sinks[sink] = deque(maxlen=SINK_PIECES)
             while len(self.sinks) > MAX_SINKS:
                 gone, _ = self.sinks.popitem(last=False)
                 self._joined.pop(gone, None)
+                self.volume.pop(gone, None)
         else:
             self.sinks.move_to_end(sink)
-        ring.append(piece)
-        self.session.append(piece)
+        if tagged:
+            self.volume[sink] = self.volume.get(sink, 0) + len(piece)
+        ring.append((piece, tagged))
+        self.session.append((piece, tagged))
         self._join(sink, ring)
         self._join(None, self.session)
 
-    def _join(self, key: str | None, ring: deque[str]) -> None:
-        plain = "".join(ring)
-        self._joined[key] = (plain, stripped(plain))
+    def _join(self, key: str | None, ring: deque[tuple[str, bool]]) -> None:
+        every = "".join(p for p, _ in ring)
+        tagged = "".join(p for p, t in ring if t)
+        self._joined[key] = (every, stripped(every), tagged, stripped(tagged))
 
     # ------------------------------------------------------------------ checking
 
@@ -138,33 +148,52 @@ class OutflowLedger:
         """Whether any confidential source was read (otherwise no piece can spell one)."""
         return bool(self._eids)
 
-    def trace(self, pieces: Iterable[tuple[str, str, str]]) -> list[Trace]:
-        """The proposed short tagged pieces ``(sink, path, normalised piece)`` of one call, in order,
-        that complete a run of a confidential source (module docstring)."""
-        if not self._eids:
+    def trace(self, pieces: Iterable[tuple[str, str, str, Label]], max_chars: int | None = None) -> list[Trace]:
+        """The proposed short pieces ``(sink, path, normalised piece, label)`` of one call, in order, that
+        complete a run of a confidential source, or whose tagged ones take a sink's characters of such
+        pieces past a multiple of ``max_chars`` (module docstring)."""
+        if not self._eids and max_chars is None:
             return []
-        sent: dict[str, str] = {}
-        session = ""
+        sent: dict[str, tuple[str, str]] = {}
+        every = tagged_all = ""
         seen: dict[str, Label] = {}  # tails already checked (a sink's tail is often the session's)
         out: list[Trace] = []
-        for sink, path, piece in pieces:
-            own = sent[sink] = sent.get(sink, "") + piece
-            session += piece
-            label = self._match(self._joined.get(sink, ("", "")), own, piece, seen)
+        empty = ("", "", "", "")
+        for sink, path, piece, own_label in pieces:
+            tagged = bool(own_label.tags)
+            mine, mine_tagged = sent.get(sink, ("", ""))
+            mine += piece
+            every += piece
+            if tagged:
+                mine_tagged += piece
+                tagged_all += piece
+            sent[sink] = (mine, mine_tagged)
+            label = TRUSTED
             across = False
-            if label == TRUSTED:
-                label = self._match(self._joined.get(None, ("", "")), session, piece, seen)
-                across = True
+            if self._eids:
+                ring, session = self._joined.get(sink, empty), self._joined.get(None, empty)
+                label = self._match(ring[0], ring[1], mine, piece, seen)
+                if tagged:
+                    label = label.join(self._match(ring[2], ring[3], mine_tagged, piece, seen))
+                if label == TRUSTED:
+                    label = self._match(session[0], session[1], every, piece, seen)
+                    if tagged:
+                        label = label.join(self._match(session[2], session[3], tagged_all, piece, seen))
+                    across = True
             if label != TRUSTED:
                 out.append(Trace(sink, path, label, self._cite(label), across))
+                continue
+            before = self.volume.get(sink, 0) + len(mine_tagged) - len(piece)
+            if tagged and max_chars is not None and (before + len(piece)) // max_chars > before // max_chars:
+                out.append(Trace(sink, path, own_label, self._cite(own_label), False, before + len(piece)))
         return out
 
-    def _match(self, ring: tuple[str, str], own: str, piece: str, seen: dict[str, Label]) -> Label:
+    def _match(self, ring_plain: str, ring_flat: str, own: str, piece: str, seen: dict[str, Label]) -> Label:
         """The labels of confidential sources sharing a run with the end of a ring's pieces then this
         call's (``own`` ends with ``piece``), as sent and with separators stripped: every run of ``RUN``
         characters that includes the new piece."""
         found = TRUSTED
-        for text, new in ((ring[0] + own, piece), (ring[1] + stripped(own), stripped(piece))):
+        for text, new in ((ring_plain + own, piece), (ring_flat + stripped(own), stripped(piece))):
             need = RUN + len(new) - 1
             if not new or len(text) < RUN:
                 continue
@@ -189,13 +218,14 @@ class OutflowLedger:
     def memory_bytes(self) -> int:
         """Approximate bytes held."""
         pieces = sum(len(r) for r in self.sinks.values()) + len(self.session)
-        return self.memory.memory_bytes() + 120 * pieces + 200 * len(self.sinks)
+        return self.memory.memory_bytes() + 160 * pieces + 600 * len(self.sinks)
 
     def digest(self) -> dict[str, Any]:
         """A comparable picture (crash/resume equivalence)."""
         return {
-            "sinks": [[sink, list(ring)] for sink, ring in self.sinks.items()],
-            "session": list(self.session),
+            "sinks": [[sink, [list(p) for p in ring]] for sink, ring in self.sinks.items()],
+            "session": [list(p) for p in self.session],
+            "volume": dict(self.volume),
             "sources": sorted([sorted(tags), list(eids)] for tags, eids in self._eids.items()),
             "memory": self.memory.digest(),
         }
@@ -204,8 +234,9 @@ class OutflowLedger:
         """The ledger as JSON-able data."""
         return {
             "format": SNAPSHOT_FORMAT,
-            "sinks": [[sink, list(ring)] for sink, ring in self.sinks.items()],
-            "session": list(self.session),
+            "sinks": [[sink, [list(p) for p in ring]] for sink, ring in self.sinks.items()],
+            "session": [list(p) for p in self.session],
+            "volume": [[sink, count] for sink, count in self.volume.items()],
             "sources": [[sorted(tags), list(eids)] for tags, eids in self._eids.items()],
             "memory": self.memory.to_snapshot(),
         }
@@ -218,8 +249,11 @@ class OutflowLedger:
         ledger = cls()
         ledger.memory = TaintMemory.from_snapshot(data["memory"])
         for sink, ring in data["sinks"][-MAX_SINKS:]:
-            ledger.sinks[str(sink)] = deque((str(p) for p in ring), maxlen=SINK_PIECES)
-        ledger.session.extend(str(p) for p in data["session"])
+            ledger.sinks[str(sink)] = deque(((str(p), bool(t)) for p, t in ring), maxlen=SINK_PIECES)
+        ledger.session.extend((str(p), bool(t)) for p, t in data["session"])
+        for sink, count in data["volume"]:
+            if str(sink) in ledger.sinks:
+                ledger.volume[str(sink)] = int(count)
         for sink, ring in ledger.sinks.items():
             ledger._join(sink, ring)
         ledger._join(None, ledger.session)

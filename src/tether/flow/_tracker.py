@@ -194,19 +194,20 @@ class FlowTracker:
         for norm, lab, word in self._leaf_pieces(args, declared):
             self.taint.remember(norm, lab, word=word)
         if tool is not None and self.context.tags:
-            for sink, _, piece in self._short_pieces(tool, args):
-                self.outflow.record(sink, piece)
+            for sink, _, piece, lab in self._short_pieces(tool, args):
+                self.outflow.record(sink, piece, bool(lab.tags))
 
-    def trace_outflow(self, tool: str, args: Any) -> list[Trace]:
+    def trace_outflow(self, tool: str, args: Any, max_chars: int | None = None) -> list[Trace]:
         """The short confidential pieces of a proposed call that would complete a run of a confidential
-        source, through one sink or several (see :mod:`tether.flow._outflow`)."""
-        if not (self.context.tags and self.outflow.active):
+        source, through one sink or several, or take a sink's characters of such pieces past a multiple
+        of ``max_chars`` (see :mod:`tether.flow._outflow`)."""
+        if not self.context.tags or (max_chars is None and not self.outflow.active):
             return []  # nothing confidential read: no piece can spell it
-        return self.outflow.trace(self._short_pieces(tool, args))
+        return self.outflow.trace(self._short_pieces(tool, args), max_chars)
 
-    def _short_pieces(self, tool: str, args: Any) -> Iterator[tuple[str, str, str]]:
-        """``(sink, path, normalised piece)`` for each leaf under ``RUN`` characters (strings, integers)
-        whose label carries a confidentiality tag, in the order of the arguments."""
+    def _short_pieces(self, tool: str, args: Any) -> Iterator[tuple[str, str, str, Label]]:
+        """``(sink, path, normalised piece, label)`` for each leaf under ``RUN`` characters (strings,
+        integers), in the order of the arguments."""
         if not isinstance(args, dict):
             return
         for name, value in args.items():
@@ -220,8 +221,8 @@ class FlowTracker:
                     piece = str(leaf)
                 else:
                     continue
-                if 0 < len(piece) < RUN and self.origin(leaf).label.tags:
-                    yield f"{tool}.{name}", path, piece
+                if 0 < len(piece) < RUN:
+                    yield f"{tool}.{name}", path, piece, self.origin(leaf).label
 
     def _leaf_pieces(self, args: Any, declared: Collection[str]) -> Iterator[tuple[str, Label, bool]]:
         leaves: list[tuple[str, Any]] = []

@@ -59,17 +59,23 @@ def check_outflow(
 ) -> None:
     """Append a reason when short pieces of this call, with those sent before through the same sink
     or through several, spell a run of confidential data (:mod:`tether.flow._outflow`)."""
-    traces = view.outflow_traces()
+    settings = policy.spec.outflow
+    traces = view.outflow_traces(settings.max_short_chars)
     if not traces:
         return
     trace = traces[0]
     tags = ", ".join(sorted(trace.label.tags))
     how = "through several tools and arguments" if trace.across else f"through {trace.sink}"
-    message = (
-        f"short values sent {how}, with this one, spell a run of {tags} data read earlier "
-        f"(from {', '.join(trace.sources[:4]) or 'a forgotten source'}): a secret leaving in pieces; values withheld"
-    )
-    verdict = policy.spec.outflow.on_trace
+    where = f"from {', '.join(trace.sources[:4]) or 'a forgotten source'}"
+    if trace.volume:
+        message = (
+            f"{trace.volume} characters of short values derived from {tags} data ({where}) would have left "
+            f"{how}, past the policy's limit of {settings.max_short_chars} (outflow.max_short_chars): "
+            "a secret may be leaving in pieces; values withheld"
+        )
+    else:
+        message = f"short values sent {how}, with this one, spell a run of {tags} data read earlier ({where}): a secret leaving in pieces; values withheld"
+    verdict = settings.on_trace
     reason = Reason("flow", "outflow.on_trace", message, arg=trace.path.split(".", 1)[0].split("[", 1)[0], sources=trace.sources)
     (asks if verdict == "ask" else denials).append(reason)
 

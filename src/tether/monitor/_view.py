@@ -71,9 +71,10 @@ class CheckView:
     def _leaf(self, path: str, value: Any) -> Leaf:
         return Leaf(path, value, self._state.flow.origin(value))
 
-    def outflow_traces(self) -> list[Trace]:
-        """Short confidential pieces of this call that complete a run of a confidential source."""
-        return self._state.flow.trace_outflow(self.tool, self.args)
+    def outflow_traces(self, max_chars: int | None = None) -> list[Trace]:
+        """Short confidential pieces of this call that complete a run of a confidential source (or
+        take their sink past a multiple of ``max_chars`` characters of such pieces)."""
+        return self._state.flow.trace_outflow(self.tool, self.args, max_chars)
 
     def any_arg_untrusted(self) -> bool:
         if not self.context.untrusted:

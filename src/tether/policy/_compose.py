@@ -123,6 +123,9 @@ def _merge(earlier: Resolved, later: Resolved) -> Resolved:
     return Resolved(data, merger.origins, [*earlier.sources, *(s for s in later.sources if s not in earlier.sources)])
 
 
+_UNSET = object()
+
+
 class _Merger:
     """One ``restrict(earlier, later)`` step."""
 
@@ -192,7 +195,16 @@ class _Merger:
             out["defaults"] = self._defaults(a.get("defaults") or {}, b["defaults"])
         for key, strict in (("readers", {"outside": "deny", "context": True}), ("outflow", {"on_trace": "deny"})):
             if key in b:
-                out[key] = self._stricter(a.get(key) or {}, b[key] or {}, key, strict)
+                later = dict(b[key] or {})
+                limit = later.pop("max_short_chars", _UNSET)
+                out[key] = self._stricter(a.get(key) or {}, later, key, strict)
+                if limit is not _UNSET:
+                    earlier = (a.get(key) or {}).get("max_short_chars", 4096)
+                    if limit is None or (earlier is not None and limit > earlier):
+                        self._loosens(f"{key}.max_short_chars", f"{limit!r} is looser than the base's {earlier!r}")
+                    else:
+                        out[key]["max_short_chars"] = limit
+                        self._take(f"{key}.max_short_chars", f"{key}.max_short_chars")
         tools = dict(a.get("tools") or {})
         for name, tool in (b.get("tools") or {}).items():
             path = f"tools.{name}"

@@ -301,6 +301,9 @@ class OutflowSettings(_Strict):
     """What a call whose short pieces spell a run of confidential data gets (outflow accounting)."""
 
     on_trace: Literal["ask", "deny"] = "ask"
+    max_short_chars: int | None = Field(default=4096, ge=1)
+    """Characters of short confidential pieces one sink may send before each ask, whether or not
+    they spell anything (pieces hidden between other pieces); null: no such limit."""
 
 
 class Budgets(_Strict):
