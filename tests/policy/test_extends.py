@@ -227,6 +227,8 @@ tools:
         ("readers: {outside: ask}\n", "readers.outside"),
         ("readers: {context: false}\n", "readers.context"),
         ("outflow: {on_trace: ask}\n", "outflow.on_trace"),
+        ("outflow: {max_short_chars: 9000}\n", "looser than the base's 4096"),
+        ("outflow: {max_short_chars: null}\n", "None is looser"),
         ("tools:\n  get_file: {output_readers: [owner, viewers]}\n", "more reader fields"),
     ],
 )

@@ -408,6 +408,7 @@ OTHER_WITNESSES: dict[tuple[type[BaseModel], str], Pair] = {
     (S.ReadersSettings, "outside"): _pair(_set("readers", {"outside": "deny"}), READERS_STEPS, _mail()),
     (S.ReadersSettings, "context"): _pair(_set("readers", {"context": True}), CONTEXT_STEPS, _mail()),
     (S.OutflowSettings, "on_trace"): _pair(_set("outflow", {"on_trace": "deny"}), PIECES),
+    (S.OutflowSettings, "max_short_chars"): _pair(_set("outflow", {"max_short_chars": 1}), [SECRET_READ, call_t(a="zz")]),
     (S.ToolSpec, "output_readers"): _pair(_set("tools.t.output_readers", ["owner"]), READERS_STEPS, _mail(readers=False)),
     (S.ToolSpec, "recipients"): _pair(_set("tools.mail.recipients", ["to"]), READERS_STEPS, _mail(recipients=False)),
     (S.Limits, "max_arg_bytes"): _pair(_set("limits", {"max_arg_bytes": 1}), [call_t(a="xx")]),

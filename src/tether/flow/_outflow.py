@@ -9,32 +9,37 @@ policy tags or forgets to rule:
 * **What is remembered.** Every *confidential source* (a text the session read whose label carries
   a confidentiality tag) is remembered as grams of ``RUN`` characters, in its normal form and with
   everything but letters and digits stripped (:class:`~tether.flow._taint.TaintMemory`, bounded
-  and failing closed). Every *short piece* sent out (a string leaf under ``RUN`` normalised
-  characters, or an integer, in the arguments of a call that ran) whose label carries a tag (it
-  was copied from tagged data, or made up after the session read some: the context label) goes
-  into two rings in the order sent: one for its sink (tool and top-level argument, the last
-  :data:`SINK_PIECES`) and one for the session (the last :data:`SESSION_PIECES`, every sink).
-  Pieces whose label carries no tag (ids, dates and numbers found in untagged data) are not
-  pieces of a secret, and do not break a sequence.
-* **What is checked.** For each short tagged piece of a proposed call, the ring of its sink and the
-  session's ring are each concatenated with it (and with the call's earlier short pieces), as sent
-  and with separators stripped; when the last ``RUN + len(piece) - 1`` characters (every run of
-  ``RUN`` characters that includes the new piece) share a run of ``RUN`` characters with a
-  confidential source, the call sends the next piece of that source: the sink's rule decides
-  (``outflow.on_trace``, ask by default), with a reason that names the sink, the tags and the
-  events the data came from, and never the data.
-* **Bounds.** At most :data:`MAX_SINKS` sink rings (the least recently used goes first), each of at
-  most :data:`SINK_PIECES` pieces of at most ``RUN - 1`` characters: a few tens of KB whatever the
-  session's length. The confidential grams are bounded by ``FlowLimits.max_outflow_entries``
-  (10 bytes each), past which a Bloom filter takes them and, once saturated, every check traces
-  (fail closed). Everything here is folded from events (pieces when a call is counted, sources
-  when an output is recorded), carried by snapshots and compared by ``digest()``.
+  and failing closed). Once the context carries a tag, every *short piece* sent out (a string leaf
+  under ``RUN`` normalised characters, or an integer, in the arguments of a call that ran) goes
+  into two rings in the order sent, with whether its label carries a tag (it was copied from
+  tagged data, or made up after the session read some: the context label): one ring for its sink
+  (tool and top-level argument, the last :data:`SINK_PIECES`) and one for the session (the last
+  :data:`SESSION_PIECES`, every sink). Each sink also counts the characters of its tagged pieces.
+* **What is checked.** For each short piece of a proposed call, each ring is concatenated with it
+  (and with the call's earlier short pieces) twice: every piece, and the tagged pieces only (so
+  that ids, dates and numbers found in untagged data, sent between the pieces, do not break the
+  sequence; the sequence of every piece catches a secret whose pieces also occur in untagged
+  data), each as sent and with separators stripped. When the last ``RUN + len(piece) - 1``
+  characters (every run of ``RUN`` characters that includes the new piece) share a run of ``RUN``
+  characters with a confidential source, the call sends the next piece of that source: the
+  policy's ``outflow.on_trace`` decides (ask by default), with a reason that names the sink (or
+  "several"), the tags and the events the data came from, and never the data. Independently, a
+  tagged piece that takes its sink's count past a multiple of ``outflow.max_short_chars`` (4,096 by
+  default) gets the same verdict: pieces hidden between enough junk to leave the rings still
+  cost a human's look per 4,096 characters.
+* **Bounds.** At most :data:`MAX_SINKS` sink rings (the least recently used goes first, with its
+  count), each of at most :data:`SINK_PIECES` pieces of at most ``RUN - 1`` characters: a few tens
+  of KB whatever the session's length. The confidential grams are bounded by
+  ``FlowLimits.max_outflow_entries`` (10 bytes each), past which a Bloom filter takes them and,
+  once saturated, every check traces (fail closed). Everything here is folded from events (pieces
+  when a call is counted, sources when an output is recorded), carried by snapshots and compared
+  by ``digest()``.
 
 Residuals (documented in docs/architecture.md): a secret shorter than ``RUN`` characters sent in
 pieces (a 4-digit PIN) is caught only where a whole piece equals a short confidential source; a
-piece sent between other tagged short values on every sink and in the session ring (at least
-:data:`SESSION_PIECES` of them in between) breaks both sequences; a transformation that leaves no
-``RUN``-character run (reversing, encoding) leaves nothing to trace.
+piece sent after more other short values than the rings hold (:data:`SINK_PIECES` on its sink,
+:data:`SESSION_PIECES` in the session) is seen only by the character count; a transformation that
+leaves no ``RUN``-character run (reversing, encoding) leaves nothing to trace.
 """
 
 from __future__ import annotations
