@@ -38,7 +38,9 @@ policy tags or forgets to rule:
 Residuals (documented in docs/architecture.md): a secret shorter than ``RUN`` characters sent in
 pieces (a 4-digit PIN) is caught only where a whole piece equals a short confidential source; a
 piece sent after more other short values than the rings hold (:data:`SINK_PIECES` on its sink,
-:data:`SESSION_PIECES` in the session) is seen only by the character count; a transformation that
+:data:`SESSION_PIECES` in the session) is seen only by the character count; a secret some of whose
+pieces are whole words of untagged data (so untagged) sent with untagged values in between is
+spelt by neither sequence; a transformation that
 leaves no ``RUN``-character run (reversing, encoding) leaves nothing to trace.
 """
 
@@ -138,13 +140,18 @@ class OutflowLedger:
             self.volume[sink] = self.volume.get(sink, 0) + len(piece)
         ring.append((piece, tagged))
         self.session.append((piece, tagged))
-        self._join(sink, ring)
-        self._join(None, self.session)
+        self._joined.pop(sink, None)  # joined again when a check needs it
+        self._joined.pop(None, None)
 
-    def _join(self, key: str | None, ring: deque[tuple[str, bool]]) -> None:
-        every = "".join(p for p, _ in ring)
-        tagged = "".join(p for p, t in ring if t)
-        self._joined[key] = (every, stripped(every), tagged, stripped(tagged))
+    def _joined_ring(self, key: str | None) -> tuple[str, str, str, str]:
+        """A ring's pieces joined: every piece and the tagged ones, as sent and stripped (cached)."""
+        found = self._joined.get(key)
+        if found is None:
+            ring = self.session if key is None else self.sinks.get(key, ())
+            every = "".join(p for p, _ in ring)
+            tagged = "".join(p for p, t in ring if t)
+            found = self._joined[key] = (every, stripped(every), tagged, stripped(tagged))
+        return found
 
     # ------------------------------------------------------------------ checking
 
@@ -163,7 +170,6 @@ class OutflowLedger:
         every = tagged_all = ""
         seen: dict[str, Label] = {}  # tails already checked (a sink's tail is often the session's)
         out: list[Trace] = []
-        empty = ("", "", "", "")
         for sink, path, piece, own_label in pieces:
             tagged = bool(own_label.tags)
             mine, mine_tagged = sent.get(sink, ("", ""))
@@ -176,7 +182,7 @@ class OutflowLedger:
             label = TRUSTED
             across = False
             if self._eids:
-                ring, session = self._joined.get(sink, empty), self._joined.get(None, empty)
+                ring, session = self._joined_ring(sink), self._joined_ring(None)
                 label = self._match(ring[0], ring[1], mine, piece, seen)
                 if tagged:
                     label = label.join(self._match(ring[2], ring[3], mine_tagged, piece, seen))
@@ -259,9 +265,6 @@ class OutflowLedger:
         for sink, count in data["volume"]:
             if str(sink) in ledger.sinks:
                 ledger.volume[str(sink)] = int(count)
-        for sink, ring in ledger.sinks.items():
-            ledger._join(sink, ring)
-        ledger._join(None, ledger.session)
         for tags, eids in data["sources"]:
             ledger._eids[frozenset(str(t) for t in tags)] = [str(e) for e in eids][:MAX_EIDS]
         return ledger
