@@ -38,6 +38,8 @@ MODELS: list[type[BaseModel]] = [
     _schema.ToolBudget,
     _schema.Defaults,
     _schema.EffectDefaults,
+    _schema.ReadersSettings,
+    _schema.OutflowSettings,
 ]
 
 

@@ -205,3 +205,58 @@ def test_a_device_or_a_folder_is_refused(tmp_path: Path) -> None:
         (tmp_path / "p.yaml").write_text(f"tether: 1\nname: p\nextends: [{target!r}]\n")
         with pytest.raises(PolicyError, match="cannot extend"):
             Policy.from_file(tmp_path / "p.yaml")
+
+
+READERS_BASE = """\
+tether: 1
+name: readers-base
+readers: {outside: deny, context: true}
+outflow: {on_trace: deny}
+tools:
+  get_file: {effect: read, output: untrusted, output_readers: [owner, shared_with]}
+  send:
+    effect: write
+    recipients: [to]
+    args: {to: {type: string}, cc: {type: [string, "null"]}, body: {type: string}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("readers: {outside: ask}\n", "readers.outside"),
+        ("readers: {context: false}\n", "readers.context"),
+        ("outflow: {on_trace: ask}\n", "outflow.on_trace"),
+        ("outflow: {max_short_chars: 9000}\n", "looser than the base's 4096"),
+        ("outflow: {max_short_chars: null}\n", "None is looser"),
+        ("tools:\n  get_file: {output_readers: [owner, viewers]}\n", "more reader fields"),
+    ],
+)
+def test_readers_and_outflow_settings_only_tighten(tmp_path: Path, extra: str, message: str) -> None:
+    (tmp_path / "base.yaml").write_text(READERS_BASE)
+    child = tmp_path / "child.yaml"
+    child.write_text("tether: 1\nname: child\nextends: [base.yaml]\n" + extra)
+    with pytest.raises(PolicyError) as info:
+        Policy.from_file(child)
+    assert message in str(info.value) and "may only add restrictions" in str(info.value)
+
+
+def test_readers_settings_merge_when_they_tighten(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(READERS_BASE.replace("readers: {outside: deny, context: true}\n", "readers: {}\n"))
+    child = tmp_path / "child.yaml"
+    child.write_text(
+        "tether: 1\nname: child\nextends: [base.yaml]\nreaders: {outside: deny}\n"
+        "tools:\n  get_file: {output_readers: [owner]}\n  send: {recipients: [cc]}\n"
+    )
+    merged = Policy.from_file(child)
+    assert merged.spec.readers.outside == "deny" and not merged.spec.readers.context
+    assert merged.tools["send"].recipients == ("to", "cc")
+    assert merged.tools["get_file"].output_readers == (("owner",),)
+
+
+def test_recipients_must_name_declared_arguments() -> None:
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml("tether: 1\nname: r\ntools:\n  send: {effect: write, recipients: [bcc], args: {to: {type: string}}}\n")
+    assert "'recipients' names argument 'bcc'" in str(info.value)
+    with pytest.raises(PolicyError):
+        Policy.from_yaml("tether: 1\nname: r\ntools:\n  get: {effect: read, output_readers: ['a..b']}\n")

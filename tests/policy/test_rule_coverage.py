@@ -370,6 +370,23 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 TWO_CALLS = [call_t(), call_t()]
+_SHARED = '{"owner": "ana@x.com", "text": "T-OUTPUT-VALUE-0001"}'
+READERS_STEPS = [("call", "t", {}, _SHARED), ("call", "mail", {"to": "eve@y.com", "body": "T-OUTPUT-VALUE-0001"}, "ok")]
+CONTEXT_STEPS = [("call", "t", {}, _SHARED), ("call", "mail", {"to": "eve@y.com", "body": "made up words"}, "ok")]
+PIECES = [SECRET_READ] + [call_t(a=SECRET[i : i + 2]) for i in range(0, 12, 2)]
+
+
+def _mail(recipients: bool = True, readers: bool = True) -> Callable[[dict[str, Any]], None]:
+    def edit(pol: dict[str, Any]) -> None:
+        pol["tools"]["mail"] = {"effect": "write", "args": {"to": {"type": "string"}, "body": {"type": "string"}}}
+        if recipients:
+            pol["tools"]["mail"]["recipients"] = ["to"]
+        if readers:
+            pol["tools"]["t"]["output_readers"] = ["owner"]
+
+    return edit
+
+
 OTHER_WITNESSES: dict[tuple[type[BaseModel], str], Pair] = {
     (S.PolicySpec, "tether"): _pair(lambda p: p.update(tether=2), [call_t()]),  # only 1 is accepted: refused
     (S.PolicySpec, "default"): _pair(_set("default", "ask"), [("call", "unknown_tool", {}, "")]),
@@ -386,6 +403,14 @@ OTHER_WITNESSES: dict[tuple[type[BaseModel], str], Pair] = {
     (S.PolicySpec, "deny"): _pair(_set("deny", [{"when": {"always": True}}]), [call_t()]),
     (S.PolicySpec, "defaults"): _pair(_set("defaults", {"read": {"flow": {"forbid": ["secret"]}}}), [SECRET_READ, call_t(a=SECRET)]),
     (S.PolicySpec, "tools"): _pair(lambda p: p["tools"].pop("t"), [call_t()]),
+    (S.PolicySpec, "readers"): _pair(_set("readers", {"outside": "deny"}), READERS_STEPS, _mail()),
+    (S.PolicySpec, "outflow"): _pair(_set("outflow", {"on_trace": "deny"}), PIECES),
+    (S.ReadersSettings, "outside"): _pair(_set("readers", {"outside": "deny"}), READERS_STEPS, _mail()),
+    (S.ReadersSettings, "context"): _pair(_set("readers", {"context": True}), CONTEXT_STEPS, _mail()),
+    (S.OutflowSettings, "on_trace"): _pair(_set("outflow", {"on_trace": "deny"}), PIECES),
+    (S.OutflowSettings, "max_short_chars"): _pair(_set("outflow", {"max_short_chars": 1}), [SECRET_READ, call_t(a="zz")]),
+    (S.ToolSpec, "output_readers"): _pair(_set("tools.t.output_readers", ["owner"]), READERS_STEPS, _mail(readers=False)),
+    (S.ToolSpec, "recipients"): _pair(_set("tools.mail.recipients", ["to"]), READERS_STEPS, _mail(recipients=False)),
     (S.Limits, "max_arg_bytes"): _pair(_set("limits", {"max_arg_bytes": 1}), [call_t(a="xx")]),
     (S.Limits, "max_depth"): _pair(_set("limits", {"max_depth": 1}), [call_t(l=["x"])], _set("tools.t.args.l", {"type": "array"})),
     (S.Budgets, "max_calls"): _pair(_set("budgets", {"max_calls": 1}), TWO_CALLS),
@@ -522,6 +547,8 @@ PLACED = {
     (S.PolicySpec, "defaults", S.Defaults),
     (S.Defaults, "read", S.EffectDefaults),
     (S.Defaults, "write", S.EffectDefaults),
+    (S.PolicySpec, "readers", S.ReadersSettings),
+    (S.PolicySpec, "outflow", S.OutflowSettings),
 }
 
 

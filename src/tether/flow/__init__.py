@@ -7,6 +7,8 @@ private modules are this package's own.
 from tether.flow._labels import TRUSTED, UNTRUSTED, Integrity, Label, join_all, label
 from tether.flow._matches import Match
 from tether.flow._normalize import contains_word, normalize, number_forms, percent_decode
+from tether.flow._outflow import Trace
+from tether.flow._principals import canonical_principal, canonical_readers
 from tether.flow._provenance import ProvenanceIndex
 from tether.flow._tokens import DELIMITERS, EDGE_PUNCT, occurs_in
 from tether.flow._tracker import FlowLimits, FlowTracker, Origin, walk_leaves
@@ -23,6 +25,9 @@ __all__ = [
     "Match",
     "Origin",
     "ProvenanceIndex",
+    "Trace",
+    "canonical_principal",
+    "canonical_readers",
     "contains_word",
     "join_all",
     "label",

@@ -22,13 +22,15 @@ from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tether.flow._hashing import RUN
 from tether.flow._labels import TRUSTED, Label, join_all, label
 from tether.flow._matches import NOT_FOUND, Match
 from tether.flow._normalize import normalize, number_forms
+from tether.flow._outflow import OutflowLedger, Trace
 from tether.flow._provenance import ProvenanceIndex
 from tether.flow._taint import TaintMemory
 
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 _CACHED_TEXT = 4096  # texts at least this long keep their normal form for a second use
 
 
@@ -50,6 +52,10 @@ class FlowLimits:
     """Size of the filter that holds pieces beyond the exact limits (a power of two, in bits)."""
     max_context_sources: int = 16
     """Event ids kept as evidence for the context label."""
+    max_outflow_entries: int = 1_000_000
+    """Grams of confidential sources (read with a tag) remembered exactly for outflow accounting
+    (10 bytes each, so 10 MB at the default; past it a filter holds them and checks fail closed);
+    see :mod:`tether.flow._outflow`."""
 
     def __post_init__(self) -> None:
         if not 4096 <= self.max_index_chars <= 1 << 30:
@@ -62,6 +68,8 @@ class FlowLimits:
             raise ValueError(f"taint_overflow_bits must be a power of two of at least 1024, got {self.taint_overflow_bits}")
         if self.max_context_sources < 0:
             raise ValueError(f"max_context_sources must not be negative, got {self.max_context_sources}")
+        if not 0 <= self.max_outflow_entries <= 1 << 32:
+            raise ValueError(f"max_outflow_entries must be between 0 and 2**32, got {self.max_outflow_entries}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,8 @@ class Origin:
     inherited: bool
     """True when the value was found nowhere (or is a boolean or null), so the label is the
     session's context label: the model may have made it up from anything it read."""
+    pinned: bool = False
+    """True when a pinned source (the task, a policy constant: the user's own words) holds the value."""
 
 
 def walk_leaves(value: Any, path: str, out: list[tuple[str, Any]]) -> None:
@@ -117,7 +127,7 @@ def _is_number(value: Any) -> bool:
 class FlowTracker:
     """Provenance of one session: sources, context label, values sent out, output taint."""
 
-    __slots__ = ("_last_norm", "_memo", "context", "context_sources", "index", "limits", "taint")
+    __slots__ = ("_last_norm", "_memo", "context", "context_sources", "index", "limits", "outflow", "taint")
 
     def __init__(self, limits: FlowLimits | None = None) -> None:
         self.limits = limits if limits is not None else FlowLimits()
@@ -125,6 +135,8 @@ class FlowTracker:
         """The searchable sources."""
         self.taint = TaintMemory(self.limits.max_taint_entries, self.limits.taint_overflow_bits, self.limits.max_taint_words)
         """Values the session put into the world."""
+        self.outflow = OutflowLedger(self.limits.max_outflow_entries, self.limits.taint_overflow_bits)
+        """Short confidential pieces sent out, and the confidential sources they may spell."""
         self.context: Label = TRUSTED
         """Join of the labels of everything the session has read."""
         self.context_sources: list[str] = []
@@ -155,7 +167,9 @@ class FlowTracker:
 
     def add_source(self, text: str, label: Label, event_id: str) -> None:
         """A text the agent read (a tool output, a user's message), labelled ``label``."""
-        self.index.add(self._normalized(text), label, event_id, normalized=True)
+        norm = self._normalized(text)
+        self.index.add(norm, label, event_id, normalized=True)
+        self.outflow.add_source(norm, label, event_id)
         self._memo.clear()
         self._raise_context(label, event_id)
 
@@ -170,14 +184,45 @@ class FlowTracker:
         """Raise the context label without a source (the agent saw data the log could not hold)."""
         self._raise_context(label, None)
 
-    def note_executed(self, args: Any, declared: Collection[str] = ()) -> None:
+    def note_executed(self, args: Any, declared: Collection[str] = (), tool: str | None = None) -> None:
         """Remember the argument values of a call that ran: they are now in the world, with their labels.
 
         ``declared`` are the argument names the tool's policy declares; any other top-level name
         (a tool with ``additional_args: allow``) is data the caller chose, remembered like a value.
+        ``tool`` names the sink: its short confidential pieces go to the outflow ledger.
         """
         for norm, lab, word in self._leaf_pieces(args, declared):
             self.taint.remember(norm, lab, word=word)
+        if tool is not None and self.context.tags:
+            for sink, _, piece, lab in self._short_pieces(tool, args):
+                self.outflow.record(sink, piece, bool(lab.tags))
+
+    def trace_outflow(self, tool: str, args: Any, max_chars: int | None = None) -> list[Trace]:
+        """The short confidential pieces of a proposed call that would complete a run of a confidential
+        source, through one sink or several, or take a sink's characters of such pieces past a multiple
+        of ``max_chars`` (see :mod:`tether.flow._outflow`)."""
+        if not self.context.tags or (max_chars is None and not self.outflow.active):
+            return []  # nothing confidential read: no piece can spell it
+        return self.outflow.trace(self._short_pieces(tool, args), max_chars)
+
+    def _short_pieces(self, tool: str, args: Any) -> Iterator[tuple[str, str, str, Label]]:
+        """``(sink, path, normalised piece, label)`` for each leaf under ``RUN`` characters (strings,
+        integers), in the order of the arguments."""
+        if not isinstance(args, dict):
+            return
+        for name, value in args.items():
+            leaves: list[tuple[str, Any]] = []
+            walk_leaves(value, str(name), leaves)
+            for path, leaf in leaves:
+                kind = type(leaf)
+                if kind is str:
+                    piece = normalize(leaf)
+                elif kind is int:
+                    piece = str(leaf)
+                else:
+                    continue
+                if 0 < len(piece) < RUN:
+                    yield f"{tool}.{name}", path, piece, self.origin(leaf).label
 
     def _leaf_pieces(self, args: Any, declared: Collection[str]) -> Iterator[tuple[str, Label, bool]]:
         leaves: list[tuple[str, Any]] = []
@@ -236,8 +281,9 @@ class FlowTracker:
         if not match.complete:
             # A bound cut the search short: a source not searched could have added its label (its
             # tags only when a trusted source holds the value); the context label bounds them all.
-            found = found.join(self.context) if found.untrusted else found.join(label("trusted", self.context.tags))
-        return Origin(found, True, match.sources, False)
+            context = self.context
+            found = found.join(context) if found.untrusted else found.join(label("trusted", context.tags, context.readers))
+        return Origin(found, True, match.sources, False, match.pinned)
 
     def output_label(self, base: Label, text: str, args: Any, declared: Collection[str] = ()) -> Label:
         """The label of an output ``text`` whose policy label is ``base``, returned by a call with ``args``:
@@ -255,11 +301,11 @@ class FlowTracker:
         staged count when they are folded in (fold points follow the values alone); a value skipped as
         already remembered counts nothing). Replaying events costs about as much as the work they cause, so a session that takes a
         snapshot every N units bounds what a resume replays by about N units, whatever the events."""
-        return self.index.work + self.taint.work
+        return self.index.work + self.taint.work + self.outflow.work
 
     def memory_bytes(self) -> int:
         """Approximate bytes this tracker holds (bounded by its :class:`FlowLimits`)."""
-        return self.index.memory_bytes() + self.taint.memory_bytes()
+        return self.index.memory_bytes() + self.taint.memory_bytes() + self.outflow.memory_bytes()
 
     # ------------------------------------------------------------------ state
 
@@ -273,6 +319,7 @@ class FlowTracker:
             # What the taint memory holds (work done is not state: a value skipped as already
             # remembered is no work in one tracker and a no-op fold in another).
             "taint": self.taint.digest(),
+            "outflow": self.outflow.digest(),
         }
 
     def to_snapshot(self) -> dict[str, Any]:
@@ -282,6 +329,7 @@ class FlowTracker:
             "limits": asdict(self.limits),
             "index": self.index.to_snapshot(),
             "taint": self.taint.to_snapshot(),
+            "outflow": self.outflow.to_snapshot(),
             "context": self.context.to_json(),
             "context_sources": list(self.context_sources),
         }
@@ -294,6 +342,7 @@ class FlowTracker:
         tracker = cls(FlowLimits(**data["limits"]))
         tracker.index = ProvenanceIndex.from_snapshot(data["index"])
         tracker.taint = TaintMemory.from_snapshot(data["taint"])
+        tracker.outflow = OutflowLedger.from_snapshot(data["outflow"])
         tracker.context = Label.from_json(data["context"])
         tracker._memo.clear()
         tracker.context_sources = [str(x) for x in data["context_sources"]]

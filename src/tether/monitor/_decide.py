@@ -1,7 +1,8 @@
 """The decision procedure: one pure function from (policy, state, call, time) to a Decision.
 
 Order of checks: session status, known tool, argument shape and constraints,
-task scope, deny rules, flow rules, budgets and rates (all denials are
+task scope, deny rules, flow rules, readers of what a write sends and
+outflow of short confidential pieces, budgets and rates (all denials are
 collected), then ask rules. Any exception becomes a deny: the guard fails closed.
 """
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.approvals import MAX_PENDING_APPROVALS
-from tether.monitor._flow_rules import check_flows
+from tether.monitor._flow_rules import check_flows, check_outflow
+from tether.monitor._readers import check_readers
 from tether.monitor._shape import check_shape
 from tether.monitor._state import SessionState
 from tether.monitor._view import CheckView
@@ -81,6 +83,8 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
 
     if tool.flows or tool.defaults_for(view.effect) is not None:
         check_flows(view, tool, args, asks, denials)
+    check_readers(policy, view, tool, args, asks, denials)
+    check_outflow(policy, view, tool, args, asks, denials)
 
     _check_budgets(policy, state, tool, view.effect, args, now, denials)
 

@@ -16,7 +16,7 @@ from typing import Any
 from tether._decision import Reason
 from tether.flow import Label
 from tether.monitor._view import CheckView, Leaf
-from tether.policy import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
+from tether.policy import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows, Policy
 
 _Rules = tuple[CompiledFlow, ...]
 
@@ -52,6 +52,32 @@ def check_flows(view: CheckView, tool: CompiledTool, args: dict[str, Any], asks:
                     leaves = [view.leaf(f"{{{name}}}", name), *leaves]
             for leaf in leaves:
                 _check_leaf(flow, leaf, context, asks, denials)
+
+
+def check_outflow(
+    policy: Policy, view: CheckView, tool: CompiledTool, args: dict[str, Any], asks: list[Reason], denials: list[Reason]
+) -> None:
+    """Append a reason when short pieces of this call, with those sent before through the same sink
+    or through several, spell a run of confidential data (:mod:`tether.flow._outflow`)."""
+    settings = policy.spec.outflow
+    traces = view.outflow_traces(settings.max_short_chars)
+    if not traces:
+        return
+    trace = traces[0]
+    tags = ", ".join(sorted(trace.label.tags))
+    how = "through several tools and arguments" if trace.across else f"through {trace.sink}"
+    where = f"from {', '.join(trace.sources[:4]) or 'a forgotten source'}"
+    if trace.volume:
+        message = (
+            f"{trace.volume} characters of short values derived from {tags} data ({where}) would have left "
+            f"{how}, past the policy's limit of {settings.max_short_chars} (outflow.max_short_chars): "
+            "a secret may be leaving in pieces; values withheld"
+        )
+    else:
+        message = f"short values sent {how}, with this one, spell a run of {tags} data read earlier ({where}): a secret leaving in pieces; values withheld"
+    verdict = settings.on_trace
+    reason = Reason("flow", "outflow.on_trace", message, arg=trace.path.split(".", 1)[0].split("[", 1)[0], sources=trace.sources)
+    (asks if verdict == "ask" else denials).append(reason)
 
 
 def _skipped(flow: CompiledFlow, view: CheckView, cache: dict[int, bool]) -> bool:

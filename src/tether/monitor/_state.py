@@ -180,7 +180,7 @@ class SessionState:
         tool = policy.tool_for(rec.tool)
         # Whatever ran put its arguments into the world (conservatively, reads too); argument names
         # the tool does not declare are data the model chose, remembered like values.
-        self.flow.note_executed(rec.args, tool.args if tool is not None else ())
+        self.flow.note_executed(rec.args, tool.args if tool is not None else (), rec.tool)
         if tool is None:
             return
         if tool.effect_of(rec.args) == "write":
@@ -221,4 +221,4 @@ def _worst_output_label(policy: Policy, tool_name: str) -> Label:
     if tool is None:
         return UNTRUSTED
     tags = set(tool.output_label.tags).union(*(rule.add for rule in tool.label_rules))
-    return label("untrusted", tags)
+    return label("untrusted", tags, () if tool.output_readers else None)  # its readers: unknown, so none

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.flow import Label, Origin, walk_leaves
+from tether.flow import Label, Origin, Trace, walk_leaves
 from tether.monitor._state import SessionState
 from tether.policy import CompiledTool
 
@@ -12,7 +12,7 @@ from tether.policy import CompiledTool
 class Leaf:
     """One scalar inside an argument, with where it came from (see :class:`tether.flow.Origin`)."""
 
-    __slots__ = ("found", "inherited", "label", "path", "sources", "trusted_source", "value")
+    __slots__ = ("found", "inherited", "label", "path", "pinned", "sources", "trusted_source", "value")
 
     def __init__(self, path: str, value: Any, origin: Origin) -> None:
         self.path = path
@@ -23,6 +23,8 @@ class Leaf:
         """The label is the context label: the value was found nowhere (or is a boolean or null)."""
         self.trusted_source = origin.found and not origin.label.untrusted
         self.sources = origin.sources
+        self.pinned = origin.pinned
+        """A pinned source (the task, a policy constant) holds the value: the user named it."""
 
 
 class CheckView:
@@ -68,6 +70,11 @@ class CheckView:
 
     def _leaf(self, path: str, value: Any) -> Leaf:
         return Leaf(path, value, self._state.flow.origin(value))
+
+    def outflow_traces(self, max_chars: int | None = None) -> list[Trace]:
+        """Short confidential pieces of this call that complete a run of a confidential source (or
+        take their sink past a multiple of ``max_chars`` characters of such pieces)."""
+        return self._state.flow.trace_outflow(self.tool, self.args, max_chars)
 
     def any_arg_untrusted(self) -> bool:
         if not self.context.untrusted:

@@ -122,6 +122,9 @@ def _compile_tool(
             problems.warn("'write_when' has no effect on a write tool", f"{base}.write_when")
         write_when = compile_condition(tool.write_when, f"{base}.write_when", replace(arg_scope, values_only=True))
     _check_spend(tool, args, base, problems)
+    for i, arg in enumerate(tool.recipients):
+        if arg not in args:
+            problems.error(f"'recipients' names argument {arg!r}, which the tool does not declare", f"{base}.recipients[{i}]")
     deny = tuple(_compile_rule(r, f"{base}.deny[{i}]", arg_scope) for i, r in enumerate(tool.deny))
     ask = tuple(_compile_rule(r, f"{base}.ask[{i}]", arg_scope) for i, r in enumerate(tool.ask))
     tool_flows = _compile_flows(tool.flow, f"{base}.flow", arg_scope)
@@ -142,6 +145,8 @@ def _compile_tool(
         write_when=write_when,
         flows=tuple((arg, flow) for arg, spec in args.items() for flow in _flows_under(spec)),
         defaults={effect: DefaultFlows.build(tool_flows, defaults[effect]) for effect in _EFFECTS if tool_flows or defaults[effect]},
+        output_readers=None if tool.output_readers is None else tuple(tuple(p.split(".")) for p in tool.output_readers),
+        recipients=tuple(dict.fromkeys(tool.recipients)),
     )
 
 

@@ -123,6 +123,9 @@ def _merge(earlier: Resolved, later: Resolved) -> Resolved:
     return Resolved(data, merger.origins, [*earlier.sources, *(s for s in later.sources if s not in earlier.sources)])
 
 
+_UNSET = object()
+
+
 class _Merger:
     """One ``restrict(earlier, later)`` step."""
 
@@ -190,6 +193,18 @@ class _Merger:
                 out[key] = merged
         if "defaults" in b:
             out["defaults"] = self._defaults(a.get("defaults") or {}, b["defaults"])
+        for key, strict in (("readers", {"outside": "deny", "context": True}), ("outflow", {"on_trace": "deny"})):
+            if key in b:
+                later = dict(b[key] or {})
+                limit = later.pop("max_short_chars", _UNSET)
+                out[key] = self._stricter(a.get(key) or {}, later, key, strict)
+                if limit is not _UNSET:
+                    earlier = (a.get(key) or {}).get("max_short_chars", 4096)
+                    if limit is None or (earlier is not None and limit > earlier):
+                        self._loosens(f"{key}.max_short_chars", f"{limit!r} is looser than the base's {earlier!r}")
+                    else:
+                        out[key]["max_short_chars"] = limit
+                        self._take(f"{key}.max_short_chars", f"{key}.max_short_chars")
         tools = dict(a.get("tools") or {})
         for name, tool in (b.get("tools") or {}).items():
             path = f"tools.{name}"
@@ -201,6 +216,17 @@ class _Merger:
                 self._take(path, path)
         if tools:
             out["tools"] = tools
+        return out
+
+    def _stricter(self, a: dict[str, Any], b: dict[str, Any], path: str, strict: dict[str, Any]) -> dict[str, Any]:
+        """Settings with one strict value each (``deny``, ``True``): a later document may set it, never unset it."""
+        out = dict(a)
+        for key, value in b.items():
+            if key in a and a[key] == strict.get(key) and value != a[key]:
+                self._loosens(f"{path}.{key}", f"the base sets {a[key]!r}")
+                continue
+            out[key] = value
+            self._take(f"{path}.{key}", f"{path}.{key}")
         return out
 
     def _smaller(self, a: float | None, b: float, path: str) -> float:
@@ -275,6 +301,16 @@ class _Merger:
                 self._loosens(f"{path}.spend", f"the base counts {a['spend']!r} as the spend")
             out["spend"] = b["spend"]
             self._take(f"{path}.spend", f"{path}.spend")
+        if "output_readers" in b:
+            earlier = a.get("output_readers")
+            if earlier is not None and not set(b["output_readers"] or ()) <= set(earlier):
+                self._loosens(f"{path}.output_readers", "more reader fields would let more principals read the output")
+            else:
+                out["output_readers"] = b["output_readers"]
+                self._take(f"{path}.output_readers", f"{path}.output_readers")
+        if "recipients" in b:
+            out["recipients"] = list(dict.fromkeys([*a.get("recipients", []), *b["recipients"]]))
+            self._take(f"{path}.recipients", f"{path}.recipients")
         self._check_masking_defaults(b, path, policy, tool_level=a.get("flow"))
         if "flow" in b:
             out["flow"] = self._flows(a.get("flow"), b["flow"], f"{path}.flow")

@@ -189,6 +189,10 @@ class CompiledTool:
     """Every flow rule written under an argument, with the argument's name."""
     defaults: Mapping[str, DefaultFlows] = field(default_factory=dict)
     """The default flow rules for a call of each effect (only effects that have some)."""
+    output_readers: tuple[tuple[str, ...], ...] | None = None
+    """Paths (field names) into the output naming who may read it; None: the policy restricts no readers."""
+    recipients: tuple[str, ...] = ()
+    """Arguments naming the principals a call sends data to."""
 
     @classmethod
     def stand_in(cls, name: str, deny_all: tuple[CompiledRule, ...], ask_all: tuple[CompiledRule, ...]) -> CompiledTool:

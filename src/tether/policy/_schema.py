@@ -17,6 +17,7 @@ JsonType = Literal["string", "integer", "number", "boolean", "array", "object", 
 
 _TAG = r"^[a-z][a-z0-9_-]{0,63}$"
 Tag = Annotated[str, Field(pattern=_TAG)]
+_FIELD_PATH = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$"
 
 
 class _Strict(BaseModel):
@@ -279,6 +280,30 @@ class ToolSpec(_Strict):
     spend: str | None = None
     flow: FlowRules | None = None
     """Default flow rule(s) for every argument leaf that no flow rule of its own covers."""
+    output_readers: list[Annotated[str, Field(pattern=_FIELD_PATH)]] | None = None
+    """Fields of the output (dotted paths into its JSON or YAML form) that name the principals allowed
+    to read it (a file's sharing list and owner, an email's sender and recipients); see docs/policy.md."""
+    recipients: list[str] = Field(default_factory=list)
+    """Arguments naming who a write sends data to: every principal in them must be allowed to read
+    the data flowing into the call (``readers`` at the top of the policy)."""
+
+
+class ReadersSettings(_Strict):
+    """What a write whose recipients fall outside the data's readers gets."""
+
+    outside: Literal["ask", "deny"] = "ask"
+    context: bool = False
+    """Also hold every recipient to the context's readers (everything the session read), not only
+    to the readers of the values the call carries."""
+
+
+class OutflowSettings(_Strict):
+    """What a call whose short pieces spell a run of confidential data gets (outflow accounting)."""
+
+    on_trace: Literal["ask", "deny"] = "ask"
+    max_short_chars: int | None = Field(default=4096, ge=1)
+    """Characters of short confidential pieces one sink may send before each ask, whether or not
+    they spell anything (pieces hidden between other pieces); null: no such limit."""
 
 
 class Budgets(_Strict):
@@ -338,4 +363,6 @@ class PolicySpec(_Strict):
     ask: list[RuleSpec] = Field(default_factory=list)
     deny: list[RuleSpec] = Field(default_factory=list)
     defaults: Defaults | None = None
+    readers: ReadersSettings = Field(default_factory=ReadersSettings)
+    outflow: OutflowSettings = Field(default_factory=OutflowSettings)
     tools: dict[str, ToolSpec] = Field(default_factory=dict)

@@ -359,12 +359,13 @@ class Session:
                 refusal = Reason("malformed", "call_id", f"call id {clean.id!r} was already used in this session; denied")
         raise StoreError("could not find an unused call id")
 
-    def output_label(self, call_id: str, text: str, *, error: bool = False) -> Label:
-        """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors)."""
+    def output_label(self, call_id: str, text: str, *, error: bool = False, data: Any = None) -> Label:
+        """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors;
+        ``data``: the structured output ``text`` was written from, whose fields may name its readers)."""
         rec = self.state.calls.get(call_id)
         if rec is None:
             return UNTRUSTED
-        return result_label(self.policy, self.state, rec.tool, rec.args, text, error=error)
+        return result_label(self.policy, self.state, rec.tool, rec.args, text, error=error, data=data)
 
     def record_result(self, call_id: str, output: Any, *, error: bool = False) -> Label:
         """Record what an allowed (or approved) call returned: label it, index it, log it.
@@ -388,7 +389,8 @@ class Session:
                     raise SessionError(f"call {shown(call_id)} was not allowed to run ({rec.verdict}); its result cannot be recorded")
                 if rec.result_event is not None:
                     raise SessionError(f"the result of call {shown(call_id)} was already recorded")
-                lab = self.output_label(call_id, text, error=error or unreadable)
+                structured = output if isinstance(output, dict | list | tuple) and not (unreadable or over_cap) else None
+                lab = self.output_label(call_id, text, error=error or unreadable, data=structured)
                 if over_cap:
                     # The agent may read text the session never indexed: values from it are found
                     # nowhere (context label), and the output itself may carry anything the session
