@@ -76,7 +76,7 @@ def approvals() -> None:
 def list_cmd(db: str, as_json: bool, full: bool) -> None:
     """Show the calls waiting for approval. Characters that change how text reads (bidi controls,
     zero-width and control characters, look-alikes) are shown as ⟦U+XXXX NAME⟧ marks."""
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     items = pending_approvals(store)
     for p in items:
         if as_json:
@@ -100,7 +100,7 @@ def _folded(p: PendingApproval) -> bool:
 def show_cmd(db: str, as_json: bool, call: str) -> None:
     """Show the pending CALL (an id or a unique prefix) whole: every argument, where its data came
     from (which event, trusted or not, which tags), and the rule that asked."""
-    over = Oversight(open_store(db))
+    over = Oversight(open_store(db, read_only=True))
     try:
         target = over.find(call)
         view = over.explain(target)

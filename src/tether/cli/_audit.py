@@ -51,7 +51,7 @@ def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> N
         except AnchorFileError as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise SystemExit(2) from None
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     present = {s.session_id for s in store.sessions()}
     anchored = {h.session_id for h in expect}
     # A session named by an exported head but gone from the store is checked (and reported missing), not refused.
@@ -101,7 +101,7 @@ def head_cmd(db: str, as_json: bool, sessions: tuple[str, ...]) -> None:
     another machine, a ticket, a signed commit); later, 'tether audit verify --expect FILE'
     proves that the log still holds every event those heads covered.
     """
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     ids = [resolve_session(store, s) for s in sessions] if sessions else [s.session_id for s in store.sessions()]
     for sid in ids:
         head = store.head(sid)
@@ -117,7 +117,7 @@ def head_cmd(db: str, as_json: bool, sessions: tuple[str, ...]) -> None:
 @db_option
 def sessions_cmd(db: str) -> None:
     """List the sessions in the store (see also 'tether session list')."""
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     for s in store.sessions():
         console.print(f"{escape(s.session_id)}  {format_time(s.first_time)}  {s.events:>6} events", soft_wrap=True)
 
@@ -133,7 +133,7 @@ def show_cmd(db: str, as_json: bool, session: str) -> None:
     event ids). The chain is verified as it is shown: from the first event that does not
     hold, every event is flagged and the command exits 1.
     """
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     sid = resolve_session(store, session)
     report = store.verify([sid])
     bad_from = report.problem.seq if report.problem is not None else None

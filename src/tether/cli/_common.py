@@ -34,13 +34,14 @@ def db_option(fn: F) -> F:
     )(fn)
 
 
-def open_store(path: str, *, must_exist: bool = True) -> SQLiteStore:
-    """Open the store or exit with a clear message."""
-    if must_exist and path != ":memory:" and not os.path.exists(path):
+def open_store(path: str, *, must_exist: bool = True, read_only: bool = False) -> SQLiteStore:
+    """Open the store or exit with a clear message. ``read_only``: for commands that only read
+    (verify, listings): works on a read-only file or mount, and never changes the file."""
+    if (must_exist or read_only) and path != ":memory:" and not os.path.exists(path):
         err_console.print(f"[red]error:[/] no event store at {path!r}")
         raise SystemExit(2)
     try:
-        return SQLiteStore(path)
+        return SQLiteStore(path, read_only=read_only)
     except StoreError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise SystemExit(2) from None

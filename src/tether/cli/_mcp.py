@@ -235,7 +235,7 @@ def pins_list_cmd(db: str, show_all: bool) -> None:
     """Show each server's pinned, pending and refused definitions (`reviewed` marks those a human approved)."""
     from tether.adapters.mcp import PinBook, pin_keys
 
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     for key in pin_keys(store):
         console.print(f"[bold]{escape(key)}[/]")
         records = PinBook(store, key).records()
@@ -268,7 +268,7 @@ def _find(store: Any, call: str, *, pending_only: bool) -> tuple[str, Any]:
 @click.argument("call")
 def pins_show_cmd(db: str, call: str) -> None:
     """Print one definition in full (CALL: an id from `pins list`, or a unique prefix)."""
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     key, rec = _find(store, call, pending_only=False)
     click.echo(json.dumps({"server": key, "call": rec.call_id, "status": rec.status, "reviewed": rec.reviewed, "hash": rec.hash,
                            "definition": rec.definition}, indent=2, ensure_ascii=False))  # fmt: skip

@@ -51,7 +51,7 @@ def replay_cmd(policy_path: str | None, against: str, db: str, as_json: bool, se
         except PolicyError as exc:
             err_console.print(f"[red]invalid policy[/] {escape(str(exc))}")
             raise SystemExit(2) from None
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     if sessions:
         ids = list(dict.fromkeys(resolve_session(store, s) for s in sessions))
     else:

@@ -58,7 +58,7 @@ def _status(store: EventStore, sid: str) -> tuple[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")
 def list_cmd(db: str, show_all: bool, as_json: bool) -> None:
     """Show each session's status (active, paused, killed, ended), events and pending approvals."""
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     pending: dict[str, int] = {}
     now = time.time()
     for p in store.pending_approvals():
