@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -20,6 +20,13 @@ DEFAULT_DB = "tether.db"
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """The one error form of every command: ``error: MESSAGE`` on stderr, exit ``code`` (2: a
+    usage error or bad input; see docs/cli.md)."""
+    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    raise SystemExit(code)
 
 
 def db_option(fn: F) -> F:

@@ -8,6 +8,8 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import console, err_console
+from tether.cli._policy_files import init_cmd, list_cmd, show_cmd
+from tether.cli._policy_try import eval_cmd, test_cmd
 from tether.errors import PolicyError
 from tether.policy import Policy, PolicyWarning
 
@@ -54,3 +56,7 @@ def check_cmd(files: tuple[str, ...], as_json: bool, strict: bool) -> None:
             extends = f", extends {len(pol.sources) - 1} file(s)" if len(pol.sources) > 1 else ""
             console.print(f"[green]ok[/] {path}: policy {pol.name!r}, {len(pol.tools)} tools{extends}, {pol.hash}")
     raise SystemExit(2 if failed else 0)
+
+
+for _command in (eval_cmd, test_cmd, init_cmd, list_cmd, show_cmd):
+    policy.add_command(_command)
