@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from tether.flow import Label, contains_word, normalize, number_forms, occurs_in
 from tether.policy import _matchers as m
-from tether.policy._problems import Problems
+from tether.policy._problems import Problems, did_you_mean
 from tether.policy._schema import Condition, Effect, compile_pattern
 
 
@@ -128,7 +128,8 @@ def compile_condition(cond: Condition, path: str, scope: Scope) -> Predicate:
     if cond.called is not None:
         tool, at_least = cond.called, cond.at_least
         if scope.tools is not None and tool not in scope.tools:
-            scope.problems.warn(f"this condition can never hold: {tool!r} is not a tool of this policy, so it never runs", path)
+            hint = did_you_mean(tool, scope.tools)
+            scope.problems.warn(f"this condition can never hold: {tool!r} is not a tool of this policy, so it never runs{hint}", path)
         return lambda view: view.calls_of(tool) >= at_least
     if cond.all is not None:
         parts = [compile_condition(c, f"{path}.all[{i}]", scope) for i, c in enumerate(cond.all)]
@@ -172,7 +173,7 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
     name = cond.arg
     assert name is not None
     if scope.args is not None and name not in scope.args:
-        scope.problems.error(f"condition refers to argument {name!r}, which the tool does not declare", path)
+        scope.problems.error(f"condition refers to argument {name!r}, which the tool does not declare{did_you_mean(name, scope.args)}", path)
     if cond.idn and not scope.permits:
         # The restricting side reads every form of a name (A-labels included) whatever idn says.
         scope.problems.error("'idn' has no effect here: a rule that makes the decision stricter already reads every form of a name", path)
