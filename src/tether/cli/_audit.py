@@ -35,8 +35,9 @@ def _tampered(p: VerifyProblem) -> None:
     type=click.Path(dir_okay=False),
     help="Heads exported earlier with 'tether audit head': each must still be in its chain (catches truncation and rewrites).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.argument("sessions", nargs=-1)
-def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> None:
+def verify_cmd(db: str, expect_path: str | None, as_json: bool, sessions: tuple[str, ...]) -> None:
     """Recompute the hash chains (all sessions, or the SESSIONS named by id or unique prefix).
 
     Exit 0 when they hold, 1 naming the first bad event, 2 on a usage error.
@@ -60,9 +61,18 @@ def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> N
         expect = [h for h in expect if h.session_id in ids]
     conflict = _conflicting(expect)
     if conflict is not None:
-        _tampered(conflict)
+        if as_json:
+            click.echo(json.dumps({"ok": False, "db": db, "problem": _problem_json(conflict)}, ensure_ascii=False))
+        else:
+            _tampered(conflict)
         raise SystemExit(1)
     report = store.verify(ids, expect=expect)
+    if as_json:
+        doc: dict[str, Any] = {"ok": report.ok, "db": db, "sessions": report.sessions, "events": report.events, "expected_heads": len(expect)}
+        if report.problem is not None:
+            doc["problem"] = _problem_json(report.problem)
+        click.echo(json.dumps(doc, ensure_ascii=False))
+        raise SystemExit(0 if report.ok else 1)
     if report.ok:
         held = f"; {len(expect)} exported head(s) still in their chains" if expect_path is not None else ""
         console.print(
@@ -72,6 +82,10 @@ def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> N
     assert report.problem is not None
     _tampered(report.problem)
     raise SystemExit(1)
+
+
+def _problem_json(p: VerifyProblem) -> dict[str, Any]:
+    return {"session_id": p.session_id, "seq": p.seq, "event_id": p.event_id, "message": p.message}
 
 
 def _conflicting(expect: list[ChainHead]) -> VerifyProblem | None:
@@ -115,10 +129,15 @@ def head_cmd(db: str, as_json: bool, sessions: tuple[str, ...]) -> None:
 
 @audit.command("sessions")
 @db_option
-def sessions_cmd(db: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")
+def sessions_cmd(db: str, as_json: bool) -> None:
     """List the sessions in the store (see also 'tether session list')."""
     store = open_store(db, read_only=True)
     for s in store.sessions():
+        if as_json:
+            doc = {"session_id": s.session_id, "events": s.events, "started": s.first_time, "last_event": s.last_time, "head": s.head_hash}
+            click.echo(json.dumps(doc, ensure_ascii=False))
+            continue
         console.print(f"{escape(s.session_id)}  {format_time(s.first_time)}  {s.events:>6} events", soft_wrap=True)
 
 

@@ -35,7 +35,7 @@ def mcp() -> None:
 
 
 def _fail(text: str, code: int = 2) -> SystemExit:
-    err_console.print(f"[red]tether-mcp:[/] {escape(text)}", soft_wrap=True)
+    err_console.print(f"[red]error:[/] {escape(text)}", soft_wrap=True)
     return SystemExit(code)
 
 
