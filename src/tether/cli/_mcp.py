@@ -31,7 +31,16 @@ class _McpGroup(click.Group):
 
 @click.group(cls=_McpGroup)
 def mcp() -> None:
-    """Guard any MCP server: check every tool call, label every result, log every step."""
+    """Guard any MCP server: check every tool call, label every result, log every step.
+
+    \b
+    tether mcp --policy FILE [--db FILE] -- CMD [ARGS...]   guard the stdio server CMD
+    tether mcp --policy FILE --config GATEWAY.yaml          several servers, one session
+    tether mcp --policy FILE --url URL                      an upstream over streamable HTTP
+
+    'tether mcp ...' without a command name is 'tether mcp run ...'. Needs the mcp extra
+    (pip install 'tether-guard[mcp]').
+    """
 
 
 def _fail(text: str, code: int = 2) -> SystemExit:
