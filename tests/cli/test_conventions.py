@@ -142,7 +142,9 @@ def test_piped_output_is_not_wrapped(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(f"tether: 1\nname: {name}\ntools:\n  t: {{effect: read}}\n")
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    proc = subprocess.run([sys.executable, "-m", "tether", "policy", "check", str(path)], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tether", "policy", "check", str(path)], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1 and name in proc.stdout
 
 

@@ -75,10 +75,10 @@ def test_json_carries_errors_and_warnings_together(tmp_path: Path) -> None:
 
 
 def test_a_misspelt_argument_in_a_rule_gets_a_hint(tmp_path: Path) -> None:
-    code, out = check(tmp_path, MIXED)
+    _, out = check(tmp_path, MIXED)
     assert "did you mean 'amount'?" not in out  # 'amuont' is on tool 'other', which has only 's'
     text = MIXED.replace("when: {arg: amount, gt: 100}", "when: {arg: amonut, gt: 100}")
-    code, out = check(tmp_path, text)
+    _code, out = check(tmp_path, text)
     assert "argument 'amonut', which the tool does not declare; did you mean 'amount'?" in " ".join(out.split())
 
 

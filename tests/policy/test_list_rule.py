@@ -35,7 +35,9 @@ CONDITIONS = [
 SCALARS = st.one_of(
     st.integers(-50, 5000),
     st.sampled_from([1000.5, 15, 10, 20, -1, 666, True, False]),
-    st.sampled_from(["evil", "ok", "every", "/etc/passwd", "/srv/x", "evil.com", "a.evil.com", "https://evil.com/x", "me@evil.com", "5000", "x"]),
+    st.sampled_from(
+        ["evil", "ok", "every", "/etc/passwd", "/srv/x", "evil.com", "a.evil.com", "https://evil.com/x", "me@evil.com", "5000", "x"]
+    ),
 )
 NESTED = st.recursive(
     SCALARS,

@@ -144,7 +144,11 @@ def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str
         word = "NOT approved: " + (status.note if status is not None and status.by == "timeout" else _denial(session, target.call_id))
     doc = {"call_id": target.call_id, "session_id": target.session_id, "tool": target.tool, "changed": True, "approved": approved,
            "allowed": ok, "state": "approved" if ok else "refused" if not approved else "denied", "by": by}  # fmt: skip
-    _say(as_json, doc, f"call {escape(target.call_id)} to {escape(target.tool)} {escape(word)}" + (f" by {escape(by)}" if ok or not approved else ""))
+    _say(
+        as_json,
+        doc,
+        f"call {escape(target.call_id)} to {escape(target.tool)} {escape(word)}" + (f" by {escape(by)}" if ok or not approved else ""),
+    )
     raise SystemExit(0 if ok == approved else 1)
 
 

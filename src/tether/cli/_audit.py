@@ -68,7 +68,13 @@ def verify_cmd(db: str, expect_path: str | None, as_json: bool, sessions: tuple[
         raise SystemExit(1)
     report = store.verify(ids, expect=expect)
     if as_json:
-        doc: dict[str, Any] = {"ok": report.ok, "db": db, "sessions": report.sessions, "events": report.events, "expected_heads": len(expect)}
+        doc: dict[str, Any] = {
+            "ok": report.ok,
+            "db": db,
+            "sessions": report.sessions,
+            "events": report.events,
+            "expected_heads": len(expect),
+        }
         if report.problem is not None:
             doc["problem"] = _problem_json(report.problem)
         click.echo(json.dumps(doc, ensure_ascii=False))

@@ -42,7 +42,11 @@ def check_cmd(files: tuple[str, ...], as_json: bool, strict: bool) -> None:
             if as_json:
                 first = exc.problems[0]
                 report = {"file": path, "valid": False, "error": first.message, "rule_path": first.rule_path, "line": first.line}
-                click.echo(json.dumps({**report, "errors": [_problem_json(p) for p in exc.problems], "warnings": [_problem_json(w) for w in warnings]}))
+                click.echo(
+                    json.dumps(
+                        {**report, "errors": [_problem_json(p) for p in exc.problems], "warnings": [_problem_json(w) for w in warnings]}
+                    )
+                )
             else:
                 for problem in exc.problems:
                     err_console.print(f"[red]invalid[/] {escape(str(problem))}", soft_wrap=True)
@@ -57,7 +61,9 @@ def check_cmd(files: tuple[str, ...], as_json: bool, strict: bool) -> None:
             for warning in pol.warnings:
                 err_console.print(f"[yellow]warning[/] {escape(str(warning))}", soft_wrap=True)
             extends = f", extends {len(pol.sources) - 1} file(s)" if len(pol.sources) > 1 else ""
-            console.print(f"[green]ok[/] {escape(path)}: policy {escape(repr(pol.name))}, {len(pol.tools)} tools{extends}, {pol.hash}", soft_wrap=True)
+            console.print(
+                f"[green]ok[/] {escape(path)}: policy {escape(repr(pol.name))}, {len(pol.tools)} tools{extends}, {pol.hash}", soft_wrap=True
+            )
     raise SystemExit(2 if failed else 0)
 
 

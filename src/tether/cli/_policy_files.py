@@ -19,7 +19,13 @@ from tether.policy import Policy, python_starting_policy, tools_from_module, too
 @click.command("init")
 @click.option("--module", "module", default=None, help="A Python module (importable, e.g. 'myapp.tools'): one tool per public function.")
 @click.option("--function", "functions", multiple=True, help="With --module: only these functions (repeatable).")
-@click.option("--schema", "schema_path", type=click.Path(dir_okay=False, exists=True), default=None, help="An OpenAPI document or JSON Schema (JSON or YAML).")
+@click.option(
+    "--schema",
+    "schema_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="An OpenAPI document or JSON Schema (JSON or YAML).",
+)
 @click.option("--name", default=None, help="The policy's name (default: the module's or file's).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
 def init_cmd(module: str | None, functions: tuple[str, ...], schema_path: str | None, name: str | None, output: str | None) -> None:
@@ -62,7 +68,11 @@ def list_cmd(as_json: bool) -> None:
     for p in shipped_policies():
         pol = Policy.from_yaml(p.text, source=p.ref)
         if as_json:
-            click.echo(json.dumps({"name": p.ref, "policy": pol.name, "tools": len(pol.tools), "tests": len(p.tests), "description": p.description}))
+            click.echo(
+                json.dumps(
+                    {"name": p.ref, "policy": pol.name, "tools": len(pol.tools), "tests": len(p.tests), "description": p.description}
+                )
+            )
         else:
             console.print(f"{escape(p.ref):<22} {len(pol.tools):>3} tools  {escape(p.description)}", soft_wrap=True)
 

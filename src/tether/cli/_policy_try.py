@@ -7,13 +7,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-
 import click
 import yaml
 from rich.markup import escape
 
 from tether._decision import ToolCall
-from tether.cli._common import console, err_console, fail
+from tether.cli._common import console, fail
 from tether.errors import PolicyError
 from tether.examples import shipped_policy
 from tether.policy import Policy
@@ -78,10 +77,21 @@ def _history(outputs: Sequence[str], sources: Sequence[str], untrusted: Sequence
 @click.argument("policy_ref", metavar="POLICY")
 @click.option("--tool", required=True, help="The tool the call names.")
 @click.option("--args", "args_json", default="{}", show_default=True, help="The call's arguments, a JSON object (@FILE reads it).")
-@click.option("--output", "outputs", multiple=True, metavar="TOOL=TEXT", help="An earlier call to TOOL (no arguments) returned TEXT (@FILE). Repeatable, in order.")
+@click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="TOOL=TEXT",
+    help="An earlier call to TOOL (no arguments) returned TEXT (@FILE). Repeatable, in order.",
+)
 @click.option("--source", "sources", multiple=True, metavar="TEXT", help="Trusted text the agent saw (a user's message). Repeatable.")
 @click.option("--untrusted", "untrusted", multiple=True, metavar="TEXT", help="Untrusted text the agent saw (a web page). Repeatable.")
-@click.option("--history", "history_file", type=click.Path(dir_okay=False, exists=True), help="Earlier steps as a YAML list (the 'history' of a policy test case), before the --output and --source steps.")
+@click.option(
+    "--history",
+    "history_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Earlier steps as a YAML list (the 'history' of a policy test case), before the --output and --source steps.",
+)
 @click.option("--task", default="policy eval", show_default=True, help="The session's task (trusted text).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def eval_cmd(
@@ -126,7 +136,10 @@ def _print_trial(got: Trial) -> None:
     for lab in got.labels:
         tags = "".join(f", {t}" for t in lab.tags)
         where = "" if lab.found else " (found in nothing read: the context label)"
-        console.print(f"  [cyan]{escape(lab.path or '(arguments)')}[/] = {escape(json.dumps(lab.value, ensure_ascii=False))}: {lab.integrity}{tags}{where}", soft_wrap=True)
+        console.print(
+            f"  [cyan]{escape(lab.path or '(arguments)')}[/] = {escape(json.dumps(lab.value, ensure_ascii=False))}: {lab.integrity}{tags}{where}",
+            soft_wrap=True,
+        )
 
 
 @click.command("test")
@@ -152,7 +165,9 @@ def test_cmd(policy_ref: str, tests: tuple[str, ...], as_json: bool, verbose: bo
                 click.echo(json.dumps(r.to_json(), ensure_ascii=False))
         elif verbose:
             for r in got:
-                console.print(f"{escape(r.case.where)} {escape(r.case.name)} [{'green]PASSED' if r.passed else 'red]FAILED'}[/]", soft_wrap=True)
+                console.print(
+                    f"{escape(r.case.where)} {escape(r.case.name)} [{'green]PASSED' if r.passed else 'red]FAILED'}[/]", soft_wrap=True
+                )
         else:
             marks = "".join("[green].[/]" if r.passed else "[red]F[/]" for r in got)
             console.print(f"{escape(name)} {marks}", soft_wrap=True)
@@ -178,5 +193,3 @@ def _cases(policy_ref: str, tests: Sequence[str]) -> list[tuple[str, list[Policy
         return [(name, load_cases(name, text)) for name, text in shipped.tests]
     except PolicyTestError as exc:
         fail(str(exc))
-
-

@@ -105,7 +105,9 @@ def _control(db: str, prefix: str, action: Literal["pause", "resume", "kill"], b
         changed = sess.control(action, by=by, note=note)
     except SessionError as exc:
         if as_json:
-            click.echo(json.dumps({"session_id": sid, "action": action, "changed": False, "refused": str(exc), "status": sess.state.status}))
+            click.echo(
+                json.dumps({"session_id": sid, "action": action, "changed": False, "refused": str(exc), "status": sess.state.status})
+            )
         else:
             err_console.print(f"[red]refused:[/] {escape(str(exc))}")
         raise SystemExit(1) from None

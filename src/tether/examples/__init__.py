@@ -65,7 +65,7 @@ def shipped_policy(ref: str) -> ShippedPolicy | None:
     only one place has it); None when there is none."""
     place, _, name = ref.rpartition(":")
     places = [place] if place else list(_PLACES)
-    if place and place not in _PLACES or not name.replace("_", "").replace("-", "").isalnum():
+    if (place and place not in _PLACES) or not name.replace("_", "").replace("-", "").isalnum():
         return None
     found = [p for p in places if (_folder(p) / f"{name}.yaml").is_file()]
     return _load(found[0], name) if len(found) == 1 else None

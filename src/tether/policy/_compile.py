@@ -86,7 +86,9 @@ def _check_rate(rate: RateRule, tool_names: frozenset[str], default_deny: bool, 
             problems.error(f"tool glob {glob!r} matches no tool of this policy, so the rate never applies{hint}", f"{rate.rule}.tools[{j}]")
         else:  # under default: ask, tools the policy does not name are counted too
             hint = did_you_mean(glob, tool_names)
-            problems.warn(f"tool glob {glob!r} matches no tool the policy names (it counts unnamed tools only){hint}", f"{rate.rule}.tools[{j}]")
+            problems.warn(
+                f"tool glob {glob!r} matches no tool the policy names (it counts unnamed tools only){hint}", f"{rate.rule}.tools[{j}]"
+            )
 
 
 def _compile_rule(rule: RuleSpec, path: str, scope: Scope) -> CompiledRule:

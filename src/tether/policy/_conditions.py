@@ -173,7 +173,9 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
     name = cond.arg
     assert name is not None
     if scope.args is not None and name not in scope.args:
-        scope.problems.error(f"condition refers to argument {name!r}, which the tool does not declare{did_you_mean(name, scope.args)}", path)
+        scope.problems.error(
+            f"condition refers to argument {name!r}, which the tool does not declare{did_you_mean(name, scope.args)}", path
+        )
     if cond.idn and not scope.permits:
         # The restricting side reads every form of a name (A-labels included) whatever idn says.
         scope.problems.error("'idn' has no effect here: a rule that makes the decision stricter already reads every form of a name", path)

@@ -151,7 +151,9 @@ def _case(item: Any, where: str) -> PolicyCase:
 
 def _step(item: Any, where: str) -> HistoryStep:
     if not isinstance(item, Mapping) or ("tool" in item) == ("source" in item):
-        raise PolicyTestError(f"{where}: a step is {{tool: NAME, args: {{...}}, output: TEXT}} or {{source: TEXT, label: trusted|untrusted}}")
+        raise PolicyTestError(
+            f"{where}: a step is {{tool: NAME, args: {{...}}, output: TEXT}} or {{source: TEXT, label: trusted|untrusted}}"
+        )
     unknown = sorted(set(item) - _STEP_KEYS)
     if unknown:
         raise PolicyTestError(f"{where}: unknown key(s) {unknown}")
@@ -164,7 +166,12 @@ def _step(item: Any, where: str) -> HistoryStep:
     if not isinstance(args, Mapping):
         raise PolicyTestError(f"{where}: 'args' must be a mapping")
     output = item.get("output", "")
-    return HistoryStep(tool=str(item["tool"]), args=dict(args), output=output if isinstance(output, str) else yaml.safe_dump(output), error=bool(item.get("error", False)))
+    return HistoryStep(
+        tool=str(item["tool"]),
+        args=dict(args),
+        output=output if isinstance(output, str) else yaml.safe_dump(output),
+        error=bool(item.get("error", False)),
+    )
 
 
 def run_case(policy: Policy, case: PolicyCase) -> CaseResult:
