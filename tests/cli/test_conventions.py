@@ -155,3 +155,46 @@ def test_progress_lines_when_not_on_a_terminal() -> None:
         progress.advance()
     text = out.file.getvalue()  # type: ignore[attr-defined]
     assert text.splitlines()[-1].startswith("AgentDojo v1.2 (local): 4/4 (100%)") and len(text.splitlines()) == 4
+
+
+NO_JSON = {
+    "demo": "a walk-through for a person",
+    "bench agentdojo": "--json FILE writes the whole report to a file",
+    "mcp run": "a proxy: its stdout is the MCP protocol",
+    "mcp policy-init": "writes a YAML policy",
+    "mcp pins review": "interactive review of definitions",
+    "mcp pins approve": "answers definitions (pins list --json shows the result)",
+    "mcp pins deny": "answers a definition (pins list --json shows the result)",
+    "policy init": "writes a YAML policy",
+    "policy show": "prints a YAML policy",
+    "serve": "a server",
+    "serve token create": "prints a secret once",
+    "serve token revoke": "one line of confirmation; token list --json shows the result",
+}
+"""Commands without ``--json``, each with why (docs/cli.md: every listing and action has it)."""
+
+
+def _commands(group: object, prefix: str = "") -> list[tuple[str, object]]:
+    import click
+
+    assert isinstance(group, click.Group)
+    out: list[tuple[str, object]] = []
+    for name, cmd in group.commands.items():
+        full = f"{prefix}{name}"
+        if isinstance(cmd, click.Group):
+            out += _commands(cmd, full + " ")
+        else:
+            out.append((full, cmd))
+    return out
+
+
+def test_every_listing_and_action_command_has_json() -> None:
+    import click
+
+    missing = []
+    for name, cmd in _commands(main):
+        assert isinstance(cmd, click.Command)
+        has = any("--json" in p.opts for p in cmd.params if isinstance(p, click.Option))
+        if not has and name not in NO_JSON:
+            missing.append(name)
+    assert not missing, f"commands without --json (add it, or say why in NO_JSON): {missing}"

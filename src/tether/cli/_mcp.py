@@ -240,17 +240,23 @@ def pins() -> None:
 @pins.command("list")
 @db_option
 @click.option("--all", "show_all", is_flag=True, help="Show every definition, not only pending ones and current pins.")
-def pins_list_cmd(db: str, show_all: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per definition.")
+def pins_list_cmd(db: str, show_all: bool, as_json: bool) -> None:
     """Show each server's pinned, pending and refused definitions (`reviewed` marks those a human approved)."""
     from tether.adapters.mcp import PinBook, pin_keys
 
     store = open_store(db, read_only=True)
     for key in pin_keys(store):
-        console.print(f"[bold]{escape(key)}[/]")
+        if not as_json:
+            console.print(f"[bold]{escape(key)}[/]")
         records = PinBook(store, key).records()
         latest = {r.tool: r for r in records}
         for rec in records:
             if not show_all and latest[rec.tool] is not rec and rec.status != "pending":
+                continue
+            if as_json:
+                doc = {"server": key, "call": rec.call_id, "tool": rec.tool, "status": rec.status, "reviewed": rec.reviewed, "hash": rec.hash}
+                click.echo(json.dumps(doc, ensure_ascii=False))
                 continue
             what = str(rec.definition.get("description", rec.definition.get("instructions", "")) or "")
             status = "reviewed" if rec.reviewed else rec.status
@@ -274,13 +280,14 @@ def _find(store: Any, call: str, *, pending_only: bool) -> tuple[str, Any]:
 
 @pins.command("show")
 @db_option
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON (the default is the same object, indented for reading).")
 @click.argument("call")
-def pins_show_cmd(db: str, call: str) -> None:
+def pins_show_cmd(db: str, as_json: bool, call: str) -> None:
     """Print one definition in full (CALL: an id from `pins list`, or a unique prefix)."""
     store = open_store(db, read_only=True)
     key, rec = _find(store, call, pending_only=False)
     click.echo(json.dumps({"server": key, "call": rec.call_id, "status": rec.status, "reviewed": rec.reviewed, "hash": rec.hash,
-                           "definition": rec.definition}, indent=2, ensure_ascii=False))  # fmt: skip
+                           "definition": rec.definition}, indent=None if as_json else 2, ensure_ascii=False))  # fmt: skip
 
 
 def _pin_answer(db: str, call: str, approved: bool, by: str, note: str) -> None:
