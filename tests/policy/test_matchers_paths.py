@@ -7,6 +7,8 @@ side) match when any reading of the path matches, case-insensitively.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tether.policy._matchers import PathGlob, Paths, PathUnder
@@ -241,3 +243,24 @@ def test_globs_on_the_permitting_side_need_the_exact_canonical_path() -> None:
     assert SECRETS.accepts("/home/ana/.ssh/config")
     for value in ("~/.SSH/id_rsa", "/home/ana/../ana/.ssh/id_rsa", "~ana/.ssh/id_rsa", "/home/ana/.ssh/id_rsa\n"):
         assert not SECRETS.accepts(value), value
+
+
+def test_lexical_paths_resolves_dot_dot_by_text_when_the_policy_opts_in() -> None:
+    lexical = PathUnder(["/srv/w"], Paths(home="/home/ana", workdir="/srv/w", lexical=True))
+    assert lexical.accepts("/srv/w/a/../b") and lexical.accepts("sub/../x")
+    assert not lexical.accepts("/srv/w/../etc/passwd") and not lexical.accepts("../x") and not lexical.accepts("/srv/w/..")
+    assert not PathUnder(["/srv/w"], Paths(home="/home/ana", workdir="/srv/w")).accepts("/srv/w/a/../b")
+    assert not lexical.accepts("/srv/w/a\\..\\b")  # backslashes stay refused
+
+
+def test_lexical_paths_is_a_loosening_an_extension_cannot_make(tmp_path: Path) -> None:
+    from tether import Policy
+    from tether.errors import PolicyError
+
+    base = tmp_path / "base.yaml"
+    base.write_text("tether: 1\nname: base\ntools:\n  t: {effect: read}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("tether: 1\nname: child\nextends: [base.yaml]\nlexical_paths: true\n")
+    with pytest.raises(PolicyError, match="lexical_paths"):
+        Policy.from_file(child)
+    assert "lexical_paths" not in Policy.from_file(base).spec.model_dump(exclude_none=True)

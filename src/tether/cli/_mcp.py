@@ -255,7 +255,14 @@ def pins_list_cmd(db: str, show_all: bool, as_json: bool) -> None:
             if not show_all and latest[rec.tool] is not rec and rec.status != "pending":
                 continue
             if as_json:
-                doc = {"server": key, "call": rec.call_id, "tool": rec.tool, "status": rec.status, "reviewed": rec.reviewed, "hash": rec.hash}
+                doc = {
+                    "server": key,
+                    "call": rec.call_id,
+                    "tool": rec.tool,
+                    "status": rec.status,
+                    "reviewed": rec.reviewed,
+                    "hash": rec.hash,
+                }
                 click.echo(json.dumps(doc, ensure_ascii=False))
                 continue
             what = str(rec.definition.get("description", rec.definition.get("instructions", "")) or "")

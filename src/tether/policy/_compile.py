@@ -50,7 +50,7 @@ def compile_policy(spec: PolicySpec, locate: Locate) -> CompiledPolicy:
     ``locate`` maps a rule path to the file and line it came from (for messages).
     """
     problems = Problems(locate)
-    paths = m.Paths(spec.home, spec.workdir or spec.home)
+    paths = m.Paths(spec.home, spec.workdir or spec.home, bool(spec.lexical_paths))
     tool_names = frozenset(spec.tools)
     known_tools = tool_names if spec.default == "deny" else None
     scope = Scope(problems, paths, tools=known_tools)

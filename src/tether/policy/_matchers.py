@@ -115,12 +115,12 @@ class PathUnder(ValueMatcher):
 
     def __init__(self, entries: Sequence[str], paths: Paths = DEFAULT_PATHS) -> None:
         super().__init__(entries)
-        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir))
+        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir), paths.lexical)
         self.roots = tuple(_root(entry, self.paths) for entry in entries)
         self._folded_roots = tuple(root.casefold() for root in self.roots)
 
     def problem(self, value: str) -> str | None:
-        problem = path_problem(value)
+        problem = path_problem(value, self.paths.lexical)
         if problem is not None:
             return problem
         path = resolve(value, self.paths)
@@ -145,7 +145,7 @@ class PathGlob(ValueMatcher):
 
     def __init__(self, entries: Sequence[str], paths: Paths = DEFAULT_PATHS) -> None:
         super().__init__(entries)
-        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir))
+        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir), paths.lexical)
         for entry in entries:
             if not entry or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in entry) or "\\" in entry:
                 raise ValueError(f"glob {entry!r} is empty or holds control characters or backslashes")
@@ -154,7 +154,7 @@ class PathGlob(ValueMatcher):
         self._folded = tuple(glob_regex(p.casefold(), fold=True) for p in absolute)
 
     def problem(self, value: str) -> str | None:
-        problem = path_problem(value)
+        problem = path_problem(value, self.paths.lexical)
         if problem is not None:
             return problem
         path = resolve(value, self.paths)

@@ -36,6 +36,9 @@ class Paths(NamedTuple):
 
     home: str = "/root"
     workdir: str = "/root"
+    lexical: bool = False
+    """``..`` is resolved by text (``a/b/../c`` is ``a/c``), as the policy's ``lexical_paths``
+    says: right when no directory the tools reach is a symlink; otherwise ``..`` is refused."""
 
 
 DEFAULT_PATHS = Paths()
@@ -61,8 +64,9 @@ _PWD_VAR = re.compile(r"\$\{PWD\}|\$PWD(?![A-Za-z0-9_])")
 
 
 @cache_short
-def path_problem(value: str) -> str | None:
-    """Why ``value`` is not a canonical path, as a phrase; None when it is one."""
+def path_problem(value: str, lexical: bool = False) -> str | None:
+    """Why ``value`` is not a canonical path, as a phrase; None when it is one (``lexical``:
+    ``..`` segments are allowed, and :func:`resolve` resolves them by text)."""
     if not value:
         return "it is empty"
     if len(value) > MAX_PATH:
@@ -102,7 +106,7 @@ def path_problem(value: str) -> str | None:
         return "it starts with '//', whose meaning POSIX leaves to the system"
     for segment in value.split("/"):
         # '.' and empty segments mean the same to every POSIX consumer: resolve() collapses them.
-        if segment == "..":
+        if segment == ".." and not lexical:
             return "it has a '..' segment (after a component that is a symlink, the system and a lexical reading reach different files)"
         if segment.startswith(".") and any(c in segment for c in "*?[") and fnmatchcase("..", segment):
             return f"it has the glob segment {segment!r}, which a shell can expand to '..'"
@@ -116,7 +120,12 @@ def clean_base(path: str) -> str:
 
 def resolve(value: str, paths: Paths) -> str:
     """The absolute path a canonical ``value`` names, with ``.`` and empty segments collapsed
-    (``~name/...`` stays as written, collapsed)."""
+    (``~name/...`` stays as written, collapsed); ``..`` resolved by text when ``paths.lexical``."""
+    resolved = _resolve(value, paths)
+    return posixpath.normpath(resolved) if paths.lexical and ".." in resolved.split("/") else resolved
+
+
+def _resolve(value: str, paths: Paths) -> str:
     segments = value.split("/")
     first = segments[0]
     rest = "/".join(s for s in segments[1:] if s not in ("", "."))
