@@ -198,3 +198,24 @@ def test_every_listing_and_action_command_has_json() -> None:
         if not has and name not in NO_JSON:
             missing.append(name)
     assert not missing, f"commands without --json (add it, or say why in NO_JSON): {missing}"
+
+
+def test_the_bench_table_is_sized_to_its_content_when_piped() -> None:
+    """The issue's finding: piped, the table cut its headers and spread cells over three lines."""
+    code = (
+        "from rich.table import Table\n"
+        "from tether.cli._bench import _print_table\n"
+        "from tether.cli._common import make_console\n"
+        "m = {k: {'autonomous': 0.5, 'careful_human': 1.0, 'rubber_stamp': 1.0} for k in "
+        "('benign_utility', 'utility_under_attack', 'asr', 'asr_tool_reachable')}\n"
+        "report = {s: {**m, 'asks_per_task': 0.65, 'pairs': 949} for s in ('banking', 'overall')}\n"
+        "report['episodes'] = 2\n"
+        "report['timing'] = {'wall_s': 1.0, 'startup_s': 0.1, 'episodes_s': 0.9, 'workers': None, 'guard_s': 0.1, 'guard_share': 0.1}\n"
+        "_print_table(make_console(stderr=True), report, Table)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stderr.splitlines() if "banking" in line or "overall" in line or "benign utility" in line]
+    assert len(rows) == 3, proc.stderr  # one line each: the header and two rows, nothing cut or spread
+    assert "utility under attack" in proc.stderr and "50.0 / 100.0 / 100.0" in rows[1]
