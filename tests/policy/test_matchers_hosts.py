@@ -497,10 +497,10 @@ def test_a_plain_user_name_before_an_allowed_host_is_accepted() -> None:
     assert urls.may_match("https://user@allowed.com/")
 
 
-def test_an_a_label_in_a_wildcards_part_is_accepted_without_idn() -> None:
+def test_an_a_label_under_a_double_wildcard_is_accepted_without_idn() -> None:
     """``xn--bcher-kva.corp.com`` under ``**.corp.com``: the policy accepts every name under
-    corp.com, and a valid A-label reads the same to every consumer. A listed name still needs
-    ``idn: true``, and an invalid A-label is refused."""
+    corp.com, and a valid A-label reads the same to every consumer. A listed name and the label
+    of a ``*.`` entry still need ``idn: true``, and an invalid A-label is refused."""
     from tether.policy._matchers import HostIn, UrlHostIn
 
     assert UrlHostIn(["**.corp.com"]).accepts("https://xn--bcher-kva.corp.com/x")
@@ -508,4 +508,6 @@ def test_an_a_label_in_a_wildcards_part_is_accepted_without_idn() -> None:
     assert HostIn(["**.corp.com"]).may_match("bücher.corp.com")  # its U-label form, on the restricting side
     assert not HostIn(["**.corp.com"]).accepts("xn--zz.corp.com")
     assert not HostIn(["corp.com", "*.corp.com"]).accepts("xn--bcher-kva.com")
+    assert not HostIn(["*.corp.com"]).accepts("xn--bcher-kva.corp.com")
+    assert HostIn(["*.corp.com"], idn=True).accepts("xn--bcher-kva.corp.com")
     assert not HostIn(["**.corp.com"]).accepts("xn--crp-zla.com")  # a look-alike of the listed domain itself

@@ -196,11 +196,11 @@ class _HostMatcher(ValueMatcher):
         if isinstance(host, str):
             if self.idn or "xn--" not in value.lower():
                 return host
-            # A valid A-label in the part a wildcard stands for (xn--bcher-kva.corp.com under
-            # **.corp.com): the policy already accepts every name under that domain, and an
-            # A-label reads the same to every consumer. Listed names still need idn: true.
+            # A valid A-label in the labels a '**.' entry stands for (xn--bcher-kva.corp.com under
+            # **.corp.com): the policy accepts every name at any depth under that domain, and an
+            # A-label reads the same to every consumer. Listed names and '*.' labels still need idn.
             relaxed = self._host(value, True)
-            if isinstance(relaxed, Host) and any(p.wildcard and p.matches(relaxed.name) for p in self.patterns):
+            if isinstance(relaxed, Host) and any(p.wildcard == "**" and p.matches(relaxed.name) for p in self.patterns):
                 return None
             return host
         if any(pattern.matches(host.name) for pattern in self.patterns):
