@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tether.events import CallProposed, DecisionMade, MessageAdded, ResultRecorded
+from tether.events import CallProposed, DecisionMade, MessageAdded, ResultRecorded, SourceAdded
 from tether.store import SQLiteStore
 
 ROOT = Path(__file__).parents[2]
@@ -162,3 +162,37 @@ def test_tether_run_against_a_real_local_model(llama_server: str, tmp_path: Path
     assert effects == [f"{c.name} {json.dumps(_arguments(c.arguments), sort_keys=True)}" for c in calls if c.call_id in recorded], report
     assert not any(line.startswith("delete_notes") for line in effects), report
     print(report)  # what the model did, for the record (pytest -s)
+
+
+def test_tether_run_with_an_mcp_server_against_a_real_local_model(llama_server: str, tmp_path: Path) -> None:
+    """The same real model, its tools from a real MCP server (mcp-server-time, ``--mcp-server``): every
+    call the model made was checked once, only allowed ones reached the server, the listing the model
+    read was recorded as an untrusted source first, and the chain verifies."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TETHER_MODEL", "TETHER_DB"):
+        env.pop(key, None)
+    server = str(Path(sys.executable).parent / "mcp-server-time")
+    cmd = [
+        sys.executable, "-m", "tether", "run", "--policy", str(ROOT / "tests" / "adapters" / "mcp" / "policies" / "time.yaml"),
+        "--mcp-server", server, "--task", "What time is it now in the timezone Asia/Tokyo?", "--db", str(tmp_path / "run.db"),
+        "--base-url", llama_server, "--model", MODEL_ALIAS, "--temperature", "0", "--max-steps", "2", "--approver", "refuse",
+        "--model-timeout", "120", "--json",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=540)
+    report = f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, report
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    (result,) = [d for d in lines if d["type"] == "result"]
+    assert result["audit"]["chain_verified"], report
+    store = SQLiteStore(str(tmp_path / "run.db"))
+    events = [s.event() for s in store.read(result["session_id"])]
+    first_request = next(i for i, e in enumerate(events) if isinstance(e, MessageAdded) and e.role == "assistant")
+    sources = [e for e in events[:first_request] if isinstance(e, SourceAdded)]
+    assert any("get_current_time" in e.text and e.label.untrusted for e in sources), report
+    calls = [c for e in events if isinstance(e, MessageAdded) and e.role == "assistant" for c in e.tool_calls]
+    decided = {e.call_id: e.verdict for e in events if isinstance(e, DecisionMade)}
+    recorded = {e.call_id for e in events if isinstance(e, ResultRecorded)}
+    assert [c.call_id for c in calls] == list(decided), report
+    assert {c.name for c in calls} <= {"get_current_time", "convert_time"}, report
+    assert recorded == {cid for cid, verdict in decided.items() if verdict == "allow"}, report
+    print(report)

@@ -10,6 +10,7 @@ from tether.agent._loop import DEFAULT_SYSTEM_PROMPT, RESULT_UNKNOWN, Agent, Cal
 from tether.agent._scripted_server import ScriptedCall, ScriptedModelServer, Turn
 from tether.agent._terminal import TerminalApprover
 from tether.agent._tools import FunctionTool, FunctionToolset, Toolset, ToolSpec, as_toolset, function_tool
+from tether.agent._toolsets import ToolsetGroup
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -29,6 +30,7 @@ __all__ = [
     "TerminalApprover",
     "ToolSpec",
     "Toolset",
+    "ToolsetGroup",
     "Turn",
     "as_toolset",
     "function_tool",

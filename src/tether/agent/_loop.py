@@ -21,11 +21,11 @@ from typing import Any, Literal
 from tether._decision import Decision, ToolCall, new_id
 from tether.agent._client import ChatClient, ModelError, ModelReply
 from tether.agent._tools import Toolset
-from tether.agent._transcript import Transcript, read_transcript, recorded_output, to_openai
+from tether.agent._transcript import Transcript, read_transcript, recorded_output, session_status, session_task, to_openai
 from tether.approvals import Approver, AsyncApprover
 from tether.errors import SessionError, StoreError
 from tether.events import MessageAdded, MessageToolCall
-from tether.session import Gate, Session
+from tether.session import AgentSession, Gate
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an assistant that completes the user's task by calling the tools provided. "
@@ -130,9 +130,10 @@ class Agent:
         self.on_turn = on_turn
         """Called with each model turn as it arrives."""
 
-    async def run(self, session: Session) -> RunResult:
+    async def run(self, session: AgentSession) -> RunResult:
         """Run (or continue, after a crash or a stop) the task of ``session`` until the model answers,
-        a budget is used up, the session is stopped, or ``max_steps`` turns were taken."""
+        a budget is used up, the session is stopped, or ``max_steps`` turns were taken. ``session``
+        is an in-process :class:`~tether.session.Session` or a :class:`tether.client.RemoteSession`."""
         result = RunResult(session.id, "completed")
         try:
             return await self._run(session, result)
@@ -140,11 +141,11 @@ class Agent:
             result.stop, result.detail = "store_error", str(exc)
             return result
 
-    async def _run(self, session: Session, result: RunResult) -> RunResult:
+    async def _run(self, session: AgentSession, result: RunResult) -> RunResult:
         transcript = read_transcript(session)
         if not transcript.messages:
             session.log_message(MessageAdded(session_id=session.id, role="system", content=self.system_prompt))
-            session.log_message(MessageAdded(session_id=session.id, role="user", content=session.state.task))
+            session.log_message(MessageAdded(session_id=session.id, role="user", content=session_task(session)))
             transcript = read_transcript(session)
         # The request form of the conversation, built once per message (not once per turn).
         messages = to_openai(transcript.messages)
@@ -235,7 +236,7 @@ class Agent:
         )
         return self._answer(session, call, report, result)
 
-    def _answer(self, session: Session, call: MessageToolCall, report: CallReport, result: RunResult) -> MessageAdded:
+    def _answer(self, session: AgentSession, call: MessageToolCall, report: CallReport, result: RunResult) -> MessageAdded:
         message = MessageAdded(session_id=session.id, role="tool", content=report.reply, tool_call_id=call.id, call_id=call.call_id)
         session.log_message(message)
         result.calls.append(report)
@@ -245,12 +246,11 @@ class Agent:
 
     # ------------------------------------------------------------ stopping
 
-    def _stopped(self, session: Session, result: RunResult, since: int) -> RunResult | None:
+    def _stopped(self, session: AgentSession, result: RunResult, since: int) -> RunResult | None:
         """The run's result when the session may not go on: stopped by a human (or ended), or a
         budget that no call can pass any more (calls, wall time) denied one of the calls since ``since``.
         Other denials (a write or spend budget, a rule) are the model's to work around."""
-        session.refresh()
-        status = session.state.status
+        status = session_status(session)
         if status != "active":
             result.stop, result.detail = "session", f"the session is {status}"
             return result
@@ -260,7 +260,7 @@ class Agent:
                 return result
         return None
 
-    def _finish(self, session: Session, result: RunResult, final: MessageAdded) -> RunResult:
+    def _finish(self, session: AgentSession, result: RunResult, final: MessageAdded) -> RunResult:
         refused = final.refusal is not None
         result.stop = "refused" if refused else "completed"
         result.answer = final.refusal if refused else final.content

@@ -10,11 +10,59 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from tether._decision import Decision
-from tether.events import ApprovalAnswered, DecisionMade, MessageAdded, MessageToolCall, ResultRecorded
-from tether.session import Session
+from tether.events import ApprovalAnswered, DecisionMade, Event, MessageAdded, MessageToolCall, ResultRecorded
+from tether.session import AgentSession, Session
+
+
+@runtime_checkable
+class RemoteLog(Protocol):
+    """A session served elsewhere (:class:`tether.client.RemoteSession`) that reads its log over the wire."""
+
+    @property
+    def task(self) -> str:
+        """The trusted task text."""
+        ...
+
+    @property
+    def status(self) -> str:
+        """The session's status as of its last refresh."""
+        ...
+
+    @property
+    def length(self) -> int:
+        """Events in the session's chain as of its last refresh."""
+        ...
+
+    def logged_events(self, after_seq: int = 0) -> list[Event]:
+        """The session's events after ``after_seq``."""
+        ...
+
+
+def session_events(session: AgentSession, after_seq: int = 0) -> list[Event]:
+    """The session's events after ``after_seq``, from its store (in process) or from the guard service."""
+    if isinstance(session, Session):
+        return [item.event() for item in session.store.read(session.id, after_seq)]
+    if isinstance(session, RemoteLog):
+        return session.logged_events(after_seq)
+    raise TypeError(f"the agent loop needs a session that reads its log, got {type(session).__name__}")
+
+
+def session_task(session: AgentSession) -> str:
+    """The session's trusted task text."""
+    if isinstance(session, Session):
+        return session.state.task
+    return session.task if isinstance(session, RemoteLog) else ""
+
+
+def session_status(session: AgentSession) -> str:
+    """The session's status, brought up to date first (``?`` when it cannot tell)."""
+    session.refresh()
+    if isinstance(session, Session):
+        return session.state.status
+    return session.status if isinstance(session, RemoteLog) else "?"
 
 
 @dataclass(slots=True)
@@ -47,12 +95,11 @@ class Transcript:
         return None
 
 
-def read_transcript(session: Session) -> Transcript:
+def read_transcript(session: AgentSession) -> Transcript:
     """The conversation of ``session`` and the fate of its calls, from its whole log."""
     out = Transcript()
     tools: dict[str, str] = {}
-    for stored in session.store.read(session.id):
-        event = stored.event()
+    for event in session_events(session):
         if isinstance(event, MessageAdded):
             out.messages.append(event)
             tools.update((c.call_id, c.name) for c in event.tool_calls)
@@ -67,10 +114,14 @@ def read_transcript(session: Session) -> Transcript:
     return out
 
 
-def recorded_output(session: Session, call_id: str) -> ResultRecorded | None:
+def recorded_output(session: AgentSession, call_id: str) -> ResultRecorded | None:
     """The ``result_recorded`` event of ``call_id`` among the session's latest events (just written)."""
-    for stored in reversed(session.store.read(session.id, max(0, session.state.last_seq - 4))):
-        event = stored.event()
+    if isinstance(session, Session):
+        latest = session_events(session, max(0, session.state.last_seq - 4))
+    else:
+        session.refresh()  # a remote session learns its length from the service
+        latest = session_events(session, max(0, (session.length if isinstance(session, RemoteLog) else 0) - 8))
+    for event in reversed(latest):
         if isinstance(event, ResultRecorded) and event.call_id == call_id:
             return event
     return None

@@ -23,14 +23,16 @@ from rich.markup import escape
 
 from tether.approvals import ApprovalRequest, StaticApprover, StoreApprover
 from tether.cli._common import console, db_option, err_console, open_store, resolve_session
-from tether.errors import ConfigError, PolicyError, SessionError, StoreError
+from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError, StoreError
 from tether.events import ApprovalAnswered, DecisionMade, ResultRecorded
 from tether.policy import Policy
 from tether.session import Guard, Session
 from tether.store import EventStore
 
 if TYPE_CHECKING:
+    from tether.adapters.mcp import McpToolset, Upstream
     from tether.agent import Agent, CallReport, RunResult, Toolset
+    from tether.client import RemoteGuard, RemoteSession
 
 UNKNOWN_MARK = "tether: result unknown"
 
@@ -63,20 +65,31 @@ class AuditSummary:
 
 def audit_summary(store: EventStore, session_id: str) -> AuditSummary:
     """Count the session's decisions and answers, and verify its chain."""
+    report = store.verify([session_id])
+    problem = "" if report.problem is None else f"{report.problem.message} (event {report.problem.seq})"
+    return _count([stored.event() for stored in store.read(session_id)], report.ok, problem)
+
+
+def remote_audit_summary(session: RemoteSession) -> AuditSummary:
+    """Count the decisions and answers of a session served by the guard service; its chain is
+    checked as it is read (each event's hash covers its body and the one before)."""
+    try:
+        return _count(session.logged_events(), True, "")
+    except StoreError as exc:
+        return AuditSummary(0, 0, 0, 0, 0, 0, False, str(exc))
+
+
+def _count(events: list[Any], verified: bool, problem: str) -> AuditSummary:
     verdicts: Counter[str] = Counter()
-    approved = unknown = events = 0
-    for stored in store.read(session_id):
-        events += 1
-        event = stored.event()
+    approved = unknown = 0
+    for event in events:
         if isinstance(event, DecisionMade):
             verdicts[event.verdict] += 1
         elif isinstance(event, ApprovalAnswered) and event.allowed:
             approved += 1
         elif isinstance(event, ResultRecorded) and event.error and event.output.startswith(UNKNOWN_MARK):
             unknown += 1
-    report = store.verify([session_id])
-    problem = "" if report.problem is None else f"{report.problem.message} (event {report.problem.seq})"
-    return AuditSummary(verdicts["allow"], verdicts["deny"], verdicts["ask"], approved, unknown, events, report.ok, problem)
+    return AuditSummary(verdicts["allow"], verdicts["deny"], verdicts["ask"], approved, unknown, len(events), verified, problem)
 
 
 def load_tools(specs: tuple[str, ...]) -> Toolset:
@@ -180,8 +193,35 @@ class AnnouncedApprover:
         return self.inner(request)
 
 
-def _approver(kind: str, timeout_s: float | None, db: str) -> Any:
+@dataclass(frozen=True, slots=True)
+class ServiceApprover:
+    """Waits for an answer given through the guard service (its web UI or API), first saying on stderr where."""
+
+    url: str
+    """The service's URL, for the message."""
+    timeout_s: float | None = None
+    """Longest wait in seconds (None: until the request expires)."""
+    name: str = "service"
+    """Logged as who answered, if this approver ever answers itself (a refusal)."""
+
+    def __call__(self, request: ApprovalRequest) -> bool:
+        call = request.call
+        err_console.print(
+            f"[yellow]waiting for approval[/] of call {escape(call.id)} to {escape(call.tool)}: answer it at "
+            f"{escape(self.url)}/approvals (an overseer's token)",
+            soft_wrap=True,
+        )
+        return StoreApprover(timeout_s=self.timeout_s)(request)
+
+
+def _approver(kind: str, timeout_s: float | None, db: str, guard_url: str | None = None) -> Any:
     from tether.agent import TerminalApprover
+
+    if guard_url is not None:
+        # Through the service an agent's token cannot approve: asks wait for a human there.
+        if kind == "terminal":
+            raise click.UsageError("--approver terminal cannot answer through the guard service (agent tokens never approve); use store")
+        return StaticApprover(False, name="refuse-all") if kind == "refuse" else ServiceApprover(guard_url, timeout_s)
 
     if kind == "auto":
         kind = "terminal" if sys.stdin.isatty() else "store"
@@ -192,8 +232,7 @@ def _approver(kind: str, timeout_s: float | None, db: str) -> Any:
     return StaticApprover(False, name="refuse-all")
 
 
-def _finish(store: EventStore, result: RunResult, as_json: bool) -> None:
-    summary = audit_summary(store, result.session_id)
+def _finish(summary: AuditSummary, result: RunResult, as_json: bool) -> None:
     if as_json:
         doc = {
             "type": "result",
@@ -219,18 +258,140 @@ def _finish(store: EventStore, result: RunResult, as_json: bool) -> None:
     )
 
 
-def _run_one(agent: Agent, session: Session, as_json: bool) -> RunResult:
-    if not as_json:
-        console.print(
-            f"[bold]session {session.id}[/] ({escape(session.state.policy_name)}): {escape(session.state.task[:200])}", soft_wrap=True
-        )
+async def _drive(agent: Agent, session: Session | RemoteSession, mcp: McpToolset | None, provider: Any = None) -> RunResult:
+    if provider is not None and isinstance(session, Session):
+        return await _traced(agent, session, mcp, provider)
+    if mcp is None or not isinstance(session, Session):
+        return await agent.run(session)
+    async with mcp.connected(session):
+        return await agent.run(session)
+
+
+async def _traced(agent: Agent, session: Session, mcp: McpToolset | None, provider: Any) -> RunResult:
+    """The run under an ``invoke_agent`` span, the session's events turned into spans after each step."""
+    from opentelemetry import trace
+
+    from tether.otel import SessionTracer
+
+    attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "tether run", "gen_ai.conversation.id": session.id}
+    root = provider.get_tracer("tether").start_span("invoke_agent tether run", attributes=attributes)
+    spans = SessionTracer(session.store, session.id, tracer_provider=provider, parent=trace.set_span_in_context(root))
+    on_call, on_turn = agent.on_call, agent.on_turn
+
+    def call_then_flush(report: CallReport) -> None:
+        if on_call is not None:
+            on_call(report)
+        spans.flush()
+
+    def turn_then_flush(reply: Any) -> None:
+        if on_turn is not None:
+            on_turn(reply)
+        spans.flush()
+
+    agent.on_call, agent.on_turn = call_then_flush, turn_then_flush
     try:
-        result = asyncio.run(agent.run(session))
+        if mcp is None:
+            return await agent.run(session)
+        async with mcp.connected(session):
+            return await agent.run(session)
+    finally:
+        agent.on_call, agent.on_turn = on_call, on_turn
+        spans.close()
+        root.end()
+
+
+def _mcp_toolset(config: str | None, command: str | None, store: EventStore, policy: Policy, pins: bool) -> McpToolset | None:
+    """The MCP servers of ``--mcp CONFIG`` and ``--mcp-server COMMAND`` (None when neither is given)."""
+    if config is None and command is None:
+        return None
+    from tether.adapters.mcp import McpToolset, load_gateway, server_option
+
+    servers: list[Upstream] = list(load_gateway(config)) if config is not None else []
+    if command is not None:
+        lone = server_option(command) if "=" in command.split(" ", 1)[0] else _command_server(command)
+        servers.append(lone)
+    return McpToolset(servers, store, policy, pins=pins, gateway=config is not None or None)
+
+
+def _provider(otel: str | None) -> Any:
+    if otel is None:
+        return None
+    try:
+        from tether.otel import tracer_provider
+    except ImportError:
+        raise click.UsageError("--otel needs the otel extra: pip install 'tether-guard[otel]'") from None
+    try:
+        return tracer_provider("console" if otel == "console" else "otlp")
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _command_server(command: str) -> Upstream:
+    import shlex
+
+    from tether.adapters.mcp import Upstream
+
+    try:
+        return Upstream(command=tuple(shlex.split(command)))
+    except ValueError as exc:
+        raise click.BadParameter(f"{command!r}: {exc}", param_hint="--mcp-server") from None
+
+
+def _run_one(
+    agent: Agent, session: Session | RemoteSession, as_json: bool, mcp: McpToolset | None = None, provider: Any = None
+) -> RunResult:
+    if isinstance(session, Session):
+        policy_name, task = session.state.policy_name, session.state.task
+    else:
+        policy_name, task = str(session.summary["policy_name"]), session.task
+    if not as_json:
+        console.print(f"[bold]session {session.id}[/] ({escape(policy_name)}): {escape(task[:200])}", soft_wrap=True)
+    try:
+        result = asyncio.run(_drive(agent, session, mcp, provider))
     except KeyboardInterrupt:
         err_console.print(f"\ninterrupted; continue with: tether run --resume {session.id} ...")
         raise SystemExit(130) from None
-    _finish(session.store, result, as_json)
+    summary = audit_summary(session.store, result.session_id) if isinstance(session, Session) else remote_audit_summary(session)
+    _finish(summary, result, as_json)
     return result
+
+
+def _queue(task: str | None, task_file: str | None, tasks_file: str | None, resume: str | None) -> list[str]:
+    return [] if resume is not None else _tasks(task, task_file, tasks_file)
+
+
+def _run_remote(
+    agent: Agent,
+    remote: RemoteGuard,
+    policy_path: str | None,
+    queue: list[str],
+    resume: str | None,
+    principal: str,
+    model: str,
+    tools: Toolset,
+    as_json: bool,
+) -> None:
+    """The runs of ``tether run --guard-url``: every check, record, message and ask through the service."""
+    results = []
+    try:
+        if resume is not None:
+            results = [_run_one(agent, remote.resume(resume), as_json)]
+        else:
+            if policy_path is None:
+                raise click.UsageError("--policy is needed to start a run")
+            policy = Policy.from_file(policy_path)
+            for i, text in enumerate(queue):
+                meta: dict[str, Any] = {"runner": "tether run", "model": model, "tools": [s.name for s in tools.specs()]}
+                if len(queue) > 1:
+                    meta["queue"] = {"index": i, "of": len(queue)}
+                results.append(_run_one(agent, remote.start(text, policy=policy, principal=principal, metadata=meta), as_json))
+                if results[-1].stop in ("model_error", "store_error"):
+                    break
+    except (PolicyError, SessionError, StoreError, ConfigError) as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(2) from None
+    stops = {r.stop for r in results}
+    raise SystemExit(2 if stops & {"model_error", "store_error"} else 0 if stops <= {"completed", "refused"} else 1)
 
 
 @click.command("run")
@@ -246,6 +407,18 @@ def _run_one(agent: Agent, session: Session, as_json: bool) -> RunResult:
 @click.option("--api-key", envvar="OPENAI_API_KEY", default=None, show_envvar=True, help="Bearer token for the model server.")
 @click.option(
     "--tools", "tool_specs", multiple=True, metavar="MODULE:ATTR", help="Python tools: a toolset, a function or a list of functions."
+)
+@click.option(
+    "--mcp",
+    "mcp_config",
+    type=click.Path(dir_okay=False, exists=True),
+    help="MCP servers (a gateway file: servers: or mcpServers:); tools named <server>__<tool>.",
+)
+@click.option(
+    "--mcp-server", "mcp_command", default=None, metavar="COMMAND", help="One MCP server: its command line (shell words), or NAME=COMMAND."
+)
+@click.option(
+    "--pins/--no-pins", "mcp_pins", default=True, show_default=True, help="Pin MCP tool definitions (changed ones are held until reviewed)."
 )
 @db_option
 @click.option("--principal", default="user", show_default=True, help="Who the agent acts for (one for the whole queue).")
@@ -264,6 +437,21 @@ def _run_one(agent: Agent, session: Session, as_json: bool) -> RunResult:
 )
 @click.option("--approve-timeout", type=click.FloatRange(0), default=None, help="Seconds to wait for an answer (then refused).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: each call, then each run's result.")
+@click.option(
+    "--otel",
+    "otel",
+    type=click.Choice(["otlp", "console"]),
+    default=None,
+    help="Export GenAI spans (execute_tool, chat) over OTLP/HTTP (configured by the OTEL_* variables) or to stdout. Needs the otel extra.",
+)
+@click.option(
+    "--guard-url",
+    envvar="TETHER_GUARD_URL",
+    default=None,
+    show_envvar=True,
+    help="Check calls through a guard service (tether serve) instead of a local store; several URLs comma-separated.",
+)
+@click.option("--guard-token", envvar="TETHER_GUARD_TOKEN", default=None, show_envvar=True, help="The service's token (an agent token).")
 def run_cmd(
     policy_path: str | None,
     task: str | None,
@@ -274,6 +462,9 @@ def run_cmd(
     base_url: str,
     api_key: str | None,
     tool_specs: tuple[str, ...],
+    mcp_config: str | None,
+    mcp_command: str | None,
+    mcp_pins: bool,
     db: str,
     principal: str,
     max_steps: int,
@@ -284,11 +475,14 @@ def run_cmd(
     approver_kind: str,
     approve_timeout: float | None,
     as_json: bool,
+    otel: str | None,
+    guard_url: str | None,
+    guard_token: str | None,
 ) -> None:
     """Run an agent on a task against an OpenAI-compatible model server; every tool call is checked,
     asked or denied by the policy and logged with the conversation. Exit 0 when the model answered,
     1 when the run stopped first (budget, session stopped, step limit), 2 on a model or store error."""
-    from tether.agent import Agent, ChatClient, ModelConfig
+    from tether.agent import Agent, ChatClient, ModelConfig, ToolsetGroup
 
     tools = load_tools(tool_specs)
     config = ModelConfig(
@@ -300,30 +494,57 @@ def run_cmd(
         max_retries=retries,
         temperature=temperature,
     )
-    agent = Agent(
-        ChatClient(config), tools, approver=_approver(approver_kind, approve_timeout, db), max_steps=max_steps, on_call=_printer(as_json)
-    )
+    urls = [u.strip().rstrip("/") for u in guard_url.split(",") if u.strip()] if guard_url else []
+    if urls:
+        if mcp_config is not None or mcp_command is not None or otel is not None:
+            raise click.UsageError("--mcp, --mcp-server and --otel run with a local store, not yet with --guard-url")
+        approver = _approver(approver_kind, approve_timeout, db, urls[0])
+        agent = Agent(ChatClient(config), tools, approver=approver, max_steps=max_steps, on_call=_printer(as_json))
+        if not guard_token:
+            raise click.UsageError("--guard-url needs --guard-token (or TETHER_GUARD_TOKEN)")
+        from tether.client import RemoteGuard
+
+        with RemoteGuard(urls, guard_token) as remote:
+            _run_remote(agent, remote, policy_path, _queue(task, task_file, tasks_file, resume), resume, principal, model, tools, as_json)
+        return
+    provider = _provider(otel)  # a missing exporter is a usage error before anything is opened
     store = open_store(db, must_exist=resume is not None)
+
+    def agent_for(mcp: McpToolset | None) -> Agent:
+        toolset = tools if mcp is None else ToolsetGroup([tools, mcp])
+        approver = _approver(approver_kind, approve_timeout, db)
+        return Agent(ChatClient(config), toolset, approver=approver, max_steps=max_steps, on_call=_printer(as_json))
+
     try:
         if resume is not None:
             sid = resolve_session(store, resume)
-            guard = Guard(Policy.from_file(policy_path), store) if policy_path else Guard.for_session(store, sid)
-            results = [_run_one(agent, guard.resume_session(sid), as_json)]
+            policy = Policy.from_file(policy_path) if policy_path else Guard.for_session(store, sid).policy
+            mcp = _mcp_toolset(mcp_config, mcp_command, store, policy, mcp_pins)
+            guard = Guard(policy, store, detectors=mcp.detectors if mcp is not None else ())
+            results = [_run_one(agent_for(mcp), guard.resume_session(sid), as_json, mcp, provider)]
         else:
             if policy_path is None:
                 raise click.UsageError("--policy is needed to start a run")
             queue = _tasks(task, task_file, tasks_file)
-            guard = Guard(Policy.from_file(policy_path), store)
+            policy = Policy.from_file(policy_path)
+            mcp = _mcp_toolset(mcp_config, mcp_command, store, policy, mcp_pins)
+            guard = Guard(policy, store, detectors=mcp.detectors if mcp is not None else ())
+            agent = agent_for(mcp)
             results = []
             for i, text in enumerate(queue):
                 meta: dict[str, Any] = {"runner": "tether run", "model": model, "tools": [s.name for s in tools.specs()]}
+                if mcp is not None:
+                    meta["mcp"] = mcp.describe()
                 if len(queue) > 1:
                     meta["queue"] = {"file": tasks_file, "index": i, "of": len(queue)}
-                results.append(_run_one(agent, guard.start_session(text, principal=principal, metadata=meta), as_json))
+                results.append(_run_one(agent, guard.start_session(text, principal=principal, metadata=meta), as_json, mcp, provider))
                 if results[-1].stop in ("model_error", "store_error"):
                     break
-    except (PolicyError, SessionError, StoreError, ConfigError) as exc:
+    except (PolicyError, SessionError, StoreError, ConfigError, RuntimeFailure) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
+    finally:
+        if provider is not None:
+            provider.shutdown()  # flushes the batched spans
     stops = {r.stop for r in results}
     raise SystemExit(2 if stops & {"model_error", "store_error"} else 0 if stops <= {"completed", "refused"} else 1)

@@ -34,12 +34,17 @@ def _loopback(host: str) -> bool:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you say otherwise).")
 @click.option("--port", default=8321, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Another Host header name to answer to (repeatable).")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes on the port (any serves any session)."
+)
+@click.option("--cache-size", default=256, show_default=True, type=click.IntRange(1), help="Sessions each worker keeps folded in memory.")
 @click.pass_context
-def serve(ctx: click.Context, db: str, host: str, port: int, allow_hosts: tuple[str, ...]) -> None:
+def serve(ctx: click.Context, db: str, host: str, port: int, allow_hosts: tuple[str, ...], workers: int, cache_size: int) -> None:
     """Serve the oversight API (/api/, spec at /api/openapi.json) and web UI for the store.
 
-    Every route needs a token. The first start creates one named 'admin' and prints it once;
-    make more with 'tether serve token create NAME'."""
+    Every route needs a token. The first start creates one named 'admin' (an overseer) and prints
+    it once; make more with 'tether serve token create NAME [--role agent --principal P]'. Agents
+    that run elsewhere use the guard API (/api/guard/) with an agent token."""
     if ctx.invoked_subcommand is not None:
         return
     open_store(db, must_exist=False).close()
@@ -60,7 +65,9 @@ def serve(ctx: click.Context, db: str, host: str, port: int, allow_hosts: tuple[
     console.print(
         f"Tether oversight on http://{escape(host if ':' not in host else f'[{host}]')}:{port}/ (store {escape(db)})", soft_wrap=True
     )
-    run_server(db, host=host, port=port, extra_hosts=allow_hosts)
+    if workers > 1:
+        console.print(f"{workers} worker processes")
+    run_server(db, host=host, port=port, extra_hosts=allow_hosts, workers=workers, cache_size=cache_size)
 
 
 @serve.group()
@@ -71,10 +78,18 @@ def token() -> None:
 @token.command("create")
 @db_option
 @click.argument("name")
-def token_create(db: str, name: str) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(["overseer", "agent"]),
+    default="overseer",
+    show_default=True,
+    help="overseer: everything the UI can do; agent: run sessions through the guard API only (never answer asks).",
+)
+@click.option("--principal", default=None, help="Bind an agent token to one principal's sessions.")
+def token_create(db: str, name: str, role: str, principal: str | None) -> None:
     """Create a token NAME (who holds it: logged as who answered or stopped) and print it once."""
     try:
-        value = _book(db).create(name)
+        value = _book(db).create(name, role="agent" if role == "agent" else "overseer", principal=principal)
     except TokenError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
@@ -109,8 +124,12 @@ def token_list(db: str, as_json: bool) -> None:
         raise SystemExit(2) from None
     for t in tokens:
         if as_json:
-            click.echo(json.dumps({"name": t.name, "created": t.created, "sha256_prefix": t.digest[:12]}, ensure_ascii=False))
+            doc = {"name": t.name, "role": t.role, "principal": t.principal, "created": t.created, "sha256_prefix": t.digest[:12]}
+            click.echo(json.dumps(doc, ensure_ascii=False))
             continue
-        console.print(f"{escape(t.name)}  created {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(t.created))}  sha256 {t.digest[:12]}…")
+        bound = f" for {escape(repr(t.principal))}" if t.principal is not None else ""
+        console.print(
+            f"{escape(t.name)}  {t.role}{bound}  created {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(t.created))}  sha256 {t.digest[:12]}…"
+        )
     if not tokens and not as_json:
         console.print("no tokens")

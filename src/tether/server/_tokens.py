@@ -3,6 +3,12 @@
 A token is shown once, when it is created; the file holds only its SHA-256, so reading
 the file does not give access. The file is written atomically and readable by its owner
 only. Tokens are named (the name is who answered, in the log) and revocable.
+
+A token has a role. An ``overseer`` may do everything the UI can (read every session, answer
+approvals, pause, resume, kill); an ``agent`` may only run sessions through the guard API
+(begin, check, record, add untrusted sources, end, read its own sessions), optionally only for
+one principal, so an agent can never approve its own asks. Tokens written before roles
+existed are overseers.
 """
 
 from __future__ import annotations
@@ -18,6 +24,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal, get_args
+
+Role = Literal["agent", "overseer"]
+"""What a token may do: run sessions through the guard API (``agent``), or everything (``overseer``)."""
+
+ROLES: tuple[Role, ...] = get_args(Role)
 
 _PREFIX = "tth_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -37,6 +49,10 @@ class TokenInfo:
     """When it was created (UTC Unix time)."""
     digest: str
     """SHA-256 of the token, hex."""
+    role: Role = "overseer"
+    """What it may do (see :data:`Role`)."""
+    principal: str | None = None
+    """For an agent token: the only principal whose sessions it may begin and use (None: any)."""
 
 
 def tokens_path(db: str) -> Path:
@@ -62,19 +78,26 @@ class TokenBook:
             return []
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            return [TokenInfo(str(t["name"]), float(t["created"]), str(t["digest"])) for t in data["tokens"]]
+            return [_info(t) for t in data["tokens"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise TokenError(f"cannot read the token file {str(self.path)!r}: {exc}") from None
 
-    def create(self, name: str) -> str:
-        """A new token named ``name`` (unique); returns the token, which is never shown again."""
+    def create(self, name: str, *, role: Role = "overseer", principal: str | None = None) -> str:
+        """A new token named ``name`` (unique) with a ``role`` (an agent token may be bound to one
+        ``principal``); returns the token, which is never shown again."""
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise TokenError(f"a token name is 1 to 64 letters, digits or _.@- (starting with a letter or digit), got {name!r}")
+        if role not in ROLES:
+            raise TokenError(f"a token's role is one of {', '.join(ROLES)}, got {role!r}")
+        if principal is not None and (
+            role != "agent" or not isinstance(principal, str) or not principal.isprintable() or not 0 < len(principal) <= 256
+        ):
+            raise TokenError(f"only an agent token is bound to a principal (1 to 256 printable characters), got {principal!r}")
         tokens = self.list()
         if any(t.name == name for t in tokens):
             raise TokenError(f"a token named {name!r} exists: revoke it first")
         token = _PREFIX + secrets.token_urlsafe(32)
-        self._write([*tokens, TokenInfo(name, time.time(), _digest(token))])
+        self._write([*tokens, TokenInfo(name, time.time(), _digest(token), role, principal)])
         return token
 
     def revoke(self, name: str) -> bool:
@@ -88,6 +111,11 @@ class TokenBook:
 
     def check(self, token: str) -> str | None:
         """The name of the live token ``token``, or None. Compares digests in constant time."""
+        found = self.holder(token)
+        return None if found is None else found.name
+
+    def holder(self, token: str) -> TokenInfo | None:
+        """The live token ``token`` (its name, role and principal), or None. Compares digests in constant time."""
         if not isinstance(token, str) or not token.startswith(_PREFIX) or len(token) > 256:
             return None
         digest = _digest(token)
@@ -98,11 +126,11 @@ class TokenBook:
         found = None
         for t in tokens:
             if hmac.compare_digest(t.digest, digest):
-                found = t.name
+                found = t
         return found
 
     def _write(self, tokens: Sequence[TokenInfo]) -> None:
-        doc = {"tokens": [{"name": t.name, "created": t.created, "digest": t.digest} for t in tokens]}
+        doc = {"tokens": [_entry(t) for t in tokens]}
         folder = self.path.parent if str(self.path.parent) else Path(".")
         try:
             fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=folder)
@@ -112,3 +140,24 @@ class TokenBook:
             os.replace(tmp, self.path)
         except OSError as exc:
             raise TokenError(f"cannot write the token file {str(self.path)!r}: {exc}") from None
+
+
+def _info(entry: dict[str, Any]) -> TokenInfo:
+    role = entry.get("role", "overseer")  # written before roles existed: an overseer
+    if role not in ROLES:
+        raise ValueError(f"unknown token role {role!r}")
+    principal = entry.get("principal")
+    return TokenInfo(
+        str(entry["name"]),
+        float(entry["created"]),
+        str(entry["digest"]),
+        role,
+        None if principal is None else str(principal),
+    )
+
+
+def _entry(t: TokenInfo) -> dict[str, object]:
+    out: dict[str, object] = {"name": t.name, "created": t.created, "digest": t.digest, "role": t.role}
+    if t.principal is not None:
+        out["principal"] = t.principal
+    return out

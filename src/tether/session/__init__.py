@@ -1,5 +1,6 @@
 """Sessions and the guard: where every decision is made."""
 
+from tether.session._agent_session import AgentSession
 from tether.session._gate import Admission, Gate, Outcome, error_text
 from tether.session._guard import Guard, policy_document, stored_policy
 from tether.session._policy_tests import (
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_OUTPUT_CHARS",
     "SnapshotPolicy",
     "Admission",
+    "AgentSession",
     "Baseline",
     "Gate",
     "Guard",

@@ -18,7 +18,7 @@ from tether._decision import Decision, ToolCall
 from tether.approvals import ApprovalRequest, Approver, AsyncApprover
 from tether.errors import ApprovalRequired, ToolDenied
 from tether.flow import Label
-from tether.session._session import Session
+from tether.session._agent_session import AgentSession
 
 R = TypeVar("R")
 
@@ -92,13 +92,13 @@ class Gate:
 
     def __init__(
         self,
-        session: Session,
+        session: AgentSession,
         approver: Approver | AsyncApprover | None = None,
         *,
         output: Callable[[Any], Any] | None = None,
     ) -> None:
         self.session = session
-        """The session every call is checked and logged in."""
+        """The session every call is checked and logged in (in this process, or a :class:`tether.client.RemoteSession`)."""
         self.approver = approver
         """Who answers an ``ask``."""
         self.output = output

@@ -9,8 +9,8 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from tether._decision import ToolCall
 from tether.approvals import Approver, AsyncApprover
+from tether.session._agent_session import AgentSession
 from tether.session._gate import Gate
-from tether.session._session import Session
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,7 +36,7 @@ def _binder(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]
 
 
 def guarded(
-    session: Session, *, name: str | None = None, approver: Approver | AsyncApprover | None = None
+    session: AgentSession, *, name: str | None = None, approver: Approver | AsyncApprover | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator: every call of the function is checked by ``session`` and its result recorded.
 

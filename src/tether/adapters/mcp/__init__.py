@@ -29,6 +29,7 @@ from tether.adapters.mcp._pins import (
 )
 from tether.adapters.mcp._policy_init import starting_policy
 from tether.adapters.mcp._serve import ServeOptions, check_loopback, serve, store_path
+from tether.adapters.mcp._toolset import McpToolError, McpToolset
 from tether.adapters.mcp._upstream import Upstream, check_gateway, load_gateway, server_option
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "SAMPLING",
     "Listing",
     "Malformed",
+    "McpToolError",
+    "McpToolset",
     "Message",
     "PinBook",
     "PinDetector",

@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from tether import __version__
 from tether._display import fold, pieces
 from tether.errors import StoreError
-from tether.server import Oversight, OversightError, TimelineEntry, TokenBook
-from tether.server.web import _api, _pages
-from tether.server.web._auth import Logins, gate
+from tether.server import GuardService, Oversight, OversightError, TimelineEntry, TokenBook
+from tether.server.web import _api, _guard_api, _pages
+from tether.server.web._auth import Gate, Logins
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 """Host names the service answers to by default."""
@@ -38,9 +38,17 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-def create_app(oversight: Oversight, tokens: TokenBook, *, hosts: Collection[str] = LOOPBACK_HOSTS, poll_s: float = 0.2) -> FastAPI:
+def create_app(
+    oversight: Oversight,
+    tokens: TokenBook,
+    *,
+    hosts: Collection[str] = LOOPBACK_HOSTS,
+    poll_s: float = 0.2,
+    guard: GuardService | None = None,
+) -> FastAPI:
     """The app over one store's :class:`Oversight`, admitting the holders of ``tokens`` and
-    answering to the Host names ``hosts`` only."""
+    answering to the Host names ``hosts`` only. ``guard`` serves the guard API (default: one
+    over the same store)."""
     app = FastAPI(
         title="Tether oversight",
         version=__version__,
@@ -52,6 +60,7 @@ def create_app(oversight: Oversight, tokens: TokenBook, *, hosts: Collection[str
     templates = _templates()
     logins = Logins(tokens)
     app.state.oversight = oversight
+    app.state.guard = guard if guard is not None else GuardService(oversight.store)
     app.state.templates = templates
     app.state.logins = logins
     app.state.tokens = tokens
@@ -62,7 +71,7 @@ def create_app(oversight: Oversight, tokens: TokenBook, *, hosts: Collection[str
         return row.render(e=entry)
 
     app.state.render_entry = render_entry
-    app.middleware("http")(gate(tokens, logins, hosts))
+    app.add_middleware(Gate, tokens=tokens, logins=logins, hosts=hosts)
 
     @app.exception_handler(OversightError)
     async def refused(request: Request, exc: OversightError) -> JSONResponse:
@@ -79,5 +88,6 @@ def create_app(oversight: Oversight, tokens: TokenBook, *, hosts: Collection[str
         return JSONResponse({"detail": problems}, status_code=422)
 
     app.include_router(_api.router)
+    app.include_router(_guard_api.router)
     app.include_router(_pages.router)
     return app

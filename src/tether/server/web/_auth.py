@@ -1,10 +1,12 @@
 """Who is asking: bearer tokens for the API, a sign-in cookie for the pages, CSRF and Host checks.
 
-Every route is behind :func:`gate` (the middleware) except the sign-in page. A browser signs
+Every route is behind :class:`Gate` (the middleware) except the sign-in page. A browser signs
 in once with a token and gets an HttpOnly, SameSite=Strict cookie naming a server-side
 login; that login carries a CSRF secret that every form and every cookie-authenticated
 write must echo. A request whose Host header is not one the service answers to is
 refused before anything else (DNS rebinding), and so is a write from another origin.
+An ``agent`` token reaches only the guard API (``/api/guard/``) and the spec; it cannot sign
+in to the pages.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tether.server import TokenBook
+from tether.server import Role, TokenBook
 
 COOKIE = "tether_login"
 """The sign-in cookie's name."""
@@ -48,6 +52,10 @@ class Who:
     """How the request proved it: ``Authorization: Bearer`` or the sign-in cookie."""
     csrf: str = ""
     """The login's CSRF secret (cookie sign-ins only)."""
+    role: Role = "overseer"
+    """What the token may do (cookie sign-ins are overseers: agent tokens cannot sign in)."""
+    principal: str | None = None
+    """For an agent token bound to a principal: that principal."""
 
 
 @dataclass(slots=True)
@@ -69,9 +77,10 @@ class Logins:
 
     def sign_in(self, token: str) -> str | None:
         """A new login for a live token: returns the cookie value, or None for a bad token."""
-        name = self.tokens.check(token)
-        if name is None:
-            return None
+        holder = self.tokens.holder(token)
+        if holder is None or holder.role != "overseer":
+            return None  # the pages are for people: an agent token cannot sign in
+        name = holder.name
         key = secrets.token_urlsafe(32)
         with self._lock:
             now = time.time()
@@ -121,10 +130,18 @@ def authenticate(request: Request, tokens: TokenBook, logins: Logins) -> Who | N
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")
-        name = tokens.check(token.strip()) if scheme.lower() == "bearer" else None
-        return Who(name, "bearer") if name is not None else None
+        holder = tokens.holder(token.strip()) if scheme.lower() == "bearer" else None
+        return Who(holder.name, "bearer", role=holder.role, principal=holder.principal) if holder is not None else None
     key = request.cookies.get(COOKIE)
     return logins.who(key) if key else None
+
+
+AGENT_PATHS = ("/api/guard/", "/api/openapi.json")
+"""What an agent token may reach (prefixes); everything else is for overseers."""
+
+
+def _agent_may_reach(path: str) -> bool:
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in AGENT_PATHS)
 
 
 def same_origin(request: Request) -> bool:
@@ -144,45 +161,61 @@ def check_csrf(request: Request, given: str | None) -> None:
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
 
 
-def security_headers(response: Response, nonce: str) -> None:
+def security_headers(response: Response | MutableHeaders, nonce: str) -> None:
     """Headers every response carries: no framing, no sniffing, no caching, scripts by nonce only, no referrer leaving the site."""
-    response.headers["content-security-policy"] = _CSP.format(nonce=nonce)
-    response.headers["x-content-type-options"] = "nosniff"
-    response.headers["x-frame-options"] = "DENY"
-    response.headers["referrer-policy"] = "same-origin"  # a browser then sends Origin on its own forms (not "null")
-    response.headers["cache-control"] = "no-store"
+    headers = response.headers if isinstance(response, Response) else response
+    headers["content-security-policy"] = _CSP.format(nonce=nonce)
+    headers["x-content-type-options"] = "nosniff"
+    headers["x-frame-options"] = "DENY"
+    headers["referrer-policy"] = "same-origin"  # a browser then sends Origin on its own forms (not "null")
+    headers["cache-control"] = "no-store"
 
 
-def gate(
-    tokens: TokenBook, logins: Logins, hosts: Collection[str]
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """The middleware in front of every route: Host, origin of writes, then a live token."""
-    allowed = frozenset(h.lower().strip("[]") for h in hosts)
+class Gate:
+    """The middleware in front of every route: Host, origin of writes, then a live token; security
+    headers on every response. Plain ASGI (no ``BaseHTTPMiddleware``): it costs a request no task
+    group or body streams, and server-sent events pass straight through."""
 
-    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    def __init__(self, app: ASGIApp, *, tokens: TokenBook, logins: Logins, hosts: Collection[str]) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.logins = logins
+        self.allowed = frozenset(h.lower().strip("[]") for h in hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         nonce = secrets.token_urlsafe(16)
-        request.state.nonce = nonce
-        host = host_name(request.headers.get("host", ""))
-        response: Response
-        if host is None or host.strip("[]") not in allowed:
-            response = JSONResponse({"detail": "unknown Host header"}, status_code=400)
-        elif request.method in _UNSAFE and not same_origin(request):
-            response = JSONResponse({"detail": "cross-origin write refused"}, status_code=403)
-        elif request.url.path == "/login":
-            response = await call_next(request)
-        else:
-            who = authenticate(request, tokens, logins)
-            if who is None:
-                if request.method == "GET" and not request.url.path.startswith("/api/"):
-                    response = RedirectResponse("/login?next=" + quote(request.url.path, safe="/"), status_code=303)
-                else:
-                    response = JSONResponse(
-                        {"detail": "a valid token is required"}, status_code=401, headers={"www-authenticate": "Bearer"}
-                    )
-            else:
-                request.state.who = who
-                response = await call_next(request)
-        security_headers(response, nonce)
-        return response
+        scope.setdefault("state", {})["nonce"] = nonce
+        request = Request(scope)
 
-    return middleware
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                security_headers(MutableHeaders(scope=message), nonce)
+            await send(message)
+
+        refusal = self._refusal(request)
+        if refusal is not None:
+            await refusal(scope, receive, send_with_headers)
+        else:
+            await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, request: Request) -> Response | None:
+        """The response that refuses the request, or None to let it through (with ``state.who`` set)."""
+        host = host_name(request.headers.get("host", ""))
+        if host is None or host.strip("[]") not in self.allowed:
+            return JSONResponse({"detail": "unknown Host header"}, status_code=400)
+        if request.method in _UNSAFE and not same_origin(request):
+            return JSONResponse({"detail": "cross-origin write refused"}, status_code=403)
+        if request.url.path == "/login":
+            return None
+        who = authenticate(request, self.tokens, self.logins)
+        if who is None:
+            if request.method == "GET" and not request.url.path.startswith("/api/"):
+                return RedirectResponse("/login?next=" + quote(request.url.path, safe="/"), status_code=303)
+            return JSONResponse({"detail": "a valid token is required"}, status_code=401, headers={"www-authenticate": "Bearer"})
+        if who.role == "agent" and not _agent_may_reach(request.url.path):
+            return JSONResponse({"detail": "an agent token may use the guard API (/api/guard/) only"}, status_code=403)
+        request.state.who = who
+        return None

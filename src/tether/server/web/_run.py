@@ -1,22 +1,68 @@
-"""Run the service: one store, its token file, uvicorn on a loopback address unless told otherwise."""
+"""Run the service: one store, its token file, uvicorn on a loopback address unless told otherwise.
+
+With ``workers`` > 1, uvicorn runs that many worker processes on one port (its supervisor
+restarts one that dies); each opens the store itself and builds the app with :func:`worker_app`,
+from the configuration this process hands down in the environment. Workers share nothing but
+the store, so any of them serves any session.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 
 import uvicorn
+from fastapi import FastAPI
 
-from tether.server import Oversight, TokenBook, tokens_path
+from tether.server import GuardService, Oversight, TokenBook, tokens_path
 from tether.server.web._app import LOOPBACK_HOSTS, create_app
-from tether.store import SQLiteStore
+from tether.store import EventStore, SQLiteStore
+
+_CONFIG = "TETHER_SERVE_WORKER_CONFIG"
+"""The environment variable that carries the configuration to worker processes."""
 
 
-def serve(db: str, *, host: str = "127.0.0.1", port: int = 8321, extra_hosts: Sequence[str] = ()) -> None:
+def _open(db: str) -> EventStore:
+    """The store a worker serves (one connection per worker process)."""
+    return SQLiteStore(db)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (uvicorn's factory), configured by the process that started uvicorn."""
+    config = json.loads(os.environ[_CONFIG])
+    store = _open(config["db"])
+    return create_app(
+        Oversight(store),
+        TokenBook(tokens_path(config["db"])),
+        hosts=config["hosts"],
+        guard=GuardService(store, cache_size=config["cache_size"]),
+    )
+
+
+def serve(
+    db: str, *, host: str = "127.0.0.1", port: int = 8321, extra_hosts: Sequence[str] = (), workers: int = 1, cache_size: int = 256
+) -> None:
     """Serve the store at ``db`` until interrupted. The Host names answered to are the loopback
-    names, ``host`` itself and ``extra_hosts``."""
-    store = SQLiteStore(db)
+    names, ``host`` itself and ``extra_hosts``; ``workers`` processes serve one port; each keeps
+    at most ``cache_size`` sessions folded in memory."""
+    hosts = [*LOOPBACK_HOSTS, host, *extra_hosts]
+    if workers > 1:
+        os.environ[_CONFIG] = json.dumps({"db": db, "hosts": hosts, "cache_size": cache_size})
+        uvicorn.run(
+            "tether.server.web._run:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            proxy_headers=False,
+            server_header=False,
+        )
+        return
+    store = _open(db)
     try:
-        app = create_app(Oversight(store), TokenBook(tokens_path(db)), hosts=(*LOOPBACK_HOSTS, host, *extra_hosts))
+        app = create_app(Oversight(store), TokenBook(tokens_path(db)), hosts=hosts, guard=GuardService(store, cache_size=cache_size))
         uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
     finally:
         store.close()
