@@ -31,7 +31,7 @@ class ShippedPolicy:
 
     @property
     def description(self) -> str:
-        """The first line of the policy's ``description`` (or its first comment)."""
+        """The first line of the policy's ``description``, or else of its first comment."""
         for line in self.text.splitlines():
             if line.startswith("description:"):
                 first = line.removeprefix("description:").strip().strip(">|").strip()
@@ -39,7 +39,8 @@ class ShippedPolicy:
                     return first
                 rest = [r.strip() for r in self.text.split(line, 1)[1].splitlines() if r.strip()]
                 return rest[0] if rest else ""
-        return ""
+        comment = next((line for line in self.text.splitlines() if line.startswith("#")), "")
+        return comment.lstrip("# ").strip()
 
 
 def _folder(place: str) -> Traversable:
