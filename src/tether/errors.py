@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tether._decision import Decision
@@ -55,6 +55,8 @@ class PolicyError(ConfigError):
         self.line = line
         self.problems: tuple[PolicyError, ...] = (self,)
         """Every problem found, each with its own source, line and rule path (this one first)."""
+        self.warnings: tuple[Any, ...] = ()
+        """The warnings found alongside (``PolicyWarning``\\ s), so that one run shows every problem."""
         where = source if line is None else f"{source}:{line}"
         at = f" at {rule_path}" if rule_path else ""
         super().__init__(f"{where}{at}: {message}")

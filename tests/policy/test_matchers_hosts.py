@@ -482,3 +482,32 @@ def test_deny_rules_see_through_disguised_domains(value: str) -> None:
 def test_the_restricting_side_does_not_match_unrelated_hosts(value: str) -> None:
     assert not UrlHostIn(["evil.com"]).may_match(value)
     assert not EmailDomainIn(["evil.com"]).may_match(value)
+
+
+def test_a_plain_user_name_before_an_allowed_host_is_accepted() -> None:
+    """Issue 16: ``https://user@allowed/`` names the allowed host to every parser; a userinfo that
+    reads like a host, holds a password or a second '@' is still refused."""
+    from tether.policy._matchers import UrlHostIn
+
+    urls = UrlHostIn(["allowed.com"])
+    assert urls.accepts("https://user@allowed.com/") and urls.accepts("https://git@allowed.com/repo.git")
+    for value in ("https://allowed.com@evil.com/", "https://user@evil.com/", "https://a@b@allowed.com/", "https://u:p@allowed.com/",
+                  "https://allowed.com:443@evil.com/", "https://a%40b@allowed.com/"):  # fmt: skip
+        assert not urls.accepts(value), value
+    assert urls.may_match("https://user@allowed.com/")
+
+
+def test_an_a_label_under_a_double_wildcard_is_accepted_without_idn() -> None:
+    """``xn--bcher-kva.corp.com`` under ``**.corp.com``: the policy accepts every name under
+    corp.com, and a valid A-label reads the same to every consumer. A listed name and the label
+    of a ``*.`` entry still need ``idn: true``, and an invalid A-label is refused."""
+    from tether.policy._matchers import HostIn, UrlHostIn
+
+    assert UrlHostIn(["**.corp.com"]).accepts("https://xn--bcher-kva.corp.com/x")
+    assert HostIn(["**.corp.com"]).accepts("xn--bcher-kva.corp.com")
+    assert HostIn(["**.corp.com"]).may_match("bücher.corp.com")  # its U-label form, on the restricting side
+    assert not HostIn(["**.corp.com"]).accepts("xn--zz.corp.com")
+    assert not HostIn(["corp.com", "*.corp.com"]).accepts("xn--bcher-kva.com")
+    assert not HostIn(["*.corp.com"]).accepts("xn--bcher-kva.corp.com")
+    assert HostIn(["*.corp.com"], idn=True).accepts("xn--bcher-kva.corp.com")
+    assert not HostIn(["**.corp.com"]).accepts("xn--crp-zla.com")  # a look-alike of the listed domain itself

@@ -7,6 +7,8 @@ side) match when any reading of the path matches, case-insensitively.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tether.policy._matchers import PathGlob, Paths, PathUnder
@@ -35,17 +37,12 @@ LEGITIMATE_PATHS = [
 
 # (value, what the refusal must mention)
 PATH_TRICKS = [
-    # '..' and '.' segments, empty segments, '//' prefixes
+    # '..' segments (a symlink before one sends the system elsewhere than a lexical reading), '//' prefixes
     ("/home/ana/docs/../.ssh/id_rsa", "'..'"),
     ("/home/ana/docs/..", "'..'"),
     ("/srv/data/a/../../../etc/passwd", "'..'"),
     ("~/work/../.ssh/id_rsa", "'..'"),
     ("../etc/passwd", "'..'"),
-    ("/home/ana/docs/./x", "'.'"),
-    ("/home/ana/docs/.", "'.'"),
-    ("./docs/x", "'.'"),
-    ("/home/ana//docs/x", "empty segment"),
-    ("/home/ana/docs//", "empty segment"),
     ("//home/ana/docs/x", "'//'"),
     ("///home/ana/docs/x", "'//'"),
     # encodings: percent-escapes, backslashes, compatibility and look-alike characters
@@ -121,6 +118,36 @@ def test_legitimate_paths_pass(value: str) -> None:
     assert UNDER.refusal(value) is None
 
 
+# Spellings every POSIX consumer reads as the same file: collapsed, not refused (issue 16).
+COLLAPSED = [
+    ("/home/ana/docs/./x", "/home/ana/docs/x"),
+    ("/home/ana/docs/.", "/home/ana/docs"),
+    ("./docs/x", "/home/ana/docs/x"),
+    ("docs//x", "/home/ana/docs/x"),
+    ("/home/ana//docs/x", "/home/ana/docs/x"),
+    ("/home/ana/docs//", "/home/ana/docs"),
+    ("~/./docs/./x", "/home/ana/docs/x"),
+]
+
+
+@pytest.mark.parametrize(("value", "same_as"), COLLAPSED)
+def test_dot_and_empty_segments_are_collapsed(value: str, same_as: str) -> None:
+    assert UNDER.accepts(value) and UNDER.accepts(same_as)
+    assert SECRETS.accepts(value.replace("docs", ".ssh")) == SECRETS.accepts(same_as.replace("docs", ".ssh"))
+
+
+def test_the_filesystem_root_is_a_root_and_a_value() -> None:
+    root = PathUnder(["/"], Paths(home="/home/ana", workdir="/home/ana"))
+    assert root.accepts("/") and root.accepts("/etc/passwd") and root.accepts("docs/x") and root.may_match("/")
+    assert root.refusal("/etc/../x") is not None  # '..' stays refused under any root
+    assert PathUnder(["/srv"]).refusal("/") is not None
+
+
+def test_dot_alone_is_the_workdir() -> None:
+    assert PathUnder(["/srv/w"], Paths(home="/root", workdir="/srv/w")).accepts(".")
+    assert not PathUnder(["/srv/w/sub"], Paths(home="/root", workdir="/srv/w")).accepts(".")
+
+
 @pytest.mark.parametrize(("value", "why"), PATH_TRICKS)
 def test_path_tricks_are_refused(value: str, why: str) -> None:
     refusal = UNDER.refusal(value)
@@ -140,7 +167,7 @@ def test_another_users_home_passes_only_when_listed_as_written() -> None:
     assert not PathUnder(["/home/ana"], ANA).accepts("~ana/x")
 
 
-@pytest.mark.parametrize("root", ["/srv/../etc", "/srv//data", "$HOME", "/srv/data%2f", "file:///srv", "/srv/\u200bdata"])
+@pytest.mark.parametrize("root", ["/srv/../etc", "//srv/data", "$HOME", "/srv/data%2f", "file:///srv", "/srv/\u200bdata"])
 def test_unusable_roots_are_refused_when_the_policy_loads(root: str) -> None:
     with pytest.raises(ValueError):
         PathUnder([root], ANA)
@@ -214,5 +241,26 @@ def test_path_under_on_the_restricting_side_ignores_case_and_spelling() -> None:
 def test_globs_on_the_permitting_side_need_the_exact_canonical_path() -> None:
     assert SECRETS.accepts("~/.ssh/id_rsa")
     assert SECRETS.accepts("/home/ana/.ssh/config")
-    for value in ("~/.SSH/id_rsa", "/home/ana/./.ssh/id_rsa", "~ana/.ssh/id_rsa", "/home/ana/.ssh/id_rsa\n"):
+    for value in ("~/.SSH/id_rsa", "/home/ana/../ana/.ssh/id_rsa", "~ana/.ssh/id_rsa", "/home/ana/.ssh/id_rsa\n"):
         assert not SECRETS.accepts(value), value
+
+
+def test_lexical_paths_resolves_dot_dot_by_text_when_the_policy_opts_in() -> None:
+    lexical = PathUnder(["/srv/w"], Paths(home="/home/ana", workdir="/srv/w", lexical=True))
+    assert lexical.accepts("/srv/w/a/../b") and lexical.accepts("sub/../x")
+    assert not lexical.accepts("/srv/w/../etc/passwd") and not lexical.accepts("../x") and not lexical.accepts("/srv/w/..")
+    assert not PathUnder(["/srv/w"], Paths(home="/home/ana", workdir="/srv/w")).accepts("/srv/w/a/../b")
+    assert not lexical.accepts("/srv/w/a\\..\\b")  # backslashes stay refused
+
+
+def test_lexical_paths_is_a_loosening_an_extension_cannot_make(tmp_path: Path) -> None:
+    from tether import Policy
+    from tether.errors import PolicyError
+
+    base = tmp_path / "base.yaml"
+    base.write_text("tether: 1\nname: base\ntools:\n  t: {effect: read}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("tether: 1\nname: child\nextends: [base.yaml]\nlexical_paths: true\n")
+    with pytest.raises(PolicyError, match="lexical_paths"):
+        Policy.from_file(child)
+    assert "lexical_paths" not in Policy.from_file(base).spec.model_dump(exclude_none=True)

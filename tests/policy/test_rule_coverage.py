@@ -392,6 +392,9 @@ OTHER_WITNESSES: dict[tuple[type[BaseModel], str], Pair] = {
     (S.PolicySpec, "default"): _pair(_set("default", "ask"), [("call", "unknown_tool", {}, "")]),
     (S.PolicySpec, "home"): _pair(_set("home", "/home/ana"), [call_t(a="/home/ana/x")], _set("tools.t.args.a.path_under", ["~"])),
     (S.PolicySpec, "workdir"): _pair(_set("workdir", "/srv"), [call_t(a="x")], _set("tools.t.args.a.path_under", ["/srv"])),
+    (S.PolicySpec, "lexical_paths"): _pair(
+        _set("lexical_paths", True), [call_t(a="/srv/a/../b")], _set("tools.t.args.a.path_under", ["/srv"])
+    ),
     (S.PolicySpec, "constants"): _pair(_set("constants", [EVIL]), [UNTRUSTED_READ, ("call", "sink", {"x": EVIL}, "")]),
     (S.PolicySpec, "limits"): _pair(_set("limits", {"max_arg_bytes": 1}), [call_t(a="xx")]),
     (S.PolicySpec, "budgets"): _pair(_set("budgets", {"max_calls": 1}), TWO_CALLS),

@@ -17,8 +17,9 @@ import click
 from rich.markup import escape
 
 from tether._display import fold, visible_text
-from tether.cli._common import INTERNAL_PREFIX, answer_options, console, db_option, err_console, open_store
+from tether.cli._common import INTERNAL_PREFIX, answer_options, console, db_option, err_console, fail, open_store
 from tether.errors import PolicyError, SessionError, StoreError
+from tether.events import ApprovalAnswered
 from tether.policy import Policy
 from tether.server import ArgView, Oversight, OversightError, PendingCall
 from tether.session import Guard
@@ -76,7 +77,7 @@ def approvals() -> None:
 def list_cmd(db: str, as_json: bool, full: bool) -> None:
     """Show the calls waiting for approval. Characters that change how text reads (bidi controls,
     zero-width and control characters, look-alikes) are shown as ⟦U+XXXX NAME⟧ marks."""
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     items = pending_approvals(store)
     for p in items:
         if as_json:
@@ -100,7 +101,7 @@ def _folded(p: PendingApproval) -> bool:
 def show_cmd(db: str, as_json: bool, call: str) -> None:
     """Show the pending CALL (an id or a unique prefix) whole: every argument, where its data came
     from (which event, trusted or not, which tags), and the rule that asked."""
-    over = Oversight(open_store(db))
+    over = Oversight(open_store(db, read_only=True))
     try:
         target = over.find(call)
         view = over.explain(target)
@@ -113,21 +114,27 @@ def show_cmd(db: str, as_json: bool, call: str) -> None:
     _print_call(target, limit=None, origins=view)
 
 
-def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str, note: str) -> None:
+def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str, note: str, as_json: bool) -> None:
     store = open_store(db)
     # An empty prefix would match every call: never answer a call the human did not name.
     matches = [p for p in store.pending_approvals() if call and p.call_id.startswith(call) and not p.session_id.startswith(INTERNAL_PREFIX)]
+    if not matches and call:
+        earlier = _already_answered(store, call)
+        if earlier is not None:
+            # Say what the state already is; nothing is appended.
+            state = "approved" if earlier.approved else "refused"
+            _say(as_json, {"call_id": earlier.call_id, "changed": False, "state": state, "by": earlier.by},
+                 f"call {escape(earlier.call_id)} was already {state} by {escape(earlier.by)}; nothing was logged")  # fmt: skip
+            raise SystemExit(0 if earlier.approved == approved else 1)
     if len(matches) != 1:
-        err_console.print(f"[red]error:[/] {'no' if not matches else 'more than one'} pending call matches {call!r}")
-        raise SystemExit(2)
+        fail(f"{'no' if not matches else 'more than one'} pending call matches {call!r}")
     target = matches[0]
     try:
         guard = Guard(Policy.from_file(policy_path), store) if policy_path is not None else Guard.for_session(store, target.session_id)
         session = guard.open_session(target.session_id)
         ok = session.answer(target.call_id, approved, by=by, note=note)
     except (PolicyError, SessionError, StoreError) as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise SystemExit(2) from None
+        fail(str(exc))
     if ok:
         word = "approved"
     elif not approved:
@@ -135,10 +142,35 @@ def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str
     else:
         status = session.state.approvals.get(target.call_id)
         word = "NOT approved: " + (status.note if status is not None and status.by == "timeout" else _denial(session, target.call_id))
-    console.print(
-        f"call {escape(target.call_id)} to {escape(target.tool)} {escape(word)}" + (f" by {escape(by)}" if ok or not approved else "")
+    doc = {"call_id": target.call_id, "session_id": target.session_id, "tool": target.tool, "changed": True, "approved": approved,
+           "allowed": ok, "state": "approved" if ok else "refused" if not approved else "denied", "by": by}  # fmt: skip
+    _say(
+        as_json,
+        doc,
+        f"call {escape(target.call_id)} to {escape(target.tool)} {escape(word)}" + (f" by {escape(by)}" if ok or not approved else ""),
     )
     raise SystemExit(0 if ok == approved else 1)
+
+
+def _say(as_json: bool, doc: dict[str, Any], text: str) -> None:
+    if as_json:
+        click.echo(json.dumps(doc, ensure_ascii=False))
+    else:
+        console.print(text, soft_wrap=True)
+
+
+def _already_answered(store: EventStore, call: str) -> ApprovalAnswered | None:
+    """The answer already given to the one call whose id is ``call`` or starts with it (the log
+    is read only on this path: a human named a call that waits no more)."""
+    found: dict[str, ApprovalAnswered] = {}
+    for summary in store.sessions():
+        if summary.session_id.startswith(INTERNAL_PREFIX):
+            continue
+        for item in store.read(summary.session_id):
+            event = item.event()
+            if isinstance(event, ApprovalAnswered) and event.call_id.startswith(call):
+                found[event.call_id] = event
+    return next(iter(found.values())) if len(found) == 1 else None
 
 
 def _denial(session: Any, call_id: str) -> str:
@@ -151,6 +183,7 @@ def _denial(session: Any, call_id: str) -> str:
 
 
 def _answer_options(fn: Any) -> Any:
+    fn = click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")(fn)
     fn = answer_options(fn)
     fn = click.option(
         "--policy",
@@ -165,15 +198,15 @@ def _answer_options(fn: Any) -> Any:
 @approvals.command("approve")
 @_answer_options
 @click.argument("call")
-def approve_cmd(db: str, policy_path: str | None, by: str, note: str, call: str) -> None:
+def approve_cmd(db: str, policy_path: str | None, by: str, note: str, as_json: bool, call: str) -> None:
     """Approve the pending CALL (an id or a unique prefix). The call is checked again now:
     if a budget, a rate or the session's status no longer allows it, it stays denied (exit 1)."""
-    _answer(db, policy_path, call, True, by, note)
+    _answer(db, policy_path, call, True, by, note, as_json)
 
 
 @approvals.command("deny")
 @_answer_options
 @click.argument("call")
-def deny_cmd(db: str, policy_path: str | None, by: str, note: str, call: str) -> None:
+def deny_cmd(db: str, policy_path: str | None, by: str, note: str, as_json: bool, call: str) -> None:
     """Refuse the pending CALL (an id or a unique prefix)."""
-    _answer(db, policy_path, call, False, by, note)
+    _answer(db, policy_path, call, False, by, note, as_json)

@@ -35,8 +35,9 @@ def _tampered(p: VerifyProblem) -> None:
     type=click.Path(dir_okay=False),
     help="Heads exported earlier with 'tether audit head': each must still be in its chain (catches truncation and rewrites).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.argument("sessions", nargs=-1)
-def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> None:
+def verify_cmd(db: str, expect_path: str | None, as_json: bool, sessions: tuple[str, ...]) -> None:
     """Recompute the hash chains (all sessions, or the SESSIONS named by id or unique prefix).
 
     Exit 0 when they hold, 1 naming the first bad event, 2 on a usage error.
@@ -51,7 +52,7 @@ def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> N
         except AnchorFileError as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise SystemExit(2) from None
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     present = {s.session_id for s in store.sessions()}
     anchored = {h.session_id for h in expect}
     # A session named by an exported head but gone from the store is checked (and reported missing), not refused.
@@ -60,9 +61,24 @@ def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> N
         expect = [h for h in expect if h.session_id in ids]
     conflict = _conflicting(expect)
     if conflict is not None:
-        _tampered(conflict)
+        if as_json:
+            click.echo(json.dumps({"ok": False, "db": db, "problem": _problem_json(conflict)}, ensure_ascii=False))
+        else:
+            _tampered(conflict)
         raise SystemExit(1)
     report = store.verify(ids, expect=expect)
+    if as_json:
+        doc: dict[str, Any] = {
+            "ok": report.ok,
+            "db": db,
+            "sessions": report.sessions,
+            "events": report.events,
+            "expected_heads": len(expect),
+        }
+        if report.problem is not None:
+            doc["problem"] = _problem_json(report.problem)
+        click.echo(json.dumps(doc, ensure_ascii=False))
+        raise SystemExit(0 if report.ok else 1)
     if report.ok:
         held = f"; {len(expect)} exported head(s) still in their chains" if expect_path is not None else ""
         console.print(
@@ -72,6 +88,10 @@ def verify_cmd(db: str, expect_path: str | None, sessions: tuple[str, ...]) -> N
     assert report.problem is not None
     _tampered(report.problem)
     raise SystemExit(1)
+
+
+def _problem_json(p: VerifyProblem) -> dict[str, Any]:
+    return {"session_id": p.session_id, "seq": p.seq, "event_id": p.event_id, "message": p.message}
 
 
 def _conflicting(expect: list[ChainHead]) -> VerifyProblem | None:
@@ -101,7 +121,7 @@ def head_cmd(db: str, as_json: bool, sessions: tuple[str, ...]) -> None:
     another machine, a ticket, a signed commit); later, 'tether audit verify --expect FILE'
     proves that the log still holds every event those heads covered.
     """
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     ids = [resolve_session(store, s) for s in sessions] if sessions else [s.session_id for s in store.sessions()]
     for sid in ids:
         head = store.head(sid)
@@ -115,10 +135,15 @@ def head_cmd(db: str, as_json: bool, sessions: tuple[str, ...]) -> None:
 
 @audit.command("sessions")
 @db_option
-def sessions_cmd(db: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")
+def sessions_cmd(db: str, as_json: bool) -> None:
     """List the sessions in the store (see also 'tether session list')."""
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     for s in store.sessions():
+        if as_json:
+            doc = {"session_id": s.session_id, "events": s.events, "started": s.first_time, "last_event": s.last_time, "head": s.head_hash}
+            click.echo(json.dumps(doc, ensure_ascii=False))
+            continue
         console.print(f"{escape(s.session_id)}  {format_time(s.first_time)}  {s.events:>6} events", soft_wrap=True)
 
 
@@ -133,7 +158,7 @@ def show_cmd(db: str, as_json: bool, session: str) -> None:
     event ids). The chain is verified as it is shown: from the first event that does not
     hold, every event is flagged and the command exits 1.
     """
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     sid = resolve_session(store, session)
     report = store.verify([sid])
     bad_from = report.problem.seq if report.problem is not None else None

@@ -9,6 +9,7 @@ from typing import Any, Literal, cast
 
 import click
 
+from tether.cli._common import ProgressLines, err_console, fail, make_console
 from tether.errors import TetherError
 
 SHIPPED_POLICIES = Path(__file__).parents[1] / "adapters" / "agentdojo" / "policies"
@@ -70,7 +71,6 @@ def agentdojo(
     progress: bool,
 ) -> None:
     """Run every user task and every (user, injection) pair of AgentDojo under Tether."""
-    from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
@@ -78,7 +78,7 @@ def agentdojo(
     from tether.bench import BenchContext, episode_specs, load_policies, run, summarize, write_html, write_json
     from tether.bench import baseline as baseline_metrics
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     # Where the reports go is settled before the run: a run of many minutes must not be lost to a missing folder.
     if html_path is None and json_path is not None:
         html_path = str(Path(json_path).with_suffix(".html"))
@@ -93,14 +93,24 @@ def agentdojo(
         scopes = {"both": (False, True), "off": (False,), "on": (True,)}[scope]
         chosen: Any = tuple(agents) or ("oracle", "worst-case")
         specs = episode_specs(names, chosen, scopes=scopes, baseline=baseline, version=version)
-        with Progress(console=console, disable=not progress, transient=True) as bar:
+        # A bar on a terminal; without one (--no-progress, or stderr logged to a file), a line every
+        # PROGRESS_EVERY_S seconds, so that minutes of work never look like a hang.
+        bar_on = progress and console.is_terminal
+        lines = ProgressLines(f"AgentDojo {version} ({executor})", len(specs), err_console)
+        with Progress(console=console, disable=not bar_on, transient=True) as bar:
             task = bar.add_task(f"AgentDojo {version} ({executor})", total=len(specs))
             timing: dict[str, float] = {}
             mode = cast(Literal["local", "ray"], executor)
-            results, wall = run(specs, ctx, mode, lambda n: bar.advance(task, n), ray_address=ray_address, workers=workers, timing=timing)
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+                if not bar_on:
+                    lines.advance(n)
+
+            results, wall = run(specs, ctx, mode, advance, ray_address=ray_address, workers=workers, timing=timing)
         unreachable = {(n, i) for n in names for i, t in ctx.data(n).suite.injection_tasks.items() if not ctx.data(n).tool_reachable(t)}
-    except TetherError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except TetherError as exc:  # an unknown suite, an unreadable policy: exit 2 like every usage error
+        fail(str(exc))
 
     report: dict[str, Any] = summarize(results, scoped=False, unreachable=unreachable) if False in scopes else {}
     if True in scopes:

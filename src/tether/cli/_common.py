@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -18,8 +19,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = "tether.db"
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+NOT_A_TERMINAL_WIDTH = 10_000
+"""Console width when the output is not a terminal: piped or logged lines are never wrapped, and
+tables are as wide as their content (rich would otherwise wrap at 80 columns)."""
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console that wraps for a terminal only (see :data:`NOT_A_TERMINAL_WIDTH`; ``$COLUMNS``,
+    when set, is the width either way)."""
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal or os.environ.get("COLUMNS") else NOT_A_TERMINAL_WIDTH
+    return Console(stderr=stderr, highlight=False, soft_wrap=stderr, width=width)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
+page_console = Console(highlight=False)
+"""For layouts made for a person to read (``tether demo``'s rules and full-width table): the
+terminal's width, or 80 columns (``$COLUMNS``) when piped."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """The one error form of every command: ``error: MESSAGE`` on stderr, exit ``code`` (2: a
+    usage error or bad input; see docs/cli.md)."""
+    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    raise SystemExit(code)
 
 
 def db_option(fn: F) -> F:
@@ -34,13 +58,14 @@ def db_option(fn: F) -> F:
     )(fn)
 
 
-def open_store(path: str, *, must_exist: bool = True) -> SQLiteStore:
-    """Open the store or exit with a clear message."""
-    if must_exist and path != ":memory:" and not os.path.exists(path):
+def open_store(path: str, *, must_exist: bool = True, read_only: bool = False) -> SQLiteStore:
+    """Open the store or exit with a clear message. ``read_only``: for commands that only read
+    (verify, listings): works on a read-only file or mount, and never changes the file."""
+    if (must_exist or read_only) and path != ":memory:" and not os.path.exists(path):
         err_console.print(f"[red]error:[/] no event store at {path!r}")
         raise SystemExit(2)
     try:
-        return SQLiteStore(path)
+        return SQLiteStore(path, read_only=read_only)
     except StoreError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise SystemExit(2) from None
@@ -69,3 +94,26 @@ def resolve_session(store: EventStore, prefix: str) -> str:
         err_console.print(f"[red]error:[/] {what} {escape(repr(prefix))}", soft_wrap=True)
         raise SystemExit(2)
     return matches[0]
+
+
+PROGRESS_EVERY_S = 30.0
+"""Seconds between progress lines of long work when stderr is not a terminal."""
+
+
+class ProgressLines:
+    """Progress of long work as plain lines on stderr (``what: 120/1995 (6%), 45 s``), one every
+    :data:`PROGRESS_EVERY_S` seconds and one at the end: for logs and pipes, where a bar is noise."""
+
+    def __init__(self, what: str, total: int, out: Console, *, every_s: float = PROGRESS_EVERY_S) -> None:
+        self.what, self.total, self.out, self.every_s = what, total, out, every_s
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        """Count ``n`` more items done; print a line when one is due (and at the end)."""
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every_s or self.done >= self.total:
+            self.last = now
+            share = f" ({100 * self.done // self.total}%)" if self.total else ""
+            self.out.print(f"{escape(self.what)}: {self.done}/{self.total}{share}, {now - self.start:.0f} s", soft_wrap=True)

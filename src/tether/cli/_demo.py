@@ -14,7 +14,8 @@ from rich.table import Table
 
 from tether.approvals import StaticApprover
 from tether.bench import ScriptedAgent, Step
-from tether.cli._common import console, db_option
+from tether.cli._common import db_option
+from tether.cli._common import page_console as console
 from tether.examples import example_policy_text
 from tether.policy import Policy
 from tether.session import Guard

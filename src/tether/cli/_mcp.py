@@ -31,11 +31,20 @@ class _McpGroup(click.Group):
 
 @click.group(cls=_McpGroup)
 def mcp() -> None:
-    """Guard any MCP server: check every tool call, label every result, log every step."""
+    """Guard any MCP server: check every tool call, label every result, log every step.
+
+    \b
+    tether mcp --policy FILE [--db FILE] -- CMD [ARGS...]   guard the stdio server CMD
+    tether mcp --policy FILE --config GATEWAY.yaml          several servers, one session
+    tether mcp --policy FILE --url URL                      an upstream over streamable HTTP
+
+    'tether mcp ...' without a command name is 'tether mcp run ...'. Needs the mcp extra
+    (pip install 'tether-guard[mcp]').
+    """
 
 
 def _fail(text: str, code: int = 2) -> SystemExit:
-    err_console.print(f"[red]tether-mcp:[/] {escape(text)}", soft_wrap=True)
+    err_console.print(f"[red]error:[/] {escape(text)}", soft_wrap=True)
     return SystemExit(code)
 
 
@@ -231,17 +240,30 @@ def pins() -> None:
 @pins.command("list")
 @db_option
 @click.option("--all", "show_all", is_flag=True, help="Show every definition, not only pending ones and current pins.")
-def pins_list_cmd(db: str, show_all: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per definition.")
+def pins_list_cmd(db: str, show_all: bool, as_json: bool) -> None:
     """Show each server's pinned, pending and refused definitions (`reviewed` marks those a human approved)."""
     from tether.adapters.mcp import PinBook, pin_keys
 
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     for key in pin_keys(store):
-        console.print(f"[bold]{escape(key)}[/]")
+        if not as_json:
+            console.print(f"[bold]{escape(key)}[/]")
         records = PinBook(store, key).records()
         latest = {r.tool: r for r in records}
         for rec in records:
             if not show_all and latest[rec.tool] is not rec and rec.status != "pending":
+                continue
+            if as_json:
+                doc = {
+                    "server": key,
+                    "call": rec.call_id,
+                    "tool": rec.tool,
+                    "status": rec.status,
+                    "reviewed": rec.reviewed,
+                    "hash": rec.hash,
+                }
+                click.echo(json.dumps(doc, ensure_ascii=False))
                 continue
             what = str(rec.definition.get("description", rec.definition.get("instructions", "")) or "")
             status = "reviewed" if rec.reviewed else rec.status
@@ -265,13 +287,14 @@ def _find(store: Any, call: str, *, pending_only: bool) -> tuple[str, Any]:
 
 @pins.command("show")
 @db_option
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON (the default is the same object, indented for reading).")
 @click.argument("call")
-def pins_show_cmd(db: str, call: str) -> None:
+def pins_show_cmd(db: str, as_json: bool, call: str) -> None:
     """Print one definition in full (CALL: an id from `pins list`, or a unique prefix)."""
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     key, rec = _find(store, call, pending_only=False)
     click.echo(json.dumps({"server": key, "call": rec.call_id, "status": rec.status, "reviewed": rec.reviewed, "hash": rec.hash,
-                           "definition": rec.definition}, indent=2, ensure_ascii=False))  # fmt: skip
+                           "definition": rec.definition}, indent=None if as_json else 2, ensure_ascii=False))  # fmt: skip
 
 
 def _pin_answer(db: str, call: str, approved: bool, by: str, note: str) -> None:

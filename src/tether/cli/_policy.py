@@ -8,6 +8,8 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import console, err_console
+from tether.cli._policy_files import init_cmd, list_cmd, show_cmd
+from tether.cli._policy_try import eval_cmd, test_cmd
 from tether.errors import PolicyError
 from tether.policy import Policy, PolicyWarning
 
@@ -36,13 +38,20 @@ def check_cmd(files: tuple[str, ...], as_json: bool, strict: bool) -> None:
             pol = Policy.from_file(path)
         except PolicyError as exc:
             failed = True
+            warnings = [w for w in exc.warnings if isinstance(w, PolicyWarning)]
             if as_json:
                 first = exc.problems[0]
                 report = {"file": path, "valid": False, "error": first.message, "rule_path": first.rule_path, "line": first.line}
-                click.echo(json.dumps({**report, "errors": [_problem_json(p) for p in exc.problems], "warnings": []}))
+                click.echo(
+                    json.dumps(
+                        {**report, "errors": [_problem_json(p) for p in exc.problems], "warnings": [_problem_json(w) for w in warnings]}
+                    )
+                )
             else:
                 for problem in exc.problems:
                     err_console.print(f"[red]invalid[/] {escape(str(problem))}", soft_wrap=True)
+                for warning in warnings:
+                    err_console.print(f"[yellow]warning[/] {escape(str(warning))}", soft_wrap=True)
             continue
         failed = failed or (strict and bool(pol.warnings))
         if as_json:
@@ -52,5 +61,11 @@ def check_cmd(files: tuple[str, ...], as_json: bool, strict: bool) -> None:
             for warning in pol.warnings:
                 err_console.print(f"[yellow]warning[/] {escape(str(warning))}", soft_wrap=True)
             extends = f", extends {len(pol.sources) - 1} file(s)" if len(pol.sources) > 1 else ""
-            console.print(f"[green]ok[/] {path}: policy {pol.name!r}, {len(pol.tools)} tools{extends}, {pol.hash}")
+            console.print(
+                f"[green]ok[/] {escape(path)}: policy {escape(repr(pol.name))}, {len(pol.tools)} tools{extends}, {pol.hash}", soft_wrap=True
+            )
     raise SystemExit(2 if failed else 0)
+
+
+for _command in (eval_cmd, test_cmd, init_cmd, list_cmd, show_cmd):
+    policy.add_command(_command)

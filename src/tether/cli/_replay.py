@@ -51,7 +51,7 @@ def replay_cmd(policy_path: str | None, against: str, db: str, as_json: bool, se
         except PolicyError as exc:
             err_console.print(f"[red]invalid policy[/] {escape(str(exc))}")
             raise SystemExit(2) from None
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     if sessions:
         ids = list(dict.fromkeys(resolve_session(store, s) for s in sessions))
     else:
@@ -69,7 +69,7 @@ def replay_cmd(policy_path: str | None, against: str, db: str, as_json: bool, se
             "calls": report.calls,
             "changes": [_change_json(c, report.policies[c.session_id]) for c in report.changes],
         }
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(doc, ensure_ascii=False))  # one line, like every --json (docs/cli.md)
     else:
         under = "each session's own policy" if pol is None else f"{escape(repr(pol.name))} ({pol.hash[:19]})"
         base = "the recorded verdicts" if against == "recorded" else "each session's stored policy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 
 import click
@@ -113,7 +114,8 @@ def token_revoke(db: str, name: str) -> None:
 
 @token.command("list")
 @db_option
-def token_list(db: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per token.")
+def token_list(db: str, as_json: bool) -> None:
     """List the tokens' names and creation times (the tokens themselves are not kept)."""
     try:
         tokens = _book(db).list()
@@ -121,9 +123,13 @@ def token_list(db: str) -> None:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
     for t in tokens:
+        if as_json:
+            doc = {"name": t.name, "role": t.role, "principal": t.principal, "created": t.created, "sha256_prefix": t.digest[:12]}
+            click.echo(json.dumps(doc, ensure_ascii=False))
+            continue
         bound = f" for {escape(repr(t.principal))}" if t.principal is not None else ""
         console.print(
             f"{escape(t.name)}  {t.role}{bound}  created {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(t.created))}  sha256 {t.digest[:12]}…"
         )
-    if not tokens:
+    if not tokens and not as_json:
         console.print("no tokens")

@@ -24,6 +24,7 @@ from tether.store import EventStore
 
 
 def _actor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")(fn)
     fn = click.option("--note", default="", help="Why (kept in the log).")(fn)
     return click.option("--by", default=lambda: os.environ.get("USER", "cli"), show_default="$USER", help="Who does it (kept in the log).")(
         fn
@@ -58,7 +59,7 @@ def _status(store: EventStore, sid: str) -> tuple[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")
 def list_cmd(db: str, show_all: bool, as_json: bool) -> None:
     """Show each session's status (active, paused, killed, ended), events and pending approvals."""
-    store = open_store(db)
+    store = open_store(db, read_only=True)
     pending: dict[str, int] = {}
     now = time.time()
     for p in store.pending_approvals():
@@ -95,7 +96,7 @@ def list_cmd(db: str, show_all: bool, as_json: bool) -> None:
         console.print("no sessions")
 
 
-def _control(db: str, prefix: str, action: Literal["pause", "resume", "kill"], by: str, note: str) -> None:
+def _control(db: str, prefix: str, action: Literal["pause", "resume", "kill"], by: str, note: str, as_json: bool = False) -> None:
     store = open_store(db)
     sid = resolve_session(store, prefix)
     sess = _open(store, sid)
@@ -103,11 +104,21 @@ def _control(db: str, prefix: str, action: Literal["pause", "resume", "kill"], b
     try:
         changed = sess.control(action, by=by, note=note)
     except SessionError as exc:
-        err_console.print(f"[red]refused:[/] {escape(str(exc))}")
+        if as_json:
+            click.echo(
+                json.dumps({"session_id": sid, "action": action, "changed": False, "refused": str(exc), "status": sess.state.status})
+            )
+        else:
+            err_console.print(f"[red]refused:[/] {escape(str(exc))}")
         raise SystemExit(1) from None
     except StoreError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
+    if as_json:
+        denied_n = waiting if changed and action != "resume" else 0
+        doc = {"session_id": sid, "action": action, "changed": changed, "status": sess.state.status, "by": by, "approvals_denied": denied_n}
+        click.echo(json.dumps(doc, ensure_ascii=False))
+        return
     if not changed:
         console.print(f"session {escape(sid)} is already {sess.state.status}; nothing was logged", soft_wrap=True)
         return
@@ -120,26 +131,26 @@ def _control(db: str, prefix: str, action: Literal["pause", "resume", "kill"], b
 @db_option
 @_actor_options
 @click.argument("session_id", metavar="SESSION")
-def pause_cmd(db: str, by: str, note: str, session_id: str) -> None:
+def pause_cmd(db: str, by: str, note: str, as_json: bool, session_id: str) -> None:
     """Pause SESSION (an id or a unique prefix): every call is denied until it is resumed;
     its pending approvals are denied."""
-    _control(db, session_id, "pause", by, note)
+    _control(db, session_id, "pause", by, note, as_json)
 
 
 @session.command("resume")
 @db_option
 @_actor_options
 @click.argument("session_id", metavar="SESSION")
-def resume_cmd(db: str, by: str, note: str, session_id: str) -> None:
+def resume_cmd(db: str, by: str, note: str, as_json: bool, session_id: str) -> None:
     """Resume a paused SESSION. A killed or ended session cannot be resumed (exit 1)."""
-    _control(db, session_id, "resume", by, note)
+    _control(db, session_id, "resume", by, note, as_json)
 
 
 @session.command("kill")
 @db_option
 @_actor_options
 @click.argument("session_id", metavar="SESSION")
-def kill_cmd(db: str, by: str, note: str, session_id: str) -> None:
+def kill_cmd(db: str, by: str, note: str, as_json: bool, session_id: str) -> None:
     """Kill SESSION for good: every later call is denied and it can never be resumed;
     its pending approvals are denied."""
-    _control(db, session_id, "kill", by, note)
+    _control(db, session_id, "kill", by, note, as_json)

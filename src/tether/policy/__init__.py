@@ -13,6 +13,7 @@ Inside: ``_schema`` (the file's models), ``_loader``/``_compose`` (YAML, ``exten
 """
 
 from tether.policy._conditions import same_value
+from tether.policy._init_python import python_starting_policy, tools_from_module, tools_from_schema
 from tether.policy._model import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
 from tether.policy._policy import Policy
 from tether.policy._problems import PolicyWarning
@@ -27,6 +28,9 @@ __all__ = [
     "Policy",
     "PolicySpec",
     "PolicyWarning",
+    "python_starting_policy",
     "same_value",
+    "tools_from_module",
+    "tools_from_schema",
     "validate_arg",
 ]

@@ -25,7 +25,7 @@ from tether.policy._model import (
     LabelRule,
     RateRule,
 )
-from tether.policy._problems import Locate, Problems
+from tether.policy._problems import Locate, Problems, did_you_mean
 from tether.policy._schema import (
     ArgSpec,
     Effect,
@@ -50,7 +50,7 @@ def compile_policy(spec: PolicySpec, locate: Locate) -> CompiledPolicy:
     ``locate`` maps a rule path to the file and line it came from (for messages).
     """
     problems = Problems(locate)
-    paths = m.Paths(spec.home, spec.workdir or spec.home)
+    paths = m.Paths(spec.home, spec.workdir or spec.home, bool(spec.lexical_paths))
     tool_names = frozenset(spec.tools)
     known_tools = tool_names if spec.default == "deny" else None
     scope = Scope(problems, paths, tools=known_tools)
@@ -82,9 +82,13 @@ def _check_rate(rate: RateRule, tool_names: frozenset[str], default_deny: bool, 
         if any(m.name_glob(name, (glob,)) for name in tool_names):
             continue
         if default_deny:
-            problems.error(f"tool glob {glob!r} matches no tool of this policy, so the rate never applies", f"{rate.rule}.tools[{j}]")
+            hint = did_you_mean(glob, tool_names)
+            problems.error(f"tool glob {glob!r} matches no tool of this policy, so the rate never applies{hint}", f"{rate.rule}.tools[{j}]")
         else:  # under default: ask, tools the policy does not name are counted too
-            problems.warn(f"tool glob {glob!r} matches no tool the policy names (it counts unnamed tools only)", f"{rate.rule}.tools[{j}]")
+            hint = did_you_mean(glob, tool_names)
+            problems.warn(
+                f"tool glob {glob!r} matches no tool the policy names (it counts unnamed tools only){hint}", f"{rate.rule}.tools[{j}]"
+            )
 
 
 def _compile_rule(rule: RuleSpec, path: str, scope: Scope) -> CompiledRule:

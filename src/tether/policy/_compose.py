@@ -178,6 +178,11 @@ class _Merger:
                     self._loosens(key, f"{key!r} is set to {a[key]!r} by a base; it cannot be changed")
                 out[key] = b[key]
                 self._take(key, key)
+        if "lexical_paths" in b:
+            if b["lexical_paths"] and not a.get("lexical_paths"):
+                self._loosens("lexical_paths", "'lexical_paths: true' would let '..' through path matchers that a base refuses it in")
+            out["lexical_paths"] = bool(b["lexical_paths"]) and bool(a.get("lexical_paths"))
+            self._take("lexical_paths", "lexical_paths")
         if "constants" in b:
             new = [c for c in b["constants"] if c not in a.get("constants", [])]
             if new:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -10,7 +11,7 @@ from typing import Any, Protocol
 
 from tether.flow import Label, contains_word, normalize, number_forms, occurs_in
 from tether.policy import _matchers as m
-from tether.policy._problems import Problems
+from tether.policy._problems import Problems, did_you_mean
 from tether.policy._schema import Condition, Effect, compile_pattern
 
 
@@ -127,7 +128,8 @@ def compile_condition(cond: Condition, path: str, scope: Scope) -> Predicate:
     if cond.called is not None:
         tool, at_least = cond.called, cond.at_least
         if scope.tools is not None and tool not in scope.tools:
-            scope.problems.warn(f"this condition can never hold: {tool!r} is not a tool of this policy, so it never runs", path)
+            hint = did_you_mean(tool, scope.tools)
+            scope.problems.warn(f"this condition can never hold: {tool!r} is not a tool of this policy, so it never runs{hint}", path)
         return lambda view: view.calls_of(tool) >= at_least
     if cond.all is not None:
         parts = [compile_condition(c, f"{path}.all[{i}]", scope) for i, c in enumerate(cond.all)]
@@ -171,7 +173,9 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
     name = cond.arg
     assert name is not None
     if scope.args is not None and name not in scope.args:
-        scope.problems.error(f"condition refers to argument {name!r}, which the tool does not declare", path)
+        scope.problems.error(
+            f"condition refers to argument {name!r}, which the tool does not declare{did_you_mean(name, scope.args)}", path
+        )
     if cond.idn and not scope.permits:
         # The restricting side reads every form of a name (A-labels included) whatever idn says.
         scope.problems.error("'idn' has no effect here: a rule that makes the decision stricter already reads every form of a name", path)
@@ -179,32 +183,24 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
     if never is not None:
         scope.problems.warn(f"this condition can never hold: {never}", path)
     paths, permits = scope.paths, scope.permits
-    tests: list[Callable[[Sequence[LeafProvenance]], bool]] = []
-
-    def strings(leaves: Sequence[LeafProvenance]) -> list[str] | None:
-        vals = [leaf.value for leaf in leaves]
-        if not vals or not all(isinstance(v, str) for v in vals):
-            return None
-        return vals
+    # Each test reads one leaf (a scalar at any depth of the argument, object keys included) and
+    # says True, False, or None (does not apply: a null leaf sends nothing, so provenance tests
+    # skip it). The list rule: the condition holds of the argument when it holds of ANY leaf on
+    # the restricting side, of EVERY leaf on the permitting side (see docs/policy.md).
+    tests: list[Callable[[LeafProvenance, str], bool | None]] = []
 
     # ``equals: null`` (or null in ``in``) holds for an absent or null argument: both send nothing.
     null_allowed = False
     if "equals" in cond.model_fields_set:
         want = cond.equals
         null_allowed = want is None
-        tests.append(lambda leaves: bool(leaves) and all(_same_or_null(leaf.value, want) for leaf in leaves))
+        tests.append(lambda leaf, task: _same_or_null(leaf.value, want))
     if cond.in_ is not None:
         options = list(cond.in_)
         null_allowed = null_allowed or None in options
-        tests.append(lambda leaves: bool(leaves) and all(any(_same_or_null(leaf.value, o) for o in options) for leaf in leaves))
+        tests.append(lambda leaf, task: any(_same_or_null(leaf.value, o) for o in options))
     if cond.pattern is not None:
-        regex = compile_pattern(cond.pattern)
-        # Raw text or its NFKC form (full-width look-alikes): the safe side for ask and deny rules.
-        tests.append(
-            lambda leaves: (
-                (s := strings(leaves)) is not None and all(regex.search(v) or regex.search(unicodedata.normalize("NFKC", v)) for v in s)
-            )
-        )
+        tests.append(_pattern_test(compile_pattern(cond.pattern), permits))
     for key in m.MATCHER_KEYS:
         entries = getattr(cond, key)
         if entries is not None:
@@ -222,21 +218,27 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
     ):
         bound = getattr(cond, op_name)
         if bound is not None:
-            tests.append(_numeric_test(op, bound))
-    # A null leaf sends nothing, so it carries no label: provenance tests skip it.
+            tests.append(_numeric_test(op, bound, permits))
     if cond.untrusted is not None:
         flag = cond.untrusted
-        tests.append(lambda leaves: any(leaf.label.untrusted for leaf in leaves if leaf.value is not None) == flag)
+        tests.append(lambda leaf, task: None if leaf.value is None else leaf.label.untrusted == flag)
     if cond.grounded is not None:
         flag = cond.grounded
-        tests.append(lambda leaves: (bool(sent := _sent(leaves)) and all(leaf.trusted_source for leaf in sent)) == flag)
+        tests.append(lambda leaf, task: None if leaf.value is None else leaf.trusted_source == flag)
     if cond.has_tags is not None:
         tags = frozenset(cond.has_tags)
-        tests.append(lambda leaves: any(tags <= leaf.label.tags for leaf in leaves if leaf.value is not None))
+        tests.append(lambda leaf, task: None if leaf.value is None else tags <= leaf.label.tags)
+    if cond.from_task is not None:
+        flag = cond.from_task
+        tests.append(lambda leaf, task: _in_task(leaf.value, task) == flag)
 
     exists = cond.exists
 
-    from_task = cond.from_task
+    def holds(leaf: LeafProvenance, task: str) -> bool | None:
+        results = [t(leaf, task) for t in tests]
+        if any(r is False for r in results):
+            return False
+        return None if any(r is None for r in results) else True
 
     def predicate(view: CallView) -> bool:
         present = name in view.args and view.args[name] is not None
@@ -244,20 +246,17 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
             return False
         if not present and null_allowed:
             return True
-        if not tests and from_task is None:
+        if not tests:
             return True
         if not present:
             return False
-        leaves = view.leaves(name)
-        if from_task is not None and (bool(leaves) and all(_in_task(leaf.value, view.task) for leaf in leaves)) != from_task:
-            return False
-        return all(t(leaves) for t in tests)
+        results = [holds(leaf, view.task) for leaf in view.leaves(name)]
+        if permits:
+            # Lets something through: every leaf must pass (skipped ones aside), and one must be there.
+            return any(r is True for r in results) and all(r is not False for r in results)
+        return any(r is True for r in results)
 
     return predicate
-
-
-def _sent(leaves: Sequence[LeafProvenance]) -> list[LeafProvenance]:
-    return [leaf for leaf in leaves if leaf.value is not None]
 
 
 def _in_task(value: Any, task: str) -> bool:
@@ -269,24 +268,43 @@ def _in_task(value: Any, task: str) -> bool:
     return any(contains_word(task, form, number=True) for form in number_forms(value))
 
 
-def _matcher_test(matcher: m.ValueMatcher, permits: bool) -> Callable[[Sequence[LeafProvenance]], bool]:
+def _matcher_test(matcher: m.ValueMatcher, permits: bool) -> Callable[[LeafProvenance, str], bool | None]:
     if permits:
-        # Lets something through: every leaf must already be canonical and match.
-        return lambda leaves: bool(leaves) and all(isinstance(leaf.value, str) and matcher.accepts(leaf.value) for leaf in leaves)
-    # Makes the decision stricter: one leaf that some consumer could read as a match is enough.
-    return lambda leaves: any(isinstance(leaf.value, str) and matcher.may_match(leaf.value) for leaf in leaves)
+        # Lets something through: the leaf must already be canonical and match.
+        return lambda leaf, task: isinstance(leaf.value, str) and matcher.accepts(leaf.value)
+    # Makes the decision stricter: a leaf that some consumer could read as a match is enough.
+    return lambda leaf, task: isinstance(leaf.value, str) and matcher.may_match(leaf.value)
 
 
-def _numeric_test(op: Callable[[float, float], bool], bound: float) -> Callable[[Sequence[LeafProvenance]], bool]:
-    def test(leaves: Sequence[LeafProvenance]) -> bool:
-        if not leaves:
+def _pattern_test(regex: re.Pattern[str], permits: bool) -> Callable[[LeafProvenance, str], bool | None]:
+    def test(leaf: LeafProvenance, task: str) -> bool:
+        v = leaf.value
+        if not isinstance(v, str):
             return False
-        for leaf in leaves:
-            v = leaf.value
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                return False
-            if not op(float(v), bound):
-                return False
-        return True
+        raw, folded = regex.search(v) is not None, regex.search(unicodedata.normalize("NFKC", v)) is not None
+        # Raw text and its NFKC form (full-width look-alikes): either reading makes a restricting
+        # rule fire; a permitting one needs both.
+        return (raw and folded) if permits else (raw or folded)
 
     return test
+
+
+def _numeric_test(op: Callable[[float, float], bool], bound: float, permits: bool) -> Callable[[LeafProvenance, str], bool | None]:
+    def test(leaf: LeafProvenance, task: str) -> bool:
+        v = leaf.value
+        if isinstance(v, str) and not permits:
+            # A restricting rule reads a number written as text as the number a consumer would parse.
+            v = _as_number(v)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return False
+        return op(float(v), bound)
+
+    return test
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        # Python's float() reads "1_000"; a JSON or C consumer does not: refuse underscores.
+        return None if "_" in text else float(text.strip())
+    except ValueError:
+        return None

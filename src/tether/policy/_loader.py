@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import hashlib
 import json
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tether.errors import PolicyError
-from tether.policy._problems import Locate, parent_path
+from tether.policy._problems import Locate, did_you_mean, parent_path
 from tether.policy._schema import PolicySpec
 
 _MAX_POLICY_BYTES = 4 << 20
@@ -148,7 +150,7 @@ def _doc_path(loc: tuple[str | int, ...], data: Any, keep_last: bool) -> DocPath
 def _message(error: Any, path: DocPath) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"unknown key {path[-1]!r}" if path else "unknown key"
+        return f"unknown key {path[-1]!r}{did_you_mean(str(path[-1]), known_keys())}" if path else "unknown key"
     if kind == "missing":
         return f"missing required key {path[-1]!r}" if path else "missing required key"
     msg = str(error["msg"])
@@ -232,7 +234,36 @@ def _remove(data: Any, path: str) -> None:
         node = node[part]
     last = parts[-1]
     if _has(node, last):
+        if len(parts) == 4 and parts[0] == "tools" and parts[2] == "args" and isinstance(node, dict):
+            # An invalid argument is still declared: its rules must not read "does not declare".
+            node[last] = {}
+            return
         del node[last]
+
+
+@functools.cache
+def known_keys() -> frozenset[str]:
+    """Every key the policy format knows, at any level (for "did you mean" hints)."""
+    seen: set[type[BaseModel]] = set()
+    keys: set[str] = set()
+
+    def visit(model: type[BaseModel]) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            keys.add(field.alias or _ALIASES.get(name, name))
+            for inner in _models_in(field.annotation):
+                visit(inner)
+
+    visit(PolicySpec)
+    return frozenset(keys)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def validate_document(doc: Document) -> PolicySpec:

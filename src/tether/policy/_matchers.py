@@ -115,12 +115,12 @@ class PathUnder(ValueMatcher):
 
     def __init__(self, entries: Sequence[str], paths: Paths = DEFAULT_PATHS) -> None:
         super().__init__(entries)
-        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir))
+        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir), paths.lexical)
         self.roots = tuple(_root(entry, self.paths) for entry in entries)
         self._folded_roots = tuple(root.casefold() for root in self.roots)
 
     def problem(self, value: str) -> str | None:
-        problem = path_problem(value)
+        problem = path_problem(value, self.paths.lexical)
         if problem is not None:
             return problem
         path = resolve(value, self.paths)
@@ -145,7 +145,7 @@ class PathGlob(ValueMatcher):
 
     def __init__(self, entries: Sequence[str], paths: Paths = DEFAULT_PATHS) -> None:
         super().__init__(entries)
-        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir))
+        self.paths = Paths(clean_base(paths.home), clean_base(paths.workdir), paths.lexical)
         for entry in entries:
             if not entry or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in entry) or "\\" in entry:
                 raise ValueError(f"glob {entry!r} is empty or holds control characters or backslashes")
@@ -154,7 +154,7 @@ class PathGlob(ValueMatcher):
         self._folded = tuple(glob_regex(p.casefold(), fold=True) for p in absolute)
 
     def problem(self, value: str) -> str | None:
-        problem = path_problem(value)
+        problem = path_problem(value, self.paths.lexical)
         if problem is not None:
             return problem
         path = resolve(value, self.paths)
@@ -184,7 +184,7 @@ class _HostMatcher(ValueMatcher):
         self.patterns = tuple(HostPattern.parse(entry, idn=idn) for entry in entries)
 
     @abstractmethod
-    def _host(self, value: str) -> Host | str: ...
+    def _host(self, value: str, idn: bool) -> Host | str: ...
 
     @staticmethod
     @abstractmethod
@@ -192,8 +192,16 @@ class _HostMatcher(ValueMatcher):
         """Raw hosts a lenient consumer could find in ``value``."""
 
     def problem(self, value: str) -> str | None:
-        host = self._host(value)
+        host = self._host(value, self.idn)
         if isinstance(host, str):
+            if self.idn or "xn--" not in value.lower():
+                return host
+            # A valid A-label in the labels a '**.' entry stands for (xn--bcher-kva.corp.com under
+            # **.corp.com): the policy accepts every name at any depth under that domain, and an
+            # A-label reads the same to every consumer. Listed names and '*.' labels still need idn.
+            relaxed = self._host(value, True)
+            if isinstance(relaxed, Host) and any(p.wildcard == "**" and p.matches(relaxed.name) for p in self.patterns):
+                return None
             return host
         if any(pattern.matches(host.name) for pattern in self.patterns):
             return None
@@ -217,8 +225,8 @@ class UrlHostIn(_HostMatcher):
     key = "url_host_in"
     noun = "host"
 
-    def _host(self, value: str) -> Host | str:
-        return url_host(value, idn=self.idn)
+    def _host(self, value: str, idn: bool) -> Host | str:
+        return url_host(value, idn=idn)
 
     @staticmethod
     def _candidates(value: str) -> list[str]:
@@ -231,8 +239,8 @@ class HostIn(_HostMatcher):
     key = "host_in"
     noun = "host"
 
-    def _host(self, value: str) -> Host | str:
-        return bare_host(value, idn=self.idn)
+    def _host(self, value: str, idn: bool) -> Host | str:
+        return bare_host(value, idn=idn)
 
     @staticmethod
     def _candidates(value: str) -> list[str]:
@@ -246,8 +254,8 @@ class EmailDomainIn(_HostMatcher):
     noun = "domain"
     longest_read = LONGEST_READ
 
-    def _host(self, value: str) -> Host | str:
-        return email_domain(value, idn=self.idn)
+    def _host(self, value: str, idn: bool) -> Host | str:
+        return email_domain(value, idn=idn)
 
     @staticmethod
     def _candidates(value: str) -> list[str]:

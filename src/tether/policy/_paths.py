@@ -2,12 +2,15 @@
 
 A path is *canonical* when every consumer (``open()``, a shell, ``realpath``, a
 URL-aware tool, a case-insensitive or normalising file system) reads the same
-file from it without rewriting it: no ``.`` or ``..`` segments, no empty segments
-(``//``) and no leading ``//``, no percent-escapes, backslashes, control or
+file from it: no ``..`` segments (after a component that may be a symlink, the
+kernel and a lexical normaliser reach different files), no leading ``//``, no
+percent-escapes, backslashes, control or
 invisible characters, no characters that NFKC folds (a fullwidth solidus), no
 surrounding whitespace, no shell expansions (``$VAR``, ``${VAR}``, ``$(...)``,
 backticks, ``{a,b}``, a ``.*`` glob that reaches ``..``), and no ``file:`` or other
-URL form. ``~`` and ``~/...`` stand for the policy's ``home``; ``~name/...`` is
+URL form. ``.`` segments and empty segments (``./src/main.py``, ``a//b.txt``,
+``/srv/w/./x.txt``, ``.``) are allowed and collapsed: every POSIX consumer reads them
+the same way. ``~`` and ``~/...`` stand for the policy's ``home``; ``~name/...`` is
 another user's home, kept as written; relative paths start at ``workdir``.
 
 :func:`path_readings` lists every file a lenient consumer could reach from any
@@ -33,6 +36,9 @@ class Paths(NamedTuple):
 
     home: str = "/root"
     workdir: str = "/root"
+    lexical: bool = False
+    """``..`` is resolved by text (``a/b/../c`` is ``a/c``), as the policy's ``lexical_paths``
+    says: right when no directory the tools reach is a symlink; otherwise ``..`` is refused."""
 
 
 DEFAULT_PATHS = Paths()
@@ -58,8 +64,9 @@ _PWD_VAR = re.compile(r"\$\{PWD\}|\$PWD(?![A-Za-z0-9_])")
 
 
 @cache_short
-def path_problem(value: str) -> str | None:
-    """Why ``value`` is not a canonical path, as a phrase; None when it is one."""
+def path_problem(value: str, lexical: bool = False) -> str | None:
+    """Why ``value`` is not a canonical path, as a phrase; None when it is one (``lexical``:
+    ``..`` segments are allowed, and :func:`resolve` resolves them by text)."""
     if not value:
         return "it is empty"
     if len(value) > MAX_PATH:
@@ -97,16 +104,10 @@ def path_problem(value: str) -> str | None:
         return "it starts with a drive letter"
     if value.startswith("//"):
         return "it starts with '//', whose meaning POSIX leaves to the system"
-    segments = value.split("/")
-    if value.startswith("/"):
-        segments = segments[1:]
-    if len(value) > 1 and value.endswith("/"):
-        segments = segments[:-1]
-    for segment in segments:
-        if segment == "":
-            return "it has an empty segment ('//')"
-        if segment in (".", ".."):
-            return f"it has a {segment!r} segment"
+    for segment in value.split("/"):
+        # '.' and empty segments mean the same to every POSIX consumer: resolve() collapses them.
+        if segment == ".." and not lexical:
+            return "it has a '..' segment (after a component that is a symlink, the system and a lexical reading reach different files)"
         if segment.startswith(".") and any(c in segment for c in "*?[") and fnmatchcase("..", segment):
             return f"it has the glob segment {segment!r}, which a shell can expand to '..'"
     return None
@@ -118,17 +119,23 @@ def clean_base(path: str) -> str:
 
 
 def resolve(value: str, paths: Paths) -> str:
-    """The absolute path a canonical ``value`` names (``~name/...`` stays as written)."""
-    if len(value) > 1:
-        value = value.rstrip("/")
-    first, _, rest = value.partition("/")
+    """The absolute path a canonical ``value`` names, with ``.`` and empty segments collapsed
+    (``~name/...`` stays as written, collapsed); ``..`` resolved by text when ``paths.lexical``."""
+    resolved = _resolve(value, paths)
+    return posixpath.normpath(resolved) if paths.lexical and ".." in resolved.split("/") else resolved
+
+
+def _resolve(value: str, paths: Paths) -> str:
+    segments = value.split("/")
+    first = segments[0]
+    rest = "/".join(s for s in segments[1:] if s not in ("", "."))
+    if value.startswith("/"):
+        return "/" + rest
     if first == "~":
         return _join(paths.home, rest)
     if first.startswith("~"):
-        return value
-    if value.startswith("/"):
-        return value
-    return _join(paths.workdir, value)
+        return _join(first, rest)
+    return _join(paths.workdir, "/".join(s for s in segments if s not in ("", ".")))
 
 
 def _join(base: str, rest: str) -> str:

@@ -117,7 +117,7 @@ def _with_semantic_problems(exc: PolicyError, text: str, source: str) -> PolicyE
     if pruned is None:
         return exc
     try:
-        compile_policy(pruned, lambda path: (source, doc.line_of(path)))
+        compiled = compile_policy(pruned, lambda path: (source, doc.line_of(path)))
     except PolicyError as more:
         seen = {(p.rule_path, p.message) for p in exc.problems}
         # A key that is missing next to an unknown key is most likely the same key misspelt.
@@ -129,8 +129,13 @@ def _with_semantic_problems(exc: PolicyError, text: str, source: str) -> PolicyE
             and not any(_under(p.rule_path, q.rule_path) for q in exc.problems)
             and not (p.message.startswith("missing required key") and parent_path(p.rule_path) in misspelt)
         ]
-        return PolicyError.collect(sorted([*exc.problems, *extra], key=lambda p: (p.line or 0, p.rule_path)))
-    return exc
+        out = PolicyError.collect(sorted([*exc.problems, *extra], key=lambda p: (p.line or 0, p.rule_path)))
+        warnings = more.warnings
+    else:
+        out, warnings = exc, compiled.warnings
+    # Warnings too: a file with errors still shows every warning in the same run.
+    out.warnings = tuple(w for w in warnings if not any(_under(w.rule_path, q.rule_path) for q in exc.problems))
+    return out
 
 
 def _under(path: str, root: str) -> bool:

@@ -7,7 +7,8 @@ of them at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tether.errors import PolicyError
@@ -33,6 +34,13 @@ class PolicyWarning:
         where = self.source if self.line is None else f"{self.source}:{self.line}"
         at = f" at {self.rule_path}" if self.rule_path else ""
         return f"{where}{at}: {self.message}"
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """``"; did you mean 'default'?"`` when ``word`` looks like a misspelling of one of ``options``
+    (difflib's ratio of 0.6 or more), else ``""``."""
+    close = difflib.get_close_matches(word, sorted(set(options)), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close and close[0] != word else ""
 
 
 def parent_path(path: str) -> str:
@@ -69,4 +77,7 @@ class Problems:
     def raise_if_any(self) -> None:
         """Raise one PolicyError carrying every error found so far."""
         if self.errors:
-            raise PolicyError.collect(self.errors)
+            error = PolicyError.collect(self.errors)
+            # The warnings found alongside are part of the whole truth ``tether policy check`` tells.
+            error.warnings = (*error.warnings, *self.warnings)
+            raise error

@@ -355,6 +355,9 @@ class PolicySpec(_Strict):
     default: Literal["deny", "ask"] = "deny"
     home: str = "/root"
     workdir: str | None = None
+    lexical_paths: bool | None = None
+    """Path matchers resolve ``..`` by text instead of refusing it (only where no directory the
+    tools reach is a symlink); unset (None) keeps the policy's hash as before the key existed."""
     constants: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     budgets: Budgets = Field(default_factory=Budgets)

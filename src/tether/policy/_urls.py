@@ -82,11 +82,32 @@ def url_host(value: str, *, idn: bool = False) -> Host | str:
         return "it does not have exactly two slashes after the scheme (parsers disagree on where such a host starts)"
     authority, _ = _split_authority(rest[2:])
     if "@" in authority:
-        return "it has userinfo ('@' before the host), which hides the real host from readers and some parsers"
+        userinfo, _, authority = authority.partition("@")
+        problem = _userinfo_problem(userinfo, authority)
+        if problem is not None:
+            return problem
     host = _authority_host(authority, idn=idn)
     if isinstance(host, str):
         return host
     return _agrees_with_urllib(value, host)
+
+
+_USERINFO = re.compile(r"[A-Za-z0-9_~!$&'()*+,;=-]+")
+
+
+def _userinfo_problem(userinfo: str, authority: str) -> str | None:
+    """A plain ``user`` before the one '@' (``https://git@host/``) is read the same way by every
+    parser and cannot pass for a host; anything with a dot, a colon (a password, or a port-like
+    ``evil.com:443@``), a percent-escape or a second '@' (``https://allowed.com@evil.com/``) can
+    fool a reader or a parser about the host."""
+    if "@" in authority:
+        return "it has more than one '@' in its userinfo (parsers split the host at different ones)"
+    if not _USERINFO.fullmatch(userinfo):
+        return (
+            f"it has the userinfo {userinfo!r} before '@', which reads like a host or holds characters parsers "
+            "decode differently (only a plain user name is accepted, no password)"
+        )
+    return None
 
 
 @cache_short

@@ -27,6 +27,11 @@ SEQ_LIMIT = 2**32
 """Events per session (the ``chain`` key packs the session id above the sequence number)."""
 VERSION = 3
 """The layout this code writes (``PRAGMA user_version``; the ``meta`` table's ``schema`` too)."""
+APPLICATION_ID = 0x54455448
+"""``PRAGMA application_id`` of a Tether event store (``TETH`` in ASCII): ``file(1)`` and this
+code tell a store from any other SQLite database by it."""
+_CURRENT_TABLES = frozenset({"session_ids", "chain", "call_keys", "heads", "meta"})
+_FIRST_LAYOUT_TABLES = frozenset({"events", "calls", "heads"})
 
 _TABLES = """
 CREATE TABLE session_ids (sid INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE);
@@ -101,28 +106,85 @@ _CLAIM = "INSERT INTO call_keys (key, sid, call_id) VALUES (?, ?, ?)"
 _MIN_KEY = -(2**63)
 
 
-def open_schema(db: sqlite3.Connection) -> None:
-    """Create the tables in an empty file, or migrate a first-layout file forward; nothing
-    to do (one read) when the file is current."""
-    if _version(db) == VERSION:
+def open_schema(db: sqlite3.Connection, path: str, *, read_only: bool = False) -> None:
+    """Create the tables in an empty file, or migrate a first-layout file forward, or stamp
+    the application id on a store written before Tether set it; nothing to do (two reads)
+    when the file is current. A SQLite database that is not a Tether store is refused
+    (StoreError) before anything is written to it. ``read_only``: check, never write."""
+    if _application_id(db) == APPLICATION_ID and _version(db) == VERSION:
+        return
+    if read_only:
+        _check_readable(db, path)
         return
     db.execute("BEGIN IMMEDIATE")
     try:
         version = _version(db)
         if version > VERSION:
             raise StoreError(f"the event store was written by a newer Tether (schema {version}, this one reads {VERSION})")
-        if version < VERSION:
-            legacy = db.execute("SELECT type FROM sqlite_master WHERE name = 'events'").fetchone()
-            if legacy is not None and legacy[0] == "table":
-                _migrate(db)
-            else:
-                _create(db)
+        kind = _kind(db, path)
+        if kind == "empty":
+            _create(db)
+        elif kind == "first layout":
+            _migrate(db)
+        if version < VERSION or kind != "current":
             db.execute(f"PRAGMA user_version = {VERSION}")
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(VERSION),))
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         db.commit()
     except BaseException:
-        db.rollback()
+        if db.in_transaction:
+            db.rollback()
         raise
+
+
+def _check_readable(db: sqlite3.Connection, path: str) -> None:
+    """A store opened read-only must already be a current Tether store (nothing can be created
+    or migrated in it)."""
+    version = _version(db)
+    if version > VERSION:
+        raise StoreError(f"the event store was written by a newer Tether (schema {version}, this one reads {VERSION})")
+    kind = _kind(db, path)
+    if kind == "empty":
+        raise StoreError(f"{path!r} is an empty database, not a Tether event store")
+    if kind == "first layout":
+        raise StoreError(
+            f"the event store {path!r} has the first layout (schema 2): open it once with write access "
+            "(any tether command that writes, e.g. 'tether audit verify' on a writable copy) to migrate it"
+        )
+
+
+def refuse_foreign(db: sqlite3.Connection, path: str) -> None:
+    """Raise StoreError if the file is a SQLite database that is not a Tether store; read
+    before anything (the journal mode included) is changed in it."""
+    _kind(db, path)
+
+
+def _kind(db: sqlite3.Connection, path: str) -> str:
+    """What the file holds: ``empty``, a ``current`` store (schema 3, perhaps without the
+    application id), a store of the ``first layout``; anything else is refused."""
+    app_id = _application_id(db)
+    if app_id not in (0, APPLICATION_ID):
+        raise StoreError(
+            f"{path!r} is not a Tether event store (its SQLite application id is {app_id:#010x}, "
+            f"Tether's is {APPLICATION_ID:#010x}); name another file"
+        )
+    tables = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables and not db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+        return "empty"
+    version = _version(db)
+    if version == VERSION and tables >= _CURRENT_TABLES:
+        return "current"
+    if version == 0 and tables >= _FIRST_LAYOUT_TABLES:
+        return "first layout"
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise StoreError(
+        f"{path!r} is not a Tether event store: it is a SQLite database with other tables ({shown or 'none'}) "
+        "and no Tether application id; name another file (Tether never adds its tables to a foreign database)"
+    )
+
+
+def _application_id(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA application_id").fetchone()[0])
 
 
 def _version(db: sqlite3.Connection) -> int:

@@ -28,7 +28,7 @@ from tether.store._chain import (
     event_time,
     verify_rows,
 )
-from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema
+from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema, refuse_foreign
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
 # are indexes derived from it (the guard re-checks them against the chain before relying on them).
@@ -90,13 +90,18 @@ class SQLiteStore:
       benchmarks.
     """
 
-    def __init__(self, path: str | Path = "tether.db", *, durability: Durability = "normal", timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, path: str | Path = "tether.db", *, durability: Durability = "normal", timeout_s: float = 30.0, read_only: bool = False
+    ) -> None:
         self.path = str(path)
         """The database file."""
         self.durability: Durability = durability
         """How hard commits work to survive a crash (see :data:`Durability`)."""
         self.timeout_s = timeout_s
         """How long an operation waits for another connection's write lock before failing."""
+        self.read_only = read_only
+        """Opened for reading only (``audit verify``, listings): works on a read-only file or
+        mount, and every write fails with a StoreError."""
         self._lock = threading.RLock()
         self._heads: dict[str, tuple[int, str]] = {}
         """Heads this store last saw per session: a hint that spares reading the head before
@@ -111,18 +116,50 @@ class SQLiteStore:
         if self.path != ":memory:" and Path(self.path).is_dir():
             raise StoreError(f"cannot open event store {self.path!r}: it is a directory; name a file in it")
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={_SYNC[durability]}")
-            self._db.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
-            open_schema(self._db)
+            self._db = self._connect() if read_only else self._connect_writable()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open event store {self.path!r}: {_cause(exc, self.path)}") from exc
+
+    def _connect_writable(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            refuse_foreign(db, self.path)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={_SYNC[self.durability]}")
+            db.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
+            open_schema(db, self.path)
             # From here on this store waits for locks itself (see _wait): fine-grained, and a
             # writer whose session moved gives up instead of waiting.
-            self._db.execute("PRAGMA busy_timeout = 0")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open event store {self.path!r}: {exc}") from exc
+            db.execute("PRAGMA busy_timeout = 0")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        """A read-only connection (SQLite URI ``mode=ro``). A WAL file on a read-only mount
+        or in a read-only directory, where SQLite cannot make its shared-memory file, is read
+        as immutable: an evidence copy that nobody writes."""
+        if self.path == ":memory:":
+            raise StoreError("a ':memory:' store cannot be opened read-only: it holds nothing")
+        if not Path(self.path).is_file():
+            raise StoreError(f"no event store at {self.path!r}")
+        uri = Path(self.path).resolve().as_uri()
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            db = sqlite3.connect(uri + query, uri=True, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+            try:
+                open_schema(db, self.path, read_only=True)
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if query.endswith("immutable=1") or exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+                    raise
+            except BaseException:
+                db.close()
+                raise
+        raise AssertionError("unreachable")
 
     def append(self, session_id: str, events: Sequence[Event], *, expect_seq: int | None = None) -> list[StoredEvent]:
         """Append ``events`` to ``session_id``'s chain in one transaction (see ``EventStore.append``)."""
@@ -144,10 +181,13 @@ class SQLiteStore:
                     stored, sid = self._append_locked(db, session_id, sid, events, bodies, expect_seq, known, linked)
                     db.commit()
                 except BaseException:
-                    db.rollback()
+                    # SQLite rolls back by itself on some errors (a full disk): a second
+                    # rollback would hide the cause behind "no transaction is active".
+                    if db.in_transaction:
+                        db.rollback()
                     raise
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot append to event store {self.path!r}: {exc}") from exc
+                raise StoreError(f"cannot append to event store {self.path!r}: {_cause(exc, self.path)}") from exc
             self._remember(session_id, stored[-1].seq, stored[-1].hash, sid)
             return stored
 
@@ -176,7 +216,8 @@ class SQLiteStore:
             finally:
                 if self._turn_open:
                     self._turn_open = False
-                    self._db.rollback()
+                    if self._db.in_transaction:
+                        self._db.rollback()
 
     def _begin(self, session_id: str | None, expect_seq: int | None) -> None:
         """Take the write lock (``BEGIN IMMEDIATE``), or use the one a ``turn`` holds. While
@@ -348,7 +389,7 @@ class SQLiteStore:
             try:
                 return self._wait(lambda: self._verify(session_ids, expect))
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot read event store {self.path!r}: {exc}") from exc
+                raise StoreError(f"cannot read event store {self.path!r}: {_cause(exc, self.path)}") from exc
 
     def _verify(self, session_ids: Sequence[str] | None, expect: Sequence[ChainHead]) -> VerifyReport:
         db = self._db
@@ -423,7 +464,7 @@ class SQLiteStore:
             try:
                 return self._wait(lambda: self._db.execute(sql, params).fetchall())
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot read event store {self.path!r}: {exc}") from exc
+                raise StoreError(f"cannot read event store {self.path!r}: {_cause(exc, self.path)}") from exc
 
     def _transaction(self, what: str, write: Callable[[sqlite3.Connection], object]) -> None:
         """Run ``write`` in a write transaction of its own."""
@@ -435,10 +476,11 @@ class SQLiteStore:
                     write(db)
                     db.commit()
                 except BaseException:
-                    db.rollback()
+                    if db.in_transaction:
+                        db.rollback()
                     raise
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot {what} event store {self.path!r}: {exc}") from exc
+                raise StoreError(f"cannot {what} event store {self.path!r}: {_cause(exc, self.path)}") from exc
 
     def close(self) -> None:
         """Close the database connection."""
@@ -450,6 +492,21 @@ class SQLiteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _cause(exc: sqlite3.Error, path: str) -> str:
+    """SQLite's message, with the cause and the way out spelt out for the failures a user can mend."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return (
+            f"the disk is full ({exc}); nothing was written by this step. Free space on the disk that holds {path!r}, "
+            "then resume the session ('tether run --resume SESSION', or restart the agent or proxy: it resumes from the log)"
+        )
+    if code == sqlite3.SQLITE_CANTOPEN and Path(path).is_file():
+        return f"{exc}: the file or its directory may be read-only (read-only commands such as 'tether audit verify' still work)"
+    if code == sqlite3.SQLITE_READONLY:
+        return f"{exc}: the file or its directory is read-only (read-only commands such as 'tether audit verify' still work)"
+    return str(exc)
 
 
 def _link(session_id: str, sid: int, events: Sequence[Event], bodies: list[bytes], seq: int, prev: str) -> tuple[list[StoredEvent], _Rows]:
