@@ -24,6 +24,8 @@ from tether.errors import DuplicateCall, SessionError, StaleSession, StoreError
 from tether.events import (
     ApprovalAnswered,
     ApprovalRequested,
+    BudgetReleased,
+    BudgetReserved,
     CallProposed,
     DecisionMade,
     Event,
@@ -36,9 +38,10 @@ from tether.events import (
     SourceAdded,
 )
 from tether.flow import TRUSTED, UNTRUSTED, Label
-from tether.monitor import Detector, SessionState, decide, result_label, tighten
+from tether.monitor import Detector, SessionState, decide, result_label, spend_of, tighten
 from tether.policy import Policy
 from tether.session import _snapshot as snapshots
+from tether.session._ledger import PrincipalLedger
 from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
 from tether.session._snapshot import SnapshotPolicy, Work
 from tether.store import GENESIS, EventStore, StoredEvent, chain_break
@@ -116,6 +119,7 @@ class Session:
         self._lock = threading.RLock()
         self._broken: str | None = None
         self._since_snapshot = Work()
+        self._ledger: PrincipalLedger | None = None
 
     # ------------------------------------------------------------ opening
 
@@ -320,10 +324,11 @@ class Session:
                 reason = Reason("malformed", "call_id", f"call id {call.id!r} was already used in this session; denied")
             if reason is not None and reason.rule == "call_id":
                 call = ToolCall(call.tool, call.args, new_id())
+            ledger_seq = 0
             if reason is not None:
                 decision = Decision("deny", call.id, call.tool, (reason,), digest, policy.hash)
             else:
-                decision = tighten(decide(policy, self.state, clean, digest, now), call, self.state, self.detectors)
+                decision, ledger_seq = self._decide(clean, digest, now)
             # Requests past their deadline are denied in the log now, with this call: nothing
             # waits on them, and they no longer hold memory or count against the pending limit.
             events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]
@@ -336,6 +341,8 @@ class Session:
                     verdict=decision.verdict,
                     reasons=decision.reasons,
                     policy_hash=policy.hash,
+                    endorsements=decision.endorsements,
+                    ledger_seq=ledger_seq,
                 ),
             ]
             if decision.verdict == "ask":
@@ -358,6 +365,50 @@ class Session:
                 # The id was used long ago (no longer in memory): deny, under a fresh id.
                 refusal = Reason("malformed", "call_id", f"call id {clean.id!r} was already used in this session; denied")
         raise StoreError("could not find an unused call id")
+
+    def ledger(self) -> PrincipalLedger | None:
+        """The principal's ledger, up to date (None before the session has started)."""
+        if self._ledger is None:
+            if not self.state.principal:
+                return None
+            self._ledger = PrincipalLedger(self.store, self.policy, self.state.principal)
+        self._ledger.catch_up()
+        return self._ledger
+
+    def _decide(self, call: ToolCall, digest: str, now: float, *, approved: bool = False) -> tuple[Decision, int]:
+        """Decide on the session and its principal's ledger as they are now (decision, then detectors).
+
+        When the policy sets ``principal_budgets``, an allow first reserves the call's share in the
+        ledger (conditionally: a lost race is decided again on the new ledger), so no two sessions
+        of one principal can spend the same unit. A reservation left by an earlier attempt of this
+        call that is no longer an allow is released. ``approved``: a human approved the call, so an
+        ``ask`` runs too. Returns the decision and the ledger event it saw.
+        """
+        policy = self.policy
+        ledger = self.ledger()
+        if ledger is None:
+            return tighten(decide(policy, self.state, call, digest, now), call, self.state, self.detectors), 0
+        budgets = policy.spec.principal_budgets
+        fleet = budgets is not None and budgets.active
+
+        def attempt() -> tuple[list[Event], tuple[Decision, int]]:
+            seen = ledger.state.last_seq
+            decision = tighten(decide(policy, self.state, call, digest, now, ledger.state), call, self.state, self.detectors)
+            held = ledger.state.reserved(self.id, call.id)
+            runs = decision.verdict == "allow" or (approved and decision.verdict == "ask")
+            if fleet and runs and not held:
+                tool = policy.tool_for(call.tool)
+                write = tool is not None and tool.effect_of(call.args) == "write"
+                spend = spend_of(tool, call.args) if tool is not None else 0.0
+                reserve = BudgetReserved(
+                    session_id=ledger.id, time=now, for_session=self.id, call_id=call.id, tool=call.tool, write=write, spend=spend
+                )
+                return [reserve], (decision, seen)
+            if held and not runs:
+                return [BudgetReleased(session_id=ledger.id, time=now, for_session=self.id, call_id=call.id)], (decision, seen)
+            return [], (decision, seen)
+
+        return ledger.commit(attempt, MAX_RETRIES)
 
     def output_label(self, call_id: str, text: str, *, error: bool = False) -> Label:
         """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors)."""
@@ -490,7 +541,7 @@ class Session:
             return "deny", (Reason("session", "approval", f"call {call_id!r} is no longer known to the session"),)
         args = call.args if isinstance(call.args, dict) else {}
         checked = ToolCall(call.tool, args, call_id)
-        decision = tighten(decide(self.policy, self.state, checked, call.call_hash, now), checked, self.state, self.detectors)
+        decision, _ = self._decide(checked, call.call_hash, now, approved=True)
         if decision.verdict == "deny":
             return "deny", decision.reasons
         return "allow", ()
