@@ -36,6 +36,11 @@ Status = Literal["active", "paused", "killed", "ended"]
 AUTOMATIC_ANSWERERS = frozenset({"timeout", "guard"})
 """Who answers asks without a human: their answers are no check-in."""
 
+MAX_SPARED_SHOWN = 8
+"""Calls remembered per endorsement as the asks it spared (all are counted)."""
+MAX_SPARED_ENDORSEMENTS = 4096
+"""Endorsements whose spared asks a session keeps (the oldest are dropped past that)."""
+
 MAX_CALL_RECORDS = 4096
 """Call records kept in memory (up to 1,024 more between clean-ups); calls awaiting an answer
 are kept whatever their number. Older call ids stay unique through the store, which
@@ -95,6 +100,10 @@ class SessionState:
     """The session's approval requests (the one fold of approval state)."""
     endorsements: EndorsementBook = field(default_factory=EndorsementBook)
     """Session-scoped endorsements (principal-scoped ones are in the principal's ledger)."""
+    spared: dict[str, list[str]] = field(default_factory=dict)
+    """Endorsement id -> the calls whose ask it spared (the most recent ``MAX_SPARED_SHOWN``)."""
+    spared_count: Counter[str] = field(default_factory=Counter)
+    """Endorsement id -> how many asks it spared in this session."""
     last_checkin: float = 0.0
     """When a human last checked in or answered an ask (the start, before that)."""
     writes_since_checkin: int = 0
@@ -128,6 +137,8 @@ class SessionState:
                 rec.verdict = event.verdict
                 if event.verdict == "allow":
                     self._count(rec, policy, event.time)
+            for eid in event.endorsements:
+                self._spare(eid, event.call_id)
         elif isinstance(event, ResultRecorded):
             self.flow.add_source(event.output, event.label, event.id)
             rec = self.calls.get(event.call_id)
@@ -193,6 +204,17 @@ class SessionState:
         # rescan them: the next clean-up waits for another 1,024 records.
         self.forget_at = max(MAX_CALL_RECORDS, len(self.calls)) + 1024
 
+    def _spare(self, endorsement_id: str, call_id: str) -> None:
+        self.spared_count[endorsement_id] += 1
+        calls = self.spared.setdefault(endorsement_id, [])
+        calls.append(call_id)
+        if len(calls) > MAX_SPARED_SHOWN:
+            del calls[0]
+        if len(self.spared) > MAX_SPARED_ENDORSEMENTS:
+            oldest = next(iter(self.spared))
+            del self.spared[oldest]
+            del self.spared_count[oldest]
+
     def _checked_in(self, when: float) -> None:
         self.last_checkin = max(self.last_checkin, when)
         self.writes_since_checkin = 0
@@ -237,6 +259,7 @@ class SessionState:
             "approvals": self.approvals.to_snapshot(),
             "endorsements": self.endorsements.to_snapshot(),
             "checkin": (self.last_checkin, self.writes_since_checkin),
+            "spared": {k: (self.spared_count[k], list(v)) for k, v in self.spared.items()},
             "forget_at": self.forget_at,
             **self.flow.digest(),
             "events": self.events,

@@ -3,16 +3,29 @@ with the provenance of every argument) and does (answer, pause, resume, kill), a
 service's access tokens. Needs no web framework; the HTTP service is :mod:`tether.server.web`.
 """
 
-from tether.server._oversight import INTERNAL_PREFIX, Action, AnswerOutcome, Oversight, OversightError, StopOutcome
+from tether.server._oversight import DEFAULT_ENDORSEMENT_S, INTERNAL_PREFIX, Action, AnswerOutcome, Oversight, OversightError, StopOutcome
 from tether.server._tokens import TokenBook, TokenError, TokenInfo, tokens_path
-from tether.server._views import ArgView, Budget, PendingCall, ReasonView, SessionRow, SourceView, TimelineEntry
+from tether.server._views import (
+    ArgView,
+    Budget,
+    CheckinView,
+    EndorsementView,
+    PendingCall,
+    ReasonView,
+    SessionRow,
+    SourceView,
+    TimelineEntry,
+)
 
 __all__ = [
+    "DEFAULT_ENDORSEMENT_S",
     "INTERNAL_PREFIX",
     "Action",
     "AnswerOutcome",
     "ArgView",
     "Budget",
+    "CheckinView",
+    "EndorsementView",
     "Oversight",
     "OversightError",
     "PendingCall",

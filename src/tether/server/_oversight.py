@@ -13,16 +13,20 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from tether.errors import PolicyError, SessionError, StoreError
-from tether.events import ApprovalAnswered, CallProposed, DecisionMade, Event
+from tether.approvals import Endorsement
+from tether.events import ApprovalAnswered, CallProposed, DecisionMade, EndorsementScope, Event
 from tether.flow import walk_leaves
+from tether.monitor import LEDGER_PREFIX
 from tether.server._views import (
     ArgView,
     Budget,
+    CheckinView,
+    EndorsementView,
     PendingCall,
     ReasonView,
     SessionRow,
@@ -42,6 +46,12 @@ INTERNAL_PREFIX = "mcp-pins:"
 
 HISTORY = 12
 """Recent events shown beside a pending call."""
+
+HIDDEN = (INTERNAL_PREFIX, LEDGER_PREFIX)
+"""Streams in the store that are not agent sessions: MCP pins and principals' ledgers."""
+
+DEFAULT_ENDORSEMENT_S = 7 * 86400.0
+"""How long an endorsement holds when nobody says (seven days)."""
 
 _WINDOW = 512
 """Events read back to find a pending call's decision and the sources of its arguments."""
@@ -142,7 +152,7 @@ class Oversight:
         pending = self._pending_counts()
         rows = []
         for summary in self.store.sessions():
-            if summary.session_id.startswith(INTERNAL_PREFIX):
+            if summary.session_id.startswith(HIDDEN):
                 continue
             row = self._row(summary.session_id, summary.events, summary.first_time, summary.last_time, pending.get(summary.session_id, 0))
             if status and row.status != status:
@@ -158,7 +168,7 @@ class Oversight:
     def row(self, session_id: str) -> SessionRow:
         """One session's row. Raises :class:`OversightError` (404)."""
         head = self.store.head(session_id)
-        if head is None or session_id.startswith(INTERNAL_PREFIX):
+        if head is None or session_id.startswith(HIDDEN):
             raise OversightError(404, f"no session {session_id!r}")
         first = self.store.read(session_id, 0, limit=1)
         last = self.store.read(session_id, head.seq - 1, limit=1)
@@ -179,8 +189,44 @@ class Oversight:
             Budget("wall_time_s", round(max(0.0, last - st.started_at), 1), spec.max_wall_time_s),
         )
         return SessionRow(
-            session_id, st.status, st.principal, st.policy_name, st.policy_hash, st.task, events, pending, first, last, budgets
+            session_id,
+            st.status,
+            st.principal,
+            st.policy_name,
+            st.policy_hash,
+            st.task,
+            events,
+            pending,
+            first,
+            last,
+            budgets,
+            fleet=self._fleet(sess),
+            checkin=self._checkin(sess),
         )
+
+    @staticmethod
+    def _fleet(sess: Session) -> tuple[Budget, ...]:
+        spec = sess.policy.spec.principal_budgets
+        if spec is None or not spec.active:
+            return ()
+        ledger = sess.ledger()
+        if ledger is None:
+            return ()
+        used = ledger.state
+        out = [Budget("calls", used.calls, spec.max_calls), Budget("writes", used.writes, spec.max_writes)]
+        out.append(Budget("spend", used.spend, spec.max_spend))
+        out += [Budget(f"calls to {tool}", used.per_tool.get(tool, 0), limit) for tool, limit in sorted(spec.tool_calls.items())]
+        return tuple(b for b in out if b.limit is not None or b.used)
+
+    def _checkin(self, sess: Session) -> CheckinView | None:
+        spec = sess.policy.spec.checkin
+        if spec is None:
+            return None
+        st = sess.state
+        due = (spec.after_writes is not None and st.writes_since_checkin >= spec.after_writes) or (
+            spec.after_minutes is not None and self.clock() - st.last_checkin > spec.after_minutes * 60
+        )
+        return CheckinView(st.last_checkin, st.writes_since_checkin, spec.after_writes, spec.after_minutes, due)
 
     def _pending_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -206,7 +252,7 @@ class Oversight:
     def pending_approvals(self) -> list[PendingApproval]:
         """Every unanswered, unexpired approval request, oldest first (tool-definition pins excepted)."""
         now = self.clock()
-        return [p for p in self.store.pending_approvals() if p.expires_at >= now and not p.session_id.startswith(INTERNAL_PREFIX)]
+        return [p for p in self.store.pending_approvals() if p.expires_at >= now and not p.session_id.startswith(HIDDEN)]
 
     def find(self, call: str) -> PendingApproval:
         """The one pending request whose call id is ``call`` or starts with it. Raises :class:`OversightError` (404)."""
@@ -276,6 +322,7 @@ class Oversight:
             st.principal,
             st.task,
             history,
+            tuple(sess.asked_args(p.call_id)),
         )
 
     @staticmethod
@@ -290,13 +337,28 @@ class Oversight:
         """Every scalar of ``args`` with its path (``to[0]``), as text (strings as they are, others in JSON)."""
         return [(path, _text(value)) for path, value in _leaves(args)]
 
-    def answer(self, call: str, approved: bool, *, by: str, note: str = "") -> AnswerOutcome:
+    def answer(
+        self,
+        call: str,
+        approved: bool,
+        *,
+        by: str,
+        note: str = "",
+        remember: Sequence[str] | None = None,
+        scope: EndorsementScope = "session",
+        expires_in_s: float | None = DEFAULT_ENDORSEMENT_S,
+    ) -> AnswerOutcome:
         """Approve or refuse the pending call ``call`` (an id or a unique prefix). An approved call is
-        decided again now: a budget, a rate or the session's status may still deny it."""
+        decided again now: a budget, a rate or the session's status may still deny it.
+
+        ``remember`` (approve and remember): endorse the values of these arguments (empty: those
+        whose provenance caused the ask) for the session or the principal, for ``expires_in_s``
+        seconds (None: until revoked)."""
         target = self.find(call)
         sess = self.session(target.session_id)
+        expires_at = None if expires_in_s is None else self.clock() + expires_in_s
         try:
-            allowed = sess.answer(target.call_id, approved, by=by, note=note)
+            allowed = sess.answer(target.call_id, approved, by=by, note=note, remember=remember, scope=scope, expires_at=expires_at)
         except SessionError as exc:
             raise OversightError(409, str(exc)) from None
         except StoreError as exc:
@@ -316,6 +378,87 @@ class Oversight:
             if isinstance(event, ApprovalAnswered) and event.call_id == call_id:
                 return event.note if event.by == "timeout" else event.describe()
         return "it was denied when re-checked"
+
+    # ------------------------------------------------------------ endorsements and check-ins
+
+    def endorsements(self, *, principal: str | None = None, session_id: str | None = None, live_only: bool = False) -> list[EndorsementView]:
+        """Endorsements not revoked (of one principal, or holding in one session), newest first, each
+        with the asks it spared."""
+        now = self.clock()
+        sessions = [self.session(session_id)] if session_id is not None else self._agent_sessions(principal)
+        found: dict[str, Endorsement] = {}
+        spared: dict[str, list[tuple[str, str]]] = {}
+        counts: dict[str, int] = {}
+        for sess in sessions:
+            if principal is not None and sess.state.principal != principal:
+                continue
+            for item in sess.endorsements(live_only=live_only):
+                found[item.id] = item
+            st = sess.state
+            for eid, calls in st.spared.items():
+                spared.setdefault(eid, []).extend((sess.id, c) for c in calls)
+                counts[eid] = counts.get(eid, 0) + st.spared_count[eid]
+        out = [
+            EndorsementView(
+                e.id,
+                e.scope,
+                e.principal,
+                e.origin_session,
+                e.tool,
+                e.arg,
+                e.value,
+                e.expires_at,
+                e.by,
+                e.time,
+                e.live(now),
+                counts.get(e.id, 0),
+                tuple(spared.get(e.id, [])[-8:]),
+            )
+            for e in found.values()
+        ]
+        out.sort(key=lambda v: v.time, reverse=True)
+        return out
+
+    def _agent_sessions(self, principal: str | None) -> list[Session]:
+        out = []
+        for summary in self.store.sessions():
+            if summary.session_id.startswith(HIDDEN):
+                continue
+            try:
+                sess = self.session(summary.session_id)
+            except OversightError:
+                continue
+            if principal is None or sess.state.principal == principal:
+                out.append(sess)
+        return out
+
+    def revoke_endorsement(self, endorsement: str, *, by: str, note: str = "") -> EndorsementView:
+        """Withdraw an endorsement (an id or a unique prefix). Raises :class:`OversightError` (404)."""
+        matches = [e for e in self.endorsements() if e.id == endorsement] or [
+            e for e in self.endorsements() if endorsement and e.id.startswith(endorsement)
+        ]
+        if len(matches) != 1:
+            raise OversightError(404, f"{'no' if not matches else 'more than one'} endorsement matches {endorsement!r}")
+        target = matches[0]
+        sess = self.session(target.origin_session)
+        try:
+            sess.revoke_endorsement(target.id, by=by, note=note)
+        except SessionError as exc:
+            raise OversightError(409, str(exc)) from None
+        except StoreError as exc:
+            raise OversightError(503, f"the event store failed: {exc}") from None
+        return target
+
+    def checkin(self, session_id: str, *, by: str, note: str = "") -> SessionRow:
+        """A person looked at the session and lets it go on (the policy's ``checkin`` counters restart)."""
+        sess = self.session(session_id)
+        try:
+            sess.checkin(by=by, note=note)
+        except SessionError as exc:
+            raise OversightError(409, str(exc)) from None
+        except StoreError as exc:
+            raise OversightError(503, f"the event store failed: {exc}") from None
+        return self.row(session_id)
 
     # ------------------------------------------------------------ control
 
@@ -337,7 +480,7 @@ class Oversight:
         out = []
         for summary in self.store.sessions():
             sid = summary.session_id
-            if sid.startswith(INTERNAL_PREFIX):
+            if sid.startswith(HIDDEN):
                 continue
             try:
                 sess = self.session(sid)

@@ -95,6 +95,7 @@ def state_to_json(state: SessionState) -> dict[str, Any]:
         "approvals": state.approvals.to_snapshot(),
         "endorsements": state.endorsements.to_snapshot(),
         "checkin": [state.last_checkin, state.writes_since_checkin],
+        "spared": {k: [state.spared_count[k], v] for k, v in state.spared.items()},
         "forget_at": state.forget_at,
         "flow": state.flow.to_snapshot(),
         "events": state.events,
@@ -119,6 +120,8 @@ def state_from_json(data: dict[str, Any]) -> SessionState:
     state.approvals = ApprovalBook.from_snapshot(data["approvals"])
     state.endorsements = EndorsementBook.from_snapshot(data.get("endorsements", []))
     state.last_checkin, state.writes_since_checkin = data.get("checkin", [state.started_at, 0])
+    state.spared = {k: list(v[1]) for k, v in data.get("spared", {}).items()}
+    state.spared_count = Counter({k: int(v[0]) for k, v in data.get("spared", {}).items()})
     state.forget_at = data["forget_at"]
     state.flow = FlowTracker.from_snapshot(data["flow"])
     state.events = data["events"]

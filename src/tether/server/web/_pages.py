@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tether.server import Oversight, OversightError
+from tether.server import DEFAULT_ENDORSEMENT_S, Oversight, OversightError
 from tether.server.web._auth import COOKIE, LOGIN_TTL_S, Logins, check_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -103,14 +103,25 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
         return response
     entries = await run_in_threadpool(over.recent, session_id, 300)
     calls = await run_in_threadpool(lambda: over.pending(session_id=session_id))
+    endorsements = await run_in_threadpool(lambda: over.endorsements(session_id=session_id))
     back = f"/sessions/{quote(session_id, safe='')}"
-    return page(request, "session.html", row=row, entries=list(reversed(entries)), calls=calls, last_seq=row.events, back=back)
+    return page(
+        request,
+        "session.html",
+        row=row,
+        entries=list(reversed(entries)),
+        calls=calls,
+        last_seq=row.events,
+        back=back,
+        endorsements=endorsements,
+    )
 
 
 @router.get("/approvals")
 async def approvals_page(request: Request) -> HTMLResponse:
     calls = await run_in_threadpool(_over(request).pending)
-    return page(request, "approvals.html", calls=calls, back="/approvals")
+    endorsements = await run_in_threadpool(_over(request).endorsements)
+    return page(request, "approvals.html", calls=calls, back="/approvals", endorsements=endorsements)
 
 
 @router.get("/approvals/list")
@@ -126,18 +137,49 @@ async def approvals_fragment(request: Request, session_id: Annotated[str | None,
 async def answer(
     request: Request,
     call_id: ID,
-    decision: Annotated[Literal["approve", "deny"], Form()],
+    decision: Annotated[Literal["approve", "deny", "approve_and_remember"], Form()],
     csrf: FormText = "",
     note: FormText = "",
+    scope: Annotated[Literal["session", "principal"], Form()] = "session",
+    expires: Annotated[float, Form(gt=0, le=366 * 86400)] = DEFAULT_ENDORSEMENT_S,
     next: Annotated[str, Form(max_length=512)] = "/approvals",
 ) -> Response:
     check_csrf(request, csrf)
+    remember: list[str] | None = [] if decision == "approve_and_remember" else None
     try:
-        out = await run_in_threadpool(lambda: _over(request).answer(call_id, decision == "approve", by=request.state.who.name, note=note))
-        message = out.message
+        out = await run_in_threadpool(
+            lambda: _over(request).answer(
+                call_id, decision != "deny", by=request.state.who.name, note=note, remember=remember, scope=scope, expires_in_s=expires
+            )
+        )
+        message = out.message + (" (and remembered)" if remember is not None and out.approved else "")
     except OversightError as exc:
         message = f"not answered: {exc}"
     return _back(request, message, _safe_next(next))
+
+
+@router.post("/endorsements/{endorsement_id}/revoke")
+async def revoke(
+    request: Request, endorsement_id: ID, csrf: FormText = "", next: Annotated[str, Form(max_length=512)] = "/approvals"
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        out = await run_in_threadpool(lambda: _over(request).revoke_endorsement(endorsement_id, by=request.state.who.name))
+        message = f"endorsement of {out.tool}.{out.arg} revoked"
+    except OversightError as exc:
+        message = f"not revoked: {exc}"
+    return _back(request, message, _safe_next(next))
+
+
+@router.post("/sessions/{session_id}/checkin")
+async def checkin(request: Request, session_id: ID, csrf: FormText = "", note: FormText = "") -> Response:
+    check_csrf(request, csrf)
+    try:
+        await run_in_threadpool(lambda: _over(request).checkin(session_id, by=request.state.who.name, note=note))
+        message = f"checked in on session {session_id}"
+    except OversightError as exc:
+        message = f"refused: {exc}"
+    return _back(request, message, f"/sessions/{quote(session_id, safe='')}")
 
 
 @router.post("/sessions/{session_id}/control")
