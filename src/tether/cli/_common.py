@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tether.errors import StoreError
+from tether.server import HIDDEN as HIDDEN  # streams that are not agent runs: MCP pins, principals' ledgers
 from tether.server import INTERNAL_PREFIX as INTERNAL_PREFIX  # the MCP proxy's pin sessions (not agent runs)
 from tether.store import EventStore, SQLiteStore
 
@@ -69,3 +70,22 @@ def resolve_session(store: EventStore, prefix: str) -> str:
         err_console.print(f"[red]error:[/] {what} {escape(repr(prefix))}", soft_wrap=True)
         raise SystemExit(2)
     return matches[0]
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """``30m``, ``12h``, ``7d``, ``2w`` or plain seconds as seconds; ``never`` as None. A usage error otherwise."""
+    word = text.strip().lower()
+    if word in ("never", "none"):
+        return None
+    unit = _UNITS.get(word[-1:], None)
+    number = word[:-1] if unit is not None else word
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        value = -1.0
+    if not (0 < value <= 366 * 86400):
+        raise click.BadParameter(f"{text!r} is not a duration of at most a year (like 30m, 12h, 7d, or 'never')")
+    return value
