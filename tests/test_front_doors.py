@@ -73,6 +73,12 @@ PINNED = {
         "event_from_json",
         "event_to_json",
         "format_time",
+        "BudgetReleased",
+        "BudgetReserved",
+        "CheckedIn",
+        "EndorsementAdded",
+        "EndorsementRevoked",
+        "EndorsementScope",
     ],
     "tether.approvals": [
         "MAX_PENDING_APPROVALS",
@@ -85,6 +91,8 @@ PINNED = {
         "AsyncApprover",
         "StaticApprover",
         "StoreApprover",
+        "Endorsement",
+        "EndorsementBook",
     ],
     "tether.flow": [
         "DELIMITERS",
@@ -119,6 +127,10 @@ PINNED = {
         "decide",
         "result_label",
         "tighten",
+        "LEDGER_PREFIX",
+        "LedgerState",
+        "ledger_id",
+        "spend_of",
     ],
     "tether.policy": [
         "CompiledArg",
@@ -130,6 +142,7 @@ PINNED = {
         "PolicyWarning",
         "same_value",
         "validate_arg",
+        "canonical_value",
     ],
     "tether.session": [
         "MAX_OUTPUT_CHARS",
@@ -183,6 +196,10 @@ PINNED = {
         "TokenError",
         "TokenInfo",
         "tokens_path",
+        "CheckinView",
+        "DEFAULT_ENDORSEMENT_S",
+        "EndorsementView",
+        "HIDDEN",
     ],
     "tether.server.web": ["LOOPBACK_HOSTS", "create_app", "serve"],
     "tether.agent": [
