@@ -25,7 +25,20 @@ def _again(live: LiveStore) -> str:
 
 
 def test_approve_and_remember_then_list_and_revoke(live: LiveStore) -> None:
-    code, out = run("approvals", "approve", live.pending_call[:10], "--db", live.db, "--by", "ana", "--remember", "--scope", "principal", "--expires", "12h")
+    code, out = run(
+        "approvals",
+        "approve",
+        live.pending_call[:10],
+        "--db",
+        live.db,
+        "--by",
+        "ana",
+        "--remember",
+        "--scope",
+        "principal",
+        "--expires",
+        "12h",
+    )
     assert code == 0 and "approved" in out and "remembered (principal): send_email.to = ops-team@company.com" in out
     assert _again(live) == "allow"
     code, out = run("endorsements", "list", "--db", live.db, "--json")

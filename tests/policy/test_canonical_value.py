@@ -39,7 +39,11 @@ def test_text_with_hidden_characters_has_no_canonical_form(text: str) -> None:
         assert canonical_value(text) == "s:" + normalize(text)
 
 
-@given(st.text(min_size=1, max_size=20), st.integers(min_value=0, max_value=20), st.sampled_from(["\u200b", "\u202e", "\u2066", "\x00", "\ufeff", "\u00ad"]))
+@given(
+    st.text(min_size=1, max_size=20),
+    st.integers(min_value=0, max_value=20),
+    st.sampled_from(["\u200b", "\u202e", "\u2066", "\x00", "\ufeff", "\u00ad"]),
+)
 def test_a_hidden_character_anywhere_never_matches_the_plain_value(text: str, at: int, hidden: str) -> None:
     tricked = text[:at] + hidden + text[at:]
     assert canonical_value(tricked) is None  # matches nothing, so never an endorsed value

@@ -62,11 +62,15 @@ def test_several_processes_and_sessions_of_one_principal_never_overrun(tmp_path:
     bob = guard.start_session(task, principal="bob").id
     # Two processes on each of ana's sessions (six writers in all), one on bob's.
     jobs = [(sid, f"w{k}-{sid[:6]}") for k in range(2) for sid in ana] + [(bob, "bob")]
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(db), sid, "24", tag], stdout=subprocess.PIPE, text=True) for sid, tag in jobs]
+    workers = [
+        subprocess.Popen([sys.executable, "-c", WORKER, str(db), sid, "24", tag], stdout=subprocess.PIPE, text=True) for sid, tag in jobs
+    ]
     allowed = [int(w.communicate(timeout=240)[0]) for w in workers]
 
     store = SQLiteStore(db)
-    decisions = {sid: [e for e in (i.event() for i in store.read(sid)) if isinstance(e, DecisionMade) and e.verdict == "allow"] for sid in ana}
+    decisions = {
+        sid: [e for e in (i.event() for i in store.read(sid)) if isinstance(e, DecisionMade) and e.verdict == "allow"] for sid in ana
+    }
     pays = sum(1 for sid in ana for d in decisions[sid] if d.call_id.split("-")[-1].isdigit() and int(d.call_id.split("-")[-1]) % 2 == 0)
     notes = sum(len(decisions[sid]) for sid in ana) - pays
     assert pays == 9  # 9 x 10 <= 95: the shared spend budget, used to the last unit and never past it
@@ -84,7 +88,9 @@ def test_several_processes_and_sessions_of_one_principal_never_overrun(tmp_path:
 
 
 def test_an_approved_ask_takes_its_share_and_a_denied_one_does_not(tmp_path: Path) -> None:
-    policy = Policy.from_yaml(POLICY.replace("  notify:\n    effect: write", "  notify:\n    effect: write\n    ask: [{when: {effect: write}, reason: check}]"))
+    policy = Policy.from_yaml(
+        POLICY.replace("  notify:\n    effect: write", "  notify:\n    effect: write\n    ask: [{when: {effect: write}, reason: check}]")
+    )
     guard = Guard(policy, SQLiteStore(tmp_path / "t.db"))
     a = guard.start_session("notify: hello", principal="ana")
     b = guard.start_session("notify: hello", principal="ana")

@@ -137,7 +137,13 @@ def _answer(
         session = guard.open_session(target.session_id)
         expires_at = None if expires_s is None else session.clock() + expires_s
         ok = session.answer(
-            target.call_id, approved, by=by, note=note, remember=remember, scope="principal" if scope == "principal" else "session", expires_at=expires_at
+            target.call_id,
+            approved,
+            by=by,
+            note=note,
+            remember=remember,
+            scope="principal" if scope == "principal" else "session",
+            expires_at=expires_at,
         )
     except (PolicyError, SessionError, StoreError) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
@@ -156,7 +162,10 @@ def _answer(
         mine = [e for e in session.endorsements(live_only=False) if e.call_id == target.call_id]
         for e in mine:
             until = "until revoked" if e.expires_at is None else f"until {format_time(e.expires_at)}"
-            console.print(f"remembered ({e.scope}): {escape(e.tool)}.{escape(e.arg)} = {_shown(str(e.value), LIST_FOLD)} {until} [dim]{e.id}[/]", soft_wrap=True)
+            console.print(
+                f"remembered ({e.scope}): {escape(e.tool)}.{escape(e.arg)} = {_shown(str(e.value), LIST_FOLD)} {until} [dim]{e.id}[/]",
+                soft_wrap=True,
+            )
         if not mine:
             console.print("nothing to remember: no argument value of this call can be endorsed")
     raise SystemExit(0 if ok == approved else 1)
@@ -186,9 +195,23 @@ def _answer_options(fn: Any) -> Any:
 @approvals.command("approve")
 @_answer_options
 @click.option("--remember", is_flag=True, help="Approve and remember: endorse the call's values so the same ask is not raised again.")
-@click.option("--arg", "args", multiple=True, metavar="NAME", help="With --remember: an argument to endorse (repeatable; default: those whose provenance caused the ask).")
-@click.option("--scope", type=click.Choice(["session", "principal"]), default="session", show_default=True, help="With --remember: this session, or every session of its principal.")
-@click.option("--expires", default="7d", show_default=True, metavar="DURATION", help="With --remember: how long it holds (30m, 12h, 7d, or 'never').")
+@click.option(
+    "--arg",
+    "args",
+    multiple=True,
+    metavar="NAME",
+    help="With --remember: an argument to endorse (repeatable; default: those whose provenance caused the ask).",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["session", "principal"]),
+    default="session",
+    show_default=True,
+    help="With --remember: this session, or every session of its principal.",
+)
+@click.option(
+    "--expires", default="7d", show_default=True, metavar="DURATION", help="With --remember: how long it holds (30m, 12h, 7d, or 'never')."
+)
 @click.argument("call")
 def approve_cmd(
     db: str, policy_path: str | None, by: str, note: str, remember: bool, args: tuple[str, ...], scope: str, expires: str, call: str

@@ -80,7 +80,7 @@ def parse_duration(text: str) -> float | None:
     word = text.strip().lower()
     if word in ("never", "none"):
         return None
-    unit = _UNITS.get(word[-1:], None)
+    unit = _UNITS.get(word[-1:])
     number = word[:-1] if unit is not None else word
     try:
         value = float(number) * (unit or 1.0)

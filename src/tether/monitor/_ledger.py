@@ -105,10 +105,14 @@ def check_principal_budgets(
         return
     who = repr(ledger.principal)
     if budgets.max_calls is not None and ledger.calls + 1 > budgets.max_calls:
-        denials.append(Reason("budget", "principal_budgets.max_calls", f"the call budget of {budgets.max_calls} shared by {who}'s sessions is used up"))
+        denials.append(
+            Reason("budget", "principal_budgets.max_calls", f"the call budget of {budgets.max_calls} shared by {who}'s sessions is used up")
+        )
     if budgets.max_writes is not None and write and ledger.writes + 1 > budgets.max_writes:
         denials.append(
-            Reason("budget", "principal_budgets.max_writes", f"the write budget of {budgets.max_writes} shared by {who}'s sessions is used up")
+            Reason(
+                "budget", "principal_budgets.max_writes", f"the write budget of {budgets.max_writes} shared by {who}'s sessions is used up"
+            )
         )
     if budgets.max_spend is not None and spend and ledger.spend + spend > budgets.max_spend:
         denials.append(
@@ -121,7 +125,11 @@ def check_principal_budgets(
     limit = budgets.tool_calls.get(tool)
     if limit is not None and ledger.per_tool.get(tool, 0) + 1 > limit:
         denials.append(
-            Reason("budget", f"principal_budgets.tool_calls.{tool}", f"the budget of {limit} call(s) to {tool!r} shared by {who}'s sessions is used up")
+            Reason(
+                "budget",
+                f"principal_budgets.tool_calls.{tool}",
+                f"the budget of {limit} call(s) to {tool!r} shared by {who}'s sessions is used up",
+            )
         )
     for rule, limit, window in policy.principal_rate_rules_for(tool):
         recent = sum(1 for t in ledger.rate_times.get(rule, ()) if t > now - window)

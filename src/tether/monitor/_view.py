@@ -43,7 +43,13 @@ class CheckView:
         return self._state.task_norm
 
     def __init__(
-        self, state: SessionState, tool: CompiledTool, args: dict[str, Any], *, endorsements: tuple[EndorsementBook, ...] = (), now: float = 0.0
+        self,
+        state: SessionState,
+        tool: CompiledTool,
+        args: dict[str, Any],
+        *,
+        endorsements: tuple[EndorsementBook, ...] = (),
+        now: float = 0.0,
     ) -> None:
         self.tool = tool.name
         self._books = tuple(book for book in endorsements if len(book))

@@ -3,7 +3,16 @@ with the provenance of every argument) and does (answer, pause, resume, kill), a
 service's access tokens. Needs no web framework; the HTTP service is :mod:`tether.server.web`.
 """
 
-from tether.server._oversight import DEFAULT_ENDORSEMENT_S, HIDDEN, INTERNAL_PREFIX, Action, AnswerOutcome, Oversight, OversightError, StopOutcome
+from tether.server._oversight import (
+    DEFAULT_ENDORSEMENT_S,
+    HIDDEN,
+    INTERNAL_PREFIX,
+    Action,
+    AnswerOutcome,
+    Oversight,
+    OversightError,
+    StopOutcome,
+)
 from tether.server._tokens import TokenBook, TokenError, TokenInfo, tokens_path
 from tether.server._views import (
     ArgView,

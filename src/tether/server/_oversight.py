@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tether.errors import PolicyError, SessionError, StoreError
 from tether.approvals import Endorsement
+from tether.errors import PolicyError, SessionError, StoreError
 from tether.events import ApprovalAnswered, CallProposed, DecisionMade, EndorsementScope, Event
 from tether.flow import walk_leaves
 from tether.monitor import LEDGER_PREFIX
@@ -381,7 +381,9 @@ class Oversight:
 
     # ------------------------------------------------------------ endorsements and check-ins
 
-    def endorsements(self, *, principal: str | None = None, session_id: str | None = None, live_only: bool = False) -> list[EndorsementView]:
+    def endorsements(
+        self, *, principal: str | None = None, session_id: str | None = None, live_only: bool = False
+    ) -> list[EndorsementView]:
         """Endorsements not revoked (of one principal, or holding in one session), newest first, each
         with the asks it spared."""
         now = self.clock()

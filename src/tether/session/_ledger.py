@@ -47,7 +47,9 @@ class PrincipalLedger:
         if check:
             bad = chain_break(stored, self.state.last_seq, self.state.last_hash or GENESIS)
             if bad is not None:
-                raise StoreError(f"ledger {self.id!r}: event {bad.seq} does not match its hash (the log was modified); run 'tether audit verify'")
+                raise StoreError(
+                    f"ledger {self.id!r}: event {bad.seq} does not match its hash (the log was modified); run 'tether audit verify'"
+                )
         for item in stored:
             self.state.apply(item.event(), self.policy)
             self.state.last_seq = item.seq

@@ -29,10 +29,10 @@ from tether.events import (
     BudgetReserved,
     CallProposed,
     CheckedIn,
+    DecisionMade,
     EndorsementAdded,
     EndorsementRevoked,
     EndorsementScope,
-    DecisionMade,
     Event,
     MessageAdded,
     ResultRecorded,
@@ -46,8 +46,8 @@ from tether.flow import TRUSTED, UNTRUSTED, Label
 from tether.monitor import CheckView, Detector, SessionState, decide, result_label, spend_of, tighten
 from tether.policy import Policy, canonical_value
 from tether.session import _snapshot as snapshots
-from tether.session._ledger import PrincipalLedger
 from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
+from tether.session._ledger import PrincipalLedger
 from tether.session._snapshot import SnapshotPolicy, Work
 from tether.store import GENESIS, EventStore, StoredEvent, chain_break
 
@@ -561,11 +561,7 @@ class Session:
             if rec is None or tool is None or not isinstance(rec.args, dict):
                 return []
             view = CheckView(self.state, tool, rec.args)
-            return [
-                name
-                for name in rec.args
-                if any(leaf.label.untrusted and _endorsable(leaf.value) for leaf in view.leaves(name))
-            ]
+            return [name for name in rec.args if any(leaf.label.untrusted and _endorsable(leaf.value) for leaf in view.leaves(name))]
 
     # ------------------------------------------------------------ endorsements and check-ins
 
@@ -592,11 +588,15 @@ class Session:
         scope = choice_param("scope", scope, ("session", "principal"))  # type: ignore[assignment]
         by = free_text("by", by)
         note = free_text("note", note)
-        if expires_at is not None and (isinstance(expires_at, bool) or not isinstance(expires_at, int | float) or not math.isfinite(expires_at)):
+        if expires_at is not None and (
+            isinstance(expires_at, bool) or not isinstance(expires_at, int | float) or not math.isfinite(expires_at)
+        ):
             raise SessionError(f"expires_at must be a finite UTC Unix time, got {shown(expires_at)}")
         canonical = canonical_value(value) if not isinstance(value, bool) else None
         if canonical is None:
-            raise SessionError(f"{shown(value)} cannot be endorsed: only non-empty text without control or invisible characters, or a finite number")
+            raise SessionError(
+                f"{shown(value)} cannot be endorsed: only non-empty text without control or invisible characters, or a finite number"
+            )
         with self._lock:
             ledger = self.ledger()
             if ledger is None:

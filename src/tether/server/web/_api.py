@@ -191,7 +191,9 @@ async def revoke_endorsement(request: Request, endorsement_id: ID, csrf: CSRF = 
 
 
 @router.post("/sessions/{session_id}/checkin", summary="Check in: a person looked, the session may go on")
-async def checkin(request: Request, session_id: ID, body: Annotated[ControlBody | None, Body()] = None, csrf: CSRF = None) -> dict[str, Any]:
+async def checkin(
+    request: Request, session_id: ID, body: Annotated[ControlBody | None, Body()] = None, csrf: CSRF = None
+) -> dict[str, Any]:
     check_csrf(request, csrf)
     note = body.note if body is not None else ""
     row = await run_in_threadpool(lambda: oversight(request).checkin(session_id, by=request.state.who.name, note=note))
