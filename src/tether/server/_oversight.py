@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.approvals import Endorsement
@@ -54,6 +54,9 @@ DEFAULT_ENDORSEMENT_S = 7 * 86400.0
 """How long an endorsement holds when nobody says (seven days)."""
 
 _WINDOW = 512
+
+_PENDING_TTL_S = 1.0
+"""How long ``find`` reuses the list of pending requests (each hit is checked in its session)."""
 """Events read back to find a pending call's decision and the sources of its arguments."""
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -96,6 +99,17 @@ class StopOutcome:
     """Why it was refused, if it was."""
 
 
+@dataclass(slots=True)
+class _Window:
+    """What explaining a session's pending calls reads from its log (once per page)."""
+
+    session: Session
+    history: tuple[TimelineEntry, ...]
+    events: dict[str, Event] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, tuple[ReasonView, ...]] = field(default_factory=dict)
+
+
 class Oversight:
     """The sessions of one store, as a person overseeing them sees and steers them.
 
@@ -112,6 +126,7 @@ class Oversight:
         self._cache: OrderedDict[str, Session] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._pending_list: tuple[float, list[PendingApproval]] | None = None
 
     # ------------------------------------------------------------ sessions
 
@@ -255,23 +270,62 @@ class Oversight:
         return [p for p in self.store.pending_approvals() if p.expires_at >= now and not p.session_id.startswith(HIDDEN)]
 
     def find(self, call: str) -> PendingApproval:
-        """The one pending request whose call id is ``call`` or starts with it. Raises :class:`OversightError` (404)."""
-        items = self.pending_approvals()
-        exact = [p for p in items if p.call_id == call]
-        # An empty prefix would match every call: never pick a call the person did not name.
-        matches = exact or [p for p in items if call and p.call_id.startswith(call)]
-        if len(matches) != 1:
-            raise OversightError(404, f"{'no' if not matches else 'more than one'} pending call matches {call!r}")
-        return matches[0]
+        """The one pending request whose call id is ``call`` or starts with it. Raises :class:`OversightError` (404).
 
-    def pending(self, *, session_id: str | None = None) -> list[PendingCall]:
-        """Each pending call with its whole arguments, their provenance, the rule that asked and the session's history."""
+        The list of pending requests is read at most once a second (a person works through an
+        inbox one answer after another); whether the one found is still pending is then checked
+        in its session, brought up to date with the log, and on any doubt the list is read again."""
+        for fresh in (False, True):
+            items = self._pending_cached(fresh)
+            exact = [p for p in items if p.call_id == call]
+            # An empty prefix would match every call: never pick a call the person did not name.
+            matches = exact or [p for p in items if call and p.call_id.startswith(call)]
+            if len(matches) == 1 and (fresh or self._still_pending(matches[0])):
+                return matches[0]
+            if fresh:
+                raise OversightError(404, f"{'no' if not matches else 'more than one'} pending call matches {call!r}")
+        raise AssertionError("unreachable")
+
+    def _pending_cached(self, fresh: bool) -> list[PendingApproval]:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._pending_list
+        if fresh or cached is None or now - cached[0] > _PENDING_TTL_S:
+            items = self.pending_approvals()
+            with self._lock:
+                self._pending_list = (now, items)
+            return items
+        return cached[1]
+
+    def _still_pending(self, p: PendingApproval) -> bool:
+        try:
+            return self.session(p.session_id).state.approvals.status(p.call_id, self.clock()) == "pending"
+        except OversightError:
+            return False
+
+    def pending(self, *, session_id: str | None = None, limit: int | None = None, offset: int = 0) -> list[PendingCall]:
+        """Each pending call (oldest first; ``limit`` of them from ``offset``) with its whole arguments,
+        their provenance, the rule that asked and the session's history. Explaining a call reads its
+        session, so a page costs its own calls only, whatever the number waiting."""
+        return self.explain_all(self.pending_page(session_id=session_id, limit=limit, offset=offset)[0])
+
+    def pending_page(self, *, session_id: str | None = None, limit: int | None = None, offset: int = 0) -> tuple[list[PendingApproval], int]:
+        """The pending requests (of one session, or all) from ``offset``, at most ``limit``, and how many there are in all."""
+        items = [p for p in self.pending_approvals() if session_id is None or p.session_id == session_id]
+        end = None if limit is None else offset + limit
+        return items[offset:end], len(items)
+
+    def explain_all(self, items: list[PendingApproval]) -> list[PendingCall]:
+        """:meth:`explain` for each request (the log of each session read once); one that cannot be
+        explained is shown with why."""
         out = []
-        for p in self.pending_approvals():
-            if session_id is not None and p.session_id != session_id:
-                continue
+        windows: dict[str, _Window] = {}
+        for p in items:
             try:
-                out.append(self.explain(p))
+                window = windows.get(p.session_id)
+                if window is None:
+                    window = windows[p.session_id] = self._window(p.session_id)
+                out.append(self._explain(p, window))
             except OversightError as exc:
                 out.append(
                     PendingCall(
@@ -290,24 +344,28 @@ class Oversight:
 
     def explain(self, p: PendingApproval) -> PendingCall:
         """One pending call, whole, with where each argument's data came from."""
-        sess = self.session(p.session_id)
-        head = sess.state.last_seq
-        window = self.store.read(p.session_id, max(0, head - _WINDOW))
-        events: dict[str, Event] = {}
-        tools: dict[str, str] = {}
-        reasons: tuple[ReasonView, ...] = ()
-        for item in window:
+        return self._explain(p, self._window(p.session_id))
+
+    def _window(self, session_id: str) -> _Window:
+        """The session's recent events (and its first), read once for every pending call of it."""
+        sess = self.session(session_id)
+        stored = self.store.read(session_id, max(0, sess.state.last_seq - _WINDOW))
+        window = _Window(sess, tuple(timeline_entry(item) for item in stored[-HISTORY:]))
+        for item in stored:
             event = item.event()
-            events[event.id] = event
+            window.events[event.id] = event
             if isinstance(event, CallProposed):
-                tools[event.call_id] = event.tool
-            elif isinstance(event, DecisionMade) and event.call_id == p.call_id:
-                reasons = tuple(ReasonView(r.rule, r.message, r.arg) for r in event.reasons)
-        first = self.store.read(p.session_id, 0, limit=1)
+                window.tools[event.call_id] = event.tool
+            elif isinstance(event, DecisionMade):
+                window.reasons[event.call_id] = tuple(ReasonView(r.rule, r.message, r.arg) for r in event.reasons)
+        first = self.store.read(session_id, 0, limit=1)
         if first:
-            events[first[0].event().id] = first[0].event()
-        leaves = tuple(self._leaf(sess, path, value, events, tools) for path, value in _leaves(p.args))
-        history = tuple(timeline_entry(item) for item in window[-HISTORY:])
+            window.events[first[0].event().id] = first[0].event()
+        return window
+
+    def _explain(self, p: PendingApproval, window: _Window) -> PendingCall:
+        sess = window.session
+        leaves = tuple(self._leaf(sess, path, value, window.events, window.tools) for path, value in _leaves(p.args))
         st = sess.state
         return PendingCall(
             p.session_id,
@@ -316,12 +374,12 @@ class Oversight:
             p.args,
             leaves,
             p.summary,
-            reasons,
+            window.reasons.get(p.call_id, ()),
             p.requested_at,
             p.expires_at,
             st.principal,
             st.task,
-            history,
+            window.history,
             tuple(sess.asked_args(p.call_id)),
         )
 

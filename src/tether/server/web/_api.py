@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AliasChoices, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -125,9 +125,19 @@ async def session_stream(request: Request, session_id: ID, after: Annotated[int,
     return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 
 
-@router.get("/approvals", summary="Pending calls, whole, with the provenance of every argument")
-async def list_approvals(request: Request, session_id: Annotated[str | None, Query(max_length=256)] = None) -> list[dict[str, Any]]:
-    items = await run_in_threadpool(oversight(request).pending, session_id=session_id)
+@router.get("/approvals", summary="Pending calls, oldest first, whole, with the provenance of every argument (paginated)")
+async def list_approvals(
+    request: Request,
+    response: Response,
+    session_id: Annotated[str | None, Query(max_length=256)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> list[dict[str, Any]]:
+    """At most ``limit`` calls from ``offset``; the ``x-total-count`` header says how many are waiting in all."""
+    over = oversight(request)
+    page, total = await run_in_threadpool(lambda: over.pending_page(session_id=session_id, limit=limit, offset=offset))
+    items = await run_in_threadpool(over.explain_all, page)
+    response.headers["x-total-count"] = str(total)
     return [p.to_json() for p in items]
 
 
