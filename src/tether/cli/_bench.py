@@ -163,6 +163,13 @@ def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:
         ]
         table.add_row(suite, *cells, "-" if m["asks_per_task"] is None else f"{m['asks_per_task']:.2f}", str(m["pairs"]))
     console.print(table)
+    overall = report.get("overall")
+    if overall is not None and overall.get("oracle_asks_careful"):
+        console.print(
+            f"human decisions on the oracle runs: {overall['oracle_asks_careful']} asks answered by a careful human; "
+            f"{overall['oracle_asks_endorsing']} when it approves and remembers "
+            f"({overall['human_decisions_per_100_asks_endorsing']} per 100)"
+        )
     t = report["timing"]
     console.print(
         f"{report['episodes']} episodes in {t['wall_s']:.1f} s ({t['episodes_s']:.1f} s after {t['startup_s']:.1f} s of start-up); "

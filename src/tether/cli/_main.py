@@ -33,6 +33,7 @@ _EXTRAS = {
     "uvicorn": "serve",
     "jinja2": "serve",
     "starlette": "serve",
+    "matplotlib": "serve",
 }
 
 

@@ -3,6 +3,7 @@ with the provenance of every argument) and does (answer, pause, resume, kill), a
 service's access tokens. Needs no web framework; the HTTP service is :mod:`tether.server.web`.
 """
 
+from tether.server._activity import Activity, session_activity
 from tether.server._oversight import (
     DEFAULT_ENDORSEMENT_S,
     HIDDEN,
@@ -13,6 +14,7 @@ from tether.server._oversight import (
     OversightError,
     StopOutcome,
 )
+from tether.server._templating import page_templates
 from tether.server._tokens import TokenBook, TokenError, TokenInfo, tokens_path
 from tether.server._views import (
     ArgView,
@@ -27,6 +29,7 @@ from tether.server._views import (
 )
 
 __all__ = [
+    "Activity",
     "DEFAULT_ENDORSEMENT_S",
     "HIDDEN",
     "INTERNAL_PREFIX",
@@ -47,5 +50,7 @@ __all__ = [
     "TokenBook",
     "TokenError",
     "TokenInfo",
+    "page_templates",
+    "session_activity",
     "tokens_path",
 ]

@@ -309,7 +309,9 @@ class Oversight:
         session, so a page costs its own calls only, whatever the number waiting."""
         return self.explain_all(self.pending_page(session_id=session_id, limit=limit, offset=offset)[0])
 
-    def pending_page(self, *, session_id: str | None = None, limit: int | None = None, offset: int = 0) -> tuple[list[PendingApproval], int]:
+    def pending_page(
+        self, *, session_id: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[PendingApproval], int]:
         """The pending requests (of one session, or all) from ``offset``, at most ``limit``, and how many there are in all."""
         items = [p for p in self.pending_approvals() if session_id is None or p.session_id == session_id]
         end = None if limit is None else offset + limit

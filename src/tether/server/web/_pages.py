@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tether.server import DEFAULT_ENDORSEMENT_S, Oversight, OversightError
+from tether.server import DEFAULT_ENDORSEMENT_S, Oversight, OversightError, SessionRow, session_activity
 from tether.server.web._auth import COOKIE, LOGIN_TTL_S, Logins, check_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -104,6 +104,7 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
     entries = await run_in_threadpool(over.recent, session_id, 300)
     calls = await run_in_threadpool(lambda: over.pending(session_id=session_id))
     endorsements = await run_in_threadpool(lambda: over.endorsements(session_id=session_id))
+    charts = await run_in_threadpool(lambda: _charts(over, row))
     back = f"/sessions/{quote(session_id, safe='')}"
     return page(
         request,
@@ -114,7 +115,22 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
         last_seq=row.events,
         back=back,
         endorsements=endorsements,
+        charts=charts,
     )
+
+
+def _charts(over: Oversight, row: SessionRow) -> dict[str, str]:
+    """The session page's charts, as ``data:`` URIs of SVG images drawn on the server."""
+    from tether.charts import ask_waits, budget_use, data_uri, decisions_over_time
+
+    activity = session_activity(over.store, row.session_id)
+    budgets = [(b.name.replace("_", " "), b.used, b.limit) for b in row.budgets]
+    budgets += [(f"{b.name} (all of {row.principal}'s sessions)", b.used, b.limit) for b in row.fleet]
+    return {
+        "decisions": data_uri(decisions_over_time(activity.decisions)),
+        "budgets": data_uri(budget_use(budgets)),
+        "waits": data_uri(ask_waits(activity.waits)),
+    }
 
 
 @router.get("/approvals")
