@@ -4,6 +4,7 @@ service's access tokens. Needs no web framework; the HTTP service is :mod:`tethe
 """
 
 from tether.server._activity import Activity, session_activity
+from tether.server._audit import ChainStatus, ReplayRow, chain_status, replay_changes
 from tether.server._oversight import (
     DEFAULT_ENDORSEMENT_S,
     HIDDEN,
@@ -37,12 +38,14 @@ __all__ = [
     "AnswerOutcome",
     "ArgView",
     "Budget",
+    "ChainStatus",
     "CheckinView",
     "EndorsementView",
     "Oversight",
     "OversightError",
     "PendingCall",
     "ReasonView",
+    "ReplayRow",
     "SessionRow",
     "SourceView",
     "StopOutcome",
@@ -50,7 +53,9 @@ __all__ = [
     "TokenBook",
     "TokenError",
     "TokenInfo",
+    "chain_status",
     "page_templates",
+    "replay_changes",
     "session_activity",
     "tokens_path",
 ]

@@ -12,7 +12,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import AliasChoices, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from tether.server import DEFAULT_ENDORSEMENT_S, Action, Oversight
+from tether.errors import SessionError
+from tether.server import DEFAULT_ENDORSEMENT_S, Action, Oversight, chain_status, replay_changes
 from tether.server.web._auth import authenticate, check_csrf
 
 ID = Annotated[str, Path(min_length=1, max_length=256)]
@@ -241,3 +242,39 @@ async def stop(request: Request, body: Annotated[StopBody, Body()], csrf: CSRF =
         lambda: oversight(request).stop(body.action, principal=body.principal, by=request.state.who.name, note=body.note)
     )
     return {"stopped": [{"session_id": o.session_id, "status": o.status, "error": o.error} for o in outs]}
+
+
+POLICY_HASH = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+async def _session_exists(request: Request, session_id: str) -> None:
+    await run_in_threadpool(oversight(request).row, session_id)  # 404 for an unknown or internal id
+
+
+@router.get("/sessions/{session_id}/audit", summary="Recompute a session's hash chain: verified up to which event, its head to export")
+async def session_audit(request: Request, session_id: ID) -> dict[str, Any]:
+    await _session_exists(request, session_id)
+    status = await run_in_threadpool(chain_status, oversight(request).store, session_id)
+    if status is None:
+        raise HTTPException(404, f"no session {session_id!r}")
+    return status.to_json()
+
+
+@router.get("/policies/{policy_hash}", summary="A policy the store keeps, by its content hash")
+async def get_policy(request: Request, policy_hash: POLICY_HASH) -> dict[str, Any]:
+    text = await run_in_threadpool(oversight(request).store.get_policy, policy_hash)
+    if text is None:
+        raise HTTPException(404, f"the store holds no policy {policy_hash}")
+    return {"hash": policy_hash, "text": text}
+
+
+@router.get("/sessions/{session_id}/replay", summary="Replay a session under another stored policy: the decisions that change")
+async def session_replay(
+    request: Request, session_id: ID, policy: Annotated[str, Query(pattern=r"^sha256:[0-9a-f]{64}$")]
+) -> dict[str, Any]:
+    await _session_exists(request, session_id)
+    try:
+        calls, rows = await run_in_threadpool(replay_changes, oversight(request).store, session_id, policy)
+    except SessionError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"session_id": session_id, "policy": policy, "calls": calls, "changes": [r.to_json() for r in rows]}

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tether.server import DEFAULT_ENDORSEMENT_S, Oversight, OversightError, SessionRow, session_activity
+from tether.errors import SessionError
+from tether.server import DEFAULT_ENDORSEMENT_S, Oversight, OversightError, SessionRow, chain_status, replay_changes, session_activity
 from tether.server.web._auth import COOKIE, LOGIN_TTL_S, Logins, check_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -104,7 +105,6 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
     entries = await run_in_threadpool(over.recent, session_id, 300)
     calls = await run_in_threadpool(lambda: over.pending(session_id=session_id))
     endorsements = await run_in_threadpool(lambda: over.endorsements(session_id=session_id))
-    charts = await run_in_threadpool(lambda: _charts(over, row))
     back = f"/sessions/{quote(session_id, safe='')}"
     return page(
         request,
@@ -115,22 +115,75 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
         last_seq=row.events,
         back=back,
         endorsements=endorsements,
-        charts=charts,
     )
 
 
-def _charts(over: Oversight, row: SessionRow) -> dict[str, str]:
-    """The session page's charts, as ``data:`` URIs of SVG images drawn on the server."""
-    from tether.charts import ask_waits, budget_use, data_uri, decisions_over_time
+CHARTS = ("decisions", "budgets", "waits")
+"""The session page's charts, each an SVG image of its own (the page does not wait for them)."""
 
+
+@router.get("/sessions/{session_id}/charts/{name}.svg")
+async def chart(request: Request, session_id: ID, name: Annotated[Literal["decisions", "budgets", "waits"], Path()]) -> Response:
+    """One chart of a session, drawn by matplotlib on the server (an image: nothing in it runs)."""
+    over = _over(request)
+    try:
+        row = await run_in_threadpool(over.row, session_id)
+    except OversightError as exc:
+        return Response(str(exc), status_code=exc.status, media_type="text/plain")
+    svg = await run_in_threadpool(_chart, over, row, name)
+    return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
+
+
+def _chart(over: Oversight, row: SessionRow, name: str) -> str:
+    from tether.charts import ask_waits, budget_use, decisions_over_time
+
+    if name == "budgets":
+        budgets = [(b.name.replace("_", " "), b.used, b.limit) for b in row.budgets]
+        budgets += [(f"{b.name} (all of {row.principal}'s sessions)", b.used, b.limit) for b in row.fleet]
+        return budget_use(budgets)
     activity = session_activity(over.store, row.session_id)
-    budgets = [(b.name.replace("_", " "), b.used, b.limit) for b in row.budgets]
-    budgets += [(f"{b.name} (all of {row.principal}'s sessions)", b.used, b.limit) for b in row.fleet]
-    return {
-        "decisions": data_uri(decisions_over_time(activity.decisions)),
-        "budgets": data_uri(budget_use(budgets)),
-        "waits": data_uri(ask_waits(activity.waits)),
-    }
+    return decisions_over_time(activity.decisions) if name == "decisions" else ask_waits(activity.waits)
+
+
+@router.get("/sessions/{session_id}/audit")
+async def audit_page(request: Request, session_id: ID) -> HTMLResponse:
+    over = _over(request)
+    try:
+        row = await run_in_threadpool(over.row, session_id)
+    except OversightError as exc:
+        return _error(request, exc.status, str(exc))
+    status = await run_in_threadpool(chain_status, over.store, session_id)
+    return page(request, "audit.html", row=row, status=status)
+
+
+@router.get("/sessions/{session_id}/replay")
+async def replay_page(request: Request, session_id: ID, policy: Annotated[str, Query(max_length=80)] = "") -> HTMLResponse:
+    over = _over(request)
+    try:
+        row = await run_in_threadpool(over.row, session_id)
+    except OversightError as exc:
+        return _error(request, exc.status, str(exc))
+    chosen = policy.strip() or row.policy_hash
+    try:
+        calls, changes = await run_in_threadpool(replay_changes, over.store, session_id, chosen)
+        problem = ""
+    except SessionError as exc:
+        calls, changes, problem = 0, [], str(exc)
+    return page(request, "replay.html", row=row, policy=chosen, calls=calls, changes=changes, problem=problem)
+
+
+@router.get("/policies/{policy_hash}")
+async def policy_page(request: Request, policy_hash: Annotated[str, Path(max_length=80)]) -> HTMLResponse:
+    text = await run_in_threadpool(_over(request).store.get_policy, policy_hash)
+    if text is None:
+        return _error(request, 404, f"the store holds no policy {policy_hash}")
+    return page(request, "policy.html", policy_hash=policy_hash, text=text)
+
+
+def _error(request: Request, status: int, message: str) -> HTMLResponse:
+    response = page(request, "error.html", message=message)
+    response.status_code = status
+    return response
 
 
 @router.get("/approvals")
