@@ -42,7 +42,7 @@ AGENT = textwrap.dedent(
         if decision.verdict != "allow":
             print("halted:", decision.reasons[0].message, flush=True)
             break
-        time.sleep(0.05)
+        time.sleep(0.2)  # the policy's 50-call budget lasts 10 s: the pages (charts drawn on the server) have time to load
     """
 )
 

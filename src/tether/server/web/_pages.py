@@ -103,7 +103,7 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
         response.status_code = exc.status
         return response
     entries = await run_in_threadpool(over.recent, session_id, 300)
-    calls = await run_in_threadpool(lambda: over.pending(session_id=session_id))
+    calls = await run_in_threadpool(lambda: over.pending(session_id=session_id, limit=INBOX_PAGE))
     endorsements = await run_in_threadpool(lambda: over.endorsements(session_id=session_id))
     back = f"/sessions/{quote(session_id, safe='')}"
     return page(
@@ -186,17 +186,25 @@ def _error(request: Request, status: int, message: str) -> HTMLResponse:
     return response
 
 
+INBOX_PAGE = 50
+"""Pending calls on one page of the inbox (each shown whole, with its provenance)."""
+
+
 @router.get("/approvals")
-async def approvals_page(request: Request) -> HTMLResponse:
-    calls = await run_in_threadpool(_over(request).pending)
-    endorsements = await run_in_threadpool(_over(request).endorsements)
-    return page(request, "approvals.html", calls=calls, back="/approvals", endorsements=endorsements)
+async def approvals_page(request: Request, offset: Annotated[int, Query(ge=0, le=2**31)] = 0) -> HTMLResponse:
+    over = _over(request)
+    items, total = await run_in_threadpool(lambda: over.pending_page(limit=INBOX_PAGE, offset=offset))
+    calls = await run_in_threadpool(over.explain_all, items)
+    endorsements = await run_in_threadpool(over.endorsements)
+    return page(
+        request, "approvals.html", calls=calls, back="/approvals", endorsements=endorsements, total=total, offset=offset, size=INBOX_PAGE
+    )
 
 
 @router.get("/approvals/list")
 async def approvals_fragment(request: Request, session_id: Annotated[str | None, Query(max_length=256)] = None) -> HTMLResponse:
     """The inbox's cards alone (the page's script swaps them in when the pending set changes)."""
-    calls = await run_in_threadpool(lambda: _over(request).pending(session_id=session_id))
+    calls = await run_in_threadpool(lambda: _over(request).pending(session_id=session_id, limit=INBOX_PAGE))
     # Answering from a refreshed fragment returns to the page it sits in.
     back = f"/sessions/{quote(session_id, safe='')}" if session_id else "/approvals"
     return page(request, "_inbox.html", calls=calls, back=back)
