@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from tether.approvals import Endorsement
 from tether.errors import PolicyError, SessionError, StoreError
-from tether.events import ApprovalAnswered, CallProposed, DecisionMade, EndorsementScope, Event
+from tether.events import ApprovalAnswered, CallProposed, DecisionMade, EndorsementScope, Event, SessionStarted
 from tether.flow import walk_leaves
 from tether.monitor import LEDGER_PREFIX
 from tether.server._views import (
@@ -35,7 +35,7 @@ from tether.server._views import (
     label_json,
     timeline_entry,
 )
-from tether.session import Guard, Session
+from tether.session import Guard, Session, stored_policy
 from tether.store import EventStore, PendingApproval
 
 Action = Literal["pause", "resume", "kill"]
@@ -118,7 +118,7 @@ class Oversight:
     session. Thread-safe: each session serialises its own use.
     """
 
-    def __init__(self, store: EventStore, *, clock: Callable[[], float] = time.time, cache_size: int = 256) -> None:
+    def __init__(self, store: EventStore, *, clock: Callable[[], float] = time.time, cache_size: int = 1024) -> None:
         self.store = store
         """The event store."""
         self.clock = clock
@@ -127,6 +127,7 @@ class Oversight:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._pending_list: tuple[float, list[PendingApproval]] | None = None
+        self._guards: dict[str, Guard] = {}
 
     # ------------------------------------------------------------ sessions
 
@@ -146,7 +147,7 @@ class Oversight:
         try:
             if self.store.head(session_id) is None:
                 raise OversightError(404, f"no session {session_id!r}")
-            opened = Guard.for_session(self.store, session_id).open_session(session_id)
+            opened = self._guard_for(session_id).open_session(session_id)
         except (PolicyError, SessionError, ValueError) as exc:
             raise OversightError(409, f"session {session_id!r} cannot be opened: {exc}") from None
         except StoreError as exc:
@@ -156,6 +157,23 @@ class Oversight:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return opened
+
+    def _guard_for(self, session_id: str) -> Guard:
+        """A guard under the policy the session was started with; one per policy, kept (compiling a
+        policy costs far more than opening a session from its log)."""
+        first = self.store.read(session_id, 0, limit=1)
+        event = first[0].event() if first else None
+        if not isinstance(event, SessionStarted):
+            return Guard.for_session(self.store, session_id)  # raises the usual error
+        with self._lock:
+            guard = self._guards.get(event.policy_hash)
+        if guard is None:
+            guard = Guard(stored_policy(self.store, event.policy_hash), self.store)
+            with self._lock:
+                if len(self._guards) >= 64:
+                    self._guards.clear()
+                self._guards[event.policy_hash] = guard
+        return guard
 
     def _forget(self, session_id: str) -> None:
         with self._lock:
