@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import io
 import threading
 from collections.abc import Sequence
@@ -14,7 +13,6 @@ from tether._display import visible_text
 
 _COLORS = {"allow": "#1a7f37", "ask": "#bf8700", "deny": "#cf222e"}
 _LOCK = threading.Lock()  # matplotlib's text and font caches are not thread-safe
-_RC = {"svg.hashsalt": "tether", "svg.fonttype": "path", "font.size": 9.0}
 
 
 def data_uri(svg: str) -> str:
@@ -31,7 +29,10 @@ def _svg(fig: Figure) -> str:
 def _figure(width: float, height: float) -> Figure:
     import matplotlib
 
-    matplotlib.rcParams.update(_RC)
+    rc = matplotlib.rcParams
+    rc["svg.hashsalt"] = "tether"  # stable ids: the same data gives the same document
+    rc["svg.fonttype"] = "path"  # text as glyph paths: no font needed to view it, nothing parsed as markup
+    rc["font.size"] = 9.0
     return Figure(figsize=(width, height), dpi=96, layout="constrained")
 
 
@@ -52,12 +53,13 @@ def decisions_over_time(decisions: Sequence[tuple[float, str]], *, buckets: int 
         for t, verdict in decisions:
             if verdict in counts:
                 counts[verdict][min(int((t - start) / width), buckets - 1)] += 1
-        lefts = [dt.datetime.fromtimestamp(e, dt.UTC) for e in edges[:-1]]
+        lefts = [e / 86400.0 for e in edges[:-1]]  # matplotlib's dates: days since its epoch, 1970-01-01 UTC
         bottom = [0] * buckets
-        bar_width = dt.timedelta(seconds=width * 0.9)
+        bar_width = width * 0.9 / 86400  # in days, matplotlib's date unit
         for verdict, color in _COLORS.items():
             ax.bar(lefts, counts[verdict], width=bar_width, bottom=bottom, color=color, label=verdict, align="edge")
             bottom = [b + c for b, c in zip(bottom, counts[verdict], strict=True)]
+        ax.xaxis_date()
         ax.set_ylabel("calls")
         ax.legend(loc="upper left", ncols=3, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
