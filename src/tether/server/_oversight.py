@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -460,18 +460,23 @@ class Oversight:
     # ------------------------------------------------------------ endorsements and check-ins
 
     def endorsements(
-        self, *, principal: str | None = None, session_id: str | None = None, live_only: bool = False
+        self,
+        *,
+        principal: str | None = None,
+        session_id: str | None = None,
+        live_only: bool = False,
+        principals: Collection[str] | None = None,
     ) -> list[EndorsementView]:
-        """Endorsements not revoked (of one principal, or holding in one session), newest first, each
-        with the asks it spared."""
+        """Endorsements not revoked (of one principal, of some principals, or holding in one session),
+        newest first, each with the asks it spared."""
         now = self.clock()
-        sessions = [self.session(session_id)] if session_id is not None else self._agent_sessions(principal)
+        if principal is not None:
+            principals = [principal]
+        sessions = [self.session(session_id)] if session_id is not None else self._agent_sessions(principals)
         found: dict[str, Endorsement] = {}
         spared: dict[str, list[tuple[str, str]]] = {}
         counts: dict[str, int] = {}
         for sess in sessions:
-            if principal is not None and sess.state.principal != principal:
-                continue
             for item in sess.endorsements(live_only=live_only):
                 found[item.id] = item
             st = sess.state
@@ -499,17 +504,22 @@ class Oversight:
         out.sort(key=lambda v: v.time, reverse=True)
         return out
 
-    def _agent_sessions(self, principal: str | None) -> list[Session]:
+    def _agent_sessions(self, principals: Collection[str] | None) -> list[Session]:
+        """The agent sessions (of ``principals``: told by each one's first event, so the others are not opened)."""
         out = []
         for summary in self.store.sessions():
-            if summary.session_id.startswith(HIDDEN):
+            sid = summary.session_id
+            if sid.startswith(HIDDEN):
                 continue
+            if principals is not None:
+                first = self.store.read(sid, 0, limit=1)
+                started = first[0].event() if first else None
+                if not isinstance(started, SessionStarted) or started.principal not in principals:
+                    continue
             try:
-                sess = self.session(summary.session_id)
+                out.append(self.session(sid))
             except OversightError:
                 continue
-            if principal is None or sess.state.principal == principal:
-                out.append(sess)
         return out
 
     def revoke_endorsement(self, endorsement: str, *, by: str, note: str = "") -> EndorsementView:

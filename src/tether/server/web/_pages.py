@@ -195,10 +195,19 @@ async def approvals_page(request: Request, offset: Annotated[int, Query(ge=0, le
     over = _over(request)
     items, total = await run_in_threadpool(lambda: over.pending_page(limit=INBOX_PAGE, offset=offset))
     calls = await run_in_threadpool(over.explain_all, items)
-    endorsements = await run_in_threadpool(over.endorsements)
+    # The endorsements of the principals whose asks are on this page (all of them: GET /api/endorsements).
+    principals = {c.principal for c in calls}
+    endorsements = await run_in_threadpool(lambda: over.endorsements(principals=principals))
     return page(
         request, "approvals.html", calls=calls, back="/approvals", endorsements=endorsements, total=total, offset=offset, size=INBOX_PAGE
     )
+
+
+@router.get("/endorsements")
+async def endorsements_page(request: Request, principal: Annotated[str, Query(max_length=256)] = "") -> HTMLResponse:
+    over = _over(request)
+    items = await run_in_threadpool(lambda: over.endorsements(principal=principal or None))
+    return page(request, "endorsements.html", endorsements=items, back="/endorsements", principal=principal)
 
 
 @router.get("/approvals/list")
