@@ -108,3 +108,13 @@ def test_results_equal_the_saved_reference() -> None:
     results, _ = run(specs, ctx)
     assert {r.spec.key: _outcomes(r) for r in results} == reference
     assert all(_endorsing_spares_asks_only(r) for r in results)
+
+
+def test_approve_and_remember_over_a_suites_tasks_spares_asks(ctx: BenchContext) -> None:
+    """Every banking user task as one principal's sessions: the endorsing careful human answers
+    fewer asks than the plain one, and every task still completes."""
+    from tether.bench import human_load
+
+    load = human_load(ctx, "banking")
+    assert load.tasks == 16 and load.completed_careful == load.completed_endorsing == 16
+    assert 0 < load.asks_endorsing < load.asks_careful

@@ -23,6 +23,7 @@ from tether._decision import ToolCall, Verdict
 from tether.approvals import ApprovalRequest, Approver, StaticApprover
 from tether.bench._scripted import Step
 from tether.errors import SessionError
+from tether.events import EndorsementScope
 from tether.policy import same_value
 from tether.session import Gate, Session
 
@@ -104,11 +105,17 @@ class TaskApprover:
 
 class EndorsingTaskApprover(TaskApprover):
     """The careful human who approves and remembers: when it approves a call, it also endorses the
-    values of the arguments whose provenance caused the ask (for the session, for a day), so the
+    values of the arguments whose provenance caused the ask (for the session or the principal, for
+    seven days), so the
     same value for the same argument is not asked about again. It refuses what :class:`TaskApprover`
     refuses, and endorses nothing it refuses."""
 
     name = "careful_endorsing"
+
+    def __init__(self, task_calls: Collection[tuple[str, dict[str, Any]]], *, scope: EndorsementScope = "session") -> None:
+        super().__init__(task_calls)
+        self.scope: EndorsementScope = scope
+        """``session``, or ``principal``: every later session of the same principal is spared too."""
 
     def __call__(self, request: ApprovalRequest) -> bool:
         """Approve iff the call is a task call; then endorse its untrusted argument values."""
@@ -120,7 +127,8 @@ class EndorsingTaskApprover(TaskApprover):
                 value = call.args.get(arg)
                 for item in value if isinstance(value, list) else [value]:
                     try:
-                        session.endorse(call.tool, arg, item, by=self.name, call_id=call.id, expires_at=session.clock() + 86400)
+                        expires = session.clock() + 7 * 86400
+                        session.endorse(call.tool, arg, item, scope=self.scope, by=self.name, call_id=call.id, expires_at=expires)
                     except SessionError:
                         continue  # not a value that can be endorsed (a boolean, text with hidden characters)
         return approved
