@@ -248,6 +248,8 @@ PINNED = {
         "summarize",
         "write_html",
         "write_json",
+        "HumanLoad",
+        "human_load",
     ],
     "tether.adapters.mcp": [
         "APPROVAL_SCHEMA",
