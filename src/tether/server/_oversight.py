@@ -55,8 +55,8 @@ DEFAULT_ENDORSEMENT_S = 7 * 86400.0
 
 _WINDOW = 512
 
-_PENDING_TTL_S = 1.0
-"""How long ``find`` reuses the list of pending requests (each hit is checked in its session)."""
+_PENDING_TTL_S = 30.0
+"""How long ``find`` reuses the list of pending requests for a whole call id (each hit is checked in its session)."""
 """Events read back to find a pending call's decision and the sources of its arguments."""
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -290,12 +290,15 @@ class Oversight:
     def find(self, call: str) -> PendingApproval:
         """The one pending request whose call id is ``call`` or starts with it. Raises :class:`OversightError` (404).
 
-        The list of pending requests is read at most once a second (a person works through an
-        inbox one answer after another); whether the one found is still pending is then checked
-        in its session, brought up to date with the log, and on any doubt the list is read again."""
+        A whole call id is looked up in the list of pending requests read at most ``_PENDING_TTL_S``
+        ago (a person works through an inbox one answer after another), and the hit is checked in
+        its session, brought up to date with the log; a miss, a hit no longer pending, and any
+        prefix read the list afresh (a prefix must match one call among all those pending now)."""
         for fresh in (False, True):
             items = self._pending_cached(fresh)
             exact = [p for p in items if p.call_id == call]
+            if not fresh and not exact:
+                continue
             # An empty prefix would match every call: never pick a call the person did not name.
             matches = exact or [p for p in items if call and p.call_id.startswith(call)]
             if len(matches) == 1 and (fresh or self._still_pending(matches[0])):
