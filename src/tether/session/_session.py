@@ -373,11 +373,18 @@ class Session:
 
     def ledger(self) -> PrincipalLedger | None:
         """The principal's ledger, up to date (None before the session has started)."""
+        ledger = self._ledger_as_known()
+        if ledger is not None:
+            ledger.catch_up()
+        return ledger
+
+    def _ledger_as_known(self) -> PrincipalLedger | None:
+        """The principal's ledger as last folded (read from the store the first time)."""
         if self._ledger is None:
             if not self.state.principal:
                 return None
             self._ledger = PrincipalLedger(self.store, self.policy, self.state.principal)
-        self._ledger.catch_up()
+            self._ledger.catch_up()
         return self._ledger
 
     def _decide(self, call: ToolCall, digest: str, now: float, *, approved: bool = False) -> tuple[Decision, int]:
@@ -390,11 +397,13 @@ class Session:
         ``ask`` runs too. Returns the decision and the ledger event it saw.
         """
         policy = self.policy
-        ledger = self.ledger()
+        ledger = self._ledger_as_known()
         if ledger is None:
             return tighten(decide(policy, self.state, call, digest, now), call, self.state, self.detectors), 0
         budgets = policy.spec.principal_budgets
         fleet = budgets is not None and budgets.active
+        if not fleet:
+            return self._decide_on_endorsements(ledger, call, digest, now)
 
         def attempt() -> tuple[list[Event], tuple[Decision, int]]:
             seen = ledger.state.last_seq
@@ -414,6 +423,24 @@ class Session:
             return [], (decision, seen)
 
         return ledger.commit(attempt, MAX_RETRIES)
+
+    def _decide_on_endorsements(self, ledger: PrincipalLedger, call: ToolCall, digest: str, now: float) -> tuple[Decision, int]:
+        """Without fleet budgets, the ledger matters only through principal endorsements, and is read
+        only when they can matter: an allow that needed none stands whatever the ledger holds now;
+        an ask or a deny (a new endorsement could spare it) or an allow spared by a principal
+        endorsement (it could have been revoked) is decided again if the ledger moved. Either way the
+        decision names the ledger event it saw, so a replay gives the same. Saves a store read on
+        most checks."""
+        policy, state = self.policy, self.state
+        decision = tighten(decide(policy, state, call, digest, now, ledger.state), call, state, self.detectors)
+        shared = any(ledger.state.endorsements.get(e) is not None for e in decision.endorsements)
+        if decision.verdict == "allow" and not shared:
+            return decision, ledger.state.last_seq
+        seen = ledger.state.last_seq
+        ledger.catch_up()
+        if ledger.state.last_seq == seen:
+            return decision, seen
+        return tighten(decide(policy, state, call, digest, now, ledger.state), call, state, self.detectors), ledger.state.last_seq
 
     def output_label(self, call_id: str, text: str, *, error: bool = False) -> Label:
         """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors)."""
