@@ -194,3 +194,18 @@ def test_an_untrusted_context_is_not_lowered_by_endorsements(tmp_path: Path) -> 
     _read_mail(s, f"rent goes to {IBAN}")
     s.endorse("send_money", "recipient", IBAN, by="ana")
     assert s.context.untrusted and s.context == s.context.join(UNTRUSTED)
+
+
+def test_endorsements_check_ins_and_spared_asks_survive_a_snapshot(tmp_path: Path) -> None:
+    clock = Clock()
+    guard = _guard(tmp_path / "t.db", clock)
+    s = guard.start_session("Pay the rent of 10 EUR.", principal="ana")
+    _read_mail(s, f"rent goes to {IBAN}")
+    eid = s.endorse("send_money", "recipient", IBAN, by="ana", expires_at=clock.now + 600)
+    assert _pay(s, IBAN).endorsements == (eid,)
+    s.checkin(by="ana")
+    assert s.save_snapshot()
+    resumed = Guard(Policy.from_yaml(POLICY), SQLiteStore(tmp_path / "t.db"), clock=clock).resume_session(s.id, verify="snapshot")
+    assert resumed.state.snapshot() == s.state.snapshot()
+    assert [e.id for e in resumed.endorsements()] == [eid] and resumed.state.spared_count[eid] == 1
+    assert _pay(resumed, IBAN).verdict == "allow"
