@@ -97,6 +97,8 @@ class Decision:
     """Hash of tool and arguments: an approval is bound to exactly this call."""
     policy_hash: str = ""
     """The policy the decision was made under."""
+    endorsements: tuple[str, ...] = ()
+    """Endorsements that spared an ask (without them the call would have been asked about)."""
 
     @property
     def allowed(self) -> bool:
@@ -106,7 +108,8 @@ class Decision:
     def tighten(self, verdict: Verdict, reason: Reason) -> Decision:
         """This decision made at least as strict as ``verdict`` (never looser)."""
         stricter = verdict if _SEVERITY[verdict] > _SEVERITY[self.verdict] else self.verdict
-        return Decision(stricter, self.call_id, self.tool, (*self.reasons, reason), self.call_hash, self.policy_hash)
+        spared = self.endorsements if stricter == "allow" else ()
+        return Decision(stricter, self.call_id, self.tool, (*self.reasons, reason), self.call_hash, self.policy_hash, spared)
 
     def explain(self) -> str:
         """A one-paragraph explanation for humans (and for the agent, on deny)."""

@@ -20,8 +20,14 @@ from tether.flow import Label
 __all__ = [
     "ApprovalAnswered",
     "ApprovalRequested",
+    "BudgetReleased",
+    "BudgetReserved",
     "CallProposed",
+    "CheckedIn",
     "DecisionMade",
+    "EndorsementAdded",
+    "EndorsementRevoked",
+    "EndorsementScope",
     "Event",
     "EventKind",
     "LabelField",
@@ -135,10 +141,17 @@ class DecisionMade(_EventBase):
     """Why (empty for a plain allow)."""
     policy_hash: str
     """The policy the decision was made under."""
+    endorsements: tuple[str, ...] = Field(default=(), exclude_if=lambda v: not v)
+    """Endorsements that spared an ask: without them the call would have been asked about
+    (ids of ``endorsement_added`` events; absent from the log when empty)."""
+    ledger_seq: int = Field(default=0, exclude_if=lambda v: not v)
+    """The last event of the principal's ledger the decision saw (its endorsements and fleet
+    budgets; replay folds the ledger up to here). Absent when the ledger was empty."""
 
     def describe(self) -> str:
         why = "; ".join(_reason_text(r) for r in self.reasons)
-        return f"call {self.call_id[:8]} -> {self.verdict.upper()}" + (f": {why}" if why else "")
+        spared = f" (an ask spared by endorsement {', '.join(e[:8] for e in self.endorsements)})" if self.endorsements else ""
+        return f"call {self.call_id[:8]} -> {self.verdict.upper()}" + (f": {why}" if why else "") + spared
 
 
 class ResultRecorded(_EventBase):
@@ -259,6 +272,116 @@ class SnapshotTaken(_EventBase):
         return f"state snapshot of events 1..{self.seq} saved (sha256 {self.digest[:12]})"
 
 
+EndorsementScope = Literal["session", "principal"]
+"""Where an endorsement holds: the session it was given in, or every session of its principal."""
+
+
+class EndorsementAdded(_EventBase):
+    """A human endorsed a value for one argument of one tool ("approve and remember"): from now on
+    (until it expires or is revoked) that value counts as trusted there in the flow check.
+
+    Integrity only: the value's confidentiality tags (``secret``, ``pii``...) stay, so an
+    endorsement never lets tagged data flow where the policy forbids it. A session-scoped
+    endorsement is logged in the session's chain; a principal-scoped one in the principal's
+    ledger (``principal:<name>``), where every session of that principal reads it.
+    """
+
+    kind: Literal["endorsement_added"] = "endorsement_added"
+    scope: EndorsementScope
+    """``session``: this session only; ``principal``: every session of ``principal``."""
+    principal: str
+    """The principal the endorsing session acts for."""
+    origin_session: str
+    """The session where the human endorsed it."""
+    tool: str
+    """The tool."""
+    arg: str
+    """The argument (top-level name; each item of a list argument is endorsed on its own)."""
+    value: Any
+    """The value as the human saw it."""
+    canonical: str
+    """Its canonical form (``tether.policy.canonical_value``): what later values are compared by."""
+    expires_at: float | None = None
+    """UTC Unix time after which it no longer holds (None: until revoked)."""
+    by: str
+    """Who endorsed it."""
+    call_id: str = ""
+    """The asked call the human approved when endorsing it, if any."""
+    note: str = ""
+    """Why, in their words."""
+
+    def describe(self) -> str:
+        until = f" until {format_time(self.expires_at)}" if self.expires_at is not None else ""
+        return (
+            f"{self.scope} endorsement {self.id[:8]} by {self.by}: {self.tool}.{self.arg} = "
+            f"{_clip(json.dumps(self.value, ensure_ascii=False), 80)} trusted{until}"
+        )
+
+
+class EndorsementRevoked(_EventBase):
+    """An endorsement was withdrawn (logged where the endorsement was)."""
+
+    kind: Literal["endorsement_revoked"] = "endorsement_revoked"
+    endorsement_id: str
+    """The ``endorsement_added`` event withdrawn."""
+    by: str
+    """Who revoked it."""
+    note: str = ""
+    """Why."""
+
+    def describe(self) -> str:
+        return f"endorsement {self.endorsement_id[:8]} revoked by {self.by}" + (f": {self.note}" if self.note else "")
+
+
+class CheckedIn(_EventBase):
+    """A human looked at the session and said it may go on (a check-in): the policy's
+    ``checkin`` counters (writes and minutes since a human last answered or checked in) restart."""
+
+    kind: Literal["checked_in"] = "checked_in"
+    by: str
+    """Who checked in."""
+    note: str = ""
+    """What they said."""
+
+    def describe(self) -> str:
+        return f"checked in by {self.by}" + (f": {self.note}" if self.note else "")
+
+
+class BudgetReserved(_EventBase):
+    """In a principal's ledger: an allowed call of one of its sessions took its share of the
+    principal's budgets (``principal_budgets``), before that session logged the decision."""
+
+    kind: Literal["budget_reserved"] = "budget_reserved"
+    for_session: str
+    """The session whose call it is."""
+    call_id: str
+    """The call."""
+    tool: str
+    """The tool it names."""
+    write: bool
+    """Whether the call is a write."""
+    spend: float = 0.0
+    """What it spends (the tool's ``spend`` argument)."""
+
+    def describe(self) -> str:
+        what = "write" if self.write else "call"
+        cost = f", spend {self.spend:g}" if self.spend else ""
+        return f"{what} {self.tool} (call {self.call_id[:8]} of session {self.for_session[:12]}) reserved{cost}"
+
+
+class BudgetReleased(_EventBase):
+    """In a principal's ledger: a reservation given back (the session did not commit an allow for that call)."""
+
+    kind: Literal["budget_released"] = "budget_released"
+    for_session: str
+    """The session whose call it was."""
+    call_id: str
+    """The call."""
+
+    def describe(self) -> str:
+        return f"reservation of call {self.call_id[:8]} of session {self.for_session[:12]} released"
+
+
 class MessageToolCall(BaseModel):
     """One tool call in an assistant message, as the model wrote it."""
 
@@ -328,7 +451,12 @@ Event = Annotated[
     | SessionControl
     | SnapshotTaken
     | MessageAdded
-    | SessionEnded,
+    | SessionEnded
+    | EndorsementAdded
+    | EndorsementRevoked
+    | CheckedIn
+    | BudgetReserved
+    | BudgetReleased,
     Field(discriminator="kind"),
 ]
 """Any event."""
@@ -345,6 +473,11 @@ EventKind = Literal[
     "snapshot_taken",
     "message",
     "session_ended",
+    "endorsement_added",
+    "endorsement_revoked",
+    "checked_in",
+    "budget_reserved",
+    "budget_released",
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -33,6 +33,8 @@ MODELS: list[type[BaseModel]] = [
     _schema.OutputLabel,
     _schema.RuleSpec,
     _schema.Budgets,
+    _schema.PrincipalBudgets,
+    _schema.Checkin,
     _schema.Rate,
     _schema.Limits,
     _schema.ToolBudget,

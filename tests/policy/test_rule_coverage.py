@@ -420,6 +420,19 @@ OTHER_WITNESSES: dict[tuple[type[BaseModel], str], Pair] = {
     (S.Budgets, "max_writes"): _pair(_set("budgets", {"max_writes": 0}), [("call", "sink", {"x": "y"}, "")]),
     (S.Budgets, "max_spend"): _pair(_set("budgets", {"max_spend": 1}), [call_t(n=5)], _set("tools.t.spend", "n")),
     (S.Budgets, "max_wall_time_s"): _pair(_set("budgets", {"max_wall_time_s": 1}), [("advance", 5), call_t()]),
+    (S.PolicySpec, "principal_budgets"): _pair(_set("principal_budgets", {"max_calls": 1}), TWO_CALLS),
+    (S.PrincipalBudgets, "max_calls"): _pair(_set("principal_budgets", {"max_calls": 1}), TWO_CALLS),
+    (S.PrincipalBudgets, "max_writes"): _pair(_set("principal_budgets", {"max_writes": 0}), [("call", "sink", {"x": "y"}, "")]),
+    (S.PrincipalBudgets, "max_spend"): _pair(_set("principal_budgets", {"max_spend": 1}), [call_t(n=5)], _set("tools.t.spend", "n")),
+    (S.PrincipalBudgets, "tool_calls"): _pair(_set("principal_budgets", {"tool_calls": {"t": 1}}), TWO_CALLS),
+    (S.PrincipalBudgets, "rates"): _pair(_set("principal_budgets", {"rates": [{"tools": ["t"], "max": 1, "window_s": 60}]}), TWO_CALLS),
+    (S.PolicySpec, "checkin"): _pair(
+        _set("checkin", {"after_writes": 1}), [("call", "sink", {"x": "y"}, ""), ("call", "sink", {"x": "y"}, "")]
+    ),
+    (S.Checkin, "after_writes"): _pair(
+        _set("checkin", {"after_writes": 1}), [("call", "sink", {"x": "y"}, ""), ("call", "sink", {"x": "y"}, "")]
+    ),
+    (S.Checkin, "after_minutes"): _pair(_set("checkin", {"after_minutes": 1}), [("advance", 120), ("call", "sink", {"x": "y"}, "")]),
     (S.Rate, "tools"): _pair(
         _set("rates", [{"tools": ["sink"], "max": 1, "window_s": 60}]),
         TWO_CALLS,
@@ -547,6 +560,9 @@ PLACED = {
     (S.PolicySpec, "limits", S.Limits),
     (S.PolicySpec, "budgets", S.Budgets),
     (S.PolicySpec, "rates", S.Rate),
+    (S.PolicySpec, "principal_budgets", S.PrincipalBudgets),
+    (S.PrincipalBudgets, "rates", S.Rate),
+    (S.PolicySpec, "checkin", S.Checkin),
     (S.PolicySpec, "defaults", S.Defaults),
     (S.Defaults, "read", S.EffectDefaults),
     (S.Defaults, "write", S.EffectDefaults),

@@ -42,7 +42,7 @@ AGENT = textwrap.dedent(
         if decision.verdict != "allow":
             print("halted:", decision.reasons[0].message, flush=True)
             break
-        time.sleep(0.05)
+        time.sleep(0.2)  # the policy's 50-call budget lasts 10 s: the pages (charts drawn on the server) have time to load
     """
 )
 
@@ -130,6 +130,69 @@ def test_inbox_approve_and_kill_in_chromium(served: Served, tmp_path: Path) -> N
             browser.close()
         assert agent.wait(10) == 0
         assert {p.name for p in screens.iterdir()} == {"login.png", "inbox.png", "sessions.png", "session.png"}
+    finally:
+        agent.kill()
+        agent.wait()
+        if agent.stdout is not None:
+            agent.stdout.close()
+
+
+AGAIN = textwrap.dedent(
+    """
+    import sys
+    from tether import SQLiteStore
+    from tether.session import Guard
+    db, sid, call, body = sys.argv[1:5]
+    session = Guard.for_session(SQLiteStore(db), sid).open_session(sid)
+    print("waiting", flush=True)
+    print("approved" if session.wait_for_approval(call, poll_s=0.05) else "refused", flush=True)
+    # The same call again: spared by the endorsement, it runs without a new pending approval.
+    again = session.check("send_email", {"to": ["ops-team@company.com"], "body": body})
+    print(again.verdict, ",".join(again.endorsements), flush=True)
+    """
+)
+
+
+def test_approve_and_remember_in_chromium_spares_the_next_identical_ask(served: Served, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    screens = tmp_path / "screens"
+    screens.mkdir()
+    body = "Quarterly figures attached: revenue up 4%."
+    session, call = agent_session(served.db, body=body)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    agent = subprocess.Popen([sys.executable, "-c", AGAIN, served.db, session.id, call, body], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert _line(agent) == "waiting"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(15_000)
+            page.goto(f"{served.url}/login?next=/approvals")
+            page.fill("input[name=token]", served.token)
+            page.click("button.approve")
+            card = page.locator(f"#call-{call}")
+            expect(card).to_contain_text("Approve and remember trusts")
+            card.locator("select[name=scope]").select_option("principal")
+            card.locator("button.remember").click()
+            assert _line(agent) == "approved"
+            verdict, spared = _line(agent).split(" ")
+            assert verdict == "allow" and spared  # no new pending call: the agent went on
+            expect(page.locator(".flash")).to_contain_text("(and remembered)")
+            expect(page.locator(f"#call-{call}")).to_have_count(0)
+            page.goto(f"{served.url}/approvals")
+            rows = page.locator("#endorsements tr.endorsement")
+            expect(rows).to_have_count(2)  # "to" and "body": the arguments whose provenance caused the ask
+            to_row = page.locator("#endorsements tr.endorsement", has_text="send_email.to")
+            expect(to_row.locator(".spared")).to_contain_text("1")
+            expect(to_row).to_contain_text("principal")
+            page.screenshot(path=screens / "endorsements.png", full_page=True)
+            to_row.locator("button.deny").click()
+            expect(page.locator(".flash")).to_contain_text("revoked")
+            expect(page.locator("#endorsements tr.endorsement")).to_have_count(1)
+            browser.close()
+        assert agent.wait(10) == 0
+        assert (screens / "endorsements.png").stat().st_size > 0
     finally:
         agent.kill()
         agent.wait()

@@ -16,6 +16,7 @@ from tether.bench._scripted import ScriptedAgent, Step, StepOutcome
 
 if TYPE_CHECKING:
     from tether.bench._episodes import BenchContext, load_policies
+    from tether.bench._long_run import HumanLoad, human_load
     from tether.bench._metrics import baseline, summarize
     from tether.bench._report import write_html, write_json
     from tether.bench._runner import episode_specs, run
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "BenchContext": "_episodes",
     "load_policies": "_episodes",
+    "HumanLoad": "_long_run",
+    "human_load": "_long_run",
     "baseline": "_metrics",
     "summarize": "_metrics",
     "write_html": "_report",
@@ -41,6 +44,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BenchContext",
+    "HumanLoad",
     "OracleAgent",
     "ScriptedAgent",
     "Step",
@@ -50,6 +54,7 @@ __all__ = [
     "WorstCaseAgent",
     "baseline",
     "episode_specs",
+    "human_load",
     "load_policies",
     "run",
     "summarize",

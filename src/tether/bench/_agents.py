@@ -22,16 +22,20 @@ from typing import Any, Literal
 from tether._decision import ToolCall, Verdict
 from tether.approvals import ApprovalRequest, Approver, StaticApprover
 from tether.bench._scripted import Step
+from tether.errors import SessionError
+from tether.events import EndorsementScope
 from tether.policy import same_value
 from tether.session import Gate, Session
 
 Execute = Callable[[str, dict[str, Any]], tuple[str, bool]]
 """Runs a tool: ``(tool, args) -> (output text, error?)``."""
 
-AskMode = Literal["autonomous", "careful_human", "rubber_stamp"]
-"""How an ``ask`` is answered: nobody (not done), a careful human, or a human who approves everything."""
+AskMode = Literal["autonomous", "careful_human", "careful_endorsing", "rubber_stamp"]
+"""How an ``ask`` is answered: nobody (not done), a careful human, a careful human who approves
+and remembers (endorses the values it approves, so the same ask is not raised again), or a
+human who approves everything."""
 
-ASK_MODES: tuple[AskMode, ...] = ("autonomous", "careful_human", "rubber_stamp")
+ASK_MODES: tuple[AskMode, ...] = ("autonomous", "careful_human", "careful_endorsing", "rubber_stamp")
 """All ask modes, in report order."""
 
 
@@ -99,10 +103,43 @@ class TaskApprover:
         return any(tool == call.tool and _same_args(args, call.args) for tool, args in self.task_calls)
 
 
+class EndorsingTaskApprover(TaskApprover):
+    """The careful human who approves and remembers: when it approves a call, it also endorses the
+    values of the arguments whose provenance caused the ask (for the session or the principal, for
+    seven days), so the
+    same value for the same argument is not asked about again. It refuses what :class:`TaskApprover`
+    refuses, and endorses nothing it refuses."""
+
+    name = "careful_endorsing"
+
+    def __init__(self, task_calls: Collection[tuple[str, dict[str, Any]]], *, scope: EndorsementScope = "session") -> None:
+        super().__init__(task_calls)
+        self.scope: EndorsementScope = scope
+        """``session``, or ``principal``: every later session of the same principal is spared too."""
+
+    def __call__(self, request: ApprovalRequest) -> bool:
+        """Approve iff the call is a task call; then endorse its untrusted argument values."""
+        approved = super().__call__(request)
+        session = request.session
+        if approved and isinstance(session, Session):
+            call = request.call
+            for arg in session.asked_args(call.id):
+                value = call.args.get(arg)
+                for item in value if isinstance(value, list) else [value]:
+                    try:
+                        expires = session.clock() + 7 * 86400
+                        session.endorse(call.tool, arg, item, scope=self.scope, by=self.name, call_id=call.id, expires_at=expires)
+                    except SessionError:
+                        continue  # not a value that can be endorsed (a boolean, text with hidden characters)
+        return approved
+
+
 def approver_for(mode: AskMode, task_calls: Collection[tuple[str, dict[str, Any]]]) -> Approver | None:
     """The approver standing for ``mode`` (None: autonomous, asks are not done)."""
     if mode == "careful_human":
         return TaskApprover(task_calls)
+    if mode == "careful_endorsing":
+        return EndorsingTaskApprover(task_calls)
     if mode == "rubber_stamp":
         return StaticApprover(True, name="rubber_stamp")
     return None

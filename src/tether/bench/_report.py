@@ -1,8 +1,7 @@
-"""Bench reports: a JSON document and a self-contained HTML page with an inline SVG plot."""
+"""Bench reports: a JSON document and a self-contained HTML page (the oversight UI's templates, a matplotlib plot)."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ def _points(report: dict[str, Any]) -> list[tuple[str, float, float, str]]:
     points: list[tuple[str, float, float, str]] = []
     overall = report["overall"]
     for mode in ("autonomous", "careful_human", "rubber_stamp"):
-        asr, util = overall["asr"][mode], overall["utility_under_attack"][mode]
+        asr, util = overall["asr"].get(mode), overall["utility_under_attack"].get(mode)
         if asr is not None and util is not None:
             points.append((f"Tether ({mode})", asr, util, "#1f6feb"))
     base = report.get("baseline", {}).get("overall")
@@ -37,73 +36,42 @@ def _points(report: dict[str, Any]) -> list[tuple[str, float, float, str]]:
 
 
 def svg_plot(report: dict[str, Any]) -> str:
-    """Utility under attack (y) against ASR (x), Tether beside the baseline and published anchors."""
-    w, h, pad = 560, 400, 50
+    """Utility under attack (y) against ASR (x), Tether beside the baseline and published anchors
+    (an SVG document drawn by matplotlib)."""
+    from tether.charts import asr_utility
 
-    def x(v: float) -> float:
-        return pad + v * (w - 2 * pad)
+    return asr_utility(_points(report), [(name, asr) for name, asr, util in ANCHORS if util is None])
 
-    def y(v: float) -> float:
-        return h - pad - v * (h - 2 * pad)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">']
-    parts.append(f'<rect x="{pad}" y="{pad}" width="{w - 2 * pad}" height="{h - 2 * pad}" fill="none" stroke="#999"/>')
-    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(f'<text x="{x(t):.0f}" y="{h - pad + 15}" text-anchor="middle">{t:.0%}</text>')
-        parts.append(f'<text x="{pad - 6}" y="{y(t) + 4:.0f}" text-anchor="end">{t:.0%}</text>')
-    parts.append(f'<text x="{w / 2:.0f}" y="{h - 12}" text-anchor="middle">attack success rate</text>')
-    parts.append(f'<text x="14" y="{h / 2:.0f}" transform="rotate(-90 14 {h / 2:.0f})" text-anchor="middle">utility under attack</text>')
-    for name, asr, util in ANCHORS:
-        if util is None:
-            parts.append(f'<line x1="{x(asr):.1f}" y1="{pad}" x2="{x(asr):.1f}" y2="{h - pad}" stroke="#6e7781" stroke-dasharray="4 3"/>')
-            parts.append(f'<text x="{x(asr) + 4:.1f}" y="{pad + 12}" fill="#6e7781">{html.escape(name)} (ASR only)</text>')
-    for i, (name, asr, util, color) in enumerate(_points(report)):
-        parts.append(f'<circle cx="{x(asr):.1f}" cy="{y(util):.1f}" r="5" fill="{color}"/>')
-        # Labels of points on the right half go to the left of the point so they stay inside the plot.
-        left = asr > 0.5
-        anchor, dx = ("end", -8) if left else ("start", 8)
-        parts.append(
-            f'<text x="{x(asr) + dx:.1f}" y="{y(util) + 4 + 12 * (i % 2):.1f}" fill="{color}" text-anchor="{anchor}">{html.escape(name)}</text>'
+MODES = ("autonomous", "careful_human", "careful_endorsing", "rubber_stamp")
+"""The ways of answering an ask, in the report's column order."""
+
+
+def write_html(report: dict[str, Any], path: str | Path) -> None:
+    """A single self-contained page, rendered with the oversight UI's templates: plot, tables
+    (with and without task scope), the human's load with and without endorsements, notes."""
+    from tether.charts import data_uri
+    from tether.server import page_templates
+
+    suites = {k: v for k, v in report.items() if k in ("banking", "slack", "travel", "workspace", "overall")}
+    page = (
+        page_templates()
+        .get_template("bench_report.html")
+        .render(
+            report=report,
+            suites=suites,
+            scoped=report.get("with_task_scope") or {},
+            modes=[m for m in MODES if all(m in v["asr"] for v in suites.values())],
+            plot=data_uri(svg_plot(report)),
+            pct=_pct,
+            who=None,
+            flash=[],
+            nonce="",
+            csrf="",
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    )
+    Path(path).write_text(page, encoding="utf-8")
 
 
 def _pct(v: Any) -> str:
     return "n/a" if v is None else f"{100 * float(v):.1f}%"
-
-
-def _table(section: dict[str, Any]) -> str:
-    head = "<tr><th>suite</th><th>metric</th><th>autonomous</th><th>careful human</th><th>rubber stamp</th></tr>"
-    rows = []
-    for suite, m in section.items():
-        for metric in ("benign_utility", "utility_under_attack", "asr", "asr_tool_reachable"):
-            cells = "".join(f"<td>{_pct(m[metric][mode])}</td>" for mode in ("autonomous", "careful_human", "rubber_stamp"))
-            rows.append(f"<tr><td>{html.escape(suite)}</td><td>{metric}</td>{cells}</tr>")
-        rows.append(
-            f"<tr><td>{html.escape(suite)}</td><td colspan=4>pairs {m['pairs']}, user tasks {m['user_tasks']}, "
-            f"asks per benign task {m['asks_per_task'] if m['asks_per_task'] is None else round(m['asks_per_task'], 3)}, "
-            f"denied legitimate calls {m['denied_legitimate_calls']}, errors {m['errors']}</td></tr>"
-        )
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def write_html(report: dict[str, Any], path: str | Path) -> None:
-    """A single self-contained page: plot, tables (with and without task scope), notes."""
-    suites = {k: v for k, v in report.items() if k in ("banking", "slack", "travel", "workspace", "overall")}
-    scoped = report.get("with_task_scope") or {}
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Tether on AgentDojo</title>
-<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head>
-<body><h1>Tether on AgentDojo {html.escape(str(report.get("version", "")))}</h1>
-<p>Agents: {html.escape(", ".join(map(str, report.get("agents") or [])))}.</p>
-<p>Policies: {"; ".join(f"{html.escape(str(k))} <code>{html.escape(str(v))[:23]}</code>" for k, v in (report.get("policy_hash") or {}).items())}</p>
-{svg_plot(report)}
-<h2>Without task scope (the primary result)</h2>{_table(suites)}
-<h2>With task scope from the ground truth (a perfect planner)</h2>{_table(scoped) if scoped else "<p>not run</p>"}
-<h2>Notes</h2><ul>{notes}</ul>
-</body></html>
-"""
-    Path(path).write_text(page, encoding="utf-8")

@@ -17,9 +17,9 @@ import click
 from rich.markup import escape
 
 from tether._display import fold, visible_text
-from tether.cli._common import INTERNAL_PREFIX, answer_options, console, db_option, err_console, fail, open_store
+from tether.cli._common import INTERNAL_PREFIX, answer_options, console, db_option, err_console, fail, open_store, parse_duration
 from tether.errors import PolicyError, SessionError, StoreError
-from tether.events import ApprovalAnswered
+from tether.events import ApprovalAnswered, format_time
 from tether.policy import Policy
 from tether.server import ArgView, Oversight, OversightError, PendingCall
 from tether.session import Guard
@@ -114,7 +114,18 @@ def show_cmd(db: str, as_json: bool, call: str) -> None:
     _print_call(target, limit=None, origins=view)
 
 
-def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str, note: str, as_json: bool) -> None:
+def _answer(
+    db: str,
+    policy_path: str | None,
+    call: str,
+    approved: bool,
+    by: str,
+    note: str,
+    as_json: bool,
+    remember: list[str] | None = None,
+    scope: str = "session",
+    expires_s: float | None = None,
+) -> None:
     store = open_store(db)
     # An empty prefix would match every call: never answer a call the human did not name.
     matches = [p for p in store.pending_approvals() if call and p.call_id.startswith(call) and not p.session_id.startswith(INTERNAL_PREFIX)]
@@ -132,7 +143,16 @@ def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str
     try:
         guard = Guard(Policy.from_file(policy_path), store) if policy_path is not None else Guard.for_session(store, target.session_id)
         session = guard.open_session(target.session_id)
-        ok = session.answer(target.call_id, approved, by=by, note=note)
+        expires_at = None if expires_s is None else session.clock() + expires_s
+        ok = session.answer(
+            target.call_id,
+            approved,
+            by=by,
+            note=note,
+            remember=remember,
+            scope="principal" if scope == "principal" else "session",
+            expires_at=expires_at,
+        )
     except (PolicyError, SessionError, StoreError) as exc:
         fail(str(exc))
     if ok:
@@ -144,11 +164,23 @@ def _answer(db: str, policy_path: str | None, call: str, approved: bool, by: str
         word = "NOT approved: " + (status.note if status is not None and status.by == "timeout" else _denial(session, target.call_id))
     doc = {"call_id": target.call_id, "session_id": target.session_id, "tool": target.tool, "changed": True, "approved": approved,
            "allowed": ok, "state": "approved" if ok else "refused" if not approved else "denied", "by": by}  # fmt: skip
+    mine = [e for e in session.endorsements(live_only=False) if e.call_id == target.call_id] if remember is not None else []
+    if remember is not None:
+        doc["remembered"] = [{"id": e.id, "scope": e.scope, "tool": e.tool, "arg": e.arg, "expires_at": e.expires_at} for e in mine]
     _say(
         as_json,
         doc,
         f"call {escape(target.call_id)} to {escape(target.tool)} {escape(word)}" + (f" by {escape(by)}" if ok or not approved else ""),
     )
+    if remember is not None and not as_json:
+        for e in mine:
+            until = "until revoked" if e.expires_at is None else f"until {format_time(e.expires_at)}"
+            console.print(
+                f"remembered ({e.scope}): {escape(e.tool)}.{escape(e.arg)} = {_shown(str(e.value), LIST_FOLD)} {until} [dim]{e.id}[/]",
+                soft_wrap=True,
+            )
+        if not mine:
+            console.print("nothing to remember: no argument value of this call can be endorsed")
     raise SystemExit(0 if ok == approved else 1)
 
 
@@ -197,11 +229,46 @@ def _answer_options(fn: Any) -> Any:
 
 @approvals.command("approve")
 @_answer_options
+@click.option("--remember", is_flag=True, help="Approve and remember: endorse the call's values so the same ask is not raised again.")
+@click.option(
+    "--arg",
+    "args",
+    multiple=True,
+    metavar="NAME",
+    help="With --remember: an argument to endorse (repeatable; default: those whose provenance caused the ask).",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["session", "principal"]),
+    default="session",
+    show_default=True,
+    help="With --remember: this session, or every session of its principal.",
+)
+@click.option(
+    "--expires", default="7d", show_default=True, metavar="DURATION", help="With --remember: how long it holds (30m, 12h, 7d, or 'never')."
+)
 @click.argument("call")
-def approve_cmd(db: str, policy_path: str | None, by: str, note: str, as_json: bool, call: str) -> None:
+def approve_cmd(
+    db: str,
+    policy_path: str | None,
+    by: str,
+    note: str,
+    as_json: bool,
+    remember: bool,
+    args: tuple[str, ...],
+    scope: str,
+    expires: str,
+    call: str,
+) -> None:
     """Approve the pending CALL (an id or a unique prefix). The call is checked again now:
-    if a budget, a rate or the session's status no longer allows it, it stays denied (exit 1)."""
-    _answer(db, policy_path, call, True, by, note, as_json)
+    if a budget, a rate or the session's status no longer allows it, it stays denied (exit 1).
+
+    With --remember, the values of the call's untrusted arguments (or those named with --arg) are
+    endorsed: trusted for that argument of that tool from now on (trust only: tags such as
+    secret stay), listed by 'tether endorsements list', revocable."""
+    if (args or scope != "session") and not remember:
+        raise click.UsageError("--arg and --scope go with --remember")
+    _answer(db, policy_path, call, True, by, note, as_json, list(args) if remember else None, scope, parse_duration(expires))
 
 
 @approvals.command("deny")

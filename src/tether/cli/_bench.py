@@ -117,6 +117,19 @@ def agentdojo(
         report["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable)
     if baseline:
         report["baseline"] = baseline_metrics(results)
+    if "oracle" in chosen:
+        from tether.bench import human_load
+
+        loads = [human_load(ctx, n) for n in names]
+        total = sum(x.asks_careful for x in loads), sum(x.asks_endorsing for x in loads)
+        report["human_load_long_run"] = {
+            **{x.suite: x.to_json() for x in loads},
+            "overall": {
+                "asks_careful": total[0],
+                "asks_endorsing": total[1],
+                "human_decisions_per_100_asks_endorsing": round(100 * total[1] / total[0], 1) if total[0] else None,
+            },
+        }
     guard_s = sum(m.guard_s for r in results for m in {id(v): v for v in r.modes.values()}.values())
     report.update(
         version=version,
@@ -173,6 +186,20 @@ def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:
         ]
         table.add_row(suite, *cells, "-" if m["asks_per_task"] is None else f"{m['asks_per_task']:.2f}", str(m["pairs"]))
     console.print(table)
+    overall = report.get("overall")
+    if overall is not None and overall.get("oracle_asks_careful"):
+        console.print(
+            f"human decisions on the oracle runs (one session per episode): {overall['oracle_asks_careful']} asks answered by a "
+            f"careful human; {overall['oracle_asks_endorsing']} when it approves and remembers for the session "
+            f"({overall['human_decisions_per_100_asks_endorsing']} per 100)"
+        )
+    long_run = (report.get("human_load_long_run") or {}).get("overall")
+    if long_run is not None and long_run["asks_careful"]:
+        console.print(
+            f"human decisions over each suite's user tasks as one principal's sessions: {long_run['asks_careful']} asks; "
+            f"{long_run['asks_endorsing']} when the human approves and remembers for the principal "
+            f"({long_run['human_decisions_per_100_asks_endorsing']} per 100)"
+        )
     t = report["timing"]
     console.print(
         f"{report['episodes']} episodes in {t['wall_s']:.1f} s ({t['episodes_s']:.1f} s after {t['startup_s']:.1f} s of start-up); "

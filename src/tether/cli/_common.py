@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tether.errors import StoreError
+from tether.server import HIDDEN as HIDDEN  # streams that are not agent runs: MCP pins, principals' ledgers
 from tether.server import INTERNAL_PREFIX as INTERNAL_PREFIX  # the MCP proxy's pin sessions (not agent runs)
 from tether.store import EventStore, SQLiteStore
 
@@ -117,3 +118,22 @@ class ProgressLines:
             self.last = now
             share = f" ({100 * self.done // self.total}%)" if self.total else ""
             self.out.print(f"{escape(self.what)}: {self.done}/{self.total}{share}, {now - self.start:.0f} s", soft_wrap=True)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """``30m``, ``12h``, ``7d``, ``2w`` or plain seconds as seconds; ``never`` as None. A usage error otherwise."""
+    word = text.strip().lower()
+    if word in ("never", "none"):
+        return None
+    unit = _UNITS.get(word[-1:])
+    number = word[:-1] if unit is not None else word
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        value = -1.0
+    if not (0 < value <= 366 * 86400):
+        raise click.BadParameter(f"{text!r} is not a duration of at most a year (like 30m, 12h, 7d, or 'never')")
+    return value

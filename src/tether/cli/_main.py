@@ -11,6 +11,7 @@ from tether.cli._approvals import approvals
 from tether.cli._audit import audit
 from tether.cli._bench import bench
 from tether.cli._demo import demo
+from tether.cli._endorsements import endorsements
 from tether.cli._mcp import mcp
 from tether.cli._policy import policy
 from tether.cli._replay import replay_cmd
@@ -32,6 +33,7 @@ _EXTRAS = {
     "uvicorn": "serve",
     "jinja2": "serve",
     "starlette": "serve",
+    "matplotlib": "serve",
 }
 
 
@@ -65,6 +67,7 @@ main.add_command(policy)
 main.add_command(audit)
 main.add_command(demo)
 main.add_command(approvals)
+main.add_command(endorsements)
 main.add_command(session)
 main.add_command(mcp)
 main.add_command(bench)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import click
 from rich.markup import escape
 
-from tether.cli._common import INTERNAL_PREFIX, console, db_option, err_console, open_store, resolve_session
+from tether.cli._common import HIDDEN, console, db_option, err_console, open_store, resolve_session
 from tether.errors import SessionError, StoreError
 from tether.events import format_time
 from tether.session import Guard, Session
@@ -55,7 +55,7 @@ def _status(store: EventStore, sid: str) -> tuple[str, str]:
 
 @session.command("list")
 @db_option
-@click.option("--all", "show_all", is_flag=True, help="Include the MCP proxy's internal pin sessions.")
+@click.option("--all", "show_all", is_flag=True, help="Include the MCP proxy's internal pin sessions and the principals' ledgers.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per session.")
 def list_cmd(db: str, show_all: bool, as_json: bool) -> None:
     """Show each session's status (active, paused, killed, ended), events and pending approvals."""
@@ -68,7 +68,7 @@ def list_cmd(db: str, show_all: bool, as_json: bool) -> None:
         pending[p.session_id] = pending.get(p.session_id, 0) + 1
     shown = 0
     for s in store.sessions():
-        if s.session_id.startswith(INTERNAL_PREFIX) and not show_all:
+        if s.session_id.startswith(HIDDEN) and not show_all:
             continue
         shown += 1
         status, policy = _status(store, s.session_id)
@@ -154,3 +154,24 @@ def kill_cmd(db: str, by: str, note: str, as_json: bool, session_id: str) -> Non
     """Kill SESSION for good: every later call is denied and it can never be resumed;
     its pending approvals are denied."""
     _control(db, session_id, "kill", by, note, as_json)
+
+
+@session.command("checkin")
+@db_option
+@_actor_options
+@click.argument("session_id", metavar="SESSION")
+def checkin_cmd(db: str, by: str, note: str, session_id: str) -> None:
+    """Check in on SESSION: a person looked and lets it go on, so the policy's ``checkin``
+    counters (writes and minutes since a human last looked) start again."""
+    store = open_store(db)
+    sid = resolve_session(store, session_id)
+    sess = _open(store, sid)
+    try:
+        sess.checkin(by=by, note=note)
+    except SessionError as exc:
+        err_console.print(f"[red]refused:[/] {escape(str(exc))}")
+        raise SystemExit(1) from None
+    except StoreError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None
+    console.print(f"checked in on session {escape(sid)} by {escape(by)}", soft_wrap=True)

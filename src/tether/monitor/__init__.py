@@ -4,27 +4,33 @@
 * :func:`decide`: ``(policy, state, call, call_hash, now) -> Decision``, deterministic.
 * :func:`tighten` with :class:`Detector`\\ s: optional checks that may only make a decision stricter.
 * :func:`result_label`: the label a tool's output is recorded with.
+* :class:`LedgerState`: a principal's ledger folded (shared endorsements and fleet budgets).
 
 The session shell (:mod:`tether.session`) feeds it events and commits what it decides.
 """
 
-from tether.monitor._decide import decide
+from tether.monitor._decide import decide, spend_of
 from tether.monitor._detectors import Detector, Finding, tighten
 from tether.monitor._labelling import result_label
+from tether.monitor._ledger import LEDGER_PREFIX, LedgerState, ledger_id
 from tether.monitor._shape import check_shape
 from tether.monitor._state import MAX_CALL_RECORDS, CallRecord, SessionState
 from tether.monitor._view import CheckView, Leaf
 
 __all__ = [
+    "LEDGER_PREFIX",
     "MAX_CALL_RECORDS",
     "CallRecord",
     "CheckView",
     "Detector",
     "Finding",
     "Leaf",
+    "LedgerState",
     "SessionState",
     "check_shape",
     "decide",
+    "ledger_id",
     "result_label",
+    "spend_of",
     "tighten",
 ]

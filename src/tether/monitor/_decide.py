@@ -9,11 +9,13 @@ collected), then ask rules. Any exception becomes a deny: the guard fails closed
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.approvals import MAX_PENDING_APPROVALS
 from tether.monitor._flow_rules import check_flows, check_outflow
+from tether.monitor._ledger import LedgerState, check_principal_budgets
 from tether.monitor._readers import check_readers
 from tether.monitor._shape import check_shape
 from tether.monitor._state import SessionState
@@ -21,10 +23,21 @@ from tether.monitor._view import CheckView
 from tether.policy import CompiledTool, Policy, same_value, validate_arg
 
 
-def decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float) -> Decision:
-    """Decide on ``call``; never raises (an internal error is a deny)."""
+def decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float, ledger: LedgerState | None = None) -> Decision:
+    """Decide on ``call``; never raises (an internal error is a deny).
+
+    ``ledger``: the session's principal's ledger, folded (its endorsements and fleet budgets);
+    None only where the policy sets no ``principal_budgets`` (then a call is denied if it does).
+    An allow that an endorsement made possible names it in ``Decision.endorsements``.
+    """
     try:
-        return _decide(policy, state, call, call_hash, now)
+        decision, endorsed = _decide(policy, state, call, call_hash, now, ledger, True)
+        if decision.verdict == "allow" and endorsed:
+            # Which endorsements spared an ask: decided again as if there were none.
+            without, _ = _decide(policy, state, call, call_hash, now, ledger, False)
+            if without.verdict == "ask":
+                return replace(decision, endorsements=tuple(sorted(endorsed)))
+        return decision
     except Exception as exc:
         reason = Reason("error", "guard", f"internal error while checking the call ({type(exc).__name__}: {exc}); denied")
         return Decision("deny", call.id, call.tool, (reason,), call_hash, policy.hash)
@@ -34,10 +47,19 @@ def _deny(call: ToolCall, call_hash: str, policy: Policy, reasons: Sequence[Reas
     return Decision("deny", call.id, call.tool, tuple(reasons), call_hash, policy.hash)
 
 
-def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float) -> Decision:
+def _decide(
+    policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float, ledger: LedgerState | None, endorse: bool
+) -> tuple[Decision, set[str]]:
+    decision, view = _decide_view(policy, state, call, call_hash, now, ledger, endorse)
+    return decision, (view.endorsed if view is not None else set())
+
+
+def _decide_view(
+    policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float, ledger: LedgerState | None, endorse: bool
+) -> tuple[Decision, CheckView | None]:
     if state.status != "active":
         why = {"paused": "the session is paused", "killed": "the session was killed", "ended": "the session has ended"}[state.status]
-        return _deny(call, call_hash, policy, [Reason("session", "session.status", f"{why}; no calls are allowed")])
+        return _deny(call, call_hash, policy, [Reason("session", "session.status", f"{why}; no calls are allowed")]), None
     tool = policy.tool_for(call.tool) if isinstance(call.tool, str) else None
     unknown: Reason | None = None
     if tool is None or call.tool not in policy.tools:
@@ -45,13 +67,13 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
         msg = f"tool {call.tool!r} is not named in policy {policy.name!r} (default: {verdict})"
         unknown = Reason("unknown_tool", "default", msg)
         if tool is None:
-            return Decision("deny", call.id, str(call.tool), (unknown,), call_hash, policy.hash)
+            return Decision("deny", call.id, str(call.tool), (unknown,), call_hash, policy.hash), None
         # default: ask. The stand-in goes through every check below; the ask is added at the end.
 
     limits = policy.spec.limits
     shape = check_shape(call.args, limits.max_arg_bytes, limits.max_depth)
     if shape is not None:
-        return _deny(call, call_hash, policy, [Reason("malformed", "limits", shape)])
+        return _deny(call, call_hash, policy, [Reason("malformed", "limits", shape)]), None
     args = call.args
     denials: list[Reason] = []
     for name in tool.required:
@@ -69,9 +91,10 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
         if err is not None:
             denials.append(Reason("constraint", spec.path, err, arg=name))
     if denials:
-        return _deny(call, call_hash, policy, denials)
+        return _deny(call, call_hash, policy, denials), None
 
-    view = CheckView(state, tool, args)
+    books = (state.endorsements, ledger.endorsements) if ledger is not None else (state.endorsements,)
+    view = CheckView(state, tool, args, endorsements=books if endorse else (), now=now)
     asks: list[Reason] = []
 
     if state.scope is not None and view.effect == "write":
@@ -87,12 +110,15 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     check_outflow(policy, view, tool, args, asks, denials)
 
     _check_budgets(policy, state, tool, view.effect, args, now, denials)
+    _check_fleet(policy, state, ledger, tool, view.effect, args, call.id, now, denials)
 
     if denials:
-        return _deny(call, call_hash, policy, denials)
+        return _deny(call, call_hash, policy, denials), view
     for rule in tool.ask_all:
         if rule.when(view):
             asks.append(Reason("ask_rule", rule.rule, rule.reason))
+    if view.effect == "write":
+        _check_checkin(policy, state, now, asks)
     if unknown is not None:
         asks.insert(0, unknown)
     if asks:
@@ -102,9 +128,9 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
                 f"{MAX_PENDING_APPROVALS} approval requests of this session are already waiting for a human; "
                 "a new one is denied until some are answered or expire"
             )
-            return _deny(call, call_hash, policy, [Reason("session", "approvals.pending", why), *asks])
-        return Decision("ask", call.id, call.tool, tuple(asks), call_hash, policy.hash)
-    return Decision("allow", call.id, call.tool, (), call_hash, policy.hash)
+            return _deny(call, call_hash, policy, [Reason("session", "approvals.pending", why), *asks]), view
+        return Decision("ask", call.id, call.tool, tuple(asks), call_hash, policy.hash), view
+    return Decision("allow", call.id, call.tool, (), call_hash, policy.hash), view
 
 
 def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any], denials: list[Reason]) -> None:
@@ -179,6 +205,61 @@ def _check_budgets(
             recent = len(times) - stale
         if recent + 1 > limit:
             denials.append(Reason("rate", rule, f"rate limit of {limit} call(s) per {window:g} s reached"))
+
+
+def spend_of(tool: CompiledTool, args: Any) -> float:
+    """What a call spends (its tool's ``spend`` argument; 0 when none or not a number)."""
+    if tool.spend_arg is None or not isinstance(args, dict):
+        return 0.0
+    amount = args.get(tool.spend_arg)
+    return float(amount) if isinstance(amount, int | float) and not isinstance(amount, bool) and amount > 0 else 0.0
+
+
+def _check_fleet(
+    policy: Policy,
+    state: SessionState,
+    ledger: LedgerState | None,
+    tool: CompiledTool,
+    effect: str,
+    args: dict[str, Any],
+    call_id: str,
+    now: float,
+    denials: list[Reason],
+) -> None:
+    """The principal's budgets (shared by all its sessions), as its ledger holds them."""
+    budgets = policy.spec.principal_budgets
+    if budgets is None or not budgets.active:
+        return
+    if ledger is None:
+        denials.append(Reason("budget", "principal_budgets", "the principal's ledger was not read; its shared budgets cannot be checked"))
+        return
+    if ledger.reserved(state.session_id, call_id):
+        return  # this call already holds its share (reserved before its session's append lost a race)
+    check_principal_budgets(policy, ledger, tool.name, effect == "write", spend_of(tool, args), now, denials)
+
+
+def _check_checkin(policy: Policy, state: SessionState, now: float, asks: list[Reason]) -> None:
+    """A write asks when no human has looked for too many writes or minutes (``checkin``)."""
+    checkin = policy.spec.checkin
+    if checkin is None:
+        return
+    if checkin.after_writes is not None and state.writes_since_checkin >= checkin.after_writes:
+        asks.append(
+            Reason(
+                "ask_rule",
+                "checkin.after_writes",
+                f"{state.writes_since_checkin} write(s) since a human last checked in (check-in due after {checkin.after_writes})",
+            )
+        )
+    if checkin.after_minutes is not None and now - state.last_checkin > checkin.after_minutes * 60:
+        minutes = (now - state.last_checkin) / 60
+        asks.append(
+            Reason(
+                "ask_rule",
+                "checkin.after_minutes",
+                f"{minutes:.0f} minute(s) since a human last checked in (check-in due after {checkin.after_minutes:g})",
+            )
+        )
 
 
 def _short(value: Any) -> str:

@@ -11,12 +11,15 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tether.approvals import ApprovalBook
+from tether.approvals import ApprovalBook, EndorsementBook
 from tether.events import (
     ApprovalAnswered,
     ApprovalRequested,
     CallProposed,
+    CheckedIn,
     DecisionMade,
+    EndorsementAdded,
+    EndorsementRevoked,
     Event,
     ResultRecorded,
     SessionControl,
@@ -29,6 +32,14 @@ from tether.policy import Policy
 
 Status = Literal["active", "paused", "killed", "ended"]
 """A session's status: only ``active`` sessions allow calls; ``killed`` and ``ended`` are final."""
+
+AUTOMATIC_ANSWERERS = frozenset({"timeout", "guard"})
+"""Who answers asks without a human: their answers are no check-in."""
+
+MAX_SPARED_SHOWN = 8
+"""Calls remembered per endorsement as the asks it spared (all are counted)."""
+MAX_SPARED_ENDORSEMENTS = 4096
+"""Endorsements whose spared asks a session keeps (the oldest are dropped past that)."""
 
 MAX_CALL_RECORDS = 4096
 """Call records kept in memory (up to 1,024 more between clean-ups); calls awaiting an answer
@@ -87,6 +98,16 @@ class SessionState:
     """Open calls and the most recent others (see ``MAX_CALL_RECORDS``)."""
     approvals: ApprovalBook = field(default_factory=ApprovalBook)
     """The session's approval requests (the one fold of approval state)."""
+    endorsements: EndorsementBook = field(default_factory=EndorsementBook)
+    """Session-scoped endorsements (principal-scoped ones are in the principal's ledger)."""
+    spared: dict[str, list[str]] = field(default_factory=dict)
+    """Endorsement id -> the calls whose ask it spared (the most recent ``MAX_SPARED_SHOWN``)."""
+    spared_count: Counter[str] = field(default_factory=Counter)
+    """Endorsement id -> how many asks it spared in this session."""
+    last_checkin: float = 0.0
+    """When a human last checked in or answered an ask (the start, before that)."""
+    writes_since_checkin: int = 0
+    """Writes that ran since then."""
     forget_at: int = MAX_CALL_RECORDS + 1024
     """Size of ``calls`` at which the next clean-up of old records runs."""
     events: int = 0
@@ -116,6 +137,8 @@ class SessionState:
                 rec.verdict = event.verdict
                 if event.verdict == "allow":
                     self._count(rec, policy, event.time)
+            for eid in event.endorsements:
+                self._spare(eid, event.call_id)
         elif isinstance(event, ResultRecorded):
             self.flow.add_source(event.output, event.label, event.id)
             rec = self.calls.get(event.call_id)
@@ -129,6 +152,15 @@ class SessionState:
             rec = self.calls.get(event.call_id)
             if self.approvals.answered(event) and event.allowed and rec is not None:
                 self._count(rec, policy, event.time)
+            if event.by not in AUTOMATIC_ANSWERERS:
+                self._checked_in(event.time)
+        elif isinstance(event, EndorsementAdded):
+            if event.scope == "session":
+                self.endorsements.added(event)
+        elif isinstance(event, EndorsementRevoked):
+            self.endorsements.revoked(event)
+        elif isinstance(event, CheckedIn):
+            self._checked_in(event.time)
         elif isinstance(event, SessionStarted):
             self.principal = event.principal
             self.task = event.task
@@ -136,6 +168,7 @@ class SessionState:
             self.policy_hash = event.policy_hash
             self.policy_name = event.policy_name
             self.started_at = event.time
+            self.last_checkin = event.time
             self.scope = event.scope
             self.flow.pin(event.task, TRUSTED, event.id)
             for i, constant in enumerate(policy.spec.constants):
@@ -171,6 +204,21 @@ class SessionState:
         # rescan them: the next clean-up waits for another 1,024 records.
         self.forget_at = max(MAX_CALL_RECORDS, len(self.calls)) + 1024
 
+    def _spare(self, endorsement_id: str, call_id: str) -> None:
+        self.spared_count[endorsement_id] += 1
+        calls = self.spared.setdefault(endorsement_id, [])
+        calls.append(call_id)
+        if len(calls) > MAX_SPARED_SHOWN:
+            del calls[0]
+        if len(self.spared) > MAX_SPARED_ENDORSEMENTS:
+            oldest = next(iter(self.spared))
+            del self.spared[oldest]
+            del self.spared_count[oldest]
+
+    def _checked_in(self, when: float) -> None:
+        self.last_checkin = max(self.last_checkin, when)
+        self.writes_since_checkin = 0
+
     def _count(self, rec: CallRecord, policy: Policy, when: float) -> None:
         if rec.executed:
             return
@@ -185,6 +233,7 @@ class SessionState:
             return
         if tool.effect_of(rec.args) == "write":
             self.writes += 1
+            self.writes_since_checkin += 1
         if tool.spend_arg is not None and isinstance(rec.args, dict):
             amount = rec.args.get(tool.spend_arg)
             if isinstance(amount, int | float) and not isinstance(amount, bool):
@@ -208,6 +257,9 @@ class SessionState:
             "rate_times": {k: list(v) for k, v in sorted(self.rate_times.items())},
             "calls": {k: (v.tool, v.verdict, v.executed, v.result_event) for k, v in self.calls.items()},
             "approvals": self.approvals.to_snapshot(),
+            "endorsements": self.endorsements.to_snapshot(),
+            "checkin": (self.last_checkin, self.writes_since_checkin),
+            "spared": {k: (self.spared_count[k], list(v)) for k, v in self.spared.items()},
             "forget_at": self.forget_at,
             **self.flow.digest(),
             "events": self.events,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.flow import Label, Origin, Trace, walk_leaves
+from tether.approvals import EndorsementBook
+from tether.flow import Label, Origin, Trace, label, walk_leaves
 from tether.monitor._state import SessionState
 from tether.policy import CompiledTool
 
@@ -14,7 +15,7 @@ class Leaf:
 
     __slots__ = ("found", "inherited", "label", "path", "pinned", "sources", "trusted_source", "value")
 
-    def __init__(self, path: str, value: Any, origin: Origin) -> None:
+    def __init__(self, path: str, value: Any, origin: Origin, endorsement: str | None = None) -> None:
         self.path = path
         self.value = value
         self.label: Label = origin.label
@@ -25,20 +26,38 @@ class Leaf:
         self.sources = origin.sources
         self.pinned = origin.pinned
         """A pinned source (the task, a policy constant) holds the value: the user named it."""
+        if endorsement is not None:
+            # A human endorsed this value for this argument: trusted, with its tags kept
+            # (integrity only; an endorsement never declassifies).
+            self.label = label("trusted", origin.label.tags)
+            self.trusted_source = True
+            self.sources = (*origin.sources, endorsement)
 
 
 class CheckView:
     """The call under check, as conditions see it (implements ``CallView``)."""
 
-    __slots__ = ("_cache", "_declared", "_state", "args", "context", "effect", "tool")
+    __slots__ = ("_books", "_cache", "_declared", "_now", "_state", "args", "context", "effect", "endorsed", "tool")
 
     @property
     def task(self) -> str:
         """The session's task text, normalised."""
         return self._state.task_norm
 
-    def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        state: SessionState,
+        tool: CompiledTool,
+        args: dict[str, Any],
+        *,
+        endorsements: tuple[EndorsementBook, ...] = (),
+        now: float = 0.0,
+    ) -> None:
         self.tool = tool.name
+        self._books = tuple(book for book in endorsements if len(book))
+        self._now = now
+        self.endorsed: set[str] = set()
+        """Endorsements that made an untrusted leaf trusted in this check."""
         self._declared = tool.args
         self.effect = tool.effect
         self.args = args
@@ -69,7 +88,15 @@ class CheckView:
         return self._leaf(path, value)
 
     def _leaf(self, path: str, value: Any) -> Leaf:
-        return Leaf(path, value, self._state.flow.origin(value))
+        origin = self._state.flow.origin(value)
+        if self._books and origin.label.untrusted and "{" not in path:
+            arg = path.split("[", 1)[0].split(".", 1)[0]
+            for book in self._books:
+                found = book.match(self.tool, arg, value, self._now)
+                if found is not None:
+                    self.endorsed.add(found.id)
+                    return Leaf(path, value, origin, found.id)
+        return Leaf(path, value, origin)
 
     def outflow_traces(self, max_chars: int | None = None) -> list[Trace]:
         """Short confidential pieces of this call that complete a run of a confidential source (or

@@ -187,9 +187,11 @@ class _Merger:
             new = [c for c in b["constants"] if c not in a.get("constants", [])]
             if new:
                 self._loosens("constants", f"constants {new!r} would make their values trusted")
-        for key in ("limits", "budgets"):
+        for key in ("limits", "budgets", "checkin"):
             if key in b:
                 out[key] = self._smaller_numbers(a.get(key) or {}, b[key], key, _LIMIT_DEFAULTS.get(key, {}))
+        if "principal_budgets" in b:
+            out["principal_budgets"] = self._principal_budgets(a.get("principal_budgets") or {}, b["principal_budgets"] or {})
         if "approval_timeout_s" in b:
             out["approval_timeout_s"] = self._smaller(a.get("approval_timeout_s", 300.0), b["approval_timeout_s"], "approval_timeout_s")
         for key in ("rates", "ask", "deny"):
@@ -232,6 +234,20 @@ class _Merger:
                 continue
             out[key] = value
             self._take(f"{path}.{key}", f"{path}.{key}")
+        return out
+
+    def _principal_budgets(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        path = "principal_budgets"
+        flat = {k: v for k, v in b.items() if k not in ("tool_calls", "rates")}
+        out = self._smaller_numbers({k: v for k, v in a.items() if k not in ("tool_calls", "rates")}, flat, path, {})
+        tools = dict(a.get("tool_calls") or {})
+        for name, limit in (b.get("tool_calls") or {}).items():
+            tools[name] = self._smaller(tools.get(name), limit, f"{path}.tool_calls.{name}")
+        if tools:
+            out["tool_calls"] = tools
+        rates = self._concat(a.get("rates"), b.get("rates"), f"{path}.rates")
+        if rates is not None:
+            out["rates"] = rates
         return out
 
     def _smaller(self, a: float | None, b: float, path: str) -> float:

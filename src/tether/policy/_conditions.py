@@ -67,6 +67,33 @@ def same_value(a: Any, b: Any) -> bool:
     return False
 
 
+def canonical_value(value: Any) -> str | None:
+    """The canonical form of a scalar argument value, such that two values have the same form
+    exactly when :func:`same_value` holds for them: ``s:`` and the normalised text for a string,
+    ``n:`` and the number as a float for a finite number, ``b:true``/``b:false`` for a boolean.
+
+    None (matches nothing, not even itself) for anything else: containers, null, non-finite
+    numbers, an empty string, and a string carrying control or invisible characters (category
+    ``Cc``, ``Cf``, or a lone surrogate). Normalisation removes invisible characters, so such a
+    string would otherwise match a plain one that a tool treats as different (an endorsed value
+    is what a human approved; a look-alike with hidden characters must be asked about again).
+    """
+    if isinstance(value, bool):
+        return "b:true" if value else "b:false"
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return f"n:{number!r}" if math.isfinite(number) else None
+    if isinstance(value, str):
+        if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
+            return None
+        text = normalize(value)
+        return "s:" + text if text else None
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """What a condition may refer to, which way it acts, and where its problems are recorded."""

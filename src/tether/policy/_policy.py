@@ -100,6 +100,13 @@ class Policy:
                 self._rate_cache[tool] = found
         return found
 
+    def principal_rate_rules_for(self, tool: str) -> list[tuple[str, int, float]]:
+        """The ``principal_budgets.rates`` that count calls to ``tool``: (rule path, limit, window in seconds)."""
+        budgets = self.spec.principal_budgets
+        if budgets is None:
+            return []
+        return [(f"principal_budgets.rates[{i}]", r.max, r.window_s) for i, r in enumerate(budgets.rates) if m.name_glob(tool, r.tools)]
+
     def __repr__(self) -> str:
         return f"Policy(name={self.name!r}, hash={self.hash[:19]!r}, tools={len(self.tools)})"
 

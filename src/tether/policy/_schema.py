@@ -323,6 +323,32 @@ class Rate(_Strict):
     window_s: float = Field(gt=0)
 
 
+class PrincipalBudgets(_Strict):
+    """Budgets shared by every session of one principal (fleet budgets); a call that would
+    exceed one is denied, whichever session or process makes it."""
+
+    max_calls: int | None = Field(default=None, ge=0)
+    max_writes: int | None = Field(default=None, ge=0)
+    max_spend: float | None = Field(default=None, ge=0)
+    tool_calls: dict[str, int] = Field(default_factory=dict)
+    """At most this many allowed calls to each named tool, over all the principal's sessions."""
+    rates: list[Rate] = Field(default_factory=list)
+    """At most ``max`` allowed calls to the matching tools in any ``window_s`` seconds, over all sessions."""
+
+    @property
+    def active(self) -> bool:
+        """Whether any budget is set (then every allowed call is reserved in the principal's ledger)."""
+        return any(v is not None for v in (self.max_calls, self.max_writes, self.max_spend)) or bool(self.tool_calls or self.rates)
+
+
+class Checkin(_Strict):
+    """When a human must look again: after ``after_writes`` writes or ``after_minutes`` minutes since a
+    human last answered an ask or checked in (``tether sessions checkin``), the next write asks."""
+
+    after_writes: int | None = Field(default=None, ge=1)
+    after_minutes: float | None = Field(default=None, gt=0)
+
+
 class Limits(_Strict):
     """Hard limits on the shape of arguments."""
 
@@ -362,6 +388,10 @@ class PolicySpec(_Strict):
     limits: Limits = Field(default_factory=Limits)
     budgets: Budgets = Field(default_factory=Budgets)
     rates: list[Rate] = Field(default_factory=list)
+    principal_budgets: PrincipalBudgets | None = None
+    """Budgets shared by all sessions of one principal (kept in the principal's ledger)."""
+    checkin: Checkin | None = None
+    """When the next write must ask because no human has looked for a while."""
     approval_timeout_s: float = Field(default=300.0, gt=0)
     ask: list[RuleSpec] = Field(default_factory=list)
     deny: list[RuleSpec] = Field(default_factory=list)

@@ -4,12 +4,37 @@ service's access tokens; the guard as a service (:class:`GuardService`: sessions
 run elsewhere). Needs no web framework; the HTTP service is :mod:`tether.server.web`.
 """
 
+from tether.server._activity import Activity, session_activity
+from tether.server._audit import ChainStatus, ReplayRow, chain_status, replay_changes
 from tether.server._guard_service import CheckAnswer, GuardService
-from tether.server._oversight import INTERNAL_PREFIX, Action, AnswerOutcome, Oversight, OversightError, StopOutcome
+from tether.server._oversight import (
+    DEFAULT_ENDORSEMENT_S,
+    HIDDEN,
+    INTERNAL_PREFIX,
+    Action,
+    AnswerOutcome,
+    Oversight,
+    OversightError,
+    StopOutcome,
+)
+from tether.server._templating import page_templates
 from tether.server._tokens import ROLES, Role, TokenBook, TokenError, TokenInfo, tokens_path
-from tether.server._views import ArgView, Budget, PendingCall, ReasonView, SessionRow, SourceView, TimelineEntry
+from tether.server._views import (
+    ArgView,
+    Budget,
+    CheckinView,
+    EndorsementView,
+    PendingCall,
+    ReasonView,
+    SessionRow,
+    SourceView,
+    TimelineEntry,
+)
 
 __all__ = [
+    "Activity",
+    "DEFAULT_ENDORSEMENT_S",
+    "HIDDEN",
     "INTERNAL_PREFIX",
     "Action",
     "AnswerOutcome",
@@ -17,12 +42,16 @@ __all__ = [
     "Budget",
     "CheckAnswer",
     "GuardService",
+    "ChainStatus",
+    "CheckinView",
+    "EndorsementView",
     "Oversight",
     "OversightError",
     "PendingCall",
     "ROLES",
     "ReasonView",
     "Role",
+    "ReplayRow",
     "SessionRow",
     "SourceView",
     "StopOutcome",
@@ -30,5 +59,9 @@ __all__ = [
     "TokenBook",
     "TokenError",
     "TokenInfo",
+    "chain_status",
+    "page_templates",
+    "replay_changes",
+    "session_activity",
     "tokens_path",
 ]

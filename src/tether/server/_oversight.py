@@ -13,16 +13,20 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tether.approvals import Endorsement
 from tether.errors import PolicyError, SessionError, StoreError
-from tether.events import ApprovalAnswered, CallProposed, DecisionMade, Event
+from tether.events import ApprovalAnswered, CallProposed, DecisionMade, EndorsementScope, Event, SessionStarted
 from tether.flow import walk_leaves
+from tether.monitor import LEDGER_PREFIX
 from tether.server._views import (
     ArgView,
     Budget,
+    CheckinView,
+    EndorsementView,
     PendingCall,
     ReasonView,
     SessionRow,
@@ -31,7 +35,7 @@ from tether.server._views import (
     label_json,
     timeline_entry,
 )
-from tether.session import Guard, Session
+from tether.session import Guard, Session, stored_policy
 from tether.store import EventStore, PendingApproval
 
 Action = Literal["pause", "resume", "kill"]
@@ -43,7 +47,16 @@ INTERNAL_PREFIX = "mcp-pins:"
 HISTORY = 12
 """Recent events shown beside a pending call."""
 
+HIDDEN = (INTERNAL_PREFIX, LEDGER_PREFIX)
+"""Streams in the store that are not agent sessions: MCP pins and principals' ledgers."""
+
+DEFAULT_ENDORSEMENT_S = 7 * 86400.0
+"""How long an endorsement holds when nobody says (seven days)."""
+
 _WINDOW = 512
+
+_PENDING_TTL_S = 30.0
+"""How long ``find`` reuses the list of pending requests for a whole call id (each hit is checked in its session)."""
 """Events read back to find a pending call's decision and the sources of its arguments."""
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -86,6 +99,17 @@ class StopOutcome:
     """Why it was refused, if it was."""
 
 
+@dataclass(slots=True)
+class _Window:
+    """What explaining a session's pending calls reads from its log (once per page)."""
+
+    session: Session
+    history: tuple[TimelineEntry, ...]
+    events: dict[str, Event] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, tuple[ReasonView, ...]] = field(default_factory=dict)
+
+
 class Oversight:
     """The sessions of one store, as a person overseeing them sees and steers them.
 
@@ -94,7 +118,7 @@ class Oversight:
     session. Thread-safe: each session serialises its own use.
     """
 
-    def __init__(self, store: EventStore, *, clock: Callable[[], float] = time.time, cache_size: int = 256) -> None:
+    def __init__(self, store: EventStore, *, clock: Callable[[], float] = time.time, cache_size: int = 1024) -> None:
         self.store = store
         """The event store."""
         self.clock = clock
@@ -102,6 +126,8 @@ class Oversight:
         self._cache: OrderedDict[str, Session] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._pending_list: tuple[float, list[PendingApproval]] | None = None
+        self._guards: dict[str, Guard] = {}
 
     # ------------------------------------------------------------ sessions
 
@@ -121,7 +147,7 @@ class Oversight:
         try:
             if self.store.head(session_id) is None:
                 raise OversightError(404, f"no session {session_id!r}")
-            opened = Guard.for_session(self.store, session_id).open_session(session_id)
+            opened = self._guard_for(session_id).open_session(session_id)
         except (PolicyError, SessionError, ValueError) as exc:
             raise OversightError(409, f"session {session_id!r} cannot be opened: {exc}") from None
         except StoreError as exc:
@@ -131,6 +157,23 @@ class Oversight:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return opened
+
+    def _guard_for(self, session_id: str) -> Guard:
+        """A guard under the policy the session was started with; one per policy, kept (compiling a
+        policy costs far more than opening a session from its log)."""
+        first = self.store.read(session_id, 0, limit=1)
+        event = first[0].event() if first else None
+        if not isinstance(event, SessionStarted):
+            return Guard.for_session(self.store, session_id)  # raises the usual error
+        with self._lock:
+            guard = self._guards.get(event.policy_hash)
+        if guard is None:
+            guard = Guard(stored_policy(self.store, event.policy_hash), self.store)
+            with self._lock:
+                if len(self._guards) >= 64:
+                    self._guards.clear()
+                self._guards[event.policy_hash] = guard
+        return guard
 
     def _forget(self, session_id: str) -> None:
         with self._lock:
@@ -142,7 +185,7 @@ class Oversight:
         pending = self._pending_counts()
         rows = []
         for summary in self.store.sessions():
-            if summary.session_id.startswith(INTERNAL_PREFIX):
+            if summary.session_id.startswith(HIDDEN):
                 continue
             row = self._row(summary.session_id, summary.events, summary.first_time, summary.last_time, pending.get(summary.session_id, 0))
             if status and row.status != status:
@@ -158,7 +201,7 @@ class Oversight:
     def row(self, session_id: str) -> SessionRow:
         """One session's row. Raises :class:`OversightError` (404)."""
         head = self.store.head(session_id)
-        if head is None or session_id.startswith(INTERNAL_PREFIX):
+        if head is None or session_id.startswith(HIDDEN):
             raise OversightError(404, f"no session {session_id!r}")
         first = self.store.read(session_id, 0, limit=1)
         last = self.store.read(session_id, head.seq - 1, limit=1)
@@ -179,8 +222,44 @@ class Oversight:
             Budget("wall_time_s", round(max(0.0, last - st.started_at), 1), spec.max_wall_time_s),
         )
         return SessionRow(
-            session_id, st.status, st.principal, st.policy_name, st.policy_hash, st.task, events, pending, first, last, budgets
+            session_id,
+            st.status,
+            st.principal,
+            st.policy_name,
+            st.policy_hash,
+            st.task,
+            events,
+            pending,
+            first,
+            last,
+            budgets,
+            fleet=self._fleet(sess),
+            checkin=self._checkin(sess),
         )
+
+    @staticmethod
+    def _fleet(sess: Session) -> tuple[Budget, ...]:
+        spec = sess.policy.spec.principal_budgets
+        if spec is None or not spec.active:
+            return ()
+        ledger = sess.ledger()
+        if ledger is None:
+            return ()
+        used = ledger.state
+        out = [Budget("calls", used.calls, spec.max_calls), Budget("writes", used.writes, spec.max_writes)]
+        out.append(Budget("spend", used.spend, spec.max_spend))
+        out += [Budget(f"calls to {tool}", used.per_tool.get(tool, 0), limit) for tool, limit in sorted(spec.tool_calls.items())]
+        return tuple(b for b in out if b.limit is not None or b.used)
+
+    def _checkin(self, sess: Session) -> CheckinView | None:
+        spec = sess.policy.spec.checkin
+        if spec is None:
+            return None
+        st = sess.state
+        due = (spec.after_writes is not None and st.writes_since_checkin >= spec.after_writes) or (
+            spec.after_minutes is not None and self.clock() - st.last_checkin > spec.after_minutes * 60
+        )
+        return CheckinView(st.last_checkin, st.writes_since_checkin, spec.after_writes, spec.after_minutes, due)
 
     def _pending_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -206,26 +285,70 @@ class Oversight:
     def pending_approvals(self) -> list[PendingApproval]:
         """Every unanswered, unexpired approval request, oldest first (tool-definition pins excepted)."""
         now = self.clock()
-        return [p for p in self.store.pending_approvals() if p.expires_at >= now and not p.session_id.startswith(INTERNAL_PREFIX)]
+        return [p for p in self.store.pending_approvals() if p.expires_at >= now and not p.session_id.startswith(HIDDEN)]
 
     def find(self, call: str) -> PendingApproval:
-        """The one pending request whose call id is ``call`` or starts with it. Raises :class:`OversightError` (404)."""
-        items = self.pending_approvals()
-        exact = [p for p in items if p.call_id == call]
-        # An empty prefix would match every call: never pick a call the person did not name.
-        matches = exact or [p for p in items if call and p.call_id.startswith(call)]
-        if len(matches) != 1:
-            raise OversightError(404, f"{'no' if not matches else 'more than one'} pending call matches {call!r}")
-        return matches[0]
+        """The one pending request whose call id is ``call`` or starts with it. Raises :class:`OversightError` (404).
 
-    def pending(self, *, session_id: str | None = None) -> list[PendingCall]:
-        """Each pending call with its whole arguments, their provenance, the rule that asked and the session's history."""
-        out = []
-        for p in self.pending_approvals():
-            if session_id is not None and p.session_id != session_id:
+        A whole call id is looked up in the list of pending requests read at most ``_PENDING_TTL_S``
+        ago (a person works through an inbox one answer after another), and the hit is checked in
+        its session, brought up to date with the log; a miss, a hit no longer pending, and any
+        prefix read the list afresh (a prefix must match one call among all those pending now)."""
+        for fresh in (False, True):
+            items = self._pending_cached(fresh)
+            exact = [p for p in items if p.call_id == call]
+            if not fresh and not exact:
                 continue
+            # An empty prefix would match every call: never pick a call the person did not name.
+            matches = exact or [p for p in items if call and p.call_id.startswith(call)]
+            if len(matches) == 1 and (fresh or self._still_pending(matches[0])):
+                return matches[0]
+            if fresh:
+                raise OversightError(404, f"{'no' if not matches else 'more than one'} pending call matches {call!r}")
+        raise AssertionError("unreachable")
+
+    def _pending_cached(self, fresh: bool) -> list[PendingApproval]:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._pending_list
+        if fresh or cached is None or now - cached[0] > _PENDING_TTL_S:
+            items = self.pending_approvals()
+            with self._lock:
+                self._pending_list = (now, items)
+            return items
+        return cached[1]
+
+    def _still_pending(self, p: PendingApproval) -> bool:
+        try:
+            return self.session(p.session_id).state.approvals.status(p.call_id, self.clock()) == "pending"
+        except OversightError:
+            return False
+
+    def pending(self, *, session_id: str | None = None, limit: int | None = None, offset: int = 0) -> list[PendingCall]:
+        """Each pending call (oldest first; ``limit`` of them from ``offset``) with its whole arguments,
+        their provenance, the rule that asked and the session's history. Explaining a call reads its
+        session, so a page costs its own calls only, whatever the number waiting."""
+        return self.explain_all(self.pending_page(session_id=session_id, limit=limit, offset=offset)[0])
+
+    def pending_page(
+        self, *, session_id: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[PendingApproval], int]:
+        """The pending requests (of one session, or all) from ``offset``, at most ``limit``, and how many there are in all."""
+        items = [p for p in self.pending_approvals() if session_id is None or p.session_id == session_id]
+        end = None if limit is None else offset + limit
+        return items[offset:end], len(items)
+
+    def explain_all(self, items: list[PendingApproval]) -> list[PendingCall]:
+        """:meth:`explain` for each request (the log of each session read once); one that cannot be
+        explained is shown with why."""
+        out = []
+        windows: dict[str, _Window] = {}
+        for p in items:
             try:
-                out.append(self.explain(p))
+                window = windows.get(p.session_id)
+                if window is None:
+                    window = windows[p.session_id] = self._window(p.session_id)
+                out.append(self._explain(p, window))
             except OversightError as exc:
                 out.append(
                     PendingCall(
@@ -244,24 +367,28 @@ class Oversight:
 
     def explain(self, p: PendingApproval) -> PendingCall:
         """One pending call, whole, with where each argument's data came from."""
-        sess = self.session(p.session_id)
-        head = sess.state.last_seq
-        window = self.store.read(p.session_id, max(0, head - _WINDOW))
-        events: dict[str, Event] = {}
-        tools: dict[str, str] = {}
-        reasons: tuple[ReasonView, ...] = ()
-        for item in window:
+        return self._explain(p, self._window(p.session_id))
+
+    def _window(self, session_id: str) -> _Window:
+        """The session's recent events (and its first), read once for every pending call of it."""
+        sess = self.session(session_id)
+        stored = self.store.read(session_id, max(0, sess.state.last_seq - _WINDOW))
+        window = _Window(sess, tuple(timeline_entry(item) for item in stored[-HISTORY:]))
+        for item in stored:
             event = item.event()
-            events[event.id] = event
+            window.events[event.id] = event
             if isinstance(event, CallProposed):
-                tools[event.call_id] = event.tool
-            elif isinstance(event, DecisionMade) and event.call_id == p.call_id:
-                reasons = tuple(ReasonView(r.rule, r.message, r.arg) for r in event.reasons)
-        first = self.store.read(p.session_id, 0, limit=1)
+                window.tools[event.call_id] = event.tool
+            elif isinstance(event, DecisionMade):
+                window.reasons[event.call_id] = tuple(ReasonView(r.rule, r.message, r.arg) for r in event.reasons)
+        first = self.store.read(session_id, 0, limit=1)
         if first:
-            events[first[0].event().id] = first[0].event()
-        leaves = tuple(self._leaf(sess, path, value, events, tools) for path, value in _leaves(p.args))
-        history = tuple(timeline_entry(item) for item in window[-HISTORY:])
+            window.events[first[0].event().id] = first[0].event()
+        return window
+
+    def _explain(self, p: PendingApproval, window: _Window) -> PendingCall:
+        sess = window.session
+        leaves = tuple(self._leaf(sess, path, value, window.events, window.tools) for path, value in _leaves(p.args))
         st = sess.state
         return PendingCall(
             p.session_id,
@@ -270,12 +397,13 @@ class Oversight:
             p.args,
             leaves,
             p.summary,
-            reasons,
+            window.reasons.get(p.call_id, ()),
             p.requested_at,
             p.expires_at,
             st.principal,
             st.task,
-            history,
+            window.history,
+            tuple(sess.asked_args(p.call_id)),
         )
 
     @staticmethod
@@ -290,13 +418,28 @@ class Oversight:
         """Every scalar of ``args`` with its path (``to[0]``), as text (strings as they are, others in JSON)."""
         return [(path, _text(value)) for path, value in _leaves(args)]
 
-    def answer(self, call: str, approved: bool, *, by: str, note: str = "") -> AnswerOutcome:
+    def answer(
+        self,
+        call: str,
+        approved: bool,
+        *,
+        by: str,
+        note: str = "",
+        remember: Sequence[str] | None = None,
+        scope: EndorsementScope = "session",
+        expires_in_s: float | None = DEFAULT_ENDORSEMENT_S,
+    ) -> AnswerOutcome:
         """Approve or refuse the pending call ``call`` (an id or a unique prefix). An approved call is
-        decided again now: a budget, a rate or the session's status may still deny it."""
+        decided again now: a budget, a rate or the session's status may still deny it.
+
+        ``remember`` (approve and remember): endorse the values of these arguments (empty: those
+        whose provenance caused the ask) for the session or the principal, for ``expires_in_s``
+        seconds (None: until revoked)."""
         target = self.find(call)
         sess = self.session(target.session_id)
+        expires_at = None if expires_in_s is None else self.clock() + expires_in_s
         try:
-            allowed = sess.answer(target.call_id, approved, by=by, note=note)
+            allowed = sess.answer(target.call_id, approved, by=by, note=note, remember=remember, scope=scope, expires_at=expires_at)
         except SessionError as exc:
             raise OversightError(409, str(exc)) from None
         except StoreError as exc:
@@ -316,6 +459,99 @@ class Oversight:
             if isinstance(event, ApprovalAnswered) and event.call_id == call_id:
                 return event.note if event.by == "timeout" else event.describe()
         return "it was denied when re-checked"
+
+    # ------------------------------------------------------------ endorsements and check-ins
+
+    def endorsements(
+        self,
+        *,
+        principal: str | None = None,
+        session_id: str | None = None,
+        live_only: bool = False,
+        principals: Collection[str] | None = None,
+    ) -> list[EndorsementView]:
+        """Endorsements not revoked (of one principal, of some principals, or holding in one session),
+        newest first, each with the asks it spared."""
+        now = self.clock()
+        if principal is not None:
+            principals = [principal]
+        sessions = [self.session(session_id)] if session_id is not None else self._agent_sessions(principals)
+        found: dict[str, Endorsement] = {}
+        spared: dict[str, list[tuple[str, str]]] = {}
+        counts: dict[str, int] = {}
+        for sess in sessions:
+            for item in sess.endorsements(live_only=live_only):
+                found[item.id] = item
+            st = sess.state
+            for eid, calls in st.spared.items():
+                spared.setdefault(eid, []).extend((sess.id, c) for c in calls)
+                counts[eid] = counts.get(eid, 0) + st.spared_count[eid]
+        out = [
+            EndorsementView(
+                e.id,
+                e.scope,
+                e.principal,
+                e.origin_session,
+                e.tool,
+                e.arg,
+                e.value,
+                e.expires_at,
+                e.by,
+                e.time,
+                e.live(now),
+                counts.get(e.id, 0),
+                tuple(spared.get(e.id, [])[-8:]),
+            )
+            for e in found.values()
+        ]
+        out.sort(key=lambda v: v.time, reverse=True)
+        return out
+
+    def _agent_sessions(self, principals: Collection[str] | None) -> list[Session]:
+        """The agent sessions (of ``principals``: told by each one's first event, so the others are not opened)."""
+        out = []
+        for summary in self.store.sessions():
+            sid = summary.session_id
+            if sid.startswith(HIDDEN):
+                continue
+            if principals is not None:
+                first = self.store.read(sid, 0, limit=1)
+                started = first[0].event() if first else None
+                if not isinstance(started, SessionStarted) or started.principal not in principals:
+                    continue
+            try:
+                out.append(self.session(sid))
+            except OversightError:
+                continue
+        return out
+
+    def revoke_endorsement(self, endorsement: str, *, by: str, note: str = "") -> EndorsementView:
+        """Withdraw an endorsement (an id or a unique prefix). Raises :class:`OversightError` (404)."""
+        matches = [e for e in self.endorsements() if e.id == endorsement] or [
+            e for e in self.endorsements() if endorsement and e.id.startswith(endorsement)
+        ]
+        if len(matches) != 1:
+            raise OversightError(404, f"{'no' if not matches else 'more than one'} endorsement matches {endorsement!r}")
+        target = matches[0]
+        sess = self.session(target.origin_session)
+        try:
+            sess.revoke_endorsement(target.id, by=by, note=note)
+        except SessionError as exc:
+            raise OversightError(409, str(exc)) from None
+        except StoreError as exc:
+            raise OversightError(503, f"the event store failed: {exc}") from None
+        return target
+
+    def checkin(self, session_id: str, *, by: str, note: str = "") -> SessionRow:
+        """A person looked at the session and lets it go on (the policy's ``checkin`` counters restart)."""
+        sess = self.session(session_id)
+        try:
+            sess.checkin(by=by, note=note)
+        except SessionError as exc:
+            raise OversightError(409, str(exc)) from None
+        except StoreError as exc:
+            raise OversightError(503, f"the event store failed: {exc}") from None
+        return self.row(session_id)
 
     # ------------------------------------------------------------ control
 
@@ -337,7 +573,7 @@ class Oversight:
         out = []
         for summary in self.store.sessions():
             sid = summary.session_id
-            if sid.startswith(INTERNAL_PREFIX):
+            if sid.startswith(HIDDEN):
                 continue
             try:
                 sess = self.session(sid)

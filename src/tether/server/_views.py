@@ -47,6 +47,82 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckinView:
+    """A session's check-in state: how long and how many writes since a human last looked."""
+
+    last_checkin: float
+    """When a human last answered an ask or checked in (the start, before that)."""
+    writes_since: int
+    """Writes that ran since then."""
+    after_writes: int | None
+    """The policy's ``checkin.after_writes``."""
+    after_minutes: float | None
+    """The policy's ``checkin.after_minutes``."""
+    due: bool
+    """The next write will ask."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's form."""
+        return {
+            "last_checkin": self.last_checkin,
+            "writes_since": self.writes_since,
+            "after_writes": self.after_writes,
+            "after_minutes": self.after_minutes,
+            "due": self.due,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EndorsementView:
+    """An endorsement as the inbox lists it, with the asks it spared."""
+
+    id: str
+    """The ``endorsement_added`` event's id."""
+    scope: str
+    """``session`` or ``principal``."""
+    principal: str
+    """Whose sessions it holds in (a principal endorsement) or who the session acts for."""
+    origin_session: str
+    """Where it was given."""
+    tool: str
+    """The tool."""
+    arg: str
+    """The argument."""
+    value: Any
+    """The endorsed value."""
+    expires_at: float | None
+    """When it stops holding (None: until revoked)."""
+    by: str
+    """Who gave it."""
+    time: float
+    """When."""
+    live: bool
+    """Not expired now."""
+    spared: int
+    """Asks it spared, in the sessions it holds in."""
+    spared_calls: tuple[tuple[str, str], ...]
+    """(session, call) of the most recent asks it spared."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's form."""
+        return {
+            "id": self.id,
+            "scope": self.scope,
+            "principal": self.principal,
+            "origin_session": self.origin_session,
+            "tool": self.tool,
+            "arg": self.arg,
+            "value": self.value,
+            "expires_at": self.expires_at,
+            "by": self.by,
+            "time": self.time,
+            "live": self.live,
+            "spared": self.spared,
+            "spared_calls": [{"session_id": s, "call_id": c} for s, c in self.spared_calls],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRow:
     """A session as the sessions list shows it."""
 
@@ -74,11 +150,17 @@ class SessionRow:
     """Budgets used and left."""
     problem: str = ""
     """Why the session could not be opened (status ``?``)."""
+    fleet: tuple[Budget, ...] = ()
+    """The principal's budgets shared by all its sessions (``principal_budgets``): used and left."""
+    checkin: CheckinView | None = None
+    """Where the session stands with the policy's ``checkin`` (None: the policy sets none)."""
 
     def to_json(self) -> dict[str, Any]:
         """The API's form."""
         return {
             "session_id": self.session_id,
+            "principal_budgets": [{"name": b.name, "used": b.used, "limit": b.limit, "left": b.left} for b in self.fleet],
+            "checkin": self.checkin.to_json() if self.checkin is not None else None,
             "status": self.status,
             "principal": self.principal,
             "policy": {"name": self.policy_name, "hash": self.policy_hash},
@@ -249,6 +331,8 @@ class PendingCall:
     """The session's trusted task."""
     history: tuple[TimelineEntry, ...] = field(default=())
     """The session's recent events, oldest first."""
+    remember: tuple[str, ...] = ()
+    """The arguments "approve and remember" endorses by default (those whose provenance caused the ask)."""
 
     def to_json(self) -> dict[str, Any]:
         """The API's form."""
@@ -265,6 +349,7 @@ class PendingCall:
             "principal": self.principal,
             "task": self.task,
             "history": [h.to_json() for h in self.history],
+            "remember": list(self.remember),
         }
 
 

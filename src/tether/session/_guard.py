@@ -17,7 +17,7 @@ from tether._decision import new_id
 from tether.errors import PolicyError, SessionError
 from tether.events import SessionStarted
 from tether.flow import FlowLimits, FlowTracker
-from tether.monitor import Detector, SessionState
+from tether.monitor import LEDGER_PREFIX, Detector, SessionState
 from tether.policy import Policy
 from tether.session._inputs import free_text, loggable, shown, text_param
 from tether.session._session import Session
@@ -108,6 +108,8 @@ class Guard:
         task = free_text("the task", task)
         principal = free_text("the principal", principal)
         sid = new_id() if session_id is None else text_param("session id", session_id, allow_empty=False)
+        if sid.startswith(LEDGER_PREFIX):
+            raise SessionError(f"session id {sid!r} is refused: ids starting with {LEDGER_PREFIX!r} name principals' ledgers")
         safe_scope = None
         if scope is not None:
             if not isinstance(scope, dict) or not isinstance(scope.get("writes", {}), dict):

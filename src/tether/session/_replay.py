@@ -9,6 +9,8 @@ Refusals made outside the policy are carried over as recorded: a call the sessio
 refused as malformed (an unusable tool name or call id, arguments that could not be
 logged) and a detector's finding tighten the replayed decision exactly as they
 tightened the original one, so replaying a session under its own policy changes nothing.
+Each decision is replayed with the principal's ledger as it saw it (``ledger_seq``): the
+endorsements shared by the principal's sessions and the use of its fleet budgets then.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.errors import SessionError
 from tether.events import ApprovalAnswered, CallProposed, DecisionMade, ResultRecorded, SessionStarted
 from tether.flow import UNTRUSTED, Label
-from tether.monitor import SessionState, decide, result_label
+from tether.monitor import LEDGER_PREFIX, SessionState, decide, result_label
 from tether.policy import Policy
 from tether.session._guard import stored_policy
+from tether.session._ledger import PrincipalLedger
 from tether.store import EventStore
 
 Baseline = Literal["recorded", "stored"]
@@ -113,11 +116,13 @@ def _decisions(store: EventStore, session_id: str, policy: Policy) -> Iterator[t
         raise SessionError(f"no session {session_id!r} in the store")
     state = SessionState(session_id)
     pending: dict[str, CallProposed] = {}
+    ledger: PrincipalLedger | None = None
     for item in stored:
         event = item.event()
         if isinstance(event, SessionStarted):
             # Scope and task come from the log; constants from the new policy.
             state.apply(event, policy)
+            ledger = PrincipalLedger(store, policy, event.principal)
             continue
         if isinstance(event, CallProposed):
             pending[event.call_id] = event
@@ -129,7 +134,11 @@ def _decisions(store: EventStore, session_id: str, policy: Policy) -> Iterator[t
                     new = Decision("deny", proposed.call_id, proposed.tool, carried, proposed.call_hash, policy.hash)
                 else:
                     args = proposed.args if isinstance(proposed.args, dict) else {"$args": proposed.args}
-                    new = decide(policy, state, ToolCall(proposed.tool, args, proposed.call_id), proposed.call_hash, event.time)
+                    if ledger is not None:
+                        # The principal's ledger as the decision saw it (shared endorsements, fleet budgets).
+                        ledger.fold_until(event.ledger_seq)
+                    call = ToolCall(proposed.tool, args, proposed.call_id)
+                    new = decide(policy, state, call, proposed.call_hash, event.time, ledger.state if ledger is not None else None)
                     for reason in carried:
                         new = new.tighten("deny" if event.verdict == "deny" else "ask", reason)
                 yield proposed, event, new
@@ -172,7 +181,7 @@ def replay(
     store: EventStore, policy: Policy | None, session_ids: Sequence[str] | None = None, *, baseline: Baseline = "recorded"
 ) -> ReplayReport:
     """Replay the named sessions (default: all) under ``policy`` (None: each session's own stored policy)."""
-    ids = list(session_ids) if session_ids else [s.session_id for s in store.sessions()]
+    ids = list(session_ids) if session_ids else [s.session_id for s in store.sessions() if not s.session_id.startswith(LEDGER_PREFIX)]
     changes: list[ReplayChange] = []
     calls = 0
     policies: dict[str, str] = {}

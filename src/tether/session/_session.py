@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,13 +20,19 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from tether._decision import Decision, Reason, ToolCall, new_id
 from tether._json import dumps, jsonsafe_exact, output_text
-from tether.approvals import ApprovalRecord, ApprovalStatus
+from tether.approvals import ApprovalRecord, ApprovalStatus, Endorsement
 from tether.errors import DuplicateCall, SessionError, StaleSession, StoreError
 from tether.events import (
     ApprovalAnswered,
     ApprovalRequested,
+    BudgetReleased,
+    BudgetReserved,
     CallProposed,
+    CheckedIn,
     DecisionMade,
+    EndorsementAdded,
+    EndorsementRevoked,
+    EndorsementScope,
     Event,
     MessageAdded,
     ResultRecorded,
@@ -36,10 +43,11 @@ from tether.events import (
     SourceAdded,
 )
 from tether.flow import TRUSTED, UNTRUSTED, Label
-from tether.monitor import Detector, SessionState, decide, result_label, tighten
-from tether.policy import Policy
+from tether.monitor import CheckView, Detector, SessionState, decide, result_label, spend_of, tighten
+from tether.policy import Policy, canonical_value
 from tether.session import _snapshot as snapshots
 from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
+from tether.session._ledger import PrincipalLedger
 from tether.session._snapshot import SnapshotPolicy, Work
 from tether.store import GENESIS, EventStore, StoredEvent, chain_break
 
@@ -116,6 +124,7 @@ class Session:
         self._lock = threading.RLock()
         self._broken: str | None = None
         self._since_snapshot = Work()
+        self._ledger: PrincipalLedger | None = None
 
     # ------------------------------------------------------------ opening
 
@@ -320,10 +329,11 @@ class Session:
                 reason = Reason("malformed", "call_id", f"call id {call.id!r} was already used in this session; denied")
             if reason is not None and reason.rule == "call_id":
                 call = ToolCall(call.tool, call.args, new_id())
+            ledger_seq = 0
             if reason is not None:
                 decision = Decision("deny", call.id, call.tool, (reason,), digest, policy.hash)
             else:
-                decision = tighten(decide(policy, self.state, clean, digest, now), call, self.state, self.detectors)
+                decision, ledger_seq = self._decide(clean, digest, now)
             # Requests past their deadline are denied in the log now, with this call: nothing
             # waits on them, and they no longer hold memory or count against the pending limit.
             events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]
@@ -336,6 +346,8 @@ class Session:
                     verdict=decision.verdict,
                     reasons=decision.reasons,
                     policy_hash=policy.hash,
+                    endorsements=decision.endorsements,
+                    ledger_seq=ledger_seq,
                 ),
             ]
             if decision.verdict == "ask":
@@ -358,6 +370,77 @@ class Session:
                 # The id was used long ago (no longer in memory): deny, under a fresh id.
                 refusal = Reason("malformed", "call_id", f"call id {clean.id!r} was already used in this session; denied")
         raise StoreError("could not find an unused call id")
+
+    def ledger(self) -> PrincipalLedger | None:
+        """The principal's ledger, up to date (None before the session has started)."""
+        ledger = self._ledger_as_known()
+        if ledger is not None:
+            ledger.catch_up()
+        return ledger
+
+    def _ledger_as_known(self) -> PrincipalLedger | None:
+        """The principal's ledger as last folded (read from the store the first time)."""
+        if self._ledger is None:
+            if not self.state.principal:
+                return None
+            self._ledger = PrincipalLedger(self.store, self.policy, self.state.principal)
+            self._ledger.catch_up()
+        return self._ledger
+
+    def _decide(self, call: ToolCall, digest: str, now: float, *, approved: bool = False) -> tuple[Decision, int]:
+        """Decide on the session and its principal's ledger as they are now (decision, then detectors).
+
+        When the policy sets ``principal_budgets``, an allow first reserves the call's share in the
+        ledger (conditionally: a lost race is decided again on the new ledger), so no two sessions
+        of one principal can spend the same unit. A reservation left by an earlier attempt of this
+        call that is no longer an allow is released. ``approved``: a human approved the call, so an
+        ``ask`` runs too. Returns the decision and the ledger event it saw.
+        """
+        policy = self.policy
+        ledger = self._ledger_as_known()
+        if ledger is None:
+            return tighten(decide(policy, self.state, call, digest, now), call, self.state, self.detectors), 0
+        budgets = policy.spec.principal_budgets
+        fleet = budgets is not None and budgets.active
+        if not fleet:
+            return self._decide_on_endorsements(ledger, call, digest, now)
+
+        def attempt() -> tuple[list[Event], tuple[Decision, int]]:
+            seen = ledger.state.last_seq
+            decision = tighten(decide(policy, self.state, call, digest, now, ledger.state), call, self.state, self.detectors)
+            held = ledger.state.reserved(self.id, call.id)
+            runs = decision.verdict == "allow" or (approved and decision.verdict == "ask")
+            if fleet and runs and not held:
+                tool = policy.tool_for(call.tool)
+                write = tool is not None and tool.effect_of(call.args) == "write"
+                spend = spend_of(tool, call.args) if tool is not None else 0.0
+                reserve = BudgetReserved(
+                    session_id=ledger.id, time=now, for_session=self.id, call_id=call.id, tool=call.tool, write=write, spend=spend
+                )
+                return [reserve], (decision, seen)
+            if held and not runs:
+                return [BudgetReleased(session_id=ledger.id, time=now, for_session=self.id, call_id=call.id)], (decision, seen)
+            return [], (decision, seen)
+
+        return ledger.commit(attempt, MAX_RETRIES)
+
+    def _decide_on_endorsements(self, ledger: PrincipalLedger, call: ToolCall, digest: str, now: float) -> tuple[Decision, int]:
+        """Without fleet budgets, the ledger matters only through principal endorsements, and is read
+        only when they can matter: an allow that needed none stands whatever the ledger holds now;
+        an ask or a deny (a new endorsement could spare it) or an allow spared by a principal
+        endorsement (it could have been revoked) is decided again if the ledger moved. Either way the
+        decision names the ledger event it saw, so a replay gives the same. Saves a store read on
+        most checks."""
+        policy, state = self.policy, self.state
+        decision = tighten(decide(policy, state, call, digest, now, ledger.state), call, state, self.detectors)
+        shared = any(ledger.state.endorsements.get(e) is not None for e in decision.endorsements)
+        if decision.verdict == "allow" and not shared:
+            return decision, ledger.state.last_seq
+        seen = ledger.state.last_seq
+        ledger.catch_up()
+        if ledger.state.last_seq == seen:
+            return decision, seen
+        return tighten(decide(policy, state, call, digest, now, ledger.state), call, state, self.detectors), ledger.state.last_seq
 
     def output_label(self, call_id: str, text: str, *, error: bool = False, data: Any = None) -> Label:
         """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors;
@@ -443,13 +526,27 @@ class Session:
                 status = self.state.approvals.status(call_id, self.clock())
             return status
 
-    def answer(self, call_id: str, approved: bool, *, by: str, note: str = "") -> bool:
+    def answer(
+        self,
+        call_id: str,
+        approved: bool,
+        *,
+        by: str,
+        note: str = "",
+        remember: Sequence[str] | None = None,
+        scope: EndorsementScope = "session",
+        expires_at: float | None = None,
+    ) -> bool:
         """Answer a pending approval; returns whether the call may now run.
 
         An approved call is decided again against the session as it is now: if a budget,
         a rate or the session's status no longer allows it, it is denied (and the log says
         so, next to the human's answer). An answer to an already answered request changes
         nothing and returns the earlier outcome; an expired request is denied.
+
+        ``remember`` (approve and remember): the arguments whose values are endorsed with the
+        approval, for ``scope`` until ``expires_at`` (see :meth:`endorse`); an empty list means
+        the arguments whose provenance caused the ask (:meth:`asked_args`).
         """
         call_id = text_param("call id", call_id)
         approved = bool_param("approved", approved)
@@ -457,6 +554,12 @@ class Session:
         note = free_text("note", note)
         with self._lock:
             self._catch_up()
+            if approved and remember is not None and self.state.approvals.status(call_id, self.clock()) == "pending":
+                rec = self.state.calls.get(call_id)
+                if rec is not None and isinstance(rec.args, dict):
+                    for arg in list(remember) or self.asked_args(call_id):
+                        for value in _endorsable(rec.args.get(arg)):
+                            self.endorse(rec.tool, arg, value, scope=scope, expires_at=expires_at, by=by, note=note, call_id=call_id)
 
             def build() -> tuple[list[Event], bool]:
                 now = self.clock()
@@ -477,6 +580,123 @@ class Session:
 
             return self._transact(build)
 
+    def asked_args(self, call_id: str) -> list[str]:
+        """The arguments whose provenance can have caused a call's ask: those with a string or number
+        that is untrusted (found only in untrusted data, or nowhere after untrusted data was read).
+        What "approve and remember" endorses by default."""
+        with self._lock:
+            rec = self.state.calls.get(call_id)
+            tool = self.policy.tool_for(rec.tool) if rec is not None else None
+            if rec is None or tool is None or not isinstance(rec.args, dict):
+                return []
+            view = CheckView(self.state, tool, rec.args)
+            return [name for name in rec.args if any(leaf.label.untrusted and _endorsable(leaf.value) for leaf in view.leaves(name))]
+
+    # ------------------------------------------------------------ endorsements and check-ins
+
+    def endorse(
+        self,
+        tool: str,
+        arg: str,
+        value: Any,
+        *,
+        scope: EndorsementScope = "session",
+        expires_at: float | None = None,
+        by: str,
+        note: str = "",
+        call_id: str = "",
+    ) -> str:
+        """Endorse ``value`` for argument ``arg`` of ``tool``: from now until ``expires_at`` (UTC Unix
+        time, None: until revoked) it counts as trusted there in the flow check, in this session
+        (``scope="session"``) or in every session of this principal (``"principal"``, kept in the
+        principal's ledger). Integrity only: the value's confidentiality tags stay. Returns the
+        endorsement's id. Raises :class:`SessionError` for a value that cannot be endorsed (not a
+        non-empty string or a finite number, or text with control or invisible characters)."""
+        tool = text_param("tool", tool, allow_empty=False)
+        arg = text_param("argument", arg, allow_empty=False)
+        scope = choice_param("scope", scope, ("session", "principal"))  # type: ignore[assignment]
+        by = free_text("by", by)
+        note = free_text("note", note)
+        if expires_at is not None and (
+            isinstance(expires_at, bool) or not isinstance(expires_at, int | float) or not math.isfinite(expires_at)
+        ):
+            raise SessionError(f"expires_at must be a finite UTC Unix time, got {shown(expires_at)}")
+        canonical = canonical_value(value) if not isinstance(value, bool) else None
+        if canonical is None:
+            raise SessionError(
+                f"{shown(value)} cannot be endorsed: only non-empty text without control or invisible characters, or a finite number"
+            )
+        with self._lock:
+            ledger = self.ledger()
+            if ledger is None:
+                raise SessionError(f"session {self.id!r} has not started")
+
+            def event() -> EndorsementAdded:
+                return EndorsementAdded(
+                    session_id=ledger.id if scope == "principal" else self.id,
+                    time=self.clock(),
+                    scope=scope,
+                    principal=self.state.principal,
+                    origin_session=self.id,
+                    tool=tool,
+                    arg=arg,
+                    value=value,
+                    canonical=canonical,
+                    expires_at=None if expires_at is None else float(expires_at),
+                    by=by,
+                    call_id=call_id,
+                    note=note,
+                )
+
+            if scope == "principal":
+                made = event()
+                ledger.append([made], expect_current=False)
+                return made.id
+
+            def build() -> tuple[list[Event], str]:
+                made = event()
+                return [made], made.id
+
+            return self._transact(build)
+
+    def revoke_endorsement(self, endorsement_id: str, *, by: str, note: str = "") -> bool:
+        """Withdraw an endorsement of this session or of its principal; False when there is no such
+        live endorsement (already revoked, or never given)."""
+        endorsement_id = text_param("endorsement id", endorsement_id, allow_empty=False)
+        by = free_text("by", by)
+        note = free_text("note", note)
+        with self._lock:
+            self._catch_up()
+            ledger = self.ledger()
+            if ledger is not None and ledger.state.endorsements.get(endorsement_id) is not None:
+                event = EndorsementRevoked(session_id=ledger.id, time=self.clock(), endorsement_id=endorsement_id, by=by, note=note)
+                ledger.append([event], expect_current=False)
+                return True
+
+            def build() -> tuple[list[Event], bool]:
+                if self.state.endorsements.get(endorsement_id) is None:
+                    return [], False
+                return [EndorsementRevoked(session_id=self.id, time=self.clock(), endorsement_id=endorsement_id, by=by, note=note)], True
+
+            return self._transact(build)
+
+    def endorsements(self, *, live_only: bool = True) -> list[Endorsement]:
+        """The endorsements this session's decisions use: its own and its principal's (not revoked;
+        with ``live_only``, not expired either), oldest first."""
+        with self._lock:
+            self._catch_up()
+            now = self.clock() if live_only else None
+            ledger = self.ledger()
+            shared = ledger.state.endorsements.all(now) if ledger is not None else []
+            return sorted([*self.state.endorsements.all(now), *shared], key=lambda e: e.time)
+
+    def checkin(self, *, by: str, note: str = "") -> None:
+        """A human looked at the session and lets it go on: the ``checkin`` counters restart."""
+        by = free_text("by", by)
+        note = free_text("note", note)
+        with self._lock:
+            self._transact(lambda: ([CheckedIn(session_id=self.id, time=self.clock(), by=by, note=note)], None))
+
     def _refusal(self, rec: ApprovalRecord, now: float, by: str, note: str) -> ApprovalAnswered:
         """The event that denies a pending request without a human (timeout, pause, kill, end)."""
         return ApprovalAnswered(
@@ -492,7 +712,7 @@ class Session:
             return "deny", (Reason("session", "approval", f"call {call_id!r} is no longer known to the session"),)
         args = call.args if isinstance(call.args, dict) else {}
         checked = ToolCall(call.tool, args, call_id)
-        decision = tighten(decide(self.policy, self.state, checked, call.call_hash, now), checked, self.state, self.detectors)
+        decision, _ = self._decide(checked, call.call_hash, now, approved=True)
         if decision.verdict == "deny":
             return "deny", decision.reasons
         return "allow", ()
@@ -558,3 +778,9 @@ class Session:
                 return events, None
 
             self._transact(build)
+
+
+def _endorsable(value: Any) -> list[Any]:
+    """The scalars of an argument value that can be endorsed (each item of a list on its own)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [v for v in items if not isinstance(v, bool) and canonical_value(v) is not None]

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from tether.approvals import ApprovalBook
+from tether.approvals import ApprovalBook, EndorsementBook
 from tether.events import SnapshotTaken
 from tether.monitor import CallRecord, SessionState
 from tether.policy import Policy
@@ -93,6 +93,9 @@ def state_to_json(state: SessionState) -> dict[str, Any]:
         "rate_times": {rule: list(times) for rule, times in state.rate_times.items()},
         "calls": [[r.call_id, r.tool, r.args, r.call_hash, r.time, r.verdict, r.executed, r.result_event] for r in state.calls.values()],
         "approvals": state.approvals.to_snapshot(),
+        "endorsements": state.endorsements.to_snapshot(),
+        "checkin": [state.last_checkin, state.writes_since_checkin],
+        "spared": {k: [state.spared_count[k], v] for k, v in state.spared.items()},
         "forget_at": state.forget_at,
         "flow": state.flow.to_snapshot(),
         "events": state.events,
@@ -115,6 +118,10 @@ def state_from_json(data: dict[str, Any]) -> SessionState:
     state.rate_times = {rule: deque(times) for rule, times in data["rate_times"].items()}
     state.calls = {row[0]: CallRecord(*row) for row in data["calls"]}
     state.approvals = ApprovalBook.from_snapshot(data["approvals"])
+    state.endorsements = EndorsementBook.from_snapshot(data.get("endorsements", []))
+    state.last_checkin, state.writes_since_checkin = data.get("checkin", [state.started_at, 0])
+    state.spared = {k: list(v[1]) for k, v in data.get("spared", {}).items()}
+    state.spared_count = Counter({k: int(v[0]) for k, v in data.get("spared", {}).items()})
     state.forget_at = data["forget_at"]
     state.flow = FlowTracker.from_snapshot(data["flow"])
     state.events = data["events"]

@@ -1,4 +1,4 @@
-"""The JSON API under ``/api/``: sessions, timelines, pending approvals, answers and stops."""
+"""The JSON API under ``/api/``: sessions, timelines, pending approvals, answers, endorsements, check-ins and stops."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from tether.server import Action, Oversight
+from tether.errors import SessionError
+from tether.server import DEFAULT_ENDORSEMENT_S, Action, Oversight, chain_status, replay_changes
 from tether.server.web._auth import authenticate, check_csrf
 
 ID = Annotated[str, Path(min_length=1, max_length=256)]
@@ -20,14 +21,24 @@ CSRF = Annotated[str | None, Header(alias="x-csrf-token", max_length=256)]
 
 router = APIRouter(prefix="/api")
 
+MAX_ENDORSEMENT_S = 366 * 86400.0
+"""The longest an endorsement may be given for through the API (a year and a day)."""
+
 
 class AnswerBody(BaseModel):
     """A human's answer to a pending call."""
 
-    decision: Literal["approve", "deny"]
-    """Approve (the call is checked again, then may run) or deny."""
+    decision: Literal["approve", "deny", "approve_and_remember"] = Field(validation_alias=AliasChoices("decision", "action"))
+    """Approve (the call is checked again, then may run), deny, or approve and remember (also
+    endorse the values of ``remember`` for ``scope`` during ``expires_in_s``). Also accepted as ``action``."""
     note: str = Field("", max_length=2000)
     """Why (kept in the log)."""
+    remember: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(None, max_length=64)
+    """Approve and remember: the arguments whose values are endorsed (default: those whose provenance caused the ask)."""
+    scope: Literal["session", "principal"] = "session"
+    """Approve and remember: this session only, or every session of its principal."""
+    expires_in_s: float | None = Field(DEFAULT_ENDORSEMENT_S, gt=0, le=MAX_ENDORSEMENT_S)
+    """Approve and remember: how long the endorsement holds (null: until revoked)."""
 
 
 class ControlBody(BaseModel):
@@ -115,9 +126,19 @@ async def session_stream(request: Request, session_id: ID, after: Annotated[int,
     return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 
 
-@router.get("/approvals", summary="Pending calls, whole, with the provenance of every argument")
-async def list_approvals(request: Request, session_id: Annotated[str | None, Query(max_length=256)] = None) -> list[dict[str, Any]]:
-    items = await run_in_threadpool(oversight(request).pending, session_id=session_id)
+@router.get("/approvals", summary="Pending calls, oldest first, whole, with the provenance of every argument (paginated)")
+async def list_approvals(
+    request: Request,
+    response: Response,
+    session_id: Annotated[str | None, Query(max_length=256)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> list[dict[str, Any]]:
+    """At most ``limit`` calls from ``offset``; the ``x-total-count`` header says how many are waiting in all."""
+    over = oversight(request)
+    page, total = await run_in_threadpool(lambda: over.pending_page(session_id=session_id, limit=limit, offset=offset))
+    items = await run_in_threadpool(over.explain_all, page)
+    response.headers["x-total-count"] = str(total)
     return [p.to_json() for p in items]
 
 
@@ -147,10 +168,47 @@ async def get_approval(request: Request, call_id: ID) -> dict[str, Any]:
 @router.post("/approvals/{call_id}", summary="Approve or deny a pending call")
 async def answer_approval(request: Request, call_id: ID, body: Annotated[AnswerBody, Body()], csrf: CSRF = None) -> dict[str, Any]:
     check_csrf(request, csrf)
+    remember = (body.remember or []) if body.decision == "approve_and_remember" else None
     out = await run_in_threadpool(
-        lambda: oversight(request).answer(call_id, body.decision == "approve", by=request.state.who.name, note=body.note)
+        lambda: oversight(request).answer(
+            call_id,
+            body.decision != "deny",
+            by=request.state.who.name,
+            note=body.note,
+            remember=remember,
+            scope=body.scope,
+            expires_in_s=body.expires_in_s,
+        )
     )
     return {"session_id": out.session_id, "call_id": out.call_id, "approved": out.approved, "allowed": out.allowed, "message": out.message}
+
+
+@router.get("/endorsements", summary="Endorsements not revoked, newest first, with the asks each spared")
+async def list_endorsements(
+    request: Request,
+    principal: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    session_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    live: bool = False,
+) -> list[dict[str, Any]]:
+    items = await run_in_threadpool(lambda: oversight(request).endorsements(principal=principal, session_id=session_id, live_only=live))
+    return [e.to_json() for e in items]
+
+
+@router.delete("/endorsements/{endorsement_id}", summary="Revoke an endorsement (an id or a unique prefix)")
+async def revoke_endorsement(request: Request, endorsement_id: ID, csrf: CSRF = None) -> dict[str, Any]:
+    check_csrf(request, csrf)
+    out = await run_in_threadpool(lambda: oversight(request).revoke_endorsement(endorsement_id, by=request.state.who.name))
+    return {"revoked": out.id}
+
+
+@router.post("/sessions/{session_id}/checkin", summary="Check in: a person looked, the session may go on")
+async def checkin(
+    request: Request, session_id: ID, body: Annotated[ControlBody | None, Body()] = None, csrf: CSRF = None
+) -> dict[str, Any]:
+    check_csrf(request, csrf)
+    note = body.note if body is not None else ""
+    row = await run_in_threadpool(lambda: oversight(request).checkin(session_id, by=request.state.who.name, note=note))
+    return row.to_json()
 
 
 async def _control(request: Request, session_id: str, action: Action, body: ControlBody | None, csrf: str | None) -> dict[str, Any]:
@@ -184,3 +242,39 @@ async def stop(request: Request, body: Annotated[StopBody, Body()], csrf: CSRF =
         lambda: oversight(request).stop(body.action, principal=body.principal, by=request.state.who.name, note=body.note)
     )
     return {"stopped": [{"session_id": o.session_id, "status": o.status, "error": o.error} for o in outs]}
+
+
+POLICY_HASH = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+async def _session_exists(request: Request, session_id: str) -> None:
+    await run_in_threadpool(oversight(request).row, session_id)  # 404 for an unknown or internal id
+
+
+@router.get("/sessions/{session_id}/audit", summary="Recompute a session's hash chain: verified up to which event, its head to export")
+async def session_audit(request: Request, session_id: ID) -> dict[str, Any]:
+    await _session_exists(request, session_id)
+    status = await run_in_threadpool(chain_status, oversight(request).store, session_id)
+    if status is None:
+        raise HTTPException(404, f"no session {session_id!r}")
+    return status.to_json()
+
+
+@router.get("/policies/{policy_hash}", summary="A policy the store keeps, by its content hash")
+async def get_policy(request: Request, policy_hash: POLICY_HASH) -> dict[str, Any]:
+    text = await run_in_threadpool(oversight(request).store.get_policy, policy_hash)
+    if text is None:
+        raise HTTPException(404, f"the store holds no policy {policy_hash}")
+    return {"hash": policy_hash, "text": text}
+
+
+@router.get("/sessions/{session_id}/replay", summary="Replay a session under another stored policy: the decisions that change")
+async def session_replay(
+    request: Request, session_id: ID, policy: Annotated[str, Query(pattern=r"^sha256:[0-9a-f]{64}$")]
+) -> dict[str, Any]:
+    await _session_exists(request, session_id)
+    try:
+        calls, rows = await run_in_threadpool(replay_changes, oversight(request).store, session_id, policy)
+    except SessionError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"session_id": session_id, "policy": policy, "calls": calls, "changes": [r.to_json() for r in rows]}

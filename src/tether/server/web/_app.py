@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Collection
-from pathlib import Path
-from urllib.parse import quote
 
-import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tether import __version__
-from tether._display import fold, pieces
 from tether.errors import StoreError
-from tether.server import GuardService, Oversight, OversightError, TimelineEntry, TokenBook
+from tether.server import GuardService, Oversight, OversightError, TimelineEntry, TokenBook, page_templates
 from tether.server.web import _api, _guard_api, _pages
 from tether.server.web._auth import Gate, Logins
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 """Host names the service answers to by default."""
-
-_TEMPLATES = Path(__file__).parent / "templates"
-
-
-def _when(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S") + "Z"
-
-
-def _templates() -> jinja2.Environment:
-    # Autoescaping everywhere, and no template marks data safe: tool text is never markup.
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals.update(pieces=pieces, fold=fold, when=_when)
-    # Ids in URLs: one path segment each, whatever they hold ("/", "?", "..").
-    env.filters["seg"] = lambda value: quote(str(value), safe="")
-    return env
 
 
 def create_app(
@@ -57,7 +37,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    templates = _templates()
+    templates = page_templates()
     logins = Logins(tokens)
     app.state.oversight = oversight
     app.state.guard = guard if guard is not None else GuardService(oversight.store)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tether.server import Oversight, OversightError
+from tether.errors import SessionError
+from tether.server import DEFAULT_ENDORSEMENT_S, Oversight, OversightError, SessionRow, chain_status, replay_changes, session_activity
 from tether.server.web._auth import COOKIE, LOGIN_TTL_S, Logins, check_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -102,21 +103,117 @@ async def session_page(request: Request, session_id: ID) -> HTMLResponse:
         response.status_code = exc.status
         return response
     entries = await run_in_threadpool(over.recent, session_id, 300)
-    calls = await run_in_threadpool(lambda: over.pending(session_id=session_id))
+    calls = await run_in_threadpool(lambda: over.pending(session_id=session_id, limit=INBOX_PAGE))
+    endorsements = await run_in_threadpool(lambda: over.endorsements(session_id=session_id))
     back = f"/sessions/{quote(session_id, safe='')}"
-    return page(request, "session.html", row=row, entries=list(reversed(entries)), calls=calls, last_seq=row.events, back=back)
+    return page(
+        request,
+        "session.html",
+        row=row,
+        entries=list(reversed(entries)),
+        calls=calls,
+        last_seq=row.events,
+        back=back,
+        endorsements=endorsements,
+    )
+
+
+CHARTS = ("decisions", "budgets", "waits")
+"""The session page's charts, each an SVG image of its own (the page does not wait for them)."""
+
+
+@router.get("/sessions/{session_id}/charts/{name}.svg")
+async def chart(request: Request, session_id: ID, name: Annotated[Literal["decisions", "budgets", "waits"], Path()]) -> Response:
+    """One chart of a session, drawn by matplotlib on the server (an image: nothing in it runs)."""
+    over = _over(request)
+    try:
+        row = await run_in_threadpool(over.row, session_id)
+    except OversightError as exc:
+        return Response(str(exc), status_code=exc.status, media_type="text/plain")
+    svg = await run_in_threadpool(_chart, over, row, name)
+    return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
+
+
+def _chart(over: Oversight, row: SessionRow, name: str) -> str:
+    from tether.charts import ask_waits, budget_use, decisions_over_time
+
+    if name == "budgets":
+        budgets = [(b.name.replace("_", " "), b.used, b.limit) for b in row.budgets]
+        budgets += [(f"{b.name} (all of {row.principal}'s sessions)", b.used, b.limit) for b in row.fleet]
+        return budget_use(budgets)
+    activity = session_activity(over.store, row.session_id)
+    return decisions_over_time(activity.decisions) if name == "decisions" else ask_waits(activity.waits)
+
+
+@router.get("/sessions/{session_id}/audit")
+async def audit_page(request: Request, session_id: ID) -> HTMLResponse:
+    over = _over(request)
+    try:
+        row = await run_in_threadpool(over.row, session_id)
+    except OversightError as exc:
+        return _error(request, exc.status, str(exc))
+    status = await run_in_threadpool(chain_status, over.store, session_id)
+    return page(request, "audit.html", row=row, status=status)
+
+
+@router.get("/sessions/{session_id}/replay")
+async def replay_page(request: Request, session_id: ID, policy: Annotated[str, Query(max_length=80)] = "") -> HTMLResponse:
+    over = _over(request)
+    try:
+        row = await run_in_threadpool(over.row, session_id)
+    except OversightError as exc:
+        return _error(request, exc.status, str(exc))
+    chosen = policy.strip() or row.policy_hash
+    try:
+        calls, changes = await run_in_threadpool(replay_changes, over.store, session_id, chosen)
+        problem = ""
+    except SessionError as exc:
+        calls, changes, problem = 0, [], str(exc)
+    return page(request, "replay.html", row=row, policy=chosen, calls=calls, changes=changes, problem=problem)
+
+
+@router.get("/policies/{policy_hash}")
+async def policy_page(request: Request, policy_hash: Annotated[str, Path(max_length=80)]) -> HTMLResponse:
+    text = await run_in_threadpool(_over(request).store.get_policy, policy_hash)
+    if text is None:
+        return _error(request, 404, f"the store holds no policy {policy_hash}")
+    return page(request, "policy.html", policy_hash=policy_hash, text=text)
+
+
+def _error(request: Request, status: int, message: str) -> HTMLResponse:
+    response = page(request, "error.html", message=message)
+    response.status_code = status
+    return response
+
+
+INBOX_PAGE = 50
+"""Pending calls on one page of the inbox (each shown whole, with its provenance)."""
 
 
 @router.get("/approvals")
-async def approvals_page(request: Request) -> HTMLResponse:
-    calls = await run_in_threadpool(_over(request).pending)
-    return page(request, "approvals.html", calls=calls, back="/approvals")
+async def approvals_page(request: Request, offset: Annotated[int, Query(ge=0, le=2**31)] = 0) -> HTMLResponse:
+    over = _over(request)
+    items, total = await run_in_threadpool(lambda: over.pending_page(limit=INBOX_PAGE, offset=offset))
+    calls = await run_in_threadpool(over.explain_all, items)
+    # The endorsements of the principals whose asks are on this page (all of them: GET /api/endorsements).
+    principals = {c.principal for c in calls}
+    endorsements = await run_in_threadpool(lambda: over.endorsements(principals=principals))
+    return page(
+        request, "approvals.html", calls=calls, back="/approvals", endorsements=endorsements, total=total, offset=offset, size=INBOX_PAGE
+    )
+
+
+@router.get("/endorsements")
+async def endorsements_page(request: Request, principal: Annotated[str, Query(max_length=256)] = "") -> HTMLResponse:
+    over = _over(request)
+    items = await run_in_threadpool(lambda: over.endorsements(principal=principal or None))
+    return page(request, "endorsements.html", endorsements=items, back="/endorsements", principal=principal)
 
 
 @router.get("/approvals/list")
 async def approvals_fragment(request: Request, session_id: Annotated[str | None, Query(max_length=256)] = None) -> HTMLResponse:
     """The inbox's cards alone (the page's script swaps them in when the pending set changes)."""
-    calls = await run_in_threadpool(lambda: _over(request).pending(session_id=session_id))
+    calls = await run_in_threadpool(lambda: _over(request).pending(session_id=session_id, limit=INBOX_PAGE))
     # Answering from a refreshed fragment returns to the page it sits in.
     back = f"/sessions/{quote(session_id, safe='')}" if session_id else "/approvals"
     return page(request, "_inbox.html", calls=calls, back=back)
@@ -126,18 +223,49 @@ async def approvals_fragment(request: Request, session_id: Annotated[str | None,
 async def answer(
     request: Request,
     call_id: ID,
-    decision: Annotated[Literal["approve", "deny"], Form()],
+    decision: Annotated[Literal["approve", "deny", "approve_and_remember"], Form()],
     csrf: FormText = "",
     note: FormText = "",
+    scope: Annotated[Literal["session", "principal"], Form()] = "session",
+    expires: Annotated[float, Form(gt=0, le=366 * 86400)] = DEFAULT_ENDORSEMENT_S,
     next: Annotated[str, Form(max_length=512)] = "/approvals",
 ) -> Response:
     check_csrf(request, csrf)
+    remember: list[str] | None = [] if decision == "approve_and_remember" else None
     try:
-        out = await run_in_threadpool(lambda: _over(request).answer(call_id, decision == "approve", by=request.state.who.name, note=note))
-        message = out.message
+        out = await run_in_threadpool(
+            lambda: _over(request).answer(
+                call_id, decision != "deny", by=request.state.who.name, note=note, remember=remember, scope=scope, expires_in_s=expires
+            )
+        )
+        message = out.message + (" (and remembered)" if remember is not None and out.approved else "")
     except OversightError as exc:
         message = f"not answered: {exc}"
     return _back(request, message, _safe_next(next))
+
+
+@router.post("/endorsements/{endorsement_id}/revoke")
+async def revoke(
+    request: Request, endorsement_id: ID, csrf: FormText = "", next: Annotated[str, Form(max_length=512)] = "/approvals"
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        out = await run_in_threadpool(lambda: _over(request).revoke_endorsement(endorsement_id, by=request.state.who.name))
+        message = f"endorsement of {out.tool}.{out.arg} revoked"
+    except OversightError as exc:
+        message = f"not revoked: {exc}"
+    return _back(request, message, _safe_next(next))
+
+
+@router.post("/sessions/{session_id}/checkin")
+async def checkin(request: Request, session_id: ID, csrf: FormText = "", note: FormText = "") -> Response:
+    check_csrf(request, csrf)
+    try:
+        await run_in_threadpool(lambda: _over(request).checkin(session_id, by=request.state.who.name, note=note))
+        message = f"checked in on session {session_id}"
+    except OversightError as exc:
+        message = f"refused: {exc}"
+    return _back(request, message, f"/sessions/{quote(session_id, safe='')}")
 
 
 @router.post("/sessions/{session_id}/control")
