@@ -14,7 +14,7 @@ import click
 from rich.markup import escape
 
 from tether._display import visible_text
-from tether.cli._common import console, db_option, err_console, open_store
+from tether.cli._common import console, db_option, fail, open_store
 from tether.events import format_time
 from tether.server import Oversight, OversightError
 
@@ -37,8 +37,7 @@ def list_cmd(db: str, principal: str | None, session_id: str | None, live: bool,
     try:
         items = over.endorsements(principal=principal, session_id=session_id, live_only=live)
     except OversightError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise SystemExit(2) from None
+        fail(str(exc))
     for e in items:
         if as_json:
             click.echo(json.dumps(e.to_json(), ensure_ascii=False))
@@ -59,13 +58,16 @@ def list_cmd(db: str, principal: str | None, session_id: str | None, live: bool,
 @db_option
 @click.option("--by", default=None, help="Who revokes it (kept in the log; default $USER).")
 @click.option("--note", default="", help="Why (kept in the log).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the endorsement revoked.")
 @click.argument("endorsement")
-def revoke_cmd(db: str, by: str | None, note: str, endorsement: str) -> None:
+def revoke_cmd(db: str, by: str | None, note: str, as_json: bool, endorsement: str) -> None:
     """Revoke ENDORSEMENT (an id or a unique prefix): its value is asked about again."""
     who = by or os.environ.get("USER", "cli")
     try:
         gone = Oversight(open_store(db)).revoke_endorsement(endorsement, by=who, note=note)
     except OversightError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise SystemExit(2) from None
-    console.print(f"endorsement {gone.id} of {escape(gone.tool)}.{escape(gone.arg)} revoked by {escape(who)}")
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"id": gone.id, "tool": gone.tool, "arg": gone.arg, "revoked": True, "by": who}, ensure_ascii=False))
+        return
+    console.print(f"endorsement {gone.id} of {escape(gone.tool)}.{escape(gone.arg)} revoked by {escape(who)}", soft_wrap=True)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import click
 from rich.markup import escape
 
-from tether.cli._common import HIDDEN, console, db_option, err_console, open_store, resolve_session
+from tether.cli._common import HIDDEN, console, db_option, err_console, fail, open_store, resolve_session
 from tether.errors import SessionError, StoreError
 from tether.events import format_time
 from tether.session import Guard, Session
@@ -160,7 +160,7 @@ def kill_cmd(db: str, by: str, note: str, as_json: bool, session_id: str) -> Non
 @db_option
 @_actor_options
 @click.argument("session_id", metavar="SESSION")
-def checkin_cmd(db: str, by: str, note: str, session_id: str) -> None:
+def checkin_cmd(db: str, by: str, note: str, as_json: bool, session_id: str) -> None:
     """Check in on SESSION: a person looked and lets it go on, so the policy's ``checkin``
     counters (writes and minutes since a human last looked) start again."""
     store = open_store(db)
@@ -169,9 +169,14 @@ def checkin_cmd(db: str, by: str, note: str, session_id: str) -> None:
     try:
         sess.checkin(by=by, note=note)
     except SessionError as exc:
-        err_console.print(f"[red]refused:[/] {escape(str(exc))}")
+        if as_json:
+            click.echo(json.dumps({"session_id": sid, "checked_in": False, "refused": str(exc)}, ensure_ascii=False))
+        else:
+            err_console.print(f"[red]refused:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(1) from None
     except StoreError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise SystemExit(2) from None
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"session_id": sid, "checked_in": True, "by": by}, ensure_ascii=False))
+        return
     console.print(f"checked in on session {escape(sid)} by {escape(by)}", soft_wrap=True)
