@@ -4,6 +4,7 @@
 * :func:`decide`: ``(policy, state, call, call_hash, now) -> Decision``, deterministic.
 * :func:`tighten` with :class:`Detector`\\ s: optional checks that may only make a decision stricter.
 * :func:`result_label`: the label a tool's output is recorded with.
+* :func:`decide_plan`: the decision on a declared plan (:mod:`tether.monitor._plans`).
 
 The session shell (:mod:`tether.session`) feeds it events and commits what it decides.
 """
@@ -11,20 +12,30 @@ The session shell (:mod:`tether.session`) feeds it events and commits what it de
 from tether.monitor._decide import decide
 from tether.monitor._detectors import Detector, Finding, tighten
 from tether.monitor._labelling import result_label
+from tether.monitor._plan_book import PLAN_TOOL, PlannedWrite, PlanRecord, matches, parse_plan, plans_from_json, plans_to_json
+from tether.monitor._plans import decide_plan
 from tether.monitor._shape import check_shape
 from tether.monitor._state import MAX_CALL_RECORDS, CallRecord, SessionState
 from tether.monitor._view import CheckView, Leaf
 
 __all__ = [
     "MAX_CALL_RECORDS",
+    "PLAN_TOOL",
     "CallRecord",
     "CheckView",
     "Detector",
     "Finding",
     "Leaf",
+    "PlanRecord",
+    "PlannedWrite",
     "SessionState",
     "check_shape",
     "decide",
+    "decide_plan",
+    "matches",
+    "parse_plan",
+    "plans_from_json",
+    "plans_to_json",
     "result_label",
     "tighten",
 ]

@@ -2,7 +2,11 @@
 
 Order of checks: session status, known tool, argument shape and constraints,
 task scope, deny rules, flow rules, budgets and rates (all denials are
-collected), then ask rules. Any exception becomes a deny: the guard fails closed.
+collected), then intent and plan rules and ask rules. Any exception becomes a
+deny: the guard fails closed.
+
+A write inside an approved plan or the task scope (``_plan_book.plan_cover``) is
+checked with the values the plan named taken as trusted (their tags kept).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.approvals import MAX_PENDING_APPROVALS
 from tether.monitor._flow_rules import check_flows
+from tether.monitor._plan_book import PLAN_TOOL, has_approved_plan, plan_cover
 from tether.monitor._shape import check_shape
 from tether.monitor._state import SessionState
 from tether.monitor._view import CheckView
@@ -36,6 +41,9 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     if state.status != "active":
         why = {"paused": "the session is paused", "killed": "the session was killed", "ended": "the session has ended"}[state.status]
         return _deny(call, call_hash, policy, [Reason("session", "session.status", f"{why}; no calls are allowed")])
+    if call.tool == PLAN_TOOL:
+        why = f"{PLAN_TOOL!r} is not a tool: a plan is declared with Session.declare_plan"
+        return Decision("deny", call.id, call.tool, (Reason("malformed", "tool", why),), call_hash, policy.hash)
     tool = policy.tool_for(call.tool) if isinstance(call.tool, str) else None
     unknown: Reason | None = None
     if tool is None or call.tool not in policy.tools:
@@ -69,7 +77,10 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
     if denials:
         return _deny(call, call_hash, policy, denials)
 
-    view = CheckView(state, tool, args)
+    cover: frozenset[str] | None = None
+    if state.context.untrusted and (state.plans or state.scope is not None) and tool.effect_of(args) == "write":
+        cover = plan_cover(state.plans, state.scope, tool.name, args)
+    view = CheckView(state, tool, args, cover or frozenset())
     asks: list[Reason] = []
 
     if state.scope is not None and view.effect == "write":
@@ -84,6 +95,8 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
 
     _check_budgets(policy, state, tool, view.effect, args, now, denials)
 
+    if view.effect == "write" and state.context.untrusted and cover is None:
+        _check_intent(policy, state, tool, asks, denials)
     if denials:
         return _deny(call, call_hash, policy, denials)
     for rule in tool.ask_all:
@@ -101,6 +114,21 @@ def _decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str,
             return _deny(call, call_hash, policy, [Reason("session", "approvals.pending", why), *asks])
         return Decision("ask", call.id, call.tool, tuple(asks), call_hash, policy.hash)
     return Decision("allow", call.id, call.tool, (), call_hash, policy.hash)
+
+
+def _check_intent(policy: Policy, state: SessionState, tool: CompiledTool, asks: list[Reason], denials: list[Reason]) -> None:
+    """A write outside every approved plan (and the task scope), after untrusted data was read."""
+    if has_approved_plan(state.plans):
+        outside = policy.spec.plans.outside
+        why = f"the session has read untrusted data and this {tool.name!r} call is in no approved plan (plans.outside: {outside})"
+        (denials if outside == "deny" else asks).append(Reason("plan", "plans.outside", why))
+        return
+    if tool.intent_required:
+        why = (
+            f"{tool.name!r} needs the task's intent once the session has read untrusted data: "
+            "the decision to make this call may come from that data, and no approved plan covers it"
+        )
+        asks.append(Reason("intent", f"tools.{tool.name}.intent", why))
 
 
 def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any], denials: list[Reason]) -> None:

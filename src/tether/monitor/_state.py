@@ -18,6 +18,7 @@ from tether.events import (
     CallProposed,
     DecisionMade,
     Event,
+    PlanDeclared,
     ResultRecorded,
     SessionControl,
     SessionEnded,
@@ -25,6 +26,7 @@ from tether.events import (
     SourceAdded,
 )
 from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, label, normalize
+from tether.monitor._plan_book import PlanRecord, parse_plan
 from tether.policy import Policy
 
 Status = Literal["active", "paused", "killed", "ended"]
@@ -87,6 +89,8 @@ class SessionState:
     """Open calls and the most recent others (see ``MAX_CALL_RECORDS``)."""
     approvals: ApprovalBook = field(default_factory=ApprovalBook)
     """The session's approval requests (the one fold of approval state)."""
+    plans: dict[str, PlanRecord] = field(default_factory=dict)
+    """Declared plans by id, with their status (see :mod:`tether.monitor._plans`)."""
     forget_at: int = MAX_CALL_RECORDS + 1024
     """Size of ``calls`` at which the next clean-up of old records runs."""
     events: int = 0
@@ -110,7 +114,12 @@ class SessionState:
             self.calls[event.call_id] = CallRecord(event.call_id, event.tool, event.args, event.call_hash, event.time)
             if len(self.calls) > self.forget_at:
                 self._forget_calls(policy)
+        elif isinstance(event, PlanDeclared):
+            self.plans[event.call_id] = PlanRecord(event.call_id, parse_plan(event.args)[0])
         elif isinstance(event, DecisionMade):
+            plan = self.plans.get(event.call_id)
+            if plan is not None and plan.status == "pending" and event.verdict != "ask":
+                plan.status = "approved" if event.verdict == "allow" else "denied"
             rec = self.calls.get(event.call_id)
             if rec is not None:
                 rec.verdict = event.verdict
@@ -127,8 +136,12 @@ class SessionState:
             self.approvals.requested(event)
         elif isinstance(event, ApprovalAnswered):
             rec = self.calls.get(event.call_id)
-            if self.approvals.answered(event) and event.allowed and rec is not None:
+            answered = self.approvals.answered(event)
+            if answered and event.allowed and rec is not None:
                 self._count(rec, policy, event.time)
+            plan = self.plans.get(event.call_id)
+            if answered and plan is not None and plan.status == "pending":
+                plan.status = "approved" if event.allowed else "denied"
         elif isinstance(event, SessionStarted):
             self.principal = event.principal
             self.task = event.task
@@ -208,6 +221,7 @@ class SessionState:
             "rate_times": {k: list(v) for k, v in sorted(self.rate_times.items())},
             "calls": {k: (v.tool, v.verdict, v.executed, v.result_event) for k, v in self.calls.items()},
             "approvals": self.approvals.to_snapshot(),
+            "plans": {k: (len(v.writes), v.status) for k, v in self.plans.items()},
             "forget_at": self.forget_at,
             **self.flow.digest(),
             "events": self.events,

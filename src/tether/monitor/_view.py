@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.flow import Label, Origin, walk_leaves
+from tether.flow import Label, Origin, label, walk_leaves
 from tether.monitor._state import SessionState
 from tether.policy import CompiledTool
 
@@ -28,15 +28,17 @@ class Leaf:
 class CheckView:
     """The call under check, as conditions see it (implements ``CallView``)."""
 
-    __slots__ = ("_cache", "_declared", "_state", "args", "context", "effect", "tool")
+    __slots__ = ("_cache", "_declared", "_planned", "_state", "args", "context", "effect", "tool")
 
     @property
     def task(self) -> str:
         """The session's task text, normalised."""
         return self._state.task_norm
 
-    def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> None:
+    def __init__(self, state: SessionState, tool: CompiledTool, args: dict[str, Any], planned: frozenset[str] = frozenset()) -> None:
         self.tool = tool.name
+        self._planned = planned
+        """Arguments whose values an approved plan (or the task scope) named: taken as trusted."""
         self._declared = tool.args
         self.effect = tool.effect
         self.args = args
@@ -67,7 +69,11 @@ class CheckView:
         return self._leaf(path, value)
 
     def _leaf(self, path: str, value: Any) -> Leaf:
-        return Leaf(path, value, self._state.flow.origin(value))
+        origin = self._state.flow.origin(value)
+        if self._planned and origin.label.untrusted and _top_arg(path) in self._planned:
+            # The plan's approval vouches for the value's integrity; its confidentiality tags stay.
+            origin = Origin(label("trusted", origin.label.tags), True, ("plan",), False)
+        return Leaf(path, value, origin)
 
     def any_arg_untrusted(self) -> bool:
         if not self.context.untrusted:
@@ -82,3 +88,13 @@ class CheckView:
 
     def calls_of(self, tool: str) -> int:
         return self._state.per_tool.get(tool, 0)
+
+
+def _top_arg(path: str) -> str:
+    """The argument a leaf path starts with (``to[0]`` -> ``to``, ``meta.k`` -> ``meta``, ``{k}`` keys included)."""
+    cut = len(path)
+    for mark in (".", "[", "{"):
+        at = path.find(mark)
+        if at != -1 and at < cut:
+            cut = at
+    return path[:cut]

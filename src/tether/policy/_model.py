@@ -189,6 +189,9 @@ class CompiledTool:
     """Every flow rule written under an argument, with the argument's name."""
     defaults: Mapping[str, DefaultFlows] = field(default_factory=dict)
     """The default flow rules for a call of each effect (only effects that have some)."""
+    intent_required: bool = False
+    """Once the session has read untrusted data, a write of this tool needs the task's intent
+    (an approved plan, the task scope, or an ask)."""
 
     @classmethod
     def stand_in(cls, name: str, deny_all: tuple[CompiledRule, ...], ask_all: tuple[CompiledRule, ...]) -> CompiledTool:

@@ -279,6 +279,20 @@ class ToolSpec(_Strict):
     spend: str | None = None
     flow: FlowRules | None = None
     """Default flow rule(s) for every argument leaf that no flow rule of its own covers."""
+    intent: Literal["required", "any"] | None = None
+    """``required``: once the session has read untrusted data, a write call of this tool asks
+    unless it is inside an approved plan or the task scope, whatever its values' labels
+    (the decision to act may come from an injected instruction). ``any``: the tool states no
+    such rule itself (a policy-level ``intent`` glob still applies; a policy that ``extends``
+    one saying ``required`` cannot say ``any``)."""
+
+
+class PlanSettings(_Strict):
+    """How plans (``Session.declare_plan``) are used."""
+
+    outside: Literal["ask", "deny"] = "ask"
+    """What a write outside every approved plan gets once the session has read untrusted data
+    (only in a session with an approved plan)."""
 
 
 class Budgets(_Strict):
@@ -338,4 +352,8 @@ class PolicySpec(_Strict):
     ask: list[RuleSpec] = Field(default_factory=list)
     deny: list[RuleSpec] = Field(default_factory=list)
     defaults: Defaults | None = None
+    intent: list[str] = Field(default_factory=list)
+    """Tool name globs whose write calls need the task's intent (as ``intent: required`` on each)."""
+    plans: PlanSettings = Field(default_factory=PlanSettings)
+    """How declared plans are used."""
     tools: dict[str, ToolSpec] = Field(default_factory=dict)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tether.errors import PolicyError, SessionError, StoreError
-from tether.events import ApprovalAnswered, CallProposed, DecisionMade, Event
+from tether.events import ApprovalAnswered, CallProposed, DecisionMade, Event, PlanDeclared
 from tether.flow import walk_leaves
 from tether.server._views import (
     ArgView,
@@ -253,7 +253,7 @@ class Oversight:
         for item in window:
             event = item.event()
             events[event.id] = event
-            if isinstance(event, CallProposed):
+            if isinstance(event, CallProposed | PlanDeclared):
                 tools[event.call_id] = event.tool
             elif isinstance(event, DecisionMade) and event.call_id == p.call_id:
                 reasons = tuple(ReasonView(r.rule, r.message, r.arg) for r in event.reasons)

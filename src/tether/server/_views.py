@@ -13,6 +13,7 @@ from tether.events import (
     ApprovalAnswered,
     ApprovalRequested,
     CallProposed,
+    PlanDeclared,
     DecisionMade,
     Event,
     ResultRecorded,
@@ -141,7 +142,7 @@ def timeline_entry(item: StoredEvent) -> TimelineEntry:
     verdict: str | None = None
     rules: tuple[str, ...] = ()
     lab: dict[str, Any] | None = None
-    if isinstance(event, CallProposed):
+    if isinstance(event, CallProposed | PlanDeclared):
         tool = event.tool
     elif isinstance(event, DecisionMade):
         verdict, rules = event.verdict, tuple(r.rule for r in event.reasons)

@@ -22,7 +22,7 @@ import orjson
 
 from tether.approvals import ApprovalBook
 from tether.events import SnapshotTaken
-from tether.monitor import CallRecord, SessionState
+from tether.monitor import CallRecord, SessionState, plans_from_json, plans_to_json
 from tether.policy import Policy
 from tether.store import EventStore, SnapshotRecord, StoredEvent, chain_break
 
@@ -93,6 +93,7 @@ def state_to_json(state: SessionState) -> dict[str, Any]:
         "rate_times": {rule: list(times) for rule, times in state.rate_times.items()},
         "calls": [[r.call_id, r.tool, r.args, r.call_hash, r.time, r.verdict, r.executed, r.result_event] for r in state.calls.values()],
         "approvals": state.approvals.to_snapshot(),
+        "plans": plans_to_json(state.plans),
         "forget_at": state.forget_at,
         "flow": state.flow.to_snapshot(),
         "events": state.events,
@@ -115,6 +116,7 @@ def state_from_json(data: dict[str, Any]) -> SessionState:
     state.rate_times = {rule: deque(times) for rule, times in data["rate_times"].items()}
     state.calls = {row[0]: CallRecord(*row) for row in data["calls"]}
     state.approvals = ApprovalBook.from_snapshot(data["approvals"])
+    state.plans = plans_from_json(data.get("plans", []))
     state.forget_at = data["forget_at"]
     state.flow = FlowTracker.from_snapshot(data["flow"])
     state.events = data["events"]
