@@ -38,6 +38,7 @@ MODELS: list[type[BaseModel]] = [
     _schema.ToolBudget,
     _schema.Defaults,
     _schema.EffectDefaults,
+    _schema.PlanSettings,
 ]
 
 

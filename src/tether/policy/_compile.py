@@ -68,6 +68,8 @@ def compile_policy(spec: PolicySpec, locate: Locate) -> CompiledPolicy:
     for name, tool in spec.tools.items():
         if not _TOOL_NAME.fullmatch(name):
             problems.error(f"invalid tool name {name!r} (use letters, digits and _.:/-, at most 128)", f"tools.{name}")
+        elif name == "tether.plan":
+            problems.error("'tether.plan' is reserved: it is how a declared plan is decided and shown", f"tools.{name}")
         tools[name] = _compile_tool(name, tool, scope, defaults, deny_rules, ask_rules)
         if tool.intent == "required" or any(m.name_glob(name, (g,)) for g in spec.intent):
             if tool.effect == "read" and tool.write_when is None:
