@@ -73,6 +73,10 @@ def _pct(v: Any) -> str:
     return "n/a" if v is None else f"{100 * float(v):.1f}%"
 
 
+def _num(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):.3f}"
+
+
 def _table(section: dict[str, Any]) -> str:
     head = "<tr><th>suite</th><th>metric</th><th>autonomous</th><th>careful human</th><th>rubber stamp</th></tr>"
     rows = []
@@ -82,7 +86,7 @@ def _table(section: dict[str, Any]) -> str:
             rows.append(f"<tr><td>{html.escape(suite)}</td><td>{metric}</td>{cells}</tr>")
         rows.append(
             f"<tr><td>{html.escape(suite)}</td><td colspan=4>pairs {m['pairs']}, user tasks {m['user_tasks']}, "
-            f"asks per benign task {m['asks_per_task'] if m['asks_per_task'] is None else round(m['asks_per_task'], 3)}, "
+            f"asks per benign task (autonomous / careful human) {' / '.join(_num(m['asks_per_task'][k]) for k in ('autonomous', 'careful_human'))}, "
             f"denied legitimate calls {m['denied_legitimate_calls']}, errors {m['errors']}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -92,6 +96,8 @@ def write_html(report: dict[str, Any], path: str | Path) -> None:
     """A single self-contained page: plot, tables (with and without task scope), notes."""
     suites = {k: v for k, v in report.items() if k in ("banking", "slack", "travel", "workspace", "overall")}
     scoped = report.get("with_task_scope") or {}
+    planned = {k: v for k, v in (report.get("with_plans") or {}).items() if k != "with_task_scope"}
+    imperfect = {k: v for k, v in (report.get("with_imperfect_plans") or {}).items() if k != "with_task_scope"}
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Tether on AgentDojo</title>
@@ -101,8 +107,10 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,td
 <p>Agents: {html.escape(", ".join(map(str, report.get("agents") or [])))}.</p>
 <p>Policies: {"; ".join(f"{html.escape(str(k))} <code>{html.escape(str(v))[:23]}</code>" for k, v in (report.get("policy_hash") or {}).items())}</p>
 {svg_plot(report)}
-<h2>Without task scope (the primary result)</h2>{_table(suites)}
+<h2>Without task scope (the primary result; plans: {html.escape(str(report.get("plans", "off")))})</h2>{_table(suites)}
 <h2>With task scope from the ground truth (a perfect planner)</h2>{_table(scoped) if scoped else "<p>not run</p>"}
+<h2>With plans declared before the first step (perfect planner)</h2>{_table(planned) if planned else "<p>not run</p>"}
+<h2>With an imperfect plan (one needed write left out)</h2>{_table(imperfect) if imperfect else "<p>not run</p>"}
 <h2>Notes</h2><ul>{notes}</ul>
 </body></html>
 """

@@ -18,6 +18,7 @@ from tether._decision import Decision, ToolCall
 from tether.approvals import ApprovalRequest, Approver, AsyncApprover
 from tether.errors import ApprovalRequired, ToolDenied
 from tether.flow import Label
+from tether.monitor import PLAN_TOOL
 from tether.session._session import Session
 
 R = TypeVar("R")
@@ -122,6 +123,30 @@ class Gate:
         if decision.verdict != "ask" or self.approver is None:
             return Admission(decision, None)
         answer = self.approver(self._request(call, decision))
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return Admission(decision, self._answer(decision, bool(answer)))
+
+    def admit_plan(self, writes: Any) -> Admission:
+        """Declare a plan (:meth:`Session.declare_plan`) and, on ``ask``, ask the (synchronous)
+        approver once for the whole plan (shown as a call of ``tether.plan`` with the plan as its
+        arguments); the answer is logged. ``may_run`` says whether the plan is approved."""
+        decision = self.session.declare_plan(writes)
+        if decision.verdict != "ask" or self.approver is None:
+            return Admission(decision, None)
+        call = ToolCall(PLAN_TOOL, {"writes": writes}, decision.call_id)
+        answer = self.approver(self._request(call, decision))
+        if inspect.isawaitable(answer):
+            _close(answer)
+            raise TypeError("this approver is asynchronous: use Gate.aadmit_plan")
+        return Admission(decision, self._answer(decision, bool(answer)))
+
+    async def aadmit_plan(self, writes: Any) -> Admission:
+        """Like :meth:`admit_plan`, awaiting an asynchronous approver."""
+        decision = self.session.declare_plan(writes)
+        if decision.verdict != "ask" or self.approver is None:
+            return Admission(decision, None)
+        answer = self.approver(self._request(ToolCall(PLAN_TOOL, {"writes": writes}, decision.call_id), decision))
         if inspect.isawaitable(answer):
             answer = await answer
         return Admission(decision, self._answer(decision, bool(answer)))
