@@ -127,7 +127,7 @@ class Gate:
             answer = await answer
         return Admission(decision, self._answer(decision, bool(answer)))
 
-    def admit_plan(self, writes: Any) -> Admission:
+    def admit_plan(self, writes: Any, *, plan_id: str | None = None) -> Admission:
         """Declare a plan (:meth:`Session.declare_plan`) and, on ``ask``, ask the (synchronous)
         approver once for the whole plan (shown as a call of ``tether.plan`` with the plan as its
         arguments); the answer is logged. ``may_run`` says whether the plan is approved."""
@@ -141,9 +141,9 @@ class Gate:
             raise TypeError("this approver is asynchronous: use Gate.aadmit_plan")
         return Admission(decision, self._answer(decision, bool(answer)))
 
-    async def aadmit_plan(self, writes: Any) -> Admission:
+    async def aadmit_plan(self, writes: Any, *, plan_id: str | None = None) -> Admission:
         """Like :meth:`admit_plan`, awaiting an asynchronous approver."""
-        decision = self.session.declare_plan(writes)
+        decision = self.session.declare_plan(writes, plan_id=plan_id)
         if decision.verdict != "ask" or self.approver is None:
             return Admission(decision, None)
         answer = self.approver(self._request(ToolCall(PLAN_TOOL, {"writes": writes}, decision.call_id), decision))
