@@ -100,7 +100,11 @@ def test_results_equal_the_saved_reference() -> None:
 def planned(ctx: BenchContext) -> list:
     """Banking's first six user tasks with every injection, without plans and with both planners."""
     tasks = {f"user_task_{i}" for i in range(6)}
-    specs = [s for s in episode_specs(["banking"], scopes=(False,), baseline=False, plans=("off", "perfect", "imperfect")) if s.user_task in tasks]
+    specs = [
+        s
+        for s in episode_specs(["banking"], scopes=(False,), baseline=False, plans=("off", "perfect", "imperfect"))
+        if s.user_task in tasks
+    ]
     results, _ = run(specs, ctx)
     return results
 

@@ -83,7 +83,14 @@ def test_a_recipient_of_another_encoding_is_inside_only_when_the_policy_reads_it
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.one_of(st.integers(-1000, 1000), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.sampled_from(["100", "1e2", "100.0", "١٠٠"])))
+@given(
+    st.one_of(
+        st.integers(-1000, 1000),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.sampled_from(["100", "1e2", "100.0", "١٠٠"]),
+    )
+)
 def test_an_amount_is_inside_only_when_it_is_the_planned_number(amount: Any) -> None:
     s = _session_after_reading("Please pay again.")
     d = s.check("send_money", {"recipient": PAYEE, "amount": amount})

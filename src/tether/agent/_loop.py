@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from tether._decision import Decision, ToolCall, new_id
 from tether.agent._client import ChatClient, ModelError, ModelReply
-from tether.agent._tools import ToolSpec, Toolset
+from tether.agent._tools import Toolset, ToolSpec
 from tether.agent._transcript import Transcript, read_transcript, recorded_output, to_openai
 from tether.approvals import Approver, AsyncApprover
 from tether.errors import SessionError, StoreError
@@ -240,7 +240,9 @@ class Agent:
         )
         return self._answer(gate.session, call, report, result)
 
-    async def _plan(self, gate: Gate, call: MessageToolCall, args: dict[str, Any] | None, problem: str | None, result: RunResult) -> MessageAdded:
+    async def _plan(
+        self, gate: Gate, call: MessageToolCall, args: dict[str, Any] | None, problem: str | None, result: RunResult
+    ) -> MessageAdded:
         """Declare the model's plan (one approval request for all of it when it asks)."""
         writes: Any = args.get("writes") if args is not None and set(args) == {"writes"} else args if args is not None else call.arguments
         admission = await gate.aadmit_plan(writes, plan_id=call.call_id)
@@ -270,7 +272,9 @@ class Agent:
             status = session.state.plans[call.call_id].status
             reply = f"tether: plan {status}" + ("" if status == "approved" else f": {decision.explain()}")
             fate: CallFate = "ran" if status == "approved" else ("refused" if decision.verdict == "ask" else "denied")
-            report = CallReport(call.call_id, call.name, call.arguments, decision.verdict, _rules(decision), fate, reply, None, resumed=True)
+            report = CallReport(
+                call.call_id, call.name, call.arguments, decision.verdict, _rules(decision), fate, reply, None, resumed=True
+            )
             return self._answer(session, call, report, result)
         recorded = transcript.results.get(call.call_id)
         answer = transcript.answers.get(call.call_id)
@@ -368,7 +372,11 @@ def _plan_text(decision: Decision, approved: bool | None, problem: str | None) -
     if decision.verdict == "allow" or approved is True:
         return f"tether: plan approved (id {decision.call_id}); writes inside it need no further approval for the values it names"
     if decision.verdict == "ask":
-        return "tether: the plan needs a human's approval and was not approved" + ("" if approved is False else " (nobody could be asked)") + f": {decision.explain()}"
+        return (
+            "tether: the plan needs a human's approval and was not approved"
+            + ("" if approved is False else " (nobody could be asked)")
+            + f": {decision.explain()}"
+        )
     return f"tether denied the plan: {decision.explain()}" + (f" ({problem})" if problem else "")
 
 

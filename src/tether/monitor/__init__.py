@@ -12,7 +12,7 @@ The session shell (:mod:`tether.session`) feeds it events and commits what it de
 from tether.monitor._decide import decide
 from tether.monitor._detectors import Detector, Finding, tighten
 from tether.monitor._labelling import result_label
-from tether.monitor._plan_book import PLAN_TOOL, PlannedWrite, PlanRecord, matches, parse_plan, plans_from_json, plans_to_json
+from tether.monitor._plan_book import PLAN_TOOL, PlanRecord, matches, plans_from_json, plans_to_json
 from tether.monitor._plans import decide_plan
 from tether.monitor._shape import check_shape
 from tether.monitor._state import MAX_CALL_RECORDS, CallRecord, SessionState
@@ -27,13 +27,11 @@ __all__ = [
     "Finding",
     "Leaf",
     "PlanRecord",
-    "PlannedWrite",
     "SessionState",
     "check_shape",
     "decide",
     "decide_plan",
     "matches",
-    "parse_plan",
     "plans_from_json",
     "plans_to_json",
     "result_label",

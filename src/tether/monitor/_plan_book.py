@@ -107,7 +107,9 @@ def _inside(write: PlannedWrite, tool: str, args: Mapping[str, Any]) -> bool:
     return write.tool == tool and all(name in args and matches(args[name], value) for name, value in write.args.items())
 
 
-def plan_cover(plans: Mapping[str, PlanRecord], scope: Mapping[str, Any] | None, tool: str, args: Mapping[str, Any]) -> frozenset[str] | None:
+def plan_cover(
+    plans: Mapping[str, PlanRecord], scope: Mapping[str, Any] | None, tool: str, args: Mapping[str, Any]
+) -> frozenset[str] | None:
     """The arguments whose planned values a write call takes as trusted, or None when the call is
     inside no approved plan (nor the task scope)."""
     named: set[str] = set()
@@ -148,5 +150,3 @@ def scope_cover(scope: Mapping[str, Any], tool: str, args: Mapping[str, Any]) ->
 def has_approved_plan(plans: Mapping[str, PlanRecord]) -> bool:
     """Whether any plan of the session was approved."""
     return any(p.status == "approved" for p in plans.values())
-
-

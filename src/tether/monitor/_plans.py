@@ -37,7 +37,6 @@ from tether.monitor._state import SessionState
 from tether.monitor._view import CheckView
 from tether.policy import CompiledTool, Policy, validate_arg
 
-
 # ---------------------------------------------------------------------------- deciding a plan
 
 
@@ -105,7 +104,9 @@ def _check_write(policy: Policy, state: SessionState, write: PlannedWrite, where
         spec = tool.args.get(name)
         if spec is None:
             if not tool.additional_args:
-                denials.append(Reason("malformed", f"tools.{tool.name}.additional_args", f"{where}: unexpected argument {name!r}", arg=name))
+                denials.append(
+                    Reason("malformed", f"tools.{tool.name}.additional_args", f"{where}: unexpected argument {name!r}", arg=name)
+                )
             continue
         if value is None:
             continue

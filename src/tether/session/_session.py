@@ -379,7 +379,8 @@ class Session:
                 return self._refused(ToolCall(PLAN_TOOL, {}, plan_id), Reason("error", "store", f"could not log the plan: {exc}"))
             except Exception as exc:
                 return self._refused(
-                    ToolCall(PLAN_TOOL, {}, plan_id), Reason("error", "guard", f"internal error while checking the plan ({type(exc).__name__}); denied")
+                    ToolCall(PLAN_TOOL, {}, plan_id),
+                    Reason("error", "guard", f"internal error while checking the plan ({type(exc).__name__}); denied"),
                 )
 
     def _declare_plan(self, writes: Any, plan_id: str) -> Decision:
