@@ -264,7 +264,16 @@ def test_replay_under_the_same_policy_reproduces_every_decision(tmp_path: Path) 
     s.check("note", {"text": "x"})
     replayed = replay_session(s.store, s.id, s.policy)
     assert [c.new.verdict for c in replayed] == [c.old_verdict for c in replayed]
-    assert [c.new.verdict for c in replayed if c.tool != "read_mail"] == ["allow", "ask", "ask"]
+    assert [(c.tool, c.new.verdict) for c in replayed if c.tool != "read_mail"] == [
+        (PLAN_TOOL, "allow"),
+        ("send_money", "allow"),
+        ("send_money", "ask"),
+        ("note", "ask"),
+    ]
+    # under a policy that denies writes outside the plan, the replay says which calls change
+    strict = Policy.from_yaml(POLICY.replace("plans: {outside: ask}", "plans: {outside: deny}"))
+    changed = [(c.tool, c.old_verdict, c.new.verdict) for c in replay_session(s.store, s.id, strict) if c.new.verdict != c.old_verdict]
+    assert changed == [("send_money", "ask", "deny"), ("note", "ask", "deny")]
 
 
 def test_an_unanswered_plan_is_denied_when_the_session_ends() -> None:
