@@ -28,7 +28,6 @@ from tether._decision import ToolCall
 from tether.approvals import Approver, AsyncApprover
 from tether.session import Gate, Guard, Session
 
-
 PLAN_TOOL_NAME = "declare_plan"
 """The function name through which the model declares its plan."""
 
