@@ -97,7 +97,7 @@ def _check_write(policy: Policy, state: SessionState, write: PlannedWrite, where
         denials.append(Reason("plan", f"plan.{where}.tool", f"{where}: tool {write.tool!r} is not a tool of policy {policy.name!r}"))
         return
     args = dict(write.args)
-    if tool.effect != "write" and (tool.write_when is None or tool.effect_of(args) != "write"):
+    if tool.effect != "write" and tool.write_when is None:
         denials.append(Reason("plan", f"plan.{where}.tool", f"{where}: {write.tool!r} is not a write tool (reads need no plan)"))
         return
     for name, value in args.items():
