@@ -289,3 +289,18 @@ def test_the_context_label_of_a_plan_is_the_context_at_declaration() -> None:
     s = start()
     s.add_source("forwarded text", label=UNTRUSTED)
     assert s.declare_plan([RENT]).reasons[0].rule == "plans.after_untrusted"
+
+
+def test_inside_a_plan_an_inherited_tag_still_gets_on_inherited() -> None:
+    policy = POLICY.replace(
+        "subject: {type: string, flow: {forbid: [secret]}}", "subject: {type: string, flow: {forbid: [secret], on_inherited: ask}}"
+    )
+    s = start(policy=policy, task=f"Read my key, then pay 100 to {PAYEE}.")
+    # the subject is the model's own words (found in no source): before any secret is read, trusted
+    assert s.declare_plan([{"tool": "send_money", "args": {"recipient": PAYEE, "amount": 100, "subject": "flat 3b"}}]).verdict == "allow"
+    key = s.check("read_key", {})
+    s.record_result(key.call_id, "sk-live-4f9a8b7c6d5e")
+    read_mail(s, "hello")
+    # inside the plan, the subject found nowhere inherits the key's tag: asked (on_inherited), as without a plan
+    d = s.check("send_money", {"recipient": PAYEE, "amount": 100, "subject": "flat 3b"})
+    assert d.verdict == "ask" and [r.rule for r in d.reasons] == ["tools.send_money.args.subject.flow"], d.explain()

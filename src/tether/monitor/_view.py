@@ -71,8 +71,9 @@ class CheckView:
     def _leaf(self, path: str, value: Any) -> Leaf:
         origin = self._state.flow.origin(value)
         if self._planned and origin.label.untrusted and _top_arg(path) in self._planned:
-            # The plan's approval vouches for the value's integrity; its confidentiality tags stay.
-            origin = Origin(label("trusted", origin.label.tags), True, ("plan",), False)
+            # The plan's approval vouches for the value's integrity; its confidentiality tags stay, and
+            # so does whether it was found nowhere (a tag it inherited still gets ``on_inherited``).
+            origin = Origin(label("trusted", origin.label.tags), True, ("plan",), origin.inherited)
         return Leaf(path, value, origin)
 
     def any_arg_untrusted(self) -> bool:
