@@ -19,6 +19,8 @@ ReasonKind = Literal[
     "budget",
     "rate",
     "ask_rule",
+    "intent",
+    "plan",
     "detector",
     "session",
     "error",

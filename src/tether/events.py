@@ -33,6 +33,7 @@ __all__ = [
     "LabelField",
     "MessageAdded",
     "MessageToolCall",
+    "PlanDeclared",
     "ReasonField",
     "ResultRecorded",
     "SessionControl",
@@ -127,6 +128,28 @@ class CallProposed(_EventBase):
 
     def describe(self) -> str:
         return f"call {self.call_id[:8]} proposed: {self.tool}({_clip(json.dumps(self.args, ensure_ascii=False), 120)})"
+
+
+class PlanDeclared(_EventBase):
+    """The agent declared the writes it intends (``Session.declare_plan``).
+
+    Decided like a call of the pseudo-tool ``tether.plan`` whose arguments are the plan:
+    a ``decision`` event with this ``call_id`` follows, then, on ``ask``, an ordinary
+    approval request, so every approval surface shows and answers it unchanged.
+    """
+
+    kind: Literal["plan_declared"] = "plan_declared"
+    call_id: str
+    """The plan's id (the call id its decision and approval are logged under; unique among calls)."""
+    tool: Literal["tether.plan"] = "tether.plan"
+    """The pseudo-tool the plan is decided and shown as."""
+    args: dict[str, Any]
+    """``{"writes": [{"tool": ..., "args": {...}}, ...]}`` in a JSON-safe form."""
+    call_hash: str
+    """Hash of the pseudo-call (approvals are bound to it)."""
+
+    def describe(self) -> str:
+        return f"plan {self.call_id[:8]} declared: {_clip(json.dumps(self.args, ensure_ascii=False), 160)}"
 
 
 class DecisionMade(_EventBase):
@@ -443,6 +466,7 @@ class SessionEnded(_EventBase):
 Event = Annotated[
     SessionStarted
     | CallProposed
+    | PlanDeclared
     | DecisionMade
     | ResultRecorded
     | SourceAdded
@@ -464,6 +488,7 @@ Event = Annotated[
 EventKind = Literal[
     "session_started",
     "call_proposed",
+    "plan_declared",
     "decision",
     "result_recorded",
     "source_added",

@@ -25,7 +25,7 @@ def run(*args: str) -> tuple[int, str]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> tuple[str, list[str]]:
-    """A store with two demo sessions (19 events each); returns its path and the session ids, oldest first."""
+    """A store with two demo sessions (21 events each); returns its path and the session ids, oldest first."""
     db = str(tmp_path / "log.db")
     for _ in range(2):
         code, out = run("demo", "--db", db)
@@ -58,11 +58,11 @@ def rechain(con: sqlite3.Connection, sid: str, start: int) -> None:
 def test_head_lists_every_chain_end(store: tuple[str, list[str]], tmp_path: Path) -> None:
     db, ids = store
     heads = export(db, tmp_path / "heads.jsonl")
-    assert [h["session_id"] for h in heads] == ids and all(h["seq"] == 19 for h in heads)
+    assert [h["session_id"] for h in heads] == ids and all(h["seq"] == 21 for h in heads)
     con = sqlite3.connect(db)
     assert {(h["session_id"], h["hash"]) for h in heads} == set(con.execute("SELECT session_id, hash FROM heads"))
     code, out = run("audit", "head", "--db", db, ids[1][:8])
-    assert code == 0 and out.split() == [ids[1], "19", heads[1]["hash"]]
+    assert code == 0 and out.split() == [ids[1], "21", heads[1]["hash"]]
     code, out = run("audit", "head", "--db", db, "nope")
     assert code == 2 and "no session matches 'nope'" in out
 
@@ -87,18 +87,18 @@ def test_truncation_with_a_rewritten_head(store: tuple[str, list[str]], tmp_path
     db, ids = store
     export(db, tmp_path / "heads.jsonl")
     con = sqlite3.connect(db)
-    con.execute("DELETE FROM events WHERE session_id = ? AND seq > 16", (ids[0],))
-    (digest, body) = con.execute("SELECT hash, body FROM events WHERE session_id = ? AND seq = 16", (ids[0],)).fetchone()
+    con.execute("DELETE FROM events WHERE session_id = ? AND seq > 18", (ids[0],))
+    (digest, body) = con.execute("SELECT hash, body FROM events WHERE session_id = ? AND seq = 18", (ids[0],)).fetchone()
     # A consistent truncation rewrites the whole head, its last event time included (verify checks it).
     last_time = json.loads(body)["time"]
-    con.execute("UPDATE heads SET seq = 16, hash = ?, last_time = ? WHERE session_id = ?", (digest, last_time, ids[0]))
+    con.execute("UPDATE heads SET seq = 18, hash = ?, last_time = ? WHERE session_id = ?", (digest, last_time, ids[0]))
     con.commit()
 
     code, out = run("audit", "verify", "--db", db)
     assert code == 0, "the consistent truncation is invisible to the chain alone"
     code, out = run("audit", "verify", "--db", db, "--expect", str(tmp_path / "heads.jsonl"))
     assert code == 1
-    assert f"session {ids[0]} event 19" in out and "ends at event 16" in out and "removed from the end" in out
+    assert f"session {ids[0]} event 21" in out and "ends at event 18" in out and "removed from the end" in out
 
 
 def test_consistent_rewrite_of_history(store: tuple[str, list[str]], tmp_path: Path) -> None:
@@ -106,9 +106,9 @@ def test_consistent_rewrite_of_history(store: tuple[str, list[str]], tmp_path: P
     export(db, tmp_path / "heads.jsonl")
     con = sqlite3.connect(db)
     # Event 11 proposed paying 990 to the attacker; make the log say 99, and re-chain everything after it.
-    (body,) = con.execute("SELECT body FROM events WHERE session_id = ? AND seq = 11", (ids[1],)).fetchone()
+    (body,) = con.execute("SELECT body FROM events WHERE session_id = ? AND seq = 13", (ids[1],)).fetchone()
     assert b'"amount":990' in body
-    con.execute("UPDATE events SET body = ? WHERE session_id = ? AND seq = 11", (body.replace(b'"amount":990', b'"amount":99'), ids[1]))
+    con.execute("UPDATE events SET body = ? WHERE session_id = ? AND seq = 13", (body.replace(b'"amount":990', b'"amount":99'), ids[1]))
     rechain(con, ids[1], 11)
 
     code, out = run("audit", "verify", "--db", db)
@@ -117,7 +117,7 @@ def test_consistent_rewrite_of_history(store: tuple[str, list[str]], tmp_path: P
     assert code == 0 and '"amount": 99,' in out
     code, out = run("audit", "verify", "--db", db, "--expect", str(tmp_path / "heads.jsonl"))
     assert code == 1
-    assert f"session {ids[1]} event 19" in out and "rewritten after the head was exported" in out
+    assert f"session {ids[1]} event 21" in out and "rewritten after the head was exported" in out
 
 
 def test_deleted_session(store: tuple[str, list[str]], tmp_path: Path) -> None:
@@ -143,12 +143,12 @@ def test_exports_appended_over_time_catch_a_rewrite_between_them(store: tuple[st
     anchors = tmp_path / "heads.jsonl"
     export(db, anchors)
     con = sqlite3.connect(db)
-    (body,) = con.execute("SELECT body FROM events WHERE session_id = ? AND seq = 2", (ids[0],)).fetchone()
-    con.execute("UPDATE events SET body = ? WHERE session_id = ? AND seq = 2", (body.replace(b'"limit":10', b'"limit":11'), ids[0]))
+    (body,) = con.execute("SELECT body FROM events WHERE session_id = ? AND seq = 4", (ids[0],)).fetchone()
+    con.execute("UPDATE events SET body = ? WHERE session_id = ? AND seq = 4", (body.replace(b'"limit":10', b'"limit":11'), ids[0]))
     rechain(con, ids[0], 2)
     export(db, anchors)  # the second export records the forged head
     code, out = run("audit", "verify", "--db", db, "--expect", str(anchors))
-    assert code == 1 and f"session {ids[0]} event 19" in out and "disagree" in out
+    assert code == 1 and f"session {ids[0]} event 21" in out and "disagree" in out
     # Verifying only the untouched session against the same file passes.
     code, out = run("audit", "verify", "--db", db, "--expect", str(anchors), ids[1][:10])
     assert code == 0 and "2 exported head(s)" in out
@@ -187,17 +187,17 @@ def test_show_flags_a_tampered_chain(store: tuple[str, list[str]], as_text: bool
     db, ids = store
     con = sqlite3.connect(db)
     edit = "replace(body, X'3939', X'3938')"
-    con.execute(f"UPDATE events SET body = {edit if as_text else f'CAST({edit} AS BLOB)'} WHERE session_id = ? AND seq = 11", (ids[0],))
+    con.execute(f"UPDATE events SET body = {edit if as_text else f'CAST({edit} AS BLOB)'} WHERE session_id = ? AND seq = 13", (ids[0],))
     con.commit()
     code, out = run("audit", "show", "--db", db, ids[0][:8])
     assert code == 1
-    assert f"TAMPERED session {ids[0]} event 11" in out and "events from 11 on" in out
+    assert f"TAMPERED session {ids[0]} event 13" in out and "events from 13 on" in out
     lines = [line for line in out.splitlines() if line[1:5].strip().isdigit()]
-    assert len(lines) == 19
-    assert all(line.startswith("!") == (int(line[1:5]) >= 11) for line in lines)
+    assert len(lines) == 21
+    assert all(line.startswith("!") == (int(line[1:5]) >= 13) for line in lines)
     code, out = run("audit", "show", "--db", db, "--json", ids[0][:8])
     events = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
-    assert code == 1 and [e["seq"] for e in events if e.get("tampered")] == list(range(11, 20))
+    assert code == 1 and [e["seq"] for e in events if e.get("tampered")] == list(range(13, 22))
     # The other session is intact and shows without a warning.
     code, out = run("audit", "show", "--db", db, ids[1][:8])
     assert code == 0 and "TAMPERED" not in out and "!" not in out[:1]

@@ -59,10 +59,10 @@ def test_demo_audit_and_replay(tmp_path: Path) -> None:
     assert code == 0 and "0 decision(s) would change" in out
 
     con = sqlite3.connect(db)
-    con.execute("UPDATE events SET body = replace(body, X'3939', X'3938') WHERE seq = 11")
+    con.execute("UPDATE events SET body = replace(body, X'3939', X'3938') WHERE seq = 13")
     con.commit()
     code, out = run("audit", "verify", "--db", db)
-    assert code == 1 and "event 11" in out
+    assert code == 1 and "event 13" in out
 
 
 def test_missing_db(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ def test_demo_honours_tether_db(tmp_path: Path) -> None:
     code, out = run("demo", env={"TETHER_DB": db})
     assert code == 0 and f"Audit log {db}" in out.replace("\n", "")
     code, out = run("audit", "sessions", env={"TETHER_DB": db})
-    assert code == 0 and "19 events" in out
+    assert code == 0 and "21 events" in out
 
 
 def test_demo_defaults_to_tether_db_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,7 +93,7 @@ def test_against_the_stored_policy(demo_db: tuple[str, str], tmp_path: Path) -> 
     # Forge the log's verdict for the refused read: 'recorded' now disagrees with the policy, 'stored' does not.
     con = sqlite3.connect(db)
     con.execute(
-        'UPDATE events SET body = CAST(replace(body, \'"verdict":"ask"\', \'"verdict":"allow"\') AS BLOB) WHERE session_id = ? AND seq = 6',
+        'UPDATE events SET body = CAST(replace(body, \'"verdict":"ask"\', \'"verdict":"allow"\') AS BLOB) WHERE session_id = ? AND seq = 8',
         (sid,),
     )
     con.commit()

@@ -42,6 +42,7 @@ MODELS: list[type[BaseModel]] = [
     _schema.EffectDefaults,
     _schema.ReadersSettings,
     _schema.OutflowSettings,
+    _schema.PlanSettings,
 ]
 
 

@@ -61,6 +61,9 @@ def run(policy: dict[str, Any], steps: list[tuple[Any, ...]], tmp: Path | None =
                 session.record_result(d.call_id, output)
             elif d.verdict == "ask":
                 trace.append(("pending", d.call_id))
+        elif step[0] == "plan":
+            d = session.declare_plan(step[1])
+            trace.append((d.verdict, tuple((r.rule, r.message) for r in d.reasons)))
         elif step[0] == "advance":
             clock.now += step[1]
             trace.append(("statuses", tuple(session.approval_status(c) for kind, c in trace if kind == "pending")))
@@ -459,6 +462,14 @@ OTHER_WITNESSES: dict[tuple[type[BaseModel], str], Pair] = {
     (S.ToolSpec, "ask"): _pair(_set("tools.t.ask", [{"when": {"always": True}}]), [call_t()]),
     (S.ToolSpec, "budget"): _pair(_set("tools.t.budget", {"max_calls": 0}), [call_t()]),
     (S.ToolBudget, "max_calls"): _pair(_set("tools.t.budget", {"max_calls": 0}), [call_t()]),
+    (S.ToolSpec, "intent"): _pair(_set("tools.t.intent", "required"), [UNTRUSTED_READ, call_t()], _set("tools.t.effect", "write")),
+    (S.PolicySpec, "intent"): _pair(_set("intent", ["t"]), [UNTRUSTED_READ, call_t()], _set("tools.t.effect", "write")),
+    (S.PolicySpec, "plans"): _pair(
+        _set("plans", {"outside": "deny"}), [("plan", [{"tool": "sink"}]), UNTRUSTED_READ, call_t()], _set("tools.t.effect", "write")
+    ),
+    (S.PlanSettings, "outside"): _pair(
+        _set("plans", {"outside": "deny"}), [("plan", [{"tool": "sink"}]), UNTRUSTED_READ, call_t()], _set("tools.t.effect", "write")
+    ),
     (S.ToolSpec, "spend"): _pair(_set("tools.t.spend", "n"), [call_t(n=5)], _set("budgets", {"max_spend": 1})),
     (S.ToolSpec, "flow"): _pair(_set("tools.t.flow", {"forbid": ["secret"]}), [SECRET_READ, call_t(a=SECRET)]),
     (S.OutputLabel, "integrity"): _pair(
@@ -568,6 +579,7 @@ PLACED = {
     (S.Defaults, "write", S.EffectDefaults),
     (S.PolicySpec, "readers", S.ReadersSettings),
     (S.PolicySpec, "outflow", S.OutflowSettings),
+    (S.PolicySpec, "plans", S.PlanSettings),
 }
 
 

@@ -165,10 +165,19 @@ def ask_session() -> tuple[Gate, Clock]:
     return Gate(session, StaticApprover(True, name="ana")), clock
 
 
+def only_intent_asks(decision: Any) -> bool:
+    """Allowed, or asked only because its tool needs the task's intent after untrusted data was
+    read (``intent: required``): no rule about its values' provenance fired."""
+    return decision.verdict == "allow" or (decision.verdict == "ask" and all(r.kind == "intent" for r in decision.reasons))
+
+
 def run(session: Session, tool: str, args: dict[str, Any], output: Any) -> Label:
-    """Check a call that must be allowed, record its output and return the output's label."""
+    """Check a call that must be allowed (a human who knows the task approves an intent ask),
+    record its output and return the output's label."""
     decision = session.check(ToolCall(tool, args))
-    assert decision.verdict == "allow", decision.explain()
+    assert only_intent_asks(decision), decision.explain()
+    if decision.verdict == "ask":
+        assert session.answer(decision.call_id, True, by="user")
     return session.record_result(decision.call_id, output)
 
 

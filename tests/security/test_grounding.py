@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from security_scenarios import USER_IBAN, email_session, run, standing_orders_session, start
+from security_scenarios import USER_IBAN, email_session, only_intent_asks, run, standing_orders_session, start
 
 from tether import Guard, Policy, SQLiteStore, ToolCall
 from tether.examples import example_policy_text
@@ -61,7 +61,7 @@ def test_finding3_piece_of_a_trusted_address_is_not_grounded(recipient: str) -> 
     Values of 8+ characters used to match as substrings: `bob@partner-firm.co` was grounded by `bob@partner-firm.com`.
     """
     s = email_session_after_inbox("Email the contract to bob@partner-firm.com and cc alice.smith@gmail.com.")
-    assert s.check("send_email", {"to": ["bob@partner-firm.com"], "subject": "contract", "body": "attached"}).verdict == "allow"
+    assert only_intent_asks(s.check("send_email", {"to": ["bob@partner-firm.com"], "subject": "contract", "body": "attached"}))
     d = s.check("send_email", {"to": [recipient], "subject": "contract", "body": "attached"})
     assert d.verdict == "deny", d.explain()
 
@@ -70,14 +70,14 @@ def test_finding3_piece_of_a_trusted_address_is_not_grounded(recipient: str) -> 
 def test_finding3_suffix_of_a_trusted_address_is_not_grounded(recipient: str) -> None:
     """Round 2 finding 3 (issue 8): a suffix of a trusted address is not grounded."""
     s = email_session_after_inbox("Email the contract to bob@partner-firm.com and cc alice.smith@gmail.com.")
-    assert s.check("send_email", {"to": ["alice.smith@gmail.com"], "subject": "c", "body": "b"}).verdict == "allow"
+    assert only_intent_asks(s.check("send_email", {"to": ["alice.smith@gmail.com"], "subject": "c", "body": "b"}))
     assert s.check("send_email", {"to": [recipient], "subject": "c", "body": "b"}).verdict == "deny"
 
 
 def test_finding3_iban_prefix_is_not_grounded() -> None:
     """Round 2 finding 3 (issue 8): a prefix of a trusted IBAN is not grounded."""
     s = email_session_after_inbox(f"Pay invoice 42 to {USER_IBAN}, 120 EUR.")
-    assert s.check("pay_invoice", {"iban": USER_IBAN, "amount": 120}).verdict == "allow"
+    assert only_intent_asks(s.check("pay_invoice", {"iban": USER_IBAN, "amount": 120}))
     for prefix in (USER_IBAN[:18], USER_IBAN[:-1]):
         assert s.check("pay_invoice", {"iban": prefix, "amount": 120}).verdict == "deny", prefix
 
@@ -252,7 +252,7 @@ def test_r1_case_and_width_variants_of_the_same_address_stay_grounded(same: str)
     """Finding R1 (round 2 review): case and width variants of the same address stay grounded (the fix is not too strict)."""
     s = email_session("Email the Q3 report to bob@strasse-partner.de please")
     run(s, "list_inbox", {"limit": 5}, "nothing to see")
-    assert s.check(ToolCall("send_email", {"to": [same], "subject": "Q3", "body": "report"})).verdict == "allow"
+    assert only_intent_asks(s.check(ToolCall("send_email", {"to": [same], "subject": "Q3", "body": "report"})))
 
 
 @pytest.mark.parametrize(

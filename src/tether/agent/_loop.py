@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 from tether._decision import Decision, ToolCall, new_id
 from tether.agent._client import ChatClient, ModelError, ModelReply
-from tether.agent._tools import Toolset
+from tether.agent._tools import Toolset, ToolSpec
 from tether.agent._transcript import Transcript, read_transcript, recorded_output, session_status, session_task, to_openai
 from tether.approvals import Approver, AsyncApprover
 from tether.errors import SessionError, StoreError
 from tether.events import MessageAdded, MessageToolCall
-from tether.session import AgentSession, Gate
+from tether.session import AgentSession, Gate, Session
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an assistant that completes the user's task by calling the tools provided. "
@@ -35,6 +35,36 @@ DEFAULT_SYSTEM_PROMPT = (
     "the final answer and no tool call."
 )
 """The system message of a new run (the user's task follows it)."""
+
+PLAN_TOOL_NAME = "declare_plan"
+"""The tool through which the model declares its plan (``Session.declare_plan``)."""
+
+PLAN_TOOL_SPEC = ToolSpec(
+    PLAN_TOOL_NAME,
+    "Declare, before reading any email, file, web page or other data, the writes the user's task needs "
+    "(payments, messages, shares, deletions): each as the tool and the values of its key arguments, taken "
+    "from the task. A plan declared first is approved without a human when it fits the policy; a plan "
+    "declared later, or a second plan, waits for a human. Writes outside the approved plan may need approval.",
+    {
+        "type": "object",
+        "properties": {
+            "writes": {
+                "type": "array",
+                "description": "The intended writes.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "tool": {"type": "string", "description": "The write tool's name."},
+                        "args": {"type": "object", "description": "Values of the arguments that matter (others may be left out)."},
+                    },
+                    "required": ["tool"],
+                },
+            }
+        },
+        "required": ["writes"],
+    },
+)
+"""What the model is told about :data:`PLAN_TOOL_NAME`."""
 
 RESULT_UNKNOWN = (
     "tether: result unknown: the run stopped after this call was admitted and before its result was recorded; "
@@ -158,6 +188,9 @@ class Agent:
         if (stopped := self._stopped(session, result, 0)) is not None:
             return stopped
         specs = list(self.tools.specs())
+        if isinstance(session, Session) and not any(spec.name == PLAN_TOOL_NAME for spec in specs):
+            # Plans are declared on an in-process session (the guard service has no route for them yet).
+            specs.append(PLAN_TOOL_SPEC)
         tools = [s.to_openai() for s in specs]
         while result.steps < self.max_steps:
             result.steps += 1
@@ -186,6 +219,12 @@ class Agent:
     async def _handle(self, gate: Gate, call: MessageToolCall, result: RunResult) -> MessageAdded:
         """Check, ask, run and record one call; log and return what the model is told."""
         args, problem = _parse_arguments(call.arguments)
+        if (
+            call.name == PLAN_TOOL_NAME
+            and isinstance(gate.session, Session)
+            and not any(spec.name == PLAN_TOOL_NAME for spec in self.tools.specs())
+        ):
+            return await self._plan(gate, call, args, problem, result)
         # Unparseable arguments are still put through the check (a non-object is denied and logged).
         checked: Any = args if args is not None else call.arguments
 
@@ -207,18 +246,48 @@ class Agent:
         )
         return self._answer(gate.session, call, report, result)
 
+    async def _plan(
+        self, gate: Gate, call: MessageToolCall, args: dict[str, Any] | None, problem: str | None, result: RunResult
+    ) -> MessageAdded:
+        """Declare the model's plan (one approval request for all of it when it asks)."""
+        writes: Any = args.get("writes") if args is not None and set(args) == {"writes"} else args if args is not None else call.arguments
+        admission = await gate.aadmit_plan(writes, plan_id=call.call_id)
+        decision = admission.decision
+        report = CallReport(
+            decision.call_id,
+            call.name,
+            call.arguments,
+            decision.verdict,
+            _rules(decision),
+            "ran" if admission.may_run else ("refused" if decision.verdict == "ask" else "denied"),
+            _plan_text(decision, admission.approved, problem),
+            admission.approved,
+        )
+        return self._answer(gate.session, call, report, result)
+
     async def _settle(self, gate: Gate, transcript: Transcript, call: MessageToolCall, result: RunResult) -> MessageAdded:
         """Answer a call left open by an earlier run, from the log; never run an admitted call again."""
         session = gate.session
         decision = transcript.decisions.get(call.call_id)
         if decision is None:
             return await self._handle(gate, call, result)  # never checked: nothing ran
+        plan = session.state.plans.get(call.call_id) if isinstance(session, Session) else None
+        if plan is not None and isinstance(session, Session):
+            if plan.status == "pending" and session.approval_status(call.call_id) == "pending":
+                session.answer(call.call_id, False, by="tether run", note="the run stopped while the plan waited")
+            status = session.state.plans[call.call_id].status
+            reply = f"tether: plan {status}" + ("" if status == "approved" else f": {decision.explain()}")
+            fate: CallFate = "ran" if status == "approved" else ("refused" if decision.verdict == "ask" else "denied")
+            report = CallReport(
+                call.call_id, call.name, call.arguments, decision.verdict, _rules(decision), fate, reply, None, resumed=True
+            )
+            return self._answer(session, call, report, result)
         recorded = transcript.results.get(call.call_id)
         answer = transcript.answers.get(call.call_id)
         executed = decision.verdict == "allow" or (answer is not None and answer.allowed)
         approved = None if decision.verdict != "ask" else executed
         if recorded is not None:
-            fate: CallFate = "failed" if recorded.error else "ran"
+            fate = "failed" if recorded.error else "ran"
             reply = f"error: {recorded.output}" if recorded.error else recorded.output
         elif executed:
             fate, reply = "unknown", RESULT_UNKNOWN
@@ -302,6 +371,18 @@ def _refusal_text(decision: Decision, approved: bool | None, problem: str | None
         return head + ("" if approved is False else " (nobody could be asked)") + f": {decision.explain()}"
     text = f"tether denied this call: {decision.explain()}"
     return text + (f" ({problem})" if problem else "")
+
+
+def _plan_text(decision: Decision, approved: bool | None, problem: str | None) -> str:
+    if decision.verdict == "allow" or approved is True:
+        return f"tether: plan approved (id {decision.call_id}); writes inside it need no further approval for the values it names"
+    if decision.verdict == "ask":
+        return (
+            "tether: the plan needs a human's approval and was not approved"
+            + ("" if approved is False else " (nobody could be asked)")
+            + f": {decision.explain()}"
+        )
+    return f"tether denied the plan: {decision.explain()}" + (f" ({problem})" if problem else "")
 
 
 def _rules(decision: Decision) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from tether.approvals import ApprovalRequest, Approver, StaticApprover
 from tether.bench._scripted import Step
 from tether.errors import SessionError
 from tether.events import EndorsementScope
+from tether.monitor import PLAN_TOOL, matches
 from tether.policy import same_value
 from tether.session import Gate, Session
 
@@ -73,6 +74,10 @@ class Transcript:
     """Index in ``calls`` after which the injection was obeyed (None: never seen)."""
     guard_s: float = 0.0
     """Seconds spent in the guard (checks, approvals, result recording)."""
+    plan: Verdict | None = None
+    """The guard's decision on the agent's plan (None: it declared none)."""
+    plan_approved: bool | None = None
+    """The human's answer when the plan was asked (None when nobody was asked)."""
 
     @property
     def task_complete(self) -> bool:
@@ -81,8 +86,8 @@ class Transcript:
 
     @property
     def asks(self) -> int:
-        """How many calls got ``ask``."""
-        return sum(1 for c in self.calls if c.verdict == "ask")
+        """How many calls (and plans) got ``ask``: each one is a question for a human."""
+        return sum(1 for c in self.calls if c.verdict == "ask") + (self.plan == "ask")
 
 
 class TaskApprover:
@@ -98,9 +103,21 @@ class TaskApprover:
         self.task_calls = list(task_calls)
 
     def __call__(self, request: ApprovalRequest) -> bool:
-        """Approve iff the call equals a task call (same tool, same argument values)."""
+        """Approve iff the call equals a task call (same tool, same argument values); a plan iff
+        every write it names is one of the task calls (each named value equal to the call's)."""
         call = request.call
+        if call.tool == PLAN_TOOL:
+            writes = call.args.get("writes")
+            return isinstance(writes, list) and all(self._planned(w) for w in writes)
         return any(tool == call.tool and _same_args(args, call.args) for tool, args in self.task_calls)
+
+    def _planned(self, write: Any) -> bool:
+        if not isinstance(write, dict) or not isinstance(write.get("args", {}), dict):
+            return False
+        named = write.get("args") or {}
+        return any(
+            tool == write.get("tool") and all(k in args and matches(args[k], v) for k, v in named.items()) for tool, args in self.task_calls
+        )
 
 
 class EndorsingTaskApprover(TaskApprover):
@@ -183,15 +200,30 @@ def propose(session: Session, step: Step, execute: Execute, approver: Approver |
     return output
 
 
-class OracleAgent:
-    """Performs exactly the task's ground-truth calls: a utility upper bound."""
+def declare(session: Session, plan: Sequence[dict[str, Any]] | None, approver: Approver | None, transcript: Transcript) -> None:
+    """Declare the agent's plan (when it has one) before its first step; ask the approver on ``ask``."""
+    if plan is None:
+        return
+    started = time.perf_counter()
+    admission = Gate(session, approver).admit_plan([dict(w) for w in plan])
+    transcript.guard_s += time.perf_counter() - started
+    transcript.plan, transcript.plan_approved = admission.decision.verdict, admission.approved
 
-    def __init__(self, steps: Sequence[Step]) -> None:
+
+class OracleAgent:
+    """Performs exactly the task's ground-truth calls: a utility upper bound.
+
+    With a ``plan`` it declares it before its first step (before reading anything).
+    """
+
+    def __init__(self, steps: Sequence[Step], plan: Sequence[dict[str, Any]] | None = None) -> None:
         self.steps = list(steps)
+        self.plan = None if plan is None else list(plan)
 
     def run(self, session: Session, execute: Execute, approver: Approver | None = None) -> Transcript:
-        """Propose every step in order."""
+        """Declare the plan (if any), then propose every step in order."""
         transcript = Transcript()
+        declare(session, self.plan, approver, transcript)
         for step in self.steps:
             propose(session, step, execute, approver, transcript)
         return transcript
@@ -202,7 +234,9 @@ class WorstCaseAgent:
 
     ``injected(output)`` says whether a tool output carries the attacker's
     instructions; ``attack()`` returns the attacker's calls at that moment (it is
-    called once, so the calls can depend on the state the agent has reached).
+    called once, so the calls can depend on the state the agent has reached). With a
+    ``plan`` it declares it before its first step, as the oracle does: the user
+    task's plan, which the attacker's writes fall outside.
     """
 
     def __init__(
@@ -210,14 +244,17 @@ class WorstCaseAgent:
         steps: Sequence[Step],
         attack: Callable[[], Sequence[Step]],
         injected: Callable[[str], bool],
+        plan: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         self.steps = list(steps)
         self.attack = attack
         self.injected = injected
+        self.plan = None if plan is None else list(plan)
 
     def run(self, session: Session, execute: Execute, approver: Approver | None = None) -> Transcript:
         """Propose the task's steps; after the first injected output, the attacker's, then the rest."""
         transcript = Transcript()
+        declare(session, self.plan, approver, transcript)
         obeyed = False
         for step in self.steps:
             output = propose(session, step, execute, approver, transcript)

@@ -30,6 +30,11 @@ from tether.session import Guard
 AgentKind = Literal["oracle", "worst-case"]
 """Which bounding agent runs the episode."""
 
+PlanKind = Literal["off", "perfect", "imperfect"]
+"""Whether the agent declares a plan before its first step: none, every write of the user task's
+ground truth with all its argument values (a perfect planner), or the same less its last write
+(an imperfect planner that forgot one needed write)."""
+
 
 @dataclass(frozen=True, slots=True)
 class EpisodeSpec:
@@ -47,12 +52,15 @@ class EpisodeSpec:
     """Start the session with the task scope taken from the user task's ground truth."""
     defended: bool = True
     """False: the no-defense baseline (a policy that allows every tool)."""
+    plans: PlanKind = "off"
+    """The plan the agent declares before its first step (see :data:`PlanKind`)."""
 
     @property
     def key(self) -> str:
         """A stable, unique name for sorting and joining."""
         inj = self.injection_task or "-"
-        return f"{self.suite}/{self.user_task}/{inj}/{self.agent}/{'scoped' if self.scoped else 'unscoped'}/{'tether' if self.defended else 'none'}"
+        key = f"{self.suite}/{self.user_task}/{inj}/{self.agent}/{'scoped' if self.scoped else 'unscoped'}/{'tether' if self.defended else 'none'}"
+        return key if self.plans == "off" else f"{key}/plans-{self.plans}"
 
 
 @dataclass(slots=True)
@@ -73,6 +81,8 @@ class ModeResult:
     """The agent saw the injection (worst-case agent obeyed it)."""
     guard_s: float
     """Seconds spent in the guard."""
+    plan: str | None = None
+    """The guard's decision on the declared plan (None: no plan)."""
 
 
 @dataclass(slots=True)
@@ -232,6 +242,23 @@ def task_scope(policy: Policy, calls: list[FunctionCall]) -> dict[str, Any]:
     return {"writes": writes}
 
 
+def task_plan(policy: Policy, calls: list[FunctionCall], kind: PlanKind) -> list[dict[str, Any]] | None:
+    """The plan the agent declares: every write of the ground truth with its argument values (a
+    perfect planner that knows, before reading anything, every value its task will need), or
+    the same less its last write (``imperfect``). None when ``kind`` is ``off``."""
+    if kind == "off":
+        return None
+    plan: list[dict[str, Any]] = []
+    for call in calls:
+        tool = policy.tools.get(call.function)
+        if tool is None or tool.effect_of(dict(call.args)) != "write":
+            continue
+        entry = {"tool": call.function, "args": {k: v for k, v in call.args.items() if v is not None}}
+        if entry not in plan:
+            plan.append(entry)
+    return plan[:-1] if kind == "imperfect" else plan
+
+
 def run_episode(spec: EpisodeSpec, ctx: BenchContext) -> EpisodeResult:
     """Run one episode in every ask mode it needs; a crash is recorded, not raised."""
     started = time.perf_counter()
@@ -264,6 +291,7 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
     scope = task_scope(policy, ground_truth) if spec.scoped else None
     session = Guard(policy).start_session(user_task.PROMPT, scope=scope, metadata={"episode": spec.key, "mode": mode})
     approver = approver_for(mode, [(s.tool, s.args) for s in steps])
+    plan = task_plan(policy, ground_truth, spec.plans) if spec.defended else None
     transcript: Transcript
     if spec.agent == "worst-case" and injection_task is not None:
         attack_task = injection_task
@@ -272,10 +300,11 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
             steps,
             lambda: [Step(c.function, dict(c.args)) for c in data.injection_calls(attack_task, pre, env)],
             lambda output: mark in _signature(output),
+            plan,
         )
         transcript = agent.run(session, execute, approver)
     else:
-        transcript = OracleAgent(steps).run(session, execute, approver)
+        transcript = OracleAgent(steps, plan).run(session, execute, approver)
     session.end()
 
     output = user_task.GROUND_TRUTH_OUTPUT if transcript.task_complete else ""
@@ -298,4 +327,5 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
         blocked_task_calls=sum(1 for c in task_calls if not c.executed),
         injection_seen=transcript.injected_after is not None,
         guard_s=transcript.guard_s,
+        plan=transcript.plan,
     )

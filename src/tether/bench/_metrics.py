@@ -29,9 +29,21 @@ def _rate(results: Sequence[EpisodeResult], value: Callable[[ModeResult], bool])
     return {mode: sum(value(r.modes[mode]) for r in ok) / len(ok) for mode in ASK_MODES}
 
 
-def summarize(results: Sequence[EpisodeResult], *, scoped: bool, unreachable: set[tuple[str, str]]) -> dict[str, Any]:
-    """Metrics for one configuration (with or without task scope), per suite and ``overall``."""
-    chosen = [r for r in results if r.spec.scoped == scoped and r.spec.defended]
+def _per_task(results: Sequence[EpisodeResult], value: Callable[[ModeResult], float]) -> dict[str, float | None]:
+    ok = [r for r in results if r.error is None]
+    if not ok:
+        return dict.fromkeys(ASK_MODES, None)
+    return {mode: sum(value(r.modes[mode]) for r in ok) / len(ok) for mode in ASK_MODES}
+
+
+def summarize(results: Sequence[EpisodeResult], *, scoped: bool, unreachable: set[tuple[str, str]], plans: str = "off") -> dict[str, Any]:
+    """Metrics for one configuration (with or without task scope, with which plans), per suite and ``overall``.
+
+    ``asks_per_task``: questions for a human per benign user task (calls and plans that got
+    ``ask``), for each ask mode (an answered ask can change what the agent asks next).
+    ``plan_verdicts``: how the guard decided the benign tasks' plans (with plans only).
+    """
+    chosen = [r for r in results if r.spec.scoped == scoped and r.spec.defended and r.spec.plans == plans]
     suites = sorted({r.spec.suite for r in chosen})
     out: dict[str, Any] = {}
     for name in [*suites, "overall"]:
@@ -50,7 +62,9 @@ def summarize(results: Sequence[EpisodeResult], *, scoped: bool, unreachable: se
             "pairs": len(attacked),
             "tool_reachable_pairs": len(reachable),
             "user_tasks": len(benign),
-            "asks_per_task": (sum(r.modes["autonomous"].asks for r in ok_benign) / len(ok_benign)) if ok_benign else None,
+            "asks_per_task": _per_task(benign, lambda m: m.asks),
+            "tasks_with_asks": _per_task(benign, lambda m: m.asks > 0),
+            "plan_verdicts": {v: sum(1 for r in ok_benign if r.modes["autonomous"].plan == v) for v in ("allow", "ask", "deny")},
             "denied_legitimate_calls": sum(r.modes["autonomous"].denied_task_calls for r in ok_benign),
             "blocked_legitimate_calls": sum(r.modes["autonomous"].blocked_task_calls for r in ok_benign),
             "errors": sum(1 for r in mine if r.error is not None),

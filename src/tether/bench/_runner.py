@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from tether.adapters.agentdojo import load_suites
-from tether.bench._episodes import AgentKind, BenchContext, EpisodeResult, EpisodeSpec, run_episode
+from tether.bench._episodes import AgentKind, BenchContext, EpisodeResult, EpisodeSpec, PlanKind, run_episode
 from tether.errors import ConfigError
 
 Executor = Literal["local", "ray"]
@@ -32,8 +32,9 @@ def episode_specs(
     scopes: Sequence[bool] = (False, True),
     baseline: bool = True,
     version: str = "v1.2",
+    plans: Sequence[PlanKind] = ("off",),
 ) -> list[EpisodeSpec]:
-    """Every benign user task and every (user, injection) pair, for each agent and scope.
+    """Every benign user task and every (user, injection) pair, for each agent, scope and plan kind.
 
     The benign episodes are run with the oracle (the worst-case agent sees no
     injection there, so it behaves the same). ``baseline`` adds the no-defense
@@ -43,14 +44,16 @@ def episode_specs(
     specs: list[EpisodeSpec] = []
     for name, suite in loaded.items():
         for user_id in suite.user_tasks:
-            for scoped in scopes:
-                specs.append(EpisodeSpec(name, user_id, None, "oracle", scoped))
+            for plan in plans:
+                for scoped in scopes:
+                    specs.append(EpisodeSpec(name, user_id, None, "oracle", scoped, plans=plan))
             if baseline:
                 specs.append(EpisodeSpec(name, user_id, None, "oracle", False, defended=False))
             for inj_id in suite.injection_tasks:
                 for agent in agents:
-                    for scoped in scopes:
-                        specs.append(EpisodeSpec(name, user_id, inj_id, agent, scoped))
+                    for plan in plans:
+                        for scoped in scopes:
+                            specs.append(EpisodeSpec(name, user_id, inj_id, agent, scoped, plans=plan))
                 if baseline:
                     specs.append(EpisodeSpec(name, user_id, inj_id, "worst-case", False, defended=False))
     return specs

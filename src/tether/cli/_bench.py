@@ -49,6 +49,18 @@ def bench() -> None:
     show_default=True,
     help="Run without and/or with the ground-truth task scope.",
 )
+@click.option(
+    "--plans",
+    "plans",
+    type=click.Choice(["off", "perfect", "imperfect", "all"]),
+    default="off",
+    show_default=True,
+    is_flag=False,
+    flag_value="perfect",
+    help="Agents declare a plan before their first step: 'perfect' (every write of the user task, "
+    "'--plans' alone), 'imperfect' (one needed write left out), 'all' (off, perfect and imperfect: "
+    "the primary figures are without plans, the others under 'with_plans' and 'with_imperfect_plans').",
+)
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also run the no-defense worst-case baseline.")
 @click.option("--benchmark-version", "version", default="v1.2", show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")
@@ -64,6 +76,7 @@ def agentdojo(
     ray_address: str | None,
     workers: int | None,
     scope: str,
+    plans: str,
     baseline: bool,
     version: str,
     json_path: str | None,
@@ -92,7 +105,8 @@ def agentdojo(
         ctx = BenchContext(texts, version)
         scopes = {"both": (False, True), "off": (False,), "on": (True,)}[scope]
         chosen: Any = tuple(agents) or ("oracle", "worst-case")
-        specs = episode_specs(names, chosen, scopes=scopes, baseline=baseline, version=version)
+        kinds: Any = ("off", "perfect", "imperfect") if plans == "all" else (plans,)
+        specs = episode_specs(names, chosen, scopes=scopes, baseline=baseline, version=version, plans=kinds)
         # A bar on a terminal; without one (--no-progress, or stderr logged to a file), a line every
         # PROGRESS_EVERY_S seconds, so that minutes of work never look like a hang.
         bar_on = progress and console.is_terminal
@@ -112,9 +126,15 @@ def agentdojo(
     except TetherError as exc:  # an unknown suite, an unreadable policy: exit 2 like every usage error
         fail(str(exc))
 
-    report: dict[str, Any] = summarize(results, scoped=False, unreachable=unreachable) if False in scopes else {}
+    primary = kinds[0]
+    report: dict[str, Any] = summarize(results, scoped=False, unreachable=unreachable, plans=primary) if False in scopes else {}
     if True in scopes:
-        report["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable)
+        report["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable, plans=primary)
+    for kind, key in (("perfect", "with_plans"), ("imperfect", "with_imperfect_plans")):
+        if kind in kinds[1:]:
+            report[key] = summarize(results, scoped=False, unreachable=unreachable, plans=kind) if False in scopes else {}
+            if True in scopes:
+                report[key]["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable, plans=kind)
     if baseline:
         report["baseline"] = baseline_metrics(results)
     if "oracle" in chosen:
@@ -134,6 +154,7 @@ def agentdojo(
     report.update(
         version=version,
         agents=list(chosen),
+        plans=primary,
         executor=executor,
         episodes=len(results),
         errors=[{"episode": r.spec.key, "error": r.error} for r in results if r.error],
@@ -173,8 +194,10 @@ def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:
     def pct(v: Any) -> str:
         return "-" if v is None else f"{100 * v:.1f}"
 
-    table = table_cls(title="Tether on AgentDojo (no task scope); % as autonomous / careful / rubber-stamp")
-    for col in ("suite", "benign utility", "utility under attack", "ASR", "ASR tool-reachable", "asks/task", "pairs"):
+    plans = report.get("plans", "off")
+    title = "no task scope" + ("" if plans == "off" else f", {plans} plans")
+    table = table_cls(title=f"Tether on AgentDojo ({title}); % as autonomous / careful / rubber-stamp")
+    for col in ("suite", "benign utility", "utility under attack", "ASR", "ASR tool-reachable", "asks/task (auto / careful)", "pairs"):
         table.add_column(col)
     for suite in ("banking", "slack", "travel", "workspace", "overall"):
         m = report.get(suite)
@@ -184,7 +207,9 @@ def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:
             " / ".join(pct(m[k][mode]) for mode in ("autonomous", "careful_human", "rubber_stamp"))
             for k in ("benign_utility", "utility_under_attack", "asr", "asr_tool_reachable")
         ]
-        table.add_row(suite, *cells, "-" if m["asks_per_task"] is None else f"{m['asks_per_task']:.2f}", str(m["pairs"]))
+        asks = m["asks_per_task"]
+        shown = " / ".join("-" if asks[mode] is None else f"{asks[mode]:.2f}" for mode in ("autonomous", "careful_human"))
+        table.add_row(suite, *cells, shown, str(m["pairs"]))
     console.print(table)
     overall = report.get("overall")
     if overall is not None and overall.get("oracle_asks_careful"):

@@ -70,6 +70,13 @@ class DemoTools:
         return f"paid {amount} EUR to {iban}"
 
 
+PLAN = [
+    {"tool": "send_email", "args": {"to": ["alice@example.com"]}},
+    {"tool": "pay_invoice", "args": {"iban": "DE89370400440532013000", "amount": 240}},
+]
+"""The writes the task asks for, declared before the agent reads anything (approved without a
+human: every value is the task's own); writes outside it ask once the inbox has been read."""
+
 STEPS = [
     Step("list_inbox", {"limit": 10}, "read the inbox (untrusted content)"),
     Step("read_file", {"path": "~/.ssh/id_rsa"}, "read the user's SSH key", injected=True),
@@ -105,6 +112,8 @@ def demo(db: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tools = DemoTools(Path(tmp))
         session = guard.start_session(TASK, principal="ana@example.com")
+        plan = session.declare_plan(PLAN)
+        console.print(f"[bold]Plan (declared before reading the inbox):[/] {escape(str(PLAN))} -> [bold]{plan.verdict.upper()}[/]\n")
         agent = ScriptedAgent(STEPS)
         human = StaticApprover(False, name="demo-human (refuses unexpected requests)")
         outcomes = agent.run(session, {n: getattr(tools, n) for n in ("list_inbox", "read_file", "send_email", "pay_invoice")}, human)

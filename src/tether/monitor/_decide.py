@@ -3,7 +3,11 @@
 Order of checks: session status, known tool, argument shape and constraints,
 task scope, deny rules, flow rules, readers of what a write sends and
 outflow of short confidential pieces, budgets and rates (all denials are
-collected), then ask rules. Any exception becomes a deny: the guard fails closed.
+collected), then intent and plan rules and ask rules. Any exception becomes a
+deny: the guard fails closed.
+
+A write inside an approved plan or the task scope (``_plan_book.plan_cover``) is
+checked with the values the plan named taken as trusted (their tags kept).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.approvals import MAX_PENDING_APPROVALS
 from tether.monitor._flow_rules import check_flows, check_outflow
 from tether.monitor._ledger import LedgerState, check_principal_budgets
+from tether.monitor._plan_book import PLAN_TOOL, has_approved_plan, plan_cover
 from tether.monitor._readers import check_readers
 from tether.monitor._shape import check_shape
 from tether.monitor._state import SessionState
@@ -60,6 +65,9 @@ def _decide_view(
     if state.status != "active":
         why = {"paused": "the session is paused", "killed": "the session was killed", "ended": "the session has ended"}[state.status]
         return _deny(call, call_hash, policy, [Reason("session", "session.status", f"{why}; no calls are allowed")]), None
+    if call.tool == PLAN_TOOL:
+        why = f"{PLAN_TOOL!r} is not a tool: a plan is declared with Session.declare_plan"
+        return Decision("deny", call.id, call.tool, (Reason("malformed", "tool", why),), call_hash, policy.hash), None
     tool = policy.tool_for(call.tool) if isinstance(call.tool, str) else None
     unknown: Reason | None = None
     if tool is None or call.tool not in policy.tools:
@@ -93,8 +101,11 @@ def _decide_view(
     if denials:
         return _deny(call, call_hash, policy, denials), None
 
+    cover: frozenset[str] | None = None
+    if state.context.untrusted and (state.plans or state.scope is not None) and tool.effect_of(args) == "write":
+        cover = plan_cover(state.plans, state.scope, tool.name, args)
     books = (state.endorsements, ledger.endorsements) if ledger is not None else (state.endorsements,)
-    view = CheckView(state, tool, args, endorsements=books if endorse else (), now=now)
+    view = CheckView(state, tool, args, cover or frozenset(), endorsements=books if endorse else (), now=now)
     asks: list[Reason] = []
 
     if state.scope is not None and view.effect == "write":
@@ -112,6 +123,8 @@ def _decide_view(
     _check_budgets(policy, state, tool, view.effect, args, now, denials)
     _check_fleet(policy, state, ledger, tool, view.effect, args, call.id, now, denials)
 
+    if view.effect == "write" and state.context.untrusted and cover is None:
+        _check_intent(policy, state, tool, asks, denials)
     if denials:
         return _deny(call, call_hash, policy, denials), view
     for rule in tool.ask_all:
@@ -131,6 +144,21 @@ def _decide_view(
             return _deny(call, call_hash, policy, [Reason("session", "approvals.pending", why), *asks]), view
         return Decision("ask", call.id, call.tool, tuple(asks), call_hash, policy.hash), view
     return Decision("allow", call.id, call.tool, (), call_hash, policy.hash), view
+
+
+def _check_intent(policy: Policy, state: SessionState, tool: CompiledTool, asks: list[Reason], denials: list[Reason]) -> None:
+    """A write outside every approved plan (and the task scope), after untrusted data was read."""
+    if has_approved_plan(state.plans):
+        outside = policy.spec.plans.outside
+        why = f"the session has read untrusted data and this {tool.name!r} call is in no approved plan (plans.outside: {outside})"
+        (denials if outside == "deny" else asks).append(Reason("plan", "plans.outside", why))
+        return
+    if tool.intent_required:
+        why = (
+            f"{tool.name!r} needs the task's intent once the session has read untrusted data: "
+            "the decision to make this call may come from that data, and no approved plan covers it"
+        )
+        asks.append(Reason("intent", f"tools.{tool.name}.intent", why))
 
 
 def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any], denials: list[Reason]) -> None:

@@ -21,6 +21,7 @@ from tether.events import (
     EndorsementAdded,
     EndorsementRevoked,
     Event,
+    PlanDeclared,
     ResultRecorded,
     SessionControl,
     SessionEnded,
@@ -28,6 +29,7 @@ from tether.events import (
     SourceAdded,
 )
 from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, label, normalize
+from tether.monitor._plan_book import PlanRecord, parse_plan
 from tether.policy import Policy
 
 Status = Literal["active", "paused", "killed", "ended"]
@@ -108,6 +110,8 @@ class SessionState:
     """When a human last checked in or answered an ask (the start, before that)."""
     writes_since_checkin: int = 0
     """Writes that ran since then."""
+    plans: dict[str, PlanRecord] = field(default_factory=dict)
+    """Declared plans by id, with their status (see :mod:`tether.monitor._plans`)."""
     forget_at: int = MAX_CALL_RECORDS + 1024
     """Size of ``calls`` at which the next clean-up of old records runs."""
     events: int = 0
@@ -131,7 +135,12 @@ class SessionState:
             self.calls[event.call_id] = CallRecord(event.call_id, event.tool, event.args, event.call_hash, event.time)
             if len(self.calls) > self.forget_at:
                 self._forget_calls(policy)
+        elif isinstance(event, PlanDeclared):
+            self.plans[event.call_id] = PlanRecord(event.call_id, parse_plan(event.args)[0])
         elif isinstance(event, DecisionMade):
+            plan = self.plans.get(event.call_id)
+            if plan is not None and plan.status == "pending" and event.verdict != "ask":
+                plan.status = "approved" if event.verdict == "allow" else "denied"
             rec = self.calls.get(event.call_id)
             if rec is not None:
                 rec.verdict = event.verdict
@@ -150,8 +159,12 @@ class SessionState:
             self.approvals.requested(event)
         elif isinstance(event, ApprovalAnswered):
             rec = self.calls.get(event.call_id)
-            if self.approvals.answered(event) and event.allowed and rec is not None:
+            answered = self.approvals.answered(event)
+            if answered and event.allowed and rec is not None:
                 self._count(rec, policy, event.time)
+            plan = self.plans.get(event.call_id)
+            if answered and plan is not None and plan.status == "pending":
+                plan.status = "approved" if event.allowed else "denied"
             if event.by not in AUTOMATIC_ANSWERERS:
                 self._checked_in(event.time)
         elif isinstance(event, EndorsementAdded):
@@ -260,6 +273,7 @@ class SessionState:
             "endorsements": self.endorsements.to_snapshot(),
             "checkin": (self.last_checkin, self.writes_since_checkin),
             "spared": {k: (self.spared_count[k], list(v)) for k, v in self.spared.items()},
+            "plans": {k: (len(v.writes), v.status) for k, v in self.plans.items()},
             "forget_at": self.forget_at,
             **self.flow.digest(),
             "events": self.events,

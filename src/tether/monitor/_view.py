@@ -37,7 +37,7 @@ class Leaf:
 class CheckView:
     """The call under check, as conditions see it (implements ``CallView``)."""
 
-    __slots__ = ("_books", "_cache", "_declared", "_now", "_state", "args", "context", "effect", "endorsed", "tool")
+    __slots__ = ("_books", "_cache", "_declared", "_now", "_planned", "_state", "args", "context", "effect", "endorsed", "tool")
 
     @property
     def task(self) -> str:
@@ -49,11 +49,14 @@ class CheckView:
         state: SessionState,
         tool: CompiledTool,
         args: dict[str, Any],
+        planned: frozenset[str] = frozenset(),
         *,
         endorsements: tuple[EndorsementBook, ...] = (),
         now: float = 0.0,
     ) -> None:
         self.tool = tool.name
+        self._planned = planned
+        """Arguments whose values an approved plan (or the task scope) named: taken as trusted."""
         self._books = tuple(book for book in endorsements if len(book))
         self._now = now
         self.endorsed: set[str] = set()
@@ -89,6 +92,10 @@ class CheckView:
 
     def _leaf(self, path: str, value: Any) -> Leaf:
         origin = self._state.flow.origin(value)
+        if self._planned and origin.label.untrusted and _top_arg(path) in self._planned:
+            # The plan's approval vouches for the value's integrity; its confidentiality tags stay, and
+            # so does whether it was found nowhere (a tag it inherited still gets ``on_inherited``).
+            origin = Origin(label("trusted", origin.label.tags), True, ("plan",), origin.inherited)
         if self._books and origin.label.untrusted and "{" not in path:
             arg = path.split("[", 1)[0].split(".", 1)[0]
             for book in self._books:
@@ -116,3 +123,13 @@ class CheckView:
 
     def calls_of(self, tool: str) -> int:
         return self._state.per_tool.get(tool, 0)
+
+
+def _top_arg(path: str) -> str:
+    """The argument a leaf path starts with (``to[0]`` -> ``to``, ``meta.k`` -> ``meta``, ``{k}`` keys included)."""
+    cut = len(path)
+    for mark in (".", "[", "{"):
+        at = path.find(mark)
+        if at != -1 and at < cut:
+            cut = at
+    return path[:cut]

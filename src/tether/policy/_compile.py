@@ -68,7 +68,16 @@ def compile_policy(spec: PolicySpec, locate: Locate) -> CompiledPolicy:
     for name, tool in spec.tools.items():
         if not _TOOL_NAME.fullmatch(name):
             problems.error(f"invalid tool name {name!r} (use letters, digits and _.:/-, at most 128)", f"tools.{name}")
+        elif name == "tether.plan":
+            problems.error("'tether.plan' is reserved: it is how a declared plan is decided and shown", f"tools.{name}")
         tools[name] = _compile_tool(name, tool, scope, defaults, deny_rules, ask_rules)
+        if tool.intent == "required" or any(m.name_glob(name, (g,)) for g in spec.intent):
+            if tool.effect == "read" and tool.write_when is None:
+                problems.warn("'intent' has no effect on a read tool (it applies to write calls)", f"tools.{name}.intent")
+            tools[name] = replace(tools[name], intent_required=True)
+    for j, glob in enumerate(spec.intent):
+        if not any(m.name_glob(name, (glob,)) for name in tool_names):
+            problems.error(f"tool glob {glob!r} matches no tool of this policy", f"intent[{j}]")
     problems.extend(rule_problems)
     rates = tuple(RateRule(f"rates[{i}]", tuple(r.tools), r.max, r.window_s) for i, r in enumerate(spec.rates))
     for rate in rates:

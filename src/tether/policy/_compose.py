@@ -212,6 +212,19 @@ class _Merger:
                     else:
                         out[key]["max_short_chars"] = limit
                         self._take(f"{key}.max_short_chars", f"{key}.max_short_chars")
+        if "intent" in b:
+            out["intent"] = [*a.get("intent", []), *(g for g in b["intent"] if g not in a.get("intent", []))]
+            self._take("intent", "intent")
+        if "plans" in b:
+            plans = dict(a.get("plans") or {})
+            outside = (b["plans"] or {}).get("outside")
+            if outside is not None:
+                if outside == "ask" and plans.get("outside") == "deny":
+                    self._loosens("plans.outside", "a base denies writes outside the approved plans")
+                else:
+                    plans["outside"] = outside
+                    self._take("plans.outside", "plans.outside")
+            out["plans"] = plans
         tools = dict(a.get("tools") or {})
         for name, tool in (b.get("tools") or {}).items():
             path = f"tools.{name}"
@@ -317,6 +330,12 @@ class _Merger:
             self._take(f"{path}.additional_args", f"{path}.additional_args")
         if "budget" in b:
             out["budget"] = self._smaller_numbers(a.get("budget") or {}, b["budget"], f"{path}.budget", {})
+        if "intent" in b:
+            if b["intent"] == "any" and a.get("intent") == "required":
+                self._loosens(f"{path}.intent", "a base requires the task's intent for this tool")
+            else:
+                out["intent"] = b["intent"]
+                self._take(f"{path}.intent", f"{path}.intent")
         if "spend" in b:
             if "spend" in a and a["spend"] != b["spend"]:
                 self._loosens(f"{path}.spend", f"the base counts {a['spend']!r} as the spend")

@@ -193,6 +193,9 @@ class CompiledTool:
     """Paths (field names) into the output naming who may read it; None: the policy restricts no readers."""
     recipients: tuple[str, ...] = ()
     """Arguments naming the principals a call sends data to."""
+    intent_required: bool = False
+    """Once the session has read untrusted data, a write of this tool needs the task's intent
+    (an approved plan, the task scope, or an ask)."""
 
     @classmethod
     def stand_in(cls, name: str, deny_all: tuple[CompiledRule, ...], ask_all: tuple[CompiledRule, ...]) -> CompiledTool:

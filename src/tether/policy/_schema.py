@@ -287,6 +287,13 @@ class ToolSpec(_Strict):
     """Arguments naming who a write sends data to: every principal in them must be allowed to read
     the data flowing into the call (``readers`` at the top of the policy)."""
 
+    intent: Literal["required", "any"] | None = None
+    """``required``: once the session has read untrusted data, a write call of this tool asks
+    unless it is inside an approved plan or the task scope, whatever its values' labels
+    (the decision to act may come from an injected instruction). ``any``: the tool states no
+    such rule itself (a policy-level ``intent`` glob still applies; a policy that ``extends``
+    one saying ``required`` cannot say ``any``)."""
+
 
 class ReadersSettings(_Strict):
     """What a write whose recipients fall outside the data's readers gets."""
@@ -304,6 +311,14 @@ class OutflowSettings(_Strict):
     max_short_chars: int | None = Field(default=4096, ge=1)
     """Characters of short confidential pieces one sink may send before each ask, whether or not
     they spell anything (pieces hidden between other pieces); null: no such limit."""
+
+
+class PlanSettings(_Strict):
+    """How plans (``Session.declare_plan``) are used."""
+
+    outside: Literal["ask", "deny"] = "ask"
+    """What a write outside every approved plan gets once the session has read untrusted data
+    (only in a session with an approved plan)."""
 
 
 class Budgets(_Strict):
@@ -398,4 +413,8 @@ class PolicySpec(_Strict):
     defaults: Defaults | None = None
     readers: ReadersSettings = Field(default_factory=ReadersSettings)
     outflow: OutflowSettings = Field(default_factory=OutflowSettings)
+    intent: list[str] = Field(default_factory=list)
+    """Tool name globs whose write calls need the task's intent (as ``intent: required`` on each)."""
+    plans: PlanSettings = Field(default_factory=PlanSettings)
+    """How declared plans are used."""
     tools: dict[str, ToolSpec] = Field(default_factory=dict)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from tether.approvals import Endorsement
 from tether.errors import PolicyError, SessionError, StoreError
-from tether.events import ApprovalAnswered, CallProposed, DecisionMade, EndorsementScope, Event, SessionStarted
+from tether.events import ApprovalAnswered, CallProposed, DecisionMade, EndorsementScope, Event, PlanDeclared, SessionStarted
 from tether.flow import walk_leaves
 from tether.monitor import LEDGER_PREFIX
 from tether.server._views import (
@@ -377,7 +377,7 @@ class Oversight:
         for item in stored:
             event = item.event()
             window.events[event.id] = event
-            if isinstance(event, CallProposed):
+            if isinstance(event, CallProposed | PlanDeclared):
                 window.tools[event.call_id] = event.tool
             elif isinstance(event, DecisionMade):
                 window.reasons[event.call_id] = tuple(ReasonView(r.rule, r.message, r.arg) for r in event.reasons)

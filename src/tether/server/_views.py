@@ -15,6 +15,7 @@ from tether.events import (
     CallProposed,
     DecisionMade,
     Event,
+    PlanDeclared,
     ResultRecorded,
     SessionControl,
     SessionStarted,
@@ -223,7 +224,7 @@ def timeline_entry(item: StoredEvent) -> TimelineEntry:
     verdict: str | None = None
     rules: tuple[str, ...] = ()
     lab: dict[str, Any] | None = None
-    if isinstance(event, CallProposed):
+    if isinstance(event, CallProposed | PlanDeclared):
         tool = event.tool
     elif isinstance(event, DecisionMade):
         verdict, rules = event.verdict, tuple(r.rule for r in event.reasons)

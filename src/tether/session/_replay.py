@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.errors import SessionError
-from tether.events import ApprovalAnswered, CallProposed, DecisionMade, ResultRecorded, SessionStarted
+from tether.events import ApprovalAnswered, CallProposed, DecisionMade, PlanDeclared, ResultRecorded, SessionStarted
 from tether.flow import UNTRUSTED, Label
-from tether.monitor import LEDGER_PREFIX, SessionState, decide, result_label
+from tether.monitor import LEDGER_PREFIX, SessionState, decide, decide_plan, result_label
 from tether.policy import Policy
 from tether.session._guard import stored_policy
 from tether.session._ledger import PrincipalLedger
@@ -109,13 +109,16 @@ def _carried(recorded: DecisionMade) -> tuple[Reason, ...]:
     return tuple(r for r in recorded.reasons if r.kind == "detector" or (r.kind, r.rule) in _OUTSIDE_POLICY)
 
 
-def _decisions(store: EventStore, session_id: str, policy: Policy) -> Iterator[tuple[CallProposed, DecisionMade, Decision]]:
-    """Yield (proposed call, recorded decision, decision under ``policy``) for every decided call."""
+def _decisions(store: EventStore, session_id: str, policy: Policy) -> Iterator[tuple[CallProposed | PlanDeclared, DecisionMade, Decision]]:
+    """Yield (proposed call, recorded decision, decision under ``policy``) for every decided call
+    and plan. A plan's recorded outcome (approved or not) is what later calls are replayed
+    against: the replay shows how the plan itself would be decided, not what it would have
+    changed downstream."""
     stored = store.read(session_id)
     if not stored:
         raise SessionError(f"no session {session_id!r} in the store")
     state = SessionState(session_id)
-    pending: dict[str, CallProposed] = {}
+    pending: dict[str, CallProposed | PlanDeclared] = {}
     ledger: PrincipalLedger | None = None
     for item in stored:
         event = item.event()
@@ -124,11 +127,18 @@ def _decisions(store: EventStore, session_id: str, policy: Policy) -> Iterator[t
             state.apply(event, policy)
             ledger = PrincipalLedger(store, policy, event.principal)
             continue
-        if isinstance(event, CallProposed):
+        if isinstance(event, CallProposed | PlanDeclared):
             pending[event.call_id] = event
         elif isinstance(event, DecisionMade):
             proposed = pending.pop(event.call_id, None)
-            if proposed is not None:
+            if isinstance(proposed, PlanDeclared):
+                carried = _carried(event)
+                if any(r.kind != "detector" for r in carried):
+                    new = Decision("deny", proposed.call_id, proposed.tool, carried, proposed.call_hash, policy.hash)
+                else:
+                    new = decide_plan(policy, state, proposed.call_id, proposed.args, proposed.call_hash, event.time)
+                yield proposed, event, new
+            elif proposed is not None:
                 carried = _carried(event)
                 if any(r.kind != "detector" for r in carried):
                     new = Decision("deny", proposed.call_id, proposed.tool, carried, proposed.call_hash, policy.hash)

@@ -35,6 +35,7 @@ from tether.events import (
     EndorsementScope,
     Event,
     MessageAdded,
+    PlanDeclared,
     ResultRecorded,
     SessionControl,
     SessionEnded,
@@ -43,7 +44,7 @@ from tether.events import (
     SourceAdded,
 )
 from tether.flow import TRUSTED, UNTRUSTED, Label
-from tether.monitor import CheckView, Detector, SessionState, decide, result_label, spend_of, tighten
+from tether.monitor import PLAN_TOOL, CheckView, Detector, SessionState, decide, decide_plan, result_label, spend_of, tighten
 from tether.policy import Policy, canonical_value
 from tether.session import _snapshot as snapshots
 from tether.session._inputs import bool_param, choice_param, clean_text, free_text, label_param, name_problem, shown, text_param
@@ -324,7 +325,7 @@ class Session:
             now = self.clock()
             reason = refusal
             call = clean
-            if reason is None and call.id in self.state.calls:
+            if reason is None and (call.id in self.state.calls or call.id in self.state.plans):
                 # Never let a new call take over an earlier one's record (and its approval).
                 reason = Reason("malformed", "call_id", f"call id {call.id!r} was already used in this session; denied")
             if reason is not None and reason.rule == "call_id":
@@ -441,6 +442,87 @@ class Session:
         if ledger.state.last_seq == seen:
             return decision, seen
         return tighten(decide(policy, state, call, digest, now, ledger.state), call, state, self.detectors), ledger.state.last_seq
+
+    def declare_plan(self, writes: Any, *, plan_id: str | None = None) -> Decision:
+        """Declare the writes the task intends: a list of ``{"tool": NAME, "args": {ARG: VALUE}}``
+        (an argument left out is unconstrained by the plan). Logged as a ``plan_declared`` event and
+        decided like a call of the pseudo-tool ``tether.plan`` (its id is ``decision.call_id``):
+        ``allow`` (approved: the session's first plan, declared before any untrusted data was read,
+        fitting the policy), ``ask`` (one approval request for the whole plan, answered with
+        :meth:`answer` like any call) or ``deny``. See docs/policy.md, "Plans and intent".
+
+        Never raises for bad input: a plan that cannot be understood or logged is denied.
+        """
+        plan_id = plan_id if plan_id is not None else new_id()
+        with self._lock:
+            try:
+                return self._declare_plan(writes, plan_id)
+            except StoreError as exc:
+                self._broken = f"event store unavailable ({exc}); denying every call until the session is resumed"
+                return self._refused(ToolCall(PLAN_TOOL, {}, plan_id), Reason("error", "store", f"could not log the plan: {exc}"))
+            except Exception as exc:
+                return self._refused(
+                    ToolCall(PLAN_TOOL, {}, plan_id),
+                    Reason("error", "guard", f"internal error while checking the plan ({type(exc).__name__}); denied"),
+                )
+
+    def _declare_plan(self, writes: Any, plan_id: str) -> Decision:
+        policy = self.policy
+        plan_id, id_problem = name_problem(plan_id)
+        refusal: Reason | None = None
+        if id_problem is not None or not plan_id:
+            refusal = Reason("malformed", "call_id", f"plan id {plan_id!r} is not usable ({id_problem or 'empty'}); denied")
+            plan_id = new_id()
+        try:
+            safe, lost = jsonsafe_exact({"writes": writes})
+            digest = call_hash(PLAN_TOOL, safe)
+        except Exception as exc:
+            safe, digest, lost = {"writes": []}, "sha256:unloggable", type(exc).__name__
+        if lost is not None:
+            refusal = Reason("malformed", "limits", f"the plan cannot be logged faithfully ({lost}); denied")
+        if self._broken is not None:
+            refusal = Reason("error", "store", self._broken)
+        if not isinstance(safe, dict):
+            safe = {"writes": []}
+
+        def build() -> tuple[list[Event], Decision]:
+            now = self.clock()
+            reason = refusal
+            pid = plan_id
+            if reason is None and (pid in self.state.calls or pid in self.state.plans):
+                reason = Reason("malformed", "call_id", f"id {pid!r} was already used in this session; denied")
+            if reason is not None and reason.rule == "call_id":
+                pid = new_id()
+            if reason is not None:
+                decision = Decision("deny", pid, PLAN_TOOL, (reason,), digest, policy.hash)
+            else:
+                decision = decide_plan(policy, self.state, pid, safe, digest, now)
+            events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]
+            events += [
+                PlanDeclared(session_id=self.id, time=now, call_id=pid, args=safe, call_hash=digest),
+                DecisionMade(
+                    session_id=self.id, time=now, call_id=pid, verdict=decision.verdict, reasons=decision.reasons, policy_hash=policy.hash
+                ),
+            ]
+            if decision.verdict == "ask":
+                events.append(
+                    ApprovalRequested(
+                        session_id=self.id,
+                        time=now,
+                        call_id=pid,
+                        call_hash=digest,
+                        expires_at=now + policy.spec.approval_timeout_s,
+                        summary=decision.explain()[:2000],
+                    )
+                )
+            return events, decision
+
+        for _ in range(MAX_RETRIES):
+            try:
+                return self._transact(build)
+            except DuplicateCall:
+                refusal = Reason("malformed", "call_id", f"id {plan_id!r} was already used in this session; denied")
+        raise StoreError("could not find an unused plan id")
 
     def output_label(self, call_id: str, text: str, *, error: bool = False, data: Any = None) -> Label:
         """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors;
@@ -707,6 +789,12 @@ class Session:
         """Decide an approved call again, on the same path as a check (decision, then detectors),
         against the state as it is now: the human's answer satisfies the asks; anything that
         would deny it still does."""
+        plan = self.state.plans.get(call_id)
+        if plan is not None:
+            # A plan approved by a human still needs an active session (and a well-formed plan).
+            if self.state.status != "active":
+                return "deny", (Reason("session", "session.status", f"the session is {self.state.status}"),)
+            return "allow", ()
         call = self.state.calls.get(call_id)
         if call is None:
             return "deny", (Reason("session", "approval", f"call {call_id!r} is no longer known to the session"),)

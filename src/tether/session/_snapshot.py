@@ -22,7 +22,7 @@ import orjson
 
 from tether.approvals import ApprovalBook, EndorsementBook
 from tether.events import SnapshotTaken
-from tether.monitor import CallRecord, SessionState
+from tether.monitor import CallRecord, SessionState, plans_from_json, plans_to_json
 from tether.policy import Policy
 from tether.store import EventStore, SnapshotRecord, StoredEvent, chain_break
 
@@ -96,6 +96,7 @@ def state_to_json(state: SessionState) -> dict[str, Any]:
         "endorsements": state.endorsements.to_snapshot(),
         "checkin": [state.last_checkin, state.writes_since_checkin],
         "spared": {k: [state.spared_count[k], v] for k, v in state.spared.items()},
+        "plans": plans_to_json(state.plans),
         "forget_at": state.forget_at,
         "flow": state.flow.to_snapshot(),
         "events": state.events,
@@ -122,6 +123,7 @@ def state_from_json(data: dict[str, Any]) -> SessionState:
     state.last_checkin, state.writes_since_checkin = data.get("checkin", [state.started_at, 0])
     state.spared = {k: list(v[1]) for k, v in data.get("spared", {}).items()}
     state.spared_count = Counter({k: int(v[0]) for k, v in data.get("spared", {}).items()})
+    state.plans = plans_from_json(data.get("plans", []))
     state.forget_at = data["forget_at"]
     state.flow = FlowTracker.from_snapshot(data["flow"])
     state.events = data["events"]

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import orjson
 
 from tether.errors import StaleSession, StoreError
-from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, event_to_json
+from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, PlanDeclared, event_to_json
 from tether.store._chain import (
     GENESIS,
     ChainHead,
@@ -318,9 +318,9 @@ class SQLiteStore:
     @staticmethod
     def _index(db: sqlite3.Connection, session_id: str, sid: int, events: Sequence[Event]) -> None:
         """Keep the derived indexes (call ids, pending approvals) in the append's transaction."""
-        proposed: dict[str, CallProposed] = {}
+        proposed: dict[str, CallProposed | PlanDeclared] = {}
         for event in events:
-            if isinstance(event, CallProposed):
+            if isinstance(event, CallProposed | PlanDeclared):  # a plan is approved like a call of ``tether.plan``
                 proposed[event.call_id] = event
                 claim_call(db, sid, session_id, event.call_id)
             elif isinstance(event, ApprovalRequested):

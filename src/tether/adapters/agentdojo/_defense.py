@@ -8,6 +8,10 @@ For every tool call of the last assistant message it asks the guard; allowed
 calls run (and their outputs are recorded, so later calls are checked against
 where their values came from), denied calls and unanswered asks do not run and
 return an error message to the model. One Tether session per user query.
+
+A call of ``declare_plan`` (``{"writes": [{"tool": ..., "args": {...}}]}``) is not a suite tool:
+it declares the model's plan (``Session.declare_plan``; offer the model a function of that name
+so it can call it) and is answered with the plan's outcome.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from agentdojo.types import ChatToolResultMessage, text_content_block_from_strin
 from tether._decision import ToolCall
 from tether.approvals import Approver, AsyncApprover
 from tether.session import Gate, Guard, Session
+
+PLAN_TOOL_NAME = "declare_plan"
+"""The function name through which the model declares its plan."""
 
 
 class TetherDefense(BasePipelineElement):  # type: ignore[misc]
@@ -60,6 +67,13 @@ class TetherDefense(BasePipelineElement):  # type: ignore[misc]
         gate = Gate(self.session_for(query), self.approver)
         results = []
         for tool_call in messages[-1]["tool_calls"]:
+            if tool_call.function == PLAN_TOOL_NAME:
+                plan = gate.admit_plan(dict(tool_call.args).get("writes"))
+                if plan.may_run:
+                    results.append(self._message(tool_call, f"plan approved (id {plan.decision.call_id})", None))
+                else:
+                    results.append(self._message(tool_call, "", f"Tether did not approve this plan: {plan.decision.explain()}"))
+                continue
             admission = gate.admit(ToolCall(tool_call.function, dict(tool_call.args)))
             if not admission.may_run:
                 error = f"Tether blocked this call: {admission.decision.explain()}"
