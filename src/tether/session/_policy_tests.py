@@ -33,7 +33,7 @@ from tether.policy import Policy
 from tether.session._trial import HistoryStep, Trial, TrialError, trial
 
 _VERDICTS = ("allow", "deny", "ask")
-_CASE_KEYS = {"name", "task", "history", "call", "expect", "rule", "reason"}
+_CASE_KEYS = {"name", "task", "plan", "history", "call", "expect", "rule", "reason"}
 _STEP_KEYS = {"tool", "args", "output", "error", "source", "label"}
 
 
@@ -55,6 +55,9 @@ class PolicyCase:
     """What the agent saw before the call."""
     task: str = "policy test"
     """The session's (trusted) task text."""
+    plan: tuple[dict[str, Any], ...] | None = None
+    """Writes declared as the session's plan before the history (``Session.declare_plan``); a plan
+    that asks counts as approved by a human, like the history's asks."""
     rule: str | None = None
     """A rule that must be among the decision's reasons."""
     reason: str | None = None
@@ -136,6 +139,9 @@ def _case(item: Any, where: str) -> PolicyCase:
     history = item.get("history", [])
     if not isinstance(history, list):
         raise PolicyTestError(f"{where}: 'history' must be a list of steps")
+    plan = item.get("plan")
+    if plan is not None and (not isinstance(plan, list) or not all(isinstance(w, Mapping) for w in plan)):
+        raise PolicyTestError(f"{where}: 'plan' must be a list of writes ({{tool: NAME, args: {{ARG: VALUE}}}})")
     name = str(item.get("name") or f"{call['tool']} -> {expect}")
     return PolicyCase(
         name=name,
@@ -143,6 +149,7 @@ def _case(item: Any, where: str) -> PolicyCase:
         expect=cast(Literal["allow", "deny", "ask"], expect),
         history=tuple(_step(s, f"{where} history step {n}") for n, s in enumerate(history, 1)),
         task=str(item.get("task", "policy test")),
+        plan=None if plan is None else tuple(dict(w) for w in plan),
         rule=None if item.get("rule") is None else str(item["rule"]),
         reason=None if item.get("reason") is None else str(item["reason"]),
         where=where,
@@ -177,7 +184,7 @@ def _step(item: Any, where: str) -> HistoryStep:
 def run_case(policy: Policy, case: PolicyCase) -> CaseResult:
     """Decide the case's call after its history; say how the result differs from the expected one."""
     try:
-        got = trial(policy, case.call, case.history, task=case.task)
+        got = trial(policy, case.call, case.history, task=case.task, plan=case.plan)
     except TrialError as exc:
         return CaseResult(case, None, str(exc))
     decision = got.decision

@@ -84,8 +84,17 @@ class Trial:
         }
 
 
-def trial(policy: Policy, call: ToolCall, history: Sequence[HistoryStep] = (), *, task: str = "policy trial") -> Trial:
-    """Decide ``call`` under ``policy`` after ``history``, as the guard would in a live session.
+def trial(
+    policy: Policy,
+    call: ToolCall,
+    history: Sequence[HistoryStep] = (),
+    *,
+    task: str = "policy trial",
+    plan: Sequence[dict[str, Any]] | None = None,
+) -> Trial:
+    """Decide ``call`` under ``policy`` after ``history``, as the guard would in a live session
+    (``plan``: writes declared as the session's plan first; one that asks is approved, as a
+    human would for the history to have happened).
 
     Raises :class:`TrialError` when a history step cannot happen under the policy (an earlier
     call it denies): the case describes a session that cannot exist.
@@ -93,6 +102,13 @@ def trial(policy: Policy, call: ToolCall, history: Sequence[HistoryStep] = (), *
     guard = Guard(policy, SQLiteStore(":memory:"), snapshot_every=None)
     try:
         session = guard.start_session(task)
+        if plan is not None:
+            declared = session.declare_plan([dict(w) for w in plan])
+            if declared.verdict == "ask":
+                session.answer(declared.call_id, True, by="policy trial", note="the case's plan")
+            elif declared.verdict == "deny":
+                why = "; ".join(r.message for r in declared.reasons)
+                raise TrialError(f"the policy denies the case's plan ({why})")
         for n, step in enumerate(history, 1):
             _replay_step(session, step, n)
         labels = _labels(session, call.args)
