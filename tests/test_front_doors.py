@@ -151,11 +151,13 @@ PINNED = {
         "stored_policy",
     ],
     "tether.store": [
+        "ArchivedSession",
         "ChainHead",
         "Durability",
         "EventStore",
         "GENESIS",
         "PendingApproval",
+        "PostgresStore",
         "SQLiteStore",
         "SessionSummary",
         "SnapshotRecord",
@@ -164,6 +166,8 @@ PINNED = {
         "VerifyReport",
         "chain_break",
         "chain_hash",
+        "is_postgres_url",
+        "open_store",
     ],
     "tether.server": [
         "INTERNAL_PREFIX",

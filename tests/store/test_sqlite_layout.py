@@ -157,25 +157,3 @@ def test_an_edit_to_the_chain_table_itself_is_detected(tmp_path: Path) -> None:
     db.close()
     problem = store.verify().problem
     assert problem is not None and problem.seq == 4 and "modified" in problem.message
-
-
-def test_interleaved_sessions_keep_their_own_chains(tmp_path: Path) -> None:
-    """Sessions share the chain table by key range: reads, heads and verify never mix them."""
-    path = tmp_path / "x.db"
-    a, b = SQLiteStore(path), SQLiteStore(path)
-    names = ["s-b", "s-a", "s-c"]
-    for i in range(20):
-        for n, sid in enumerate(names):
-            (a if (i + n) % 2 else b).append(sid, check(sid, f"{sid}-{i}"))
-    for sid in names:
-        events = a.read(sid)
-        assert [e.seq for e in events] == list(range(1, 41)) and {e.session_id for e in events} == {sid}
-        assert all(e.event().session_id == sid for e in events)
-        assert [e.seq for e in b.read(sid, 35)] == [36, 37, 38, 39, 40] and [e.seq for e in b.read(sid, 3, limit=2)] == [4, 5]
-        head = a.head(sid)
-        assert head is not None and head.hash == events[-1].hash
-    assert a.read("nobody") == [] and a.head("nobody") is None
-    report = a.verify()
-    assert report.ok and (report.sessions, report.events) == (3, 120)
-    assert a.verify(["s-a"]).events == 40
-    assert [s.session_id for s in a.sessions()] == names

@@ -12,7 +12,8 @@ from rich.markup import escape
 
 from tether.errors import StoreError
 from tether.server import INTERNAL_PREFIX as INTERNAL_PREFIX  # the MCP proxy's pin sessions (not agent runs)
-from tether.store import EventStore, SQLiteStore
+from tether.store import EventStore
+from tether.store import open_store as open_event_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,24 +24,22 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def db_option(fn: F) -> F:
-    """``--db PATH``: the SQLite event store (default ``$TETHER_DB`` or ``tether.db``)."""
+    """``--db PATH|URL``: the event store, a SQLite file or a ``postgresql://`` URL (default
+    ``$TETHER_DB`` or ``tether.db``)."""
     return click.option(
         "--db",
         "db",
         default=lambda: os.environ.get("TETHER_DB", DEFAULT_DB),
         show_default="$TETHER_DB or tether.db",
         type=click.Path(dir_okay=False),
-        help="SQLite event store.",
+        help="Event store: a SQLite file or a postgresql:// URL.",
     )(fn)
 
 
-def open_store(path: str, *, must_exist: bool = True) -> SQLiteStore:
-    """Open the store or exit with a clear message."""
-    if must_exist and path != ":memory:" and not os.path.exists(path):
-        err_console.print(f"[red]error:[/] no event store at {path!r}")
-        raise SystemExit(2)
+def open_store(path: str, *, must_exist: bool = True) -> EventStore:
+    """Open the store (a SQLite file or a ``postgresql://`` URL) or exit with a clear message."""
     try:
-        return SQLiteStore(path)
+        return open_event_store(path, must_exist=must_exist)
     except StoreError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise SystemExit(2) from None

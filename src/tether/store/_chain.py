@@ -72,6 +72,26 @@ class ChainHead:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchivedSession:
+    """A session moved out of the live store into an archive, with the head it had there."""
+
+    session_id: str
+    """The session."""
+    seq: int
+    """Sequence number of its last event."""
+    hash: str
+    """Chain hash of that event: the archive's copy of the session must end with it."""
+    archive: str
+    """Where it went (the archive file's name, as given to ``tether audit archive``)."""
+    archived_at: float
+    """When (UTC Unix time)."""
+
+    def head(self) -> ChainHead:
+        """The head to verify the archive against."""
+        return ChainHead(self.session_id, self.seq, self.hash)
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotRecord:
     """A stored snapshot of a session's folded state, bound to the chain at ``seq``."""
 
