@@ -11,6 +11,7 @@ test never skips.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -117,8 +118,6 @@ class PostgresCluster:
 
     def remove(self) -> None:
         """Stop the server if it runs, and delete the directory."""
-        try:
+        with contextlib.suppress(RuntimeError):
             self.stop("immediate")
-        except RuntimeError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)

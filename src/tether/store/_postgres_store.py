@@ -87,6 +87,8 @@ class PostgresStore:
         self._turn: set[str] | None = None
         """Sessions locked by the open ``turn()`` (None: no turn open)."""
         self._listener: ChangeListener | None = None
+        self._commit_sent = False
+        """The running operation sent COMMIT (its outcome is unknown if the connection died)."""
         try:
             self._run("open", lambda conn: open_schema(conn, self.display, create=create))
         except StoreError:
@@ -120,16 +122,28 @@ class PostgresStore:
         return conn
 
     def _run(self, what: str, work: Callable[[Conn], T]) -> T:
-        """Run ``work`` on the connection (opened again if it was lost); database errors become
-        ``StoreError``. Inside a ``turn`` a failure ends the turn (its transaction is gone)."""
+        """Run ``work`` on the connection; database errors become ``StoreError``.
+
+        A connection found dead (the server restarted since its last use) is opened again and
+        ``work`` run once more, unless a COMMIT was already sent on it (the outcome of that
+        transaction is unknown: the caller reads the log to learn it) or a ``turn`` was open
+        (its lock is gone with the connection; the turn fails)."""
         with self._lock:
-            try:
-                return work(self._connection())
-            except psycopg.Error as exc:
-                self._abandon_turn()
-                if isinstance(exc, pg_errors.LockNotAvailable):
-                    raise StoreError(f"event store {self.display} stayed locked for {self.timeout_s} s: {_first_line(exc)}") from exc
-                raise StoreError(f"cannot {what} event store {self.display}: {_first_line(exc)}") from exc
+            for attempt in (1, 2):
+                self._commit_sent = False
+                try:
+                    return work(self._connection())
+                except psycopg.Error as exc:
+                    conn = self._conn
+                    lost = conn is None or conn.closed or conn.broken
+                    in_turn = self._turn is not None
+                    self._abandon_turn()
+                    if attempt == 1 and lost and not in_turn and not self._commit_sent and isinstance(exc, psycopg.OperationalError):
+                        continue
+                    if isinstance(exc, pg_errors.LockNotAvailable):
+                        raise StoreError(f"event store {self.display} stayed locked for {self.timeout_s} s: {_first_line(exc)}") from exc
+                    raise StoreError(f"cannot {what} event store {self.display}: {_first_line(exc)}") from exc
+            raise AssertionError("unreachable")
 
     def _abandon_turn(self) -> None:
         if self._turn is not None:
@@ -155,6 +169,7 @@ class PostgresStore:
             if not conn.closed and not conn.broken:
                 conn.execute("ROLLBACK")
             raise
+        self._commit_sent = True
         conn.execute("COMMIT")
 
     def _lock_session(self, conn: Conn, session_id: str) -> None:
