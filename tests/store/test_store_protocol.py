@@ -159,3 +159,39 @@ def test_a_chain_written_by_one_back_end_verifies_on_the_other(new_backend: obje
     b = postgres.open().append(SID, events)
     assert [(e.seq, e.body, e.prev_hash, e.hash) for e in a] == [(e.seq, e.body, e.prev_hash, e.hash) for e in b]
     assert [e.hash for e in sqlite.open().read(SID)] == [e.hash for e in postgres.open().read(SID)]
+
+
+def test_a_waiting_reader_wakes_when_another_store_appends(backend: Backend) -> None:
+    import threading
+
+    a, b = backend.open(), backend.open()
+    a.append(SID, check("c1"))
+    assert a.wait_for_change(SID, 0, 5.0) is True  # already past: no wait
+    started = time.monotonic()
+    assert a.wait_for_change(SID, 2, 0.3) is False
+    assert 0.25 <= time.monotonic() - started < 3.0
+    woke: list[tuple[bool, float]] = []
+
+    def wait(session_id: str | None) -> None:
+        woke.append((a.wait_for_change(session_id, 2, 20.0), time.monotonic()))
+
+    # A reader of one session: an append to another session does not wake it; one to its own does.
+    waiter = threading.Thread(target=wait, args=(SID,))
+    waiter.start()
+    time.sleep(0.3)
+    b.append("other", check("x1", "other"))
+    time.sleep(0.3)
+    assert waiter.is_alive()
+    appended = time.monotonic()
+    b.append(SID, check("c2"))
+    waiter.join(10)
+    assert woke and woke[-1][0] and woke[-1][1] - appended < 1.0
+    # A reader of the whole store: any append wakes it.
+    waiter = threading.Thread(target=wait, args=(None,))
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive()
+    appended = time.monotonic()
+    b.append("other", check("x2", "other"))
+    waiter.join(10)
+    assert len(woke) == 2 and woke[-1][0] and woke[-1][1] - appended < 1.0

@@ -224,6 +224,13 @@ class EventStore(Protocol):
         move. A writer that lost a race catches up and appends inside its turn."""
         ...
 
+    def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:
+        """Block until ``session_id``'s head passes ``after_seq`` (``None``: until anything is
+        appended after the call), for at most ``timeout`` seconds; True when it moved. Lets a
+        reader wait for an approval's answer or a kill without a polling loop of its own
+        (PostgreSQL pushes appends with NOTIFY; SQLite polls its file cheaply)."""
+        ...
+
     def close(self) -> None:
         """Release resources."""
         ...

@@ -63,6 +63,20 @@ class ChangeListener:
             if (news is not None or not self._listening.is_set()) and current() > after_seq:
                 return True
 
+    def wait_any(self, timeout: float) -> bool:
+        """Wait until an append to any session is notified (or the listener reconnects, when
+        appends may have gone unnotified) or ``timeout`` seconds pass; True when one was."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        self._listening.wait(min(max(0.0, timeout), 2.0))
+        with self._changed:
+            seen = (self._resets, self._any)
+            while (self._resets, self._any) == seen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            return True
+
     def _news(self, session_id: str | None, after_seq: int, seen: tuple[int, int]) -> bool | None:
         """Whether something was notified since ``seen`` that may concern the waiter: True (yes),
         False (a reconnect: unknown, read the head), None (nothing relevant)."""

@@ -367,19 +367,13 @@ class PostgresStore:
                 self._listener = ChangeListener(self._connect)
             listener = self._listener
         if session_id is None:
-            start = self._notified()
-            return listener.wait(None, start, timeout, self._notified)
+            return listener.wait_any(timeout)
 
         def current() -> int:
             head = self.head(session_id)
             return 0 if head is None else head.seq
 
         return listener.wait(session_id, after_seq, timeout, current)
-
-    def _notified(self) -> int:
-        """A counter that grows with every append to any session (for waits on the whole store)."""
-        row = self._run("read", lambda conn: conn.execute("SELECT coalesce(sum(seq), 0) FROM heads").fetchone())
-        return 0 if row is None else int(row[0])
 
     # ------------------------------------------------------------ lifecycle
 

@@ -42,6 +42,9 @@ _CHECKPOINT_PAGES = 4000
 four pages (six before schema 3), and the checkpoint, with its fsyncs, stalls the append that
 runs it for a few ms: at 1000 that is one check in about 250, at 4000 one in about 1000, for
 a WAL of up to 16 MiB."""
+_FIRST_POLL_S = 2e-3
+_MAX_POLL_S = 0.05
+"""How often ``wait_for_change`` looks at the file: soon at first, then every 50 ms."""
 _KNOWN_HEADS = 4096
 """How many sessions' heads a store remembers between appends (a hint, checked by SQL)."""
 _FIRST_WAIT_S = 50e-6
@@ -105,6 +108,8 @@ class SQLiteStore:
         """Committed sessions' interned ids (``session_ids``), which never change."""
         self._turn_open = False
         """A ``turn()`` holds the write lock; the next write commits in its transaction."""
+        self._commits = 0
+        """Appends this store committed (``PRAGMA data_version`` counts only other connections')."""
         if not self.path.strip():
             # SQLite would open a temporary database that vanishes on close: a log that holds nothing.
             raise StoreError("the event store path is empty: name a file (or ':memory:' for a store that is not kept)")
@@ -149,6 +154,7 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot append to event store {self.path!r}: {exc}") from exc
             self._remember(session_id, stored[-1].seq, stored[-1].hash, sid)
+            self._commits += 1
             return stored
 
     @contextmanager
@@ -413,6 +419,34 @@ class SQLiteStore:
             "SELECT session_id, call_id, tool, args, summary, requested_at, expires_at FROM approvals ORDER BY requested_at, session_id", ()
         )
         return [PendingApproval(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:
+        """Wait until ``session_id``'s head passes ``after_seq`` (``None``: until anything is
+        committed to the file after the call) or ``timeout`` seconds pass; True when it moved.
+
+        SQLite cannot push changes: this polls ``PRAGMA data_version`` (which moves when another
+        connection commits; a read of one page) every few ms, backing off to 50 ms, and reads
+        the head only when it moved."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        pause = _FIRST_POLL_S
+        seen: tuple[int, int] | None = None
+        while True:
+            with self._lock:
+                version = (int(self._one("PRAGMA data_version", ())[0]), self._commits)
+            if version != seen:
+                if session_id is None:
+                    if seen is not None:
+                        return True
+                else:
+                    head = self.head(session_id)
+                    if head is not None and head.seq > after_seq:
+                        return True
+                seen = version
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _MAX_POLL_S)
 
     def _one(self, sql: str, params: tuple[object, ...]) -> Any:
         rows = self._all(sql, params)
