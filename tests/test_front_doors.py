@@ -151,6 +151,7 @@ PINNED = {
         "stored_policy",
     ],
     "tether.store": [
+        "ArchiveReport",
         "ArchivedSession",
         "ChainHead",
         "Durability",
@@ -164,10 +165,13 @@ PINNED = {
         "StoredEvent",
         "VerifyProblem",
         "VerifyReport",
+        "archive_sessions",
         "chain_break",
         "chain_hash",
+        "finished_before",
         "is_postgres_url",
         "open_store",
+        "verify_archived",
     ],
     "tether.server": [
         "INTERNAL_PREFIX",

@@ -201,3 +201,21 @@ def test_must_exist_refuses_a_database_without_tether_tables(postgres_url: str) 
         open_store(postgres_url, must_exist=True)
     open_store(postgres_url).close()
     open_store(postgres_url, must_exist=True).close()
+
+
+def test_an_older_schema_migrates_forward_and_a_newer_one_is_refused(postgres_url: str) -> None:
+    import psycopg
+
+    from tether.store import _postgres_schema
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(_postgres_schema.MIGRATIONS[0].encode())
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema', '1')")
+    store = PostgresStore(postgres_url)
+    assert store.archived() == [] and store.append("s", [CallProposed(session_id="s", call_id="c", tool="t", args={}, call_hash="h")])
+    store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(_postgres_schema.VERSION),)
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(StoreError, match="newer Tether"):
+        PostgresStore(postgres_url)

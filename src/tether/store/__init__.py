@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tether.store._archive import ArchiveReport, archive_sessions, finished_before, verify_archived
 from tether.store._chain import (
     GENESIS,
     ArchivedSession,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GENESIS",
+    "ArchiveReport",
     "ArchivedSession",
     "ChainHead",
     "PendingApproval",
@@ -45,9 +47,12 @@ __all__ = [
     "VerifyProblem",
     "VerifyReport",
     "chain_break",
+    "archive_sessions",
     "chain_hash",
+    "finished_before",
     "is_postgres_url",
     "open_store",
+    "verify_archived",
 ]
 
 

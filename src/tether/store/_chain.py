@@ -224,6 +224,16 @@ class EventStore(Protocol):
         move. A writer that lost a race catches up and appends inside its turn."""
         ...
 
+    def archived(self) -> list[ArchivedSession]:
+        """Sessions moved to an archive (``tether audit archive``), with the heads they had."""
+        ...
+
+    def drop_session(self, head: ChainHead, *, archive: str, archived_at: float) -> None:
+        """Delete a session copied to ``archive`` and record it as archived, in one transaction;
+        ``StaleSession`` (nothing deleted) when its head is no longer ``head``. Appending to an
+        archived session id is refused afterwards."""
+        ...
+
     def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:
         """Block until ``session_id``'s head passes ``after_seq`` (``None``: until anything is
         appended after the call), for at most ``timeout`` seconds; True when it moved. Lets a

@@ -347,6 +347,29 @@ class PostgresStore:
         )
         return [PendingApproval(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5], r[6]) for r in rows]
 
+    def drop_session(self, head: ChainHead, *, archive: str, archived_at: float) -> None:
+        """Delete a session that was copied to ``archive`` and record it as archived there, in
+        one transaction under the session's lock; ``StaleSession`` when its head is no longer
+        ``head`` (nothing deleted)."""
+        sid = head.session_id
+
+        def write(conn: Conn) -> None:
+            with self._transaction(conn):
+                self._lock_session(conn, sid)
+                row = conn.execute("SELECT seq, hash FROM heads WHERE session_id = %s", (sid,)).fetchone()
+                if row is None or (row[0], row[1]) != (head.seq, head.hash):
+                    raise StaleSession(sid, head.seq, -1 if row is None else int(row[0]))
+                for table in ("events", "heads", "calls", "approvals", "snapshots"):
+                    conn.execute(f"DELETE FROM {table} WHERE session_id = %s".encode(), (sid,))
+                conn.execute(
+                    "INSERT INTO archived (session_id, seq, hash, archive, archived_at) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (session_id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, "
+                    "archive = EXCLUDED.archive, archived_at = EXCLUDED.archived_at",
+                    (sid, head.seq, head.hash, archive, archived_at),
+                )
+
+        self._run("archive a session in", write)
+
     def archived(self) -> list[ArchivedSession]:
         """Sessions moved to an archive, with the heads they had (oldest archiving first)."""
         rows = self._all("SELECT session_id, seq, hash, archive, archived_at FROM archived ORDER BY archived_at, session_id", ())

@@ -25,10 +25,22 @@ from tether.errors import DuplicateCall, StoreError
 
 SEQ_LIMIT = 2**32
 """Events per session (the ``chain`` key packs the session id above the sequence number)."""
-VERSION = 3
-"""The layout this code writes (``PRAGMA user_version``; the ``meta`` table's ``schema`` too)."""
+VERSION = 4
+"""The layout this code writes (``PRAGMA user_version``; the ``meta`` table's ``schema`` too).
+Schema 4 adds ``archived`` (sessions moved to an archive, with their heads) to schema 3."""
 
-_TABLES = """
+_ARCHIVED = """
+CREATE TABLE IF NOT EXISTS archived (
+    session_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    archive TEXT NOT NULL,
+    archived_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+_TABLES = (
+    """
 CREATE TABLE session_ids (sid INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE);
 CREATE TABLE chain (
     id INTEGER PRIMARY KEY,
@@ -69,6 +81,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+    + _ARCHIVED
+)
 # The views keep the first layout's names and columns for people (and tests) who edit the
 # file with SQL; the store itself never writes through them. No INSERT triggers: code of the
 # first layout that opens this file fails on its first append instead of bypassing call_keys.
@@ -113,7 +127,9 @@ def open_schema(db: sqlite3.Connection) -> None:
             raise StoreError(f"the event store was written by a newer Tether (schema {version}, this one reads {VERSION})")
         if version < VERSION:
             legacy = db.execute("SELECT type FROM sqlite_master WHERE name = 'events'").fetchone()
-            if legacy is not None and legacy[0] == "table":
+            if version == 3:
+                _run(db, _ARCHIVED)
+            elif legacy is not None and legacy[0] == "table":
                 _migrate(db)
             else:
                 _create(db)
