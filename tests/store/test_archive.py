@@ -100,7 +100,7 @@ def test_the_audit_commands_archive_and_verify(
     monkeypatch.chdir(tmp_path)
     for kind in ("sqlite", "postgres"):
         backend = new_backend(kind)
-        ended, killed, _ = three_sessions(backend)
+        three_sessions(backend)
         exported = CliRunner().invoke(main, ["audit", "head", "--db", backend.target, "--json"], catch_exceptions=False)
         (tmp_path / f"{kind}.heads").write_text(exported.output)
         run = CliRunner().invoke(
