@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -13,10 +12,9 @@ import orjson
 import psycopg
 from psycopg import errors as pg_errors
 
-from tether.errors import DuplicateCall, StaleSession, StoreError
-from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, event_to_json
+from tether.errors import StaleSession, StoreError
+from tether.events import Event, event_to_json
 from tether.store._chain import (
-    GENESIS,
     ArchivedSession,
     ChainHead,
     Durability,
@@ -25,19 +23,19 @@ from tether.store._chain import (
     SnapshotRecord,
     StoredEvent,
     VerifyReport,
-    chain_hash,
     event_time,
     verify_rows,
 )
-from tether.store._postgres_notify import CHANNEL, ChangeListener
+from tether.store._postgres_append import LOCK_SPACE, append_locked, append_pipelined, session_key
+from tether.store._postgres_notify import ChangeListener
 from tether.store._postgres_schema import open_schema
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 _KEEP_SNAPSHOTS = 2
-_LOCK_SPACE = 0x7465_7468
-"""First key of the per-session advisory locks (``'teth'``); the second is a hash of the id."""
+_KNOWN_HEADS = 4096
+"""How many sessions' heads a store remembers between appends."""
 _SYNC = {"full": "on", "normal": "on", "off": "off"}
 """``synchronous_commit`` per durability. ``normal`` is ``on`` as ``full``: a server restart is an
 everyday event for a shared database, and an acknowledged call must survive it."""
@@ -89,6 +87,9 @@ class PostgresStore:
         self._listener: ChangeListener | None = None
         self._commit_sent = False
         """The running operation sent COMMIT (its outcome is unknown if the connection died)."""
+        self._heads: dict[str, tuple[int, str]] = {}
+        """Heads this store last saw per session: a hint for one-round-trip appends (the
+        primary keys check it)."""
         try:
             self._run("open", lambda conn: open_schema(conn, self.display, create=create))
         except StoreError:
@@ -104,6 +105,9 @@ class PostgresStore:
             )
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to event store {self.display}: {_first_line(exc)}") from exc
+        # No server-side prepared statements: a statement prepared inside a pipeline that an error
+        # aborted is never created on the server, and psycopg would go on naming it.
+        conn.prepare_threshold = None
         try:
             conn.execute(f"SET synchronous_commit = {_SYNC[self.durability]}")
             conn.execute(f"SET lock_timeout = {max(1, round(self.timeout_s * 1000))}")
@@ -178,25 +182,50 @@ class PostgresStore:
             if session_id in self._turn:
                 return
             self._turn.add(session_id)
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_SPACE, _session_key(session_id)))
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, session_key(session_id)))
 
     # ------------------------------------------------------------ writing
 
     def append(self, session_id: str, events: Sequence[Event], *, expect_seq: int | None = None) -> list[StoredEvent]:
-        """Append ``events`` to ``session_id``'s chain in one transaction (see ``EventStore.append``)."""
+        """Append ``events`` to ``session_id``'s chain in one transaction (see ``EventStore.append``).
+
+        When this store knows the session's head (its last append or full read) and the caller
+        expects it, the whole transaction goes to the server in one round trip (a pipeline:
+        lock, insert, move the head, commit); the primary keys refuse it if another writer got
+        there first, and the append is then done the careful way: read the head under the lock,
+        compare, link, write."""
         if not events:
             return []
         bodies = [event_to_json(e) for e in events]
 
         def write(conn: Conn) -> list[StoredEvent]:
+            known = self._heads.get(session_id)
+            if known is not None and self._turn is None and (expect_seq is None or expect_seq == known[0]):
+                stored = append_pipelined(conn, session_id, events, bodies, known, self._sent_commit)
+                if stored is not None:
+                    return stored
             with self._transaction(conn):
                 self._lock_session(conn, session_id)
                 try:
-                    return _append_locked(conn, session_id, events, bodies, expect_seq)
+                    return append_locked(conn, session_id, events, bodies, expect_seq)
                 except pg_errors.UniqueViolation as exc:  # a writer that bypassed the lock got there first
                     raise StaleSession(session_id, -1 if expect_seq is None else expect_seq, -1) from exc
+                except StaleSession:
+                    self._heads.pop(session_id, None)
+                    raise
 
-        return self._run("append to", write)
+        stored = self._run("append to", write)
+        self._remember(session_id, stored[-1].seq, stored[-1].hash)
+        return stored
+
+    def _sent_commit(self) -> None:
+        self._commit_sent = True
+
+    def _remember(self, session_id: str, seq: int, hash: str) -> None:
+        heads = self._heads
+        if len(heads) >= _KNOWN_HEADS and session_id not in heads:
+            heads.clear()
+        heads[session_id] = (seq, hash)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -264,6 +293,9 @@ class PostgresStore:
             ).fetchall()
 
         rows = self._run("read", fetch)
+        if rows and limit is None:
+            # The last event read was the head when read: the next append links onto it.
+            self._remember(session_id, rows[-1][0], rows[-1][3])
         return [StoredEvent(session_id, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
 
     def head(self, session_id: str) -> ChainHead | None:
@@ -424,85 +456,6 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.display!r})"
-
-
-def _append_locked(conn: Conn, session_id: str, events: Sequence[Event], bodies: list[bytes], expect_seq: int | None) -> list[StoredEvent]:
-    """The body of an append, in its transaction, with the session's lock held."""
-    row = conn.execute("SELECT seq, hash FROM heads WHERE session_id = %s", (session_id,)).fetchone()
-    seq, prev = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-    if expect_seq is not None and seq != expect_seq:
-        raise StaleSession(session_id, expect_seq, seq)
-    if row is None and conn.execute("SELECT 1 FROM archived WHERE session_id = %s", (session_id,)).fetchone() is not None:
-        raise StoreError(f"session {session_id!r} was archived; it cannot be continued in this store")
-    stored: list[StoredEvent] = []
-    for event, body in zip(events, bodies, strict=True):
-        seq += 1
-        digest = chain_hash(prev, seq, body)
-        stored.append(StoredEvent(session_id, seq, body, prev, digest, event))
-        prev = digest
-    head = stored[-1]
-    if row is None:
-        conn.execute(
-            "INSERT INTO heads (session_id, seq, hash, first_time, last_time) VALUES (%s, %s, %s, %s, %s)",
-            (session_id, head.seq, head.hash, events[0].time, events[-1].time),
-        )
-    else:
-        moved = conn.execute(
-            "UPDATE heads SET seq = %s, hash = %s, last_time = %s WHERE session_id = %s AND seq = %s AND hash = %s",
-            (head.seq, head.hash, events[-1].time, session_id, row[0], row[1]),
-        )
-        if moved.rowcount != 1:  # a writer that bypassed the lock: the database still keeps one chain
-            raise StaleSession(session_id, int(row[0]), -1)
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO events (session_id, seq, body, prev_hash, hash) VALUES (%s, %s, %s, %s, %s)",
-            [(session_id, s.seq, s.body, s.prev_hash, s.hash) for s in stored],
-        )
-    _index(conn, session_id, events)
-    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{head.seq}:{session_id}"))
-    return stored
-
-
-def _index(conn: Conn, session_id: str, events: Sequence[Event]) -> None:
-    """Keep the derived indexes (call ids, pending approvals) in the append's transaction."""
-    proposed: dict[str, CallProposed] = {}
-    for event in events:
-        if isinstance(event, CallProposed):
-            proposed[event.call_id] = event
-            claimed = conn.execute(
-                "INSERT INTO calls (session_id, call_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", (session_id, event.call_id)
-            )
-            if claimed.rowcount != 1:
-                raise DuplicateCall(session_id, event.call_id)
-        elif isinstance(event, ApprovalRequested):
-            call = proposed.get(event.call_id)
-            conn.execute(
-                "INSERT INTO approvals (session_id, call_id, call_hash, tool, args, summary, requested_at, expires_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (session_id, call_id) DO UPDATE SET "
-                "call_hash = EXCLUDED.call_hash, tool = EXCLUDED.tool, args = EXCLUDED.args, summary = EXCLUDED.summary, "
-                "requested_at = EXCLUDED.requested_at, expires_at = EXCLUDED.expires_at",
-                (
-                    session_id,
-                    event.call_id,
-                    event.call_hash,
-                    call.tool if call else "",
-                    orjson.dumps(call.args if call else None),
-                    event.summary,
-                    event.time,
-                    event.expires_at,
-                ),
-            )
-        elif isinstance(event, ApprovalAnswered):
-            conn.execute(
-                "DELETE FROM approvals WHERE session_id = %s AND call_id = %s AND call_hash = %s",
-                (session_id, event.call_id, event.call_hash),
-            )
-
-
-def _session_key(session_id: str) -> int:
-    """The second key of a session's advisory lock: a signed 32-bit hash of its id (two
-    sessions that share one only take turns)."""
-    return int.from_bytes(hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=4).digest(), "little", signed=True)
 
 
 def _as_bytes(rows: Any) -> Iterator[tuple[str, int, bytes, str, str]]:
