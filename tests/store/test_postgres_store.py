@@ -119,7 +119,7 @@ def test_many_processes_append_to_one_session_without_loss_or_duplicates(postgre
     workers = [_python(APPENDER, postgres_url, f"w{k}", "60") for k in range(4)]
     for w in workers:
         w.communicate(timeout=120)
-        assert w.returncode == 0
+    assert [w.returncode for w in workers] == [0, 0, 0, 0]
     store = PostgresStore(postgres_url)
     events = store.read("race")
     assert [e.seq for e in events] == list(range(1, 4 * 60 * 2 + 1))
@@ -219,3 +219,29 @@ def test_an_older_schema_migrates_forward_and_a_newer_one_is_refused(postgres_ur
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
     with pytest.raises(StoreError, match="newer Tether"):
         PostgresStore(postgres_url)
+
+
+def test_an_answer_from_another_process_wakes_a_waiting_session_at_once(postgres_url: str) -> None:
+    """The wait is pushed (NOTIFY), not polled: with 10 s between looks at the clock, an answer
+    given elsewhere still reaches the waiting session within a second."""
+    import threading
+
+    store = open_store(postgres_url)
+    session = Guard(Policy.from_file(FIX / "shared.yaml"), store).start_session(TASK)
+    asked = session.check("pay", {"to": "acme-supplies-001", "amount": 60})
+    assert asked.verdict == "ask"
+    woke: list[tuple[bool, float]] = []
+
+    def wait() -> None:
+        woke.append((session.wait_for_approval(asked.call_id, timeout_s=30, poll_s=10), time.monotonic()))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.5)
+    other = open_store(postgres_url)
+    answered = time.monotonic()
+    assert Guard.for_session(other, session.id).open_session(session.id).answer(asked.call_id, True, by="ana")
+    waiter.join(20)
+    assert woke and woke[0][0] is True and woke[0][1] - answered < 1.0
+    other.close()
+    store.close()

@@ -89,7 +89,9 @@ def append_pipelined(
     return stored
 
 
-def append_locked(conn: Conn, session_id: str, events: Sequence[Event], bodies: Sequence[bytes], expect_seq: int | None) -> list[StoredEvent]:
+def append_locked(
+    conn: Conn, session_id: str, events: Sequence[Event], bodies: Sequence[bytes], expect_seq: int | None
+) -> list[StoredEvent]:
     """The careful append, in its transaction, with the session's lock held: read the head,
     refuse a stale ``expect_seq`` or an archived session, link, write."""
     row = conn.execute("SELECT seq, hash FROM heads WHERE session_id = %s", (session_id,)).fetchone()

@@ -133,7 +133,8 @@ class PostgresStore:
         transaction is unknown: the caller reads the log to learn it) or a ``turn`` was open
         (its lock is gone with the connection; the turn fails)."""
         with self._lock:
-            for attempt in (1, 2):
+            retried = False
+            while True:
                 self._commit_sent = False
                 try:
                     return work(self._connection())
@@ -142,12 +143,12 @@ class PostgresStore:
                     lost = conn is None or conn.closed or conn.broken
                     in_turn = self._turn is not None
                     self._abandon_turn()
-                    if attempt == 1 and lost and not in_turn and not self._commit_sent and isinstance(exc, psycopg.OperationalError):
+                    if not retried and lost and not in_turn and not self._commit_sent and isinstance(exc, psycopg.OperationalError):
+                        retried = True
                         continue
                     if isinstance(exc, pg_errors.LockNotAvailable):
                         raise StoreError(f"event store {self.display} stayed locked for {self.timeout_s} s: {_first_line(exc)}") from exc
                     raise StoreError(f"cannot {what} event store {self.display}: {_first_line(exc)}") from exc
-            raise AssertionError("unreachable")
 
     def _abandon_turn(self) -> None:
         if self._turn is not None:
