@@ -41,7 +41,7 @@ def open_store(path: str, *, must_exist: bool = True) -> EventStore:
     try:
         return open_event_store(path, must_exist=must_exist)
     except StoreError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
 
 
