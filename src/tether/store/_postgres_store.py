@@ -201,23 +201,21 @@ class PostgresStore:
 
         def write(conn: Conn) -> list[StoredEvent]:
             known = self._heads.get(session_id)
+            stored: list[StoredEvent] | None = None
             if known is not None and self._turn is None and (expect_seq is None or expect_seq == known[0]):
                 stored = append_pipelined(conn, session_id, events, bodies, known, self._sent_commit)
-                if stored is not None:
-                    return stored
-            with self._transaction(conn):
-                self._lock_session(conn, session_id)
-                try:
-                    return append_locked(conn, session_id, events, bodies, expect_seq)
-                except pg_errors.UniqueViolation as exc:  # a writer that bypassed the lock got there first
-                    raise StaleSession(session_id, -1 if expect_seq is None else expect_seq, -1) from exc
-                except StaleSession:
-                    self._heads.pop(session_id, None)
-                    raise
+            if stored is None:
+                self._heads.pop(session_id, None)
+                with self._transaction(conn):
+                    self._lock_session(conn, session_id)
+                    try:
+                        stored = append_locked(conn, session_id, events, bodies, expect_seq)
+                    except pg_errors.UniqueViolation as exc:  # a writer that bypassed the lock got there first
+                        raise StaleSession(session_id, -1 if expect_seq is None else expect_seq, -1) from exc
+            self._remember(session_id, stored[-1].seq, stored[-1].hash)
+            return stored
 
-        stored = self._run("append to", write)
-        self._remember(session_id, stored[-1].seq, stored[-1].hash)
-        return stored
+        return self._run("append to", write)
 
     def _sent_commit(self) -> None:
         self._commit_sent = True
@@ -296,7 +294,8 @@ class PostgresStore:
         rows = self._run("read", fetch)
         if rows and limit is None:
             # The last event read was the head when read: the next append links onto it.
-            self._remember(session_id, rows[-1][0], rows[-1][3])
+            with self._lock:
+                self._remember(session_id, rows[-1][0], rows[-1][3])
         return [StoredEvent(session_id, r[0], bytes(r[1]), r[2], r[3]) for r in rows]
 
     def head(self, session_id: str) -> ChainHead | None:
