@@ -183,7 +183,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             pg = args.postgres or cluster.new_database()  # type: ignore[union-attr]
             sqlite = str(Path(tmp) / "bench.db")
-            out: dict[str, Any] = {"quick": args.quick, "cpus": os.cpu_count(), "postgres_fsync": True if cluster else None}
+            out: dict[str, Any] = {
+                "quick": args.quick,
+                "cpus": os.cpu_count(),
+                "load_avg_1m_start": round(os.getloadavg()[0], 1),
+                "postgres_fsync": True if cluster else None,
+            }
             for name, target, modes in (("sqlite", sqlite, ("normal", "full")), ("postgres", pg, ("normal", "off"))):
                 for mode in modes:
                     out[f"append_{name}_{mode}"] = append_latency(target, mode, n)
@@ -210,6 +215,7 @@ def main() -> None:
             out["resume_full_verify_postgres_over_sqlite"] = round(
                 out["resume_full_verify_ms_postgres"] / out["resume_full_verify_ms_sqlite"], 2
             )
+            out["load_avg_1m_end"] = round(os.getloadavg()[0], 1)
     finally:
         if cluster is not None:
             cluster.remove()
