@@ -195,3 +195,14 @@ def test_a_waiting_reader_wakes_when_another_store_appends(backend: Backend) -> 
     b.append("other", check("x2", "other"))
     waiter.join(10)
     assert len(woke) == 2 and woke[-1][0] and woke[-1][1] - appended < 1.0
+
+
+def test_a_writer_that_timed_out_on_a_lock_can_write_again(backend: Backend) -> None:
+    """A lock wait that fails leaves no half-open transaction behind (the hinted path included)."""
+    a, b = backend.open(), backend.open(timeout_s=0.05)
+    b.append(SID, check("c1"), expect_seq=0)  # b now knows the head
+    with a.turn():
+        a.read(SID)
+        with pytest.raises(StoreError, match="locked"):
+            b.append(SID, check("b1"), expect_seq=2)
+    assert b.append(SID, check("b1"), expect_seq=2)[-1].seq == 4 and b.verify().ok

@@ -82,10 +82,12 @@ def append_pipelined(
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{head.seq}:{session_id}"))
             sending_commit()
             conn.execute("COMMIT")
-    except (pg_errors.UniqueViolation, pg_errors.DivisionByZero):
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    except psycopg.Error as exc:
+        if not conn.closed and not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
-        return None
+        if isinstance(exc, pg_errors.UniqueViolation | pg_errors.DivisionByZero):
+            return None
+        raise
     return stored
 
 
