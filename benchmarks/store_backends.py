@@ -12,7 +12,7 @@ written to). Figures:
   before answering); ``off`` does not wait for the flush.
 * ``throughput_*``: appends per second with 1 and 4 writer processes, each appending to its own
   session (agents running side by side), for ``--seconds`` each.
-* ``resume_*``: one session of ``--events`` events (1e6; 1e5 with ``--quick``) written through a
+* ``resume_*``: one session of ``--events`` events (1e6; 1e5 with ``--quick``; checks with their results) written through a
   real guard into SQLite, copied row for row into PostgreSQL; then, on each back end, a fresh
   ``Guard(...).open_session(id)`` (newest snapshot bound to the chain plus the events after it:
   ``resume_ms``) and ``resume_session(id)`` (reads and verifies every event:
@@ -104,10 +104,12 @@ def throughput(target: str, writers: int, seconds: float) -> float:
 
 
 def build_session(path: Path, events: int) -> str:
-    """A session of about ``events`` events written by a real guard (checks of a read tool)."""
+    """A session of about ``events`` events written by a real guard, as an agent would: checks of a
+    read tool, each with its (short) result recorded."""
     session = Guard(Policy.from_yaml(POLICY), SQLiteStore(path, durability="off")).start_session("Search the archive.")
     while session.state.events < events:
-        session.check("search", {"query": f"q {session.state.events}"})
+        n = session.state.events
+        session.record_result(session.check("search", {"query": f"q {n}"}).call_id, f"result {n}")
     return session.id
 
 
