@@ -245,3 +245,12 @@ def test_an_answer_from_another_process_wakes_a_waiting_session_at_once(postgres
     assert woke and woke[0][0] is True and woke[0][1] - answered < 1.0
     other.close()
     store.close()
+
+
+def test_processes_opening_an_empty_database_at_once_create_the_tables_once(postgres_url: str) -> None:
+    script = "import sys\nfrom tether.store import open_store\nopen_store(sys.argv[1]).close()\nprint('ok')"
+    openers = [_python(script, postgres_url) for _ in range(6)]
+    assert [p.communicate(timeout=120)[0].strip() for p in openers] == ["ok"] * 6
+    store = PostgresStore(postgres_url, create=False)
+    assert store.sessions() == [] and store.archived() == []
+    store.close()

@@ -91,17 +91,23 @@ def open_schema(conn: psycopg.Connection[tuple[object, ...]], name: str, *, crea
         return
     if version == 0 and not create:
         raise StoreError(f"no event store at {name}: the database has no Tether tables")
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        version = _version(conn)
-        if version > VERSION:
-            raise StoreError(f"the event store {name} was written by a newer Tether (schema {version}, this one reads {VERSION})")
-        for script in MIGRATIONS[version:]:
-            conn.execute(script.encode())
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            (str(VERSION),),
-        )
+    # The lock is taken before the transaction starts, so that the transaction sees the tables
+    # another process created while we waited (a lock taken inside it would not show them).
+    conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+    try:
+        with conn.transaction():
+            version = _version(conn)
+            if version > VERSION:
+                raise StoreError(f"the event store {name} was written by a newer Tether (schema {version}, this one reads {VERSION})")
+            for script in MIGRATIONS[version:]:
+                conn.execute(script.encode())
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (str(VERSION),),
+            )
+    finally:
+        if not conn.closed and not conn.broken:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
 
 
 def _version(conn: psycopg.Connection[tuple[object, ...]]) -> int:
