@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.postgres_cluster import PostgresCluster
 
 from tether import Guard, Policy, SQLiteStore
 
@@ -37,3 +39,19 @@ def clock() -> FakeClock:
 @pytest.fixture
 def guard(bank_policy: Policy, clock: FakeClock) -> Guard:
     return Guard(bank_policy, SQLiteStore(":memory:"), clock=clock)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL server for the whole run (see ``tests/postgres_cluster.py``)."""
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """The URL of a fresh, empty database on the test cluster."""
+    return postgres_cluster.new_database()

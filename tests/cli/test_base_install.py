@@ -6,7 +6,7 @@ from pathlib import Path
 
 BLOCK = r"""
 import sys
-OPTIONAL = ("agentdojo", "ray", "mcp", "anyio", "cedarpy", "httpx", "starlette", "uvicorn", "jsonschema", "fastapi", "jinja2")
+OPTIONAL = ("agentdojo", "ray", "mcp", "anyio", "cedarpy", "httpx", "starlette", "uvicorn", "jsonschema", "fastapi", "jinja2", "psycopg")
 
 class Block:
     def find_spec(self, name, path=None, target=None):
@@ -44,3 +44,10 @@ def test_extra_commands_say_what_to_install(tmp_path: Path) -> None:
     policy = Path(__file__).parents[1] / "fixtures" / "bank.yaml"
     result = run("mcp", "--policy", str(policy), "--db", str(tmp_path / "m.db"), "--", "server")
     assert result.returncode == 2 and "pip install 'tether-guard[mcp]'" in result.stderr, result.stderr
+
+
+def test_a_postgres_url_without_psycopg_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("audit", "verify", "--db", "postgresql://tether@/tether?host=/nowhere")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "psycopg" in result.stderr and "tether-guard[postgres]" in result.stderr
+    assert not (Path.cwd() / "postgresql:").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tether.errors import DuplicateCall, StaleSession, StoreError
-from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, DecisionMade, Event, SessionEnded
+from tether.events import CallProposed, DecisionMade, Event
 from tether.store import SQLiteStore
 
 SID = "s"
@@ -21,49 +21,6 @@ def check(call_id: str) -> list[Event]:
         CallProposed(session_id=SID, call_id=call_id, tool="t", args={"a": 1}, call_hash="h"),
         DecisionMade(session_id=SID, call_id=call_id, verdict="allow", policy_hash="p"),
     ]
-
-
-def test_two_stores_keep_one_linear_chain(tmp_path: Path) -> None:
-    a, b = SQLiteStore(tmp_path / "x.db"), SQLiteStore(tmp_path / "x.db")
-    assert a.append(SID, check("c1"), expect_seq=0)[-1].seq == 2
-    assert b.append(SID, check("c2"), expect_seq=2)[-1].seq == 4
-    # a remembers head 2; the conditional update refuses it and a finds the real head.
-    with pytest.raises(StaleSession) as lost:
-        a.append(SID, check("c3"), expect_seq=2)
-    assert (lost.value.expected, lost.value.actual) == (2, 4)
-    head = b.head(SID)
-    stored = a.append(SID, check("c3"))
-    assert head is not None and [e.seq for e in stored] == [5, 6] and stored[0].prev_hash == head.hash
-    assert b.append(SID, check("c4"), expect_seq=6)[-1].seq == 8
-    with pytest.raises(StaleSession):
-        b.append(SID, check("c5"), expect_seq=6)
-    report = a.verify()
-    assert report.ok and report.events == 8
-    assert [e.seq for e in a.read(SID)] == list(range(1, 9))
-
-
-def test_duplicate_call_writes_nothing_even_from_another_store(tmp_path: Path) -> None:
-    a, b = SQLiteStore(tmp_path / "x.db"), SQLiteStore(tmp_path / "x.db")
-    a.append(SID, check("c1"), expect_seq=0)
-    with pytest.raises(DuplicateCall):
-        b.append(SID, check("c1"), expect_seq=2)
-    with pytest.raises(DuplicateCall):
-        a.append(SID, check("c1"), expect_seq=2)
-    head = a.head(SID)
-    assert head is not None and head.seq == 2
-    assert a.append(SID, check("c2"), expect_seq=2)[-1].seq == 4 and a.verify().ok
-
-
-def test_pending_approvals_index_follows_the_chain(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "x.db")
-    ask = [
-        CallProposed(session_id=SID, call_id="c1", tool="pay", args={"to": "x"}, call_hash="h1"),
-        ApprovalRequested(session_id=SID, call_id="c1", call_hash="h1", expires_at=time.time() + 60, summary="why"),
-    ]
-    store.append(SID, ask, expect_seq=0)
-    assert [(p.call_id, p.tool, p.args) for p in store.pending_approvals()] == [("c1", "pay", {"to": "x"})]
-    store.append(SID, [ApprovalAnswered(session_id=SID, call_id="c1", call_hash="h1", approved=True, by="me")], expect_seq=2)
-    assert store.pending_approvals() == []
 
 
 def test_a_waiting_writer_whose_session_moved_gives_up_at_once(tmp_path: Path) -> None:
@@ -84,17 +41,6 @@ def test_a_waiting_writer_whose_session_moved_gives_up_at_once(tmp_path: Path) -
     finally:
         holder.execute("ROLLBACK")
     assert a.append(SID, check("c3"), expect_seq=4)[-1].seq == 6 and a.verify().ok
-
-
-def test_appending_after_reading_links_onto_what_was_read(tmp_path: Path) -> None:
-    a, b = SQLiteStore(tmp_path / "x.db"), SQLiteStore(tmp_path / "x.db")
-    a.append(SID, check("c1"), expect_seq=0)
-    for i in range(3):
-        b.append(SID, check(f"b{i}"))
-    missed = a.read(SID, 2)
-    assert [e.seq for e in missed] == [3, 4, 5, 6, 7, 8]
-    assert a.append(SID, [SessionEnded(session_id=SID)], expect_seq=8)[0].prev_hash == missed[-1].hash
-    assert a.verify().ok
 
 
 def test_a_turn_holds_the_head_until_the_append(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from tether.bench._scripted import Step
 from tether.errors import ConfigError
 from tether.policy import Policy
 from tether.session import Guard
+from tether.store import EventStore, open_store
 
 AgentKind = Literal["oracle", "worst-case"]
 """Which bounding agent runs the episode."""
@@ -157,14 +158,25 @@ class PairData:
 class BenchContext:
     """Suites and compiled policies, built lazily once per process (and per Ray worker)."""
 
-    def __init__(self, policy_texts: dict[str, str], version: str = "v1.2") -> None:
+    def __init__(self, policy_texts: dict[str, str], version: str = "v1.2", *, db: str | None = None) -> None:
         self.policy_texts = dict(policy_texts)
         self.version = version
+        self.db = db
+        """Where the episodes' sessions are logged (a SQLite file or a ``postgresql://`` URL, opened
+        once per process: every Ray worker writes to the same log); None: a private in-memory
+        store per episode."""
+        self._store: EventStore | None = None
         self._data: dict[str, SuiteData] = {}
         self._policies: dict[tuple[str, bool], Policy] = {}
         self._pairs: dict[tuple[str, str, str | None], PairData] = {}
         self._runtimes: dict[str, FunctionsRuntime] = {}
         self._texts: dict[bytes, str] = {}
+
+    def store(self) -> EventStore | None:
+        """The shared event store named by ``db`` (opened on first use), or None."""
+        if self.db is not None and self._store is None:
+            self._store = open_store(self.db)
+        return self._store
 
     def data(self, suite: str) -> SuiteData:
         """The suite's data (loaded on first use)."""
@@ -289,7 +301,7 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
         return (error, True) if error is not None else (ctx.output_text(output), False)
 
     scope = task_scope(policy, ground_truth) if spec.scoped else None
-    session = Guard(policy).start_session(user_task.PROMPT, scope=scope, metadata={"episode": spec.key, "mode": mode})
+    session = Guard(policy, ctx.store()).start_session(user_task.PROMPT, scope=scope, metadata={"episode": spec.key, "mode": mode})
     approver = approver_for(mode, [(s.tool, s.args) for s in steps])
     plan = task_plan(policy, ground_truth, spec.plans) if spec.defended else None
     transcript: Transcript

@@ -69,29 +69,30 @@ def run_local(specs: Sequence[EpisodeSpec], ctx: BenchContext, progress: Progres
     return results
 
 
-_WORKER_CONTEXTS: dict[tuple[tuple[tuple[str, str], ...], str], BenchContext] = {}
+_WORKER_CONTEXTS: dict[tuple[tuple[tuple[str, str], ...], str, str | None], BenchContext] = {}
 
 
-def _worker_context(policy_texts: dict[str, str], version: str) -> BenchContext:
-    key = (tuple(sorted(policy_texts.items())), version)
+def _worker_context(policy_texts: dict[str, str], version: str, db: str | None) -> BenchContext:
+    key = (tuple(sorted(policy_texts.items())), version, db)
     ctx = _WORKER_CONTEXTS.get(key)
     if ctx is None:
-        ctx = _WORKER_CONTEXTS[key] = BenchContext(policy_texts, version)
+        ctx = _WORKER_CONTEXTS[key] = BenchContext(policy_texts, version, db=db)
     return ctx
 
 
-def _warm(policy_texts: dict[str, str], version: str, suites: list[str]) -> None:
-    """Load every suite and policy in this worker (takes seconds, so the warm-up tasks
-    sent at once, one per CPU, run side by side, one on each worker)."""
-    ctx = _worker_context(policy_texts, version)
+def _warm(policy_texts: dict[str, str], version: str, suites: list[str], db: str | None) -> None:
+    """Load every suite and policy in this worker, and open the shared store (takes seconds,
+    so the warm-up tasks sent at once, one per CPU, run side by side, one on each worker)."""
+    ctx = _worker_context(policy_texts, version, db)
+    ctx.store()
     for suite in suites:
         ctx.data(suite)
         ctx.policy(suite)
         ctx.runtime(suite)
 
 
-def _run_batch(policy_texts: dict[str, str], version: str, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
-    ctx = _worker_context(policy_texts, version)
+def _run_batch(policy_texts: dict[str, str], version: str, db: str | None, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
+    ctx = _worker_context(policy_texts, version, db)
     return [run_episode(spec, ctx) for spec in specs]
 
 
@@ -114,6 +115,9 @@ def run_ray(
 ) -> list[EpisodeResult]:
     """Run the episodes on a Ray cluster (a local one unless ``address`` is given).
 
+    With ``ctx.db`` set, every worker opens that store (a ``postgresql://`` URL for a cluster
+    of machines) and logs its episodes' sessions there: one auditable log for the whole run.
+
     ``timing["startup_s"]`` gets the seconds spent starting Ray and warming its workers.
     """
     started = time.perf_counter()
@@ -134,12 +138,12 @@ def run_ray(
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         suites = sorted({spec.suite for spec in specs})
         warm = ray.remote(num_cpus=1)(_warm)
-        ray.get([warm.remote(policy_ref, ctx.version, suites) for _ in range(cpus)])
+        ray.get([warm.remote(policy_ref, ctx.version, suites, ctx.db) for _ in range(cpus)])
         if timing is not None:
             timing["startup_s"] = time.perf_counter() - started
         remote = ray.remote(num_cpus=1)(_run_batch)
         groups = sorted(_by_user_task(specs), key=len, reverse=True)
-        pending = {remote.remote(policy_ref, ctx.version, [specs[i] for i in group]): group for group in groups}
+        pending = {remote.remote(policy_ref, ctx.version, ctx.db, [specs[i] for i in group]): group for group in groups}
         out: list[EpisodeResult | None] = [None] * len(specs)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -42,6 +42,13 @@ def bench() -> None:
 @click.option("--ray-address", default=None, help="Address of an existing Ray cluster (default: start a local one).")
 @click.option("--workers", type=int, default=None, help="CPUs for a local Ray cluster.")
 @click.option(
+    "--db",
+    "db",
+    default=None,
+    help="Log every episode's session to this store (a SQLite file, or a postgresql:// URL that every Ray worker opens). "
+    "Default: a private in-memory store per episode.",
+)
+@click.option(
     "--scope",
     "scope",
     type=click.Choice(["both", "off", "on"]),
@@ -75,6 +82,7 @@ def agentdojo(
     executor: str,
     ray_address: str | None,
     workers: int | None,
+    db: str | None,
     scope: str,
     plans: str,
     baseline: bool,
@@ -102,7 +110,8 @@ def agentdojo(
         names = list(suites) or list(SUITE_NAMES)
         load_suites(names, version)
         texts = load_policies(policy_dir or SHIPPED_POLICIES, names)
-        ctx = BenchContext(texts, version)
+        ctx = BenchContext(texts, version, db=db)
+        ctx.store()  # a store that cannot be opened fails the run before it starts
         scopes = {"both": (False, True), "off": (False,), "on": (True,)}[scope]
         chosen: Any = tuple(agents) or ("oracle", "worst-case")
         kinds: Any = ("off", "perfect", "imperfect") if plans == "all" else (plans,)

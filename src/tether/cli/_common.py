@@ -14,7 +14,8 @@ from rich.markup import escape
 from tether.errors import StoreError
 from tether.server import HIDDEN as HIDDEN  # streams that are not agent runs: MCP pins, principals' ledgers
 from tether.server import INTERNAL_PREFIX as INTERNAL_PREFIX  # the MCP proxy's pin sessions (not agent runs)
-from tether.store import EventStore, SQLiteStore
+from tether.store import EventStore
+from tether.store import open_store as open_event_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,27 +49,26 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def db_option(fn: F) -> F:
-    """``--db PATH``: the SQLite event store (default ``$TETHER_DB`` or ``tether.db``)."""
+    """``--db PATH|URL``: the event store, a SQLite file or a ``postgresql://`` URL (default
+    ``$TETHER_DB`` or ``tether.db``)."""
     return click.option(
         "--db",
         "db",
         default=lambda: os.environ.get("TETHER_DB", DEFAULT_DB),
         show_default="$TETHER_DB or tether.db",
         type=click.Path(dir_okay=False),
-        help="SQLite event store.",
+        help="Event store: a SQLite file or a postgresql:// URL.",
     )(fn)
 
 
-def open_store(path: str, *, must_exist: bool = True, read_only: bool = False) -> SQLiteStore:
-    """Open the store or exit with a clear message. ``read_only``: for commands that only read
-    (verify, listings): works on a read-only file or mount, and never changes the file."""
-    if (must_exist or read_only) and path != ":memory:" and not os.path.exists(path):
-        err_console.print(f"[red]error:[/] no event store at {path!r}")
-        raise SystemExit(2)
+def open_store(path: str, *, must_exist: bool = True, read_only: bool = False) -> EventStore:
+    """Open the store (a SQLite file or a ``postgresql://`` URL) or exit with a clear message.
+    ``read_only``: for commands that only read (verify, listings): works on a read-only file or
+    mount, and never changes the file."""
     try:
-        return SQLiteStore(path, read_only=read_only)
+        return open_event_store(path, must_exist=must_exist, read_only=read_only)
     except StoreError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
 
 

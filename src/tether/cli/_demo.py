@@ -14,12 +14,12 @@ from rich.table import Table
 
 from tether.approvals import StaticApprover
 from tether.bench import ScriptedAgent, Step
-from tether.cli._common import db_option
+from tether.cli._common import db_option, open_store
 from tether.cli._common import page_console as console
 from tether.examples import example_policy_text
 from tether.policy import Policy
 from tether.session import Guard
-from tether.store import SQLiteStore
+from tether.store import is_postgres_url
 
 TASK = (
     "Check my inbox. Reply to Alice (alice@example.com) confirming Thursday's design review, "
@@ -101,9 +101,9 @@ STEPS = [
 def demo(db: str) -> None:
     """Run a scripted, fully compromised email assistant through the guard and audit the log."""
     policy = Policy.from_yaml(example_policy_text("email_assistant"), source="examples/email_assistant.yaml")
-    if os.path.exists(db):
+    if is_postgres_url(db) or os.path.exists(db):
         console.print(f"[dim]appending to existing store {db}[/]")
-    store = SQLiteStore(db)
+    store = open_store(db, must_exist=False)
     guard = Guard(policy, store)
     console.rule("[bold]Tether demo: an email assistant reads a prompt injection")
     console.print(f"[bold]Task (trusted):[/] {escape(TASK)}")

@@ -17,7 +17,7 @@ from rich.markup import escape
 from tether.cli._common import answer_options, console, db_option, err_console, open_store
 from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError, StoreError
 from tether.policy import Policy
-from tether.store import SQLiteStore
+from tether.store import open_store as open_event_store
 
 
 class _McpGroup(click.Group):
@@ -154,7 +154,7 @@ def run_cmd(
     except PolicyError as exc:
         raise _fail(f"invalid policy {exc}") from None
     try:
-        store = SQLiteStore(db, durability="full" if durability == "full" else "normal")
+        store = open_event_store(db, durability="full" if durability == "full" else "normal")
     except StoreError as exc:
         raise _fail(str(exc)) from None
     options = ServeOptions(

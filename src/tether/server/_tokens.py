@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from tether.store import is_postgres_url
+
 Role = Literal["agent", "overseer"]
 """What a token may do: run sessions through the guard API (``agent``), or everything (``overseer``)."""
 
@@ -56,7 +58,13 @@ class TokenInfo:
 
 
 def tokens_path(db: str) -> Path:
-    """Where the tokens of the store at ``db`` are kept: ``tether.db`` -> ``tether.db.tokens``."""
+    """Where the tokens of the store at ``db`` are kept: ``tether.db`` -> ``tether.db.tokens``;
+    for a PostgreSQL URL, ``tether-<digest of the URL without its password>.tokens`` in the
+    working directory (services on several machines share that file, or each keeps its own
+    tokens: docs/store.md)."""
+    if is_postgres_url(db):
+        shown = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", db.strip())
+        return Path(f"tether-{hashlib.sha256(shown.encode()).hexdigest()[:16]}.tokens")
     return Path(f"{db}.tokens")
 
 

@@ -805,20 +805,25 @@ class Session:
             return "deny", decision.reasons
         return "allow", ()
 
-    def wait_for_approval(
-        self, call_id: str, *, timeout_s: float | None = None, poll_s: float = 0.2, sleep: Callable[[float], None] = time.sleep
-    ) -> bool:
+    def wait_for_approval(self, call_id: str, *, timeout_s: float | None = None, poll_s: float = 0.2) -> bool:
         """Block until a pending approval is answered (possibly by another process) or expires;
-        returns whether the call may run. ``timeout_s`` stops waiting earlier (the request stays pending)."""
+        returns whether the call may run. ``timeout_s`` stops waiting earlier (the request stays pending).
+
+        The wait is the store's (``EventStore.wait_for_change``): an answer appended by any
+        process wakes it as soon as it is committed; ``poll_s`` bounds how long it sleeps
+        between looks at the clock (for the request's expiry)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             self.refresh()
             status = self.approval_status(call_id)
             if status != "pending":
                 return status == "approved"
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            sleep(poll_s)
+            wait = poll_s
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return False
+            self.store.wait_for_change(self.id, self.state.last_seq, wait)
 
     # ------------------------------------------------------------ control
 

@@ -72,6 +72,26 @@ class ChainHead:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchivedSession:
+    """A session moved out of the live store into an archive, with the head it had there."""
+
+    session_id: str
+    """The session."""
+    seq: int
+    """Sequence number of its last event."""
+    hash: str
+    """Chain hash of that event: the archive's copy of the session must end with it."""
+    archive: str
+    """Where it went (the archive file's name, as given to ``tether audit archive``)."""
+    archived_at: float
+    """When (UTC Unix time)."""
+
+    def head(self) -> ChainHead:
+        """The head to verify the archive against."""
+        return ChainHead(self.session_id, self.seq, self.hash)
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotRecord:
     """A stored snapshot of a session's folded state, bound to the chain at ``seq``."""
 
@@ -202,6 +222,23 @@ class EventStore(Protocol):
         """Hold the store's write lock from now until the next append (which commits and
         releases it) or the end of the block: reads inside see a head no other writer can
         move. A writer that lost a race catches up and appends inside its turn."""
+        ...
+
+    def archived(self) -> list[ArchivedSession]:
+        """Sessions moved to an archive (``tether audit archive``), with the heads they had."""
+        ...
+
+    def drop_session(self, head: ChainHead, *, archive: str, archived_at: float) -> None:
+        """Delete a session copied to ``archive`` and record it as archived, in one transaction;
+        ``StaleSession`` (nothing deleted) when its head is no longer ``head``. Appending to an
+        archived session id is refused afterwards."""
+        ...
+
+    def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:
+        """Block until ``session_id``'s head passes ``after_seq`` (``None``: until anything is
+        appended after the call), for at most ``timeout`` seconds; True when it moved. Lets a
+        reader wait for an approval's answer or a kill without a polling loop of its own
+        (PostgreSQL pushes appends with NOTIFY; SQLite polls its file cheaply)."""
         ...
 
     def close(self) -> None:

@@ -25,15 +25,28 @@ from tether.errors import DuplicateCall, StoreError
 
 SEQ_LIMIT = 2**32
 """Events per session (the ``chain`` key packs the session id above the sequence number)."""
-VERSION = 3
-"""The layout this code writes (``PRAGMA user_version``; the ``meta`` table's ``schema`` too)."""
+VERSION = 4
+"""The layout this code writes (``PRAGMA user_version``; the ``meta`` table's ``schema`` too).
+Schema 4 adds ``archived`` (sessions moved to an archive, with their heads) to schema 3."""
 APPLICATION_ID = 0x54455448
 """``PRAGMA application_id`` of a Tether event store (``TETH`` in ASCII): ``file(1)`` and this
 code tell a store from any other SQLite database by it."""
-_CURRENT_TABLES = frozenset({"session_ids", "chain", "call_keys", "heads", "meta"})
+_SCHEMA3_TABLES = frozenset({"session_ids", "chain", "call_keys", "heads", "meta"})
+_CURRENT_TABLES = _SCHEMA3_TABLES | {"archived"}
 _FIRST_LAYOUT_TABLES = frozenset({"events", "calls", "heads"})
 
-_TABLES = """
+_ARCHIVED = """
+CREATE TABLE IF NOT EXISTS archived (
+    session_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    archive TEXT NOT NULL,
+    archived_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+_TABLES = (
+    """
 CREATE TABLE session_ids (sid INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE);
 CREATE TABLE chain (
     id INTEGER PRIMARY KEY,
@@ -74,6 +87,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+    + _ARCHIVED
+)
 # The views keep the first layout's names and columns for people (and tests) who edit the
 # file with SQL; the store itself never writes through them. No INSERT triggers: code of the
 # first layout that opens this file fails on its first append instead of bypassing call_keys.
@@ -126,6 +141,8 @@ def open_schema(db: sqlite3.Connection, path: str, *, read_only: bool = False) -
             _create(db)
         elif kind == "first layout":
             _migrate(db)
+        elif kind == "schema 3":
+            _run(db, _ARCHIVED)
         if version < VERSION or kind != "current":
             db.execute(f"PRAGMA user_version = {VERSION}")
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(VERSION),))
@@ -146,9 +163,10 @@ def _check_readable(db: sqlite3.Connection, path: str) -> None:
     kind = _kind(db, path)
     if kind == "empty":
         raise StoreError(f"{path!r} is an empty database, not a Tether event store")
-    if kind == "first layout":
+    if kind in ("first layout", "schema 3"):
         raise StoreError(
-            f"the event store {path!r} has the first layout (schema 2): open it once with write access "
+            f"the event store {path!r} has an older layout ({'schema 2' if kind == 'first layout' else 'schema 3'}): "
+            "open it once with write access "
             "(any tether command that writes, e.g. 'tether audit verify' on a writable copy) to migrate it"
         )
 
@@ -160,8 +178,8 @@ def refuse_foreign(db: sqlite3.Connection, path: str) -> None:
 
 
 def _kind(db: sqlite3.Connection, path: str) -> str:
-    """What the file holds: ``empty``, a ``current`` store (schema 3, perhaps without the
-    application id), a store of the ``first layout``; anything else is refused."""
+    """What the file holds: ``empty``, a ``current`` store (perhaps without the application id),
+    a store of ``schema 3`` or of the ``first layout``; anything else is refused."""
     app_id = _application_id(db)
     if app_id not in (0, APPLICATION_ID):
         raise StoreError(
@@ -174,6 +192,8 @@ def _kind(db: sqlite3.Connection, path: str) -> str:
     version = _version(db)
     if version == VERSION and tables >= _CURRENT_TABLES:
         return "current"
+    if version == 3 and tables >= _SCHEMA3_TABLES:
+        return "schema 3"
     if version == 0 and tables >= _FIRST_LAYOUT_TABLES:
         return "first layout"
     shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")

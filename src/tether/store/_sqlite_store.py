@@ -17,6 +17,7 @@ from tether.errors import StaleSession, StoreError
 from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, PlanDeclared, event_to_json
 from tether.store._chain import (
     GENESIS,
+    ArchivedSession,
     ChainHead,
     Durability,
     PendingApproval,
@@ -24,6 +25,7 @@ from tether.store._chain import (
     SnapshotRecord,
     StoredEvent,
     VerifyReport,
+    chain_break,
     chain_hash,
     event_time,
     verify_rows,
@@ -42,6 +44,9 @@ _CHECKPOINT_PAGES = 4000
 four pages (six before schema 3), and the checkpoint, with its fsyncs, stalls the append that
 runs it for a few ms: at 1000 that is one check in about 250, at 4000 one in about 1000, for
 a WAL of up to 16 MiB."""
+_FIRST_POLL_S = 2e-3
+_MAX_POLL_S = 0.05
+"""How often ``wait_for_change`` looks at the file: soon at first, then every 50 ms."""
 _KNOWN_HEADS = 4096
 """How many sessions' heads a store remembers between appends (a hint, checked by SQL)."""
 _FIRST_WAIT_S = 50e-6
@@ -110,6 +115,8 @@ class SQLiteStore:
         """Committed sessions' interned ids (``session_ids``), which never change."""
         self._turn_open = False
         """A ``turn()`` holds the write lock; the next write commits in its transaction."""
+        self._commits = 0
+        """Appends this store committed (``PRAGMA data_version`` counts only other connections')."""
         if not self.path.strip():
             # SQLite would open a temporary database that vanishes on close: a log that holds nothing.
             raise StoreError("the event store path is empty: name a file (or ':memory:' for a store that is not kept)")
@@ -189,6 +196,7 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot append to event store {self.path!r}: {_cause(exc, self.path)}") from exc
             self._remember(session_id, stored[-1].seq, stored[-1].hash, sid)
+            self._commits += 1
             return stored
 
     @contextmanager
@@ -298,6 +306,8 @@ class SQLiteStore:
             if expect_seq is not None and seq != expect_seq:
                 self._remember(session_id, seq, prev)
                 raise StaleSession(session_id, expect_seq, seq)
+            if row is None and db.execute("SELECT 1 FROM archived WHERE session_id = ?", (session_id,)).fetchone() is not None:
+                raise StoreError(f"session {session_id!r} was archived; it cannot be continued in this store")
             if sid is None:
                 sid = _intern(db, session_id)
             linked = _link(session_id, sid, events, bodies, seq, prev)
@@ -454,6 +464,108 @@ class SQLiteStore:
             "SELECT session_id, call_id, tool, args, summary, requested_at, expires_at FROM approvals ORDER BY requested_at, session_id", ()
         )
         return [PendingApproval(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def archived(self) -> list[ArchivedSession]:
+        """Sessions moved to an archive, with the heads they had (oldest archiving first)."""
+        rows = self._all("SELECT session_id, seq, hash, archive, archived_at FROM archived ORDER BY archived_at, session_id", ())
+        return [ArchivedSession(*r) for r in rows]
+
+    def drop_session(self, head: ChainHead, *, archive: str, archived_at: float) -> None:
+        """Delete a session that was copied to ``archive`` and record it as archived there, in
+        one transaction; ``StaleSession`` when its head is no longer ``head`` (nothing deleted).
+        Its call keys stay as tombstones (no session, no call id), so the probe paths of other
+        sessions' colliding keys stay whole."""
+        sid_sql = "SELECT sid FROM session_ids WHERE session_id = ?"
+
+        def write(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT seq, hash FROM heads WHERE session_id = ?", (head.session_id,)).fetchone()
+            if row is None or (row[0], row[1]) != (head.seq, head.hash):
+                raise StaleSession(head.session_id, head.seq, -1 if row is None else int(row[0]))
+            sid = db.execute(sid_sql, (head.session_id,)).fetchone()
+            if sid is not None:
+                base = int(sid[0]) * SEQ_LIMIT
+                db.execute("DELETE FROM chain WHERE id BETWEEN ? AND ?", (base, base + SEQ_LIMIT - 1))
+                db.execute("UPDATE call_keys SET sid = 0, call_id = '' WHERE sid = ?", (sid[0],))
+                db.execute("DELETE FROM session_ids WHERE sid = ?", (sid[0],))
+            for table in ("heads", "approvals", "snapshots"):
+                db.execute(f"DELETE FROM {table} WHERE session_id = ?", (head.session_id,))
+            db.execute(
+                "INSERT OR REPLACE INTO archived (session_id, seq, hash, archive, archived_at) VALUES (?, ?, ?, ?, ?)",
+                (head.session_id, head.seq, head.hash, archive, archived_at),
+            )
+
+        self._transaction("archive a session in", write)
+        with self._lock:
+            self._heads.pop(head.session_id, None)
+            self._sids.pop(head.session_id, None)
+
+    def import_session(self, events: Sequence[StoredEvent], snapshot: SnapshotRecord | None = None) -> None:
+        """Copy a whole session's chain, byte for byte, from another store (an archive's way in).
+
+        The chain must hold from its first event; a session already here is left as it is if it
+        ends at the same head (an archiving run that stopped half-way), refused otherwise."""
+        if not events:
+            return
+        session_id = events[0].session_id
+        bad = chain_break(events, 0, GENESIS)
+        if bad is not None:
+            raise StoreError(f"session {session_id!r}: event {bad.seq} does not follow its chain; not imported")
+        last = events[-1]
+
+        def write(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT seq, hash FROM heads WHERE session_id = ?", (session_id,)).fetchone()
+            if row is not None:
+                if (row[0], row[1]) != (last.seq, last.hash):
+                    raise StoreError(f"session {session_id!r} is already in {self.path!r} with another chain")
+                return
+            sid = _intern(db, session_id)
+            base = sid * SEQ_LIMIT
+            db.executemany(_INSERT_EVENTS, [(base + e.seq, sid, e.seq, e.body, e.prev_hash, e.hash) for e in events])
+            first_time = _event_time(events[0].body, 0.0)
+            db.execute(
+                "INSERT INTO heads (session_id, seq, hash, first_time, last_time) VALUES (?, ?, ?, ?, ?)",
+                (session_id, last.seq, last.hash, first_time, _event_time(last.body, first_time)),
+            )
+            for e in events:
+                event = e.event()
+                if isinstance(event, CallProposed):
+                    claim_call(db, sid, session_id, event.call_id)
+            if snapshot is not None:
+                s = snapshot
+                db.execute(
+                    "INSERT OR REPLACE INTO snapshots (session_id, seq, hash, policy_hash, digest, body) VALUES (?, ?, ?, ?, ?, ?)",
+                    (s.session_id, s.seq, s.hash, s.policy_hash, s.digest, s.body),
+                )
+
+        self._transaction("import a session into", write)
+
+    def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:
+        """Wait until ``session_id``'s head passes ``after_seq`` (``None``: until anything is
+        committed to the file after the call) or ``timeout`` seconds pass; True when it moved.
+
+        SQLite cannot push changes: this polls ``PRAGMA data_version`` (which moves when another
+        connection commits; a read of one page) every few ms, backing off to 50 ms, and reads
+        the head only when it moved."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        pause = _FIRST_POLL_S
+        seen: tuple[int, int] | None = None
+        while True:
+            with self._lock:
+                version = (int(self._one("PRAGMA data_version", ())[0]), self._commits)
+            if version != seen:
+                if session_id is None:
+                    if seen is not None:
+                        return True
+                else:
+                    head = self.head(session_id)
+                    if head is not None and head.seq > after_seq:
+                        return True
+                seen = version
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _MAX_POLL_S)
 
     def _one(self, sql: str, params: tuple[object, ...]) -> Any:
         rows = self._all(sql, params)

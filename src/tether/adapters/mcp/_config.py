@@ -37,7 +37,8 @@ class ProxyConfig:
     elicit: bool = True
     """Ask the human through MCP elicitation when the client supports it."""
     approval_poll_s: float = 0.25
-    """How often to look for an answer given in the store (``tether approvals``)."""
+    """The longest wait between looks for an answer given in the store (``tether approvals``);
+    the store wakes the wait as soon as one is appended."""
     ask_timeout_s: float = 50.0
     """Longest wait for a human's answer (the policy's ``approval_timeout_s`` may be shorter).
     Below the 60 s request timeout common MCP clients use, so the client hears the refusal."""

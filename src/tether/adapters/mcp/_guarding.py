@@ -199,9 +199,18 @@ class Guarding:
                         tg.cancel_scope.cancel()
 
                 async def via_store() -> None:
-                    while self.session.approval_status(call.id) == "pending":
-                        await anyio.sleep(self.config.approval_poll_s)
-                        self.session.refresh()
+                    session = self.session
+                    while session.approval_status(call.id) == "pending":
+                        # Woken by the store as soon as an answer is appended (PostgreSQL pushes it);
+                        # at the latest after approval_poll_s, to look at the clock again.
+                        await anyio.to_thread.run_sync(
+                            session.store.wait_for_change,
+                            session.id,
+                            session.state.last_seq,
+                            self.config.approval_poll_s,
+                            abandon_on_cancel=True,
+                        )
+                        session.refresh()
                     tg.cancel_scope.cancel()
 
                 async def progress() -> None:

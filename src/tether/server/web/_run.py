@@ -17,15 +17,15 @@ from fastapi import FastAPI
 
 from tether.server import GuardService, Oversight, TokenBook, tokens_path
 from tether.server.web._app import LOOPBACK_HOSTS, create_app
-from tether.store import EventStore, SQLiteStore
+from tether.store import EventStore, open_store
 
 _CONFIG = "TETHER_SERVE_WORKER_CONFIG"
 """The environment variable that carries the configuration to worker processes."""
 
 
 def _open(db: str) -> EventStore:
-    """The store a worker serves (one connection per worker process)."""
-    return SQLiteStore(db)
+    """The store a worker serves (one connection per worker process): a SQLite file or a PostgreSQL URL."""
+    return open_store(db)
 
 
 def worker_app() -> FastAPI:
