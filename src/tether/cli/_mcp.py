@@ -185,6 +185,51 @@ def _listings(upstreams: list[Any]) -> list[Any]:
         raise _fail(str(exc)) from None
 
 
+def _findings(upstreams: list[Any], listings: list[Any], gateway: bool) -> list[list[Any]]:
+    """The lint's findings per server; in a gateway, tool and prompt names as the client sees them (``server__name``)."""
+    import dataclasses
+
+    from tether.adapters.mcp._listing import gateway_findings
+
+    per_server = gateway_findings([u.name for u in upstreams], listings)
+    if not gateway:
+        return per_server
+    return [
+        [dataclasses.replace(f, definition=f"{u.name}__{f.definition}") if f.kind in ("tool", "prompt") else f for f in found]
+        for u, found in zip(upstreams, per_server, strict=True)
+    ]
+
+
+@mcp.command("lint", context_settings={"ignore_unknown_options": True})
+@_servers_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding, one per line.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def lint_cmd(url: str | None, server_specs: tuple[str, ...], gateway_file: str | None, as_json: bool, command: tuple[str, ...]) -> None:
+    """Lint what the server started by COMMAND (or a gateway's servers) gives the model; exit 1 when anything is flagged.
+
+    Deterministic rules (docs/mcp.md): instructions to the model, concealment from the user,
+    references to other servers' tools, paths, URLs and addresses, hidden or look-alike Unicode,
+    and free-form arguments the tool does not need.
+    """
+    import dataclasses
+
+    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    listings = _listings(upstreams)
+    gateway = bool(server_specs or gateway_file)
+    total = 0
+    for upstream, found in zip(upstreams, _findings(upstreams, listings, gateway), strict=True):
+        total += len(found)
+        if as_json:
+            for f in found:
+                click.echo(json.dumps({"server": upstream.name or upstream.describe(), **dataclasses.asdict(f)}, ensure_ascii=False))
+            continue
+        console.print(f"[bold]{escape(upstream.name or upstream.describe())}[/]: {len(found) or 'nothing'} flagged", soft_wrap=True)
+        for f in found:
+            console.print(f"  {escape(f.line())}", soft_wrap=True, highlight=False)
+    if total:
+        raise SystemExit(1)
+
+
 @mcp.command("policy-init", context_settings={"ignore_unknown_options": True})
 @_servers_options
 @click.option("--name", default=None, help="The policy's name (default: the server's).")
@@ -212,8 +257,14 @@ def policy_init_cmd(
     server_name = "gateway" if gateway else str(listings[0].server_info.get("name") or "mcp-server")
     source = ", ".join(u.describe() for u in upstreams)
     prefixes = [f"{u.name}__" if gateway else "" for u in upstreams]
+    findings = [f for found in _findings(upstreams, listings, gateway) for f in found]
     text = starting_policy(
-        name or server_name, tools, default="deny" if default == "deny" else "ask", source=source, pseudo_prefixes=prefixes
+        name or server_name,
+        tools,
+        default="deny" if default == "deny" else "ask",
+        source=source,
+        pseudo_prefixes=prefixes,
+        findings=findings,
     )
     Policy.from_yaml(text, source="<generated>")  # what we write must load
     if output is None:
@@ -347,12 +398,20 @@ def pins_review_cmd(
     upstreams = _upstreams(command, url, server_specs, gateway_file)
     listings = _listings(upstreams)
     store = open_store(db, must_exist=False)
-    for upstream, listing in zip(upstreams, listings, strict=True):
+    all_found = _findings(upstreams, listings, False)
+    for upstream, listing, found in zip(upstreams, listings, all_found, strict=True):
         key = pin_key if pin_key and len(upstreams) == 1 else upstream.pin_key()
         definitions = listing.definitions()
         console.print(f"[bold]{escape(key)}[/] ({escape(upstream.describe())}): {len(definitions) - 1} tool(s)")
         for d in definitions:
             click.echo(json.dumps(d.data, indent=2, ensure_ascii=False))
+        if found:
+            console.print(
+                f"[yellow]The lint flags {len(found)} thing(s); flagged definitions stay untrusted text even once approved:[/]",
+                soft_wrap=True,
+            )
+            for f in found:
+                console.print(f"  {escape(f.line())}", soft_wrap=True, highlight=False)
         if not yes and not click.confirm(f"Approve these {len(definitions)} definition(s) of {key}?", default=False):
             console.print("nothing approved")
             continue

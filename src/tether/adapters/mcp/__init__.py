@@ -14,7 +14,8 @@ from tether.adapters.mcp._content import result_text, tool_error
 from tether.adapters.mcp._guarding import APPROVAL_SCHEMA
 from tether.adapters.mcp._jsonrpc import Malformed, Message, classify, parse, recover_id
 from tether.adapters.mcp._links import UpstreamError
-from tether.adapters.mcp._listing import Listing, list_server
+from tether.adapters.mcp._lint import LintFinding, LintRule, Neighbours, lint_definition, lint_server
+from tether.adapters.mcp._listing import Listing, gateway_findings, list_server
 from tether.adapters.mcp._pins import (
     INSTRUCTIONS,
     PIN_SESSION_PREFIX,
@@ -38,9 +39,12 @@ __all__ = [
     "INSTRUCTIONS",
     "PIN_SESSION_PREFIX",
     "SAMPLING",
+    "LintFinding",
+    "LintRule",
     "Listing",
     "Malformed",
     "Message",
+    "Neighbours",
     "PinBook",
     "PinDetector",
     "PinFilter",
@@ -55,6 +59,9 @@ __all__ = [
     "check_loopback",
     "classify",
     "definition_hash",
+    "gateway_findings",
+    "lint_definition",
+    "lint_server",
     "list_server",
     "load_gateway",
     "parse",

@@ -22,6 +22,7 @@ from tether._decision import ToolCall
 from tether.adapters.mcp._config import ELICITATION, PSEUDO_TOOLS, SAMPLING
 from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._links import Link
+from tether.adapters.mcp._lint import Neighbours, lint_definition
 from tether.adapters.mcp._pins import INSTRUCTIONS, PinFilter, ToolDefinition
 from tether.adapters.mcp._scope import DefinitionScope
 from tether.flow import TRUSTED, UNTRUSTED
@@ -92,6 +93,7 @@ class Catalog:
         self.scope: DefinitionScope | None = None
         """Where approved definition text is noted as its server's (so it grounds values for that server only)."""
         self._recorded: set[tuple[str, str]] = set()
+        self._lint_cache: dict[tuple[str, frozenset[str], Neighbours], bool] = {}
         self._refreshing: asyncio.Future[list[dict[str, Any]]] | None = None
 
     # ------------------------------------------------------------ names
@@ -183,7 +185,7 @@ class Catalog:
                     f"tool definition(s) of {server.label} held until a human approves them (tether mcp pins list): {', '.join(held)}"
                 )
             offered = [d for d in definitions if d.name in visible]
-            self._record(server, offered, server.pins.reviewed(offered))
+            self._record(server, offered, server.pins.reviewed(offered) - self._flagged(server, offered, targets, listings))
             for d in offered:
                 name = self.client_name(server, d.name)
                 mapping[name] = (server, d.name)
@@ -207,6 +209,28 @@ class Catalog:
                 continue
             out[name] = ToolDefinition(name, item)
         return list(out.values())
+
+    def _flagged(self, server: ServerConn, offered: list[ToolDefinition], targets: list[ServerConn], listings: list[Any]) -> set[str]:
+        """Names of the definitions the lint flags: recorded as untrusted text even when a human approved them."""
+        others = [(s, li) for s, li in zip(targets, listings, strict=True) if s is not server and isinstance(li, list)]
+        tools = {str(t.get("name")) for _, li in others for t in li if isinstance(t, dict)}
+        neighbours = Neighbours(
+            servers=frozenset(s.name for s in self.servers if s is not server and s.name),
+            tools=frozenset(tools | {f"{s.name}{SEP}{t.get('name')}" for s, li in others for t in li if isinstance(t, dict)}),
+        )
+        own = [d.name for d in offered]
+        flagged = set()
+        for d in offered:
+            key = (d.hash, frozenset(own), neighbours)
+            if key not in self._lint_cache:
+                self._lint_cache[key] = bool(lint_definition("tool", d.data, own=own, neighbours=neighbours))
+            if self._lint_cache[key]:
+                flagged.add(d.name)
+        if flagged:
+            self._guarding.say(
+                f"tool definition(s) of {server.label} flagged by the lint, read as untrusted text (tether mcp lint): {', '.join(sorted(flagged))}"
+            )
+        return flagged
 
     def _record(self, server: ServerConn, offered: list[ToolDefinition], reviewed: set[str]) -> None:
         """Record the definitions the model will read: trusted where a human approved them."""
@@ -232,8 +256,10 @@ class Catalog:
         return any(rule.when.always for rule in [*spec.deny, *self._policy.spec.deny])
 
     def instructions_label(self, server: ServerConn) -> bool:
-        """Whether the server's instructions, as given now, were approved by a human."""
-        return server.instructions is not None and bool(server.pins.reviewed([server.instructions]))
+        """Whether the server's instructions, as given now, were approved by a human (and the lint flags nothing in them)."""
+        if server.instructions is None or not server.pins.reviewed([server.instructions]):
+            return False
+        return not lint_definition("instructions", server.instructions.data)
 
     # ------------------------------------------------------------ gateway prompts and resources
 
