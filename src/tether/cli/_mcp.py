@@ -407,7 +407,8 @@ def pins_review_cmd(
             click.echo(json.dumps(d.data, indent=2, ensure_ascii=False))
         if found:
             console.print(
-                f"[yellow]The lint flags {len(found)} thing(s); flagged definitions stay untrusted text even once approved:[/]",
+                f"[yellow]The lint flags {len(found)} thing(s); a definition flagged for more than a path, URL or address"
+                " stays untrusted text even once approved:[/]",
                 soft_wrap=True,
             )
             for f in found:

@@ -211,7 +211,7 @@ class Catalog:
         return list(out.values())
 
     def _flagged(self, server: ServerConn, offered: list[ToolDefinition], targets: list[ServerConn], listings: list[Any]) -> set[str]:
-        """Names of the definitions the lint flags: recorded as untrusted text even when a human approved them."""
+        """Names of the definitions the lint flags as steering the model: recorded as untrusted text even when a human approved them."""
         others = [(s, li) for s, li in zip(targets, listings, strict=True) if s is not server and isinstance(li, list)]
         tools = {str(t.get("name")) for _, li in others for t in li if isinstance(t, dict)}
         neighbours = Neighbours(
@@ -223,7 +223,7 @@ class Catalog:
         for d in offered:
             key = (d.hash, frozenset(own), neighbours)
             if key not in self._lint_cache:
-                self._lint_cache[key] = bool(lint_definition("tool", d.data, own=own, neighbours=neighbours))
+                self._lint_cache[key] = any(f.steering for f in lint_definition("tool", d.data, own=own, neighbours=neighbours))
             if self._lint_cache[key]:
                 flagged.add(d.name)
         if flagged:
@@ -259,7 +259,7 @@ class Catalog:
         """Whether the server's instructions, as given now, were approved by a human (and the lint flags nothing in them)."""
         if server.instructions is None or not server.pins.reviewed([server.instructions]):
             return False
-        return not lint_definition("instructions", server.instructions.data)
+        return not any(f.steering for f in lint_definition("instructions", server.instructions.data))
 
     # ------------------------------------------------------------ gateway prompts and resources
 

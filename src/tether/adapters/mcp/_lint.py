@@ -78,6 +78,16 @@ class LintFinding:
     argument: str | None = None
     """For ``free-form-argument`` (and findings inside one argument's schema): the argument's name."""
 
+    @property
+    def steering(self) -> bool:
+        """Whether the finding is text that steers the model or hides from the human (not a plain path, URL or address).
+
+        A definition with a steering finding is read as untrusted text even after a human
+        approved it; paths, URLs and addresses are values the reviewer saw, and ground
+        values for their own server's tools only.
+        """
+        return self.rule in _STEERING or self.rule in ("confusable", "free-form-argument")
+
     def line(self) -> str:
         """One line for a terminal or a policy comment."""
         arg = f" (argument {self.argument})" if self.argument else ""

@@ -120,8 +120,9 @@ def starting_policy(
         header += ["# The server annotates its tools as follows (claims by the server, not trusted):", *notes]
     if findings:
         header += [
-            "# The lint (tether mcp lint) flags these definitions. Tether reads a flagged definition as untrusted text",
-            "# even after a human approves it, and each flagged free-form argument is denied (rules named lint-...):",
+            "# The lint (tether mcp lint) flags these definitions. Tether reads a definition flagged for anything but",
+            "# a path, URL or address as untrusted text even after a human approves it, and each flagged free-form",
+            "# argument is denied (rules named lint-...):",
             *(f"#   {' '.join(f.line().split())[:300]}" for f in findings),
         ]
     body = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=120)
