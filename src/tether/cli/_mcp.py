@@ -107,6 +107,13 @@ def _task(task: str | None, task_file: str | None) -> str | None:
 @click.option("--no-elicit", is_flag=True, help="Never ask through MCP elicitation; wait for `tether approvals` only.")
 @click.option("--hide-denied", is_flag=True, help="Leave out of tools/list the tools the policy never allows.")
 @click.option(
+    "--restart-backoff",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds before a server that exited is started again (doubling per failure, up to 60; 0: never restart).",
+)
+@click.option(
     "--durability",
     type=click.Choice(["normal", "full"]),
     default="normal",
@@ -133,6 +140,7 @@ def run_cmd(
     ask_timeout: float,
     no_elicit: bool,
     hide_denied: bool,
+    restart_backoff: float,
     durability: str,
     command: tuple[str, ...],
 ) -> None:
@@ -160,7 +168,15 @@ def run_cmd(
         gateway=bool(server_specs or gateway_file),
         session_per_connection=session_per_connection,
     )
-    config = ProxyConfig(call_timeout_s=call_timeout, ask_timeout_s=ask_timeout, elicit=not no_elicit, hide_denied=hide_denied)
+    config = ProxyConfig(
+        call_timeout_s=call_timeout,
+        ask_timeout_s=ask_timeout,
+        elicit=not no_elicit,
+        hide_denied=hide_denied,
+        restart=restart_backoff > 0,
+        restart_backoff_s=max(restart_backoff, 0.05),
+        restart_backoff_max_s=max(60.0, restart_backoff),
+    )
     import asyncio
 
     try:
@@ -272,6 +288,29 @@ def policy_init_cmd(
     else:
         Path(output).write_text(text, encoding="utf-8")
         err_console.print(f"wrote a starting policy for {len(tools)} tool(s) to {output}")
+
+
+@mcp.command("status")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="The status files as JSON.")
+def status_cmd(db: str, as_json: bool) -> None:
+    """Each running proxy or gateway on this store: its servers' state, restarts and last error."""
+    from tether.adapters.mcp._supervise import read_status
+
+    runs = read_status(db)
+    if as_json:
+        click.echo(json.dumps(runs, indent=2, ensure_ascii=False))
+        return
+    if not runs:
+        console.print(f"no MCP proxy has reported on {escape(db)} (none running, or started with another --db)")
+        return
+    for run in runs:
+        alive = "running" if run.get("running") else "not running (left by a proxy that was killed)"
+        console.print(f"[bold]pid {run.get('pid')}[/] {alive}, session {escape(str(run.get('session')))}, since {run.get('started')}")
+        for server in run.get("servers") or []:
+            error = f", last error: {server['last_error']}" if server.get("last_error") else ""
+            up = f", up {server['up_for_s']:g} s" if server.get("up_for_s") is not None else ""
+            console.print(f"  {escape(str(server.get('name')))}: {server.get('state')}, restarts {server.get('restarts')}{up}{escape(error)}", soft_wrap=True)
 
 
 @mcp.group("pins")

@@ -16,7 +16,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tether._decision import ToolCall
 from tether.adapters.mcp._config import ELICITATION, PSEUDO_TOOLS, SAMPLING
@@ -25,6 +25,7 @@ from tether.adapters.mcp._links import Link
 from tether.adapters.mcp._lint import Neighbours, lint_definition
 from tether.adapters.mcp._pins import INSTRUCTIONS, PinFilter, ToolDefinition
 from tether.adapters.mcp._scope import DefinitionScope
+from tether.adapters.mcp._upstream import Upstream
 from tether.flow import TRUSTED, UNTRUSTED
 from tether.monitor import Finding
 from tether.policy import Policy
@@ -57,6 +58,18 @@ class ServerConn:
     """False once it closed its end."""
     instructions: ToolDefinition | None = None
     """Its instructions as a pinnable definition (set at initialize)."""
+    spec: Upstream | None = None
+    """How to start it again when it exits (None: it is not restarted)."""
+    state: ServerState = "up"
+    """``up``, ``down`` (exited or never started; restarted with backoff) or ``stopped`` (not restarted)."""
+    restarts: int = 0
+    """How many times it was started again."""
+    failures: int = 0
+    """Exits (or failed starts) in a row, for the backoff."""
+    last_error: str | None = None
+    """Why it last went down."""
+    up_since: float | None = None
+    """When it last came up (``time.monotonic()``)."""
 
     @property
     def capabilities(self) -> dict[str, Any]:
@@ -64,6 +77,9 @@ class ServerConn:
         caps = (self.init or {}).get("capabilities")
         return caps if isinstance(caps, dict) else {}
 
+
+ServerState = Literal["up", "down", "stopped"]
+"""A server's health as the proxy sees it."""
 
 FetchAll = Callable[[ServerConn, str, str], Awaitable[list[Any]]]
 """Lists every page of ``method`` from a server and returns the items under ``key``."""
@@ -137,6 +153,8 @@ class Catalog:
         if target is None:
             return Finding("deny", f"no MCP server behind this proxy offers a tool named {tool!r}")
         server, name = target
+        if not server.alive or server.init is None:
+            return Finding("deny", f"the MCP server {server.label} is down ({down_reason(server)})")
         return server.pins.finding(name)
 
     def policy_names(self, tool: str) -> bool:
@@ -300,6 +318,12 @@ class Catalog:
             return next(iter(matches.values()))
         offering = [s for s in self.servers if s.alive and "resources" in s.capabilities]
         return offering[0] if len(offering) == 1 else None
+
+
+def down_reason(server: ServerConn) -> str:
+    """Why a server is not serving, in words (for refusals and the status)."""
+    why = server.last_error or "it has not initialised"
+    return why + ("; Tether starts it again with backoff" if server.state == "down" else "")
 
 
 def _template_pattern(template: str) -> re.Pattern[str]:
