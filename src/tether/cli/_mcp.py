@@ -201,6 +201,13 @@ def _listings(upstreams: list[Any]) -> list[Any]:
         raise _fail(str(exc)) from None
 
 
+def _client_names(upstream: Any, listing: Any) -> dict[str, str]:
+    """A gateway server's tool names as clients see them (``server__tool``, shortened past 64 characters)."""
+    from tether.adapters.mcp._catalog import gateway_tool_names
+
+    return gateway_tool_names(upstream.name, [str(t["name"]) for t in listing.tools])
+
+
 def _findings(upstreams: list[Any], listings: list[Any], gateway: bool) -> list[list[Any]]:
     """The lint's findings per server; in a gateway, tool and prompt names as the client sees them (``server__name``)."""
     import dataclasses
@@ -210,10 +217,16 @@ def _findings(upstreams: list[Any], listings: list[Any], gateway: bool) -> list[
     per_server = gateway_findings([u.name for u in upstreams], listings)
     if not gateway:
         return per_server
-    return [
-        [dataclasses.replace(f, definition=f"{u.name}__{f.definition}") if f.kind in ("tool", "prompt") else f for f in found]
-        for u, found in zip(upstreams, per_server, strict=True)
-    ]
+    out: list[list[Any]] = []
+    for u, li, found in zip(upstreams, listings, per_server, strict=True):
+        names = _client_names(u, li)
+        out.append(
+            [
+                dataclasses.replace(f, definition=names.get(f.definition, f"{u.name}__{f.definition}")) if f.kind in ("tool", "prompt") else f
+                for f in found
+            ]
+        )
+    return out
 
 
 @mcp.command("lint", context_settings={"ignore_unknown_options": True})
@@ -269,7 +282,9 @@ def policy_init_cmd(
     upstreams = _upstreams(command, url, server_specs, gateway_file)
     listings = _listings(upstreams)
     gateway = bool(server_specs or gateway_file)
-    tools = [{**t, "name": f"{u.name}__{t['name']}"} if gateway else t for u, li in zip(upstreams, listings, strict=True) for t in li.tools]
+    tools = [
+        {**t, "name": _client_names(u, li)[t["name"]]} if gateway else t for u, li in zip(upstreams, listings, strict=True) for t in li.tools
+    ]
     server_name = "gateway" if gateway else str(listings[0].server_info.get("name") or "mcp-server")
     source = ", ".join(u.describe() for u in upstreams)
     prefixes = [f"{u.name}__" if gateway else "" for u in upstreams]
@@ -311,6 +326,102 @@ def status_cmd(db: str, as_json: bool) -> None:
             error = f", last error: {server['last_error']}" if server.get("last_error") else ""
             up = f", up {server['up_for_s']:g} s" if server.get("up_for_s") is not None else ""
             console.print(f"  {escape(str(server.get('name')))}: {server.get('state')}, restarts {server.get('restarts')}{up}{escape(error)}", soft_wrap=True)
+
+
+def _client_config(client_name: str, config: str | None) -> tuple[Any, Path]:
+    from tether.adapters.mcp._clients import client
+
+    try:
+        kind = client(client_name)
+        return kind, Path(config).expanduser().resolve() if config else kind.default_path()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _starting_policy_for(sidecar_text: str, path: Path, name: str) -> str:
+    """A starting policy for the servers a gateway file names (they are started and listed, no tool is called)."""
+    import tempfile
+
+    from tether.adapters.mcp import load_gateway, starting_policy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        side = Path(tmp) / "gateway.json"
+        side.write_text(sidecar_text, encoding="utf-8")
+        upstreams = load_gateway(side, warn=lambda text: err_console.print(f"tether-mcp: {escape(text)}", soft_wrap=True))
+    listings = _listings(upstreams)
+    tools = [{**t, "name": _client_names(u, li)[t["name"]]} for u, li in zip(upstreams, listings, strict=True) for t in li.tools]
+    findings = [f for found in _findings(upstreams, listings, True) for f in found]
+    source = ", ".join(u.describe() for u in upstreams)
+    return starting_policy(name, tools, source=source, pseudo_prefixes=[f"{u.name}__" for u in upstreams], findings=findings)
+
+
+@mcp.command("install")
+@click.option("--client", "client_name", required=True, help="claude, cursor, vscode, windsurf or cline.")
+@click.option("--config", "config", default=None, help="The client's config file (default: its user-level file on this system).")
+@click.option("--policy", "policy", default=None, help="Policy to enforce (default: a starting policy written beside the config).")
+@click.option("--db", "db", default=None, help="Event store (default: ~/.local/share/tether/tether.db).")
+@click.option("--dry-run", is_flag=True, help="Show the change as a diff; write nothing.")
+def install_cmd(client_name: str, config: str | None, policy: str | None, db: str | None, dry_run: bool) -> None:
+    """Put Tether in front of a client's MCP servers: they run behind one `tether mcp` gateway entry.
+
+    The config is backed up first; running it again moves only servers added since;
+    `tether mcp uninstall` puts them back.
+    """
+    from tether.adapters.mcp._clients import apply, plan_install
+
+    kind, path = _client_config(client_name, config)
+    store = Path(db).expanduser().resolve() if db else Path("~/.local/share/tether/tether.db").expanduser()
+    policy_path = Path(policy).expanduser().resolve() if policy else path.with_name(path.name + ".tether-policy.yaml")
+    if policy and not policy_path.is_file():
+        raise _fail(f"no policy at {str(policy_path)!r}")
+    try:
+        change = plan_install(kind, path, policy=policy_path, db=store)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    for note in change.notes:
+        console.print(f"  {escape(note)}", soft_wrap=True)
+    if not change.changed:
+        console.print(f"Tether is already in front of every enabled server in {escape(str(path))}; nothing to do")
+        return
+    if dry_run:
+        click.echo(change.diff(), nl=False)
+        console.print(f"would write {escape(str(change.sidecar))} (the servers Tether runs)", soft_wrap=True)
+        if not policy_path.exists():
+            console.print(f"would write a starting policy to {escape(str(policy_path))} (every tool asks)", soft_wrap=True)
+        return
+    if not policy_path.exists():
+        try:
+            text = _starting_policy_for(change.sidecar_after or "{}", path, f"{kind.name}-servers")
+        except ConfigError as exc:
+            raise _fail(f"{exc} (give --policy FILE to install without listing the servers)") from None
+        policy_path.write_text(text, encoding="utf-8")
+        console.print(f"wrote a starting policy to {escape(str(policy_path))}: every tool asks a human; tighten it", soft_wrap=True)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    backup = apply(change)
+    console.print(f"{kind.title}: Tether now runs {escape(str(path))}'s servers (backup: {escape(str(backup))}); restart the client", soft_wrap=True)
+
+
+@mcp.command("uninstall")
+@click.option("--client", "client_name", required=True, help="claude, cursor, vscode, windsurf or cline.")
+@click.option("--config", "config", default=None, help="The client's config file (default: its user-level file on this system).")
+@click.option("--dry-run", is_flag=True, help="Show the change as a diff; write nothing.")
+def uninstall_cmd(client_name: str, config: str | None, dry_run: bool) -> None:
+    """Undo `tether mcp install`: the servers go back into the client's config, Tether's entry goes."""
+    from tether.adapters.mcp._clients import apply, plan_uninstall
+
+    kind, path = _client_config(client_name, config)
+    try:
+        change = plan_uninstall(kind, path)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    for note in change.notes:
+        console.print(f"  {escape(note)}", soft_wrap=True)
+    if dry_run:
+        click.echo(change.diff(), nl=False)
+        console.print(f"would remove {escape(str(change.sidecar))}", soft_wrap=True)
+        return
+    backup = apply(change)
+    console.print(f"{kind.title}: servers restored in {escape(str(path))} (backup: {escape(str(backup))}); restart the client", soft_wrap=True)
 
 
 @mcp.group("pins")

@@ -13,6 +13,7 @@ listed them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,29 @@ from tether.policy import Policy
 
 SEP = "__"
 """Separates a gateway server's name from the names it lists (``files__read_file``)."""
+
+MAX_TOOL_NAME = 64
+"""Longest tool name MCP clients accept (Claude, Cursor and VS Code cap names at 64 characters)."""
+
+
+def gateway_tool_names(server: str, names: Sequence[str]) -> dict[str, str]:
+    """Each of a gateway server's tool names as the client sees it: ``server__name``, shortened when longer than
+    :data:`MAX_TOOL_NAME` to its start plus a hash of the whole name (deterministic, distinct within the server;
+    names of different servers never meet, since each keeps its ``server__`` prefix)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in sorted(set(names), key=lambda n: (len(f"{server}{SEP}{n}") > MAX_TOOL_NAME, n)):
+        full = f"{server}{SEP}{name}"
+        if len(full) > MAX_TOOL_NAME:
+            digest = hashlib.sha256(full.encode("utf-8")).hexdigest()
+            for size in range(10, 40):
+                full = f"{server}{SEP}{name}"[: MAX_TOOL_NAME - size - 1] + "-" + digest[:size]
+                if full not in used:
+                    break
+        used.add(full)
+        out[name] = full
+    return out
+
 
 SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
 """Gateway server names: letters, digits and inner hyphens (so ``__`` splits a name unambiguously)."""
@@ -126,6 +150,9 @@ class Catalog:
         """The server and its own name for a client-facing name (None: no such server)."""
         if not self.gateway:
             return (self.servers[0], name) if self.servers else None
+        listed = self.tools.get(name)
+        if listed is not None:  # a listed tool (its name may be shortened to 64 characters)
+            return listed
         prefix, sep, rest = name.partition(SEP)
         if not sep:
             return None
@@ -204,8 +231,9 @@ class Catalog:
                 )
             offered = [d for d in definitions if d.name in visible]
             self._record(server, offered, server.pins.reviewed(offered) - self._flagged(server, offered, targets, listings))
+            names = gateway_tool_names(server.name, [d.name for d in offered]) if self.gateway else {}
             for d in offered:
-                name = self.client_name(server, d.name)
+                name = names.get(d.name, d.name)
                 mapping[name] = (server, d.name)
                 if self._hide_denied and self._never_allowed(name):
                     continue
