@@ -55,13 +55,42 @@ def _servers_options(fn: Any) -> Any:
         metavar="NAME=COMMAND",
         help="An upstream server of a gateway (repeat it); its tools become NAME__TOOL.",
     )(fn)
-    return click.option("--url", default=None, help="Upstream server over streamable HTTP instead of a command.")(fn)
+    fn = click.option(
+        "--header",
+        "headers",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="With --url: an HTTP header for the server (repeatable; ${env:NAME} is expanded; never logged).",
+    )(fn)
+    fn = click.option("--sse", is_flag=True, help="With --url: the server speaks the legacy HTTP+SSE transport.")(fn)
+    return click.option("--url", default=None, help="Upstream server over streamable HTTP (or --sse) instead of a command.")(fn)
 
 
-def _upstreams(command: tuple[str, ...], url: str | None, server_specs: tuple[str, ...], gateway_file: str | None) -> list[Any]:
+def _url_headers(headers: tuple[str, ...]) -> dict[str, str]:
+    from tether.adapters.mcp._upstream import expand_variables
+
+    out: dict[str, str] = {}
+    for item in headers:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header {name!r}: write NAME=VALUE (for example Authorization='Bearer ${{env:TOKEN}}')")
+        out[name.strip()] = expand_variables(value.strip(), "--url", "--header")
+    return out
+
+
+def _upstreams(
+    command: tuple[str, ...],
+    url: str | None,
+    server_specs: tuple[str, ...],
+    gateway_file: str | None,
+    headers: tuple[str, ...] = (),
+    sse: bool = False,
+) -> list[Any]:
     from tether.adapters.mcp import Upstream, check_gateway, load_gateway, server_option
 
     try:
+        if (headers or sse) and url is None:
+            raise ConfigError("--header and --sse go with --url (a gateway file gives each server its own `headers` and `type`)")
         if server_specs or gateway_file:
             if command or url:
                 raise ConfigError("give a server command (or --url), or a gateway (--server/--config), not both")
@@ -70,6 +99,8 @@ def _upstreams(command: tuple[str, ...], url: str | None, server_specs: tuple[st
                 servers += load_gateway(gateway_file)
             check_gateway(servers)
             return servers
+        if url is not None:
+            return [Upstream(url=url, headers=_url_headers(headers), transport="sse" if sse else "http")]
         return [Upstream(command=command, url=url)]
     except ConfigError as exc:
         raise _fail(str(exc)) from None
@@ -90,7 +121,9 @@ def _task(task: str | None, task_file: str | None) -> str | None:
 @db_option
 @_servers_options
 @click.option("--http", "http_port", type=int, default=None, help="Serve the proxy over streamable HTTP on this port (default: stdio).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address for --http.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address for --http (loopback unless --allow-remote).")
+@click.option("--no-auth", is_flag=True, help="With --http on loopback: accept requests without the bearer token.")
+@click.option("--allow-remote", is_flag=True, help="With --http: bind a non-loopback --host (the bearer token is then required).")
 @click.option(
     "--session-per-connection",
     is_flag=True,
@@ -125,10 +158,14 @@ def run_cmd(
     policy_path: str,
     db: str,
     url: str | None,
+    headers: tuple[str, ...],
+    sse: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     http_port: int | None,
     host: str,
+    no_auth: bool,
+    allow_remote: bool,
     session_per_connection: bool,
     task: str | None,
     task_file: str | None,
@@ -147,7 +184,7 @@ def run_cmd(
     """Serve MCP, forwarding to the server started by COMMAND (after --), or to a gateway's servers, checking every call."""
     from tether.adapters.mcp import ProxyConfig, ServeOptions, serve
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
     try:
         policy = Policy.from_file(policy_path)
     except PolicyError as exc:
@@ -167,6 +204,8 @@ def run_cmd(
         pin_key=pin_key,
         gateway=bool(server_specs or gateway_file),
         session_per_connection=session_per_connection,
+        auth=not no_auth,
+        allow_remote=allow_remote,
     )
     config = ProxyConfig(
         call_timeout_s=call_timeout,
@@ -233,7 +272,15 @@ def _findings(upstreams: list[Any], listings: list[Any], gateway: bool) -> list[
 @_servers_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per finding, one per line.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def lint_cmd(url: str | None, server_specs: tuple[str, ...], gateway_file: str | None, as_json: bool, command: tuple[str, ...]) -> None:
+def lint_cmd(
+    url: str | None,
+    headers: tuple[str, ...],
+    sse: bool,
+    server_specs: tuple[str, ...],
+    gateway_file: str | None,
+    as_json: bool,
+    command: tuple[str, ...],
+) -> None:
     """Lint what the server started by COMMAND (or a gateway's servers) gives the model; exit 1 when anything is flagged.
 
     Deterministic rules (docs/mcp.md): instructions to the model, concealment from the user,
@@ -242,7 +289,7 @@ def lint_cmd(url: str | None, server_specs: tuple[str, ...], gateway_file: str |
     """
     import dataclasses
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
     listings = _listings(upstreams)
     gateway = bool(server_specs or gateway_file)
     total = 0
@@ -269,6 +316,8 @@ def lint_cmd(url: str | None, server_specs: tuple[str, ...], gateway_file: str |
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def policy_init_cmd(
     url: str | None,
+    headers: tuple[str, ...],
+    sse: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     name: str | None,
@@ -279,7 +328,7 @@ def policy_init_cmd(
     """List the tools of the server started by COMMAND (or of a gateway's servers) and write a starting policy."""
     from tether.adapters.mcp import starting_policy
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
     listings = _listings(upstreams)
     gateway = bool(server_specs or gateway_file)
     tools = [
@@ -424,6 +473,47 @@ def uninstall_cmd(client_name: str, config: str | None, dry_run: bool) -> None:
     console.print(f"{kind.title}: servers restored in {escape(str(path))} (backup: {escape(str(backup))}); restart the client", soft_wrap=True)
 
 
+@mcp.group("token")
+def token() -> None:
+    """Bearer tokens of the HTTP endpoint (`tether mcp --http`): one is created at the first start."""
+
+
+def _tokens(db: str) -> Any:
+    from tether.adapters.mcp._tokens import TokenStore, token_file
+
+    return TokenStore(token_file(db))
+
+
+@token.command("new")
+@db_option
+@click.option("--note", default="", help="What the token is for.")
+def token_new_cmd(db: str, note: str) -> None:
+    """Create a token; it is printed once (only its hash is kept)."""
+    token_id, value = _tokens(db).create(note)
+    console.print(f"token {token_id} (shown once): clients send  Authorization: Bearer {value}", soft_wrap=True, highlight=False)
+
+
+@token.command("list")
+@db_option
+def token_list_cmd(db: str) -> None:
+    """The live tokens of this store's HTTP endpoints (ids, not the tokens)."""
+    entries = _tokens(db).entries()
+    if not entries:
+        console.print("no token (one is created when tether mcp --http first starts)")
+    for entry in entries:
+        console.print(f"{entry.get('id')}  created {entry.get('created')}  {escape(str(entry.get('note') or ''))}", soft_wrap=True)
+
+
+@token.command("revoke")
+@db_option
+@click.argument("token_id")
+def token_revoke_cmd(db: str, token_id: str) -> None:
+    """End the token TOKEN_ID (from `token list`) for every proxy on this store, at their next request."""
+    if not _tokens(db).revoke(token_id):
+        raise _fail(f"no single token matches {token_id!r}")
+    console.print(f"token {escape(token_id)} revoked")
+
+
 @mcp.group("pins")
 def pins() -> None:
     """Tool-definition pins: review a server's definitions, list them, approve or refuse a new or changed one."""
@@ -532,6 +622,8 @@ def pins_review_cmd(
     by: str,
     note: str,
     url: str | None,
+    headers: tuple[str, ...],
+    sse: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     pin_key: str | None,
@@ -545,7 +637,7 @@ def pins_review_cmd(
     """
     from tether.adapters.mcp import PinBook
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
     listings = _listings(upstreams)
     store = open_store(db, must_exist=False)
     all_found = _findings(upstreams, listings, False)

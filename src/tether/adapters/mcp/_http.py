@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, TextIO
 
 import anyio
@@ -25,6 +25,7 @@ from mcp.shared.message import ClientMessageMetadata, ServerMessageMetadata, Ses
 
 from tether.adapters.mcp._jsonrpc import Id
 from tether.adapters.mcp._links import Frame
+from tether.adapters.mcp._tokens import bearer
 
 Side = Literal["client", "server"]
 
@@ -77,22 +78,48 @@ class SdkLink:
 
 
 @contextlib.asynccontextmanager
-async def open_url(url: str, *, log: TextIO = sys.stderr) -> AsyncIterator[SdkLink]:
-    """A link to a streamable HTTP server, closed (the session deleted) on exit."""
-    async with streamable_http_client(url) as (read, write):
+async def open_url(
+    url: str, *, log: TextIO = sys.stderr, headers: Mapping[str, str] | None = None, transport: Literal["http", "sse"] = "http"
+) -> AsyncIterator[SdkLink]:
+    """A link to a streamable HTTP server (or a legacy HTTP+SSE one), closed (the session deleted) on exit.
+
+    ``headers`` (credentials such as ``Authorization: Bearer ...``) go with every request and are
+    never logged.
+    """
+    if transport == "sse":
+        from mcp.client.sse import sse_client
+
+        async with sse_client(url, headers=dict(headers) if headers else None) as (read, write):
+            yield SdkLink(read, write, side="client", log=log)
+        return
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    async with (
+        create_mcp_http_client(headers=dict(headers) if headers else None) as client,
+        streamable_http_client(url, http_client=client) as (read, write),
+    ):
         yield SdkLink(read, write, side="client", log=log)
 
 
 class HttpFront:
     """The proxy's streamable HTTP endpoint (``/mcp``): one proxy run per MCP session."""
 
-    def __init__(self, run_session: Callable[[SdkLink], Awaitable[None]], *, host: str, log: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        run_session: Callable[[SdkLink], Awaitable[None]],
+        *,
+        host: str,
+        log: TextIO = sys.stderr,
+        authorized: Callable[[str | None], bool] | None = None,
+        check_hosts: bool = True,
+    ) -> None:
         self._run_session = run_session
+        self._authorized = authorized
         self._log = log
         self._sessions: dict[str, StreamableHTTPServerTransport] = {}
         self._tg: TaskGroup | None = None
         self._security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
+            enable_dns_rebinding_protection=check_hosts,  # off only beyond loopback, where the token is required
             allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", f"{host}:*"],
             allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", f"http://{host}:*"],
         )
@@ -110,6 +137,11 @@ class HttpFront:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") != "/mcp":
             await _plain(send, 404, b"not found")
+            return
+        if self._authorized is not None and not self._authorized(bearer(scope["headers"])):
+            # Refused before any MCP session exists: nothing reaches the proxy without the token.
+            body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Unauthorized: this Tether endpoint needs Authorization: Bearer <token> (tether mcp token new)"}}'
+            await _plain(send, 401, body, [(b"www-authenticate", b'Bearer realm="tether-mcp"')])
             return
         sid = next((v.decode("latin-1") for k, v in scope["headers"] if k.decode("latin-1").lower() == MCP_SESSION_ID_HEADER), None)
         if sid is not None:
@@ -141,6 +173,7 @@ class HttpFront:
                 await transport.terminate()
 
 
-async def _plain(send: Any, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+async def _plain(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    head = [(b"content-type", b"application/json"), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})

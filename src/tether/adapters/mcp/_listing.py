@@ -65,7 +65,7 @@ async def _link(spec: Upstream, log: TextIO) -> AsyncIterator[Link]:
     if spec.url is not None:
         from tether.adapters.mcp._http import open_url
 
-        async with open_url(spec.url, log=log) as link:
+        async with open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport) as link:
             yield link
         return
     process = await ProcessLink.start(spec.command, environment(spec.env), limit=64 << 20, errlog=log)

@@ -19,6 +19,7 @@ from tether.adapters.mcp._pins import PinBook, PinDetector, PinFilter
 from tether.adapters.mcp._proxy import Proxy
 from tether.adapters.mcp._scope import DefinitionScope
 from tether.adapters.mcp._supervise import DeadLink, status_folder
+from tether.adapters.mcp._tokens import TokenStore, token_file
 from tether.adapters.mcp._upstream import Upstream, check_gateway, describe_all, environment
 from tether.errors import ConfigError
 from tether.policy import Policy
@@ -50,6 +51,10 @@ class ServeOptions:
     """Namespace every server's names even when there is only one."""
     session_per_connection: bool = False
     """HTTP only: a Tether session per MCP connection instead of one for the principal across connections."""
+    auth: bool = True
+    """HTTP only: every request needs ``Authorization: Bearer <token>`` (a token is created at the first start)."""
+    allow_remote: bool = False
+    """HTTP only: bind a non-loopback address (the token is then required whatever ``auth`` says)."""
 
 
 def check_loopback(host: str) -> None:
@@ -87,8 +92,22 @@ async def serve(
         check_gateway(specs)
     config = config or ProxyConfig()
     if options.transport == "http":
-        check_loopback(options.host)
+        if not options.allow_remote:
+            check_loopback(options.host)
+        elif not options.auth:
+            raise ConfigError("serving the MCP proxy beyond loopback needs its token: drop --no-auth")
         from tether.adapters.mcp._http import HttpFront, SdkLink
+
+        tokens = TokenStore(token_file(store_path(store))) if options.auth else None
+        if tokens is not None and not tokens.entries():
+            token_id, token = tokens.create("created at the first start of tether mcp --http")
+            where = f"kept as a hash in {tokens.path}" if tokens.path is not None else "valid while this proxy runs"
+            print(
+                f"tether-mcp: created token {token_id} for the HTTP endpoint; it is shown once ({where}; "
+                f"tether mcp token list/new/revoke manage them). Clients send: Authorization: Bearer {token}",
+                file=log,
+                flush=True,
+            )
 
         shared = None if options.session_per_connection else Hosted.open(policy, store, specs, options, gateway, log)
 
@@ -102,7 +121,8 @@ async def serve(
                     hosted.session.end("connection closed")
 
         try:
-            await HttpFront(one, host=options.host, log=log).serve(options.host, options.port)
+            authorized = tokens.check if tokens is not None else None
+            await HttpFront(one, host=options.host, log=log, authorized=authorized, check_hosts=not options.allow_remote).serve(options.host, options.port)
         finally:
             if shared is not None:
                 shared.session.end("proxy stopped")
@@ -152,7 +172,7 @@ async def start_link(spec: Upstream, config: ProxyConfig, *, log: TextIO = sys.s
         return await ProcessLink.start(spec.command, environment(spec.env), limit=config.max_server_message_bytes, errlog=log)
     from tether.adapters.mcp._http import open_url
 
-    return await HeldLink.enter(open_url(spec.url, log=log))
+    return await HeldLink.enter(open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport))
 
 
 class HeldLink:

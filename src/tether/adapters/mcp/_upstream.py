@@ -150,6 +150,11 @@ def _workspace(path: Path) -> Path:
     return folder.parent if folder.name in (".vscode", ".cursor", ".windsurf") else folder
 
 
+def expand_variables(value: str, name: str, where: str) -> str:
+    """``${env:NAME}``, ``${NAME}`` and ``${userHome}`` in a command-line value (``${workspaceFolder}``: the current folder)."""
+    return _expand(value, name, where, Path.cwd())
+
+
 def _expand(value: str, name: str, where: str, folder: Path) -> str:
     import os
 
