@@ -261,7 +261,9 @@ def _findings(upstreams: list[Any], listings: list[Any], gateway: bool) -> list[
         names = _client_names(u, li)
         out.append(
             [
-                dataclasses.replace(f, definition=names.get(f.definition, f"{u.name}__{f.definition}")) if f.kind in ("tool", "prompt") else f
+                dataclasses.replace(f, definition=names.get(f.definition, f"{u.name}__{f.definition}"))
+                if f.kind in ("tool", "prompt")
+                else f
                 for f in found
             ]
         )
@@ -332,7 +334,9 @@ def policy_init_cmd(
     listings = _listings(upstreams)
     gateway = bool(server_specs or gateway_file)
     tools = [
-        {**t, "name": _client_names(u, li)[t["name"]]} if gateway else t for u, li in zip(upstreams, listings, strict=True) for t in li.tools
+        {**t, "name": _client_names(u, li)[t["name"]]} if gateway else t
+        for u, li in zip(upstreams, listings, strict=True)
+        for t in li.tools
     ]
     server_name = "gateway" if gateway else str(listings[0].server_info.get("name") or "mcp-server")
     source = ", ".join(u.describe() for u in upstreams)
@@ -374,7 +378,10 @@ def status_cmd(db: str, as_json: bool) -> None:
         for server in run.get("servers") or []:
             error = f", last error: {server['last_error']}" if server.get("last_error") else ""
             up = f", up {server['up_for_s']:g} s" if server.get("up_for_s") is not None else ""
-            console.print(f"  {escape(str(server.get('name')))}: {server.get('state')}, restarts {server.get('restarts')}{up}{escape(error)}", soft_wrap=True)
+            console.print(
+                f"  {escape(str(server.get('name')))}: {server.get('state')}, restarts {server.get('restarts')}{up}{escape(error)}",
+                soft_wrap=True,
+            )
 
 
 def _client_config(client_name: str, config: str | None) -> tuple[Any, Path]:
@@ -447,7 +454,9 @@ def install_cmd(client_name: str, config: str | None, policy: str | None, db: st
         console.print(f"wrote a starting policy to {escape(str(policy_path))}: every tool asks a human; tighten it", soft_wrap=True)
     store.parent.mkdir(parents=True, exist_ok=True)
     backup = apply(change)
-    console.print(f"{kind.title}: Tether now runs {escape(str(path))}'s servers (backup: {escape(str(backup))}); restart the client", soft_wrap=True)
+    console.print(
+        f"{kind.title}: Tether now runs {escape(str(path))}'s servers (backup: {escape(str(backup))}); restart the client", soft_wrap=True
+    )
 
 
 @mcp.command("uninstall")
@@ -470,7 +479,9 @@ def uninstall_cmd(client_name: str, config: str | None, dry_run: bool) -> None:
         console.print(f"would remove {escape(str(change.sidecar))}", soft_wrap=True)
         return
     backup = apply(change)
-    console.print(f"{kind.title}: servers restored in {escape(str(path))} (backup: {escape(str(backup))}); restart the client", soft_wrap=True)
+    console.print(
+        f"{kind.title}: servers restored in {escape(str(path))} (backup: {escape(str(backup))}); restart the client", soft_wrap=True
+    )
 
 
 @mcp.group("token")

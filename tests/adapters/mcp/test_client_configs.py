@@ -68,10 +68,10 @@ def test_each_clients_format_is_read_as_a_gateway_file(tmp_path: Path, monkeypat
       // VS Code's own file: comments, inputs, trailing commas
       "inputs": [{"type": "promptString", "id": "key", "description": "API key", "password": true}],
       "servers": {
-        "v": {"type": "stdio", "command": "%s", "args": ["%s", "--role", "vault"],},
+        "v": {"type": "stdio", "command": "PYTHON", "args": ["PAIR", "--role", "vault"],},
         "api": {"type": "http", "url": "https://api.example.com/mcp", "headers": {"X-Key": "${input:key}"}},
       },
-    }""" % (sys.executable, PAIR)  # noqa: UP031
+    }""".replace("PYTHON", sys.executable).replace("PAIR", PAIR)
     with pytest.raises(ConfigError, match=r"server 'api' uses \$\{input:key\}, a value the client asks the user for"):
         _load(tmp_path, "vscode.json", vscode)
     servers, _ = _load(tmp_path, "vscode.json", vscode.replace("${input:key}", "${env:TETHER_TEST_TOKEN}"))
@@ -106,7 +106,10 @@ async def _tools(entry: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("client", ["claude", "vscode"])
 def test_install_puts_tether_in_front_and_uninstall_puts_things_back(tmp_path: Path, client: str) -> None:
     key = CLIENTS[client].key
-    original = {"other": {"keep": True}, key: {"vault": _pair("vault"), "calc_tools": _pair("calc"), "off": {**_pair("calc"), "disabled": True}}}
+    original = {
+        "other": {"keep": True},
+        key: {"vault": _pair("vault"), "calc_tools": _pair("calc"), "off": {**_pair("calc"), "disabled": True}},
+    }
     if client == "vscode":
         original[key]["vault"]["type"] = "stdio"
     config = tmp_path / "config.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -147,14 +148,29 @@ def test_upstream_credentials_from_the_environment_and_sse(tmp_path: Path, every
     """A gateway reaches a server that requires a bearer header (another Tether endpoint) and one that speaks SSE."""
     guarded, sse_port = _free_port(), _free_port()
     inner_db = tmp_path / "inner.db"
-    inner = [*TETHER, "mcp", "--policy", str(POLICIES / "toy.yaml"), "--db", str(inner_db), "--http", str(guarded), "--", sys.executable, str(TOY)]
+    inner = [
+        *TETHER,
+        "mcp",
+        "--policy",
+        str(POLICIES / "toy.yaml"),
+        "--db",
+        str(inner_db),
+        "--http",
+        str(guarded),
+        "--",
+        sys.executable,
+        str(TOY),
+    ]
     config = tmp_path / "gateway.json"
-    config.write_text(
-        '{"mcpServers": {"toy": {"type": "http", "url": "http://127.0.0.1:%d/mcp", "headers": {"Authorization": "Bearer ${env:UPSTREAM_TOKEN}"}},'
-        ' "everything": {"type": "sse", "url": "http://127.0.0.1:%d/sse"}}}' % (guarded, sse_port)  # noqa: UP031
-    )
+    servers = {
+        "toy": {"type": "http", "url": f"http://127.0.0.1:{guarded}/mcp", "headers": {"Authorization": "Bearer ${env:UPSTREAM_TOKEN}"}},
+        "everything": {"type": "sse", "url": f"http://127.0.0.1:{sse_port}/sse"},
+    }
+    config.write_text(json.dumps({"mcpServers": servers}))
     policy = tmp_path / "p.yaml"
-    policy.write_text("tether: 1\nname: p\ntools:\n  toy__echo: {effect: read, args: {text: {type: string}}}\n  everything__echo: {effect: read, args: {message: {type: string}}}\n")
+    policy.write_text(
+        "tether: 1\nname: p\ntools:\n  toy__echo: {effect: read, args: {text: {type: string}}}\n  everything__echo: {effect: read, args: {message: {type: string}}}\n"
+    )
 
     async def scenario(token: str) -> list[str]:
         from mcp import StdioServerParameters, stdio_client

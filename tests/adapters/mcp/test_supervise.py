@@ -117,7 +117,9 @@ def test_a_server_that_never_starts_does_not_take_the_gateway_down(tmp_path: Pat
         assert refused["isError"] and "the MCP server ghost is down (could not start" in _text(refused), refused
         assert "sk-live" in _text(_call(client, 3, "vault__read_secret", {"name": "api"})[0])
         time.sleep(2.0)  # a few tries, each failing
-        ghost = next(s for s in json.loads(run_tether("mcp", "status", "--db", str(db), "--json").stdout)[0]["servers"] if s["name"] == "ghost")
+        ghost = next(
+            s for s in json.loads(run_tether("mcp", "status", "--db", str(db), "--json").stdout)[0]["servers"] if s["name"] == "ghost"
+        )
         assert ghost["state"] == "down" and ghost["last_error"].startswith("could not start") and ghost["restarts"] == 0
     finally:
         assert client.close() == 0

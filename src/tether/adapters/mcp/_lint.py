@@ -98,8 +98,11 @@ class LintFinding:
 
 _I = re.IGNORECASE
 _OVERRIDE = [
-    re.compile(r"\b(?:ignore|disregard|forget|override)\b.{0,40}?\b(?:previous|prior|above|earlier|other|all|any|system)\b.{0,20}?"
-               r"\b(?:instructions?|prompts?|rules?|messages?|guidelines?|directions?)\b", _I),  # fmt: skip
+    re.compile(
+        r"\b(?:ignore|disregard|forget|override)\b.{0,40}?\b(?:previous|prior|above|earlier|other|all|any|system)\b.{0,20}?"
+        r"\b(?:instructions?|prompts?|rules?|messages?|guidelines?|directions?)\b",
+        _I,
+    ),
     re.compile(r"<\s*/?\s*(?:important|system|instructions?|admin|secret|hidden|critical|inst)\b[^<>]{0,40}>", _I),
     re.compile(r"\[\s*/?\s*(?:inst|system|important|critical)\s*\]", _I),
     re.compile(r"<\|(?:im_start|im_end|system|endoftext)\|>", _I),
@@ -107,18 +110,27 @@ _OVERRIDE = [
 ]
 _DIRECTIVE = [
     re.compile(r"\bbefore (?:using|calling|invoking|running|executing) (?:this|the|any|that) (?:tool|function)", _I),
-    re.compile(r"\b(?:whenever|when|each time|every time|if) (?:the |a |an |any )?(?:user|you|agent|assistant|model)?\s*"
-               r"(?:calls?|uses?|invokes?|runs?|needs?)?\s*(?:the )?[\w.-]*\s*tool (?:is )?(?:available|called|used|invoked)", _I),  # fmt: skip
+    re.compile(
+        r"\b(?:whenever|when|each time|every time|if) (?:the |a |an |any )?(?:user|you|agent|assistant|model)?\s*"
+        r"(?:calls?|uses?|invokes?|runs?|needs?)?\s*(?:the )?[\w.-]*\s*tool (?:is )?(?:available|called|used|invoked)",
+        _I,
+    ),
     re.compile(r"\byou (?:must|are required to|should always|are instructed to)\b", _I),
     re.compile(r"\b(?:otherwise|or else) (?:the|this) (?:tool|function|call) (?:will|would|may) (?:not work|fail|crash|break)", _I),
-    re.compile(r"\b(?:pass|put|send|include|insert|provide|copy|add|append|attach)\b.{0,40}?\b(?:its|their|the|that|this|file'?s?)\s+"
-               r"(?:content|contents|text|value|key|token|output|result|data)s?\b.{0,30}?\b(?:as|in|into|to|inside)\b", _I),  # fmt: skip
+    re.compile(
+        r"\b(?:pass|put|send|include|insert|provide|copy|add|append|attach)\b.{0,40}?\b(?:its|their|the|that|this|file'?s?)\s+"
+        r"(?:content|contents|text|value|key|token|output|result|data)s?\b.{0,30}?\b(?:as|in|into|to|inside)\b",
+        _I,
+    ),
     re.compile(r"\b(?:read|open|cat|load|fetch|access)\b.{0,20}?(?:~/|\.ssh\b|id_rsa|\.env\b|/etc/(?:passwd|shadow)|\.aws/)", _I),
     re.compile(r"\b(?:always|first|also|instead)\s+(?:call|use|invoke|run|send|forward|bcc|cc)\b", _I),
 ]
 _CONCEAL = [
-    re.compile(r"\b(?:do not|don't|dont|never|without)\s+(?:\w+\s+){0,2}?(?:tell|telling|mention|mentioning|inform|informing|notify|"
-               r"notifying|reveal|revealing|alert|alerting|show|showing|disclose|disclosing|warn|warning)\b.{0,40}?\buser\b", _I),  # fmt: skip
+    re.compile(
+        r"\b(?:do not|don't|dont|never|without)\s+(?:\w+\s+){0,2}?(?:tell|telling|mention|mentioning|inform|informing|notify|"
+        r"notifying|reveal|revealing|alert|alerting|show|showing|disclose|disclosing|warn|warning)\b.{0,40}?\buser\b",
+        _I,
+    ),
     re.compile(r"\b(?:the )?user (?:must|should|may|need) not (?:know|see|notice|be told|find out|be informed)", _I),
     re.compile(r"\bkeep (?:this|it|that) (?:secret|hidden|private|quiet|confidential)\b", _I),
     re.compile(r"\b(?:hidden|secret|invisible|silent|covert)\s+(?:bcc|cc|copy|recipient|forward|instruction|step)s?\b", _I),
@@ -227,8 +239,12 @@ class Neighbours:
     """Other servers' tool names (their own, and as ``server__tool``)."""
 
 
+NO_NEIGHBOURS = Neighbours()
+"""A server linted alone."""
+
+
 def lint_definition(
-    kind: DefinitionKind, data: Mapping[str, Any], *, own: Sequence[str] = (), neighbours: Neighbours = Neighbours()
+    kind: DefinitionKind, data: Mapping[str, Any], *, own: Sequence[str] = (), neighbours: Neighbours = NO_NEIGHBOURS
 ) -> list[LintFinding]:
     """The findings of one definition (``own``: the names of this server's tools and prompts)."""
     name = str(data.get("name") or data.get("uri") or data.get("uriTemplate") or "#instructions")
@@ -349,7 +365,10 @@ def _free_form(data: Mapping[str, Any], by_arg: set[str], flagged: list[str]) ->
         elif arg not in required and free(spec) and len(props) > 1 and all(not free(s) for a, s in props.items() if a != arg):
             own_text = str(spec.get("description") or "") if isinstance(spec, Mapping) else ""
             if not own_text.strip() and not (_words(arg) & context):
-                yield arg, f"{arg!r}: an optional free-form string the tool's name and description do not call for (every other argument is closed)"
+                yield (
+                    arg,
+                    f"{arg!r}: an optional free-form string the tool's name and description do not call for (every other argument is closed)",
+                )
 
 
 def lint_server(
@@ -359,7 +378,7 @@ def lint_server(
     prompts: Sequence[Mapping[str, Any]] = (),
     resources: Sequence[Mapping[str, Any]] = (),
     templates: Sequence[Mapping[str, Any]] = (),
-    neighbours: Neighbours = Neighbours(),
+    neighbours: Neighbours = NO_NEIGHBOURS,
 ) -> list[LintFinding]:
     """Every finding of one server's listing, definitions in the order given."""
     own = [str(t.get("name", "")) for t in [*tools, *prompts]]

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from tether import __version__
 from tether.adapters.mcp._jsonrpc import METHOD_NOT_FOUND, Message, classify, error, obj, parse
 from tether.adapters.mcp._links import Link, ProcessLink, UpstreamError
-from tether.adapters.mcp._lint import LintFinding, Neighbours, lint_server
+from tether.adapters.mcp._lint import NO_NEIGHBOURS, LintFinding, Neighbours, lint_server
 from tether.adapters.mcp._pins import INSTRUCTIONS, ToolDefinition
 from tether.adapters.mcp._upstream import Upstream, environment
 
@@ -43,7 +43,7 @@ class Listing:
     templates: list[dict[str, Any]] = field(default_factory=list)
     """Its resource templates as listed."""
 
-    def findings(self, neighbours: Neighbours = Neighbours()) -> list[LintFinding]:
+    def findings(self, neighbours: Neighbours = NO_NEIGHBOURS) -> list[LintFinding]:
         """The lint's findings on everything the server gives the model (``neighbours``: the rest of a gateway)."""
         return lint_server(
             self.tools,

@@ -122,7 +122,9 @@ async def serve(
 
         try:
             authorized = tokens.check if tokens is not None else None
-            await HttpFront(one, host=options.host, log=log, authorized=authorized, check_hosts=not options.allow_remote).serve(options.host, options.port)
+            await HttpFront(one, host=options.host, log=log, authorized=authorized, check_hosts=not options.allow_remote).serve(
+                options.host, options.port
+            )
         finally:
             if shared is not None:
                 shared.session.end("proxy stopped")

@@ -161,7 +161,9 @@ def _expand(value: str, name: str, where: str, folder: Path) -> str:
     def one(match: re.Match[str]) -> str:
         var = match.group(1)
         kind, sep, arg = var.partition(":")
-        if sep and kind == "env" or not sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var) and var not in ("userHome", "workspaceFolder"):
+        if (sep and kind == "env") or (
+            not sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var) and var not in ("userHome", "workspaceFolder")
+        ):
             key = arg if sep else var
             if key not in os.environ:
                 raise ConfigError(f"{where}: server {name!r} uses ${{{var}}} but {key} is not set in the environment")
