@@ -113,6 +113,16 @@ def _status(port: int, headers: dict[str, str]) -> int:
     return httpx2.post(f"http://127.0.0.1:{port}/mcp", json=body, headers={**accept, **headers}, timeout=10).status_code
 
 
+async def _over_sse(port: int, token: str) -> str:
+    from mcp.client.sse import sse_client
+
+    async with sse_client(f"http://127.0.0.1:{port}/sse", headers={"Authorization": f"Bearer {token}"}) as (read, write):
+        async with ClientSession(read, write) as client:
+            await client.initialize()
+            echo = await client.call_tool("echo", {"text": "over the legacy transport"})
+            return str(echo.content[0].text)  # type: ignore[union-attr]
+
+
 def test_the_served_endpoint_needs_its_token_and_a_revoked_one_is_refused(tmp_path: Path) -> None:
     port = _free_port()
     db = tmp_path / "t.db"
@@ -132,6 +142,9 @@ def test_the_served_endpoint_needs_its_token_and_a_revoked_one_is_refused(tmp_pa
         assert run_tether("mcp", "token", "revoke", token_id, "--db", str(db)).returncode == 0
         assert _status(port, {"Authorization": f"Bearer {token}"}) == 401  # revoked: refused at the next request
         assert _status(port, {"Authorization": f"Bearer {other}"}) == 200
+        assert anyio.run(_over_sse, port, other) == "over the legacy transport"
+        with pytest.raises(Exception):  # noqa: B017 - the SDK raises whatever its HTTP stack gives for a 401
+            anyio.run(_over_sse, port, token)
     assert token not in db.read_bytes().decode("latin-1")  # the token never reaches the event log
     assert "Bearer" not in log.read_text().split("Clients send", 1)[1].split("\n", 1)[1]  # shown once, at creation
 

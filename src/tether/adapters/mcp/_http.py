@@ -18,6 +18,7 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup, TaskStatus
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
@@ -102,7 +103,8 @@ async def open_url(
 
 
 class HttpFront:
-    """The proxy's streamable HTTP endpoint (``/mcp``): one proxy run per MCP session."""
+    """The proxy's HTTP endpoint: streamable HTTP at ``/mcp``, the legacy HTTP+SSE transport at ``/sse`` (messages to
+    ``/messages/``); one proxy run per MCP session. Every request needs the bearer token when ``authorized`` is set."""
 
     def __init__(
         self,
@@ -123,6 +125,7 @@ class HttpFront:
             allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", f"{host}:*"],
             allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", f"http://{host}:*"],
         )
+        self._sse = SseServerTransport("/messages/", security_settings=self._security)
 
     async def serve(self, host: str, port: int) -> None:
         """Serve until stopped."""
@@ -135,13 +138,20 @@ class HttpFront:
             tg.cancel_scope.cancel()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") != "/mcp":
+        path = scope["path"].rstrip("/") if scope["type"] == "http" else ""
+        if path not in ("/mcp", "/sse", "/messages"):
             await _plain(send, 404, b"not found")
             return
         if self._authorized is not None and not self._authorized(bearer(scope["headers"])):
             # Refused before any MCP session exists: nothing reaches the proxy without the token.
             body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Unauthorized: this Tether endpoint needs Authorization: Bearer <token> (tether mcp token new)"}}'
             await _plain(send, 401, body, [(b"www-authenticate", b'Bearer realm="tether-mcp"')])
+            return
+        if path == "/sse":  # the legacy HTTP+SSE transport: a stream per client, its messages POSTed to /messages/
+            await self._serve_sse(scope, receive, send)
+            return
+        if path == "/messages":
+            await self._sse.handle_post_message(scope, receive, send)
             return
         sid = next((v.decode("latin-1") for k, v in scope["headers"] if k.decode("latin-1").lower() == MCP_SESSION_ID_HEADER), None)
         if sid is not None:
@@ -158,6 +168,13 @@ class HttpFront:
         self._sessions[transport.mcp_session_id] = transport
         await self._tg.start(self._serve_transport, transport)
         await transport.handle_request(scope, receive, send)
+
+    async def _serve_sse(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            async with self._sse.connect_sse(scope, receive, send) as (read, write):
+                await self._run_session(SdkLink(read, write, side="server", log=self._log))
+        except Exception as exc:
+            print(f"tether-mcp: SSE session ended: {type(exc).__name__}: {exc}", file=self._log, flush=True)
 
     async def _serve_transport(self, transport: StreamableHTTPServerTransport, *, task_status: TaskStatus[None]) -> None:
         try:
