@@ -116,11 +116,11 @@ def _status(port: int, headers: dict[str, str]) -> int:
 async def _over_sse(port: int, token: str) -> str:
     from mcp.client.sse import sse_client
 
-    async with sse_client(f"http://127.0.0.1:{port}/sse", headers={"Authorization": f"Bearer {token}"}) as (read, write):
-        async with ClientSession(read, write) as client:
-            await client.initialize()
-            echo = await client.call_tool("echo", {"text": "over the legacy transport"})
-            return str(echo.content[0].text)  # type: ignore[union-attr]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with sse_client(f"http://127.0.0.1:{port}/sse", headers=headers, timeout=5) as (read, write), ClientSession(read, write) as client:
+        await client.initialize()
+        echo = await client.call_tool("echo", {"text": "over the legacy transport"})
+        return str(echo.content[0].text)  # type: ignore[union-attr]
 
 
 def test_the_served_endpoint_needs_its_token_and_a_revoked_one_is_refused(tmp_path: Path) -> None:
