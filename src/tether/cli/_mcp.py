@@ -67,7 +67,7 @@ def _servers_options(fn: Any) -> Any:
 
 
 def _url_headers(headers: tuple[str, ...]) -> dict[str, str]:
-    from tether.adapters.mcp._upstream import expand_variables
+    from tether.adapters.mcp import expand_variables
 
     out: dict[str, str] = {}
     for item in headers:
@@ -242,7 +242,7 @@ def _listings(upstreams: list[Any]) -> list[Any]:
 
 def _client_names(upstream: Any, listing: Any) -> dict[str, str]:
     """A gateway server's tool names as clients see them (``server__tool``, shortened past 64 characters)."""
-    from tether.adapters.mcp._catalog import gateway_tool_names
+    from tether.adapters.mcp import gateway_tool_names
 
     return gateway_tool_names(upstream.name, [str(t["name"]) for t in listing.tools])
 
@@ -251,7 +251,7 @@ def _findings(upstreams: list[Any], listings: list[Any], gateway: bool) -> list[
     """The lint's findings per server; in a gateway, tool and prompt names as the client sees them (``server__name``)."""
     import dataclasses
 
-    from tether.adapters.mcp._listing import gateway_findings
+    from tether.adapters.mcp import gateway_findings
 
     per_server = gateway_findings([u.name for u in upstreams], listings)
     if not gateway:
@@ -363,7 +363,7 @@ def policy_init_cmd(
 @click.option("--json", "as_json", is_flag=True, help="The status files as JSON.")
 def status_cmd(db: str, as_json: bool) -> None:
     """Each running proxy or gateway on this store: its servers' state, restarts and last error."""
-    from tether.adapters.mcp._supervise import read_status
+    from tether.adapters.mcp import read_status
 
     runs = read_status(db)
     if as_json:
@@ -385,10 +385,10 @@ def status_cmd(db: str, as_json: bool) -> None:
 
 
 def _client_config(client_name: str, config: str | None) -> tuple[Any, Path]:
-    from tether.adapters.mcp._clients import client
+    from tether.adapters.mcp import find_client
 
     try:
-        kind = client(client_name)
+        kind = find_client(client_name)
         return kind, Path(config).expanduser().resolve() if config else kind.default_path()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
@@ -423,7 +423,7 @@ def install_cmd(client_name: str, config: str | None, policy: str | None, db: st
     The config is backed up first; running it again moves only servers added since;
     `tether mcp uninstall` puts them back.
     """
-    from tether.adapters.mcp._clients import apply, plan_install
+    from tether.adapters.mcp import apply_change, plan_install
 
     kind, path = _client_config(client_name, config)
     store = Path(db).expanduser().resolve() if db else Path("~/.local/share/tether/tether.db").expanduser()
@@ -453,7 +453,7 @@ def install_cmd(client_name: str, config: str | None, policy: str | None, db: st
         policy_path.write_text(text, encoding="utf-8")
         console.print(f"wrote a starting policy to {escape(str(policy_path))}: every tool asks a human; tighten it", soft_wrap=True)
     store.parent.mkdir(parents=True, exist_ok=True)
-    backup = apply(change)
+    backup = apply_change(change)
     console.print(
         f"{kind.title}: Tether now runs {escape(str(path))}'s servers (backup: {escape(str(backup))}); restart the client", soft_wrap=True
     )
@@ -465,7 +465,7 @@ def install_cmd(client_name: str, config: str | None, policy: str | None, db: st
 @click.option("--dry-run", is_flag=True, help="Show the change as a diff; write nothing.")
 def uninstall_cmd(client_name: str, config: str | None, dry_run: bool) -> None:
     """Undo `tether mcp install`: the servers go back into the client's config, Tether's entry goes."""
-    from tether.adapters.mcp._clients import apply, plan_uninstall
+    from tether.adapters.mcp import apply_change, plan_uninstall
 
     kind, path = _client_config(client_name, config)
     try:
@@ -478,7 +478,7 @@ def uninstall_cmd(client_name: str, config: str | None, dry_run: bool) -> None:
         click.echo(change.diff(), nl=False)
         console.print(f"would remove {escape(str(change.sidecar))}", soft_wrap=True)
         return
-    backup = apply(change)
+    backup = apply_change(change)
     console.print(
         f"{kind.title}: servers restored in {escape(str(path))} (backup: {escape(str(backup))}); restart the client", soft_wrap=True
     )
@@ -490,7 +490,7 @@ def token() -> None:
 
 
 def _tokens(db: str) -> Any:
-    from tether.adapters.mcp._tokens import TokenStore, token_file
+    from tether.adapters.mcp import TokenStore, token_file
 
     return TokenStore(token_file(db))
 

@@ -117,7 +117,10 @@ async def _over_sse(port: int, token: str) -> str:
     from mcp.client.sse import sse_client
 
     headers = {"Authorization": f"Bearer {token}"}
-    async with sse_client(f"http://127.0.0.1:{port}/sse", headers=headers, timeout=5) as (read, write), ClientSession(read, write) as client:
+    async with (
+        sse_client(f"http://127.0.0.1:{port}/sse", headers=headers, timeout=5) as (read, write),
+        ClientSession(read, write) as client,
+    ):
         await client.initialize()
         echo = await client.call_tool("echo", {"text": "over the legacy transport"})
         return str(echo.content[0].text)  # type: ignore[union-attr]

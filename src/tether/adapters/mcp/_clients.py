@@ -78,7 +78,7 @@ CLIENTS: dict[str, Client] = {
 """Every client ``install`` knows, by ``--client`` name."""
 
 
-def client(name: str) -> Client:
+def find_client(name: str) -> Client:
     """The client called ``name`` (a clear error naming the known ones otherwise)."""
     found = CLIENTS.get(name.lower())
     if found is None:
@@ -121,7 +121,7 @@ def is_tether(entry: Any) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class ConfigChange:
     """What ``install`` or ``uninstall`` does to one config: the new texts, and what it says about them."""
 
     config: Path
@@ -159,7 +159,7 @@ def _dump(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def plan_install(kind: Client, config: Path, *, policy: Path, db: Path, tether: list[str] | None = None) -> Change:
+def plan_install(kind: Client, config: Path, *, policy: Path, db: Path, tether: list[str] | None = None) -> ConfigChange:
     """What ``install`` would write: the client's enabled servers moved into the gateway file, one entry in their place."""
     data = read_config(config)
     before = config.read_text(encoding="utf-8") if config.exists() else ""
@@ -200,10 +200,10 @@ def plan_install(kind: Client, config: Path, *, policy: Path, db: Path, tether: 
     after = _dump(after_data)
     if after.strip() == before.strip() and sidecar.exists() and json.loads(sidecar.read_text(encoding="utf-8")).get(kind.key) == moved:
         after = before
-    return Change(config, before, after, sidecar, _dump(side_data), notes)
+    return ConfigChange(config, before, after, sidecar, _dump(side_data), notes)
 
 
-def plan_uninstall(kind: Client, config: Path) -> Change:
+def plan_uninstall(kind: Client, config: Path) -> ConfigChange:
     """What ``uninstall`` would write: the servers back in the config, Tether's entry gone, the gateway file removed."""
     sidecar = sidecar_of(config)
     if not sidecar.exists():
@@ -222,10 +222,10 @@ def plan_uninstall(kind: Client, config: Path) -> Change:
             continue
         restored[name] = entry
         notes.append(f"{name}: back in the config")
-    return Change(config, before, _dump({**data, kind.key: restored}), sidecar, None, notes)
+    return ConfigChange(config, before, _dump({**data, kind.key: restored}), sidecar, None, notes)
 
 
-def apply(change: Change) -> Path | None:
+def apply_change(change: ConfigChange) -> Path | None:
     """Write a change: the config is backed up first and replaced atomically. Returns the backup (None: nothing done)."""
     if not change.changed and change.sidecar_after is not None:
         return None
