@@ -40,6 +40,8 @@ class SdkLink:
         self._side = side
         self._log = log
         self._version: str | None = None
+        self.reason: str | None = None
+        """The last transport error (why the link ended, when it did)."""
 
     async def recv(self) -> Frame:
         """The next message, as a plain object."""
@@ -50,6 +52,7 @@ class SdkLink:
                 return None
             if isinstance(item, Exception):
                 print(f"tether-mcp: transport error: {type(item).__name__}: {item}", file=self._log, flush=True)
+                self.reason = f"transport error: {type(item).__name__}: {item}"[:300]
                 continue
             data: dict[str, Any] = item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
             result = data.get("result")

@@ -205,6 +205,11 @@ class HeldLink:
         task = asyncio.create_task(hold())
         return cls(await ready, stop, task)
 
+    @property
+    def reason(self) -> str | None:
+        """Why the held link ended, when it says (a transport error)."""
+        return getattr(self._link, "reason", None)
+
     async def recv(self) -> Any:
         """The next message."""
         return await self._link.recv()

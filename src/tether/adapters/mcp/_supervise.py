@@ -31,7 +31,7 @@ from typing import Any
 from tether.adapters.mcp._catalog import Catalog, ServerConn
 from tether.adapters.mcp._config import ProxyConfig, UpstreamFailure
 from tether.adapters.mcp._guarding import Guarding
-from tether.adapters.mcp._links import Link
+from tether.adapters.mcp._links import Link, ProcessLink
 from tether.adapters.mcp._peer import Peer, server_status
 from tether.adapters.mcp._upstream import Upstream
 
@@ -158,7 +158,8 @@ class Supervisor:
 
     def down(self, server: ServerConn, why: str | None = None) -> None:
         """A server's link ended (or it could not be started): note why, take its tools away, start it again later."""
-        why = why or self._why.pop(server, None) or getattr(server.link, "reason", None) or f"exited{server_status(server)}"
+        ended = f"exited{server_status(server)}" if isinstance(server.link, ProcessLink) else "its connection closed"
+        why = why or self._why.pop(server, None) or getattr(server.link, "reason", None) or ended
         if server.state == "up" and server.up_since is not None and time.monotonic() - server.up_since >= self._config.restart_reset_s:
             server.failures = 0
         server.failures += 1
