@@ -123,3 +123,64 @@ def test_a_server_that_never_starts_does_not_take_the_gateway_down(tmp_path: Pat
         assert ghost["state"] == "down" and ghost["last_error"].startswith("could not start") and ghost["restarts"] == 0
     finally:
         assert client.close() == 0
+
+
+def test_a_url_server_that_goes_away_is_reconnected(tmp_path: Path) -> None:
+    """The gateway reconnects to a streamable-HTTP server that stopped and came back on its address."""
+    import socket
+    import subprocess
+
+    from mcp_helpers import TOY, env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, str(TOY), "--http", str(port)], env={**__import__("os").environ, **env()})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return proc
+            time.sleep(0.1)
+        raise AssertionError("the toy server did not start")
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("tether: 1\nname: p\ntools:\n  web__echo: {effect: read, args: {text: {type: string}}}\n")
+    server = start()
+    args = [
+        "--policy",
+        str(policy),
+        "--db",
+        str(tmp_path / "t.db"),
+        "--restart-backoff",
+        "0.2",
+        "--server",
+        f"web=http://127.0.0.1:{port}/mcp",
+    ]
+    log = tmp_path / "gateway.log"
+    errors = log.open("w")
+    client = RawClient(args, stderr=errors)
+    try:
+        client.initialize()
+        assert _text(_call(client, 1, "web__echo", {"text": "one"})[0]) == "one"
+        server.terminate()
+        server.wait(timeout=20)
+        started = time.monotonic()
+        failed, _ = _call(client, 2, "web__echo", {"text": "gone"})  # noticed at the next request, answered at once
+        assert failed["isError"] and time.monotonic() - started < 30, failed
+        _until(client, "notifications/tools/list_changed", timeout=60)
+        assert _tools(client, 3) == []
+        server = start()
+        deadline, rid = time.monotonic() + 90, 10  # tries at 0.2, 0.4, 0.8 ... s while it was away
+        while "web__echo" not in _tools(client, rid):  # reconnected and initialised again, after a backoff
+            assert time.monotonic() < deadline, log.read_text()
+            rid += 1
+            time.sleep(0.5)
+        assert _text(_call(client, 4, "web__echo", {"text": "two"})[0]) == "two"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        assert client.close() == 0
+        errors.close()

@@ -53,6 +53,10 @@ class SdkLink:
             if isinstance(item, Exception):
                 print(f"tether-mcp: transport error: {type(item).__name__}: {item}", file=self._log, flush=True)
                 self.reason = f"transport error: {type(item).__name__}: {item}"[:300]
+                if self._side == "client":
+                    # The server cannot be reached: the link ends, so what waits on it is answered now
+                    # (not at its timeout), and the supervisor connects again with backoff.
+                    return None
                 continue
             data: dict[str, Any] = item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
             result = data.get("result")

@@ -171,7 +171,7 @@ class Supervisor:
         self._peer.spawn(self._after(server, restart))
 
     async def _after(self, server: ServerConn, restart: bool) -> None:
-        await self._lists_changed()
+        await self._lists_changed(server)
         if not restart:
             return
         delay = min(self._config.restart_backoff_max_s, self._config.restart_backoff_s * 2 ** (server.failures - 1))
@@ -193,28 +193,36 @@ class Supervisor:
                 server, self._peer.new_id(), "initialize", self._peer.client_init, max(self._config.call_timeout_s, 30.0)
             )
         except UpstreamFailure as exc:
-            self._why[server] = f"did not initialise: {exc}"
-            await link.close()  # its reader ends and notes it down again
+            await self._failed(server, link, f"did not initialise: {exc}")
             return
         if not isinstance(answer.get("result"), dict):
-            self._why[server] = f"did not initialise: {answer.get('error')}"
-            await link.close()
+            await self._failed(server, link, f"did not initialise: {answer.get('error')}")
             return
         server.init = answer["result"]
         await link.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         server.state, server.up_since = "up", time.monotonic()
         self._guarding.say(f"the MCP server {server.label} is up again (restart {server.restarts})")
         self._board.write()
-        await self._lists_changed()
+        await self._lists_changed(server)
 
-    async def _lists_changed(self) -> None:
-        """List the tools again (a down server's disappear) and tell an initialised client that lists changed."""
+    async def _failed(self, server: ServerConn, link: Link, why: str) -> None:
+        """A restarted server that did not initialise: close its link; its reader notes it down (with ``why``)."""
+        if server.alive and server.link is link:  # else its link already ended and it was noted down
+            self._why[server] = why
+        await link.close()
+
+    async def _lists_changed(self, server: ServerConn) -> None:
+        """List the tools again (a down server's disappear) and tell an initialised client what changed."""
+        before = set(self._catalog.tools)
         with contextlib.suppress(UpstreamFailure):
             await self._catalog.refresh(self._peer.fetch_all)
         if self._peer.client_init is None:
             return
+        changed = {"tools": before != set(self._catalog.tools)}
+        for capability in ("prompts", "resources"):
+            changed[capability] = capability in server.capabilities
         for capability, method in _LISTS:
-            if any(capability in s.capabilities for s in self._peer.servers) or capability == "tools":
+            if changed.get(capability):
                 with contextlib.suppress(Exception):
                     await self._peer.notify(method, {}, related=None)
 
