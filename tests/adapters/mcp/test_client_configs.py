@@ -157,3 +157,15 @@ def test_gateway_tool_names_fit_clients_and_stay_distinct(server: str, names: li
         assert len(shown) <= MAX_TOOL_NAME and shown.startswith(f"{server}__")
         assert shown == f"{server}__{name}" or len(f"{server}__{name}") > MAX_TOOL_NAME
     assert gateway_tool_names(server, list(reversed(names))) == mapped  # deterministic
+
+
+def test_install_without_a_policy_writes_a_starting_one_with_the_lints_rules(tmp_path: Path) -> None:
+    config = tmp_path / "mcp_config.json"
+    config.write_text(json.dumps({"mcpServers": {"vault": _pair("vault"), "calc": _pair("calc")}}))
+    done = run_tether("mcp", "install", "--client", "windsurf", "--config", str(config), "--db", str(tmp_path / "t.db"))
+    assert done.returncode == 0, done.stderr
+    policy = tmp_path / "mcp_config.json.tether-policy.yaml"
+    text = policy.read_text()
+    assert "vault__read_secret:" in text and "calc__add:" in text and "name: lint-sidenote" in text
+    entry = json.loads(config.read_text())["mcpServers"]["tether"]
+    assert entry["args"][entry["args"].index("--policy") + 1] == str(policy)
