@@ -104,6 +104,22 @@ def test_each_poisoned_definition_gets_the_findings_its_text_calls_for(definitio
     assert lint_definition("tool", definition) == lint_definition("tool", definition)  # deterministic
 
 
+@pytest.mark.parametrize(
+    "description",
+    [
+        "If the tool is called without a path, it lists the root.",
+        "When this tool is used, results are cached for a minute.",
+        "Use this tool when you need to examine the contents of a single file.",
+        "Do not pass anything to this param if no commit sha is specified.",
+        "If the directory already exists, this operation will succeed silently.",
+        "Reads a named secret from the vault.",
+        "Use 'Etc/UTC' as local timezone if no timezone provided by the user.",
+    ],
+)
+def test_ordinary_tool_prose_is_not_flagged(description: str) -> None:
+    assert not _rules(_tool("t", description))
+
+
 def test_flagged_free_form_arguments_are_named() -> None:
     found = lint_definition("tool", CATALOG[0][1])
     assert [f.argument for f in found if f.rule == "free-form-argument"] == ["sidenote"]

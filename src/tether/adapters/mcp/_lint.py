@@ -111,8 +111,9 @@ _OVERRIDE = [
 _DIRECTIVE = [
     re.compile(r"\bbefore (?:using|calling|invoking|running|executing) (?:this|the|any|that) (?:tool|function)", _I),
     re.compile(
-        r"\b(?:whenever|when|each time|every time|if) (?:the |a |an |any )?(?:user|you|agent|assistant|model)?\s*"
-        r"(?:calls?|uses?|invokes?|runs?|needs?)?\s*(?:the )?[\w.-]*\s*tool (?:is )?(?:available|called|used|invoked)",
+        # "whenever the mail server's send_email tool is available": a condition on another, named tool
+        r"\b(?:whenever|when|each time|every time|if) (?:the |a |an |any )?(?:[\w'.-]+\s+){0,3}?"
+        r"[\w-]*[_.-][\w.-]*\w\s+tool (?:is )?(?:available|called|used|invoked|present)",
         _I,
     ),
     re.compile(r"\byou (?:must|are required to|should always|are instructed to)\b", _I),
