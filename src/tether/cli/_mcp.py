@@ -15,6 +15,13 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import answer_options, console, db_option, err_console, open_store
+from tether.cli._mcp_common import client_names as _client_names
+from tether.cli._mcp_common import fail as _fail
+from tether.cli._mcp_common import findings_of as _findings
+from tether.cli._mcp_common import listings_of as _listings
+from tether.cli._mcp_common import servers_options as _servers_options
+from tether.cli._mcp_common import upstreams_of as _upstreams
+from tether.cli._mcp_deploy import install_cmd, status_cmd, token, uninstall_cmd
 from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError, StoreError
 from tether.policy import Policy
 from tether.store import SQLiteStore
@@ -32,78 +39,6 @@ class _McpGroup(click.Group):
 @click.group(cls=_McpGroup)
 def mcp() -> None:
     """Guard any MCP server: check every tool call, label every result, log every step."""
-
-
-def _fail(text: str, code: int = 2) -> SystemExit:
-    err_console.print(f"[red]tether-mcp:[/] {escape(text)}", soft_wrap=True)
-    return SystemExit(code)
-
-
-def _servers_options(fn: Any) -> Any:
-    """``--url``, ``--server NAME=COMMAND`` (repeatable) and ``--config FILE``: where the upstream server(s) are."""
-    fn = click.option(
-        "--config",
-        "gateway_file",
-        type=click.Path(dir_okay=False, exists=True),
-        default=None,
-        help="Gateway file (YAML/JSON): `servers:` (or `mcpServers:`) naming several upstream servers.",
-    )(fn)
-    fn = click.option(
-        "--server",
-        "server_specs",
-        multiple=True,
-        metavar="NAME=COMMAND",
-        help="An upstream server of a gateway (repeat it); its tools become NAME__TOOL.",
-    )(fn)
-    fn = click.option(
-        "--header",
-        "headers",
-        multiple=True,
-        metavar="NAME=VALUE",
-        help="With --url: an HTTP header for the server (repeatable; ${env:NAME} is expanded; never logged).",
-    )(fn)
-    fn = click.option("--sse", is_flag=True, help="With --url: the server speaks the legacy HTTP+SSE transport.")(fn)
-    return click.option("--url", default=None, help="Upstream server over streamable HTTP (or --sse) instead of a command.")(fn)
-
-
-def _url_headers(headers: tuple[str, ...]) -> dict[str, str]:
-    from tether.adapters.mcp import expand_variables
-
-    out: dict[str, str] = {}
-    for item in headers:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"--header {name!r}: write NAME=VALUE (for example Authorization='Bearer ${{env:TOKEN}}')")
-        out[name.strip()] = expand_variables(value.strip(), "--url", "--header")
-    return out
-
-
-def _upstreams(
-    command: tuple[str, ...],
-    url: str | None,
-    server_specs: tuple[str, ...],
-    gateway_file: str | None,
-    headers: tuple[str, ...] = (),
-    sse: bool = False,
-) -> list[Any]:
-    from tether.adapters.mcp import Upstream, check_gateway, load_gateway, server_option
-
-    try:
-        if (headers or sse) and url is None:
-            raise ConfigError("--header and --sse go with --url (a gateway file gives each server its own `headers` and `type`)")
-        if server_specs or gateway_file:
-            if command or url:
-                raise ConfigError("give a server command (or --url), or a gateway (--server/--config), not both")
-            servers = [server_option(s) for s in server_specs]
-            if gateway_file:
-                servers += load_gateway(gateway_file)
-            check_gateway(servers)
-            return servers
-        if url is not None:
-            return [Upstream(url=url, headers=_url_headers(headers), transport="sse" if sse else "http")]
-        return [Upstream(command=command, url=url)]
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
 
 
 def _task(task: str | None, task_file: str | None) -> str | None:
@@ -226,50 +161,6 @@ def run_cmd(
         pass
 
 
-def _listings(upstreams: list[Any]) -> list[Any]:
-    import asyncio
-
-    from tether.adapters.mcp import list_server
-
-    async def fetch() -> list[Any]:
-        return [await list_server(u) for u in upstreams]
-
-    try:
-        return asyncio.run(fetch())
-    except (ConfigError, RuntimeFailure) as exc:
-        raise _fail(str(exc)) from None
-
-
-def _client_names(upstream: Any, listing: Any) -> dict[str, str]:
-    """A gateway server's tool names as clients see them (``server__tool``, shortened past 64 characters)."""
-    from tether.adapters.mcp import gateway_tool_names
-
-    return gateway_tool_names(upstream.name, [str(t["name"]) for t in listing.tools])
-
-
-def _findings(upstreams: list[Any], listings: list[Any], gateway: bool) -> list[list[Any]]:
-    """The lint's findings per server; in a gateway, tool and prompt names as the client sees them (``server__name``)."""
-    import dataclasses
-
-    from tether.adapters.mcp import gateway_findings
-
-    per_server = gateway_findings([u.name for u in upstreams], listings)
-    if not gateway:
-        return per_server
-    out: list[list[Any]] = []
-    for u, li, found in zip(upstreams, listings, per_server, strict=True):
-        names = _client_names(u, li)
-        out.append(
-            [
-                dataclasses.replace(f, definition=names.get(f.definition, f"{u.name}__{f.definition}"))
-                if f.kind in ("tool", "prompt")
-                else f
-                for f in found
-            ]
-        )
-    return out
-
-
 @mcp.command("lint", context_settings={"ignore_unknown_options": True})
 @_servers_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per finding, one per line.")
@@ -356,173 +247,6 @@ def policy_init_cmd(
     else:
         Path(output).write_text(text, encoding="utf-8")
         err_console.print(f"wrote a starting policy for {len(tools)} tool(s) to {output}")
-
-
-@mcp.command("status")
-@db_option
-@click.option("--json", "as_json", is_flag=True, help="The status files as JSON.")
-def status_cmd(db: str, as_json: bool) -> None:
-    """Each running proxy or gateway on this store: its servers' state, restarts and last error."""
-    from tether.adapters.mcp import read_status
-
-    runs = read_status(db)
-    if as_json:
-        click.echo(json.dumps(runs, indent=2, ensure_ascii=False))
-        return
-    if not runs:
-        console.print(f"no MCP proxy has reported on {escape(db)} (none running, or started with another --db)")
-        return
-    for run in runs:
-        alive = "running" if run.get("running") else "not running (left by a proxy that was killed)"
-        console.print(f"[bold]pid {run.get('pid')}[/] {alive}, session {escape(str(run.get('session')))}, since {run.get('started')}")
-        for server in run.get("servers") or []:
-            error = f", last error: {server['last_error']}" if server.get("last_error") else ""
-            up = f", up {server['up_for_s']:g} s" if server.get("up_for_s") is not None else ""
-            console.print(
-                f"  {escape(str(server.get('name')))}: {server.get('state')}, restarts {server.get('restarts')}{up}{escape(error)}",
-                soft_wrap=True,
-            )
-
-
-def _client_config(client_name: str, config: str | None) -> tuple[Any, Path]:
-    from tether.adapters.mcp import find_client
-
-    try:
-        kind = find_client(client_name)
-        return kind, Path(config).expanduser().resolve() if config else kind.default_path()
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _starting_policy_for(sidecar_text: str, path: Path, name: str) -> str:
-    """A starting policy for the servers a gateway file names (they are started and listed, no tool is called)."""
-    import tempfile
-
-    from tether.adapters.mcp import load_gateway, starting_policy
-
-    with tempfile.TemporaryDirectory() as tmp:
-        side = Path(tmp) / "gateway.json"
-        side.write_text(sidecar_text, encoding="utf-8")
-        upstreams = load_gateway(side, warn=lambda text: err_console.print(f"tether-mcp: {escape(text)}", soft_wrap=True))
-    listings = _listings(upstreams)
-    tools = [{**t, "name": _client_names(u, li)[t["name"]]} for u, li in zip(upstreams, listings, strict=True) for t in li.tools]
-    findings = [f for found in _findings(upstreams, listings, True) for f in found]
-    source = ", ".join(u.describe() for u in upstreams)
-    return starting_policy(name, tools, source=source, pseudo_prefixes=[f"{u.name}__" for u in upstreams], findings=findings)
-
-
-@mcp.command("install")
-@click.option("--client", "client_name", required=True, help="claude, cursor, vscode, windsurf or cline.")
-@click.option("--config", "config", default=None, help="The client's config file (default: its user-level file on this system).")
-@click.option("--policy", "policy", default=None, help="Policy to enforce (default: a starting policy written beside the config).")
-@click.option("--db", "db", default=None, help="Event store (default: ~/.local/share/tether/tether.db).")
-@click.option("--dry-run", is_flag=True, help="Show the change as a diff; write nothing.")
-def install_cmd(client_name: str, config: str | None, policy: str | None, db: str | None, dry_run: bool) -> None:
-    """Put Tether in front of a client's MCP servers: they run behind one `tether mcp` gateway entry.
-
-    The config is backed up first; running it again moves only servers added since;
-    `tether mcp uninstall` puts them back.
-    """
-    from tether.adapters.mcp import apply_change, plan_install
-
-    kind, path = _client_config(client_name, config)
-    store = Path(db).expanduser().resolve() if db else Path("~/.local/share/tether/tether.db").expanduser()
-    policy_path = Path(policy).expanduser().resolve() if policy else path.with_name(path.name + ".tether-policy.yaml")
-    if policy and not policy_path.is_file():
-        raise _fail(f"no policy at {str(policy_path)!r}")
-    try:
-        change = plan_install(kind, path, policy=policy_path, db=store)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    for note in change.notes:
-        console.print(f"  {escape(note)}", soft_wrap=True)
-    if not change.changed:
-        console.print(f"Tether is already in front of every enabled server in {escape(str(path))}; nothing to do")
-        return
-    if dry_run:
-        click.echo(change.diff(), nl=False)
-        console.print(f"would write {escape(str(change.sidecar))} (the servers Tether runs)", soft_wrap=True)
-        if not policy_path.exists():
-            console.print(f"would write a starting policy to {escape(str(policy_path))} (every tool asks)", soft_wrap=True)
-        return
-    if not policy_path.exists():
-        try:
-            text = _starting_policy_for(change.sidecar_after or "{}", path, f"{kind.name}-servers")
-        except ConfigError as exc:
-            raise _fail(f"{exc} (give --policy FILE to install without listing the servers)") from None
-        policy_path.write_text(text, encoding="utf-8")
-        console.print(f"wrote a starting policy to {escape(str(policy_path))}: every tool asks a human; tighten it", soft_wrap=True)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    backup = apply_change(change)
-    console.print(
-        f"{kind.title}: Tether now runs {escape(str(path))}'s servers (backup: {escape(str(backup))}); restart the client", soft_wrap=True
-    )
-
-
-@mcp.command("uninstall")
-@click.option("--client", "client_name", required=True, help="claude, cursor, vscode, windsurf or cline.")
-@click.option("--config", "config", default=None, help="The client's config file (default: its user-level file on this system).")
-@click.option("--dry-run", is_flag=True, help="Show the change as a diff; write nothing.")
-def uninstall_cmd(client_name: str, config: str | None, dry_run: bool) -> None:
-    """Undo `tether mcp install`: the servers go back into the client's config, Tether's entry goes."""
-    from tether.adapters.mcp import apply_change, plan_uninstall
-
-    kind, path = _client_config(client_name, config)
-    try:
-        change = plan_uninstall(kind, path)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    for note in change.notes:
-        console.print(f"  {escape(note)}", soft_wrap=True)
-    if dry_run:
-        click.echo(change.diff(), nl=False)
-        console.print(f"would remove {escape(str(change.sidecar))}", soft_wrap=True)
-        return
-    backup = apply_change(change)
-    console.print(
-        f"{kind.title}: servers restored in {escape(str(path))} (backup: {escape(str(backup))}); restart the client", soft_wrap=True
-    )
-
-
-@mcp.group("token")
-def token() -> None:
-    """Bearer tokens of the HTTP endpoint (`tether mcp --http`): one is created at the first start."""
-
-
-def _tokens(db: str) -> Any:
-    from tether.adapters.mcp import TokenStore, token_file
-
-    return TokenStore(token_file(db))
-
-
-@token.command("new")
-@db_option
-@click.option("--note", default="", help="What the token is for.")
-def token_new_cmd(db: str, note: str) -> None:
-    """Create a token; it is printed once (only its hash is kept)."""
-    token_id, value = _tokens(db).create(note)
-    console.print(f"token {token_id} (shown once): clients send  Authorization: Bearer {value}", soft_wrap=True, highlight=False)
-
-
-@token.command("list")
-@db_option
-def token_list_cmd(db: str) -> None:
-    """The live tokens of this store's HTTP endpoints (ids, not the tokens)."""
-    entries = _tokens(db).entries()
-    if not entries:
-        console.print("no token (one is created when tether mcp --http first starts)")
-    for entry in entries:
-        console.print(f"{entry.get('id')}  created {entry.get('created')}  {escape(str(entry.get('note') or ''))}", soft_wrap=True)
-
-
-@token.command("revoke")
-@db_option
-@click.argument("token_id")
-def token_revoke_cmd(db: str, token_id: str) -> None:
-    """End the token TOKEN_ID (from `token list`) for every proxy on this store, at their next request."""
-    if not _tokens(db).revoke(token_id):
-        raise _fail(f"no single token matches {token_id!r}")
-    console.print(f"token {escape(token_id)} revoked")
 
 
 @mcp.group("pins")
@@ -671,3 +395,7 @@ def pins_review_cmd(
             continue
         done = PinBook(store, key).review(definitions, by=by, note=note)
         console.print(f"{escape(key)}: {len(done)} definition(s) approved")
+
+
+for _command in (install_cmd, uninstall_cmd, status_cmd, token):
+    mcp.add_command(_command)
