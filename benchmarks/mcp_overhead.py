@@ -1,11 +1,12 @@
-"""Per-call latency added by the Tether MCP proxy.
+"""Per-call latency added by the Tether MCP proxy and gateway.
 
 The same real MCP client (the ``mcp`` SDK) calls the same stdio echo server
-directly and through ``tether mcp`` (policy check, result labelling and
-indexing, two SQLite commits per call, pins on), in the same run, alternating
-blocks so drift hits both. Reports p50 and p99 of each and what the proxy
-adds, and the time to start and initialise a session (spawn + ``initialize``)
-each way.
+directly, through ``tether mcp`` (policy check, result labelling and
+indexing, two SQLite commits per call, pins on) and through ``tether mcp``
+as a gateway (``--server echo=...``: namespaced names, the supervisor, the
+lint of definitions), in the same run, alternating blocks so drift hits all
+three. Reports p50 and p99 of each, what each adds and its ratio to direct,
+and the time to start and initialise a session (spawn + ``initialize``).
 
     python benchmarks/mcp_overhead.py [--quick] [--calls N] [--durability normal|full] [--json]
 """
@@ -29,6 +30,10 @@ tether: 1
 name: bench-echo
 tools:
   echo:
+    effect: read
+    args:
+      text: {type: string, required: true, maxLength: 1000}
+  echo__echo:
     effect: read
     args:
       text: {type: string, required: true, maxLength: 1000}
@@ -58,7 +63,9 @@ def serve_echo() -> None:
     anyio.run(run)
 
 
-async def _measure(command: list[str], env: dict[str, str], calls: int, warmup: int, connect_ms: list[float]) -> list[float]:
+async def _measure(
+    command: list[str], env: dict[str, str], calls: int, warmup: int, connect_ms: list[float], tool: str = "echo"
+) -> list[float]:
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
     params = StdioServerParameters(command=command[0], args=command[1:], env=env)
@@ -71,7 +78,7 @@ async def _measure(command: list[str], env: dict[str, str], calls: int, warmup: 
             out: list[float] = []
             for i in range(warmup + calls):
                 start = time.perf_counter()
-                result = await client.call_tool("echo", {"text": f"hello {i}"})
+                result = await client.call_tool(tool, {"text": f"hello {i}"})
                 took = time.perf_counter() - start
                 if result.is_error:
                     raise RuntimeError(f"call failed: {result.content}")
@@ -106,15 +113,20 @@ def main() -> None:
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(POLICY)
         proxied = [sys.executable, "-c", "from tether.cli import main; main()", "mcp", "--policy", str(policy)]
-        proxied += ["--db", str(Path(tmp) / "bench.db"), "--durability", opts.durability, "--", *echo]
+        proxied += ["--db", str(Path(tmp) / "bench.db"), "--durability", opts.durability]
+        gateway = [*proxied, "--server", "echo=" + " ".join(echo)]
+        proxied = [*proxied, "--", *echo]
         direct_ms: list[float] = []
         proxy_ms: list[float] = []
+        gateway_ms: list[float] = []
         direct_connect: list[float] = []
         proxy_connect: list[float] = []
+        gateway_connect: list[float] = []
         started = time.perf_counter()
         for _ in range(blocks):
             direct_ms += anyio.run(_measure, echo, env, calls // blocks, 30, direct_connect)
             proxy_ms += anyio.run(_measure, proxied, env, calls // blocks, 30, proxy_connect)
+            gateway_ms += anyio.run(_measure, gateway, env, calls // blocks, 30, gateway_connect, "echo__echo")
         wall = time.perf_counter() - started
     report = {
         "calls_per_path": len(direct_ms),
@@ -126,8 +138,16 @@ def main() -> None:
         "added_p99_ms": round(_pct(proxy_ms, 0.99) - _pct(direct_ms, 0.99), 4),
         "direct_mean_ms": round(statistics.fmean(direct_ms), 4),
         "proxy_mean_ms": round(statistics.fmean(proxy_ms), 4),
+        "gateway_p50_ms": round(_pct(gateway_ms, 0.5), 4),
+        "gateway_p99_ms": round(_pct(gateway_ms, 0.99), 4),
+        "gateway_added_p50_ms": round(_pct(gateway_ms, 0.5) - _pct(direct_ms, 0.5), 4),
+        "gateway_added_p99_ms": round(_pct(gateway_ms, 0.99) - _pct(direct_ms, 0.99), 4),
+        "proxy_ratio_p50": round(_pct(proxy_ms, 0.5) / _pct(direct_ms, 0.5), 2),
+        "gateway_ratio_p50": round(_pct(gateway_ms, 0.5) / _pct(direct_ms, 0.5), 2),
         "direct_connect_ms": round(statistics.median(direct_connect), 1),
         "proxy_connect_ms": round(statistics.median(proxy_connect), 1),
+        "gateway_connect_ms": round(statistics.median(gateway_connect), 1),
+        "load_1min": round(os.getloadavg()[0], 2),
         "durability": opts.durability,
         "wall_s": round(wall, 2),
         "python": sys.version.split()[0],
@@ -138,8 +158,12 @@ def main() -> None:
     print(f"{'path':<8} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}   ({report['calls_per_path']} calls each)")
     print(f"{'direct':<8} {report['direct_p50_ms']:>9.3f} {report['direct_p99_ms']:>9.3f} {report['direct_mean_ms']:>9.3f}")
     print(f"{'proxy':<8} {report['proxy_p50_ms']:>9.3f} {report['proxy_p99_ms']:>9.3f} {report['proxy_mean_ms']:>9.3f}")
-    print(f"added: p50 {report['added_p50_ms']:.3f} ms, p99 {report['added_p99_ms']:.3f} ms (wall {report['wall_s']} s)")
-    print(f"spawn + initialize (median): direct {report['direct_connect_ms']} ms, proxy {report['proxy_connect_ms']} ms")
+    print(f"{'gateway':<8} {report['gateway_p50_ms']:>9.3f} {report['gateway_p99_ms']:>9.3f}")
+    print(f"proxy adds: p50 {report['added_p50_ms']:.3f} ms, p99 {report['added_p99_ms']:.3f} ms (x{report['proxy_ratio_p50']} at p50)")
+    print(f"gateway adds: p50 {report['gateway_added_p50_ms']:.3f} ms, p99 {report['gateway_added_p99_ms']:.3f} ms "
+          f"(x{report['gateway_ratio_p50']} at p50)")  # fmt: skip
+    print(f"spawn + initialize (median): direct {report['direct_connect_ms']} ms, proxy {report['proxy_connect_ms']} ms, "
+          f"gateway {report['gateway_connect_ms']} ms (wall {report['wall_s']} s, load {report['load_1min']})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,6 +15,13 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import answer_options, console, db_option, err_console, open_store
+from tether.cli._mcp_common import client_names as _client_names
+from tether.cli._mcp_common import fail as _fail
+from tether.cli._mcp_common import findings_of as _findings
+from tether.cli._mcp_common import listings_of as _listings
+from tether.cli._mcp_common import servers_options as _servers_options
+from tether.cli._mcp_common import upstreams_of as _upstreams
+from tether.cli._mcp_deploy import install_cmd, status_cmd, token, uninstall_cmd
 from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError, StoreError
 from tether.policy import Policy
 from tether.store import open_store as open_event_store
@@ -43,47 +50,6 @@ def mcp() -> None:
     """
 
 
-def _fail(text: str, code: int = 2) -> SystemExit:
-    err_console.print(f"[red]error:[/] {escape(text)}", soft_wrap=True)
-    return SystemExit(code)
-
-
-def _servers_options(fn: Any) -> Any:
-    """``--url``, ``--server NAME=COMMAND`` (repeatable) and ``--config FILE``: where the upstream server(s) are."""
-    fn = click.option(
-        "--config",
-        "gateway_file",
-        type=click.Path(dir_okay=False, exists=True),
-        default=None,
-        help="Gateway file (YAML/JSON): `servers:` (or `mcpServers:`) naming several upstream servers.",
-    )(fn)
-    fn = click.option(
-        "--server",
-        "server_specs",
-        multiple=True,
-        metavar="NAME=COMMAND",
-        help="An upstream server of a gateway (repeat it); its tools become NAME__TOOL.",
-    )(fn)
-    return click.option("--url", default=None, help="Upstream server over streamable HTTP instead of a command.")(fn)
-
-
-def _upstreams(command: tuple[str, ...], url: str | None, server_specs: tuple[str, ...], gateway_file: str | None) -> list[Any]:
-    from tether.adapters.mcp import Upstream, check_gateway, load_gateway, server_option
-
-    try:
-        if server_specs or gateway_file:
-            if command or url:
-                raise ConfigError("give a server command (or --url), or a gateway (--server/--config), not both")
-            servers = [server_option(s) for s in server_specs]
-            if gateway_file:
-                servers += load_gateway(gateway_file)
-            check_gateway(servers)
-            return servers
-        return [Upstream(command=command, url=url)]
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-
-
 def _task(task: str | None, task_file: str | None) -> str | None:
     parts = [task] if task else []
     if task_file:
@@ -99,7 +65,9 @@ def _task(task: str | None, task_file: str | None) -> str | None:
 @db_option
 @_servers_options
 @click.option("--http", "http_port", type=int, default=None, help="Serve the proxy over streamable HTTP on this port (default: stdio).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address for --http.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address for --http (loopback unless --allow-remote).")
+@click.option("--no-auth", is_flag=True, help="With --http on loopback: accept requests without the bearer token.")
+@click.option("--allow-remote", is_flag=True, help="With --http: bind a non-loopback --host (the bearer token is then required).")
 @click.option(
     "--session-per-connection",
     is_flag=True,
@@ -116,6 +84,13 @@ def _task(task: str | None, task_file: str | None) -> str | None:
 @click.option("--no-elicit", is_flag=True, help="Never ask through MCP elicitation; wait for `tether approvals` only.")
 @click.option("--hide-denied", is_flag=True, help="Leave out of tools/list the tools the policy never allows.")
 @click.option(
+    "--restart-backoff",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds before a server that exited is started again (doubling per failure, up to 60; 0: never restart).",
+)
+@click.option(
     "--durability",
     type=click.Choice(["normal", "full"]),
     default="normal",
@@ -127,10 +102,14 @@ def run_cmd(
     policy_path: str,
     db: str,
     url: str | None,
+    headers: tuple[str, ...],
+    sse: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     http_port: int | None,
     host: str,
+    no_auth: bool,
+    allow_remote: bool,
     session_per_connection: bool,
     task: str | None,
     task_file: str | None,
@@ -142,13 +121,14 @@ def run_cmd(
     ask_timeout: float,
     no_elicit: bool,
     hide_denied: bool,
+    restart_backoff: float,
     durability: str,
     command: tuple[str, ...],
 ) -> None:
     """Serve MCP, forwarding to the server started by COMMAND (after --), or to a gateway's servers, checking every call."""
     from tether.adapters.mcp import ProxyConfig, ServeOptions, serve
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
     try:
         policy = Policy.from_file(policy_path)
     except PolicyError as exc:
@@ -168,8 +148,18 @@ def run_cmd(
         pin_key=pin_key,
         gateway=bool(server_specs or gateway_file),
         session_per_connection=session_per_connection,
+        auth=not no_auth,
+        allow_remote=allow_remote,
     )
-    config = ProxyConfig(call_timeout_s=call_timeout, ask_timeout_s=ask_timeout, elicit=not no_elicit, hide_denied=hide_denied)
+    config = ProxyConfig(
+        call_timeout_s=call_timeout,
+        ask_timeout_s=ask_timeout,
+        elicit=not no_elicit,
+        hide_denied=hide_denied,
+        restart=restart_backoff > 0,
+        restart_backoff_s=max(restart_backoff, 0.05),
+        restart_backoff_max_s=max(60.0, restart_backoff),
+    )
     import asyncio
 
     try:
@@ -180,18 +170,42 @@ def run_cmd(
         pass
 
 
-def _listings(upstreams: list[Any]) -> list[Any]:
-    import asyncio
+@mcp.command("lint", context_settings={"ignore_unknown_options": True})
+@_servers_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding, one per line.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def lint_cmd(
+    url: str | None,
+    headers: tuple[str, ...],
+    sse: bool,
+    server_specs: tuple[str, ...],
+    gateway_file: str | None,
+    as_json: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Lint what the server started by COMMAND (or a gateway's servers) gives the model; exit 1 when anything is flagged.
 
-    from tether.adapters.mcp import list_server
+    Deterministic rules (docs/mcp.md): instructions to the model, concealment from the user,
+    references to other servers' tools, paths, URLs and addresses, hidden or look-alike Unicode,
+    and free-form arguments the tool does not need.
+    """
+    import dataclasses
 
-    async def fetch() -> list[Any]:
-        return [await list_server(u) for u in upstreams]
-
-    try:
-        return asyncio.run(fetch())
-    except (ConfigError, RuntimeFailure) as exc:
-        raise _fail(str(exc)) from None
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
+    listings = _listings(upstreams)
+    gateway = bool(server_specs or gateway_file)
+    total = 0
+    for upstream, found in zip(upstreams, _findings(upstreams, listings, gateway), strict=True):
+        total += len(found)
+        if as_json:
+            for f in found:
+                click.echo(json.dumps({"server": upstream.name or upstream.describe(), **dataclasses.asdict(f)}, ensure_ascii=False))
+            continue
+        console.print(f"[bold]{escape(upstream.name or upstream.describe())}[/]: {len(found) or 'nothing'} flagged", soft_wrap=True)
+        for f in found:
+            console.print(f"  {escape(f.line())}", soft_wrap=True, highlight=False)
+    if total:
+        raise SystemExit(1)
 
 
 @mcp.command("policy-init", context_settings={"ignore_unknown_options": True})
@@ -204,6 +218,8 @@ def _listings(upstreams: list[Any]) -> list[Any]:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def policy_init_cmd(
     url: str | None,
+    headers: tuple[str, ...],
+    sse: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     name: str | None,
@@ -214,15 +230,25 @@ def policy_init_cmd(
     """List the tools of the server started by COMMAND (or of a gateway's servers) and write a starting policy."""
     from tether.adapters.mcp import starting_policy
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
     listings = _listings(upstreams)
     gateway = bool(server_specs or gateway_file)
-    tools = [{**t, "name": f"{u.name}__{t['name']}"} if gateway else t for u, li in zip(upstreams, listings, strict=True) for t in li.tools]
+    tools = [
+        {**t, "name": _client_names(u, li)[t["name"]]} if gateway else t
+        for u, li in zip(upstreams, listings, strict=True)
+        for t in li.tools
+    ]
     server_name = "gateway" if gateway else str(listings[0].server_info.get("name") or "mcp-server")
     source = ", ".join(u.describe() for u in upstreams)
     prefixes = [f"{u.name}__" if gateway else "" for u in upstreams]
+    findings = [f for found in _findings(upstreams, listings, gateway) for f in found]
     text = starting_policy(
-        name or server_name, tools, default="deny" if default == "deny" else "ask", source=source, pseudo_prefixes=prefixes
+        name or server_name,
+        tools,
+        default="deny" if default == "deny" else "ask",
+        source=source,
+        pseudo_prefixes=prefixes,
+        findings=findings,
     )
     Policy.from_yaml(text, source="<generated>")  # what we write must load
     if output is None:
@@ -354,6 +380,8 @@ def pins_review_cmd(
     by: str,
     note: str,
     url: str | None,
+    headers: tuple[str, ...],
+    sse: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     pin_key: str | None,
@@ -367,17 +395,30 @@ def pins_review_cmd(
     """
     from tether.adapters.mcp import PinBook
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
     listings = _listings(upstreams)
     store = open_store(db, must_exist=False)
-    for upstream, listing in zip(upstreams, listings, strict=True):
+    all_found = _findings(upstreams, listings, False)
+    for upstream, listing, found in zip(upstreams, listings, all_found, strict=True):
         key = pin_key if pin_key and len(upstreams) == 1 else upstream.pin_key()
         definitions = listing.definitions()
         console.print(f"[bold]{escape(key)}[/] ({escape(upstream.describe())}): {len(definitions) - 1} tool(s)")
         for d in definitions:
             click.echo(json.dumps(d.data, indent=2, ensure_ascii=False))
+        if found:
+            console.print(
+                f"[yellow]The lint flags {len(found)} thing(s); a definition flagged for more than a path, URL or address"
+                " stays untrusted text even once approved:[/]",
+                soft_wrap=True,
+            )
+            for f in found:
+                console.print(f"  {escape(f.line())}", soft_wrap=True, highlight=False)
         if not yes and not click.confirm(f"Approve these {len(definitions)} definition(s) of {key}?", default=False):
             console.print("nothing approved")
             continue
         done = PinBook(store, key).review(definitions, by=by, note=note)
         console.print(f"{escape(key)}: {len(done)} definition(s) approved")
+
+
+for _command in (install_cmd, uninstall_cmd, status_cmd, token):
+    mcp.add_command(_command)

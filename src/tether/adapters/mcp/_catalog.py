@@ -13,23 +13,49 @@ listed them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tether._decision import ToolCall
 from tether.adapters.mcp._config import ELICITATION, PSEUDO_TOOLS, SAMPLING
 from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._links import Link
+from tether.adapters.mcp._lint import Neighbours, lint_definition
 from tether.adapters.mcp._pins import INSTRUCTIONS, PinFilter, ToolDefinition
 from tether.adapters.mcp._scope import DefinitionScope
+from tether.adapters.mcp._upstream import Upstream
 from tether.flow import TRUSTED, UNTRUSTED
 from tether.monitor import Finding
 from tether.policy import Policy
 
 SEP = "__"
 """Separates a gateway server's name from the names it lists (``files__read_file``)."""
+
+MAX_TOOL_NAME = 64
+"""Longest tool name MCP clients accept (Claude, Cursor and VS Code cap names at 64 characters)."""
+
+
+def gateway_tool_names(server: str, names: Sequence[str]) -> dict[str, str]:
+    """Each of a gateway server's tool names as the client sees it: ``server__name``, shortened when longer than
+    :data:`MAX_TOOL_NAME` to its start plus a hash of the whole name (deterministic, distinct within the server;
+    names of different servers never meet, since each keeps its ``server__`` prefix)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in sorted(set(names), key=lambda n: (len(f"{server}{SEP}{n}") > MAX_TOOL_NAME, n)):
+        full = f"{server}{SEP}{name}"
+        if len(full) > MAX_TOOL_NAME:
+            digest = hashlib.sha256(full.encode("utf-8")).hexdigest()
+            for size in range(10, 40):
+                full = f"{server}{SEP}{name}"[: MAX_TOOL_NAME - size - 1] + "-" + digest[:size]
+                if full not in used:
+                    break
+        used.add(full)
+        out[name] = full
+    return out
+
 
 SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
 """Gateway server names: letters, digits and inner hyphens (so ``__`` splits a name unambiguously)."""
@@ -56,6 +82,18 @@ class ServerConn:
     """False once it closed its end."""
     instructions: ToolDefinition | None = None
     """Its instructions as a pinnable definition (set at initialize)."""
+    spec: Upstream | None = None
+    """How to start it again when it exits (None: it is not restarted)."""
+    state: ServerState = "up"
+    """``up``, ``down`` (exited or never started; restarted with backoff) or ``stopped`` (not restarted)."""
+    restarts: int = 0
+    """How many times it was started again."""
+    failures: int = 0
+    """Exits (or failed starts) in a row, for the backoff."""
+    last_error: str | None = None
+    """Why it last went down."""
+    up_since: float | None = None
+    """When it last came up (``time.monotonic()``)."""
 
     @property
     def capabilities(self) -> dict[str, Any]:
@@ -63,6 +101,9 @@ class ServerConn:
         caps = (self.init or {}).get("capabilities")
         return caps if isinstance(caps, dict) else {}
 
+
+ServerState = Literal["up", "down", "stopped"]
+"""A server's health as the proxy sees it."""
 
 FetchAll = Callable[[ServerConn, str, str], Awaitable[list[Any]]]
 """Lists every page of ``method`` from a server and returns the items under ``key``."""
@@ -92,6 +133,7 @@ class Catalog:
         self.scope: DefinitionScope | None = None
         """Where approved definition text is noted as its server's (so it grounds values for that server only)."""
         self._recorded: set[tuple[str, str]] = set()
+        self._lint_cache: dict[tuple[str, frozenset[str], Neighbours], bool] = {}
         self._refreshing: asyncio.Future[list[dict[str, Any]]] | None = None
 
     # ------------------------------------------------------------ names
@@ -108,6 +150,9 @@ class Catalog:
         """The server and its own name for a client-facing name (None: no such server)."""
         if not self.gateway:
             return (self.servers[0], name) if self.servers else None
+        listed = self.tools.get(name)
+        if listed is not None:  # a listed tool (its name may be shortened to 64 characters)
+            return listed
         prefix, sep, rest = name.partition(SEP)
         if not sep:
             return None
@@ -135,6 +180,8 @@ class Catalog:
         if target is None:
             return Finding("deny", f"no MCP server behind this proxy offers a tool named {tool!r}")
         server, name = target
+        if not server.alive or server.init is None:
+            return Finding("deny", f"the MCP server {server.label} is down ({down_reason(server)})")
         return server.pins.finding(name)
 
     def policy_names(self, tool: str) -> bool:
@@ -183,9 +230,10 @@ class Catalog:
                     f"tool definition(s) of {server.label} held until a human approves them (tether mcp pins list): {', '.join(held)}"
                 )
             offered = [d for d in definitions if d.name in visible]
-            self._record(server, offered, server.pins.reviewed(offered))
+            self._record(server, offered, server.pins.reviewed(offered) - self._flagged(server, offered, targets, listings))
+            names = gateway_tool_names(server.name, [d.name for d in offered]) if self.gateway else {}
             for d in offered:
-                name = self.client_name(server, d.name)
+                name = names.get(d.name, d.name)
                 mapping[name] = (server, d.name)
                 if self._hide_denied and self._never_allowed(name):
                     continue
@@ -207,6 +255,28 @@ class Catalog:
                 continue
             out[name] = ToolDefinition(name, item)
         return list(out.values())
+
+    def _flagged(self, server: ServerConn, offered: list[ToolDefinition], targets: list[ServerConn], listings: list[Any]) -> set[str]:
+        """Names of the definitions the lint flags as steering the model: recorded as untrusted text even when a human approved them."""
+        others = [(s, li) for s, li in zip(targets, listings, strict=True) if s is not server and isinstance(li, list)]
+        tools = {str(t.get("name")) for _, li in others for t in li if isinstance(t, dict)}
+        neighbours = Neighbours(
+            servers=frozenset(s.name for s in self.servers if s is not server and s.name),
+            tools=frozenset(tools | {f"{s.name}{SEP}{t.get('name')}" for s, li in others for t in li if isinstance(t, dict)}),
+        )
+        own = [d.name for d in offered]
+        flagged = set()
+        for d in offered:
+            key = (d.hash, frozenset(own), neighbours)
+            if key not in self._lint_cache:
+                self._lint_cache[key] = any(f.steering for f in lint_definition("tool", d.data, own=own, neighbours=neighbours))
+            if self._lint_cache[key]:
+                flagged.add(d.name)
+        if flagged:
+            self._guarding.say(
+                f"tool definition(s) of {server.label} flagged by the lint, read as untrusted text (tether mcp lint): {', '.join(sorted(flagged))}"
+            )
+        return flagged
 
     def _record(self, server: ServerConn, offered: list[ToolDefinition], reviewed: set[str]) -> None:
         """Record the definitions the model will read: trusted where a human approved them."""
@@ -232,8 +302,10 @@ class Catalog:
         return any(rule.when.always for rule in [*spec.deny, *self._policy.spec.deny])
 
     def instructions_label(self, server: ServerConn) -> bool:
-        """Whether the server's instructions, as given now, were approved by a human."""
-        return server.instructions is not None and bool(server.pins.reviewed([server.instructions]))
+        """Whether the server's instructions, as given now, were approved by a human (and the lint flags nothing in them)."""
+        if server.instructions is None or not server.pins.reviewed([server.instructions]):
+            return False
+        return not any(f.steering for f in lint_definition("instructions", server.instructions.data))
 
     # ------------------------------------------------------------ gateway prompts and resources
 
@@ -274,6 +346,12 @@ class Catalog:
             return next(iter(matches.values()))
         offering = [s for s in self.servers if s.alive and "resources" in s.capabilities]
         return offering[0] if len(offering) == 1 else None
+
+
+def down_reason(server: ServerConn) -> str:
+    """Why a server is not serving, in words (for refusals and the status)."""
+    why = server.last_error or "it has not initialised"
+    return why + ("; Tether starts it again with backoff" if server.state == "down" else "")
 
 
 def _template_pattern(template: str) -> re.Pattern[str]:

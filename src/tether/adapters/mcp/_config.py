@@ -50,6 +50,14 @@ class ProxyConfig:
     """Longest JSON-RPC message accepted from the client; a longer one gets an error answer."""
     max_server_message_bytes: int = 64 << 20
     """Longest message accepted from a server; a longer answer becomes an error for the client."""
+    restart: bool = True
+    """Start a server that exited (or never started) again, with backoff, while the proxy runs."""
+    restart_backoff_s: float = 1.0
+    """Wait before the first restart; doubled after each failed try, up to ``restart_backoff_max_s``."""
+    restart_backoff_max_s: float = 60.0
+    """Longest wait between restarts."""
+    restart_reset_s: float = 60.0
+    """A server up this long before it exits is restarted after the shortest wait again."""
 
 
 class UpstreamFailure(Exception):

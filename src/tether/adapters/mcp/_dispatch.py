@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -183,6 +184,7 @@ class Dispatcher:
         self._peer.client_capabilities = caps if isinstance(caps, dict) else {}
         if isinstance(caps, dict):
             params = {**params, "capabilities": without_task_requests(caps)}
+        self._peer.client_init = dict(params)
         timeout = max(self._peer.config.call_timeout_s, 30.0)
         servers = self._peer.servers
         answers = await asyncio.gather(
@@ -193,9 +195,12 @@ class Dispatcher:
             if isinstance(answer, BaseException) or not isinstance(answer.get("result"), dict):
                 why = answer if isinstance(answer, BaseException) else (answer.get("error") or {}).get("message", answer)
                 self._guarding.say(f"the MCP server {server.label} did not initialise: {why}")
+                if server.alive:  # it runs but refused: an exit was already noted by the supervisor
+                    server.last_error = f"did not initialise: {why}"
                 failed.append((server, answer, why))
             else:
                 server.init = answer["result"]
+                server.state, server.up_since = "up", time.monotonic()
         ready = [s for s in servers if s.init is not None]
         refusal = self._routing.refuse_initialize(failed, ready)
         if refusal is not None:

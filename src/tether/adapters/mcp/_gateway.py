@@ -164,6 +164,9 @@ class GatewayRouting:
         caps: dict[str, Any] = {}
         for server in ready:
             _union(caps, server.capabilities)
+        # Servers come and go (a crashed one is restarted): the client is told when the tool list changes.
+        tools = caps.get("tools")
+        caps["tools"] = {**(tools if isinstance(tools, dict) else {}), "listChanged": True}
         texts = [f"[{s.name}] {shown[s.name]}" for s in ready if shown.get(s.name)]
         names = ", ".join(s.name for s in ready)
         result: dict[str, Any] = {

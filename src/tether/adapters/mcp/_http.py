@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, TextIO
 
 import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup, TaskStatus
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
@@ -25,6 +26,7 @@ from mcp.shared.message import ClientMessageMetadata, ServerMessageMetadata, Ses
 
 from tether.adapters.mcp._jsonrpc import Id
 from tether.adapters.mcp._links import Frame
+from tether.adapters.mcp._tokens import bearer
 
 Side = Literal["client", "server"]
 
@@ -38,6 +40,8 @@ class SdkLink:
         self._side = side
         self._log = log
         self._version: str | None = None
+        self.reason: str | None = None
+        """The last transport error (why the link ended, when it did)."""
 
     async def recv(self) -> Frame:
         """The next message, as a plain object."""
@@ -48,6 +52,11 @@ class SdkLink:
                 return None
             if isinstance(item, Exception):
                 print(f"tether-mcp: transport error: {type(item).__name__}: {item}", file=self._log, flush=True)
+                self.reason = f"transport error: {type(item).__name__}: {item}"[:300]
+                if self._side == "client":
+                    # The server cannot be reached: the link ends, so what waits on it is answered now
+                    # (not at its timeout), and the supervisor connects again with backoff.
+                    return None
                 continue
             data: dict[str, Any] = item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
             result = data.get("result")
@@ -77,25 +86,53 @@ class SdkLink:
 
 
 @contextlib.asynccontextmanager
-async def open_url(url: str, *, log: TextIO = sys.stderr) -> AsyncIterator[SdkLink]:
-    """A link to a streamable HTTP server, closed (the session deleted) on exit."""
-    async with streamable_http_client(url) as (read, write):
+async def open_url(
+    url: str, *, log: TextIO = sys.stderr, headers: Mapping[str, str] | None = None, transport: Literal["http", "sse"] = "http"
+) -> AsyncIterator[SdkLink]:
+    """A link to a streamable HTTP server (or a legacy HTTP+SSE one), closed (the session deleted) on exit.
+
+    ``headers`` (credentials such as ``Authorization: Bearer ...``) go with every request and are
+    never logged.
+    """
+    if transport == "sse":
+        from mcp.client.sse import sse_client
+
+        async with sse_client(url, headers=dict(headers) if headers else None) as (read, write):
+            yield SdkLink(read, write, side="client", log=log)
+        return
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    async with (
+        create_mcp_http_client(headers=dict(headers) if headers else None) as client,
+        streamable_http_client(url, http_client=client) as (read, write),
+    ):
         yield SdkLink(read, write, side="client", log=log)
 
 
 class HttpFront:
-    """The proxy's streamable HTTP endpoint (``/mcp``): one proxy run per MCP session."""
+    """The proxy's HTTP endpoint: streamable HTTP at ``/mcp``, the legacy HTTP+SSE transport at ``/sse`` (messages to
+    ``/messages/``); one proxy run per MCP session. Every request needs the bearer token when ``authorized`` is set."""
 
-    def __init__(self, run_session: Callable[[SdkLink], Awaitable[None]], *, host: str, log: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        run_session: Callable[[SdkLink], Awaitable[None]],
+        *,
+        host: str,
+        log: TextIO = sys.stderr,
+        authorized: Callable[[str | None], bool] | None = None,
+        check_hosts: bool = True,
+    ) -> None:
         self._run_session = run_session
+        self._authorized = authorized
         self._log = log
         self._sessions: dict[str, StreamableHTTPServerTransport] = {}
         self._tg: TaskGroup | None = None
         self._security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
+            enable_dns_rebinding_protection=check_hosts,  # off only beyond loopback, where the token is required
             allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", f"{host}:*"],
             allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", f"http://{host}:*"],
         )
+        self._sse = SseServerTransport("/messages/", security_settings=self._security)
 
     async def serve(self, host: str, port: int) -> None:
         """Serve until stopped."""
@@ -108,8 +145,20 @@ class HttpFront:
             tg.cancel_scope.cancel()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") != "/mcp":
+        path = scope["path"].rstrip("/") if scope["type"] == "http" else ""
+        if path not in ("/mcp", "/sse", "/messages"):
             await _plain(send, 404, b"not found")
+            return
+        if self._authorized is not None and not self._authorized(bearer(scope["headers"])):
+            # Refused before any MCP session exists: nothing reaches the proxy without the token.
+            body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Unauthorized: this Tether endpoint needs Authorization: Bearer <token> (tether mcp token new)"}}'
+            await _plain(send, 401, body, [(b"www-authenticate", b'Bearer realm="tether-mcp"')])
+            return
+        if path == "/sse":  # the legacy HTTP+SSE transport: a stream per client, its messages POSTed to /messages/
+            await self._serve_sse(scope, receive, send)
+            return
+        if path == "/messages":
+            await self._sse.handle_post_message(scope, receive, send)
             return
         sid = next((v.decode("latin-1") for k, v in scope["headers"] if k.decode("latin-1").lower() == MCP_SESSION_ID_HEADER), None)
         if sid is not None:
@@ -127,6 +176,13 @@ class HttpFront:
         await self._tg.start(self._serve_transport, transport)
         await transport.handle_request(scope, receive, send)
 
+    async def _serve_sse(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            async with self._sse.connect_sse(scope, receive, send) as (read, write):
+                await self._run_session(SdkLink(read, write, side="server", log=self._log))
+        except Exception as exc:
+            print(f"tether-mcp: SSE session ended: {type(exc).__name__}: {exc}", file=self._log, flush=True)
+
     async def _serve_transport(self, transport: StreamableHTTPServerTransport, *, task_status: TaskStatus[None]) -> None:
         try:
             async with transport.connect() as (read, write):
@@ -141,6 +197,7 @@ class HttpFront:
                 await transport.terminate()
 
 
-async def _plain(send: Any, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+async def _plain(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    head = [(b"content-type", b"application/json"), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})

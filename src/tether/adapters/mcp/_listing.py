@@ -1,4 +1,4 @@
-"""List what a server offers without a client: for ``policy-init`` and ``pins review``.
+"""List what a server offers without a client: for ``policy-init``, ``pins review`` and ``lint``.
 
 The proxy connects as a client that declares every client capability (roots,
 sampling, elicitation), since servers list some tools only to clients that
@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from tether import __version__
 from tether.adapters.mcp._jsonrpc import METHOD_NOT_FOUND, Message, classify, error, obj, parse
 from tether.adapters.mcp._links import Link, ProcessLink, UpstreamError
+from tether.adapters.mcp._lint import NO_NEIGHBOURS, LintFinding, Neighbours, lint_server
 from tether.adapters.mcp._pins import INSTRUCTIONS, ToolDefinition
 from tether.adapters.mcp._upstream import Upstream, environment
 
@@ -35,6 +36,23 @@ class Listing:
     """Its instructions."""
     tools: list[dict[str, Any]] = field(default_factory=list)
     """Its tool definitions as listed."""
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    """Its prompts as listed (the model reads their names and descriptions too)."""
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    """Its resources as listed."""
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    """Its resource templates as listed."""
+
+    def findings(self, neighbours: Neighbours = NO_NEIGHBOURS) -> list[LintFinding]:
+        """The lint's findings on everything the server gives the model (``neighbours``: the rest of a gateway)."""
+        return lint_server(
+            self.tools,
+            instructions=self.instructions,
+            prompts=self.prompts,
+            resources=self.resources,
+            templates=self.templates,
+            neighbours=neighbours,
+        )
 
     def definitions(self) -> list[ToolDefinition]:
         """The pinnable definitions: the instructions and every tool (as the proxy pins them)."""
@@ -47,7 +65,7 @@ async def _link(spec: Upstream, log: TextIO) -> AsyncIterator[Link]:
     if spec.url is not None:
         from tether.adapters.mcp._http import open_url
 
-        async with open_url(spec.url, log=log) as link:
+        async with open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport) as link:
             yield link
         return
     process = await ProcessLink.start(spec.command, environment(spec.env), limit=64 << 20, errlog=log)
@@ -108,15 +126,28 @@ async def list_server(spec: Upstream, *, timeout: float = 60.0, log: TextIO = sy
                 },
             )
             await link.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-            tools: list[dict[str, Any]] = []
             caps = obj(init.get("capabilities"))
-            cursor: Any = None
-            for _ in range(1000 if "tools" in caps else 0):
-                page = await call("tools/list", {"cursor": cursor} if cursor else {})
-                tools.extend(t for t in page.get("tools") or () if isinstance(t, dict))
-                cursor = page.get("nextCursor")
-                if not cursor:
-                    break
+
+            async def every(method: str, key: str, capability: str, *, optional: bool = True) -> list[dict[str, Any]]:
+                items: list[dict[str, Any]] = []
+                cursor: Any = None
+                for _ in range(1000 if capability in caps else 0):
+                    try:
+                        page = await call(method, {"cursor": cursor} if cursor else {})
+                    except UpstreamError:
+                        if optional:  # a server may offer resources without templates: nothing to lint there
+                            break
+                        raise
+                    items.extend(t for t in page.get(key) or () if isinstance(t, dict))
+                    cursor = page.get("nextCursor")
+                    if not cursor:
+                        break
+                return items
+
+            tools = await every("tools/list", "tools", "tools", optional=False)
+            prompts = await every("prompts/list", "prompts", "prompts")
+            resources = await every("resources/list", "resources", "resources")
+            templates = await every("resources/templates/list", "resourceTemplates", "resources")
         except TimeoutError:
             raise UpstreamError(f"the MCP server `{spec.describe()}` did not answer within {timeout:g} s") from None
         finally:
@@ -125,9 +156,27 @@ async def list_server(spec: Upstream, *, timeout: float = 60.0, log: TextIO = sy
                 await task
         info = obj(init.get("serverInfo"))
         instructions = init.get("instructions") if isinstance(init.get("instructions"), str) else None
-        return Listing(info, instructions, tools)
+        return Listing(info, instructions, tools, prompts, resources, templates)
 
 
 async def list_servers(specs: Sequence[Upstream], *, log: TextIO = sys.stderr) -> list[Listing]:
     """:func:`list_server` for each, one after the other."""
     return [await list_server(spec, log=log) for spec in specs]
+
+
+def gateway_findings(names: Sequence[str], listings: Sequence[Listing]) -> list[list[LintFinding]]:
+    """The lint's findings on each server's listing, each linted knowing the other servers' names and tools.
+
+    ``names`` are the servers' gateway names ("" for a lone server). Findings
+    name definitions as the server lists them (not namespaced).
+    """
+    out: list[list[LintFinding]] = []
+    for i, listing in enumerate(listings):
+        others = [(names[j], li) for j, li in enumerate(listings) if j != i]
+        tools = {str(t.get("name")) for _, li in others for t in li.tools}
+        neighbours = Neighbours(
+            servers=frozenset(n for n, _ in others if n),
+            tools=frozenset(tools | {f"{n}__{t.get('name')}" for n, li in others if n for t in li.tools}),
+        )
+        out.append(listing.findings(neighbours))
+    return out

@@ -105,6 +105,13 @@ class Peer:
         self.config = config
         self.client_capabilities: Mapping[str, Any] = {}
         """What the client declared in ``initialize`` (set by the initialize handler)."""
+        self.client_init: dict[str, Any] | None = None
+        """The client's ``initialize`` params as sent to the servers (a restarted server gets them too)."""
+        self.on_down: Callable[[ServerConn], None] | None = None
+        """Told when a server's link ends (it exited, or never started), unless the peer is stopping."""
+        self._handlers: Handlers | None = None
+        self._readers: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._default = default_server
         self._log = log
         self._prefix = f"tether-{secrets.token_hex(4)}-"
@@ -146,7 +153,9 @@ class Peer:
 
     async def run(self, handlers: Handlers) -> None:
         """Serve until the client goes away; then stop every task and release every waiter."""
-        readers = [asyncio.create_task(self._read_server(s, handlers)) for s in self.servers]
+        self._handlers = handlers
+        for server in self.servers:
+            self._start_reader(server)
         try:
             while True:
                 frame = await self.client.recv()
@@ -154,6 +163,8 @@ class Peer:
                     break
                 await self._from_client(frame, handlers)
         finally:
+            self._stopping = True
+            readers = list(self._readers)
             for task in [*self._tasks.values(), *self._background, *readers]:
                 task.cancel()
             for task in [*self._tasks.values(), *self._background, *readers]:
@@ -162,6 +173,26 @@ class Peer:
             for fut in self._client_waiting.values():
                 if not fut.done():
                     fut.set_result(None)
+
+    def _start_reader(self, server: ServerConn) -> None:
+        assert self._handlers is not None
+        task = asyncio.create_task(self._read_server(server, self._handlers))
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+
+    def attach(self, server: ServerConn, link: Link) -> None:
+        """Serve ``server`` over a new link (it was started again); it must be initialised before use."""
+        server.link = link
+        server.alive = True
+        server.init = None
+        self._waiting[server] = {}
+        self._remapped[server] = {}
+        self._start_reader(server)
+
+    @property
+    def stopping(self) -> bool:
+        """True once the client went away and the peer shuts down."""
+        return self._stopping
 
     def new_id(self) -> str:
         """A fresh proxy id (for the proxy's own requests and remapped server requests)."""
@@ -339,6 +370,8 @@ class Peer:
                     await self.reply_error(
                         waiter.client_id, INTERNAL_ERROR, f"the MCP server {server.label} has exited{server_status(server)}"
                     )
+            if self.on_down is not None and not self._stopping:
+                self.on_down(server)
 
     async def _from_server(self, server: ServerConn, frame: Frame, handlers: Handlers) -> None:
         if isinstance(frame, Oversized):

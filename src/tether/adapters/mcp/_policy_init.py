@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 
 from tether.adapters.mcp._jsonrpc import obj
+from tether.adapters.mcp._lint import LintFinding, flagged_arguments
 
 _ARG_KEYS = ("type", "description", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems")
 _TYPES = {"string", "integer", "number", "boolean", "array", "object", "null"}
@@ -49,13 +50,18 @@ def starting_policy(
     default: Literal["deny", "ask"] = "ask",
     source: str = "",
     pseudo_prefixes: Sequence[str] = ("",),
+    findings: Sequence[LintFinding] = (),
 ) -> str:
     """YAML for a policy naming every tool; each asks (or is denied) until a human tightens it.
 
     Input schemas are copied into ``args``. The server's annotations
     (``readOnlyHint`` ...) are shown as comments only: they are the server's
     claims, so every tool starts as ``effect: write`` and untrusted output.
+    ``findings`` (the lint's, with tool names as in ``tools``) are written as
+    comments, and each argument the lint flags as free-form gets a deny rule
+    of its own (``lint-<arg>``) that stays when the blanket rule is dropped.
     """
+    unneeded = flagged_arguments(findings)
     spec: dict[str, Any] = {
         "tether": 1,
         "name": name,
@@ -78,6 +84,15 @@ def starting_policy(
         entry["args"] = {arg: _arg_spec(sub, arg in required) for arg, sub in props.items() if re.fullmatch(r"[A-Za-z0-9_.-]+", arg)}
         rule = {"name": f"{default}-{name}", "when": {"always": True}, "reason": f"{name} is not yet reviewed"}
         entry[default] = [rule]
+        for arg in unneeded.get(name, []):
+            if arg in entry["args"]:
+                entry.setdefault("deny", []).append(
+                    {
+                        "name": f"lint-{arg}",
+                        "when": {"arg": arg, "exists": True},
+                        "reason": f"the lint flags {arg!r} as a free-form argument {name} does not need (tether mcp lint)",
+                    }
+                )
         spec["tools"][name] = entry
         hints = tool.get("annotations")
         if isinstance(hints, dict) and hints:
@@ -103,6 +118,13 @@ def starting_policy(
     ]
     if notes:
         header += ["# The server annotates its tools as follows (claims by the server, not trusted):", *notes]
+    if findings:
+        header += [
+            "# The lint (tether mcp lint) flags these definitions. Tether reads a definition flagged for anything but",
+            "# a path, URL or address as untrusted text even after a human approves it, and each flagged free-form",
+            "# argument is denied (rules named lint-...):",
+            *(f"#   {' '.join(f.line().split())[:300]}" for f in findings),
+        ]
     body = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=120)
     return "\n".join(header) + "\n" + body
 

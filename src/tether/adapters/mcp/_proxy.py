@@ -23,6 +23,7 @@ from tether.adapters.mcp._guarding import Guarding
 from tether.adapters.mcp._links import Link
 from tether.adapters.mcp._peer import Peer
 from tether.adapters.mcp._routing import DirectRouting, Routing
+from tether.adapters.mcp._supervise import StartLink, StatusBoard, Supervisor
 from tether.policy import Policy
 from tether.session import Session
 
@@ -42,6 +43,8 @@ class Proxy:
         gateway: bool,
         gateway_info: Mapping[str, Any] | None = None,
         log: TextIO = sys.stderr,
+        start_link: StartLink | None = None,
+        status_folder: str | None = None,
     ) -> None:
         servers = list(servers)
         self.peer = Peer(client, servers, config=config, default_server=None if gateway else servers[0], log=log)
@@ -56,10 +59,15 @@ class Proxy:
         else:
             routing = DirectRouting(self.peer, self.guarding, servers[0])
         self._dispatcher = Dispatcher(self.peer, self.guarding, self.catalog, routing)
+        self._board = StatusBoard(status_folder, servers, session_id=session.id)
+        self.supervisor = Supervisor(self.peer, self.catalog, self.guarding, config, start_link, self._board)
+        """Starts servers that exit again (``start_link``: how; None: they stay down)."""
 
     async def run(self) -> None:
         """Serve until the client goes away; no approval outlives the proxy."""
+        self._board.write()
         try:
             await self.peer.run(self._dispatcher)
         finally:
             self.guarding.refuse_pending("the proxy stopped before a human answered")
+            await self.supervisor.close()

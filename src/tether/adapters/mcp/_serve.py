@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import ipaddress
@@ -17,6 +18,8 @@ from tether.adapters.mcp._links import Link, ProcessLink, StdioLink
 from tether.adapters.mcp._pins import PinBook, PinDetector, PinFilter
 from tether.adapters.mcp._proxy import Proxy
 from tether.adapters.mcp._scope import DefinitionScope
+from tether.adapters.mcp._supervise import DeadLink, status_folder
+from tether.adapters.mcp._tokens import TokenStore, token_file
 from tether.adapters.mcp._upstream import Upstream, check_gateway, describe_all, environment
 from tether.errors import ConfigError
 from tether.policy import Policy
@@ -48,6 +51,10 @@ class ServeOptions:
     """Namespace every server's names even when there is only one."""
     session_per_connection: bool = False
     """HTTP only: a Tether session per MCP connection instead of one for the principal across connections."""
+    auth: bool = True
+    """HTTP only: every request needs ``Authorization: Bearer <token>`` (a token is created at the first start)."""
+    allow_remote: bool = False
+    """HTTP only: bind a non-loopback address (the token is then required whatever ``auth`` says)."""
 
 
 def check_loopback(host: str) -> None:
@@ -85,8 +92,22 @@ async def serve(
         check_gateway(specs)
     config = config or ProxyConfig()
     if options.transport == "http":
-        check_loopback(options.host)
+        if not options.allow_remote:
+            check_loopback(options.host)
+        elif not options.auth:
+            raise ConfigError("serving the MCP proxy beyond loopback needs its token: drop --no-auth")
         from tether.adapters.mcp._http import HttpFront, SdkLink
+
+        tokens = TokenStore(token_file(store_path(store))) if options.auth else None
+        if tokens is not None and not tokens.entries():
+            token_id, token = tokens.create("created at the first start of tether mcp --http")
+            where = f"kept as a hash in {tokens.path}" if tokens.path is not None else "valid while this proxy runs"
+            print(
+                f"tether-mcp: created token {token_id} for the HTTP endpoint; it is shown once ({where}; "
+                f"tether mcp token list/new/revoke manage them). Clients send: Authorization: Bearer {token}",
+                file=log,
+                flush=True,
+            )
 
         shared = None if options.session_per_connection else Hosted.open(policy, store, specs, options, gateway, log)
 
@@ -100,7 +121,10 @@ async def serve(
                     hosted.session.end("connection closed")
 
         try:
-            await HttpFront(one, host=options.host, log=log).serve(options.host, options.port)
+            authorized = tokens.check if tokens is not None else None
+            await HttpFront(one, host=options.host, log=log, authorized=authorized, check_hosts=not options.allow_remote).serve(
+                options.host, options.port
+            )
         finally:
             if shared is not None:
                 shared.session.end("proxy stopped")
@@ -118,23 +142,87 @@ async def serve(
 async def connected(
     specs: Sequence[Upstream], store: EventStore, options: ServeOptions, config: ProxyConfig, *, log: TextIO = sys.stderr
 ) -> AsyncIterator[list[ServerConn]]:
-    """Start (or connect to) every server; stop them all on exit."""
+    """Start (or connect to) every server; stop them all on exit.
+
+    A lone server that cannot be started is an error (one line). In a gateway it is
+    left down, with the reason, and started again with backoff once the client is there.
+    """
+    gateway = options.gateway or len(specs) > 1
     async with contextlib.AsyncExitStack() as stack:
         servers: list[ServerConn] = []
         for spec in specs:
-            link: Link
-            if spec.url is not None:
-                from tether.adapters.mcp._http import open_url
-
-                link = await stack.enter_async_context(open_url(spec.url, log=log))
-            else:
-                process = await ProcessLink.start(spec.command, environment(spec.env), limit=config.max_server_message_bytes, errlog=log)
-                stack.push_async_callback(process.close)
-                link = process
             key = options.pin_key if options.pin_key and len(specs) == 1 else spec.pin_key()
             pins = PinFilter(PinBook(store, key) if options.pins else None)
-            servers.append(ServerConn(spec.name, spec.name or spec.describe(), link, pins))
+            try:
+                link = await start_link(spec, config, log=log)
+            except Exception as exc:
+                if not gateway:
+                    raise
+                reason = f"could not start: {exc}"
+                print(f"tether-mcp: the MCP server {spec.name} {reason}; the gateway serves the others", file=log, flush=True)
+                dead = ServerConn(spec.name, spec.name, DeadLink(reason), pins, alive=False, spec=spec, state="down", last_error=reason)
+                servers.append(dead)
+                continue
+            stack.push_async_callback(link.close)
+            servers.append(ServerConn(spec.name, spec.name or spec.describe(), link, pins, spec=spec))
         yield servers
+
+
+async def start_link(spec: Upstream, config: ProxyConfig, *, log: TextIO = sys.stderr) -> Link:
+    """Start the server's process, or connect to its URL; the link's ``close`` stops it."""
+    if spec.url is None:
+        return await ProcessLink.start(spec.command, environment(spec.env), limit=config.max_server_message_bytes, errlog=log)
+    from tether.adapters.mcp._http import open_url
+
+    return await HeldLink.enter(open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport))
+
+
+class HeldLink:
+    """A link opened by an async context manager, held open by a task of its own (so any task may close it)."""
+
+    def __init__(self, link: Link, stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+        self._link = link
+        self._stop = stop
+        self._task = task
+
+    @classmethod
+    async def enter(cls, manager: contextlib.AbstractAsyncContextManager[Link]) -> HeldLink:
+        """Enter ``manager`` in its own task and hold it open until :meth:`close`."""
+        ready: asyncio.Future[Link] = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+
+        async def hold() -> None:
+            try:
+                async with manager as link:
+                    ready.set_result(link)
+                    await stop.wait()
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                elif not isinstance(exc, asyncio.CancelledError | Exception):
+                    raise
+
+        task = asyncio.create_task(hold())
+        return cls(await ready, stop, task)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the held link ended, when it says (a transport error)."""
+        return getattr(self._link, "reason", None)
+
+    async def recv(self) -> Any:
+        """The next message."""
+        return await self._link.recv()
+
+    async def send(self, obj: dict[str, Any], *, related: Any = None) -> None:
+        """Send one message."""
+        await self._link.send(obj, related=related)
+
+    async def close(self) -> None:
+        """Leave the context manager (closing the connection) and wait for that."""
+        self._stop.set()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(self._task), 10.0)
 
 
 class Hosted:
@@ -184,6 +272,8 @@ class Hosted:
             gateway=gateway,
             gateway_info=info,
             log=self._log,
+            start_link=lambda spec: start_link(spec, config, log=self._log),
+            status_folder=status_folder(store_path(self.store)),
         )
         proxy.catalog.scope = self.scope
         _current.set(proxy)  # this task's context: the tasks the proxy starts inherit it

@@ -12,13 +12,15 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from tether.adapters.mcp._clients import strip_jsonc
 from tether.errors import ConfigError
 
 SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
@@ -39,6 +41,10 @@ class Upstream:
     """Its name in a gateway (prefixes its tools: ``<name>__<tool>``); empty for a lone server."""
     pins: str | None = None
     """Name of its pins in the store (default: derived from the command or URL)."""
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    """HTTP headers sent to a URL server (credentials: never logged, never in the event log)."""
+    transport: Literal["http", "sse"] = "http"
+    """A URL server's transport: streamable HTTP, or the legacy HTTP+SSE transport."""
 
     def __post_init__(self) -> None:
         if bool(self.command) == (self.url is not None):
@@ -77,45 +83,171 @@ def server_option(value: str) -> Upstream:
     return Upstream(command=tuple(words), name=name.strip())
 
 
-def load_gateway(path: str | Path) -> list[Upstream]:
-    """The servers of a gateway file (YAML or JSON)."""
+def load_gateway(path: str | Path, *, warn: Callable[[str], None] | None = None) -> list[Upstream]:
+    """The servers of a gateway file (YAML or JSON): this project's ``servers:`` form, or an MCP client's own
+    config file (Claude Desktop, Cursor, Windsurf, Cline: ``mcpServers``; VS Code: ``servers``).
+
+    Disabled servers are skipped; keys only a client uses (``autoApprove``, ``timeout`` ...) are
+    ignored with a warning; names are mapped to valid gateway prefixes; ``${env:NAME}``,
+    ``${NAME}``, ``${userHome}`` and ``${workspaceFolder}`` are expanded, and a value only the
+    client can supply (``${input:...}``) is refused with the reason.
+    """
+    say = warn or (lambda text: print(f"tether-mcp: {text}", file=sys.stderr, flush=True))
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = Path(path).read_text(encoding="utf-8")
+        # A client's JSON (VS Code's may hold comments and trailing commas), else YAML.
+        data = json.loads(strip_jsonc(text)) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read gateway file {str(path)!r}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"gateway file {str(path)!r}: expected a mapping with `servers:` (or `mcpServers:`)")
     servers = data.get("servers", data.get("mcpServers"))
     if not isinstance(servers, dict) or not servers:
         raise ConfigError(f"gateway file {str(path)!r}: `servers:` must map names to servers")
-    return [_entry(str(name), spec, str(path)) for name, spec in servers.items()]
+    where = str(path)
+    folder = _workspace(Path(path))
+    out: list[Upstream] = []
+    taken: set[str] = set()
+    for name, spec in servers.items():
+        if isinstance(spec, dict) and spec.get("disabled") is True:
+            say(f"{where}: server {name!r} is disabled; skipped")
+            continue
+        prefix = gateway_name(str(name), taken)
+        if prefix != name:
+            say(f"{where}: server {name!r} is named {prefix!r} in the gateway (its tools: {prefix}__TOOL)")
+        taken.add(prefix)
+        out.append(_entry(prefix, str(name), spec, where, folder, say))
+    if not out:
+        raise ConfigError(f"gateway file {where!r}: every server is disabled")
+    return out
 
 
-def _entry(name: str, spec: Any, where: str) -> Upstream:
+def gateway_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """A valid gateway prefix for a client's server name (letters, digits, inner hyphens, at most 32),
+    made unique among ``taken`` with a short hash of the original name."""
+    if SERVER_NAME.fullmatch(name) and name not in taken:
+        return name
+    base = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9-]+", "-", name)).strip("-")[:32].strip("-") or "server"
+    if base not in taken and SERVER_NAME.fullmatch(base):
+        return base
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    for size in range(6, 65):
+        candidate = f"{base[: 31 - size].strip('-') or 's'}-{digest[:size]}"
+        if candidate not in taken:
+            return candidate
+    raise ConfigError(f"no gateway name left for server {name!r}")  # pragma: no cover - 59 hash lengths all taken
+
+
+_KNOWN = {"command", "args", "env", "url", "serverUrl", "type", "transport", "pins", "description", "headers", "envFile", "disabled"}
+_CLIENT_ONLY = {"autoApprove", "alwaysAllow", "timeout", "disabledTools", "cwd", "dev", "gallery", "version", "enabled", "trust",
+                "includeTools", "excludeTools", "oauth", "auth", "name", "icon", "tools", "capabilities"}  # fmt: skip
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _workspace(path: Path) -> Path:
+    """What ``${workspaceFolder}`` stands for: the folder holding ``.vscode``/``.cursor``, else the file's folder."""
+    folder = path.resolve().parent
+    return folder.parent if folder.name in (".vscode", ".cursor", ".windsurf") else folder
+
+
+def expand_variables(value: str, name: str, where: str) -> str:
+    """``${env:NAME}``, ``${NAME}`` and ``${userHome}`` in a command-line value (``${workspaceFolder}``: the current folder)."""
+    return _expand(value, name, where, Path.cwd())
+
+
+def _expand(value: str, name: str, where: str, folder: Path) -> str:
+    import os
+
+    def one(match: re.Match[str]) -> str:
+        var = match.group(1)
+        kind, sep, arg = var.partition(":")
+        if (sep and kind == "env") or (
+            not sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var) and var not in ("userHome", "workspaceFolder")
+        ):
+            key = arg if sep else var
+            if key not in os.environ:
+                raise ConfigError(f"{where}: server {name!r} uses ${{{var}}} but {key} is not set in the environment")
+            return os.environ[key]
+        if var == "userHome":
+            return str(Path.home())
+        if var in ("workspaceFolder", "workspaceRoot"):
+            return str(folder)
+        if kind == "input":
+            raise ConfigError(
+                f"{where}: server {name!r} uses ${{{var}}}, a value the client asks the user for; Tether cannot ask: "
+                f"put the value in an environment variable and write ${{env:NAME}} instead"
+            )
+        raise ConfigError(f"{where}: server {name!r} uses ${{{var}}}, a variable Tether does not expand")
+
+    return _VARIABLE.sub(one, value)
+
+
+def _strings(value: Any, what: str, name: str, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()):
+        raise ConfigError(f"{where}: server {name!r}: `{what}` must map names to strings")
+    return {k: str(v) for k, v in value.items()}
+
+
+def _env_file(path: str, name: str, where: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``#`` comments, optional quotes), as VS Code's and Cursor's ``envFile`` read them."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{where}: server {name!r}: cannot read envFile {path!r}: {exc.strerror or exc}") from None
+    out: dict[str, str] = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def _entry(name: str, original: str, spec: Any, where: str, folder: Path, say: Callable[[str], None]) -> Upstream:
     if not isinstance(spec, dict):
-        raise ConfigError(f"{where}: server {name!r} must be a mapping with `command` or `url`")
-    unknown = set(spec) - {"command", "args", "env", "url", "type", "pins", "description"}
+        raise ConfigError(f"{where}: server {original!r} must be a mapping with `command` or `url`")
+    ignored = sorted(set(spec) & _CLIENT_ONLY)
+    if ignored:
+        say(f"{where}: server {original!r}: {', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} the client's own; "
+            "Tether ignores it (the policy decides what runs)")  # fmt: skip
+    unknown = set(spec) - _KNOWN - _CLIENT_ONLY
     if unknown:
-        raise ConfigError(f"{where}: server {name!r} has unknown key(s) {', '.join(sorted(unknown))}")
-    env = spec.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str | int | float) for k, v in env.items()):
-        raise ConfigError(f"{where}: server {name!r}: `env` must map names to strings")
-    pins = spec.get("pins")
-    if "url" in spec:
-        if not isinstance(spec["url"], str):
-            raise ConfigError(f"{where}: server {name!r}: `url` must be a string")
-        return Upstream(url=spec["url"], name=name, pins=str(pins) if pins else None)
+        raise ConfigError(f"{where}: server {original!r} has unknown key(s) {', '.join(sorted(unknown))}")
+
+    def expand(value: str) -> str:
+        return _expand(value, original, where, folder)
+
+    env = {k: expand(v) for k, v in _strings(spec.get("env") or {}, "env", original, where).items()}
+    if isinstance(spec.get("envFile"), str):
+        env = {**_env_file(expand(spec["envFile"]), original, where), **env}
+    pins = str(spec["pins"]) if spec.get("pins") else None
+    kind = str(spec.get("type") or spec.get("transport") or "").lower().replace("_", "-")
+    url = spec.get("url", spec.get("serverUrl"))
+    if url is not None or kind in ("http", "sse", "streamable-http", "streamablehttp"):
+        if not isinstance(url, str):
+            raise ConfigError(f"{where}: server {original!r}: `url` must be a string")
+        headers = {k: expand(v) for k, v in _strings(spec.get("headers") or {}, "headers", original, where).items()}
+        if kind not in ("", "http", "sse", "streamable-http", "streamablehttp"):
+            raise ConfigError(f"{where}: server {original!r}: transport type {kind!r} is not one Tether speaks (http, sse)")
+        transport: Literal["http", "sse"] = "sse" if kind == "sse" else "http"
+        return Upstream(url=expand(url), name=name, pins=pins, headers=headers, transport=transport)
+    if kind not in ("", "stdio"):
+        raise ConfigError(f"{where}: server {original!r}: transport type {kind!r} is not one Tether speaks (stdio, http, sse)")
     command = spec.get("command")
     if isinstance(command, str):
         words = shlex.split(command) if " " in command and "args" not in spec else [command]
     elif isinstance(command, list) and all(isinstance(w, str) for w in command):
         words = list(command)
     else:
-        raise ConfigError(f"{where}: server {name!r} needs `command` (a string or a list) or `url`")
+        raise ConfigError(f"{where}: server {original!r} needs `command` (a string or a list) or `url`")
     args = spec.get("args") or []
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise ConfigError(f"{where}: server {name!r}: `args` must be a list of strings")
-    return Upstream(command=(*words, *args), env={k: str(v) for k, v in env.items()}, name=name, pins=str(pins) if pins else None)
+    if not isinstance(args, list) or not all(isinstance(a, str | int | float) for a in args):
+        raise ConfigError(f"{where}: server {original!r}: `args` must be a list of strings")
+    return Upstream(command=tuple(expand(str(w)) for w in (*words, *args)), env=env, name=name, pins=pins)
 
 
 def check_gateway(servers: Sequence[Upstream]) -> None:
