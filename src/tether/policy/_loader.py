@@ -275,12 +275,21 @@ def validate_document(doc: Document) -> PolicySpec:
 _NULL_MEANS = {"const", "equals"}
 
 
+_ADDED_SETTINGS = frozenset({"readers", "outflow", "intent", "plans", "recipients"})
+"""Settings added after policy hashes were first stored, whose defaults are not null: left out of
+the hash while unset and at their default, so that a new Tether version never changes the hash of
+a policy written before it (a stored session's policy must still load under its recorded hash).
+A setting added later with a non-null default belongs here too."""
+
+
 def normalised(model: BaseModel) -> dict[str, Any]:
     """The model as JSON data: unset optional keys left out, explicit meaningful nulls kept."""
     out: dict[str, Any] = {}
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         if value is None and not (name in _NULL_MEANS and name in model.model_fields_set):
+            continue
+        if name in _ADDED_SETTINGS and name not in model.model_fields_set and value == field.get_default(call_default_factory=True):
             continue
         if name == "forbid" and value == [] and name in model.model_fields_set:
             # ``forbid: []`` written out overrides a default flow rule; left out, it does not.
