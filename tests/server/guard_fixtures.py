@@ -1,8 +1,8 @@
 """Real guard services for the tests: ``tether serve`` processes (one or many uvicorn workers) or
 in-process uvicorn threads on loopback, over one store target.
 
-The store target is one fixture (``store_target``): a SQLite file today; the PostgreSQL store
-plugs in by parametrizing it with a server URL.
+The store target is one fixture (``store_target``): a SQLite file, or a PostgreSQL URL where a
+test parametrizes it so.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 
-from tether import Policy, SQLiteStore
+from tether import Policy
 from tether.server import GuardService, Oversight, TokenBook, tokens_path
 from tether.server.web import create_app
 from tether.session import policy_document
-from tether.store import EventStore
+from tether.store import EventStore, open_store
 
 POLICY = """\
 tether: 1
@@ -59,8 +59,8 @@ tools:
 
 
 def open_target(target: str) -> EventStore:
-    """The store at a test's ``store_target`` (the one place a PostgreSQL URL would be opened)."""
-    return SQLiteStore(target)
+    """The store at a test's ``store_target``: a SQLite file or a PostgreSQL URL."""
+    return open_store(target)
 
 
 def free_port() -> int:

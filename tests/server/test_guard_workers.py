@@ -24,9 +24,13 @@ PAYMENTS = 8  # of 15 each against a spend budget of 100: 6 allowed, 2 denied, w
 WORKERS = 4
 
 
-@pytest.fixture
-def store_target(tmp_path: Path) -> str:
-    """Where the service keeps its log (a SQLite file; a PostgreSQL URL plugs in here)."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where the service keeps its log: a SQLite file, or a fresh PostgreSQL database on the test
+    cluster (its token file lands in the working directory, here the test's own)."""
+    if request.param == "postgres":
+        monkeypatch.chdir(tmp_path)
+        return str(request.getfixturevalue("postgres_url"))
     return str(tmp_path / "guard.db")
 
 
