@@ -25,7 +25,7 @@ from tether.agent._transcript import Transcript, read_transcript, recorded_outpu
 from tether.approvals import Approver, AsyncApprover
 from tether.errors import SessionError, StoreError
 from tether.events import MessageAdded, MessageToolCall
-from tether.session import AgentSession, Gate, Session
+from tether.session import AgentSession, Gate
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an assistant that completes the user's task by calling the tools provided. "
@@ -37,7 +37,7 @@ DEFAULT_SYSTEM_PROMPT = (
 """The system message of a new run (the user's task follows it)."""
 
 PLAN_TOOL_NAME = "declare_plan"
-"""The tool through which the model declares its plan (``Session.declare_plan``)."""
+"""The tool through which the model declares its plan (``AgentSession.declare_plan``)."""
 
 PLAN_TOOL_SPEC = ToolSpec(
     PLAN_TOOL_NAME,
@@ -188,8 +188,7 @@ class Agent:
         if (stopped := self._stopped(session, result, 0)) is not None:
             return stopped
         specs = list(self.tools.specs())
-        if isinstance(session, Session) and not any(spec.name == PLAN_TOOL_NAME for spec in specs):
-            # Plans are declared on an in-process session (the guard service has no route for them yet).
+        if not any(spec.name == PLAN_TOOL_NAME for spec in specs):
             specs.append(PLAN_TOOL_SPEC)
         tools = [s.to_openai() for s in specs]
         while result.steps < self.max_steps:
@@ -219,11 +218,7 @@ class Agent:
     async def _handle(self, gate: Gate, call: MessageToolCall, result: RunResult) -> MessageAdded:
         """Check, ask, run and record one call; log and return what the model is told."""
         args, problem = _parse_arguments(call.arguments)
-        if (
-            call.name == PLAN_TOOL_NAME
-            and isinstance(gate.session, Session)
-            and not any(spec.name == PLAN_TOOL_NAME for spec in self.tools.specs())
-        ):
+        if call.name == PLAN_TOOL_NAME and not any(spec.name == PLAN_TOOL_NAME for spec in self.tools.specs()):
             return await self._plan(gate, call, args, problem, result)
         # Unparseable arguments are still put through the check (a non-object is denied and logged).
         checked: Any = args if args is not None else call.arguments
@@ -271,11 +266,8 @@ class Agent:
         decision = transcript.decisions.get(call.call_id)
         if decision is None:
             return await self._handle(gate, call, result)  # never checked: nothing ran
-        plan = session.state.plans.get(call.call_id) if isinstance(session, Session) else None
-        if plan is not None and isinstance(session, Session):
-            if plan.status == "pending" and session.approval_status(call.call_id) == "pending":
-                session.answer(call.call_id, False, by="tether run", note="the run stopped while the plan waited")
-            status = session.state.plans[call.call_id].status
+        if call.call_id in transcript.plans:
+            status = _settled_plan(session, decision)
             reply = f"tether: plan {status}" + ("" if status == "approved" else f": {decision.explain()}")
             fate: CallFate = "ran" if status == "approved" else ("refused" if decision.verdict == "ask" else "denied")
             report = CallReport(
@@ -371,6 +363,20 @@ def _refusal_text(decision: Decision, approved: bool | None, problem: str | None
         return head + ("" if approved is False else " (nobody could be asked)") + f": {decision.explain()}"
     text = f"tether denied this call: {decision.explain()}"
     return text + (f" ({problem})" if problem else "")
+
+
+def _settled_plan(session: AgentSession, decision: Decision) -> str:
+    """What became of a plan declared by an earlier run: ``approved`` or ``denied`` (a plan still
+    waiting for a human is refused now: nobody waits on it any more)."""
+    if decision.verdict == "allow":
+        return "approved"
+    if decision.verdict != "ask":
+        return "denied"
+    status = session.approval_status(decision.call_id)
+    if status == "pending":
+        session.answer(decision.call_id, False, by="tether run", note="the run stopped while the plan waited")
+        status = session.approval_status(decision.call_id)
+    return "approved" if status == "approved" else "denied"
 
 
 def _plan_text(decision: Decision, approved: bool | None, problem: str | None) -> str:

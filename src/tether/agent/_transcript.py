@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from tether._decision import Decision
-from tether.events import ApprovalAnswered, DecisionMade, Event, MessageAdded, MessageToolCall, ResultRecorded
+from tether.events import ApprovalAnswered, DecisionMade, Event, MessageAdded, MessageToolCall, PlanDeclared, ResultRecorded
 from tether.session import AgentSession, Session
 
 
@@ -77,6 +77,8 @@ class Transcript:
     """The last answer to each call's approval request, by call id."""
     results: dict[str, ResultRecorded] = field(default_factory=dict)
     """Each call's recorded output, by call id."""
+    plans: set[str] = field(default_factory=set)
+    """The ids of the plans declared (a ``declare_plan`` call is logged under its plan id)."""
 
     def open_calls(self) -> list[MessageToolCall]:
         """The tool calls of the last assistant turn that no ``tool`` message answers yet."""
@@ -111,6 +113,8 @@ def read_transcript(session: AgentSession) -> Transcript:
             out.answers[event.call_id] = event
         elif isinstance(event, ResultRecorded):
             out.results[event.call_id] = event
+        elif isinstance(event, PlanDeclared):
+            out.plans.add(event.call_id)
     return out
 
 

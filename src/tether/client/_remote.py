@@ -7,9 +7,9 @@ It fails closed like the in-process session: a check that cannot reach any worke
 (not logged: nothing could be), a record that cannot be delivered raises. A request that failed
 in transit is sent again to the next URL; every request is safe to repeat: a check carries a call
 id the client chose (the service answers a repeated check with the decision already logged), a
-begin its session id, a record and a message say that they are repeated (what was logged first
-stands), an answer and an end are idempotent anyway; a repeated source is logged twice, which
-changes no decision.
+plan its plan id (likewise), a begin its session id, a record and a message say that they are
+repeated (what was logged first stands), an answer and an end are idempotent anyway; a repeated
+source is logged twice, which changes no decision.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tether.approvals import ApprovalStatus
 from tether.errors import SessionError, StoreError
 from tether.events import Event, MessageAdded
 from tether.flow import TRUSTED, Label
+from tether.monitor import PLAN_TOOL
 from tether.policy import Policy
 from tether.session import policy_document
 from tether.store import GENESIS, StoredEvent, chain_break
@@ -217,8 +218,23 @@ class RemoteSession:
             out = self.guard.request("POST", self._path("/check"), body={"tool": tool, "args": sent, "call_id": call_id})
         except (StoreError, SessionError) as exc:
             return Decision("deny", call_id, tool, (Reason("error", "service", f"the guard service did not decide: {exc}"),))
-        reasons = tuple(Reason.from_json(r) for r in out["reasons"])
-        return Decision(out["verdict"], out["call_id"], out["tool"], reasons, out["call_hash"], out["policy_hash"])
+        return _decision(out)
+
+    def declare_plan(self, writes: Any, *, plan_id: str | None = None) -> Decision:
+        """Declare the writes the task intends (see :meth:`Session.declare_plan
+        <tether.session.Session.declare_plan>`), decided like a call of ``tether.plan`` and logged by
+        the service before it answers; an ask is answered by an overseer like any call. The plan id
+        is chosen here (default a fresh one), so a declaration sent again after a lost reply gets the
+        decision already logged. Never raises: a plan the service cannot be asked about is denied."""
+        plan_id = plan_id if isinstance(plan_id, str) and plan_id else new_id()
+        safe, lost = jsonsafe_exact(writes)
+        # What JSON cannot carry faithfully is not decided on a copy: the service denies a non-list (logged).
+        sent = safe if lost is None else f"[tether client: the plan cannot be sent as JSON faithfully ({lost})]"
+        try:
+            out = self.guard.request("POST", self._path("/plans"), body={"writes": sent, "plan_id": plan_id})
+        except (StoreError, SessionError) as exc:
+            return Decision("deny", plan_id, PLAN_TOOL, (Reason("error", "service", f"the guard service did not decide the plan: {exc}"),))
+        return _decision(out)
 
     def record_result(self, call_id: str, output: Any, *, error: bool = False) -> Label:
         """Record what an admitted call returned; returns its label. Raises :class:`SessionError`
@@ -303,6 +319,11 @@ class RemoteSession:
     def end(self, reason: str = "completed") -> None:
         """Mark the session finished (pending asks are denied)."""
         self.summary = self.guard.request("POST", self._path("/end"), body={"reason": reason})
+
+
+def _decision(out: dict[str, Any]) -> Decision:
+    reasons = tuple(Reason.from_json(r) for r in out["reasons"])
+    return Decision(out["verdict"], out["call_id"], out["tool"], reasons, out["call_hash"], out["policy_hash"])
 
 
 def _seg(value: str) -> str:

@@ -10,7 +10,8 @@ missed and decides again (see :meth:`Session._transact <tether.session.Session>`
 
 A check carries a call id the client chose, so a client that lost a reply can ask again,
 through another worker: a call id already logged with the same tool and arguments is answered
-with the decision already logged, never decided (or counted) twice.
+with the decision already logged, never decided (or counted) twice. A plan declared through the
+service carries a plan id the client chose, and is answered again the same way.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from tether._decision import Decision, ToolCall
 from tether._json import jsonsafe_exact
 from tether.approvals import ApprovalStatus
 from tether.errors import PolicyError, SessionError, StoreError
-from tether.events import CallProposed, DecisionMade, MessageAdded, ResultRecorded, SessionStarted
+from tether.events import CallProposed, DecisionMade, MessageAdded, PlanDeclared, ResultRecorded, SessionStarted
 from tether.flow import Label, walk_leaves
+from tether.monitor import PLAN_TOOL
 from tether.policy import Policy
 from tether.server._oversight import OversightError
 from tether.server._views import label_json
@@ -44,14 +46,14 @@ _LOOK_BACK = 4096
 
 @dataclass(frozen=True, slots=True)
 class CheckAnswer:
-    """What a check through the service gives back."""
+    """What a check (or a plan's declaration) through the service gives back."""
 
     decision: Decision
     """The logged decision."""
     labels: dict[str, dict[str, Any]]
     """The label of each argument value (by path), as the session knows it after the check."""
     replayed: bool
-    """True when the call id was already logged with this call: this is that decision, not a new one."""
+    """True when the call (or plan) id was already logged with this call: this is that decision, not a new one."""
 
     def to_json(self) -> dict[str, Any]:
         """The API's form."""
@@ -293,6 +295,39 @@ class GuardService:
                 self.forget(session_id)  # denied while the store is down; reloaded from the log next time
             return CheckAnswer(decision, self._labels(session, args), False)
 
+    def declare_plan(self, session_id: str, writes: Any, plan_id: str) -> CheckAnswer:
+        """Declare the writes the task intends (:meth:`Session.declare_plan <tether.session.Session>`),
+        decided like a call of ``tether.plan`` and logged before the answer; an ask is answered by an
+        overseer like any other. The same plan id declared again with the same writes gets the
+        decision already logged. ``labels``: the label of each planned value (by path)."""
+        plan = {"writes": writes}
+        with self._use(session_id) as session:
+            earlier = self._replay_plan(session, writes, plan_id)
+            if earlier is not None:
+                return CheckAnswer(earlier, self._labels(session, plan), True)
+            decision = session.declare_plan(writes, plan_id=plan_id)
+            if decision.call_id != plan_id and any(r.rule == "call_id" for r in decision.reasons):
+                # Another worker logged this plan id between our catch-up and our append.
+                earlier = self._replay_plan(session, writes, plan_id)
+                if earlier is not None:
+                    return CheckAnswer(earlier, self._labels(session, plan), True)
+            if any(r.kind == "error" and r.rule == "store" for r in decision.reasons):
+                self.forget(session_id)
+            return CheckAnswer(decision, self._labels(session, plan), False)
+
+    def _replay_plan(self, session: Session, writes: Any, plan_id: str) -> Decision | None:
+        if plan_id not in session.state.plans:
+            return None
+        try:
+            safe, lost = jsonsafe_exact({"writes": writes})
+            if lost is not None:
+                return None
+            digest = call_hash(PLAN_TOOL, safe)
+        except Exception:
+            return None
+        earlier = self._logged_decision(session, plan_id)
+        return earlier if earlier is not None and earlier.tool == PLAN_TOOL and earlier.call_hash == digest else None
+
     def _replay(self, session: Session, tool: str, args: Any, call_id: str) -> Decision | None:
         rec = session.state.calls.get(call_id)
         # A call whose output was recorded was answered and ran: asking again is not a lost reply,
@@ -311,14 +346,14 @@ class GuardService:
         hi = session.state.last_seq
         lo = max(0, hi - _LOOK_BACK)
         made: DecisionMade | None = None
-        proposed: CallProposed | None = None
+        proposed: CallProposed | PlanDeclared | None = None
         while hi > lo and (made is None or proposed is None):
             start = max(lo, hi - 256)
             for item in reversed(self.store.read(session.id, start, limit=hi - start)):
                 event = item.event()
                 if isinstance(event, DecisionMade) and event.call_id == call_id:
                     made = event
-                elif isinstance(event, CallProposed) and event.call_id == call_id:
+                elif isinstance(event, CallProposed | PlanDeclared) and event.call_id == call_id:
                     proposed = event
             hi = start
         if made is None or proposed is None:

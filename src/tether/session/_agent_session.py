@@ -15,8 +15,8 @@ from tether.flow import TRUSTED, Label
 
 @runtime_checkable
 class AgentSession(Protocol):
-    """One agent run under a guard, as the agent drives it: check each call, record what ran,
-    add data it read elsewhere, wait for a human's answer to an ask, end."""
+    """One agent run under a guard, as the agent drives it: check each call, declare a plan, record
+    what ran, add data it read elsewhere, wait for a human's answer to an ask, end."""
 
     @property
     def id(self) -> str:
@@ -25,6 +25,11 @@ class AgentSession(Protocol):
 
     def check(self, call: ToolCall | str, args: dict[str, Any] | None = None) -> Decision:
         """Decide on a proposed call (logged before the answer returns); never raises for bad input."""
+        ...
+
+    def declare_plan(self, writes: Any, *, plan_id: str | None = None) -> Decision:
+        """Declare the writes the task intends, decided like a call of ``tether.plan`` (logged before
+        the answer returns; an ask is answered like any call); never raises for bad input."""
         ...
 
     def record_result(self, call_id: str, output: Any, *, error: bool = False) -> Label:

@@ -16,11 +16,10 @@ from typing import Any, Generic, TypeVar
 
 from tether._decision import Decision, ToolCall
 from tether.approvals import ApprovalRequest, Approver, AsyncApprover
-from tether.errors import ApprovalRequired, SessionError, ToolDenied
+from tether.errors import ApprovalRequired, ToolDenied
 from tether.flow import Label
 from tether.monitor import PLAN_TOOL
 from tether.session._agent_session import AgentSession
-from tether.session._session import Session
 
 R = TypeVar("R")
 
@@ -129,10 +128,10 @@ class Gate:
         return Admission(decision, self._answer(decision, bool(answer)))
 
     def admit_plan(self, writes: Any, *, plan_id: str | None = None) -> Admission:
-        """Declare a plan (:meth:`Session.declare_plan`) and, on ``ask``, ask the (synchronous)
-        approver once for the whole plan (shown as a call of ``tether.plan`` with the plan as its
-        arguments); the answer is logged. ``may_run`` says whether the plan is approved."""
-        decision = self._planner().declare_plan(writes, plan_id=plan_id)
+        """Declare a plan (:meth:`AgentSession.declare_plan`, in process or through the guard
+        service) and, on ``ask``, ask the (synchronous) approver once for the whole plan (shown as a
+        call of ``tether.plan`` with the plan as its arguments); the answer is logged. ``may_run`` says whether the plan is approved."""
+        decision = self.session.declare_plan(writes, plan_id=plan_id)
         if decision.verdict != "ask" or self.approver is None:
             return Admission(decision, None)
         call = ToolCall(PLAN_TOOL, {"writes": writes}, decision.call_id)
@@ -144,19 +143,13 @@ class Gate:
 
     async def aadmit_plan(self, writes: Any, *, plan_id: str | None = None) -> Admission:
         """Like :meth:`admit_plan`, awaiting an asynchronous approver."""
-        decision = self._planner().declare_plan(writes, plan_id=plan_id)
+        decision = self.session.declare_plan(writes, plan_id=plan_id)
         if decision.verdict != "ask" or self.approver is None:
             return Admission(decision, None)
         answer = self.approver(self._request(ToolCall(PLAN_TOOL, {"writes": writes}, decision.call_id), decision))
         if inspect.isawaitable(answer):
             answer = await answer
         return Admission(decision, self._answer(decision, bool(answer)))
-
-    def _planner(self) -> Session:
-        if not isinstance(self.session, Session):
-            # Not built yet: the guard service has no route for plans (docs/server.md says so).
-            raise SessionError("a plan cannot be declared through the guard service yet: declare it on an in-process Session")
-        return self.session
 
     def _request(self, call: ToolCall, decision: Decision) -> ApprovalRequest:
         return ApprovalRequest(self.session.id, ToolCall(decision.tool, call.args, decision.call_id), decision, self.session)

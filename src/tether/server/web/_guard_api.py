@@ -1,5 +1,5 @@
-"""The guard API under ``/api/guard/``: agents that run elsewhere begin, check, record, add
-sources to and end their sessions here; overseers also answer asks.
+"""The guard API under ``/api/guard/``: agents that run elsewhere begin, check, declare plans,
+record, add sources to and end their sessions here; overseers also answer asks (a plan's too).
 
 Who may do what: an ``agent`` token runs sessions (of its own principal when it is bound to
 one; other sessions do not exist for it) under policies an overseer stored, may add untrusted
@@ -67,6 +67,16 @@ class CheckBody(BaseModel):
     """Its arguments (an object; anything else is denied and logged)."""
     call_id: str = Field(min_length=1, max_length=256)
     """The client's id for the call: asking again with the same id and call gets the same logged decision."""
+
+
+class PlanBody(BaseModel):
+    """The writes the task intends, declared before (or while) the agent acts."""
+
+    writes: Any = None
+    """A list of ``{"tool": NAME, "args": {ARG: VALUE}}`` (an argument left out is unconstrained by
+    the plan); anything else is denied and logged."""
+    plan_id: str = Field(min_length=1, max_length=256)
+    """The client's id for the plan: declaring it again with the same id and writes gets the same logged decision."""
 
 
 class RecordBody(BaseModel):
@@ -182,6 +192,15 @@ def summary(request: Request, session_id: ID) -> dict[str, Any]:
 @router.post("/sessions/{session_id}/check", summary="Decide on a call (logged before the answer)", response_model=None)
 def check(request: Request, session_id: ID, body: Annotated[CheckBody, Body()]) -> dict[str, Any]:
     return _session(request, session_id).check(session_id, body.tool, body.args, body.call_id).to_json()
+
+
+@router.post(
+    "/sessions/{session_id}/plans",
+    summary="Declare the writes the task intends: decided like a call of tether.plan (logged before the answer)",
+    response_model=None,
+)
+def declare_plan(request: Request, session_id: ID, body: Annotated[PlanBody, Body()]) -> dict[str, Any]:
+    return _session(request, session_id).declare_plan(session_id, body.writes, body.plan_id).to_json()
 
 
 @router.post("/sessions/{session_id}/record", summary="Record what an admitted call returned; answers its label", response_model=None)
