@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import agent_tools
 from click.testing import CliRunner
 from test_resume import SCRIPT
 from tests.server.guard_fixtures import make_tokens, thread_server
-
-import agent_tools
 
 from tether import Policy
 from tether.agent import Agent, ChatClient, FunctionToolset, ModelConfig, ScriptedCall, ScriptedModelServer, Turn
@@ -150,9 +149,7 @@ def test_the_model_declares_its_plan_through_the_service(policy_path: Path, tmp_
     assert effects.read_text(encoding="utf-8").splitlines() == ["send_email bob@example.com"]
 
 
-def test_a_plan_left_waiting_by_a_crash_is_refused_on_resume_through_the_service(
-    policy_path: Path, tmp_path: Path, effects: Path
-) -> None:
+def test_a_plan_left_waiting_by_a_crash_is_refused_on_resume_through_the_service(policy_path: Path, tmp_path: Path, effects: Path) -> None:
     """A run that stopped while its plan waited for a human: the resumed run refuses the ask in the
     log (nobody waits on it any more) and tells the model, without declaring the plan again."""
     db = str(tmp_path / "service.db")

@@ -137,6 +137,7 @@ def test_begin_under_a_stored_policy_and_again_after_a_lost_reply(api: tuple[str
     [
         ("POST", "/api/guard/sessions/nope/check", {"tool": "pay", "args": {}, "call_id": "x"}),
         ("POST", "/api/guard/sessions/nope/record", {"call_id": "x", "output": "o"}),
+        ("POST", "/api/guard/sessions/nope/plans", {"writes": [], "plan_id": "x"}),
         ("GET", "/api/guard/sessions/nope", None),
         ("POST", "/api/guard/sessions/nope/end", None),
     ],
@@ -214,6 +215,7 @@ def test_a_token_bound_to_a_principal_sees_only_its_sessions(api: tuple[str, Tok
     for method, tail, body in (
         ("GET", "", None),
         ("POST", "/check", {"tool": "pay", "args": {"to": "alice", "amount": 1}, "call_id": "z"}),
+        ("POST", "/plans", {"writes": [{"tool": "pay", "args": {"to": "alice"}}], "plan_id": "z"}),
         ("GET", "/events", None),
         ("POST", "/end", None),
     ):
@@ -306,3 +308,26 @@ def test_agents_waiting_for_answers_hold_no_worker_threads(api: tuple[str, Token
     for t in waiters:
         t.join(15)
     assert done == ["approved"] * 48
+
+
+def test_plans_through_the_api_are_documented_and_fail_closed(api: tuple[str, Tokens], store_target: str) -> None:
+    url, tok = api
+    spec = call(url, tok.overseer, "GET", "/api/openapi.json").json()
+    op = spec["paths"]["/api/guard/sessions/{session_id}/plans"]["post"]
+    assert "tether.plan" in op["summary"]
+    body = spec["components"]["schemas"]["PlanBody"]
+    assert body["required"] == ["plan_id"] and set(body["properties"]) == {"writes", "plan_id"}
+    sid = begin(url, tok.agent)["session_id"]
+    path = f"/api/guard/sessions/{sid}/plans"
+    ok = call(url, tok.agent, "POST", path, {"writes": [{"tool": "pay", "args": {"to": "alice", "amount": 10}}], "plan_id": "p1"}).json()
+    assert ok["verdict"] == "allow" and ok["tool"] == "tether.plan" and ok["call_id"] == "p1" and not ok["replayed"]
+    for writes in ("pay alice", {"tool": "pay"}, [{"tool": "rm_rf"}], [{"tool": "pay", "args": {"amount": 1e9}}], None):
+        d = call(url, tok.agent, "POST", path, {"writes": writes, "plan_id": f"bad{writes!r}"[:40]}).json()
+        assert d["verdict"] == "deny" and d["reasons"], writes
+    assert call(url, tok.agent, "POST", path, {"writes": [], "plan_id": ""}).status_code == 422
+    assert call(url, tok.agent, "POST", path, {"writes": [], "plan_id": "x" * 300}).status_code == 422
+    weird = call(url, tok.agent, "POST", path, {"writes": [], "plan_id": "p\u202e\x00"}).json()
+    assert weird["verdict"] == "deny" and weird["call_id"] != "p\u202e\x00"
+    store = open_target(store_target)
+    assert store.verify().ok
+    store.close()

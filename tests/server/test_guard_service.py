@@ -78,3 +78,29 @@ def test_unknown_sessions_and_policies(db: str) -> None:
         assert e.value.status == 422
         assert service.stored_hash(POLICY) == Policy.from_yaml(POLICY).hash
         assert service.stored_hash(POLICY.replace("max_calls: 40", "max_calls: 41")) is None
+
+
+def test_plans_are_replayed_after_eviction_and_denied_while_the_store_is_down(db: str) -> None:
+    store = SQLiteStore(db, timeout_s=0.2)
+    service = GuardService(store, cache_size=1)
+    sid = service.begin("pay", principal="ana", policy_text=POLICY)["session_id"]
+    writes = [{"tool": "pay", "args": {"to": "x", "amount": 10}}]
+    first = service.declare_plan(sid, writes, "p1")
+    assert first.decision.verdict == "allow" and not first.replayed
+    service.begin("other", principal="ana", policy_text=POLICY)  # evicts the first session
+    again = service.declare_plan(sid, writes, "p1")  # folded again from the log, answered from it
+    assert again.replayed and again.decision == first.decision
+    assert service.declare_plan(sid, [], "p1").decision.reasons[0].rule == "call_id"  # other writes: not a retry
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        down = service.declare_plan(sid, writes, "p2").decision
+        assert down.verdict == "deny" and down.reasons[0].rule == "store"
+        assert service.cached() == 0
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    later = service.declare_plan(sid, writes, "p2")
+    assert not later.replayed and later.decision.verdict == "ask"  # a second plan asks; the denied one was never logged
+    assert store.verify().ok
+    store.close()
