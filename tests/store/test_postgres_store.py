@@ -155,7 +155,9 @@ def test_a_server_restart_denies_while_down_and_loses_nothing_acknowledged(postg
     lines: list[str] = []
     try:
         while sum(line.startswith("ok") for line in lines) < 10:
-            lines.append(worker.stdout.readline().strip())
+            line = worker.stdout.readline().strip()
+            assert line, f"the worker ended before the server was stopped: {lines[-5:]}"
+            lines.append(line)
         postgres_cluster.stop("immediate")  # as a crash would: no checkpoint, recovery from the WAL
         try:
             while not lines[-1].startswith(("deny", "unrecorded")):
