@@ -170,6 +170,11 @@ NO_JSON = {
     "serve": "a server",
     "serve token create": "prints a secret once",
     "serve token revoke": "one line of confirmation; token list --json shows the result",
+    "mcp token new": "prints a secret once",
+    "mcp token revoke": "one line of confirmation; mcp token list --json shows the result",
+    "mcp install": "rewrites a client's config file; --dry-run shows the diff",
+    "mcp uninstall": "puts a client's config file back; --dry-run shows the diff",
+    "audit archive": "moves sessions and prints what moved; audit verify --json shows the result",
 }
 """Commands without ``--json``, each with why (docs/cli.md: every listing and action has it)."""
 
@@ -208,7 +213,7 @@ def test_the_bench_table_is_sized_to_its_content_when_piped() -> None:
         "from tether.cli._common import make_console\n"
         "m = {k: {'autonomous': 0.5, 'careful_human': 1.0, 'rubber_stamp': 1.0} for k in "
         "('benign_utility', 'utility_under_attack', 'asr', 'asr_tool_reachable')}\n"
-        "report = {s: {**m, 'asks_per_task': 0.65, 'pairs': 949} for s in ('banking', 'overall')}\n"
+        "report = {s: {**m, 'asks_per_task': {'autonomous': 0.65, 'careful_human': 0.65, 'rubber_stamp': 0.65}, 'pairs': 949} for s in ('banking', 'overall')}\n"
         "report['episodes'] = 2\n"
         "report['timing'] = {'wall_s': 1.0, 'startup_s': 0.1, 'episodes_s': 0.9, 'workers': None, 'guard_s': 0.1, 'guard_share': 0.1}\n"
         "_print_table(make_console(stderr=True), report, Table)\n"

@@ -162,9 +162,14 @@ def token_new_cmd(db: str, note: str) -> None:
 
 @token.command("list")
 @db_option
-def token_list_cmd(db: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per token (ids, not the tokens).")
+def token_list_cmd(db: str, as_json: bool) -> None:
     """The live tokens of this store's HTTP endpoints (ids, not the tokens)."""
     entries = _tokens(db).entries()
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps({k: entry.get(k) for k in ("id", "created", "note")}, ensure_ascii=False))
+        return
     if not entries:
         console.print("no token (one is created when tether mcp --http first starts)")
     for entry in entries:
