@@ -155,6 +155,7 @@ PINNED = {
         "tools_from_module",
         "tools_from_schema",
         "validate_arg",
+        "arg_from_schema",
         "canonical_value",
     ],
     "tether.session": [

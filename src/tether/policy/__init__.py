@@ -14,6 +14,7 @@ Inside: ``_schema`` (the file's models), ``_loader``/``_compose`` (YAML, ``exten
 
 from tether.policy._conditions import canonical_value, same_value
 from tether.policy._init_python import python_starting_policy, tools_from_module, tools_from_schema
+from tether.policy._json_schema import arg_from_schema
 from tether.policy._model import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
 from tether.policy._policy import Policy
 from tether.policy._problems import PolicyWarning
@@ -28,6 +29,7 @@ __all__ = [
     "Policy",
     "PolicySpec",
     "PolicyWarning",
+    "arg_from_schema",
     "canonical_value",
     "python_starting_policy",
     "same_value",

@@ -20,9 +20,8 @@ from typing import Any, Literal
 import yaml
 
 from tether.errors import PolicyError
+from tether.policy._json_schema import arg_from_schema
 
-_ARG_KEYS = ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems")
-_TYPES = {"string", "integer", "number", "boolean", "array", "object", "null"}
 _PY_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", tuple: "array", dict: "object"}
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _DECIDE = (
@@ -166,30 +165,6 @@ def _openapi_tools(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     return tools
 
 
-def _arg_spec(schema: Any, required: bool) -> dict[str, Any]:
-    """The policy form of one JSON Schema property (the keys both share)."""
-    out: dict[str, Any] = {}
-    if isinstance(schema, Mapping):
-        out = {k: schema[k] for k in _ARG_KEYS if k in schema}
-        kind = out.get("type")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k in _TYPES and k != "null"), None)
-        if kind not in _TYPES:
-            out.pop("type", None)
-        else:
-            out["type"] = kind
-        if kind == "array" and isinstance(schema.get("items"), Mapping):
-            out["items"] = _arg_spec(schema["items"], False)
-        if isinstance(out.get("pattern"), str):
-            try:
-                re.compile(out["pattern"])
-            except re.error:
-                out.pop("pattern")
-    if required:
-        out["required"] = True
-    return out
-
-
 def python_starting_policy(name: str, tools: list[dict[str, Any]], *, source: str) -> str:
     """YAML of a starting policy for ``tools`` that fails closed (every tool asks until tightened;
     a GET of an OpenAPI document is still ``effect: write``: the server's word is not trusted)."""
@@ -210,7 +185,7 @@ def python_starting_policy(name: str, tools: list[dict[str, Any]], *, source: st
         description = " ".join(str(tool.get("description", "")).split())[:300]
         if description:
             entry["description"] = description
-        entry["args"] = {arg: _arg_spec(sub, arg in required) for arg, sub in props.items() if _NAME.fullmatch(arg)}
+        entry["args"] = {arg: arg_from_schema(sub, arg in required) for arg, sub in props.items() if _NAME.fullmatch(arg)}
         entry["ask"] = [{"name": f"review-{tool['name']}", "when": {"always": True}, "reason": f"{tool['name']} is not yet reviewed"}]
         spec["tools"][tool["name"]] = entry
         if tool.get("method") == "get":

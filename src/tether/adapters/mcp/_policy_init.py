@@ -10,37 +10,7 @@ import yaml
 
 from tether.adapters.mcp._jsonrpc import obj
 from tether.adapters.mcp._lint import LintFinding, flagged_arguments
-
-_ARG_KEYS = ("type", "description", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems")
-_TYPES = {"string", "integer", "number", "boolean", "array", "object", "null"}
-
-
-def _arg_spec(schema: Any, required: bool) -> dict[str, Any]:
-    """The policy form of one JSON Schema property (the keys the policy format shares with JSON Schema)."""
-    out: dict[str, Any] = {}
-    if isinstance(schema, dict):
-        for key in _ARG_KEYS:
-            if key in schema:
-                out[key] = schema[key]
-        kind = out.get("type")
-        if isinstance(kind, list):
-            kind = [k for k in kind if k in _TYPES] or None
-        if kind is not None and kind not in _TYPES and not isinstance(kind, list):
-            kind = None
-        if kind is None:
-            out.pop("type", None)
-        else:
-            out["type"] = kind
-        if kind == "array" and isinstance(schema.get("items"), dict):
-            out["items"] = _arg_spec(schema["items"], False)
-        if isinstance(out.get("pattern"), str):
-            try:
-                re.compile(out["pattern"])
-            except re.error:
-                out.pop("pattern")
-    if required:
-        out["required"] = True
-    return out
+from tether.policy import arg_from_schema
 
 
 def starting_policy(
@@ -81,7 +51,9 @@ def starting_policy(
         entry: dict[str, Any] = {"description": description.strip()[:300] or None, "effect": "write", "output": "untrusted"}
         if not entry["description"]:
             entry.pop("description")
-        entry["args"] = {arg: _arg_spec(sub, arg in required) for arg, sub in props.items() if re.fullmatch(r"[A-Za-z0-9_.-]+", arg)}
+        entry["args"] = {
+            arg: arg_from_schema(sub, arg in required, describe=True) for arg, sub in props.items() if re.fullmatch(r"[A-Za-z0-9_.-]+", arg)
+        }
         rule = {"name": f"{default}-{name}", "when": {"always": True}, "reason": f"{name} is not yet reviewed"}
         entry[default] = [rule]
         for arg in unneeded.get(name, []):
