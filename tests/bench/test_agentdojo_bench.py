@@ -110,13 +110,15 @@ def test_results_equal_the_saved_reference() -> None:
     assert all(_endorsing_spares_asks_only(r) for r in results)
 
 
-def test_approve_and_remember_over_a_suites_tasks_spares_asks(ctx: BenchContext) -> None:
-    """Every banking user task as one principal's sessions: the endorsing careful human answers
-    fewer asks than the plain one, and every task still completes."""
+def test_approve_and_remember_over_a_suites_tasks_spares_asks() -> None:
+    """Every slack user task as one principal's sessions: the endorsing careful human answers
+    fewer asks than the plain one (a remembered URL or member is not asked about again; intent
+    asks are never spared: a value was endorsed, not a decision to act), and every task still
+    completes."""
     from tether.bench import human_load
 
-    load = human_load(ctx, "banking")
-    assert load.tasks == 16 and load.completed_careful == load.completed_endorsing == 16
+    load = human_load(BenchContext(load_policies(POLICIES, ["slack"])), "slack")
+    assert load.tasks == 21 and load.completed_careful == load.completed_endorsing == 21
     assert 0 < load.asks_endorsing < load.asks_careful
 
 
@@ -139,7 +141,7 @@ def test_plans_keep_asr_at_zero_and_report_the_same_keys(planned: list) -> None:
     for kind, r in reports.items():
         assert r["user_tasks"] == 6 and r["pairs"] == 54, kind
         assert r["asr_tool_reachable"]["autonomous"] == 0.0 and r["asr_tool_reachable"]["careful_human"] == 0.0, kind
-        assert set(r["asks_per_task"]) == {"autonomous", "careful_human", "rubber_stamp"}
+        assert set(r["asks_per_task"]) == {"autonomous", "careful_human", "careful_endorsing", "rubber_stamp"}
     perfect, off, imperfect = reports["perfect"], reports["off"], reports["imperfect"]
     assert perfect["plan_verdicts"] == {"allow": 6, "ask": 0, "deny": 0} and off["plan_verdicts"] == {"allow": 0, "ask": 0, "deny": 0}
     # a perfect plan, approved before anything is read, covers every write of the task: no asks at all

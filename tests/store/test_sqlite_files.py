@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StoreError
+from tether.store._sqlite_schema import VERSION
 from tether.events import CallProposed
 from tether.store import SQLiteStore
 from tether.store._sqlite_schema import APPLICATION_ID
@@ -41,7 +42,7 @@ def written(path: Path, events: int = 3) -> Path:
 def test_a_new_store_carries_tethers_application_id(tmp_path: Path) -> None:
     path = written(tmp_path / "t.db")
     assert raw(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
-    assert raw(path, "PRAGMA user_version") == [(3,)]
+    assert raw(path, "PRAGMA user_version") == [(VERSION,)]
 
 
 @pytest.mark.parametrize("read_only", [False, True])
