@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StoreError
-from tether.store._sqlite_schema import VERSION
 from tether.events import CallProposed
 from tether.store import SQLiteStore
-from tether.store._sqlite_schema import APPLICATION_ID
+from tether.store._sqlite_schema import APPLICATION_ID, VERSION
 
 
 def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
