@@ -15,7 +15,7 @@ from typing import Any
 
 from tether._decision import Reason
 from tether.flow import Label
-from tether.monitor._view import CheckView, Leaf
+from tether.monitor._view import CheckView, Leaf, top_arg
 from tether.policy import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows, Policy
 
 _Rules = tuple[CompiledFlow, ...]
@@ -76,7 +76,7 @@ def check_outflow(
     else:
         message = f"short values sent {how}, with this one, spell a run of {tags} data read earlier ({where}): a secret leaving in pieces; values withheld"
     verdict = settings.on_trace
-    reason = Reason("flow", "outflow.on_trace", message, arg=trace.path.split(".", 1)[0].split("[", 1)[0], sources=trace.sources)
+    reason = Reason("flow", "outflow.on_trace", message, arg=top_arg(trace.path), sources=trace.sources)
     (asks if verdict == "ask" else denials).append(reason)
 
 

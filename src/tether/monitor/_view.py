@@ -92,12 +92,12 @@ class CheckView:
 
     def _leaf(self, path: str, value: Any) -> Leaf:
         origin = self._state.flow.origin(value)
-        if self._planned and origin.label.untrusted and _top_arg(path) in self._planned:
+        if self._planned and origin.label.untrusted and top_arg(path) in self._planned:
             # The plan's approval vouches for the value's integrity; its confidentiality tags stay, and
             # so does whether it was found nowhere (a tag it inherited still gets ``on_inherited``).
             origin = Origin(label("trusted", origin.label.tags), True, ("plan",), origin.inherited)
         if self._books and origin.label.untrusted and "{" not in path:
-            arg = path.split("[", 1)[0].split(".", 1)[0]
+            arg = top_arg(path)
             for book in self._books:
                 found = book.match(self.tool, arg, value, self._now)
                 if found is not None:
@@ -125,7 +125,7 @@ class CheckView:
         return self._state.per_tool.get(tool, 0)
 
 
-def _top_arg(path: str) -> str:
+def top_arg(path: str) -> str:
     """The argument a leaf path starts with (``to[0]`` -> ``to``, ``meta.k`` -> ``meta``, ``{k}`` keys included)."""
     cut = len(path)
     for mark in (".", "[", "{"):

@@ -335,34 +335,8 @@ class Session:
                 decision = Decision("deny", call.id, call.tool, (reason,), digest, policy.hash)
             else:
                 decision, ledger_seq = self._decide(clean, digest, now)
-            # Requests past their deadline are denied in the log now, with this call: nothing
-            # waits on them, and they no longer hold memory or count against the pending limit.
-            events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]
-            events += [
-                CallProposed(session_id=self.id, time=now, call_id=call.id, tool=call.tool, args=safe, call_hash=digest),
-                DecisionMade(
-                    session_id=self.id,
-                    time=now,
-                    call_id=call.id,
-                    verdict=decision.verdict,
-                    reasons=decision.reasons,
-                    policy_hash=policy.hash,
-                    endorsements=decision.endorsements,
-                    ledger_seq=ledger_seq,
-                ),
-            ]
-            if decision.verdict == "ask":
-                events.append(
-                    ApprovalRequested(
-                        session_id=self.id,
-                        time=now,
-                        call_id=call.id,
-                        call_hash=digest,
-                        expires_at=now + policy.spec.approval_timeout_s,
-                        summary=decision.explain()[:2000],
-                    )
-                )
-            return events, decision
+            proposed = CallProposed(session_id=self.id, time=now, call_id=call.id, tool=call.tool, args=safe, call_hash=digest)
+            return self._decided(now, proposed, decision, ledger_seq), decision
 
         for _ in range(MAX_RETRIES):
             try:
@@ -497,25 +471,8 @@ class Session:
                 decision = Decision("deny", pid, PLAN_TOOL, (reason,), digest, policy.hash)
             else:
                 decision = decide_plan(policy, self.state, pid, safe, digest, now)
-            events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]
-            events += [
-                PlanDeclared(session_id=self.id, time=now, call_id=pid, args=safe, call_hash=digest),
-                DecisionMade(
-                    session_id=self.id, time=now, call_id=pid, verdict=decision.verdict, reasons=decision.reasons, policy_hash=policy.hash
-                ),
-            ]
-            if decision.verdict == "ask":
-                events.append(
-                    ApprovalRequested(
-                        session_id=self.id,
-                        time=now,
-                        call_id=pid,
-                        call_hash=digest,
-                        expires_at=now + policy.spec.approval_timeout_s,
-                        summary=decision.explain()[:2000],
-                    )
-                )
-            return events, decision
+            declared = PlanDeclared(session_id=self.id, time=now, call_id=pid, args=safe, call_hash=digest)
+            return self._decided(now, declared, decision), decision
 
         for _ in range(MAX_RETRIES):
             try:
@@ -523,6 +480,37 @@ class Session:
             except DuplicateCall:
                 refusal = Reason("malformed", "call_id", f"id {plan_id!r} was already used in this session; denied")
         raise StoreError("could not find an unused plan id")
+
+    def _decided(self, now: float, proposed: CallProposed | PlanDeclared, decision: Decision, ledger_seq: int = 0) -> list[Event]:
+        """The events of one decided call or plan: requests past their deadline denied now (nothing
+        waits on them, and they no longer hold memory or count against the pending limit), what was
+        proposed, the decision, and the approval request when it asks."""
+        events: list[Event] = [self._refusal(rec, now, "timeout", "approval timed out") for rec in self.state.approvals.expired(now)]
+        events.append(proposed)
+        events.append(
+            DecisionMade(
+                session_id=self.id,
+                time=now,
+                call_id=proposed.call_id,
+                verdict=decision.verdict,
+                reasons=decision.reasons,
+                policy_hash=self.policy.hash,
+                endorsements=decision.endorsements,
+                ledger_seq=ledger_seq,
+            )
+        )
+        if decision.verdict == "ask":
+            events.append(
+                ApprovalRequested(
+                    session_id=self.id,
+                    time=now,
+                    call_id=proposed.call_id,
+                    call_hash=proposed.call_hash,
+                    expires_at=now + self.policy.spec.approval_timeout_s,
+                    summary=decision.explain()[:2000],
+                )
+            )
+        return events
 
     def output_label(self, call_id: str, text: str, *, error: bool = False, data: Any = None) -> Label:
         """The label a recorded call's output ``text`` gets (policy label, echoed arguments, errors;
