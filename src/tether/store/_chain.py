@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -408,6 +408,20 @@ def event_time(body: object) -> float | None:
         return None
     time = value.get("time") if isinstance(value, dict) else None
     return float(time) if isinstance(time, int | float) and not isinstance(time, bool) else None
+
+
+def session_summaries(rows: Iterable[Sequence[Any]]) -> list[SessionSummary]:
+    """Sessions from rows of (id, last seq, last hash, first time, last time, first event's body,
+    last event's body), oldest first. The times are those of the chained events; the heads'
+    copies are used only where those events cannot be read (``verify`` then reports the chain)."""
+
+    def when(body: object, fallback: float) -> float:
+        found = event_time(body)
+        return fallback if found is None else found
+
+    out = [SessionSummary(r[0], r[1], when(r[5], r[3]), when(r[6], r[4]), r[2]) for r in rows]
+    out.sort(key=lambda s: (s.first_time, s.session_id))
+    return out
 
 
 def _event_id(body: bytes) -> str | None:

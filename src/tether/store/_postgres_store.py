@@ -23,7 +23,7 @@ from tether.store._chain import (
     SnapshotRecord,
     StoredEvent,
     VerifyReport,
-    event_time,
+    session_summaries,
     verify_rows,
 )
 from tether.store._postgres_append import LOCK_SPACE, append_locked, append_pipelined, session_key
@@ -318,9 +318,7 @@ class PostgresStore:
             "(SELECT body FROM events e WHERE e.session_id = h.session_id AND e.seq = h.seq) FROM heads h",
             (),
         )
-        out = [SessionSummary(r[0], r[1], _event_time(r[5], r[3]), _event_time(r[6], r[4]), r[2]) for r in rows]
-        out.sort(key=lambda s: (s.first_time, s.session_id))
-        return out
+        return session_summaries(rows)
 
     def verify(self, session_ids: Sequence[str] | None = None, *, expect: Sequence[ChainHead] = ()) -> VerifyReport:
         """Recompute every hash and check each recorded head against its chain, in one snapshot of
@@ -470,11 +468,6 @@ def _heads(rows: Sequence[tuple[Any, ...]]) -> tuple[dict[str, tuple[int, str]],
         heads[sid] = (seq, hash_)
         times[sid] = (first, last)
     return heads, times
-
-
-def _event_time(body: object, fallback: float) -> float:
-    time_ = event_time(bytes(body) if isinstance(body, memoryview) else body)
-    return fallback if time_ is None else time_
 
 
 def _first_line(exc: BaseException) -> str:

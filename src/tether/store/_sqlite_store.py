@@ -28,6 +28,7 @@ from tether.store._chain import (
     chain_break,
     chain_hash,
     event_time,
+    session_summaries,
     verify_rows,
 )
 from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema, refuse_foreign
@@ -388,9 +389,7 @@ class SQLiteStore:
             "FROM heads h LEFT JOIN session_ids s ON s.session_id = h.session_id",
             (),
         )
-        out = [SessionSummary(r[0], r[1], _event_time(r[5], r[3]), _event_time(r[6], r[4]), r[2]) for r in rows]
-        out.sort(key=lambda s: (s.first_time, s.session_id))
-        return out
+        return session_summaries(rows)
 
     def verify(self, session_ids: Sequence[str] | None = None, *, expect: Sequence[ChainHead] = ()) -> VerifyReport:
         """Recompute every hash, and check each recorded head (its seq, hash and times) against
