@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from tests.server.conftest import LONG, Served, agent_session
 
-from tether.server import TokenBook, tokens_path
+from tether import SQLiteStore
+from tether.events import ApprovalRequested, CallProposed, Event
+from tether.server import Oversight, TokenBook, tokens_path
 
 
 def test_sessions_list_with_status_principal_policy_and_budgets(served: Served) -> None:
@@ -43,6 +47,35 @@ def test_pending_call_is_whole_with_provenance(served: Served) -> None:
     assert item["reasons"][0]["rule"] == "write-after-untrusted" and item["history"]
     one = httpx.get(f"{served.url}/api/approvals/{served.pending_call[:10]}", headers=served.auth).json()
     assert one["args"] == item["args"]
+
+
+def test_a_week_of_stale_asks_is_not_read_per_request(served: Served) -> None:
+    """Thousands of asks of an abandoned session, expired days ago, stay in the store's index (nobody
+    answers them): the service lists, pages and counts only the live ones, in the database."""
+    week_ago = time.time() - 7 * 86400
+    stale: list[Event] = []
+    for i in range(3000):
+        call_id = f"stale-{i}"
+        stale.append(CallProposed(session_id="abandoned", time=week_ago, call_id=call_id, tool="send_email", args={}, call_hash=call_id))
+        stale.append(
+            ApprovalRequested(
+                session_id="abandoned", time=week_ago, call_id=call_id, call_hash=call_id, expires_at=week_ago + 60, summary=""
+            )
+        )
+    store = SQLiteStore(served.db)
+    store.append("abandoned", stale)
+    assert len(store.pending_approvals()) == 3001
+    over = Oversight(store)
+    assert (
+        over.pending_count() == 1 and over.pending_count("abandoned") == 0 and over.pending_page(limit=5) == (over.pending_approvals(), 1)
+    )
+    r = httpx.get(f"{served.url}/api/approvals", params={"limit": 1}, headers=served.auth)
+    assert [item["call_id"] for item in r.json()] == [served.pending_call] and r.headers["x-total-count"] == "1"
+    r = httpx.get(f"{served.url}/api/approvals", params={"offset": 1}, headers=served.auth)
+    assert r.json() == [] and r.headers["x-total-count"] == "1"
+    rows = {row["session_id"]: row for row in httpx.get(f"{served.url}/api/sessions", headers=served.auth).json()}
+    assert rows[served.session.id]["pending_approvals"] == 1 and rows["abandoned"]["pending_approvals"] == 0
+    store.close()
 
 
 def test_approve_reaches_the_agent(served: Served) -> None:

@@ -83,6 +83,59 @@ def test_pending_approvals_index_follows_the_chain(backend: Backend) -> None:
     assert store.pending_approvals() == []
 
 
+def asks(sid: str, count: int, *, at: float, expires_at: float, start: int = 0) -> list[Event]:
+    """``count`` calls of session ``sid`` waiting for approval, asked at ``at`` (one second apart)."""
+    out: list[Event] = []
+    for i in range(start, start + count):
+        call_id = f"{sid}-{i:05d}"
+        out.append(CallProposed(session_id=sid, time=at + i, call_id=call_id, tool="pay", args={"n": i}, call_hash=call_id))
+        out.append(ApprovalRequested(session_id=sid, time=at + i, call_id=call_id, call_hash=call_id, expires_at=expires_at, summary="why"))
+    return out
+
+
+def test_pending_approvals_are_filtered_paged_and_counted_in_the_database(backend: Backend) -> None:
+    """A week-old store: thousands of stale asks of abandoned sessions, a few live ones, a hidden
+    stream. A reader that serves people gets the live ones a page at a time, and their counts."""
+    store = backend.open()
+    now = 1_000_000.0
+    store.append("old", asks("old", 3000, at=now - 7 * 86400, expires_at=now - 86400))
+    store.append("live", asks("live", 40, at=now - 100, expires_at=now + 3600))
+    store.append("mcp-pins:x", asks("mcp-pins:x", 2, at=now - 50, expires_at=now + 3600))
+    store.append("old", asks("old", 5, at=now - 10, expires_at=now + 60, start=3000))
+
+    assert len(store.pending_approvals()) == 3047  # every request, as before
+    assert store.pending_counts() == {"old": 3005, "live": 40, "mcp-pins:x": 2}
+    assert store.pending_counts(live_at=now) == {"old": 5, "live": 40, "mcp-pins:x": 2}
+    assert store.pending_counts(live_at=now, hide=("mcp-pins:", "principal:")) == {"old": 5, "live": 40}
+    assert store.pending_counts(live_at=now, session_id="live") == {"live": 40}
+    assert store.pending_counts(live_at=now, hide="mcp-pins:") == {"old": 5, "live": 40}  # one prefix as a string
+
+    live = store.pending_approvals(live_at=now, hide=("mcp-pins:",))
+    assert [p.call_id for p in live] == [f"live-{i:05d}" for i in range(40)] + [f"old-{i:05d}" for i in range(3000, 3005)]
+    pages = [store.pending_approvals(live_at=now, hide=("mcp-pins:",), limit=10, offset=o) for o in range(0, 50, 10)]
+    assert [p.call_id for page in pages for p in page] == [p.call_id for p in live] and [len(p) for p in pages] == [10, 10, 10, 10, 5]
+    assert store.pending_approvals(live_at=now, hide=("mcp-pins:",), offset=44) == live[44:]
+    assert store.pending_approvals(live_at=now, limit=0) == []
+    (first,) = store.pending_approvals(live_at=now, session_id="old", limit=1)
+    assert (first.call_id, first.tool, first.args, first.expires_at) == ("old-03000", "pay", {"n": 3000}, now + 60)
+    assert store.pending_counts(live_at=now + 60) == store.pending_counts(live_at=now)  # expiring at live_at: still live
+    assert store.pending_counts(live_at=now + 61) == {"live": 40, "mcp-pins:x": 2}
+    with pytest.raises(ValueError):
+        store.pending_approvals(limit=-1)
+    with pytest.raises(ValueError):
+        store.pending_approvals(offset=-1)
+
+
+@pytest.mark.parametrize("prefix", ["%", "_", "mcp-pins:%", "MCP-PINS:"])
+def test_hidden_prefixes_are_matched_as_text(backend: Backend, prefix: str) -> None:
+    """A prefix is text, not a pattern (no LIKE wildcards) and case counts: nothing else is hidden."""
+    store = backend.open()
+    store.append("mcp-pins:x", asks("mcp-pins:x", 1, at=1.0, expires_at=100.0))
+    store.append("%_y", asks("%_y", 1, at=2.0, expires_at=100.0))
+    hidden = {"%": "%_y", "_": None, "mcp-pins:%": None, "MCP-PINS:": None}[prefix]
+    assert {p.session_id for p in store.pending_approvals(hide=(prefix,))} == {"mcp-pins:x", "%_y"} - {hidden}
+
+
 def test_appending_after_reading_links_onto_what_was_read(backend: Backend) -> None:
     a, b = backend.open(), backend.open()
     a.append(SID, check("c1"), expect_seq=0)

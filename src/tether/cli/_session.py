@@ -60,12 +60,7 @@ def _status(store: EventStore, sid: str) -> tuple[str, str]:
 def list_cmd(db: str, show_all: bool, as_json: bool) -> None:
     """Show each session's status (active, paused, killed, ended), events and pending approvals."""
     store = open_store(db, read_only=True)
-    pending: dict[str, int] = {}
-    now = time.time()
-    for p in store.pending_approvals():
-        if p.expires_at < now:
-            continue  # expired: denied when the session next looks
-        pending[p.session_id] = pending.get(p.session_id, 0) + 1
+    pending = store.pending_counts(live_at=time.time())  # expired ones are denied when their session next looks
     shown = 0
     for s in store.sessions():
         if s.session_id.startswith(HIDDEN) and not show_all:

@@ -205,7 +205,7 @@ class Oversight:
             raise OversightError(404, f"no session {session_id!r}")
         first = self.store.read(session_id, 0, limit=1)
         last = self.store.read(session_id, head.seq - 1, limit=1)
-        pending = self._pending_counts().get(session_id, 0)
+        pending = self.pending_count(session_id)
         return self._row(session_id, head.seq, first[0].event().time, last[0].event().time, pending)
 
     def _row(self, session_id: str, events: int, first: float, last: float, pending: int) -> SessionRow:
@@ -262,10 +262,7 @@ class Oversight:
         return CheckinView(st.last_checkin, st.writes_since_checkin, spec.after_writes, spec.after_minutes, due)
 
     def _pending_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for p in self.pending_approvals():
-            counts[p.session_id] = counts.get(p.session_id, 0) + 1
-        return counts
+        return self.store.pending_counts(live_at=self.clock(), hide=HIDDEN)
 
     def timeline(self, session_id: str, *, after_seq: int = 0, limit: int = 500) -> list[TimelineEntry]:
         """The session's events after ``after_seq`` (at most ``limit``), readable."""
@@ -283,9 +280,13 @@ class Oversight:
     # ------------------------------------------------------------ approvals
 
     def pending_approvals(self) -> list[PendingApproval]:
-        """Every unanswered, unexpired approval request, oldest first (tool-definition pins excepted)."""
-        now = self.clock()
-        return [p for p in self.store.pending_approvals() if p.expires_at >= now and not p.session_id.startswith(HIDDEN)]
+        """Every unanswered, unexpired approval request, oldest first (tool-definition pins excepted;
+        expired requests are left in the store, unread)."""
+        return self.store.pending_approvals(live_at=self.clock(), hide=HIDDEN)
+
+    def pending_count(self, session_id: str | None = None) -> int:
+        """How many requests :meth:`pending_approvals` holds (of one session, or all), counted by the store."""
+        return sum(self.store.pending_counts(live_at=self.clock(), session_id=session_id, hide=HIDDEN).values())
 
     def find(self, call: str) -> PendingApproval:
         """The one pending request whose call id is ``call`` or starts with it. Raises :class:`OversightError` (404).
@@ -333,10 +334,11 @@ class Oversight:
     def pending_page(
         self, *, session_id: str | None = None, limit: int | None = None, offset: int = 0
     ) -> tuple[list[PendingApproval], int]:
-        """The pending requests (of one session, or all) from ``offset``, at most ``limit``, and how many there are in all."""
-        items = [p for p in self.pending_approvals() if session_id is None or p.session_id == session_id]
-        end = None if limit is None else offset + limit
-        return items[offset:end], len(items)
+        """The pending requests (of one session, or all) from ``offset``, at most ``limit``, and how many there are in all
+        (read and counted by the store: a page costs its own rows, whatever the number waiting)."""
+        now = self.clock()
+        page = self.store.pending_approvals(live_at=now, session_id=session_id, hide=HIDDEN, limit=limit, offset=offset)
+        return page, sum(self.store.pending_counts(live_at=now, session_id=session_id, hide=HIDDEN).values())
 
     def explain_all(self, items: list[PendingApproval]) -> list[PendingCall]:
         """:meth:`explain` for each request (the log of each session read once); one that cannot be

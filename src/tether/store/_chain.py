@@ -214,8 +214,24 @@ class EventStore(Protocol):
         """The newest snapshot of a session, or None."""
         ...
 
-    def pending_approvals(self) -> list[PendingApproval]:
-        """Approval requests without an answer in the log, oldest first (expired ones included)."""
+    def pending_approvals(
+        self,
+        *,
+        live_at: float | None = None,
+        session_id: str | None = None,
+        hide: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[PendingApproval]:
+        """Approval requests without an answer in the log, oldest first: every one (expired ones
+        included), or only those expiring at ``live_at`` or later, of ``session_id``, leaving out
+        the sessions whose id starts with one of ``hide``; at most ``limit`` from ``offset``.
+        Filtered and paged in the database (a long-lived store holds many stale requests)."""
+        ...
+
+    def pending_counts(self, *, live_at: float | None = None, session_id: str | None = None, hide: Sequence[str] = ()) -> dict[str, int]:
+        """How many requests :meth:`pending_approvals` returns for each session (those with none left out),
+        counted in the database."""
         ...
 
     def turn(self) -> AbstractContextManager[None]:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
 from psycopg import errors as pg_errors
 
@@ -26,6 +25,7 @@ from tether.store._chain import (
     session_summaries,
     verify_rows,
 )
+from tether.store._pending import POSTGRES, PendingFilter, count_query, page_query, pending_from_rows
 from tether.store._postgres_append import LOCK_SPACE, append_locked, append_pipelined, session_key
 from tether.store._postgres_notify import ChangeListener
 from tether.store._postgres_schema import open_schema
@@ -370,12 +370,23 @@ class PostgresStore:
         r = rows[0]
         return SnapshotRecord(session_id, r[0], r[1], r[2], bytes(r[3]), r[4])
 
-    def pending_approvals(self) -> list[PendingApproval]:
-        """Approval requests without an answer in the log, oldest first."""
-        rows = self._all(
-            "SELECT session_id, call_id, tool, args, summary, requested_at, expires_at FROM approvals ORDER BY requested_at, session_id", ()
-        )
-        return [PendingApproval(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+    def pending_approvals(
+        self,
+        *,
+        live_at: float | None = None,
+        session_id: str | None = None,
+        hide: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[PendingApproval]:
+        """Approval requests without an answer in the log, oldest first (see ``EventStore.pending_approvals``)."""
+        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
+        return pending_from_rows(self._all(*page_query(POSTGRES, which, limit, offset)))
+
+    def pending_counts(self, *, live_at: float | None = None, session_id: str | None = None, hide: Sequence[str] = ()) -> dict[str, int]:
+        """How many pending requests each session has (see ``EventStore.pending_counts``)."""
+        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
+        return {str(r[0]): int(r[1]) for r in self._all(*count_query(POSTGRES, which))}
 
     def drop_session(self, head: ChainHead, *, archive: str, archived_at: float) -> None:
         """Delete a session that was copied to ``archive`` and record it as archived there, in

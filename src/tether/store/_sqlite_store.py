@@ -31,6 +31,7 @@ from tether.store._chain import (
     session_summaries,
     verify_rows,
 )
+from tether.store._pending import SQLITE, PendingFilter, count_query, page_query, pending_from_rows
 from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema, refuse_foreign
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
@@ -457,12 +458,23 @@ class SQLiteStore:
             return None
         return SnapshotRecord(session_id, row[0], row[1], row[2], row[3], row[4])
 
-    def pending_approvals(self) -> list[PendingApproval]:
-        """Approval requests without an answer in the log, oldest first."""
-        rows = self._all(
-            "SELECT session_id, call_id, tool, args, summary, requested_at, expires_at FROM approvals ORDER BY requested_at, session_id", ()
-        )
-        return [PendingApproval(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+    def pending_approvals(
+        self,
+        *,
+        live_at: float | None = None,
+        session_id: str | None = None,
+        hide: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[PendingApproval]:
+        """Approval requests without an answer in the log, oldest first (see ``EventStore.pending_approvals``)."""
+        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
+        return pending_from_rows(self._all(*page_query(SQLITE, which, limit, offset)))
+
+    def pending_counts(self, *, live_at: float | None = None, session_id: str | None = None, hide: Sequence[str] = ()) -> dict[str, int]:
+        """How many pending requests each session has (see ``EventStore.pending_counts``)."""
+        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
+        return {str(r[0]): int(r[1]) for r in self._all(*count_query(SQLITE, which))}
 
     def archived(self) -> list[ArchivedSession]:
         """Sessions moved to an archive, with the heads they had (oldest archiving first)."""

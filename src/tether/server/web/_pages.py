@@ -89,7 +89,7 @@ async def sessions_page(
     q: Annotated[str, Query(max_length=256)] = "",
 ) -> HTMLResponse:
     rows = await run_in_threadpool(_over(request).sessions, status=status or None, principal=principal or None, query=q)
-    pending = len(await run_in_threadpool(_over(request).pending_approvals))
+    pending = await run_in_threadpool(_over(request).pending_count)
     return page(request, "sessions.html", rows=rows, status=status, principal=principal, q=q, pending=pending)
 
 
