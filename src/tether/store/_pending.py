@@ -9,9 +9,10 @@ the database, so each request decodes the rows it shows and no more.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -88,3 +89,33 @@ def count_query(dialect: Dialect, which: PendingFilter) -> tuple[str, tuple[obje
 def pending_from_rows(rows: Sequence[Any]) -> list[PendingApproval]:
     """The requests of rows read by :func:`page_query`."""
     return [PendingApproval(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+class PendingIndex(ABC):
+    """The reads of the pending-approvals index, written once for both stores (a base of each):
+    a store names its SQL dialect and how it runs a read."""
+
+    pending_dialect: ClassVar[Dialect]
+    """How this store's database spells the queries."""
+
+    @abstractmethod
+    def _all(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        """Run one read; its rows."""
+
+    def pending_approvals(
+        self,
+        *,
+        live_at: float | None = None,
+        session_id: str | None = None,
+        hide: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[PendingApproval]:
+        """Approval requests without an answer in the log, oldest first (see ``EventStore.pending_approvals``)."""
+        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
+        return pending_from_rows(self._all(*page_query(self.pending_dialect, which, limit, offset)))
+
+    def pending_counts(self, *, live_at: float | None = None, session_id: str | None = None, hide: Sequence[str] = ()) -> dict[str, int]:
+        """How many pending requests each session has (see ``EventStore.pending_counts``)."""
+        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
+        return {str(r[0]): int(r[1]) for r in self._all(*count_query(self.pending_dialect, which))}

@@ -17,7 +17,6 @@ from tether.store._chain import (
     ArchivedSession,
     ChainHead,
     Durability,
-    PendingApproval,
     SessionSummary,
     SnapshotRecord,
     StoredEvent,
@@ -25,7 +24,7 @@ from tether.store._chain import (
     session_summaries,
     verify_rows,
 )
-from tether.store._pending import POSTGRES, PendingFilter, count_query, page_query, pending_from_rows
+from tether.store._pending import POSTGRES, PendingIndex
 from tether.store._postgres_append import LOCK_SPACE, append_locked, append_pipelined, session_key
 from tether.store._postgres_notify import ChangeListener
 from tether.store._postgres_schema import open_schema
@@ -42,7 +41,7 @@ everyday event for a shared database, and an acknowledged call must survive it."
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
-class PostgresStore:
+class PostgresStore(PendingIndex):
     """Append-only, hash-chained event log in a PostgreSQL database (see ``EventStore``).
 
     Many processes on many machines may share one database. An append runs in one
@@ -60,6 +59,8 @@ class PostgresStore:
     returns); ``off`` with ``synchronous_commit = off`` (a server crash may lose the last
     commits; for tests and benchmarks).
     """
+
+    pending_dialect = POSTGRES
 
     def __init__(
         self,
@@ -369,24 +370,6 @@ class PostgresStore:
             return None
         r = rows[0]
         return SnapshotRecord(session_id, r[0], r[1], r[2], bytes(r[3]), r[4])
-
-    def pending_approvals(
-        self,
-        *,
-        live_at: float | None = None,
-        session_id: str | None = None,
-        hide: Sequence[str] = (),
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[PendingApproval]:
-        """Approval requests without an answer in the log, oldest first (see ``EventStore.pending_approvals``)."""
-        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
-        return pending_from_rows(self._all(*page_query(POSTGRES, which, limit, offset)))
-
-    def pending_counts(self, *, live_at: float | None = None, session_id: str | None = None, hide: Sequence[str] = ()) -> dict[str, int]:
-        """How many pending requests each session has (see ``EventStore.pending_counts``)."""
-        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
-        return {str(r[0]): int(r[1]) for r in self._all(*count_query(POSTGRES, which))}
 
     def drop_session(self, head: ChainHead, *, archive: str, archived_at: float) -> None:
         """Delete a session that was copied to ``archive`` and record it as archived there, in

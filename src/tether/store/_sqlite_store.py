@@ -20,7 +20,6 @@ from tether.store._chain import (
     ArchivedSession,
     ChainHead,
     Durability,
-    PendingApproval,
     SessionSummary,
     SnapshotRecord,
     StoredEvent,
@@ -31,7 +30,7 @@ from tether.store._chain import (
     session_summaries,
     verify_rows,
 )
-from tether.store._pending import SQLITE, PendingFilter, count_query, page_query, pending_from_rows
+from tether.store._pending import SQLITE, PendingIndex
 from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema, refuse_foreign
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
@@ -65,7 +64,7 @@ _SID = "(SELECT sid FROM session_ids WHERE session_id = ?)"
 _Rows = list[tuple[int, int, int, bytes, str, str]]
 
 
-class SQLiteStore:
+class SQLiteStore(PendingIndex):
     """Append-only, hash-chained event log in a SQLite database (WAL mode).
 
     Several processes may share one file. An append takes SQLite's write lock first
@@ -96,6 +95,8 @@ class SQLiteStore:
       power loss may lose recent commits and may corrupt the file. For tests and
       benchmarks.
     """
+
+    pending_dialect = SQLITE
 
     def __init__(
         self, path: str | Path = "tether.db", *, durability: Durability = "normal", timeout_s: float = 30.0, read_only: bool = False
@@ -457,24 +458,6 @@ class SQLiteStore:
         if row is None or not isinstance(row[3], bytes):
             return None
         return SnapshotRecord(session_id, row[0], row[1], row[2], row[3], row[4])
-
-    def pending_approvals(
-        self,
-        *,
-        live_at: float | None = None,
-        session_id: str | None = None,
-        hide: Sequence[str] = (),
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[PendingApproval]:
-        """Approval requests without an answer in the log, oldest first (see ``EventStore.pending_approvals``)."""
-        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
-        return pending_from_rows(self._all(*page_query(SQLITE, which, limit, offset)))
-
-    def pending_counts(self, *, live_at: float | None = None, session_id: str | None = None, hide: Sequence[str] = ()) -> dict[str, int]:
-        """How many pending requests each session has (see ``EventStore.pending_counts``)."""
-        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
-        return {str(r[0]): int(r[1]) for r in self._all(*count_query(SQLITE, which))}
 
     def archived(self) -> list[ArchivedSession]:
         """Sessions moved to an archive, with the heads they had (oldest archiving first)."""
