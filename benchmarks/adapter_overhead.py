@@ -29,11 +29,11 @@ from typing import Any
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
-from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
 from tether import Guard, Policy, SQLiteStore, StaticApprover
 from tether.adapters.langgraph import GuardedToolNode
+from tether.examples.langgraph_agent import build_graph
 from tether.session import Session
 
 POLICY = """
@@ -72,21 +72,7 @@ def run_langgraph(keys: list[list[str]], session: Session | None) -> float:
     model = GenericFakeChatModel(messages=iter([*turns, AIMessage(content="done")]))
     tools = [tool(lookup)]
     node: Any = ToolNode(tools) if session is None else GuardedToolNode(tools, session)
-
-    def agent(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [model.invoke(state["messages"])]}
-
-    def route(state: MessagesState) -> str:
-        last = state["messages"][-1]
-        return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
-
-    graph = StateGraph(MessagesState)
-    graph.add_node("agent", agent)
-    graph.add_node("tools", node)
-    graph.add_edge(START, "agent")
-    graph.add_conditional_edges("agent", route, ["tools", END])
-    graph.add_edge("tools", "agent")
-    app = graph.compile()
+    app = build_graph(node, model, checkpoint=False)
     start = time.perf_counter()
     out = app.invoke({"messages": [HumanMessage("look the keys up")]}, {"recursion_limit": 10 * len(keys) + 10})
     elapsed = time.perf_counter() - start

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
+from tests.server.guard_fixtures import serving
 
 from tether import Guard, Policy, SQLiteStore
 from tether.server import Oversight, TokenBook, tokens_path
@@ -38,12 +35,6 @@ class Served:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def agent_session(db: str, *, body: str = LONG, principal: str = "ana") -> tuple[Session, str]:
     """A session that read untrusted mail and now asks to send an email (the call waits for a human)."""
     guard = Guard(Policy.from_file(FIX / "bank.yaml"), SQLiteStore(db))
@@ -61,18 +52,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     session, call = agent_session(db)
     token = TokenBook(tokens_path(db)).create("ops")
     store = SQLiteStore(db)
-    app = create_app(Oversight(store), TokenBook(tokens_path(db)), poll_s=0.05)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
     try:
-        yield Served(f"http://127.0.0.1:{port}", db, token, session, call, tmp_path)
+        with serving(create_app(Oversight(store), TokenBook(tokens_path(db)), poll_s=0.05)) as url:
+            yield Served(url, db, token, session, call, tmp_path)
     finally:
-        server.should_exit = True
-        thread.join(10)
         store.close()

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -101,10 +102,8 @@ def wait_up(url: str, token: str, timeout_s: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def thread_server(db: str, *, cache_size: int = 256) -> Iterator[str]:
-    """The service in this process (a worker with its own store connection and cache), on a free port."""
-    store = open_target(db)
-    app = create_app(Oversight(store), TokenBook(tokens_path(db)), guard=GuardService(store, cache_size=cache_size), poll_s=0.05)
+def serving(app: Any) -> Iterator[str]:
+    """An ASGI app served by uvicorn in a thread of this process, on a free loopback port: its URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -118,6 +117,17 @@ def thread_server(db: str, *, cache_size: int = 256) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextlib.contextmanager
+def thread_server(db: str, *, cache_size: int = 256) -> Iterator[str]:
+    """The service in this process (a worker with its own store connection and cache), on a free port."""
+    store = open_target(db)
+    app = create_app(Oversight(store), TokenBook(tokens_path(db)), guard=GuardService(store, cache_size=cache_size), poll_s=0.05)
+    try:
+        with serving(app) as url:
+            yield url
+    finally:
         store.close()
 
 

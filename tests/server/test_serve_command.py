@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.server.conftest import free_port
+from tests.server.guard_fixtures import free_port
 
 
 def _start(db: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:

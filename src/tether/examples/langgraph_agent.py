@@ -43,15 +43,18 @@ def scripted_model() -> GenericFakeChatModel:
     return GenericFakeChatModel(messages=iter(turns))
 
 
-def build_graph(node: GuardedToolNode, model: Any) -> Any:
-    """A two-node agent graph (model, tools) with a checkpointer, as LangGraph's interrupts need."""
+def build_graph(node: Any, model: Any, *, checkpoint: bool = True) -> Any:
+    """A two-node agent graph (model, tools) with a checkpointer, as LangGraph's interrupts need
+    (``checkpoint=False``: without one, for a graph that never pauses). ``node``: the tool node,
+    Tether's ``GuardedToolNode`` or LangGraph's ``ToolNode``. A turn with tool calls the model
+    wrote malformed goes to the tool node too, which answers each with a denial."""
 
     def agent(state: MessagesState) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
 
     def route(state: MessagesState) -> str:
         last = state["messages"][-1]
-        return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
+        return "tools" if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls) else END
 
     graph = StateGraph(MessagesState)
     graph.add_node("agent", agent)
@@ -59,7 +62,7 @@ def build_graph(node: GuardedToolNode, model: Any) -> Any:
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", route, ["tools", END])
     graph.add_edge("tools", "agent")
-    return graph.compile(checkpointer=InMemorySaver())
+    return graph.compile(checkpointer=InMemorySaver() if checkpoint else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
