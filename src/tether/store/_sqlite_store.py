@@ -11,10 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from tether.errors import StaleSession, StoreError
-from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, PlanDeclared, event_to_json
+from tether.events import CallProposed, Event, event_to_json
 from tether.store._chain import (
     GENESIS,
     ArchivedSession,
@@ -25,12 +23,12 @@ from tether.store._chain import (
     StoredEvent,
     VerifyReport,
     chain_break,
-    chain_hash,
     event_time,
     session_summaries,
     verify_rows,
 )
 from tether.store._pending import SQLITE, PendingIndex
+from tether.store._sqlite_append import INSERT_EVENTS, append_locked, intern_session, link
 from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema, refuse_foreign
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
@@ -57,11 +55,8 @@ length of one append (SQLite's own busy handler starts at 1 ms, ten appends' tim
 doubling, so that when many processes wait on few cores most of them sleep instead of
 polling and the lock's holder keeps its CPU."""
 
-_ADVANCE_HEAD = "UPDATE heads SET seq = ?, hash = ?, last_time = ? WHERE session_id = ? AND seq = ? AND hash = ?"
-_INSERT_EVENTS = "INSERT INTO chain (id, sid, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
 _CHAIN_ROWS = "SELECT ?, seq, body, prev_hash, hash FROM chain WHERE id BETWEEN ? AND ? AND sid = ? ORDER BY id"
 _SID = "(SELECT sid FROM session_ids WHERE session_id = ?)"
-_Rows = list[tuple[int, int, int, bytes, str, str]]
 
 
 class SQLiteStore(PendingIndex):
@@ -183,12 +178,12 @@ class SQLiteStore(PendingIndex):
             # the conditional update below proves it is still the head.
             linked = None
             if known is not None and sid is not None and (expect_seq is None or expect_seq == known[0]):
-                linked = _link(session_id, sid, events, bodies, *known)
+                linked = link(session_id, sid, events, bodies, *known)
             db = self._db
             try:
                 self._begin(session_id, expect_seq)
                 try:
-                    stored, sid = self._append_locked(db, session_id, sid, events, bodies, expect_seq, known, linked)
+                    stored, sid = append_locked(db, session_id, sid, events, bodies, expect_seq, known, linked, self._remember)
                     db.commit()
                 except BaseException:
                     # SQLite rolls back by itself on some errors (a full disk): a second
@@ -285,77 +280,6 @@ class SQLiteStore(PendingIndex):
         heads[session_id] = (seq, hash)
         if sid is not None:
             self._sids[session_id] = sid
-
-    def _append_locked(
-        self,
-        db: sqlite3.Connection,
-        session_id: str,
-        sid: int | None,
-        events: Sequence[Event],
-        bodies: list[bytes],
-        expect_seq: int | None,
-        known: tuple[int, str] | None,
-        linked: tuple[list[StoredEvent], _Rows] | None,
-    ) -> tuple[list[StoredEvent], int]:
-        last_time = events[-1].time
-        if linked is not None and known is not None:
-            head = linked[0][-1]
-            if db.execute(_ADVANCE_HEAD, (head.seq, head.hash, last_time, session_id, known[0], known[1])).rowcount != 1:
-                linked = None
-        if linked is None:
-            # No usable hint, or another writer moved the head: read it (we hold the lock).
-            row = db.execute("SELECT seq, hash FROM heads WHERE session_id = ?", (session_id,)).fetchone()
-            seq, prev = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-            if expect_seq is not None and seq != expect_seq:
-                self._remember(session_id, seq, prev)
-                raise StaleSession(session_id, expect_seq, seq)
-            if row is None and db.execute("SELECT 1 FROM archived WHERE session_id = ?", (session_id,)).fetchone() is not None:
-                raise StoreError(f"session {session_id!r} was archived; it cannot be continued in this store")
-            if sid is None:
-                sid = _intern(db, session_id)
-            linked = _link(session_id, sid, events, bodies, seq, prev)
-            head = linked[0][-1]
-            if row is None:
-                db.execute(
-                    "INSERT INTO heads (session_id, seq, hash, first_time, last_time) VALUES (?, ?, ?, ?, ?)",
-                    (session_id, head.seq, head.hash, events[0].time, last_time),
-                )
-            else:
-                db.execute(_ADVANCE_HEAD, (head.seq, head.hash, last_time, session_id, seq, prev))
-        stored, rows = linked
-        assert sid is not None  # linked before the lock only with a known sid
-        db.executemany(_INSERT_EVENTS, rows)
-        self._index(db, session_id, sid, events)
-        return stored, sid
-
-    @staticmethod
-    def _index(db: sqlite3.Connection, session_id: str, sid: int, events: Sequence[Event]) -> None:
-        """Keep the derived indexes (call ids, pending approvals) in the append's transaction."""
-        proposed: dict[str, CallProposed | PlanDeclared] = {}
-        for event in events:
-            if isinstance(event, CallProposed | PlanDeclared):  # a plan is approved like a call of ``tether.plan``
-                proposed[event.call_id] = event
-                claim_call(db, sid, session_id, event.call_id)
-            elif isinstance(event, ApprovalRequested):
-                call = proposed.get(event.call_id)
-                db.execute(
-                    "INSERT OR REPLACE INTO approvals VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        session_id,
-                        event.call_id,
-                        event.call_hash,
-                        call.tool if call else "",
-                        orjson.dumps(call.args if call else None),
-                        event.summary,
-                        event.time,
-                        event.expires_at,
-                    ),
-                )
-            elif isinstance(event, ApprovalAnswered):
-                db.execute(
-                    "DELETE FROM approvals WHERE session_id = ? AND call_id = ? AND call_hash = ?",
-                    (session_id, event.call_id, event.call_hash),
-                )
 
     def read(self, session_id: str, after_seq: int = 0, *, limit: int | None = None) -> list[StoredEvent]:
         """The session's events after ``after_seq``, in chain order."""
@@ -512,9 +436,9 @@ class SQLiteStore(PendingIndex):
                 if (row[0], row[1]) != (last.seq, last.hash):
                     raise StoreError(f"session {session_id!r} is already in {self.path!r} with another chain")
                 return
-            sid = _intern(db, session_id)
+            sid = intern_session(db, session_id)
             base = sid * SEQ_LIMIT
-            db.executemany(_INSERT_EVENTS, [(base + e.seq, sid, e.seq, e.body, e.prev_hash, e.hash) for e in events])
+            db.executemany(INSERT_EVENTS, [(base + e.seq, sid, e.seq, e.body, e.prev_hash, e.hash) for e in events])
             first_time = _event_time(events[0].body, 0.0)
             db.execute(
                 "INSERT INTO heads (session_id, seq, hash, first_time, last_time) VALUES (?, ?, ?, ?, ?)",
@@ -615,36 +539,10 @@ def _cause(exc: sqlite3.Error, path: str) -> str:
     return str(exc)
 
 
-def _link(session_id: str, sid: int, events: Sequence[Event], bodies: list[bytes], seq: int, prev: str) -> tuple[list[StoredEvent], _Rows]:
-    """Chain ``events`` onto (``seq``, ``prev``): the stored events and their table rows."""
-    if seq + len(events) >= SEQ_LIMIT:
-        raise StoreError(f"session {session_id!r} would pass {SEQ_LIMIT} events")
-    stored: list[StoredEvent] = []
-    rows: _Rows = []
-    base = sid * SEQ_LIMIT
-    for event, body in zip(events, bodies, strict=True):
-        seq += 1
-        digest = chain_hash(prev, seq, body)
-        stored.append(StoredEvent(session_id, seq, body, prev, digest, event))
-        rows.append((base + seq, sid, seq, body, prev, digest))
-        prev = digest
-    return stored, rows
-
-
 def _chain_rows(db: sqlite3.Connection, sessions: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, bytes, str, str]]:
     """The rows of the named sessions' chains, session by session, for ``verify_rows``."""
     for session_id, sid in sessions:
         yield from db.execute(_CHAIN_ROWS, (session_id, sid * SEQ_LIMIT, sid * SEQ_LIMIT + SEQ_LIMIT - 1, sid))
-
-
-def _intern(db: sqlite3.Connection, session_id: str) -> int:
-    """The session's interned id, created on its first append (in the append's transaction)."""
-    row = db.execute("SELECT sid FROM session_ids WHERE session_id = ?", (session_id,)).fetchone()
-    if row is not None:
-        return int(row[0])
-    sid = db.execute("INSERT INTO session_ids (session_id) VALUES (?)", (session_id,)).lastrowid
-    assert sid is not None
-    return sid
 
 
 def _heads(rows: Iterable[tuple[str, int, str, float, float]]) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[float, float]]]:
