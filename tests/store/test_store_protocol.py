@@ -136,6 +136,22 @@ def test_hidden_prefixes_are_matched_as_text(backend: Backend, prefix: str) -> N
     assert {p.session_id for p in store.pending_approvals(hide=(prefix,))} == {"mcp-pins:x", "%_y"} - {hidden}
 
 
+def test_pending_approvals_by_call_id_prefix(backend: Backend) -> None:
+    """A person names a call by a prefix of its id (``tether approvals approve 3f2``): matched as
+    text in the database, case counting, with no wildcard; a text no id can hold matches nothing."""
+    store = backend.open()
+    store.append("s1", asks("s1", 12, at=1.0, expires_at=100.0))
+    store.append("mcp-pins:x", asks("mcp-pins:x", 1, at=2.0, expires_at=100.0))
+    assert [p.call_id for p in store.pending_approvals(call_prefix="s1-0001")] == ["s1-00010", "s1-00011"]
+    assert [p.call_id for p in store.pending_approvals(call_prefix="s1-00003")] == ["s1-00003"]
+    assert [p.call_id for p in store.pending_approvals(call_prefix="mcp", hide=("mcp-pins:",))] == []
+    assert len(store.pending_approvals(call_prefix="")) == 13
+    for nothing in ("S1-", "s1-0001%", "s1_", "s1-\x00", "%"):
+        assert store.pending_approvals(call_prefix=nothing) == []
+    assert store.pending_approvals(session_id="s1\x00") == [] and store.pending_counts(session_id="\x00") == {}
+    assert len(store.pending_approvals(hide=("\x00",))) == 13
+
+
 def test_appending_after_reading_links_onto_what_was_read(backend: Backend) -> None:
     a, b = backend.open(), backend.open()
     a.append(SID, check("c1"), expect_seq=0)

@@ -128,7 +128,7 @@ def _answer(
 ) -> None:
     store = open_store(db)
     # An empty prefix would match every call: never answer a call the human did not name.
-    matches = [p for p in store.pending_approvals() if call and p.call_id.startswith(call) and not p.session_id.startswith(INTERNAL_PREFIX)]
+    matches = store.pending_approvals(call_prefix=call, hide=(INTERNAL_PREFIX,)) if call else []
     if not matches and call:
         earlier = _already_answered(store, call)
         if earlier is not None:

@@ -219,13 +219,15 @@ class EventStore(Protocol):
         *,
         live_at: float | None = None,
         session_id: str | None = None,
+        call_prefix: str | None = None,
         hide: Sequence[str] = (),
         limit: int | None = None,
         offset: int = 0,
     ) -> list[PendingApproval]:
         """Approval requests without an answer in the log, oldest first: every one (expired ones
-        included), or only those expiring at ``live_at`` or later, of ``session_id``, leaving out
-        the sessions whose id starts with one of ``hide``; at most ``limit`` from ``offset``.
+        included), or only those expiring at ``live_at`` or later, of ``session_id``, whose call id
+        starts with ``call_prefix``, leaving out the sessions whose id starts with one of ``hide``;
+        at most ``limit`` from ``offset``.
         Filtered and paged in the database (a long-lived store holds many stale requests)."""
         ...
 

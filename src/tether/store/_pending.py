@@ -29,13 +29,16 @@ class Dialect:
     mark: str
     """The parameter placeholder."""
     starts_with: str
-    """A test that ``session_id`` starts with one parameter (``{mark}`` stands for the placeholder)."""
+    """A test that a text ``{column}`` starts with one parameter (``{mark}``): no pattern, case counts."""
     no_limit: str
     """What follows ``LIMIT`` for no limit (an ``OFFSET`` needs a ``LIMIT`` before it in SQLite)."""
+    holds_nul: bool
+    """Whether its text columns can hold U+0000 (PostgreSQL's cannot, and refuses it as a parameter:
+    a filter text with one matches nothing there, and is not sent)."""
 
 
-SQLITE = Dialect(mark="?", starts_with="instr(session_id, {mark}) = 1", no_limit="-1")
-POSTGRES = Dialect(mark="%s", starts_with="starts_with(session_id, {mark})", no_limit="ALL")
+SQLITE = Dialect(mark="?", starts_with="instr({column}, {mark}) = 1", no_limit="-1", holds_nul=True)
+POSTGRES = Dialect(mark="%s", starts_with="starts_with({column}, {mark})", no_limit="ALL", holds_nul=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +49,8 @@ class PendingFilter:
     """Only requests expiring at this time (UTC Unix) or later: expired ones count as denied."""
     session_id: str | None = None
     """Only the requests of this session."""
+    call_prefix: str | None = None
+    """Only the requests whose call id starts with this (a person names a call by a prefix of its id)."""
     hide: Sequence[str] = ()
     """Leave out the sessions whose id starts with one of these (streams that are not agent runs)."""
 
@@ -57,15 +62,24 @@ class PendingFilter:
         """The ``WHERE`` clause (empty when nothing is filtered) and its parameters."""
         clauses: list[str] = []
         params: list[object] = []
+
+        def text(clause: str, value: str, *, negated: bool = False) -> None:
+            if "\x00" in value and not dialect.holds_nul:
+                if not negated:
+                    clauses.append("1 = 0")  # nothing stored holds it; leaving it out hides nothing
+                return
+            clauses.append(("NOT " if negated else "") + clause)
+            params.append(value)
+
         if self.live_at is not None:
             clauses.append(f"expires_at >= {dialect.mark}")
             params.append(float(self.live_at))
         if self.session_id is not None:
-            clauses.append(f"session_id = {dialect.mark}")
-            params.append(self.session_id)
+            text(f"session_id = {dialect.mark}", self.session_id)
+        if self.call_prefix is not None:
+            text(dialect.starts_with.format(column="call_id", mark=dialect.mark), self.call_prefix)
         for prefix in self.hide:
-            clauses.append("NOT " + dialect.starts_with.format(mark=dialect.mark))
-            params.append(prefix)
+            text(dialect.starts_with.format(column="session_id", mark=dialect.mark), prefix, negated=True)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
@@ -107,12 +121,13 @@ class PendingIndex(ABC):
         *,
         live_at: float | None = None,
         session_id: str | None = None,
+        call_prefix: str | None = None,
         hide: Sequence[str] = (),
         limit: int | None = None,
         offset: int = 0,
     ) -> list[PendingApproval]:
         """Approval requests without an answer in the log, oldest first (see ``EventStore.pending_approvals``)."""
-        which = PendingFilter(live_at=live_at, session_id=session_id, hide=hide)
+        which = PendingFilter(live_at=live_at, session_id=session_id, call_prefix=call_prefix, hide=hide)
         return pending_from_rows(self._all(*page_query(self.pending_dialect, which, limit, offset)))
 
     def pending_counts(self, *, live_at: float | None = None, session_id: str | None = None, hide: Sequence[str] = ()) -> dict[str, int]:
