@@ -40,10 +40,15 @@ class SessionCore(Protocol):
     """What the human side uses of a session: its state and configuration, and its commit path."""
 
     state: SessionState
+    """The folded state."""
     policy: Policy
+    """The policy the session's decisions are made under."""
     store: EventStore
+    """Where the session's events go."""
     clock: Callable[[], float]
+    """The time source (UTC Unix seconds)."""
     _lock: threading.RLock
+    """Held for every read-modify-append of the session."""
 
     @property
     def id(self) -> str:
@@ -62,11 +67,17 @@ class SessionCore(Protocol):
         """The principal's ledger, up to date."""
         ...
 
-    def _catch_up(self) -> int: ...
+    def _catch_up(self) -> int:
+        """Fold the events appended since the state (checked against the chain)."""
+        ...
 
-    def _transact(self, build: Callable[[], tuple[Sequence[Event], T]]) -> T: ...
+    def _transact(self, build: Callable[[], tuple[Sequence[Event], T]]) -> T:
+        """Build events from the current state and append them, if nobody appended first."""
+        ...
 
-    def _decide(self, call: ToolCall, digest: str, now: float, *, approved: bool = False) -> tuple[Decision, int]: ...
+    def _decide(self, call: ToolCall, digest: str, now: float, *, approved: bool = False) -> tuple[Decision, int]:
+        """Decide a call on the session and its principal's ledger as they are now."""
+        ...
 
 
 class SessionOversight(SessionCore):
