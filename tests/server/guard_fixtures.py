@@ -89,7 +89,7 @@ def make_tokens(db: str, *policies: Policy) -> Tokens:
     return Tokens(book.create("ops"), book.create("bot", role="agent"), book.create("ana-bot", role="agent", principal="ana"))
 
 
-def wait_up(url: str, token: str, timeout_s: float = 30.0) -> None:
+def wait_up(url: str, token: str, timeout_s: float = 90.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
