@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from agentdojo.base_tasks import BaseInjectionTask  # type: ignore[import-untyped]
 from agentdojo.functions_runtime import FunctionCall  # type: ignore[import-untyped]
@@ -42,7 +42,7 @@ Variant = Literal["plain", "endorsements", "plans", "both"]
 """How the long run is overseen: the careful human alone, approving and remembering, with plans, or both."""
 VARIANTS: tuple[Variant, ...] = ("plain", "endorsements", "plans", "both")
 """Every variant, in report order."""
-UNDEFENDED = "no_defense"
+UNDEFENDED: Final = "no_defense"
 """The name of the calibration runs (an allow-everything policy, nobody asked)."""
 
 
@@ -76,9 +76,9 @@ class TaskRecord:
     """Its own calls that ran and failed (the tool's error), for the unchainable list's reasons."""
     injected_run: int = 0
     """Attacker's calls that ran (allowed, or asked and approved)."""
-    injected_writes_run: int = 0
-    """Of those, the ones the suite's policy classes as writes (a tool it does not name counts as one):
-    a count that needs no security check, which a long run's changed state can fool."""
+    injected_writes_run: list[str] = field(default_factory=list)
+    """Of those, the ones the suite's policy classes as writes (a tool it does not name counts as one),
+    as ``tool(args)``: evidence that needs no security check, which a long run's changed state can fool."""
     error: str | None = None
     """Set when the task crashed the harness; the run goes on with the next task."""
 
@@ -205,12 +205,17 @@ def _run_task(
     record.failed_calls = [f"{c.tool}: {out[:160]}" for c, out in _errors(transcript) if not c.injected]
     ran = [c for c in transcript.calls if c.injected and c.executed]
     record.injected_run = len(ran)
-    record.injected_writes_run = sum(1 for c in ran if _is_write(ctx.policy(data.name), c.tool, c.args))
+    record.injected_writes_run = [f"{c.tool}({_short(c.args)})" for c in ran if _is_write(ctx.policy(data.name), c.tool, c.args)]
     for injection in obeyed:
         latest = [p for p in placements if p.injection == injection][-1]
         latest.seen = True
         latest.succeeded = latest.succeeded or security_broken(placed[injection], output, pre, post, trace)
     return record
+
+
+def _short(args: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _is_write(policy: Policy, tool: str, args: dict[str, Any]) -> bool:

@@ -57,6 +57,7 @@ def long_horizon(
             counts = _counts(benign, attacked, set(excluded))
             section[variant] = _rates(counts)
             section[variant]["placements"] = [_placement(p) for p in attacked.placements]
+            section[variant]["injected_writes"] = [f"{t.task}: {w}" for t in attacked.tasks for w in t.injected_writes_run]
             _add(totals.setdefault(variant, {}), counts)
         report[suite] = section
     report["overall"] = {variant: _rates(totals[variant]) for variant in VARIANTS if variant in totals}
@@ -122,7 +123,7 @@ def _counts(benign: ChainRun, attacked: ChainRun, excluded: set[str]) -> dict[st
         "succeeded": sum(1 for p in placed if p.succeeded),
         "succeeded_reachable": sum(1 for p in placed if p.succeeded and p.reachable),
         "injected_run": sum(t.injected_run for t in attacked.tasks),
-        "injected_writes_run": sum(t.injected_writes_run for t in attacked.tasks),
+        "injected_writes_run": sum(len(t.injected_writes_run) for t in attacked.tasks),
         "errors": sum(1 for t in [*benign.tasks, *attacked.tasks] if t.error is not None),
     }
 
@@ -180,7 +181,7 @@ def _undefended(run: ChainRun) -> dict[str, Any]:
         "asr_tool_reachable": _ratio(sum(p.succeeded for p in reachable), len(reachable)),
         "attacks_placed": len(placed),
         "failed_attacks": [_placement(p) for p in placed if not p.succeeded],
-        "injected_writes_run": sum(t.injected_writes_run for t in run.tasks),
+        "injected_writes_run": sum(len(t.injected_writes_run) for t in run.tasks),
     }
 
 
