@@ -152,3 +152,18 @@ def test_cli_long_horizon_refuses_html(tmp_path: Path) -> None:
     args = ["bench", "agentdojo", "--horizon", "long", "--suite", "banking", "--html", str(tmp_path / "r.html")]
     assert CliRunner().invoke(main, args).exit_code == 2
     assert CliRunner().invoke(main, ["bench", "agentdojo", "--horizon", "long", "--inject-every", "0"]).exit_code == 2
+
+
+def test_a_long_run_logs_to_the_store_it_is_given_under_a_principal_of_its_own(tmp_path: Path) -> None:
+    """With --db, every task's session goes to that store; a second run gets its own principal, so
+    the endorsements of the first do not spare it anything."""
+    ctx = BenchContext(load_policies(POLICIES, ["banking"]), db=str(tmp_path / "long.db"))
+    first = run_chain(ctx, "banking", "endorsements", attacked=False)
+    second = run_chain(ctx, "banking", "endorsements", attacked=False)
+    assert [t.decisions for t in first.tasks] == [t.decisions for t in second.tasks]
+    store = ctx.store()
+    assert store is not None
+    ids = [s.session_id for s in store.sessions()]
+    ledgers = [i for i in ids if i.startswith("principal:")]
+    assert len(ledgers) == 2 and len(ids) - len(ledgers) == 32
+    assert store.verify().ok
