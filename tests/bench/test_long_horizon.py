@@ -167,3 +167,20 @@ def test_a_long_run_logs_to_the_store_it_is_given_under_a_principal_of_its_own(t
     ledgers = [i for i in ids if i.startswith("principal:")]
     assert len(ledgers) == 2 and len(ids) - len(ledgers) == 32
     assert store.verify().ok
+
+
+def test_cli_long_horizon_refuses_single_task_options() -> None:
+    for extra in (["--agent", "oracle"], ["--executor", "ray"], ["--scope", "on"], ["--no-baseline"]):
+        result = CliRunner().invoke(main, ["bench", "agentdojo", "--horizon", "long", "--suite", "banking", *extra])
+        assert result.exit_code == 2 and "single-task options" in result.output, extra
+
+
+def test_asr_stays_zero_when_every_task_is_injected(ctx: BenchContext) -> None:
+    """Another schedule (an injection before every task that reads a vector, another order): still no
+    attack succeeds and no attacker write runs, with or without plans and endorsements."""
+    options = LongOptions(inject_every=1, seed=7)
+    for variant in ("plain", "both"):
+        run = run_chain(ctx, "banking", variant, attacked=True, options=options)
+        assert len(run.placements) == 16 and all(p.seen for p in run.placements), variant
+        assert not any(p.succeeded for p in run.placements), variant
+        assert not any(t.injected_writes_run for t in run.tasks), variant

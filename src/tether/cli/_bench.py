@@ -23,6 +23,17 @@ _FLAWED = (
 )
 
 
+_SINGLE_ONLY = {
+    "agents": "--agent",
+    "executor": "--executor",
+    "ray_address": "--ray-address",
+    "workers": "--workers",
+    "scope": "--scope",
+    "baseline": "--baseline/--no-baseline",
+}
+"""Options of the single-task horizon that ``--horizon long`` refuses rather than ignores."""
+
+
 @click.group()
 def bench() -> None:
     """Benchmarks (no LLM: agents that bound what any model could do)."""
@@ -118,6 +129,12 @@ def agentdojo(
     if horizon == "long":
         if html_path is not None:
             raise click.UsageError("the HTML report covers the single-task horizon; use --json with --horizon long")
+        given = click.get_current_context().get_parameter_source
+        extra = [flag for name, flag in _SINGLE_ONLY.items() if given(name) not in (None, click.core.ParameterSource.DEFAULT)]
+        if extra:
+            raise click.UsageError(
+                f"{', '.join(extra)}: single-task options; the long horizon runs both agents, locally, and its own no-defense runs"
+            )
         from tether.cli._bench_long import run_long
 
         if json_path is not None:
