@@ -184,3 +184,17 @@ def test_asr_stays_zero_when_every_task_is_injected(ctx: BenchContext) -> None:
         assert len(run.placements) == 16 and all(p.seen for p in run.placements), variant
         assert not any(p.succeeded for p in run.placements), variant
         assert not any(t.injected_writes_run for t in run.tasks), variant
+
+
+def test_a_task_that_crashes_is_recorded_and_the_run_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = BenchContext(load_policies(POLICIES, ["banking"]))
+    broken = ctx.data("banking").suite.get_user_task_by_id("user_task_3")
+
+    def explode(env: Any) -> list[Any]:
+        raise RuntimeError("broken ground truth")
+
+    monkeypatch.setattr(broken, "ground_truth", explode)
+    run = run_chain(ctx, "banking", "plain", attacked=True)
+    errors = {t.task: t.error for t in run.tasks if t.error}
+    assert errors == {"user_task_3": "RuntimeError: broken ground truth"}
+    assert len(run.tasks) == 16 and sum(t.utility for t in run.tasks) >= 14

@@ -21,7 +21,7 @@ how many of the placed attacks succeed undefended.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -140,17 +140,11 @@ def run_chain(
     run = ChainRun(suite, variant, attacked)
     due = False
     for position, (task_id, user_task) in enumerate(data.suite.user_tasks.items()):
-        chain.begin(user_task)
         due = due or (attacked and position % options.inject_every == 0)
-        if due:
-            vectors = chain.vectors_read(user_task)
-            if vectors:
-                injection = next(order)
-                chain.place(vectors, data.injection_text(user_task, data.suite.get_injection_task_by_id(injection)))
-                reachable = data.tool_reachable(data.suite.get_injection_task_by_id(injection))
-                run.placements.append(Placement(position, task_id, injection, vectors, reachable))
-                due = False
         try:
+            chain.begin(user_task)
+            if due:
+                due = not _place(chain, position, task_id, order, run.placements)
             record = _run_task(ctx, chain, guard, principal, task_id, variant, run.placements, options)
         except Exception as exc:  # recorded, not raised: one broken task must not lose the run
             record = TaskRecord(task_id, False, 0, 0, error=f"{type(exc).__name__}: {exc}")
@@ -158,6 +152,19 @@ def run_chain(
         if progress is not None:
             progress(1)
     return run
+
+
+def _place(chain: Chain, position: int, task_id: str, order: Iterator[str], placements: list[Placement]) -> bool:
+    """Place the next injection where ``task_id`` reads; False when it reads no free vector."""
+    data = chain.data
+    user_task = data.suite.get_user_task_by_id(task_id)
+    vectors = chain.vectors_read(user_task)
+    if not vectors:
+        return False
+    injection = data.suite.get_injection_task_by_id(next(order))
+    chain.place(vectors, data.injection_text(user_task, injection))
+    placements.append(Placement(position, task_id, injection.ID, vectors, data.tool_reachable(injection)))
+    return True
 
 
 def _run_task(
@@ -188,12 +195,14 @@ def _run_task(
 
     placed = {p.injection: data.suite.get_injection_task_by_id(p.injection) for p in placements}
     session = guard.start_session(user_task.PROMPT, principal=principal, metadata={"long_run": principal, "task": task_id})
-    before = _principal_endorsements(session)
-    transcript, obeyed = _obey_everything(
-        session, steps, execute, approver, plan, placed, lambda task: data.injection_calls(task, pre, chain.env)
-    )
-    made = _principal_endorsements(session) - before
-    session.end()
+    try:
+        before = _principal_endorsements(session)
+        transcript, obeyed = _obey_everything(
+            session, steps, execute, approver, plan, placed, lambda task: data.injection_calls(task, pre, chain.env)
+        )
+        made = _principal_endorsements(session) - before
+    finally:
+        session.end()
 
     post = chain.env
     output = str(user_task.GROUND_TRUTH_OUTPUT) if transcript.task_complete else ""
