@@ -180,6 +180,7 @@ def _undefended(run: ChainRun) -> dict[str, Any]:
         "asr": _ratio(sum(p.succeeded for p in placed), len(placed)),
         "asr_tool_reachable": _ratio(sum(p.succeeded for p in reachable), len(reachable)),
         "attacks_placed": len(placed),
+        "attacks_tool_reachable": len(reachable),
         "failed_attacks": [_placement(p) for p in placed if not p.succeeded],
         "injected_writes_run": sum(len(t.injected_writes_run) for t in run.tasks),
     }

@@ -112,7 +112,8 @@ def print_long(console: Any, long: dict[str, Any]) -> None:
         console.print(
             f"{suite}: {len(section['unchainable'])} of {section['tasks']} tasks cannot be chained"
             + "".join(f"\n  {task}: {why}" for task, why in section["unchainable"].items())
-            + f"\n  without defense {_pct(base['asr_tool_reachable'])}% of {base['attacks_placed']} placed attacks succeed",
+            + f"\n  without defense {_pct(base['asr_tool_reachable'])}% of {base['attacks_tool_reachable']} placed tool-reachable attacks "
+            "succeed by their own security checks",
             soft_wrap=True,
         )
     t = long["targets"]
