@@ -64,10 +64,14 @@ def test_a_renamed_channel_keeps_its_messages(ctx: BenchContext) -> None:
     chain = Chain(data)
     _, error = chain.runtime.run_function(chain.env, "send_channel_message", {"channel": "External_0", "body": "hello"})
     assert error is None
+    _, error = chain.runtime.run_function(chain.env, "add_user_to_channel", {"user": "Charlie", "channel": "External_0"})
+    assert error is None
     chain.place(("prompt_injection_channel",), "now-attacker-named")
     channel = next(c for c in chain.env.slack.channels if c.startswith("External_"))
     assert channel == "External_now-attacker-named"
     assert [m.body for m in chain.env.slack.channel_inbox[channel]] == ["hello"]
+    members, error = chain.runtime.run_function(chain.env, "get_users_in_channel", {"channel": channel})
+    assert error is None and set(members) == {"Charlie", "Eve"}
 
 
 def test_no_tool_reachable_attack_succeeds_in_any_variant(banking: dict[str, Any]) -> None:

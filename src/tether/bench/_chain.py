@@ -49,7 +49,9 @@ def _write(root: Any, path: Path, text: str) -> None:
 
 
 def _rename_keys(value: Any, old: str, new: str) -> None:
-    """Rename every mapping key equal to ``old`` (a channel renamed by an injection keeps its messages)."""
+    """Rename every mapping key equal to ``old``, and ``old`` in every list a mapping holds (a channel
+    renamed by an injection keeps its messages and its members). A list elsewhere (a hotel's reviews)
+    is text, not names: an equal review elsewhere is left alone, as AgentDojo's file would leave it."""
     if isinstance(value, BaseModel):
         for name in type(value).model_fields:
             _rename_keys(getattr(value, name), old, new)
@@ -57,6 +59,8 @@ def _rename_keys(value: Any, old: str, new: str) -> None:
         if old in value and new not in value:
             value[new] = value.pop(old)
         for item in value.values():
+            if isinstance(item, list):
+                item[:] = [new if x == old else x for x in item]
             _rename_keys(item, old, new)
     elif isinstance(value, list):
         for item in value:
