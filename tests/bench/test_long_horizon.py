@@ -108,6 +108,7 @@ def test_plans_take_the_human_out_of_the_benign_run_and_endorsements_are_counted
     assert endorsing["endorsements_made"] > 0 and plain["endorsements_made"] == 0
     assert endorsing["human_decisions"] <= plain["human_decisions"]
     assert plans["human_decisions"] == both["human_decisions"] == 0
+    assert sum(plain["decisions_by_task"].values()) == plain["human_decisions"] and len(plain["decisions_by_task"]) == 16
     # under attack the careful human still refuses what the injections ask for
     assert both["human_decisions_per_task_under_attack"]["overall"] > 0
 

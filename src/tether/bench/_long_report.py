@@ -56,6 +56,7 @@ def long_horizon(
             attacked = run_chain(ctx, suite, variant, attacked=True, options=options, progress=progress)
             counts = _counts(benign, attacked, set(excluded))
             section[variant] = _rates(counts)
+            section[variant]["decisions_by_task"] = {t.task: t.decisions for t in benign.tasks}
             section[variant]["placements"] = [_placement(p) for p in attacked.placements]
             section[variant]["injected_writes"] = [f"{t.task}: {w}" for t in attacked.tasks for w in t.injected_writes_run]
             _add(totals.setdefault(variant, {}), counts)
