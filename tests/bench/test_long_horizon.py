@@ -203,3 +203,13 @@ def test_a_task_that_crashes_is_recorded_and_the_run_goes_on(monkeypatch: pytest
     errors = {t.task: t.error for t in run.tasks if t.error}
     assert errors == {"user_task_3": "RuntimeError: broken ground truth"}
     assert len(run.tasks) == 16 and sum(t.utility for t in run.tasks) >= 14
+
+
+def test_an_injection_left_in_the_data_is_obeyed_again_in_later_sessions_and_still_fails(ctx: BenchContext) -> None:
+    """A sleeper: text placed before one task stays in the data; later sessions that read it obey it
+    again (the worst-case agent obeys every injection it reads); none of them succeeds."""
+    run = run_chain(ctx, "banking", "plain", attacked=True)
+    placed_at = {p.injection: p.position for p in run.placements}
+    later = [(i, j) for i, t in enumerate(run.tasks) for j in t.obeyed if placed_at[j] < i]
+    assert len(later) >= 3
+    assert not any(p.succeeded for p in run.placements) and not any(t.injected_writes_run for t in run.tasks)
