@@ -178,6 +178,8 @@ def test_cli_long_horizon_refuses_single_task_options() -> None:
     for extra in (["--agent", "oracle"], ["--executor", "ray"], ["--scope", "on"], ["--no-baseline"]):
         result = CliRunner().invoke(main, ["bench", "agentdojo", "--horizon", "long", "--suite", "banking", *extra])
         assert result.exit_code == 2 and "single-task options" in result.output, extra
+    result = CliRunner().invoke(main, ["bench", "agentdojo", "--suite", "banking", "--seed", "3"])
+    assert result.exit_code == 2 and "--horizon long" in result.output
 
 
 def test_asr_stays_zero_when_every_task_is_injected(ctx: BenchContext) -> None:

@@ -126,10 +126,12 @@ def agentdojo(
     from tether.bench import baseline as baseline_metrics
 
     console = make_console(stderr=True)
+    given = click.get_current_context().get_parameter_source
+    if horizon == "single" and any(given(name) not in (None, click.core.ParameterSource.DEFAULT) for name in ("inject_every", "seed")):
+        raise click.UsageError("--inject-every and --seed place the injections of --horizon long")
     if horizon == "long":
         if html_path is not None:
             raise click.UsageError("the HTML report covers the single-task horizon; use --json with --horizon long")
-        given = click.get_current_context().get_parameter_source
         extra = [flag for name, flag in _SINGLE_ONLY.items() if given(name) not in (None, click.core.ParameterSource.DEFAULT)]
         if extra:
             raise click.UsageError(
