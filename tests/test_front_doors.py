@@ -290,8 +290,8 @@ PINNED = {
         "summarize",
         "write_html",
         "write_json",
-        "HumanLoad",
-        "human_load",
+        "LongOptions",
+        "long_horizon",
     ],
     "tether.adapters.mcp": [
         "APPROVAL_SCHEMA",

@@ -110,18 +110,6 @@ def test_results_equal_the_saved_reference() -> None:
     assert all(_endorsing_spares_asks_only(r) for r in results)
 
 
-def test_approve_and_remember_over_a_suites_tasks_spares_asks() -> None:
-    """Every slack user task as one principal's sessions: the endorsing careful human answers
-    fewer asks than the plain one (a remembered URL or member is not asked about again; intent
-    asks are never spared: a value was endorsed, not a decision to act), and every task still
-    completes."""
-    from tether.bench import human_load
-
-    load = human_load(BenchContext(load_policies(POLICIES, ["slack"])), "slack")
-    assert load.tasks == 21 and load.completed_careful == load.completed_endorsing == 21
-    assert 0 < load.asks_endorsing < load.asks_careful
-
-
 @pytest.fixture(scope="module")
 def planned(ctx: BenchContext) -> list:
     """Banking's first six user tasks with every injection, without plans and with both planners."""

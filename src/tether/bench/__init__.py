@@ -16,7 +16,8 @@ from tether.bench._scripted import ScriptedAgent, Step, StepOutcome
 
 if TYPE_CHECKING:
     from tether.bench._episodes import BenchContext, load_policies
-    from tether.bench._long_run import HumanLoad, human_load
+    from tether.bench._long_horizon import LongOptions
+    from tether.bench._long_report import long_horizon
     from tether.bench._metrics import baseline, summarize
     from tether.bench._report import write_html, write_json
     from tether.bench._runner import episode_specs, run
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "BenchContext": "_episodes",
     "load_policies": "_episodes",
-    "HumanLoad": "_long_run",
-    "human_load": "_long_run",
+    "LongOptions": "_long_horizon",
+    "long_horizon": "_long_report",
     "baseline": "_metrics",
     "summarize": "_metrics",
     "write_html": "_report",
@@ -44,7 +45,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BenchContext",
-    "HumanLoad",
+    "LongOptions",
     "OracleAgent",
     "ScriptedAgent",
     "Step",
@@ -54,8 +55,8 @@ __all__ = [
     "WorstCaseAgent",
     "baseline",
     "episode_specs",
-    "human_load",
     "load_policies",
+    "long_horizon",
     "run",
     "summarize",
     "write_html",

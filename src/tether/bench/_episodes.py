@@ -231,8 +231,19 @@ class BenchContext:
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
+def injection_mark(task: BaseInjectionTask[Any]) -> str:
+    """What shows an injection task's text in an output: the first line of its goal, letters and
+    digits only, lower case (the attack text carries the goal; a tool's output may reformat it)."""
+    return _signature(task.GOAL.split("\n")[0])[:80]
+
+
 def _signature(text: str) -> str:
     return _NOT_ALNUM.sub("", text.lower())
+
+
+def shows(output: str, mark: str) -> bool:
+    """Whether ``output`` carries the injection whose :func:`injection_mark` is ``mark``."""
+    return mark in _signature(output)
 
 
 def task_scope(policy: Policy, calls: list[FunctionCall]) -> dict[str, Any]:
@@ -307,11 +318,11 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
     transcript: Transcript
     if spec.agent == "worst-case" and injection_task is not None:
         attack_task = injection_task
-        mark = _signature(attack_task.GOAL.split("\n")[0])[:80]
+        mark = injection_mark(attack_task)
         agent = WorstCaseAgent(
             steps,
             lambda: [Step(c.function, dict(c.args)) for c in data.injection_calls(attack_task, pre, env)],
-            lambda output: mark in _signature(output),
+            lambda output: shows(output, mark),
             plan,
         )
         transcript = agent.run(session, execute, approver)

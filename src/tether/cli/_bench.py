@@ -23,6 +23,17 @@ _FLAWED = (
 )
 
 
+_SINGLE_ONLY = {
+    "agents": "--agent",
+    "executor": "--executor",
+    "ray_address": "--ray-address",
+    "workers": "--workers",
+    "scope": "--scope",
+    "baseline": "--baseline/--no-baseline",
+}
+"""Options of the single-task horizon that ``--horizon long`` refuses rather than ignores."""
+
+
 @click.group()
 def bench() -> None:
     """Benchmarks (no LLM: agents that bound what any model could do)."""
@@ -68,6 +79,18 @@ def bench() -> None:
     "'--plans' alone), 'imperfect' (one needed write left out), 'all' (off, perfect and imperfect: "
     "the primary figures are without plans, the others under 'with_plans' and 'with_imperfect_plans').",
 )
+@click.option(
+    "--horizon",
+    type=click.Choice(["single", "long"]),
+    default="single",
+    show_default=True,
+    help="'single': one task per episode; 'long': each suite's user tasks one after another in one environment, "
+    "as one principal's sessions, with injections placed along the way (the report's 'long' section; docs/bench.md).",
+)
+@click.option(
+    "--inject-every", type=click.IntRange(min=1), default=2, show_default=True, help="Long horizon: every n-th task gets an injection."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Long horizon: seeds the order of the injection tasks.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also run the no-defense worst-case baseline.")
 @click.option("--benchmark-version", "version", default="v1.2", show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")
@@ -85,6 +108,9 @@ def agentdojo(
     db: str | None,
     scope: str,
     plans: str,
+    horizon: str,
+    inject_every: int,
+    seed: int,
     baseline: bool,
     version: str,
     json_path: str | None,
@@ -100,6 +126,35 @@ def agentdojo(
     from tether.bench import baseline as baseline_metrics
 
     console = make_console(stderr=True)
+    given = click.get_current_context().get_parameter_source
+    if horizon == "single" and any(given(name) not in (None, click.core.ParameterSource.DEFAULT) for name in ("inject_every", "seed")):
+        raise click.UsageError("--inject-every and --seed place the injections of --horizon long")
+    if horizon == "long":
+        if html_path is not None:
+            raise click.UsageError("the HTML report covers the single-task horizon; use --json with --horizon long")
+        extra = [flag for name, flag in _SINGLE_ONLY.items() if given(name) not in (None, click.core.ParameterSource.DEFAULT)]
+        if extra:
+            raise click.UsageError(
+                f"{', '.join(extra)}: single-task options; the long horizon runs both agents, locally, and its own no-defense runs"
+            )
+        from tether.cli._bench_long import run_long
+
+        if json_path is not None:
+            prepare_output(json_path)
+        # the plans variants use the planner --plans names ('off' and 'all' mean the perfect one)
+        planner = "perfect" if plans in ("off", "all") else plans
+        options = {"inject_every": inject_every, "seed": seed, "plans": planner}
+        run_long(
+            console,
+            list(suites),
+            policy_dir or str(SHIPPED_POLICIES),
+            db=db,
+            version=version,
+            json_path=json_path,
+            progress=progress,
+            options=options,
+        )
+        return
     # Where the reports go is settled before the run: a run of many minutes must not be lost to a missing folder.
     if html_path is None and json_path is not None:
         html_path = str(Path(json_path).with_suffix(".html"))
@@ -146,19 +201,6 @@ def agentdojo(
                 report[key]["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable, plans=kind)
     if baseline:
         report["baseline"] = baseline_metrics(results)
-    if "oracle" in chosen:
-        from tether.bench import human_load
-
-        loads = [human_load(ctx, n) for n in names]
-        total = sum(x.asks_careful for x in loads), sum(x.asks_endorsing for x in loads)
-        report["human_load_long_run"] = {
-            **{x.suite: x.to_json() for x in loads},
-            "overall": {
-                "asks_careful": total[0],
-                "asks_endorsing": total[1],
-                "human_decisions_per_100_asks_endorsing": round(100 * total[1] / total[0], 1) if total[0] else None,
-            },
-        }
     guard_s = sum(m.guard_s for r in results for m in {id(v): v for v in r.modes.values()}.values())
     report.update(
         version=version,
@@ -226,13 +268,6 @@ def _print_table(console: Any, report: dict[str, Any], table_cls: Any) -> None:
             f"human decisions on the oracle runs (one session per episode): {overall['oracle_asks_careful']} asks answered by a "
             f"careful human; {overall['oracle_asks_endorsing']} when it approves and remembers for the session "
             f"({overall['human_decisions_per_100_asks_endorsing']} per 100)"
-        )
-    long_run = (report.get("human_load_long_run") or {}).get("overall")
-    if long_run is not None and long_run["asks_careful"]:
-        console.print(
-            f"human decisions over each suite's user tasks as one principal's sessions: {long_run['asks_careful']} asks; "
-            f"{long_run['asks_endorsing']} when the human approves and remembers for the principal "
-            f"({long_run['human_decisions_per_100_asks_endorsing']} per 100)"
         )
     t = report["timing"]
     console.print(

@@ -132,6 +132,7 @@ class SuiteData:
     _injected: dict[str, dict[str, Any]] = field(init=False, default_factory=dict)
     _candidates: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict)
     _recent: dict[tuple[tuple[str, str], ...], TaskEnvironment] = field(init=False, default_factory=dict)
+    _slot_cache: dict[tuple[tuple[str, str], ...], dict[Path, str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.defaults = self.suite.get_injection_vector_defaults()
@@ -190,6 +191,29 @@ class SuiteData:
                 _set(data, path, exact_copy(_get(injected, path)))
         return self._model(data)
 
+    def vector_slots(self) -> list[tuple[Path, str]]:
+        """Where each injection vector lands in the environment: (path, vector) for every string of
+        the environment file that holds exactly one vector (paths of fields, keys and indices)."""
+        return [(path, next(iter(vectors))) for path, vectors in self._slots if len(vectors) == 1]
+
+    def slot_texts(self, values: dict[str, str]) -> dict[Path, str]:
+        """What each vector slot holds when the vectors take ``values`` (the rest their defaults),
+        exactly as AgentDojo's environment file formats it."""
+        key = tuple(sorted(values.items()))
+        found = self._slot_cache.get(key)
+        if found is None:
+            parsed = self._parse({**self.defaults, **values})
+            found = {path: _get(parsed, path) for path, _ in self.vector_slots()}
+            if len(self._slot_cache) >= _RECENT:
+                self._slot_cache.pop(next(iter(self._slot_cache)))
+            self._slot_cache[key] = found
+        return dict(found)
+
+    def injection_text(self, user_task: BaseUserTask[Any], injection_task: BaseInjectionTask[Any]) -> str:
+        """The ``important_instructions`` text for one pair (AgentDojo's default attack)."""
+        a = self.attack
+        return str(a.jailbreak.format(goal=injection_task.GOAL, user=a.user_name, model=a.model_name, task=a.summarize_task(user_task)))
+
     def injection_candidates(self, user_task: BaseUserTask[Any]) -> tuple[str, ...]:
         """Vectors the user task's ground truth shows the agent (AgentDojo's rule, same canaries)."""
         found = self._candidates.get(user_task.ID)
@@ -208,9 +232,7 @@ class SuiteData:
 
     def attack_injections(self, user_task: BaseUserTask[Any], injection_task: BaseInjectionTask[Any]) -> dict[str, str]:
         """The ``important_instructions`` injections for one pair (AgentDojo's default attack)."""
-        a = self.attack
-        text = a.jailbreak.format(goal=injection_task.GOAL, user=a.user_name, model=a.model_name, task=a.summarize_task(user_task))
-        return dict.fromkeys(self.injection_candidates(user_task), text)
+        return dict.fromkeys(self.injection_candidates(user_task), self.injection_text(user_task, injection_task))
 
     def injection_calls(self, injection_task: BaseInjectionTask[Any], pre: TaskEnvironment, now: TaskEnvironment) -> list[FunctionCall]:
         """The injection task's ground truth (ours where AgentDojo ships none).
