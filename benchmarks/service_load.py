@@ -27,6 +27,9 @@ PostgreSQL rows for a URL); ``--no-postgres`` leaves PostgreSQL out.
 * ``service_cpu_ms_per_check[_postgres]`` / ``client_cpu_ms_per_check``: CPU time the server
   processes (and this client process) spent per check, one agent, one worker: what a check
   costs whatever the machine's load (on a busy machine latency is mostly waiting for a core).
+* ``guard_service_in_process_*``: ``GuardService.check`` in this process (no HTTP): p50 and CPU
+  per check when the worker trusts the store's change hints (``hints``) and when it reads the
+  log's tail before every check (``read_every_time``, as before the hints), interleaved.
 * ``--compare-src DIR``: also serve the SQLite one-worker rows from another source tree (an
   older commit's ``src``) in the same run: ``baseline_*`` keys.
 
@@ -198,6 +201,51 @@ def _in_process(db: str, checks: int) -> dict[str, float]:
     return {"p50_ms": round(_pct(times, 0.5) * 1e3, 3), "p99_ms": round(_pct(times, 0.99) * 1e3, 3)}
 
 
+class _NoHints:
+    """A store seen without its ``known_head``: a worker that reads the log's tail before every
+    request (the service before its caches trusted the store's change hints)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "known_head":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+def _service_in_process(db: str, checks: int) -> dict[str, Any]:
+    """``GuardService.check`` in this process (no HTTP), with the store's change hints and with a
+    catch-up read before every check: p50 and CPU per check, interleaved in rounds."""
+    from tether.server import GuardService
+
+    store = open_store(db)
+    out: dict[str, Any] = {}
+    try:
+        services = {"hints": GuardService(store), "read_every_time": GuardService(_NoHints(store))}
+        sids = {k: s.begin(f"in-process {k}", principal="bench", policy_text=POLICY)["session_id"] for k, s in services.items()}
+        times: dict[str, list[float]] = {k: [] for k in services}
+        cpu = dict.fromkeys(services, 0.0)
+        for k, service in services.items():  # warm up (and let a PostgreSQL listener start)
+            for n in range(20):
+                service.check(sids[k], "lookup", {"key": f"w-{n}", "page": n}, f"w-{n}")
+        time.sleep(0.5)
+        for r in range(10):
+            for k, service in services.items():
+                c0 = time.process_time()
+                for n in range(checks // 10):
+                    t0 = time.perf_counter()
+                    service.check(sids[k], "lookup", {"key": f"k-{r}-{n}", "page": n}, f"c-{r}-{n}")
+                    times[k].append(time.perf_counter() - t0)
+                cpu[k] += time.process_time() - c0
+        for k in services:
+            out[k] = {"p50_ms": round(_pct(times[k], 0.5) * 1e3, 3), "cpu_ms_per_check": round(cpu[k] / len(times[k]) * 1e3, 3)}
+        out["reads_skipped"] = services["hints"].reads_skipped
+    finally:
+        store.close()
+    return out
+
+
 def _prepare(db: str) -> None:
     """An overseer's step: agents begin sessions under stored policies only."""
     policy = Policy.from_yaml(POLICY)
@@ -260,6 +308,7 @@ def run(quick: bool, db: str | None, postgres: bool = True, compare_src: str | N
             _prepare(sqlite)
             inproc = _in_process(str(Path(tmp) / "inproc.db") if db is None else sqlite, total)
             out["inprocess_check_p50_ms"], out["inprocess_check_p99_ms"] = inproc["p50_ms"], inproc["p99_ms"]
+            out["guard_service_in_process_sqlite"] = _service_in_process(sqlite, max(200, total // 2))
             rows += _rows("sqlite", sqlite, tmp, total, (1, 2), (1, 4, 16))
             if compare_src:
                 base = str(Path(tmp) / "baseline.db")
@@ -269,6 +318,7 @@ def run(quick: bool, db: str | None, postgres: bool = True, compare_src: str | N
             _prepare(pg)
             inproc = _in_process(pg, max(100, total // 3))
             out["inprocess_check_p50_ms_postgres"] = inproc["p50_ms"]
+            out["guard_service_in_process_postgres"] = _service_in_process(pg, max(200, total // 2))
             rows += _rows("postgres", pg, tmp, total, (1, 4), (1, 4, 16))
             if db is None:  # our own cluster: the same without the commit's flush (not durable)
                 _set_fsync(pg, False)
