@@ -106,3 +106,15 @@ def test_sqlite_vouches_for_its_own_appends_until_another_connection_commits(tmp
     assert a.summary(sid)["budgets"]["spend"]["used"] == 90.0
     for store in (first, second):
         store.close()
+
+
+def test_a_call_asked_again_after_it_ran_elsewhere_is_not_admitted_again(stores: tuple[EventStore, EventStore]) -> None:
+    a, b = GuardService(stores[0]), GuardService(stores[1])
+    sid = a.begin("Pay alice once", principal="ana", policy_text=POLICY)["session_id"]
+    assert a.check(sid, "pay", PAY, "once").decision.verdict == "allow"
+    b.record(sid, "once", "paid")  # it ran, and its result is logged through the other worker
+    # Asked again through the first worker (whose cache, on the deaf store, never heard of the
+    # record): not a lost reply to answer with the logged allow, but a reused call id.
+    again = a.check(sid, "pay", PAY, "once")
+    assert not again.replayed and again.decision.verdict == "deny", again.decision.explain()
+    assert a.summary(sid)["budgets"]["spend"]["used"] == 15.0

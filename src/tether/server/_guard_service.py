@@ -12,7 +12,8 @@ is the guarantee: it expects the cached head (``expect_seq``), so a decision bui
 that another worker moved meanwhile loses its append, folds what it missed and decides again
 (see :meth:`Session._transact <tether.session.Session>`): a stale cache costs a retry, never a
 decision on old state. A record refused on a cache that was not read is tried again after
-reading. Summaries, approvals, answers and ends always read the log first.
+reading, and a check or plan asked again (answered from the log, not through an append) reads
+first. Summaries, approvals, answers and ends always read the log first.
 
 A check carries a call id the client chose, so a client that lost a reply can ask again,
 through another worker: a call id already logged with the same tool and arguments is answered
@@ -310,6 +311,10 @@ class GuardService:
         """Decide on a call (logged before the answer). The same call id asked again with the same
         tool and arguments gets the decision already logged."""
         with self._use(session_id, appends=True) as session:
+            if isinstance(call_id, str) and call_id in session.state.calls:
+                # Asked again: answered from the log, not through an append, so from a cache that
+                # has read it (the call may have run and been recorded through another worker).
+                session.refresh()
             earlier = self._replay(session, tool, args, call_id)
             if earlier is not None:
                 return CheckAnswer(earlier, self._labels(session, args), True)
@@ -330,6 +335,8 @@ class GuardService:
         decision already logged. ``labels``: the label of each planned value (by path)."""
         plan = {"writes": writes}
         with self._use(session_id, appends=True) as session:
+            if isinstance(plan_id, str) and plan_id in session.state.plans:
+                session.refresh()  # answered from the log (see check)
             earlier = self._replay_plan(session, writes, plan_id)
             if earlier is not None:
                 return CheckAnswer(earlier, self._labels(session, plan), True)
