@@ -3,10 +3,17 @@ that run elsewhere, over any :class:`~tether.store.EventStore`.
 
 A worker keeps no state of its own that matters: the log is the truth. It caches the most
 recently used sessions (folded from their snapshot and chain on demand, by
-:meth:`Guard.open_session`) and brings a cached session up to the store's head before every
-request, so any worker can serve any session, one after another or at once: a decision built
-on a state that another worker moved meanwhile loses its append (``expect_seq``), folds what it
-missed and decides again (see :meth:`Session._transact <tether.session.Session>`).
+:meth:`Guard.open_session`), so any worker can serve any session, one after another or at once.
+Before a request a cached session is brought up to the store's head, unless the store vouches
+that nothing was appended to it since (``known_head``: SQLite's ``PRAGMA data_version``, exact;
+PostgreSQL's LISTEN/NOTIFY, which may lag a commit by a moment). Only requests that decide
+through an append skip the read (checks, plans, records, sources, messages), because the append
+is the guarantee: it expects the cached head (``expect_seq``), so a decision built on a state
+that another worker moved meanwhile loses its append, folds what it missed and decides again
+(see :meth:`Session._transact <tether.session.Session>`): a stale cache costs a retry, never a
+decision on old state. A record refused on a cache that was not read is tried again after
+reading, and a check or plan asked again (answered from the log, not through an append) reads
+first. Summaries, approvals, answers and ends always read the log first.
 
 A check carries a call id the client chose, so a client that lost a reply can ask again,
 through another worker: a call id already logged with the same tool and arguments is answered
@@ -36,6 +43,9 @@ from tether.server._oversight import OversightError
 from tether.server._views import label_json
 from tether.session import Guard, Session, call_hash, policy_document, stored_policy
 from tether.store import EventStore
+
+KnownHead = Callable[[str], "int | None"]
+"""A store's ``known_head(session_id)``: the head it vouches for without reading the log, or None."""
 
 LABELLED_LEAVES = 64
 """Most argument values whose labels a check's answer lists (the decision weighs them all)."""
@@ -103,6 +113,10 @@ class GuardService:
         self._sessions: OrderedDict[str, _Entry] = OrderedDict()
         self._guards: OrderedDict[str, Guard] = OrderedDict()
         self._lock = threading.Lock()
+        known: KnownHead | None = getattr(store, "known_head", None)
+        self._known_head = known
+        self.reads_skipped = 0
+        """Requests served from a cached session the store vouched was current (no read of the log)."""
 
     # ------------------------------------------------------------ caches
 
@@ -161,14 +175,28 @@ class GuardService:
             raise OversightError(503, f"the event store failed: {exc}") from None
         return self._keep(session)
 
+    def _current(self, session: Session) -> bool:
+        """Whether the store vouches that ``session`` (cached) is at its head."""
+        if self._known_head is None:
+            return False
+        try:
+            return self._known_head(session.id) == session.state.last_seq
+        except Exception:  # a hint only: when it fails, the log is read
+            return False
+
     @contextmanager
-    def _use(self, session_id: str) -> Iterator[Session]:
+    def _use(self, session_id: str, *, appends: bool = False) -> Iterator[Session]:
         """The session, up to date with the store's head, held by this worker until the block ends.
+        ``appends``: the block decides through an append that expects the cached head, so the read
+        of the log is skipped when the store vouches the cache is current (see the module docstring).
         A store failure drops it from the cache (503): the next request starts from the log."""
         entry = self._entry(session_id)
         with entry.lock:
             try:
-                entry.session.refresh()
+                if appends and self._current(entry.session):
+                    self.reads_skipped += 1
+                else:
+                    entry.session.refresh()
                 yield entry.session
             except StoreError as exc:
                 self.forget(session_id)
@@ -245,9 +273,10 @@ class GuardService:
         return self._summary(session)
 
     def principal_of(self, session_id: str) -> str:
-        """Who the session acts for (for access checks)."""
-        with self._use(session_id) as session:
-            return session.state.principal
+        """Who the session acts for (for access checks; set when it began, so no read of the log)."""
+        entry = self._entry(session_id)
+        with entry.lock:
+            return entry.session.state.principal
 
     def summary(self, session_id: str) -> dict[str, Any]:
         """The session's status, principal, policy, budgets used and left, pending asks."""
@@ -281,7 +310,11 @@ class GuardService:
     def check(self, session_id: str, tool: str, args: Any, call_id: str) -> CheckAnswer:
         """Decide on a call (logged before the answer). The same call id asked again with the same
         tool and arguments gets the decision already logged."""
-        with self._use(session_id) as session:
+        with self._use(session_id, appends=True) as session:
+            if isinstance(call_id, str) and call_id in session.state.calls:
+                # Asked again: answered from the log, not through an append, so from a cache that
+                # has read it (the call may have run and been recorded through another worker).
+                session.refresh()
             earlier = self._replay(session, tool, args, call_id)
             if earlier is not None:
                 return CheckAnswer(earlier, self._labels(session, args), True)
@@ -301,7 +334,9 @@ class GuardService:
         overseer like any other. The same plan id declared again with the same writes gets the
         decision already logged. ``labels``: the label of each planned value (by path)."""
         plan = {"writes": writes}
-        with self._use(session_id) as session:
+        with self._use(session_id, appends=True) as session:
+            if isinstance(plan_id, str) and plan_id in session.state.plans:
+                session.refresh()  # answered from the log (see check)
             earlier = self._replay_plan(session, writes, plan_id)
             if earlier is not None:
                 return CheckAnswer(earlier, self._labels(session, plan), True)
@@ -370,17 +405,25 @@ class GuardService:
     def record(self, session_id: str, call_id: str, output: Any, *, error: bool = False, retry: bool = False) -> tuple[Label, bool]:
         """Record an admitted call's output; returns its label and whether it was already recorded
         (only when ``retry``: the client asks again after a lost reply, and the first record stands)."""
-        with self._use(session_id) as session:
-            rec = session.state.calls.get(call_id)
-            if retry and rec is not None and rec.result_event is not None:
-                found = self._recorded(session, call_id)
-                if found is not None:
-                    return found.label, True
-            try:
-                return session.record_result(call_id, output, error=error), False
-            except StoreError:
-                self.forget(session_id)
-                raise
+        with self._use(session_id, appends=True) as session:
+            for attempt in range(2):
+                rec = session.state.calls.get(call_id)
+                if retry and rec is not None and rec.result_event is not None:
+                    found = self._recorded(session, call_id)
+                    if found is not None:
+                        return found.label, True
+                try:
+                    return session.record_result(call_id, output, error=error), False
+                except SessionError:
+                    # Refused on the cache (a call admitted, or recorded, through another worker and
+                    # not read yet?): read the log and look once more; refused again, it stands.
+                    if attempt:
+                        raise
+                    session.refresh()
+                except StoreError:
+                    self.forget(session_id)
+                    raise
+            raise AssertionError("unreachable")
 
     def _recorded(self, session: Session, call_id: str) -> ResultRecorded | None:
         hi = session.state.last_seq
@@ -392,7 +435,7 @@ class GuardService:
 
     def add_source(self, session_id: str, text: str, *, label: Label, origin: str) -> str:
         """Add data the agent read outside a tool call; returns the event id."""
-        with self._use(session_id) as session:
+        with self._use(session_id, appends=True) as session:
             return session.add_source(text, label=label, origin=origin)
 
     def log_message(self, session_id: str, message: dict[str, Any], *, retry: bool = False) -> str:
@@ -402,7 +445,7 @@ class GuardService:
             event = MessageAdded.model_validate({**message, "session_id": session_id, "time": self.clock()})
         except ValueError as exc:
             raise OversightError(422, f"not a message: {str(exc)[:500]}") from None
-        with self._use(session_id) as session:
+        with self._use(session_id, appends=not retry) as session:
             if retry:
                 latest = self.store.read(session.id, max(0, session.state.last_seq - 64))
                 if any(item.event().id == event.id for item in latest):

@@ -77,6 +77,18 @@ class ChangeListener:
                 self._changed.wait(left)
             return True
 
+    def epoch(self) -> int | None:
+        """Which unbroken stretch of listening this is (it changes when the listener reconnects, or
+        forgets what it was told): None while not listening. Every append committed after the
+        stretch began is notified in it (soon after its commit)."""
+        with self._changed:
+            return self._resets if self._listening.is_set() else None
+
+    def notified(self, session_id: str) -> int:
+        """The highest seq notified for ``session_id`` (0: none, or forgotten: see :meth:`epoch`)."""
+        with self._changed:
+            return self._latest.get(session_id, 0)
+
     def _news(self, session_id: str | None, after_seq: int, seen: tuple[int, int]) -> bool | None:
         """Whether something was notified since ``seen`` that may concern the waiter: True (yes),
         False (a reconnect: unknown, read the head), None (nothing relevant)."""

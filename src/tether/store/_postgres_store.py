@@ -91,6 +91,8 @@ class PostgresStore(PendingIndex):
         self._heads: dict[str, tuple[int, str]] = {}
         """Heads this store last saw per session: a hint for one-round-trip appends (the
         primary keys check it)."""
+        self._vouched: dict[str, tuple[int, int]] = {}
+        """Heads of this store's own last appends, with the listener's epoch before each (see :meth:`known_head`)."""
         try:
             self._run("open", lambda conn: open_schema(conn, self.display, create=create))
         except StoreError:
@@ -199,6 +201,8 @@ class PostgresStore(PendingIndex):
         if not events:
             return []
         bodies = [event_to_json(e) for e in events]
+        listener = self._listener
+        epoch = listener.epoch() if listener is not None else None  # before the commit: see known_head
 
         def write(conn: Conn) -> list[StoredEvent]:
             known = self._heads.get(session_id)
@@ -214,9 +218,32 @@ class PostgresStore(PendingIndex):
                     except pg_errors.UniqueViolation as exc:  # a writer that bypassed the lock got there first
                         raise StaleSession(session_id, -1 if expect_seq is None else expect_seq, -1) from exc
             self._remember(session_id, stored[-1].seq, stored[-1].hash)
+            if epoch is not None:
+                if len(self._vouched) >= _KNOWN_HEADS:
+                    self._vouched.clear()
+                self._vouched[session_id] = (stored[-1].seq, epoch)
             return stored
 
         return self._run("append to", write)
+
+    def known_head(self, session_id: str) -> int | None:
+        """The head of ``session_id`` as far as this store can vouch for it without a round trip:
+        the sequence number of its own last append, or a later one that another writer's commit
+        notified (LISTEN/NOTIFY), while the listener has been listening without a break since
+        before that append; None when it cannot say (the first call starts listening).
+
+        Notifications travel after their commit: another process's append may have committed
+        and not be notified yet. A cache that relies on this must decide through appends that
+        expect its head (``expect_seq``), which the database refuses when it is not."""
+        with self._lock:
+            if self._listener is None:
+                self._listener = ChangeListener(self._connect)
+                return None
+            vouched = self._vouched.get(session_id)
+            listener = self._listener
+        if vouched is None or listener.epoch() != vouched[1]:
+            return None
+        return max(vouched[0], listener.notified(session_id))
 
     def _sent_commit(self) -> None:
         self._commit_sent = True
@@ -376,6 +403,7 @@ class PostgresStore(PendingIndex):
         one transaction under the session's lock; ``StaleSession`` when its head is no longer
         ``head`` (nothing deleted)."""
         sid = head.session_id
+        self._vouched.pop(sid, None)
 
         def write(conn: Conn) -> None:
             with self._transaction(conn):

@@ -115,6 +115,10 @@ class SQLiteStore(PendingIndex):
         """A ``turn()`` holds the write lock; the next write commits in its transaction."""
         self._commits = 0
         """Appends this store committed (``PRAGMA data_version`` counts only other connections')."""
+        self._vouched: dict[str, int] = {}
+        """Heads of this store's own last appends, while no other connection has committed (see :meth:`known_head`)."""
+        self._vouched_version: int | None = None
+        """``PRAGMA data_version`` when ``_vouched`` was last found good."""
         if not self.path.strip():
             # SQLite would open a temporary database that vanishes on close: a log that holds nothing.
             raise StoreError("the event store path is empty: name a file (or ':memory:' for a store that is not kept)")
@@ -195,7 +199,26 @@ class SQLiteStore(PendingIndex):
                 raise StoreError(f"cannot append to event store {self.path!r}: {_cause(exc, self.path)}") from exc
             self._remember(session_id, stored[-1].seq, stored[-1].hash, sid)
             self._commits += 1
+            if len(self._vouched) >= _KNOWN_HEADS:
+                self._vouched.clear()
+            self._vouched[session_id] = stored[-1].seq
             return stored
+
+    def known_head(self, session_id: str) -> int | None:
+        """The head of ``session_id`` as far as this store can vouch for it without reading the
+        log: the sequence number of its own last append to it, while no other connection has
+        committed to the file since (``PRAGMA data_version``, one read of a shared page); None
+        when it cannot say. A cache of the session that is at this sequence number is current."""
+        with self._lock:
+            try:
+                version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                return None
+            if version != self._vouched_version:
+                self._vouched.clear()  # another connection committed: to any session, as far as we know
+                self._vouched_version = version
+                return None
+            return self._vouched.get(session_id)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -499,6 +522,7 @@ class SQLiteStore(PendingIndex):
     def _transaction(self, what: str, write: Callable[[sqlite3.Connection], object]) -> None:
         """Run ``write`` in a write transaction of its own."""
         with self._lock:
+            self._vouched.clear()  # archiving, importing: heads this store vouched for may change
             db = self._db
             try:
                 self._begin(None, None)

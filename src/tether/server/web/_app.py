@@ -13,6 +13,7 @@ from tether.errors import StoreError
 from tether.server import GuardService, Oversight, OversightError, TimelineEntry, TokenBook, page_templates
 from tether.server.web import _api, _guard_api, _pages
 from tether.server.web._auth import Gate, Logins
+from tether.server.web._guard_fast import GuardFastPath
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 """Host names the service answers to by default."""
@@ -51,6 +52,7 @@ def create_app(
         return row.render(e=entry)
 
     app.state.render_entry = render_entry
+    app.add_middleware(GuardFastPath)  # inside the Gate: Host, origin and token are checked first
     app.add_middleware(Gate, tokens=tokens, logins=logins, hosts=hosts)
 
     @app.exception_handler(OversightError)
