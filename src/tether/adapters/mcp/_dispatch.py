@@ -219,6 +219,8 @@ class Dispatcher:
         pins = server.pins.book
         if pins is not None and not pins.is_new and pins.sync([server.instructions])[INSTRUCTIONS] != "pinned":
             self._guarding.say(f"the instructions of {server.label} changed since they were pinned; withheld (tether mcp pins list)")
+            if text:  # withheld from the client, still the server's words: untrusted (see Catalog._record_held)
+                self._guarding.add_source_event(text, f"mcp server instructions of {server.label} held for review (not shown to the client)")
             return None
         if text:
             trusted = self._catalog.instructions_label(server)
