@@ -36,6 +36,7 @@ from tether.events import (
     Event,
     MessageAdded,
     PlanDeclared,
+    ProtocolRefused,
     ResultRecorded,
     SessionControl,
     SessionEnded,
@@ -584,6 +585,14 @@ class Session:
             raise SessionError(f"expected a message event of session {self.id!r}, got {shown(message)}")
         with self._lock:
             self._transact(lambda: ([message], None))
+
+    def log_refused(self, event: ProtocolRefused) -> None:
+        """Append a protocol message an adapter refused (it changes no state; the adapter bounds how
+        many it logs, see :class:`~tether.events.ProtocolRefused`)."""
+        if not isinstance(event, ProtocolRefused) or event.session_id != self.id:
+            raise SessionError(f"expected a protocol_refused event of session {self.id!r}, got {shown(event)}")
+        with self._lock:
+            self._transact(lambda: ([event], None))
 
     # ------------------------------------------------------------ approvals
 
