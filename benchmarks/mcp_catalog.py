@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -306,6 +307,8 @@ class Outcome:
     steps: list[dict[str, Any]]
     effects: Effects
     seconds: float
+    stopped_by: str = ""
+    """The first refused step and the rule that refused it."""
 
 
 async def _drive(gateway: list[str], env: dict[str, str], steps: list[Step], server: str, log: Any) -> list[dict[str, Any]]:
@@ -325,43 +328,67 @@ async def _drive(gateway: list[str], env: dict[str, str], steps: list[Step], ser
     return out
 
 
-def run(scenario: Scenario, mode: str, workdir: Path) -> Outcome:
-    """One scenario in one mode (``attack`` or ``task``), set up as a user would, in ``workdir``."""
-    start = time.perf_counter()
-    workdir.mkdir(parents=True, exist_ok=True)
-    effects_file = workdir / "effects.jsonl"
-    env = _env(
-        {
-            "CATALOG_EFFECTS": str(effects_file),
-            "CATALOG_STATE": str(workdir / "state"),
-            "CATALOG_SLEEPER_AFTER": str(scenario.sleeper_after),
-        }
+@dataclass(frozen=True)
+class Setup:
+    """What the user set up for a scenario once: the reviewed policy and the store holding the approved pins."""
+
+    folder: Path
+    spec: str
+    policy: Path
+    db: Path
+
+
+def _scenario_env(scenario: Scenario, folder: Path, effects: Path) -> dict[str, str]:
+    return _env(
+        {"CATALOG_EFFECTS": str(effects), "CATALOG_STATE": str(folder / "state"), "CATALOG_SLEEPER_AFTER": str(scenario.sleeper_after)}
     )
-    db = workdir / "tether.db"
+
+
+def prepare(scenario: Scenario, folder: Path) -> Setup:
+    """``policy-init``, ``pins review --yes`` and the user's review (:func:`review`), in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = _scenario_env(scenario, folder, folder / "setup-effects.jsonl")
+    db = folder / "pins.db"
     spec = f"{scenario.server}={sys.executable} {SERVERS} {scenario.name}"
-    raw = workdir / "policy-init.yaml"
+    raw = folder / "policy-init.yaml"
     _tether(["mcp", "policy-init", "--server", spec, "-o", str(raw)], env)
     _tether(["mcp", "pins", "review", "--yes", "--db", str(db), "--server", spec], env)
     policy = review(yaml.safe_load(raw.read_text()), scenario.server, scenario.review)
-    reviewed = workdir / "policy.yaml"
+    reviewed = folder / "policy.yaml"
     reviewed.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return Setup(folder, spec, reviewed, db)
+
+
+def run(scenario: Scenario, mode: str, setup: Setup) -> Outcome:
+    """One scenario in one mode (``attack`` or ``task``) through the gateway the user set up."""
+    start = time.perf_counter()
+    workdir = setup.folder / mode
+    workdir.mkdir(parents=True, exist_ok=True)
+    effects_file = workdir / "effects.jsonl"
+    env = _scenario_env(scenario, setup.folder, effects_file)
+    db = workdir / "tether.db"
+    shutil.copyfile(setup.db, db)  # the pins the user approved
     (workdir / "sandbox").mkdir(exist_ok=True)
     (workdir / "sandbox" / "demo-secret.txt").write_text(CAT.SECRET_FILE_TEXT + "\n")  # the client's file
     task = scenario.attack_task if mode == "attack" else scenario.benign_task
     steps = scenario.attack if mode == "attack" else scenario.benign
-    gateway = [*TETHER, "mcp", "--policy", str(reviewed), "--db", str(db), "--server", spec, "--task", task]
+    gateway = [*TETHER, "mcp", "--policy", str(setup.policy), "--db", str(db), "--server", setup.spec, "--task", task]
     gateway += ["--no-elicit", "--ask-timeout", "2"]
     with open(workdir / "gateway.log", "w", encoding="utf-8") as log:
         results = anyio.run(_drive, gateway, env, steps, scenario.server, log)
     effects = [json.loads(line) for line in effects_file.read_text().splitlines()] if effects_file.exists() else []
     completed = all(not r["error"] for r in results) and scenario.done(effects)
     ok = not scenario.through(effects) if mode == "attack" else completed
-    return Outcome(scenario.name, mode, ok, results, effects, time.perf_counter() - start)
+    return Outcome(scenario.name, mode, ok, results, effects, time.perf_counter() - start, _stopped_by(results))
 
 
-def _reason(step: dict[str, Any]) -> str:
-    match = re.search(r"\[([a-z0-9-]+)\]|rule '([^']+)'|\(([a-z-]+)\)", step["text"])
-    return next((g for g in match.groups() if g), "") if match else ""
+def _stopped_by(results: list[dict[str, Any]]) -> str:
+    """The rule (or detector) that refused the first refused step, from the refusal's text."""
+    for step in results:
+        if step["error"]:
+            rules = re.findall(r"\[([^\[\]]+)\]", step["text"])
+            return f"{step['tool']}: {rules[-1] if rules else step['text'][:80]}"
+    return ""
 
 
 def main() -> None:
@@ -378,8 +405,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mcp-catalog-") as tmp:
         base = opts.keep or Path(tmp)
         for scenario in chosen:
-            for mode in modes:
-                outcomes.append(run(scenario, mode, base / scenario.name / mode))
+            setup = prepare(scenario, base / scenario.name)
+            outcomes.extend(run(scenario, mode, setup) for mode in modes)
     attacks = [o for o in outcomes if o.mode == "attack"]
     tasks = [o for o in outcomes if o.mode == "task"]
     summary = {
@@ -395,8 +422,7 @@ def main() -> None:
         return
     for o in outcomes:
         verdict = ("stopped" if o.ok else "THROUGH") if o.mode == "attack" else ("completed" if o.ok else "NOT COMPLETED")
-        refused = [f"{s['tool']}: {s['text'][:160]}" for s in o.steps if s["error"]]
-        print(f"{o.scenario:26} {o.mode:6} {verdict:13} {o.seconds:5.1f} s  {refused[0] if refused else ''}")
+        print(f"{o.scenario:24} {o.mode:6} {verdict:13} {o.seconds:5.1f} s  {o.stopped_by}")
     print(f"attacks through: {summary['attacks_through']} of {len(attacks)}", end="")
     print(f"; benign tasks completed: {summary['tasks_completed']} of {len(tasks)}" if tasks else "")
 
