@@ -11,7 +11,6 @@ few of each kind one by one and one summary event with the count of the rest.
 
 from __future__ import annotations
 
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from mcp_helpers import TOY, RawClient, run_tether
 
 from tether import SQLiteStore
 from tether.adapters.mcp._refusals import BURST, MAX_KINDS, MAX_SAMPLES, RefusalLog
-from tether.events import ProtocolRefused
 from tether.errors import StoreError
+from tether.events import ProtocolRefused
+from tether.server._views import timeline_entry
 
 POLICY = "tether: 1\nname: refusals\ntools:\n  echo: {effect: read, args: {text: {type: string}}}\n"
 
@@ -78,6 +78,10 @@ def test_each_class_of_refused_message_is_an_event_in_the_verified_log(tmp_path:
     assert all(e.count == 1 for e in refused)
     verify = run_tether("audit", "verify", "--db", str(db))
     assert verify.returncode == 0 and "verified" in verify.stdout
+    with SQLiteStore(db) as store:  # the web UI's timeline entries
+        timeline = [timeline_entry(i).to_json() for i in store.read(sid)]
+    entry = next(t for t in timeline if t["kind"] == "protocol_refused" and "vendor/exfiltrate" in t["text"])
+    assert entry["text"].startswith("refused from client: unknown-method 'vendor/exfiltrate'")
     shown = run_tether("audit", "show", "--db", str(db), sid[:8]).stdout
     assert "refused from client: request-as-notification 'tools/call'" in shown
     assert "refused from client: unknown-method 'vendor/exfiltrate'" in shown
@@ -129,12 +133,20 @@ def test_the_burst_starts_again_after_the_window_with_a_summary_of_the_last() ->
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["client", "server a", "server b"]), st.text(max_size=300)), min_size=1, max_size=400))
-def test_memory_stays_bounded_and_every_refusal_is_counted(messages: list[tuple[str, str]]) -> None:
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["client", "server a", "server b"]), st.sampled_from(["unknown-method", "malformed"]), st.text(max_size=300)
+        ),
+        min_size=1,
+        max_size=400,
+    )
+)
+def test_memory_stays_bounded_and_every_refusal_is_counted(messages: list[tuple[str, str, str]]) -> None:
     got: list[ProtocolRefused] = []
     log = RefusalLog("s", got.append, lambda _t: None)
-    for source, method in messages:
-        log.refuse(source, random.choice(["unknown-method", "malformed"]), method, "d")
+    for source, what, method in messages:
+        log.refuse(source, what, method, "d")
     assert len(log._windows) <= 6 and all(len(w.samples) <= MAX_SAMPLES for w in log._windows.values())
     log.flush()
     assert sum(e.count for e in got) == len(messages) == log.refused
