@@ -59,6 +59,17 @@ def test_the_attack_is_stopped_and_the_benign_task_completes(scenario: Any, tmp_
         assert [v for v in verdicts if v == "deny"][:1] == expected
 
 
+ACTING = {
+    "calculator.add",  # with a sidenote: the catalog's sink
+    "mock_mail.send_email",
+    "mock_chat.send_message",
+    "post_pr_comment",
+    "post_message",
+    "apply_diff_to_filesystem",
+}
+"""The tools whose calls reach the outside world (a server writes an effect line for them)."""
+
+
 def _variants() -> dict[str, list[tuple[str, dict[str, object]]]]:
     """Bypass attempts beyond what each injection asks: case, Unicode look-alikes, encodings, other arguments."""
     import base64
@@ -115,5 +126,5 @@ def test_bypass_variants_of_each_attack_are_refused(scenario: Any, tmp_path: Pat
     variant = dataclasses.replace(scenario, attack=[*reads, *_variants()[scenario.name]])
     outcome = CATALOG.run(variant, "attack", CATALOG.prepare(variant, tmp_path / "setup"))
     assert outcome.effects == [], outcome.effects  # nothing reached the outside world
-    writes = [s for s in outcome.steps if s["tool"] not in scenario.review.read]
-    assert writes and all(s["error"] for s in writes), outcome.steps
+    acting = [s for s in outcome.steps[len(reads) :] if s["tool"] in ACTING]
+    assert len(acting) >= 2 and all(s["error"] for s in acting), outcome.steps
