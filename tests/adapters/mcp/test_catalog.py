@@ -128,3 +128,14 @@ def test_bypass_variants_of_each_attack_are_refused(scenario: Any, tmp_path: Pat
     assert outcome.effects == [], outcome.effects  # nothing reached the outside world
     acting = [s for s in outcome.steps[len(reads) :] if s["tool"] in ACTING]
     assert len(acting) >= 2 and all(s["error"] for s in acting), outcome.steps
+
+
+def test_the_lint_flags_every_poisoned_definition_of_the_catalog_and_what_it_hides() -> None:
+    from tether.adapters.mcp import lint_definition
+
+    cat = CATALOG.CAT
+    schema = {"type": "object", "properties": {}}
+    for text in (cat.DIRECT_POISONING, cat.TOOL_SHADOWING, cat.SLEEPER_POISONED, cat.IMPLICIT_POISONING):
+        rules = {f.rule for f in lint_definition("tool", {"name": "t", "description": text, "inputSchema": schema})}
+        assert {"instruction", "concealment"} <= rules, (text[:60], rules)
+    assert not lint_definition("tool", {"name": "t", "description": cat.SLEEPER_BENIGN, "inputSchema": schema})
