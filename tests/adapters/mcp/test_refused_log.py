@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mcp_helpers import TOY, RawClient, run_tether
+from mcp_helpers import HERE, POLICIES, TOY, RawClient, run_tether
 
 from tether import SQLiteStore
 from tether.adapters.mcp._refusals import BURST, MAX_KINDS, MAX_SAMPLES, RefusalLog
@@ -25,6 +25,7 @@ from tether.errors import StoreError
 from tether.events import ProtocolRefused
 from tether.server._views import timeline_entry
 
+RAW = HERE / "servers" / "raw_server.py"
 POLICY = "tether: 1\nname: refusals\ntools:\n  echo: {effect: read, args: {text: {type: string}}}\n"
 
 
@@ -85,6 +86,20 @@ def test_each_class_of_refused_message_is_an_event_in_the_verified_log(tmp_path:
     shown = run_tether("audit", "show", "--db", str(db), sid[:8]).stdout
     assert "refused from client: request-as-notification 'tools/call'" in shown
     assert "refused from client: unknown-method 'vendor/exfiltrate'" in shown
+
+
+def test_what_a_server_sends_past_the_protocol_is_logged_as_from_the_server(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    client = RawClient(["--policy", str(POLICIES / "raw.yaml"), "--db", str(db), "--", sys.executable, str(RAW)])
+    try:
+        client.initialize()
+        client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "noise", "arguments": {}}})
+        assert "result" in client.answer(1)  # the stray line is dropped, the answer still comes
+    finally:
+        assert client.close() == 0
+    _, refused = _refusals(db)
+    assert [(e.source, e.what) for e in refused] == [("server", "malformed")]
+    assert "sent a malformed message" in refused[0].detail and str(RAW) not in refused[0].source
 
 
 def test_a_flood_logs_a_burst_per_kind_and_one_summary_with_the_count(tmp_path: Path) -> None:
