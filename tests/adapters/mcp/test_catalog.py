@@ -139,3 +139,23 @@ def test_the_lint_flags_every_poisoned_definition_of_the_catalog_and_what_it_hid
         rules = {f.rule for f in lint_definition("tool", {"name": "t", "description": text, "inputSchema": schema})}
         assert {"instruction", "concealment"} <= rules, (text[:60], rules)
     assert not lint_definition("tool", {"name": "t", "description": cat.SLEEPER_BENIGN, "inputSchema": schema})
+
+
+def test_the_command_line_reports_the_counts_as_json() -> None:
+    import json
+    import os
+    import subprocess
+
+    from mcp_helpers import env
+
+    harness = HERE.parents[2] / "benchmarks" / "mcp_catalog.py"
+    done = subprocess.run(
+        [sys.executable, str(harness), "--task", "--json", "--only", "tool-shadowing"],
+        env={**os.environ, **env()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["attacks_through"], report["attacks"], report["tasks_completed"], report["tasks"]) == (0, 1, 1, 1)
