@@ -64,6 +64,7 @@ PINNED = {
         "MessageAdded",
         "MessageToolCall",
         "PlanDeclared",
+        "ProtocolRefused",
         "ReasonField",
         "ResultRecorded",
         "SessionControl",

@@ -34,6 +34,7 @@ __all__ = [
     "MessageAdded",
     "MessageToolCall",
     "PlanDeclared",
+    "ProtocolRefused",
     "ReasonField",
     "ResultRecorded",
     "SessionControl",
@@ -452,6 +453,31 @@ class MessageAdded(_EventBase):
         )
 
 
+class ProtocolRefused(_EventBase):
+    """A protocol message an adapter refused or cut down before it reached anyone (the MCP proxy: a
+    method it does not relay, a request sent as a notification, members or ``_meta`` it dropped, an
+    answer nobody waits for, a malformed message). It changes no state: it is the trace of what an
+    agent, a client or a server tried past the guard. A flood is sampled: after the first few of a
+    kind in a window, one event with ``count`` stands for the rest."""
+
+    kind: Literal["protocol_refused"] = "protocol_refused"
+    source: str
+    """Who sent it: ``client``, or ``server NAME``."""
+    what: str
+    """The class of refusal (``unknown-method``, ``request-as-notification``, ``dropped-members``, ...)."""
+    method: str = ""
+    """The method the message named (clipped), if any."""
+    detail: str = ""
+    """What was refused or dropped, and what the proxy did, in words."""
+    count: int = 1
+    """How many messages this event stands for (more than one: a summary of refusals not logged one by one)."""
+
+    def describe(self) -> str:
+        method = f" {self.method!r}" if self.method else ""
+        many = f" ({self.count} messages, not logged one by one)" if self.count > 1 else ""
+        return f"refused from {self.source}: {self.what}{method}{many}" + (f": {_clip(self.detail, 160)}" if self.detail else "")
+
+
 class SessionEnded(_EventBase):
     """The session finished."""
 
@@ -480,7 +506,8 @@ Event = Annotated[
     | EndorsementRevoked
     | CheckedIn
     | BudgetReserved
-    | BudgetReleased,
+    | BudgetReleased
+    | ProtocolRefused,
     Field(discriminator="kind"),
 ]
 """Any event."""
@@ -503,6 +530,7 @@ EventKind = Literal[
     "checked_in",
     "budget_reserved",
     "budget_released",
+    "protocol_refused",
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -29,6 +29,7 @@ from tether.events import (
     Event,
     MessageAdded,
     PlanDeclared,
+    ProtocolRefused,
     ResultRecorded,
     SessionEnded,
     SessionStarted,
@@ -577,6 +578,14 @@ class Session(SessionOversight):
             raise SessionError(f"expected a message event of session {self.id!r}, got {shown(message)}")
         with self._lock:
             self._transact(lambda: ([message], None))
+
+    def log_refused(self, event: ProtocolRefused) -> None:
+        """Append a protocol message an adapter refused (it changes no state; the adapter bounds how
+        many it logs, see :class:`~tether.events.ProtocolRefused`)."""
+        if not isinstance(event, ProtocolRefused) or event.session_id != self.id:
+            raise SessionError(f"expected a protocol_refused event of session {self.id!r}, got {shown(event)}")
+        with self._lock:
+            self._transact(lambda: ([event], None))
 
     # ------------------------------------------------------------ approvals
 

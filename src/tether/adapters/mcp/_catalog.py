@@ -229,6 +229,7 @@ class Catalog:
                 self._guarding.say(
                     f"tool definition(s) of {server.label} held until a human approves them (tether mcp pins list): {', '.join(held)}"
                 )
+                self._record_held(server, [d for d in definitions if d.name in held])
             offered = [d for d in definitions if d.name in visible]
             self._record(server, offered, server.pins.reviewed(offered) - self._flagged(server, offered, targets, listings))
             names = gateway_tool_names(server.name, [d.name for d in offered]) if self.gateway else {}
@@ -291,6 +292,20 @@ class Catalog:
             )
             if trusted and event is not None and self.scope is not None:
                 self.scope.note(event, server.name)
+
+    def _record_held(self, server: ServerConn, held: list[ToolDefinition]) -> None:
+        """Record held definitions as untrusted text, though the client is not shown them.
+
+        Hiding a changed definition keeps it from the model, but its words are still the server's: a
+        rug pull's instructions (an address to send to, a path to write) must not become values that
+        count as made up (and so as trusted as the session's context) if they reach a call some other
+        way, through a client that cached or was told the text. Recorded, such values are untrusted.
+        """
+        text = "\n".join(d.text for d in held)
+        if ("held", text) in self._recorded:
+            return
+        self._recorded.add(("held", text))
+        self._guarding.add_source_event(text, f"mcp tool definitions of {server.label} held for review (not shown to the client)")
 
     def _never_allowed(self, name: str) -> bool:
         """True when the policy denies ``name`` whatever the arguments (for ``--hide-denied``)."""

@@ -29,13 +29,14 @@ from tether.adapters.mcp._config import ELICITATION, ROOTS, SAMPLING, UpstreamFa
 from tether.adapters.mcp._content import listing_text
 from tether.adapters.mcp._guarding import Guarding, without_task_requests
 from tether.adapters.mcp._jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message
-from tether.adapters.mcp._peer import Peer, ToClient
+from tether.adapters.mcp._peer import Peer, ToClient, source_of
 from tether.adapters.mcp._pins import INSTRUCTIONS, ToolDefinition
 from tether.adapters.mcp._protocol import (
     CLIENT_NOTIFICATIONS,
     CLIENT_REQUESTS,
     SERVER_NOTIFICATIONS,
     SERVER_REQUESTS,
+    dropped_meta,
     reduce_notification,
     reduce_request,
     unknown_params,
@@ -87,8 +88,16 @@ class Dispatcher:
         if members is not None:
             reduced, dropped = reduce_request(msg.params, members)
             if dropped:
-                self._guarding.say(
-                    f"dropped {', '.join(map(repr, dropped))} from the client's {method}: not a member Tether checks and forwards"
+                self._guarding.refused(
+                    "client",
+                    "dropped-members",
+                    method,
+                    f"dropped {', '.join(map(repr, dropped))} from the client's {method}: not a member Tether checks and forwards",
+                )
+            meta = dropped_meta(msg.params)
+            if meta:
+                self._guarding.refused(
+                    "client", "dropped-meta", method, f"dropped _meta member(s) {', '.join(map(repr, meta))} from the client's {method}"
                 )
             msg = with_params(msg, reduced)
         if method == "initialize":
@@ -104,13 +113,26 @@ class Dispatcher:
             if method == "ping":
                 await self._peer.reply(msg.id, {"result": {}})
             else:
+                self._guarding.refused(
+                    "client", "before-initialize", method, f"refused the client's {method!r}: sent before initialize completed"
+                )
                 await self._peer.reply_error(msg.id, INVALID_REQUEST, f"Invalid Request: {method} before initialize completed")
         elif method in self._requests:
             self._peer.start(msg, self._requests[method](msg))
         elif members is None and self._catalog.policy_names(method):
+            meta = dropped_meta(msg.params)
+            if meta:
+                self._guarding.refused(
+                    "client", "dropped-meta", method, f"dropped _meta member(s) {', '.join(map(repr, meta))} from the client's {method}"
+                )
             self._peer.start(msg, self._routing.fallback(with_params(msg, unknown_params(msg.params))))
         else:
-            self._guarding.say(f"refused the client's request {method!r}: not a method Tether knows (nor one the policy names)")
+            self._guarding.refused(
+                "client",
+                "unknown-method",
+                method,
+                f"refused the client's request {method!r}: not a method Tether knows (nor one the policy names)",
+            )
             await self._peer.reply_error(msg.id, METHOD_NOT_FOUND, f"Method not found: Tether does not relay {method!r}")
 
     def pass_notification(self, msg: Message) -> Message | None:
@@ -121,7 +143,10 @@ class Dispatcher:
         """
         members = CLIENT_NOTIFICATIONS.get(msg.method)
         if members is None:
-            self._guarding.say(f"dropped the client's notification {msg.method!r}: not a notification Tether passes on")
+            what = "request-as-notification" if msg.method in CLIENT_REQUESTS or msg.method in SERVER_REQUESTS else "unknown-notification"
+            self._guarding.refused(
+                "client", what, msg.method, f"dropped the client's notification {msg.method!r}: not a notification Tether passes on"
+            )
             return None
         return with_params(msg, reduce_notification(msg.params, members))
 
@@ -142,7 +167,12 @@ class Dispatcher:
         if method in SERVER_REQUESTS:
             return await to_client()
         if not self._catalog.policy_names(tool):
-            self._guarding.say(f"refused {server.label}'s request {method!r}: not a method Tether knows (nor one the policy names)")
+            self._guarding.refused(
+                source_of(server),
+                "unknown-method",
+                method,
+                f"refused {server.label}'s request {method!r}: not a method Tether knows (nor one the policy names)",
+            )
             return {"error": {"code": METHOD_NOT_FOUND, "message": f"Method not found: Tether does not relay {method!r}"}}
         refusal = await self._guarding.request(tool, {k: v for k, v in params.items() if k != "_meta"}, related=None)
         return refusal if refusal is not None else await to_client()
@@ -150,7 +180,13 @@ class Dispatcher:
     async def server_notification(self, server: ServerConn, msg: Message) -> bool:
         """Record what the model will read; False withholds the notification from the client."""
         if msg.method not in SERVER_NOTIFICATIONS:
-            self._guarding.say(f"dropped {server.label}'s notification {msg.method!r}: not a notification Tether passes on")
+            what = "request-as-notification" if msg.method in SERVER_REQUESTS or msg.method in CLIENT_REQUESTS else "unknown-notification"
+            self._guarding.refused(
+                source_of(server),
+                what,
+                msg.method,
+                f"dropped {server.label}'s notification {msg.method!r}: not a notification Tether passes on",
+            )
             return False
         handler = self._server_notifications.get(msg.method)
         return True if handler is None else handler(server, msg.params)
@@ -219,6 +255,10 @@ class Dispatcher:
         pins = server.pins.book
         if pins is not None and not pins.is_new and pins.sync([server.instructions])[INSTRUCTIONS] != "pinned":
             self._guarding.say(f"the instructions of {server.label} changed since they were pinned; withheld (tether mcp pins list)")
+            if text:  # withheld from the client, still the server's words: untrusted (see Catalog._record_held)
+                self._guarding.add_source_event(
+                    text, f"mcp server instructions of {server.label} held for review (not shown to the client)"
+                )
             return None
         if text:
             trusted = self._catalog.instructions_label(server)

@@ -53,6 +53,12 @@ class GatewayRouting:
 
     async def fallback(self, msg: Message) -> None:
         """A method MCP does not define is refused even when the policy names it: no single server owns it."""
+        self._guarding.refused(
+            "client",
+            "unknown-method",
+            msg.method,
+            f"refused the client's request {msg.method!r}: the gateway cannot route it to one server",
+        )
         await self._peer.reply_error(msg.id, METHOD_NOT_FOUND, f"Method not found: the gateway cannot route {msg.method!r} to one server")
 
     # ------------------------------------------------------------ handlers

@@ -58,6 +58,7 @@ from tether.adapters.mcp._content import (
 )
 from tether.adapters.mcp._jsonrpc import Id, Message, obj
 from tether.adapters.mcp._protocol import UNRECORDED
+from tether.adapters.mcp._refusals import RefusalLog
 from tether.approvals import ApprovalRequest
 from tether.errors import SessionError, StoreError
 from tether.flow import UNTRUSTED, Label
@@ -114,6 +115,12 @@ class Guarding:
         self._pending: set[str] = set()
         self.server_calls: set[str] = set()
         """Ids of the calls that stand for a protocol request (a pseudo-tool such as ``resources/read``), not tool calls."""
+        self.refusals = RefusalLog(session.id, session.log_refused, self.say)
+        """Refused protocol messages, logged as ``protocol_refused`` events (bounded per kind)."""
+
+    def refused(self, source: str, what: str, method: str, detail: str) -> None:
+        """A message refused or cut down at the protocol layer: said on the log and recorded in the session (bounded)."""
+        self.refusals.refuse(source, what, method, detail)
 
     # ------------------------------------------------------------ tools/call
 

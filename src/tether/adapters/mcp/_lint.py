@@ -16,7 +16,9 @@ Rules (:data:`LintRule`):
   Server ``instructions`` exist to instruct the model, so there only the
   override forms count.
 * ``concealment``: text that keeps the user out ("do not tell the user",
-  "the user must not know", "hidden BCC").
+  "the user must not know", "hidden BCC", "not an action that needs to be
+  discussed", "a routine mail-routing detail", "stripped from the visible
+  thread").
 * ``cross-reference``: names of other servers or their tools (in a gateway),
   ``server__tool`` names, or "the X tool" where X is no tool of this server.
 * ``path``: home-relative, absolute and credential paths (``~/.ssh``,
@@ -136,6 +138,13 @@ _CONCEAL = [
     re.compile(r"\bkeep (?:this|it|that) (?:secret|hidden|private|quiet|confidential)\b", _I),
     re.compile(r"\b(?:hidden|secret|invisible|silent|covert)\s+(?:bcc|cc|copy|recipient|forward|instruction|step)s?\b", _I),
     re.compile(r"\bmere implementation detail\b", _I),
+    re.compile(r"\broutine (?:[\w-]+ ){0,2}detail\b", _I),
+    re.compile(
+        r"\b(?:no need to|need not|needn't|not (?:\w+ ){0,3}?(?:that )?needs? to)\s+(?:be\s+)?(?:mention|discuss|tell|disclose|report|surface)(?:ed)?\b",
+        _I,
+    ),
+    re.compile(r"\b(?:do not|don't|never)\s+(?:mention|say|reveal|disclose)\s+(?:that|this|it)\b", _I),
+    re.compile(r"\b(?:stripped|removed|hidden) from the (?:visible|user-visible)\b|\bbefore (?:any|the) (?:recipient|user) sees it\b", _I),
 ]
 _PATHS = [
     re.compile(r"(?<![\w])~[\w.-]*/[^\s'\"`<>)\]]*"),

@@ -109,6 +109,8 @@ class Peer:
         """The client's ``initialize`` params as sent to the servers (a restarted server gets them too)."""
         self.on_down: Callable[[ServerConn], None] | None = None
         """Told when a server's link ends (it exited, or never started), unless the peer is stopping."""
+        self.on_refused: Callable[[str, str, str, str], None] | None = None
+        """Told of every message refused or dropped here (source, class, method, what happened); None: said on the log only."""
         self._handlers: Handlers | None = None
         self._readers: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -224,6 +226,12 @@ class Peer:
     def _say(self, text: str) -> None:
         announce(self._log, text)
 
+    def _refused(self, source: str, what: str, method: str, detail: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(source, what, method, detail)
+        else:
+            self._say(detail)
+
     # ------------------------------------------------------------ from the client
 
     async def _from_client(self, frame: Frame, handlers: Handlers) -> None:
@@ -236,6 +244,14 @@ class Peer:
         if parsed is None:
             return
         if isinstance(parsed, Malformed):
+            self._refused(
+                "client",
+                "malformed",
+                "",
+                f"the client sent a malformed message ({parsed.message}); answered {parsed.code}"
+                if parsed.answer
+                else f"the client sent a malformed message ({parsed.message}); dropped",
+            )
             if parsed.answer:
                 await self.reply_error(parsed.id, parsed.code, parsed.message)
             return
@@ -243,6 +259,9 @@ class Peer:
             key = id_key(parsed.id)
             if key in self._tasks or key in self._routes:
                 # Two answers with one id could not be told apart: the second request is refused.
+                self._refused(
+                    "client", "duplicate-id", parsed.method, f"refused the client's {parsed.method}: id {parsed.id!r} is already in use"
+                )
                 await self.reply_error(
                     parsed.id, INVALID_REQUEST, f"Invalid Request: id {parsed.id!r} is already in use by a pending request"
                 )
@@ -253,7 +272,9 @@ class Peer:
         else:
             fut = self._client_waiting.pop(id_key(parsed.id), None)
             if fut is None:
-                self._say(f"dropped the client's answer to id {parsed.id!r}: the proxy is not waiting for it")
+                self._refused(
+                    "client", "orphan-answer", "", f"dropped the client's answer to id {parsed.id!r}: the proxy is not waiting for it"
+                )
             elif not fut.done():
                 fut.set_result(_answer(parsed.data))
 
@@ -384,7 +405,7 @@ class Peer:
         if parsed is None:
             return
         if isinstance(parsed, Malformed):
-            self._say(f"{server.label} sent a malformed message ({parsed.message}); dropped")
+            self._refused(source_of(server), "malformed", "", f"{server.label} sent a malformed message ({parsed.message}); dropped")
             await self._fail_answer(server, parsed.id, f"the server sent a malformed answer ({parsed.message})")
             return
         if parsed.kind == "response":
@@ -403,7 +424,9 @@ class Peer:
         waiter = self._waiting[server].pop(key, None)
         if waiter is None:
             # An answer nobody waits for (cancelled, timed out, or an id the proxy never sent): dropped.
-            self._say(f"dropped {server.label}'s answer to id {id_!r}: nothing is waiting for it")
+            self._refused(
+                source_of(server), "orphan-answer", "", f"dropped {server.label}'s answer to id {id_!r}: nothing is waiting for it"
+            )
             return
         if isinstance(waiter, asyncio.Future):
             if not waiter.done():
@@ -498,3 +521,8 @@ def server_status(server: ServerConn) -> str:
     if isinstance(link, ProcessLink) and link.proc.returncode is not None:
         return f" (status {link.proc.returncode})"
     return ""
+
+
+def source_of(server: ServerConn) -> str:
+    """How a refusal names the server that sent the message (its gateway name, never its command line)."""
+    return f"server {server.name}" if server.name else "server"

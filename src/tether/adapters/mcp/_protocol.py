@@ -102,6 +102,17 @@ def reduce_meta(meta: Any) -> dict[str, Any]:
     return {k: meta[k] for k in META_KEYS if k in meta and isinstance(meta[k], str | int) and not isinstance(meta[k], bool)}
 
 
+def dropped_meta(params: Mapping[str, Any]) -> list[str]:
+    """The names of the ``_meta`` members of ``params`` that :func:`reduce_meta` drops (all of them when ``_meta`` is not an object)."""
+    meta = params.get("_meta")
+    if meta is None:
+        return []
+    if not isinstance(meta, dict):
+        return ["(not an object)"]
+    kept = reduce_meta(meta)
+    return sorted(str(k) for k in meta if k not in kept)
+
+
 def reduce_notification(params: Mapping[str, Any], members: tuple[str, ...]) -> dict[str, Any]:
     """A notification's params with only its members (a notification cannot be refused: the rest is dropped)."""
     return {k: params[k] for k in members if k in params}

@@ -51,6 +51,7 @@ class Proxy:
         """The JSON-RPC plumbing."""
         self.guarding = Guarding(session, self.peer, config=config, db_path=db_path, log=log)
         """The guard of every call, request and text the model reads."""
+        self.peer.on_refused = self.guarding.refused
         self.catalog = Catalog(servers, self.guarding, policy, gateway=gateway, hide_denied=config.hide_denied)
         """What the client is offered (the pin detector asks it about each call)."""
         routing: Routing
@@ -70,4 +71,5 @@ class Proxy:
             await self.peer.run(self._dispatcher)
         finally:
             self.guarding.refuse_pending("the proxy stopped before a human answered")
+            self.guarding.refusals.flush()
             await self.supervisor.close()
