@@ -63,6 +63,7 @@ def write_html(report: dict[str, Any], path: str | Path) -> None:
             scoped=report.get("with_task_scope") or {},
             planned={k: v for k, v in (report.get("with_plans") or {}).items() if k != "with_task_scope"},
             imperfect={k: v for k, v in (report.get("with_imperfect_plans") or {}).items() if k != "with_task_scope"},
+            realistic={k: v for k, v in (report.get("with_realistic_plans") or {}).items() if k != "with_task_scope"},
             modes=[m for m in MODES if all(m in v["asr"] for v in suites.values())],
             plot=data_uri(svg_plot(report)),
             pct=_pct,
