@@ -40,7 +40,13 @@ tools:
 
 def test_it_names_only_values_the_prompt_or_a_trusted_read_spells_out() -> None:
     prompt = "Pay 1,250 to GB29NWBK60161331926819 for the rent, tagged home and rent."
-    payment = {"recipient": "GB29NWBK60161331926819", "amount": 1250.0, "subject": "Rent for May", "recurring": False, "tags": ["home", "rent"]}
+    payment = {
+        "recipient": "GB29NWBK60161331926819",
+        "amount": 1250.0,
+        "subject": "Rent for May",
+        "recurring": False,
+        "tags": ["home", "rent"],
+    }
     planner = RealisticPlanner(POLICY, prompt, [("get_balance", {}), ("send_money", payment), ("read_file", {"name": "x"})])
     assert planner.plan([]) == [
         {"tool": "send_money", "args": {"recipient": "GB29NWBK60161331926819", "amount": 1250.0, "tags": ["home", "rent"]}}

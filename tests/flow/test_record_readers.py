@@ -86,7 +86,7 @@ def test_record_spans_of_yaml_json_and_structured_outputs() -> None:
         '{"body": "not a list", "to": ["a@x.com"]}',
         "[1, 2,]",  # not JSON
         '[{"to": ["a@x.com"]}, {"to": ["b@x.com"]}] trailing',
-        "- to: [a@x.com]\n  body: \"x\n- to: [b@x.com]\"\n- to: [c@x.com]\n",  # a piece does not parse back to its record
+        '- to: [a@x.com]\n  body: "x\n- to: [b@x.com]"\n- to: [c@x.com]\n',  # a piece does not parse back to its record
     ],
 )
 def test_record_spans_fall_back_to_the_whole_output(text: str) -> None:
