@@ -98,3 +98,13 @@ def test_record_spans_need_reader_fields_a_clean_output_and_a_bounded_count() ->
     assert record_spans(MAIL, TEXT, error=True) == ()
     many = [{"to": [f"u{i}@x.com"]} for i in range(MAX_RECORDS + 1)]
     assert record_spans(MAIL, json.dumps(many), error=False) == ()
+
+
+def test_adjacent_records_with_the_same_readers_are_one_source() -> None:
+    text = TEXT + "- body: echo foxtrot\n  to: [a@x.com, c@x.com]\n"
+    records = [*RECORDS[:1], (CUT, len(TEXT), RECORDS[1][2]), (len(TEXT), len(text), RECORDS[1][2])]
+    tracker = _tracker(records, text)
+    assert len(tracker.index) == 3  # the task, the first record, the two others together
+    across = tracker.origin("charlie delta to: [a@x.com, c@x.com] - body: echo")
+    assert across.label == label("untrusted", ("pii",), ["a@x.com", "c@x.com"])  # both records' readers: the same
+    assert tracker.origin("bravo to: [a@x.com, b@x.com] - body: charlie").label == WHOLE

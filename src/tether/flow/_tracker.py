@@ -137,6 +137,10 @@ def _record_pieces(text: str, whole: Label, records: Sequence[tuple[int, int, Co
             return None
         if text[at:start].strip():
             pieces.append((text[at:start], whole))
+        elif pieces and at == start and pieces[-1][1].readers == wider:
+            pieces[-1] = (pieces[-1][0] + text[start:end], pieces[-1][1])  # adjacent records, same readers: one source
+            at = end
+            continue
         pieces.append((text[start:end], label(whole.integrity, whole.tags, wider)))
         at = end
     if text[at:].strip():
