@@ -40,7 +40,9 @@ class FlowLimits:
 
     max_index_chars: int = 4_000_000
     """Bytes of normalised tool output kept searchable (the task and constants are pinned on top).
-    Older outputs are forgotten a quarter at a time; a value found only there takes the context label."""
+    Older outputs are forgotten a quarter at a time; a value found only there takes the context label.
+    Outputs indexed record by record (per-record readers) are also kept whole in a second index
+    with the same bound, so such outputs count up to twice."""
     max_taint_entries: int = 6_400_000
     """Pieces (grams of ``RUN`` characters, short words) of values sent out that are remembered exactly.
     Grams take one 8-byte slot each in a table at most 80% full, grown as needed: at most
