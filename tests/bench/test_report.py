@@ -56,3 +56,11 @@ def test_report_page_shows_each_plan_variant(tmp_path: Path) -> None:
     page = out.read_text()
     section = page.split("With a realistic plan", 1)[1].split("<h4>", 1)[0]
     assert "not run" not in section and "144" in section
+
+
+def test_a_report_with_the_task_scope_only_renders(tmp_path: Path) -> None:
+    """``--scope on`` puts every figure under ``with_task_scope`` (the page used to fail on it)."""
+    report = {"with_task_scope": {"banking": _section(0.0), "overall": _section(0.0)}, "version": "v1.2", "agents": [], "notes": []}
+    out = tmp_path / "report.html"
+    write_html(report, out)
+    assert "With task scope" in out.read_text()
