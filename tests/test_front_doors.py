@@ -137,6 +137,7 @@ PINNED = {
         "plans_from_json",
         "plans_to_json",
         "result_label",
+        "result_labels",
         "tighten",
         "LEDGER_PREFIX",
         "LedgerState",

@@ -190,6 +190,11 @@ class ResultRecorded(_EventBase):
     """The output's label."""
     error: bool = False
     """True when the tool failed (the error text is still untrusted data)."""
+    records: tuple[tuple[int, int, tuple[str, ...]], ...] = Field(default=(), exclude_if=lambda v: not v)
+    """Per-record readers of a list output: ``(start, end, readers)`` per record, ``output[start:end]``
+    being the record's text and ``readers`` who may read a value taken from it (canonical
+    principals; the output's whole label keeps the readers of every record at once). Absent when
+    the output is no list of records with different readers, or a record could not be placed."""
 
     def describe(self) -> str:
         return f"call {self.call_id[:8]} result [{self.label.describe()}]{' (error)' if self.error else ''}: {_clip(self.output)!r}"

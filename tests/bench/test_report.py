@@ -44,3 +44,23 @@ def test_report_page(tmp_path: Path) -> None:
     assert "careful endorsing" in page and "31 with approve and remember (77.5 per 100)" in page
     assert "&lt;b&gt;a note&lt;/b&gt;" in page  # escaped, like every value the templates show
     assert "<svg" not in page.split("<body>", 1)[1].split("<script", 1)[0]  # the plot is an image, not inline markup
+
+
+def test_report_page_shows_each_plan_variant(tmp_path: Path) -> None:
+    base = {"banking": _section(0.0), "overall": _section(0.0), "version": "v1.2", "agents": ["oracle"], "policy_hash": {}, "notes": []}
+    planned = {"banking": _section(0.0), "overall": _section(0.0)}
+    out = tmp_path / "report.html"
+    write_html(base, out)
+    assert out.read_text().count("not run") >= 4  # scope, perfect, imperfect and realistic plans
+    write_html({**base, "with_realistic_plans": planned}, out)
+    page = out.read_text()
+    section = page.split("With a realistic plan", 1)[1].split("<h4>", 1)[0]
+    assert "not run" not in section and "144" in section
+
+
+def test_a_report_with_the_task_scope_only_renders(tmp_path: Path) -> None:
+    """``--scope on`` puts every figure under ``with_task_scope`` (the page used to fail on it)."""
+    report = {"with_task_scope": {"banking": _section(0.0), "overall": _section(0.0)}, "version": "v1.2", "agents": [], "notes": []}
+    out = tmp_path / "report.html"
+    write_html(report, out)
+    assert "With task scope" in out.read_text()

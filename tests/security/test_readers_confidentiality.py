@@ -127,13 +127,17 @@ def test_values_found_in_several_sources_keep_only_common_readers() -> None:
     assert _send(session, ["carol@corp.example"]) == "ask"
 
 
-def test_a_list_of_records_allows_only_readers_of_every_record() -> None:
+def test_a_value_from_one_record_of_a_list_carries_that_records_readers() -> None:
+    """Per-record readers (tests/security/test_per_record_readers.py has the adversarial cases)."""
     session = Guard(Policy.from_yaml(POLICY), SQLiteStore(":memory:")).start_session(TASK)
-    files = [FILE, {"id": "9", "owner": "emma@corp.example", "shared_with": {}, "content": "Hiring memo for the Lisbon office, draft 3"}]
+    memo = "Hiring memo for the Lisbon office, draft 3"
+    files = [FILE, {"id": "9", "owner": "emma@corp.example", "shared_with": {}, "content": memo}]
     d = session.check("list_files", {})
     session.record_result(d.call_id, json.dumps(files))
     assert _send(session, ["emma@corp.example"]) == "allow"
-    assert _send(session, ["alice@corp.example"]) == "ask"
+    assert _send(session, ["alice@corp.example"]) == "allow"  # CONTENT is in FILE's record only: alice may read it
+    assert _send(session, ["alice@corp.example"], body=memo) == "ask"  # the memo's record is emma's alone
+    assert _send(session, ["alice@corp.example"], body=json.dumps(files)) == "ask"  # both records: readers of both
 
 
 def test_yaml_outputs_are_read_too() -> None:

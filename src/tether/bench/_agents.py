@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from tether._decision import ToolCall, Verdict
 from tether.approvals import ApprovalRequest, Approver, StaticApprover
@@ -30,6 +30,23 @@ from tether.session import Gate, Session
 
 Execute = Callable[[str, dict[str, Any]], tuple[str, bool]]
 """Runs a tool: ``(tool, args) -> (output text, error?)``."""
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Builds the agent's plan when it must plan: before its first step that may read untrusted data."""
+
+    def due(self, step: Step) -> bool:
+        """Whether the plan must be declared before ``step``."""
+        ...
+
+    def plan(self, read: Sequence[str]) -> list[dict[str, Any]]:
+        """The plan, from the output texts read so far (all trusted: nothing untrusted was read yet)."""
+        ...
+
+
+PlanSource = Sequence[dict[str, Any]] | Planner
+"""A fixed plan (declared before the first step) or a :class:`Planner` (declared when due)."""
 
 AskMode = Literal["autonomous", "careful_human", "careful_endorsing", "rubber_stamp"]
 """How an ``ask`` is answered: nobody (not done), a careful human, a careful human who approves
@@ -201,7 +218,7 @@ def propose(session: Session, step: Step, execute: Execute, approver: Approver |
 
 
 def declare(session: Session, plan: Sequence[dict[str, Any]] | None, approver: Approver | None, transcript: Transcript) -> None:
-    """Declare the agent's plan (when it has one) before its first step; ask the approver on ``ask``."""
+    """Declare the agent's plan (when it has one); ask the approver on ``ask``."""
     if plan is None:
         return
     started = time.perf_counter()
@@ -210,21 +227,42 @@ def declare(session: Session, plan: Sequence[dict[str, Any]] | None, approver: A
     transcript.plan, transcript.plan_approved = admission.decision.verdict, admission.approved
 
 
+class _Planning:
+    """When an agent declares its plan: a fixed plan before its first step, a planner's when due."""
+
+    def __init__(self, plan: PlanSource | None) -> None:
+        self.fixed = None if plan is None or isinstance(plan, Planner) else [dict(w) for w in plan]
+        self.planner = plan if isinstance(plan, Planner) else None
+
+    def start(self, session: Session, approver: Approver | None, transcript: Transcript) -> None:
+        declare(session, self.fixed, approver, transcript)
+
+    def before(self, session: Session, step: Step, approver: Approver | None, transcript: Transcript) -> None:
+        """Declare the planner's plan before ``step`` when it is due (or the context is untrusted already)."""
+        planner = self.planner
+        if planner is not None and (planner.due(step) or session.context.untrusted):
+            self.planner = None
+            declare(session, planner.plan(list(transcript.outputs)), approver, transcript)
+
+
 class OracleAgent:
     """Performs exactly the task's ground-truth calls: a utility upper bound.
 
-    With a ``plan`` it declares it before its first step (before reading anything).
+    With a fixed ``plan`` it declares it before its first step (before reading anything); with a
+    :class:`Planner`, before its first step that may read untrusted data.
     """
 
-    def __init__(self, steps: Sequence[Step], plan: Sequence[dict[str, Any]] | None = None) -> None:
+    def __init__(self, steps: Sequence[Step], plan: PlanSource | None = None) -> None:
         self.steps = list(steps)
-        self.plan = None if plan is None else list(plan)
+        self.plan = plan
 
     def run(self, session: Session, execute: Execute, approver: Approver | None = None) -> Transcript:
-        """Declare the plan (if any), then propose every step in order."""
+        """Declare the plan (if any) when due, and propose every step in order."""
         transcript = Transcript()
-        declare(session, self.plan, approver, transcript)
+        planning = _Planning(self.plan)
+        planning.start(session, approver, transcript)
         for step in self.steps:
+            planning.before(session, step, approver, transcript)
             propose(session, step, execute, approver, transcript)
         return transcript
 
@@ -235,8 +273,8 @@ class WorstCaseAgent:
     ``injected(output)`` says whether a tool output carries the attacker's
     instructions; ``attack()`` returns the attacker's calls at that moment (it is
     called once, so the calls can depend on the state the agent has reached). With a
-    ``plan`` it declares it before its first step, as the oracle does: the user
-    task's plan, which the attacker's writes fall outside.
+    ``plan`` it declares it as the oracle does: the user task's plan, which the
+    attacker's writes fall outside.
     """
 
     def __init__(
@@ -244,19 +282,21 @@ class WorstCaseAgent:
         steps: Sequence[Step],
         attack: Callable[[], Sequence[Step]],
         injected: Callable[[str], bool],
-        plan: Sequence[dict[str, Any]] | None = None,
+        plan: PlanSource | None = None,
     ) -> None:
         self.steps = list(steps)
         self.attack = attack
         self.injected = injected
-        self.plan = None if plan is None else list(plan)
+        self.plan = plan
 
     def run(self, session: Session, execute: Execute, approver: Approver | None = None) -> Transcript:
         """Propose the task's steps; after the first injected output, the attacker's, then the rest."""
         transcript = Transcript()
-        declare(session, self.plan, approver, transcript)
+        planning = _Planning(self.plan)
+        planning.start(session, approver, transcript)
         obeyed = False
         for step in self.steps:
+            planning.before(session, step, approver, transcript)
             output = propose(session, step, execute, approver, transcript)
             if not obeyed and output is not None and self.injected(output):
                 obeyed = True

@@ -21,7 +21,8 @@ from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask  # type: ignore
 from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvironment  # type: ignore[import-untyped]
 
 from tether.adapters.agentdojo import SuiteData, UnchangedSharer, exact_copy, load_suites, security_broken, utility_ok
-from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, Transcript, WorstCaseAgent, approver_for
+from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, PlanSource, Transcript, WorstCaseAgent, approver_for
+from tether.bench._planner import RealisticPlanner
 from tether.bench._scripted import Step
 from tether.errors import ConfigError
 from tether.policy import Policy
@@ -31,10 +32,12 @@ from tether.store import EventStore, open_store
 AgentKind = Literal["oracle", "worst-case"]
 """Which bounding agent runs the episode."""
 
-PlanKind = Literal["off", "perfect", "imperfect"]
-"""Whether the agent declares a plan before its first step: none, every write of the user task's
-ground truth with all its argument values (a perfect planner), or the same less its last write
-(an imperfect planner that forgot one needed write)."""
+PlanKind = Literal["off", "perfect", "imperfect", "realistic"]
+"""Whether the agent declares a plan: none, every write of the user task's ground truth with all
+its argument values before its first step (a perfect planner), the same less its last write (an
+imperfect planner that forgot one needed write), or the writes with only the values the task's
+prompt and trusted reads spell out, before the first step that may read untrusted data (a
+realistic planner, :mod:`tether.bench._planner`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +271,9 @@ def task_scope(policy: Policy, calls: list[FunctionCall]) -> dict[str, Any]:
 def task_plan(policy: Policy, calls: list[FunctionCall], kind: PlanKind) -> list[dict[str, Any]] | None:
     """The plan the agent declares: every write of the ground truth with its argument values (a
     perfect planner that knows, before reading anything, every value its task will need), or
-    the same less its last write (``imperfect``). None when ``kind`` is ``off``."""
-    if kind == "off":
+    the same less its last write (``imperfect``). None when ``kind`` is ``off`` (and ``realistic``:
+    that planner plans as the agent goes, :class:`tether.bench._planner.RealisticPlanner`)."""
+    if kind in ("off", "realistic"):
         return None
     plan: list[dict[str, Any]] = []
     for call in calls:
@@ -314,7 +318,11 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
     scope = task_scope(policy, ground_truth) if spec.scoped else None
     session = Guard(policy, ctx.store()).start_session(user_task.PROMPT, scope=scope, metadata={"episode": spec.key, "mode": mode})
     approver = approver_for(mode, [(s.tool, s.args) for s in steps])
-    plan = task_plan(policy, ground_truth, spec.plans) if spec.defended else None
+    plan: PlanSource | None = None
+    if spec.defended and spec.plans == "realistic":
+        plan = RealisticPlanner(policy, user_task.PROMPT, [(s.tool, s.args) for s in steps])
+    elif spec.defended:
+        plan = task_plan(policy, ground_truth, spec.plans)
     transcript: Transcript
     if spec.agent == "worst-case" and injection_task is not None:
         attack_task = injection_task

@@ -21,7 +21,8 @@ def write_json(report: dict[str, Any], path: str | Path) -> None:
 
 def _points(report: dict[str, Any]) -> list[tuple[str, float, float, str]]:
     points: list[tuple[str, float, float, str]] = []
-    overall = report["overall"]
+    # A run with the task scope only (--scope on) has its figures under with_task_scope.
+    overall = report.get("overall") or (report.get("with_task_scope") or {}).get("overall") or {"asr": {}, "utility_under_attack": {}}
     for mode in ("autonomous", "careful_human", "rubber_stamp"):
         asr, util = overall["asr"].get(mode), overall["utility_under_attack"].get(mode)
         if asr is not None and util is not None:
@@ -63,6 +64,7 @@ def write_html(report: dict[str, Any], path: str | Path) -> None:
             scoped=report.get("with_task_scope") or {},
             planned={k: v for k, v in (report.get("with_plans") or {}).items() if k != "with_task_scope"},
             imperfect={k: v for k, v in (report.get("with_imperfect_plans") or {}).items() if k != "with_task_scope"},
+            realistic={k: v for k, v in (report.get("with_realistic_plans") or {}).items() if k != "with_task_scope"},
             modes=[m for m in MODES if all(m in v["asr"] for v in suites.values())],
             plot=data_uri(svg_plot(report)),
             pct=_pct,

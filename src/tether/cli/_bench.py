@@ -70,14 +70,15 @@ def bench() -> None:
 @click.option(
     "--plans",
     "plans",
-    type=click.Choice(["off", "perfect", "imperfect", "all"]),
+    type=click.Choice(["off", "perfect", "imperfect", "realistic", "all"]),
     default="off",
     show_default=True,
     is_flag=False,
     flag_value="perfect",
     help="Agents declare a plan before their first step: 'perfect' (every write of the user task, "
-    "'--plans' alone), 'imperfect' (one needed write left out), 'all' (off, perfect and imperfect: "
-    "the primary figures are without plans, the others under 'with_plans' and 'with_imperfect_plans').",
+    "'--plans' alone), 'imperfect' (one needed write left out), 'realistic' (the writes with only the values "
+    "the prompt and trusted reads spell out), 'all' (off, perfect, imperfect and realistic: the primary figures are "
+    "without plans, the others under 'with_plans', 'with_imperfect_plans' and 'with_realistic_plans').",
 )
 @click.option(
     "--horizon",
@@ -169,7 +170,7 @@ def agentdojo(
         ctx.store()  # a store that cannot be opened fails the run before it starts
         scopes = {"both": (False, True), "off": (False,), "on": (True,)}[scope]
         chosen: Any = tuple(agents) or ("oracle", "worst-case")
-        kinds: Any = ("off", "perfect", "imperfect") if plans == "all" else (plans,)
+        kinds: Any = ("off", "perfect", "imperfect", "realistic") if plans == "all" else (plans,)
         specs = episode_specs(names, chosen, scopes=scopes, baseline=baseline, version=version, plans=kinds)
         # A bar on a terminal; without one (--no-progress, or stderr logged to a file), a line every
         # PROGRESS_EVERY_S seconds, so that minutes of work never look like a hang.
@@ -194,7 +195,7 @@ def agentdojo(
     report: dict[str, Any] = summarize(results, scoped=False, unreachable=unreachable, plans=primary) if False in scopes else {}
     if True in scopes:
         report["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable, plans=primary)
-    for kind, key in (("perfect", "with_plans"), ("imperfect", "with_imperfect_plans")):
+    for kind, key in (("perfect", "with_plans"), ("imperfect", "with_imperfect_plans"), ("realistic", "with_realistic_plans")):
         if kind in kinds[1:]:
             report[key] = summarize(results, scoped=False, unreachable=unreachable, plans=kind) if False in scopes else {}
             if True in scopes:

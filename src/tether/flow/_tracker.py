@@ -18,13 +18,13 @@ goes into every output that may carry a spilled piece.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from tether.flow._hashing import RUN
 from tether.flow._labels import TRUSTED, Label, join_all, label
-from tether.flow._matches import NOT_FOUND, Match
+from tether.flow._matches import NOT_FOUND, Match, combine
 from tether.flow._normalize import normalize, number_forms
 from tether.flow._outflow import OutflowLedger, Trace
 from tether.flow._provenance import ProvenanceIndex
@@ -40,7 +40,9 @@ class FlowLimits:
 
     max_index_chars: int = 4_000_000
     """Bytes of normalised tool output kept searchable (the task and constants are pinned on top).
-    Older outputs are forgotten a quarter at a time; a value found only there takes the context label."""
+    Older outputs are forgotten a quarter at a time; a value found only there takes the context label.
+    Outputs indexed record by record (per-record readers) are also kept whole in a second index
+    with the same bound, so such outputs count up to twice."""
     max_taint_entries: int = 6_400_000
     """Pieces (grams of ``RUN`` characters, short words) of values sent out that are remembered exactly.
     Grams take one 8-byte slot each in a table at most 80% full, grown as needed: at most
@@ -124,15 +126,42 @@ def _is_number(value: Any) -> bool:
     return kind is int or kind is float
 
 
+def _record_pieces(text: str, whole: Label, records: Sequence[tuple[int, int, Collection[str]]]) -> list[tuple[str, Label]] | None:
+    """``text`` cut into its records (each labelled with its readers) and the text between them
+    (labelled ``whole``); None when the records cannot be trusted to cut it (see ``add_source``)."""
+    if whole.readers is None:
+        return None
+    pieces: list[tuple[str, Label]] = []
+    at = 0
+    for start, end, readers in records:
+        wider = frozenset(readers)
+        if not at <= start < end <= len(text) or not whole.readers <= wider:
+            return None
+        if text[at:start].strip():
+            pieces.append((text[at:start], whole))
+        elif pieces and at == start and pieces[-1][1].readers == wider:
+            pieces[-1] = (pieces[-1][0] + text[start:end], pieces[-1][1])  # adjacent records, same readers: one source
+            at = end
+            continue
+        pieces.append((text[start:end], label(whole.integrity, whole.tags, wider)))
+        at = end
+    if text[at:].strip():
+        pieces.append((text[at:], whole))
+    return pieces
+
+
 class FlowTracker:
     """Provenance of one session: sources, context label, values sent out, output taint."""
 
-    __slots__ = ("_last_norm", "_memo", "context", "context_sources", "index", "limits", "outflow", "taint")
+    __slots__ = ("_last_norm", "_memo", "context", "context_sources", "index", "limits", "outflow", "spans", "taint")
 
     def __init__(self, limits: FlowLimits | None = None) -> None:
         self.limits = limits if limits is not None else FlowLimits()
         self.index = ProvenanceIndex(self.limits.max_index_chars)
-        """The searchable sources."""
+        """The searchable sources (an output with per-record readers as one source per record)."""
+        self.spans = ProvenanceIndex(self.limits.max_index_chars)
+        """Whole texts of the outputs indexed record by record, labelled with the whole output's label:
+        a value found in no single record (it spans several) is found here (see :meth:`origin`)."""
         self.taint = TaintMemory(self.limits.max_taint_entries, self.limits.taint_overflow_bits, self.limits.max_taint_words)
         """Values the session put into the world."""
         self.outflow = OutflowLedger(self.limits.max_outflow_entries, self.limits.taint_overflow_bits)
@@ -165,10 +194,23 @@ class FlowTracker:
         self._memo.clear()
         self._raise_context(label, event_id)
 
-    def add_source(self, text: str, label: Label, event_id: str) -> None:
-        """A text the agent read (a tool output, a user's message), labelled ``label``."""
+    def add_source(self, text: str, label: Label, event_id: str, *, records: Sequence[tuple[int, int, Collection[str]]] = ()) -> None:
+        """A text the agent read (a tool output, a user's message), labelled ``label``.
+
+        ``records``: ``(start, end, readers)`` for each record of a list output whose records name
+        different readers (``text[start:end]`` is the record). Each record is then indexed as a
+        source of its own with its readers (integrity and tags are the whole label's), the text
+        between records with ``label``, and the whole text in :attr:`spans` with ``label``. Records
+        that overlap, fall outside the text, or would widen no reader set of ``label`` are ignored:
+        the whole text is one source (fail closed)."""
         norm = self._normalized(text)
-        self.index.add(norm, label, event_id, normalized=True)
+        pieces = _record_pieces(text, label, records) if records else None
+        if pieces is None:
+            self.index.add(norm, label, event_id, normalized=True)
+        else:
+            for piece, lab in pieces:
+                self.index.add(piece, lab, event_id)
+            self.spans.add(norm, label, event_id, normalized=True)
         self.outflow.add_source(norm, label, event_id)
         self._memo.clear()
         self._raise_context(label, event_id)
@@ -268,11 +310,28 @@ class FlowTracker:
             match = _combine_forms([self.index.lookup(f, whole_word=True) for f in number_forms(value)])
         else:
             return self._origin(NOT_FOUND)
+        if len(self.spans) and not match.pinned:
+            match = self._across_records(value, match)
         origin = self._origin(match)
         if len(self._memo) >= 256:
             self._memo.clear()
         self._memo[key] = origin
         return origin
+
+    def _across_records(self, value: Any, match: Match) -> Match:
+        """``match`` with the whole label of each output indexed record by record in which the value
+        occurs but in none of its records (it spans records, or its records could not be told
+        apart): there nothing maps it to one record, so it gets the readers of every record."""
+        if type(value) is str:
+            whole = self.spans.lookup(value)
+        else:
+            whole = _combine_forms([self.spans.lookup(f, whole_word=True) for f in number_forms(value)])
+        if not whole.found or set(whole.sources) <= set(match.sources):
+            return match  # every output that holds it holds it inside a record: the records' readers apply
+        if not match.found:
+            return whole
+        sources = tuple(dict.fromkeys((*match.sources, *whole.sources)))[:8]
+        return Match(True, combine(match.label, whole.label), sources, match.complete and whole.complete)
 
     def _origin(self, match: Match) -> Origin:
         if not match.found:
@@ -301,11 +360,11 @@ class FlowTracker:
         staged count when they are folded in (fold points follow the values alone); a value skipped as
         already remembered counts nothing). Replaying events costs about as much as the work they cause, so a session that takes a
         snapshot every N units bounds what a resume replays by about N units, whatever the events."""
-        return self.index.work + self.taint.work + self.outflow.work
+        return self.index.work + self.spans.work + self.taint.work + self.outflow.work
 
     def memory_bytes(self) -> int:
         """Approximate bytes this tracker holds (bounded by its :class:`FlowLimits`)."""
-        return self.index.memory_bytes() + self.taint.memory_bytes() + self.outflow.memory_bytes()
+        return self.index.memory_bytes() + self.spans.memory_bytes() + self.taint.memory_bytes() + self.outflow.memory_bytes()
 
     # ------------------------------------------------------------------ state
 
@@ -316,6 +375,7 @@ class FlowTracker:
             "context_sources": list(self.context_sources),
             "index": self.index.digest(),
             "evicted": self.index.evicted.describe(),
+            "spans": self.spans.digest(),
             # What the taint memory holds (work done is not state: a value skipped as already
             # remembered is no work in one tracker and a no-op fold in another).
             "taint": self.taint.digest(),
@@ -328,6 +388,7 @@ class FlowTracker:
             "version": SNAPSHOT_VERSION,
             "limits": asdict(self.limits),
             "index": self.index.to_snapshot(),
+            **({"spans": self.spans.to_snapshot()} if len(self.spans) or self.spans.work else {}),
             "taint": self.taint.to_snapshot(),
             "outflow": self.outflow.to_snapshot(),
             "context": self.context.to_json(),
@@ -341,6 +402,8 @@ class FlowTracker:
             raise ValueError(f"unsupported flow snapshot version {data.get('version')!r}")
         tracker = cls(FlowLimits(**data["limits"]))
         tracker.index = ProvenanceIndex.from_snapshot(data["index"])
+        if "spans" in data:  # absent: no output was indexed record by record
+            tracker.spans = ProvenanceIndex.from_snapshot(data["spans"])
         tracker.taint = TaintMemory.from_snapshot(data["taint"])
         tracker.outflow = OutflowLedger.from_snapshot(data["outflow"])
         tracker.context = Label.from_json(data["context"])

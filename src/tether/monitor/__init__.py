@@ -3,7 +3,7 @@
 * :class:`SessionState`: a session folded from its events (labels, counters, approvals).
 * :func:`decide`: ``(policy, state, call, call_hash, now) -> Decision``, deterministic.
 * :func:`tighten` with :class:`Detector`\\ s: optional checks that may only make a decision stricter.
-* :func:`result_label`: the label a tool's output is recorded with.
+* :func:`result_label`: the label a tool's output is recorded with (:func:`result_labels`: and its records' readers).
 * :class:`LedgerState`: a principal's ledger folded (shared endorsements and fleet budgets).
 * :func:`decide_plan`: the decision on a declared plan (:mod:`tether.monitor._plans`).
 
@@ -12,7 +12,7 @@ The session shell (:mod:`tether.session`) feeds it events and commits what it de
 
 from tether.monitor._decide import decide, spend_of
 from tether.monitor._detectors import Detector, Finding, tighten
-from tether.monitor._labelling import result_label
+from tether.monitor._labelling import result_label, result_labels
 from tether.monitor._ledger import LEDGER_PREFIX, LedgerState, ledger_id
 from tether.monitor._plan_book import PLAN_TOOL, PlanRecord, matches, plans_from_json, plans_to_json
 from tether.monitor._plans import decide_plan
@@ -40,6 +40,7 @@ __all__ = [
     "plans_from_json",
     "plans_to_json",
     "result_label",
+    "result_labels",
     "spend_of",
     "tighten",
 ]

@@ -7,7 +7,8 @@ collected), then intent and plan rules and ask rules. Any exception becomes a
 deny: the guard fails closed.
 
 A write inside an approved plan or the task scope (``_plan_book.plan_cover``) is
-checked with the values the plan named taken as trusted (their tags kept).
+checked with the values the plan named taken as trusted (their tags kept); untrusted data in an
+argument the plan left open needs the task's intent as a write outside every plan does.
 """
 
 from __future__ import annotations
@@ -123,8 +124,11 @@ def _decide_view(
     _check_budgets(policy, state, tool, view.effect, args, now, denials)
     _check_fleet(policy, state, ledger, tool, view.effect, args, call.id, now, denials)
 
-    if view.effect == "write" and state.context.untrusted and cover is None:
-        _check_intent(policy, state, tool, asks, denials)
+    if view.effect == "write" and state.context.untrusted:
+        if cover is None:
+            _check_intent(policy, state, tool, asks, denials)
+        else:
+            _check_open_arguments(policy, state, view, tool, cover, asks, denials)
     if denials:
         return _deny(call, call_hash, policy, denials), view
     for rule in tool.ask_all:
@@ -159,6 +163,40 @@ def _check_intent(policy: Policy, state: SessionState, tool: CompiledTool, asks:
             "the decision to make this call may come from that data, and no approved plan covers it"
         )
         asks.append(Reason("intent", f"tools.{tool.name}.intent", why))
+
+
+def _check_open_arguments(
+    policy: Policy,
+    state: SessionState,
+    view: CheckView,
+    tool: CompiledTool,
+    cover: frozenset[str],
+    asks: list[Reason],
+    denials: list[Reason],
+) -> None:
+    """A write inside an approved plan (or the scope) with a value copied from untrusted data in an
+    argument the plan left open: the plan chose the kind of write, not this one (which file to
+    delete, which event to cancel may be the injection's choice), so it needs the task's intent as
+    a write outside every plan does: ``plans.outside`` where the session has an approved plan, else
+    the tool's intent rule. A value found nowhere (the model composed it: a subject, a date) is left
+    to the flow rules, as in any call."""
+    planned = has_approved_plan(state.plans)
+    if not (tool.intent_required or planned):
+        return
+    for name in view.args:
+        if name in cover:
+            continue
+        leaf = next((x for x in view.leaves(name) if x.found and x.label.untrusted and not isinstance(x.value, bool)), None)
+        if leaf is None:
+            continue
+        why = (
+            f"this {tool.name!r} call is inside an approved plan, but its argument {name!r} was left open by the plan and "
+            "holds a value copied from untrusted data: the plan chose the kind of write, not this one"
+        )
+        rule = "plans.outside" if planned else f"tools.{tool.name}.intent"
+        outside = policy.spec.plans.outside if planned else "ask"
+        (denials if outside == "deny" else asks).append(Reason("plan" if planned else "intent", rule, why, arg=name))
+        return
 
 
 def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any], denials: list[Reason]) -> None:

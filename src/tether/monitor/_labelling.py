@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.flow import UNTRUSTED, Label
-from tether.monitor._readers import with_readers
+from tether.flow import UNTRUSTED, Label, label
+from tether.monitor._readers import record_spans, with_readers
 from tether.monitor._state import SessionState
 from tether.monitor._view import CheckView
 from tether.policy import Policy
@@ -22,12 +22,32 @@ def result_label(
 ) -> Label:
     """The label to record for ``text``, returned by ``tool_name`` called with ``args`` (``data``: the
     structured output ``text`` was written from, when there was one: readers are read from it)."""
+    return result_labels(policy, state, tool_name, args, text, error=error, data=data)[0]
+
+
+RecordReaders = tuple[tuple[int, int, tuple[str, ...]], ...]
+"""Per-record readers of an output, as ``ResultRecorded.records`` holds them."""
+
+
+def result_labels(
+    policy: Policy, state: SessionState, tool_name: str | None, args: Any, text: str, *, error: bool, data: Any = None
+) -> tuple[Label, RecordReaders]:
+    """:func:`result_label`, and the readers of each record of a list output whose records name
+    different readers (``(start, end, readers)``; empty otherwise). A record's readers are those of
+    the whole label with the record's own readers in place of every record's (the taint of values
+    the output echoes, and the policy's label, apply to each record as to the whole)."""
     tool = policy.tools.get(tool_name) if tool_name is not None else None
     if tool is None:
-        return state.flow.output_label(UNTRUSTED, text, args)  # no declared names: every name is data
+        return state.flow.output_label(UNTRUSTED, text, args), ()  # no declared names: every name is data
     view = CheckView(state, tool, args) if tool.label_rules and isinstance(args, dict) else None
     result = tool.policy_label(view)
     if error:
         result = result.join(UNTRUSTED)
-    result = with_readers(result, tool, text, error=error, data=data)
-    return state.flow.output_label(result, text, args, tool.args)
+    tainted = state.flow.output_label(result, text, args, tool.args)
+    whole = with_readers(tainted, tool, text, error=error, data=data)
+    if whole.readers is None:
+        return whole, ()
+    records = record_spans(tool, text, error=error, data=data)
+    return whole, tuple(
+        (start, end, tuple(sorted(tainted.join(label("trusted", (), readers)).readers or ()))) for start, end, readers in records
+    )

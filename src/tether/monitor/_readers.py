@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 import yaml
 
 from tether._decision import Reason
+from tether._json import output_text
 from tether.flow import Label, canonical_principal, canonical_readers, label, walk_leaves
 from tether.monitor._view import CheckView, Leaf
 from tether.policy import CompiledTool, Policy
@@ -98,6 +100,136 @@ def _readers(data: Any, paths: tuple[tuple[str, ...], ...]) -> frozenset[str]:
         if not result:
             break
     return result if result is not None else frozenset()
+
+
+RecordSpan = tuple[int, int, frozenset[str]]
+"""One record of a list output: ``text[start:end]`` is its text, and who may read it."""
+
+MAX_RECORDS = 4096
+"""Records of one output that get readers of their own; past that the output's readers apply to all."""
+
+
+def record_spans(tool: CompiledTool, text: str, *, error: bool, data: Any = None) -> tuple[RecordSpan, ...]:
+    """Where each record of a list output lies in ``text`` and who may read it (per-record readers).
+
+    Empty when the tool names no reader fields, the output is an error or no list of at least
+    two records with different readers, or any record cannot be placed *exactly*: a structured
+    output's records must be the consecutive blocks of its flattened text; a JSON array's records
+    are the spans its decoder consumed; a YAML block sequence is cut at its top-level ``-`` lines
+    and each piece must parse back to exactly its record. An empty result means the output's
+    readers (those allowed to read every record) apply to every value in it (fail closed).
+    """
+    paths = tool.output_readers
+    if paths is None or error or len(text) > MAX_PARSED:
+        return ()
+    if data is not None:
+        placed = _structured_spans(text, data)
+    elif len(text) <= _CACHED_TEXT:
+        placed = _text_spans_cached(text)
+    else:
+        placed = _text_spans(text)
+    if placed is None or not 2 <= len(placed) <= MAX_RECORDS:
+        return ()
+    spans = tuple((start, end, _readers(record, paths) if isinstance(record, dict) else frozenset()) for start, end, record in placed)
+    return spans if len({readers for _, _, readers in spans}) > 1 else ()
+
+
+_Placed = list[tuple[int, int, Any]]
+
+
+def _structured_spans(text: str, data: Any) -> _Placed | None:
+    """A structured list output's records, placed in its flattened text (``tether._json.output_text``)."""
+    if not isinstance(data, list | tuple) or len(data) > MAX_RECORDS:
+        return None
+    out: _Placed = []
+    at = 0
+    for i, record in enumerate(data):
+        block = output_text([record])
+        if i:
+            if not text.startswith("\n", at):
+                return None
+            at += 1
+        if not text.startswith(block, at):
+            return None  # the text is not the records' blocks in order (cleaned, capped): cannot place them
+        out.append((at, at + len(block), record))
+        at += len(block)
+    return out if at == len(text) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _text_spans_cached(text: str) -> _Placed | None:
+    return _text_spans(text)
+
+
+def _text_spans(text: str) -> _Placed | None:
+    try:
+        return _json_spans(text) if text.lstrip(_JSON_SPACE)[:1] == "[" else _yaml_spans(text)
+    except (ValueError, RecursionError, TypeError, yaml.YAMLError):
+        return None
+
+
+_JSON_SPACE = " \t\n\r"
+_SPACES = re.compile(r"[ \t\n\r]*")
+
+
+def _json_spans(text: str) -> _Placed | None:
+    """The items of a JSON array and the exact spans the decoder read them from."""
+    decoder = json.JSONDecoder()
+    skip = _SPACES.match
+    at = _end(skip(text, 0)) + 1  # past the "["
+    out: _Placed = []
+    while True:
+        at = _end(skip(text, at))
+        if not out and text.startswith("]", at):
+            break
+        record, end = decoder.raw_decode(text, at)
+        out.append((at, end, record))
+        at = _end(skip(text, end))
+        if text.startswith(",", at) and len(out) < MAX_RECORDS:
+            at += 1
+            continue
+        if text.startswith("]", at):
+            break
+        return None
+    return out if _end(skip(text, at + 1)) == len(text) else None
+
+
+def _end(match: re.Match[str] | None) -> int:
+    assert match is not None  # a pattern of optional characters always matches
+    return match.end()
+
+
+def _yaml_spans(text: str) -> _Placed | None:
+    """The items of a YAML block sequence written at the left margin (``yaml.safe_dump`` of a list),
+    cut at each line that starts an item, each piece checked to parse back to exactly its item."""
+    if not text.startswith("- "):
+        return None  # (a bare "-" line starts Tether's flattened text of a structured output: never parsed)
+    whole = yaml.load(text, Loader=_Loader)
+    if not isinstance(whole, list) or not 2 <= len(whole) <= MAX_RECORDS:
+        return None
+    starts = [0] + [i + 1 for i in _item_lines(text)]
+    if len(starts) != len(whole):
+        return None
+    out: _Placed = []
+    for start, end, record in zip(starts, [*starts[1:], len(text)], whole, strict=True):
+        piece = yaml.load(text[start:end], Loader=_Loader)
+        if piece != [record]:
+            return None
+        out.append((start, end, record))
+    return out
+
+
+def _item_lines(text: str) -> list[int]:
+    """Positions of the line breaks followed by a top-level item (``- ``, or a bare ``-``: then the
+    pieces cannot match the items and nothing is placed)."""
+    out: list[int] = []
+    at = text.find("\n-")
+    while at != -1:
+        after = text[at + 2 : at + 3]
+        if after in ("", " ", "\n"):
+            out.append(at)
+        at = text.find("\n-", at + 1)
+    return out
 
 
 def _parse(text: str) -> Any:

@@ -149,7 +149,7 @@ class SessionState:
             for eid in event.endorsements:
                 self._spare(eid, event.call_id)
         elif isinstance(event, ResultRecorded):
-            self.flow.add_source(event.output, event.label, event.id)
+            self.flow.add_source(event.output, event.label, event.id, records=event.records)
             rec = self.calls.get(event.call_id)
             if rec is not None:
                 rec.result_event = event.id

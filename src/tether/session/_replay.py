@@ -22,8 +22,8 @@ from typing import Any, Literal
 from tether._decision import Decision, Reason, ToolCall, Verdict
 from tether.errors import SessionError
 from tether.events import ApprovalAnswered, CallProposed, DecisionMade, PlanDeclared, ResultRecorded, SessionStarted
-from tether.flow import UNTRUSTED, Label
-from tether.monitor import LEDGER_PREFIX, SessionState, decide, decide_plan, result_label
+from tether.flow import UNTRUSTED
+from tether.monitor import LEDGER_PREFIX, SessionState, decide, decide_plan, result_labels
 from tether.policy import Policy
 from tether.session._guard import stored_policy
 from tether.session._ledger import PrincipalLedger
@@ -97,11 +97,13 @@ class ReplayReport:
     """Session id -> hash of the policy it was recorded under."""
 
 
-def _relabel(policy: Policy, state: SessionState, event: ResultRecorded) -> Label:
+def _relabel(policy: Policy, state: SessionState, event: ResultRecorded) -> ResultRecorded:
+    """The result as ``policy`` would have labelled it (its label and its records' readers)."""
     rec = state.calls.get(event.call_id)
     if rec is None:
-        return UNTRUSTED
-    return result_label(policy, state, rec.tool, rec.args, event.output, error=event.error)
+        return event.model_copy(update={"label": UNTRUSTED, "records": ()})
+    lab, records = result_labels(policy, state, rec.tool, rec.args, event.output, error=event.error)
+    return event.model_copy(update={"label": lab, "records": records})
 
 
 def _carried(recorded: DecisionMade) -> tuple[Reason, ...]:
@@ -153,7 +155,7 @@ def _decisions(store: EventStore, session_id: str, policy: Policy) -> Iterator[t
                         new = new.tighten("deny" if event.verdict == "deny" else "ask", reason)
                 yield proposed, event, new
         elif isinstance(event, ResultRecorded):
-            event = event.model_copy(update={"label": _relabel(policy, state, event)})
+            event = _relabel(policy, state, event)
         state.apply(event, policy)
 
 

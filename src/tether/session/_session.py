@@ -37,7 +37,7 @@ from tether.events import (
     SourceAdded,
 )
 from tether.flow import TRUSTED, UNTRUSTED, Label
-from tether.monitor import PLAN_TOOL, Detector, SessionState, decide, decide_plan, result_label, spend_of, tighten
+from tether.monitor import PLAN_TOOL, Detector, SessionState, decide, decide_plan, result_label, result_labels, spend_of, tighten
 from tether.policy import Policy
 from tether.session import _snapshot as snapshots
 from tether.session._inputs import bool_param, clean_text, free_text, label_param, name_problem, shown
@@ -537,14 +537,20 @@ class Session(SessionOversight):
                 if rec.result_event is not None:
                     raise SessionError(f"the result of call {shown(call_id)} was already recorded")
                 structured = output if isinstance(output, dict | list | tuple) and not (unreadable or over_cap) else None
-                lab = self.output_label(call_id, text, error=error or unreadable, data=structured)
+                lab, records = result_labels(self.policy, self.state, rec.tool, rec.args, text, error=error or unreadable, data=structured)
                 if over_cap:
                     # The agent may read text the session never indexed: values from it are found
                     # nowhere (context label), and the output itself may carry anything the session
                     # sent out or read, so it gets the context's label and is untrusted.
-                    lab = lab.join(self.state.context).join(UNTRUSTED)
+                    lab, records = lab.join(self.state.context).join(UNTRUSTED), ()
                 event = ResultRecorded(
-                    session_id=self.id, time=self.clock(), call_id=call_id, output=text, label=lab, error=error or unreadable
+                    session_id=self.id,
+                    time=self.clock(),
+                    call_id=call_id,
+                    output=text,
+                    label=lab,
+                    error=error or unreadable,
+                    records=records,
                 )
                 return [event], lab
 
