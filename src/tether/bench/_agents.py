@@ -227,7 +227,7 @@ def declare(session: Session, plan: Sequence[dict[str, Any]] | None, approver: A
     transcript.plan, transcript.plan_approved = admission.decision.verdict, admission.approved
 
 
-class _Planning:
+class Planning:
     """When an agent declares its plan: a fixed plan before its first step, a planner's when due."""
 
     def __init__(self, plan: PlanSource | None) -> None:
@@ -259,7 +259,7 @@ class OracleAgent:
     def run(self, session: Session, execute: Execute, approver: Approver | None = None) -> Transcript:
         """Declare the plan (if any) when due, and propose every step in order."""
         transcript = Transcript()
-        planning = _Planning(self.plan)
+        planning = Planning(self.plan)
         planning.start(session, approver, transcript)
         for step in self.steps:
             planning.before(session, step, approver, transcript)
@@ -292,7 +292,7 @@ class WorstCaseAgent:
     def run(self, session: Session, execute: Execute, approver: Approver | None = None) -> Transcript:
         """Propose the task's steps; after the first injected output, the attacker's, then the rest."""
         transcript = Transcript()
-        planning = _Planning(self.plan)
+        planning = Planning(self.plan)
         planning.start(session, approver, transcript)
         obeyed = False
         for step in self.steps:

@@ -30,9 +30,10 @@ from agentdojo.functions_runtime import FunctionCall  # type: ignore[import-unty
 
 from tether.adapters.agentdojo import exact_copy, security_broken, utility_ok
 from tether.approvals import Approver
-from tether.bench._agents import EndorsingTaskApprover, Execute, TaskApprover, Transcript, declare, propose
+from tether.bench._agents import EndorsingTaskApprover, Execute, Planning, PlanSource, TaskApprover, Transcript, propose
 from tether.bench._chain import Chain, injection_order
 from tether.bench._episodes import BenchContext, PlanKind, injection_mark, shows, task_plan
+from tether.bench._planner import RealisticPlanner
 from tether.bench._scripted import Step
 from tether.policy import Policy
 from tether.session import Guard, Session
@@ -186,7 +187,12 @@ def _run_task(
     approver: Approver | None = None
     if variant != UNDEFENDED:
         approver = EndorsingTaskApprover(calls, scope="principal") if variant in ("endorsements", "both") else TaskApprover(calls)
-    plan = task_plan(guard.policy, ground_truth, options.plans) if variant in ("plans", "both") else None
+    plan: PlanSource | None = None
+    if variant in ("plans", "both"):
+        if options.plans == "realistic":
+            plan = RealisticPlanner(guard.policy, user_task.PROMPT, calls)
+        else:
+            plan = task_plan(guard.policy, ground_truth, options.plans)
     runtime = chain.runtime
 
     def execute(tool: str, args: dict[str, Any]) -> tuple[str, bool]:
@@ -246,7 +252,7 @@ def _obey_everything(
     steps: Sequence[Step],
     execute: Execute,
     approver: Approver | None,
-    plan: list[dict[str, Any]] | None,
+    plan: PlanSource | None,
     placed: dict[str, BaseInjectionTask[Any]],
     attack: Callable[[BaseInjectionTask[Any]], list[FunctionCall]],
 ) -> tuple[Transcript, list[str]]:
@@ -255,9 +261,11 @@ def _obey_everything(
     placed, it is the oracle."""
     marks = {name: injection_mark(task) for name, task in placed.items()}
     transcript = Transcript()
-    declare(session, plan, approver, transcript)
+    planning = Planning(plan)
+    planning.start(session, approver, transcript)
     obeyed: list[str] = []
     for step in steps:
+        planning.before(session, step, approver, transcript)
         output = propose(session, step, execute, approver, transcript)
         if output is None or not marks:
             continue
