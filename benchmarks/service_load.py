@@ -43,7 +43,7 @@ import httpx
 
 from tether import Guard, Policy, SQLiteStore, ToolCall
 from tether.client import RemoteGuard
-from tether.server import TokenBook, tokens_path
+from tether.server import TokenBook
 from tether.session import policy_document
 
 POLICY = """
@@ -172,7 +172,8 @@ def run(quick: bool, db: str | None) -> dict[str, Any]:
         target = db or str(Path(tmp) / "service.db")
         if "://" in target:
             raise SystemExit("only a SQLite path is supported until the PostgreSQL store lands (tether.store.open_store)")
-        token = TokenBook(tokens_path(target)).create(f"bench-{os.getpid()}", role="agent")
+        with SQLiteStore(target) as store:
+            token = TokenBook(store).create(f"bench-{os.getpid()}", role="agent")
         policy = Policy.from_yaml(POLICY)
         with SQLiteStore(target) as store:  # an overseer's step: agents begin sessions under stored policies only
             store.put_policy(policy.hash, policy.name, policy_document(policy))
@@ -183,7 +184,8 @@ def run(quick: bool, db: str | None) -> dict[str, Any]:
                 for agents in (1, 4, 16):
                     rows.append({"workers": workers, **_load(url, pid, token, agents, max(20, total // agents))})
         if db is not None:
-            TokenBook(tokens_path(target)).revoke(f"bench-{os.getpid()}")
+            with SQLiteStore(target) as store:
+                TokenBook(store).revoke(f"bench-{os.getpid()}")
     by = {(r["workers"], r["agents"]): r for r in rows}
     p50 = by[(1, 1)]["p50_ms"]
     speedup = by[(2, 16)]["decisions_per_s"] / by[(1, 16)]["decisions_per_s"]

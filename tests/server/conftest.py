@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from tether import Guard, Policy, SQLiteStore
-from tether.server import Oversight, TokenBook, tokens_path
+from tether.server import Oversight, TokenBook
 from tether.server.web import create_app
 from tether.session import Session
 
@@ -59,9 +59,9 @@ def agent_session(db: str, *, body: str = LONG, principal: str = "ana") -> tuple
 def served(tmp_path: Path) -> Iterator[Served]:
     db = str(tmp_path / "t.db")
     session, call = agent_session(db)
-    token = TokenBook(tokens_path(db)).create("ops")
     store = SQLiteStore(db)
-    app = create_app(Oversight(store), TokenBook(tokens_path(db)), poll_s=0.05)
+    token = TokenBook(store).create("ops")
+    app = create_app(Oversight(store), TokenBook(store))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -15,6 +15,7 @@ import orjson
 
 from tether.errors import StaleSession, StoreError
 from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, PlanDeclared, event_to_json
+from tether.store._token_rows import TokenRecord
 from tether.store._chain import (
     GENESIS,
     ArchivedSession,
@@ -31,6 +32,7 @@ from tether.store._chain import (
     session_summaries,
     verify_rows,
 )
+from tether.store import _token_rows as token_rows
 from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema, refuse_foreign
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
@@ -537,6 +539,36 @@ class SQLiteStore:
                 )
 
         self._transaction("import a session into", write)
+
+    # ------------------------------------------------------------ service tokens
+
+    def tokens(self, *, revoked: bool = False) -> list[TokenRecord]:
+        """The service's live tokens, oldest first (``revoked=True``: every token ever added)."""
+        return token_rows.records(self._all(token_rows.EVERY if revoked else token_rows.LIVE, ()))
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        """The live token whose SHA-256 is ``digest``."""
+        found = token_rows.records(self._all(token_rows.BY_DIGEST, (digest,)))
+        return found[0] if found else None
+
+    def add_token(self, token: TokenRecord) -> bool:
+        """Add a live token; False (nothing written) when a live token has its name or any token had its digest."""
+        added: list[bool] = []
+
+        def write(db: sqlite3.Connection) -> None:
+            taken = db.execute(token_rows.NAME_TAKEN, (token.name, token.digest)).fetchone() is not None
+            if not taken:
+                db.execute(token_rows.INSERT, token_rows.row_of(token))
+            added.append(not taken)
+
+        self._transaction("write a token to", write)
+        return added[0]
+
+    def revoke_token(self, name: str, revoked_at: float) -> bool:
+        """Revoke the live token named ``name`` (its row stays, with the time); False when there is none."""
+        done: list[bool] = []
+        self._transaction("revoke a token in", lambda db: done.append(db.execute(token_rows.REVOKE, (revoked_at, name)).rowcount > 0))
+        return done[0]
 
     def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:
         """Wait until ``session_id``'s head passes ``after_seq`` (``None``: until anything is
