@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tether.cli import main
 from tether import SQLiteStore
+from tether.cli import main
 from tether.server import TokenBook, TokenError
 
 

@@ -14,6 +14,7 @@ from psycopg import errors as pg_errors
 
 from tether.errors import StaleSession, StoreError
 from tether.events import Event, event_to_json
+from tether.store import _token_rows as token_rows
 from tether.store._chain import (
     ArchivedSession,
     ChainHead,
@@ -27,10 +28,9 @@ from tether.store._chain import (
     verify_rows,
 )
 from tether.store._postgres_append import LOCK_SPACE, append_locked, append_pipelined, session_key
-from tether.store import _token_rows as token_rows
 from tether.store._postgres_notify import CHANNEL, ChangeListener
-from tether.store._token_rows import TokenRecord
 from tether.store._postgres_schema import open_schema
+from tether.store._token_rows import TokenRecord
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -426,9 +426,7 @@ class PostgresStore:
 
         def write(conn: Conn) -> bool:
             with self._transaction(conn):
-                cur = conn.execute(
-                    (token_rows.pg(token_rows.INSERT) + " ON CONFLICT DO NOTHING").encode(), token_rows.row_of(token)
-                )
+                cur = conn.execute((token_rows.pg(token_rows.INSERT) + " ON CONFLICT DO NOTHING").encode(), token_rows.row_of(token))
                 return cur.rowcount > 0
 
         return self._run("write a token to", write)

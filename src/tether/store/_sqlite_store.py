@@ -15,7 +15,7 @@ import orjson
 
 from tether.errors import StaleSession, StoreError
 from tether.events import ApprovalAnswered, ApprovalRequested, CallProposed, Event, PlanDeclared, event_to_json
-from tether.store._token_rows import TokenRecord
+from tether.store import _token_rows as token_rows
 from tether.store._chain import (
     GENESIS,
     ArchivedSession,
@@ -32,8 +32,8 @@ from tether.store._chain import (
     session_summaries,
     verify_rows,
 )
-from tether.store import _token_rows as token_rows
 from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema, refuse_foreign
+from tether.store._token_rows import TokenRecord
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
 # are indexes derived from it (the guard re-checks them against the chain before relying on them).
@@ -568,6 +568,8 @@ class SQLiteStore:
         """Revoke the live token named ``name`` (its row stays, with the time); False when there is none."""
         done: list[bool] = []
         self._transaction("revoke a token in", lambda db: done.append(db.execute(token_rows.REVOKE, (revoked_at, name)).rowcount > 0))
+        with self._lock:
+            self._commits += 1  # a change for wait_for_change here too (data_version counts other connections')
         return done[0]
 
     def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:

@@ -64,7 +64,9 @@ class TokenRecord:
 def records(rows: list[Any]) -> list[TokenRecord]:
     """Rows of :data:`LIVE`, :data:`EVERY` or :data:`BY_DIGEST` as records."""
     return [
-        TokenRecord(str(r[0]), str(r[1]), str(r[2]), None if r[3] is None else str(r[3]), float(r[4]), None if r[5] is None else float(r[5]))
+        TokenRecord(
+            str(r[0]), str(r[1]), str(r[2]), None if r[3] is None else str(r[3]), float(r[4]), None if r[5] is None else float(r[5])
+        )
         for r in rows
     ]
 
