@@ -55,35 +55,44 @@ def test_a_new_ask_and_its_answer_reach_an_open_inbox_at_once(target: str) -> No
     assert KEEP_ALIVE_S >= 3 * SOON_S
     tokens = make_tokens(target)
     session = _agent(target)
-    with thread_server(target) as url, httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens.overseer}"}, timeout=30) as ui:
-        with ui.stream("GET", "/api/approvals/stream") as stream:
-            lines = stream.iter_lines()
-            assert _next_event(lines, "changed") == 'data: {"pending": 0}'
-            t0 = time.monotonic()
-            call = _ask(session)
-            assert _next_event(lines, "changed") == 'data: {"pending": 1}'
-            assert time.monotonic() - t0 < SOON_S
-            t0 = time.monotonic()
-            answered = httpx.post(
-                f"{url}/api/approvals/{call}", headers={"Authorization": f"Bearer {tokens.overseer}"}, json={"decision": "deny"}, timeout=30
-            )
-            assert answered.status_code == 200, answered.text
-            assert _next_event(lines, "changed") == 'data: {"pending": 0}'
-            assert time.monotonic() - t0 < SOON_S
+    auth = {"Authorization": f"Bearer {tokens.overseer}"}
+    with (
+        thread_server(target) as url,
+        httpx.Client(base_url=url, headers=auth, timeout=30) as ui,
+        ui.stream("GET", "/api/approvals/stream") as stream,
+    ):
+        lines = stream.iter_lines()
+        assert _next_event(lines, "changed") == 'data: {"pending": 0}'
+        t0 = time.monotonic()
+        call = _ask(session)
+        assert _next_event(lines, "changed") == 'data: {"pending": 1}'
+        assert time.monotonic() - t0 < SOON_S
+        t0 = time.monotonic()
+        answered = httpx.post(
+            f"{url}/api/approvals/{call}", headers={"Authorization": f"Bearer {tokens.overseer}"}, json={"decision": "deny"}, timeout=30
+        )
+        assert answered.status_code == 200, answered.text
+        assert _next_event(lines, "changed") == 'data: {"pending": 0}'
+        assert time.monotonic() - t0 < SOON_S
     session.store.close()
 
 
 def test_an_agents_call_reaches_its_session_stream_at_once(target: str) -> None:
     tokens = make_tokens(target)
     session = _agent(target)
-    with thread_server(target) as url, httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens.overseer}"}, timeout=30) as ui:
-        with ui.stream("GET", f"/api/sessions/{session.id}/stream", params={"after": session.state.last_seq}) as stream:
-            lines = stream.iter_lines()
-            time.sleep(0.5)  # the stream has read what there was and waits
-            t0 = time.monotonic()
-            session.check("read_note", {"n": 7})
-            assert '"kind": "call_proposed"' in _next_event(lines, "entry")
-            assert time.monotonic() - t0 < SOON_S
+    auth = {"Authorization": f"Bearer {tokens.overseer}"}
+    after = {"after": session.state.last_seq}
+    with (
+        thread_server(target) as url,
+        httpx.Client(base_url=url, headers=auth, timeout=30) as ui,
+        ui.stream("GET", f"/api/sessions/{session.id}/stream", params=after) as stream,
+    ):
+        lines = stream.iter_lines()
+        time.sleep(0.5)  # the stream has read what there was and waits
+        t0 = time.monotonic()
+        session.check("read_note", {"n": 7})
+        assert '"kind": "call_proposed"' in _next_event(lines, "entry")
+        assert time.monotonic() - t0 < SOON_S
     session.store.close()
 
 
