@@ -516,6 +516,7 @@ class TaintMemory:
             memory._table = _restore_table(data["grams"], memory._max_entries, len(ids))
             for label_id in check_layout(memory._table.slots, memory._table.count).tolist():
                 memory._top = memory._top.join(memory._labels[label_id])
+        used: set[int] = set()
         for value, label_id in data["words"]:
             key = word_key(str(value))
             if key is None:
@@ -527,6 +528,8 @@ class TaintMemory:
                 raise ValueError(f"snapshot word {value!r} is listed twice")
             held[str(value)] = int(label_id)
             memory._word_count += 1
+            used.add(int(label_id))
+        for label_id in sorted(used):  # each label once, not once per word
             memory._top = memory._top.join(memory._labels[label_id])
         memory._overflow = Label.from_json(data["overflow"])
         saturated_at = data.get("saturated_at")
