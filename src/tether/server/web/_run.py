@@ -34,7 +34,7 @@ def worker_app() -> FastAPI:
     store = _open(config["db"])
     return create_app(
         Oversight(store),
-        TokenBook(store),
+        TokenBook(_open(config["db"])),  # a connection of its own: a check of a token never waits for a session's turn
         hosts=config["hosts"],
         guard=GuardService(store, cache_size=config["cache_size"]),
     )
@@ -61,8 +61,10 @@ def serve(
         )
         return
     store = _open(db)
+    tokens = _open(db)  # a connection of its own: a check of a token never waits for a session's turn
     try:
-        app = create_app(Oversight(store), TokenBook(store), hosts=hosts, guard=GuardService(store, cache_size=cache_size))
+        app = create_app(Oversight(store), TokenBook(tokens), hosts=hosts, guard=GuardService(store, cache_size=cache_size))
         uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
     finally:
+        tokens.close()
         store.close()
