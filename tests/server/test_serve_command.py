@@ -86,4 +86,7 @@ def test_a_token_file_of_an_older_tether_is_imported_once_and_said_so(tmp_path: 
         assert TokenBook(store).check("tth_old-token-value") == "ops"
     assert runner.invoke(main, ["serve", "token", "revoke", "--db", str(db), "ops"]).exit_code == 0
     again = runner.invoke(main, ["serve", "token", "list", "--db", str(db)])
-    assert "imported" not in again.stderr and "no tokens" in again.stdout
+    assert "imported 1" not in again.stderr and "no tokens" in again.stdout
+    assert "is not read: the store already holds tokens" in again.stderr  # until the file is deleted
+    (tmp_path / "old.db.tokens").unlink()
+    assert runner.invoke(main, ["serve", "token", "list", "--db", str(db)]).stderr == ""

@@ -37,6 +37,13 @@ def _book(db: str) -> Iterator[TokenBook]:
                 "(tokens now live in the store: delete the file)",
                 soft_wrap=True,
             )
+        elif path.is_file():
+            err_console.print(
+                f"[yellow]warning:[/] the token file {escape(str(path))} is not read: the store already holds tokens "
+                "(a file is imported only into a store that never held one); create what is missing with "
+                "'tether serve token create' and delete the file",
+                soft_wrap=True,
+            )
         yield book
     finally:
         store.close()
