@@ -76,6 +76,7 @@ def test_a_token_file_of_an_older_tether_is_imported_once_and_said_so(tmp_path: 
     """A service that kept its tokens in ``<db>.tokens``: the first command on the store moves them
     into it (saying so on stderr), the old token keeps working, and the file is never read again."""
     db = tmp_path / "old.db"
+    SQLiteStore(db).close()  # the store the old service served
     digest = hashlib.sha256(b"tth_old-token-value").hexdigest()
     (tmp_path / "old.db.tokens").write_text(json.dumps({"tokens": [{"name": "ops", "created": 1.0, "digest": digest}]}))
     runner = CliRunner()
@@ -90,3 +91,5 @@ def test_a_token_file_of_an_older_tether_is_imported_once_and_said_so(tmp_path: 
     assert "is not read: the store already holds tokens" in again.stderr  # until the file is deleted
     (tmp_path / "old.db.tokens").unlink()
     assert runner.invoke(main, ["serve", "token", "list", "--db", str(db)]).stderr == ""
+    missing = runner.invoke(main, ["serve", "token", "list", "--db", str(tmp_path / "none.db")])
+    assert missing.exit_code == 2 and "no event store" in missing.stderr and not (tmp_path / "none.db").exists()

@@ -19,10 +19,10 @@ FIRST_TOKEN = "admin"
 
 
 @contextmanager
-def _book(db: str) -> Iterator[TokenBook]:
-    """The tokens of the store at ``db`` (opened, created if need be, and closed after); a token
-    file of an older Tether beside it is imported first, once (said on stderr)."""
-    store = open_store(db, must_exist=False)
+def _book(db: str, *, create: bool = True) -> Iterator[TokenBook]:
+    """The tokens of the store at ``db`` (opened, created if need be and ``create``, and closed
+    after); a token file of an older Tether beside it is imported first, once (said on stderr)."""
+    store = open_store(db, must_exist=not create)
     try:
         book = TokenBook(store)
         path = tokens_path(db)
@@ -134,7 +134,7 @@ def token_create(db: str, name: str, role: str, principal: str | None) -> None:
 def token_revoke(db: str, name: str) -> None:
     """Revoke the token NAME (every running worker refuses it from its next request)."""
     try:
-        with _book(db) as book:
+        with _book(db, create=False) as book:
             done = book.revoke(name)
     except TokenError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
@@ -151,7 +151,7 @@ def token_revoke(db: str, name: str) -> None:
 def token_list(db: str, as_json: bool) -> None:
     """List the tokens' names and creation times (the tokens themselves are not kept)."""
     try:
-        with _book(db) as book:
+        with _book(db, create=False) as book:
             tokens = book.list()
     except TokenError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
