@@ -100,7 +100,15 @@ def _ui_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name == THREAD)
 
 
+def _no_ui_threads_within(seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _ui_threads() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _ui_threads() == 0
+
+
 def test_one_waiting_thread_for_many_streams_and_none_once_they_close(tmp_path: Path) -> None:
+    assert _no_ui_threads_within(10)  # the streams of the tests before closed: their thread ended too
     target = str(tmp_path / "ui.db")
     tokens = make_tokens(target)
     session = _agent(target)
@@ -132,8 +140,5 @@ def test_one_waiting_thread_for_many_streams_and_none_once_they_close(tmp_path: 
         stop.set()
         for w in watchers:
             w.join(30)
-        deadline = time.monotonic() + 10
-        while _ui_threads() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _ui_threads() == 0  # the last stream closed: the thread ended
+        assert _no_ui_threads_within(10)  # the last stream closed: the thread ended
     session.store.close()
