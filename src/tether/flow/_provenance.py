@@ -558,24 +558,21 @@ class ProvenanceIndex:
             raise ValueError("snapshot epochs do not match its sources")
         if len(sources) > pins and not firsts:
             raise ValueError("snapshot epochs do not match its sources")
-        # The live sources in bulk (no gram chains exist yet: they are built below, all at once).
-        # Sources share few labels: each written form is parsed once.
-        live = sources[pins:]
-        parsed: dict[bytes, Label] = {}
-        forms = [orjson.dumps(lab) for _, lab, _ in live]
-        for form, (_, lab, _) in zip(forms, live, strict=True):
-            if form not in parsed:
-                parsed[form] = Label.from_json(lab)
-        texts = [str(text).encode("utf-8") for _, _, text in live]
-        index._texts.extend(texts)
-        index._labels.extend(map(parsed.__getitem__, forms))
-        index._eids.extend(str(eid) for eid, _, _ in live)
-        index._next += len(live)
-        for first, stop in zip(firsts, [*firsts[1:], end][: len(firsts)], strict=True):
-            epoch = _Epoch(first)
-            epoch.chars = sum(map(len, texts[first - index._live_base : stop - index._live_base]))
-            index._epochs.append(epoch)
-            index._chars += epoch.chars
+        parsed: dict[bytes, Label] = {}  # sources share few labels: parse each written form once
+        starts = set(firsts)
+        for i, (eid, lab, text) in enumerate(sources[pins:]):
+            src = index._live_base + i
+            if src in starts:
+                index._epochs.append(_Epoch(src))
+            epoch = index._epochs[-1]
+            encoded = str(text).encode("utf-8")
+            form = orjson.dumps(lab)
+            source_label = parsed.get(form)
+            if source_label is None:
+                source_label = parsed[form] = Label.from_json(lab)
+            index._append_source(encoded, source_label, str(eid))
+            epoch.chars += len(encoded)
+            index._chars += len(encoded)
         if len(data["cores"]) != len(firsts):
             raise ValueError("snapshot core arrays do not match its epochs")
         stops = [*firsts[1:], end][: len(firsts)]
