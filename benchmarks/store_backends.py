@@ -211,7 +211,9 @@ def resume_times(target: str, sid: str) -> dict[str, float]:
     for name, how in (("resume_ms", "open"), ("resume_full_verify_ms", "verify")):
         runs = []
         for _ in range(3):
-            done = subprocess.run([sys.executable, "-c", RESUME, target, sid, how, POLICY], capture_output=True, text=True, env=env, check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", RESUME, target, sid, how, POLICY], capture_output=True, text=True, env=env, check=True
+            )
             runs.append(json.loads(done.stdout))
         out[name] = round(min(r["wall_ms"] for r in runs), 1)
         out[name.replace("_ms", "_cpu_ms")] = round(min(r["cpu_ms"] for r in runs), 1)
