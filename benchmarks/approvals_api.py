@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from tether import Guard, Policy, SQLiteStore
-from tether.server import TokenBook, tokens_path
+from tether.server import TokenBook
 
 POLICY = """
 tether: 1
@@ -63,10 +63,11 @@ SERVER = textwrap.dedent(
     """
     import sys, uvicorn
     from tether import SQLiteStore
-    from tether.server import Oversight, TokenBook, tokens_path
+    from tether.server import Oversight, TokenBook
     from tether.server.web import create_app
     db, port = sys.argv[1], int(sys.argv[2])
-    app = create_app(Oversight(SQLiteStore(db)), TokenBook(tokens_path(db)))
+    store = SQLiteStore(db)
+    app = create_app(Oversight(store), TokenBook(store))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     """
 )
@@ -104,7 +105,8 @@ def run(sessions: int, asks: int, gets: int, answers: int, clients: int) -> dict
         t0 = time.perf_counter()
         calls = fill(db, sessions, asks)
         fill_s = time.perf_counter() - t0
-        token = TokenBook(tokens_path(str(db))).create("bench")
+        with SQLiteStore(db) as store:
+            token = TokenBook(store).create("bench")
         port = _free_port()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         server = subprocess.Popen([sys.executable, "-c", SERVER, str(db), str(port)], env=env)

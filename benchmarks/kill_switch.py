@@ -36,7 +36,7 @@ import httpx
 import uvicorn
 
 from tether import Guard, Policy, SQLiteStore
-from tether.server import Oversight, TokenBook, tokens_path
+from tether.server import Oversight, TokenBook
 from tether.server.web import create_app
 
 POLICY = """
@@ -95,9 +95,9 @@ def measure(trials: int, interval_ms: float) -> dict[str, Any]:
         db = str(Path(tmp) / "k.db")
         store = SQLiteStore(db)
         guard = Guard(Policy.from_yaml(POLICY), store)
-        token = TokenBook(tokens_path(db)).create("bench")
+        token = TokenBook(store).create("bench")
         oversight = Oversight(store)
-        server, url = _server(oversight, TokenBook(tokens_path(db)))
+        server, url = _server(oversight, TokenBook(store))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         agent = subprocess.Popen(
             [sys.executable, "-c", AGENT, db, str(interval_ms)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env

@@ -139,6 +139,25 @@ def test_words_have_their_own_limit_and_spill_closed() -> None:
     assert tracker.output_label(TRUSTED, "code Q03 accepted", None).untrusted
 
 
+def test_many_short_values_under_one_key_are_each_held_once_with_the_join_of_their_labels() -> None:
+    """Values sharing their first word (``q 1``, ``q 2``...) share a bucket: each is held once,
+    a second label joins the first, and a snapshot keeps them (a value listed twice is refused)."""
+    memory = TaintMemory()
+    for i in range(3000):
+        memory.remember(normalize(f"q {i}"), UNTRUSTED, word=True)
+    memory.remember(normalize("q 7"), SECRET, word=True)
+    assert memory.entries == 3000
+    hit = memory.taint(TRUSTED, "see q 7 here")
+    assert hit.untrusted and "secret" in hit.tags
+    assert memory.taint(TRUSTED, "see q 3001 here") == TRUSTED
+    snapshot = memory.to_snapshot()
+    again = TaintMemory.from_snapshot(snapshot)
+    assert again.digest() == memory.digest()
+    assert again.taint(TRUSTED, "see q 7 here") == hit
+    with pytest.raises(ValueError, match="twice"):
+        TaintMemory.from_snapshot(dict(snapshot, words=[*snapshot["words"], snapshot["words"][0]]))
+
+
 def test_a_tampered_snapshot_table_is_refused() -> None:
     memory = TaintMemory(max_entries=1000)
     memory.remember(normalize("GB29NWBK60161331926819 sent"), UNTRUSTED)

@@ -10,7 +10,7 @@ import pytest
 from tests.server.guard_fixtures import serving
 
 from tether import Guard, Policy, SQLiteStore
-from tether.server import Oversight, TokenBook, tokens_path
+from tether.server import Oversight, TokenBook
 from tether.server.web import create_app
 from tether.session import Session
 
@@ -50,10 +50,10 @@ def agent_session(db: str, *, body: str = LONG, principal: str = "ana") -> tuple
 def served(tmp_path: Path) -> Iterator[Served]:
     db = str(tmp_path / "t.db")
     session, call = agent_session(db)
-    token = TokenBook(tokens_path(db)).create("ops")
     store = SQLiteStore(db)
+    token = TokenBook(store).create("ops")
     try:
-        with serving(create_app(Oversight(store), TokenBook(tokens_path(db)), poll_s=0.05)) as url:
+        with serving(create_app(Oversight(store), TokenBook(store))) as url:
             yield Served(url, db, token, session, call, tmp_path)
     finally:
         store.close()

@@ -23,7 +23,7 @@ import httpx
 import uvicorn
 
 from tether import Policy
-from tether.server import GuardService, Oversight, TokenBook, tokens_path
+from tether.server import GuardService, Oversight, TokenBook
 from tether.server.web import create_app
 from tether.session import policy_document
 from tether.store import EventStore, open_store
@@ -84,9 +84,10 @@ def make_tokens(db: str, *policies: Policy) -> Tokens:
     store = open_target(db)
     for policy in (Policy.from_yaml(POLICY), *policies):
         store.put_policy(policy.hash, policy.name, policy_document(policy))
+    book = TokenBook(store)
+    made = Tokens(book.create("ops"), book.create("bot", role="agent"), book.create("ana-bot", role="agent", principal="ana"))
     store.close()
-    book = TokenBook(tokens_path(db))
-    return Tokens(book.create("ops"), book.create("bot", role="agent"), book.create("ana-bot", role="agent", principal="ana"))
+    return made
 
 
 def wait_up(url: str, token: str, timeout_s: float = 90.0) -> None:
@@ -123,7 +124,7 @@ def serving(app: Any) -> Iterator[str]:
 def thread_server(db: str, *, cache_size: int = 256) -> Iterator[str]:
     """The service in this process (a worker with its own store connection and cache), on a free port."""
     store = open_target(db)
-    app = create_app(Oversight(store), TokenBook(tokens_path(db)), guard=GuardService(store, cache_size=cache_size), poll_s=0.05)
+    app = create_app(Oversight(store), TokenBook(store), guard=GuardService(store, cache_size=cache_size))
     try:
         with serving(app) as url:
             yield url

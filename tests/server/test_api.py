@@ -10,7 +10,7 @@ from tests.server.conftest import LONG, Served, agent_session
 
 from tether import SQLiteStore
 from tether.events import ApprovalRequested, CallProposed, Event
-from tether.server import Oversight, TokenBook, tokens_path
+from tether.server import Oversight, TokenBook
 
 
 def test_sessions_list_with_status_principal_policy_and_budgets(served: Served) -> None:
@@ -131,7 +131,8 @@ def test_every_route_refuses_without_a_valid_token(served: Served) -> None:
 
 def test_revoked_token_is_refused_at_once(served: Served) -> None:
     assert httpx.get(f"{served.url}/api/sessions", headers=served.auth).status_code == 200
-    assert TokenBook(tokens_path(served.db)).revoke("ops")
+    with SQLiteStore(served.db) as store:  # the CLI's own connection, as 'tether serve token revoke' has
+        assert TokenBook(store).revoke("ops")
     assert httpx.get(f"{served.url}/api/sessions", headers=served.auth).status_code == 401
 
 
@@ -195,6 +196,7 @@ def test_streams_send_new_events_and_end_when_the_token_is_revoked(served: Serve
             served.session.check("read_inbox", {"folder": "inbox"})
             first = [next(lines) for _ in range(2)]
             assert first[0] == "event: entry" and '"kind": "call_proposed"' in first[1] and "read_inbox" in first[1]
-            TokenBook(tokens_path(served.db)).revoke("ops")
+            with SQLiteStore(served.db) as store:
+                TokenBook(store).revoke("ops")
             rest = list(lines)  # the server ends the stream: iteration stops
             assert len(rest) < 50

@@ -27,7 +27,7 @@ WORKERS = 4
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Where the service keeps its log: a SQLite file, or a fresh PostgreSQL database on the test
-    cluster (its token file lands in the working directory, here the test's own)."""
+    cluster (tokens are kept in the store itself)."""
     if request.param == "postgres":
         monkeypatch.chdir(tmp_path)
         return str(request.getfixturevalue("postgres_url"))

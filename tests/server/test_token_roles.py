@@ -1,20 +1,21 @@
-"""Token roles: an agent token (maybe bound to a principal) or an overseer; files written before
-roles existed stay overseers; the CLI creates and lists them."""
+"""Token roles: an agent token (maybe bound to a principal) or an overseer; a role the code does not
+know admits nobody; the CLI creates and lists them."""
 
 from __future__ import annotations
 
-import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from tether import SQLiteStore
 from tether.cli import main
-from tether.server import TokenBook, TokenError, tokens_path
+from tether.server import TokenBook, TokenError
 
 
 def test_roles_and_principals(tmp_path: Path) -> None:
-    book = TokenBook(tmp_path / "t.tokens")
+    book = TokenBook(SQLiteStore(tmp_path / "t.db"))
     ops, bot, ana = book.create("ops"), book.create("bot", role="agent"), book.create("ana-bot", role="agent", principal="ana")
     found = {t: book.holder(t) for t in (ops, bot, ana)}
     assert [(h.name, h.role, h.principal) for h in found.values() if h is not None] == [
@@ -29,21 +30,19 @@ def test_roles_and_principals(tmp_path: Path) -> None:
         book.create("y", principal="ana")
     with pytest.raises(TokenError, match="principal"):
         book.create("z", role="agent", principal="a\u202eb")
+    book.store.close()
 
 
-def test_a_file_from_before_roles_is_all_overseers(tmp_path: Path) -> None:
-    path = tmp_path / "old.tokens"
-    book = TokenBook(path)
+def test_an_unknown_role_in_the_store_admits_nobody(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    book = TokenBook(SQLiteStore(db))
     token = book.create("old")
-    doc = json.loads(path.read_text())
-    for t in doc["tokens"]:
-        del t["role"]
-    path.write_text(json.dumps(doc))
-    holder = book.holder(token)
-    assert holder is not None and holder.role == "overseer" and holder.principal is None
-    doc["tokens"][0]["role"] = "root"
-    path.write_text(json.dumps(doc))
-    assert book.holder(token) is None  # an unknown role admits nobody
+    edit = sqlite3.connect(db)
+    edit.execute("UPDATE tokens SET role = 'root'")
+    edit.commit()
+    edit.close()
+    assert book.holder(token) is None
+    book.store.close()
 
 
 def test_the_cli_creates_agent_tokens(tmp_path: Path) -> None:
@@ -51,7 +50,8 @@ def test_the_cli_creates_agent_tokens(tmp_path: Path) -> None:
     runner = CliRunner()
     made = runner.invoke(main, ["serve", "token", "create", "--db", db, "bot", "--role", "agent", "--principal", "ana"])
     assert made.exit_code == 0 and made.output.startswith("tth_")
-    holder = TokenBook(tokens_path(db)).holder(made.output.strip())
+    with SQLiteStore(db) as store:
+        holder = TokenBook(store).holder(made.output.strip())
     assert holder is not None and (holder.role, holder.principal) == ("agent", "ana")
     listed = runner.invoke(main, ["serve", "token", "list", "--db", db], env={"COLUMNS": "200"})
     assert "bot  agent for 'ana'" in listed.output

@@ -106,7 +106,8 @@ def test_a_schema_3_file_gains_the_archived_table(tmp_path: Path) -> None:
     db.commit()
     db.close()
     store = SQLiteStore(path)
-    assert raw(path, "PRAGMA user_version") == [(4,)] and store.archived() == [] and store.verify().ok
+    assert raw(path, "PRAGMA user_version") == [(_sqlite_schema.VERSION,)] and store.archived() == [] and store.verify().ok
+    assert store.tokens() == []
     store.close()
 
 

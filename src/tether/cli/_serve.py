@@ -1,23 +1,52 @@
-"""``tether serve``: the oversight service (HTTP API and web UI) over one store, and its tokens."""
+"""``tether serve``: the oversight service (HTTP API and web UI) over one store, and its tokens (kept in the store)."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from rich.markup import escape
 
 from tether.cli._common import console, db_option, err_console, open_store
-from tether.server import TokenBook, TokenError, tokens_path
+from tether.server import TokenBook, TokenError, import_token_file, tokens_path
 
 FIRST_TOKEN = "admin"
 """The name of the token created when the service first starts."""
 
 
-def _book(db: str) -> TokenBook:
-    return TokenBook(tokens_path(db))
+@contextmanager
+def _book(db: str, *, create: bool = True) -> Iterator[TokenBook]:
+    """The tokens of the store at ``db`` (opened, created if need be and ``create``, and closed
+    after); a token file of an older Tether beside it is imported first, once (said on stderr)."""
+    store = open_store(db, must_exist=not create)
+    try:
+        book = TokenBook(store)
+        path = tokens_path(db)
+        try:
+            imported = import_token_file(book, path)
+        except TokenError as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise SystemExit(2) from None
+        if imported is not None:
+            err_console.print(
+                f"imported {imported} token(s) from {escape(str(path))} into the store; the file is no longer read "
+                "(tokens now live in the store: delete the file)",
+                soft_wrap=True,
+            )
+        elif path.is_file():
+            err_console.print(
+                f"[yellow]warning:[/] the token file {escape(str(path))} is not read: the store already holds tokens "
+                "(a file is imported only into a store that never held one); create what is missing with "
+                "'tether serve token create' and delete the file",
+                soft_wrap=True,
+            )
+        yield book
+    finally:
+        store.close()
 
 
 def _loopback(host: str) -> bool:
@@ -47,17 +76,19 @@ def serve(ctx: click.Context, db: str, host: str, port: int, allow_hosts: tuple[
     that run elsewhere use the guard API (/api/guard/) with an agent token."""
     if ctx.invoked_subcommand is not None:
         return
-    open_store(db, must_exist=False).close()
-    book = _book(db)
-    try:
-        first = None if book.list() else book.create(FIRST_TOKEN)
-    except TokenError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise SystemExit(2) from None
+    with _book(db) as book:
+        try:
+            first = None if book.list() else book.create(FIRST_TOKEN)
+        except TokenError as exc:
+            if book.list():  # another service over the same store made the first token at the same time
+                first = None
+            else:
+                err_console.print(f"[red]error:[/] {escape(str(exc))}")
+                raise SystemExit(2) from None
     from tether.server.web import serve as run_server  # needs the 'serve' extra
 
     if first is not None:
-        console.print(f"first start: token [bold]{first}[/] (named {FIRST_TOKEN!r}; shown once, kept hashed in {escape(str(book.path))})")
+        console.print(f"first start: token [bold]{first}[/] (named {FIRST_TOKEN!r}; shown once, kept hashed in the store)")
     if not _loopback(host):
         err_console.print(
             f"[yellow]warning:[/] listening on {escape(host)}, not loopback: anyone who can reach it and holds a token can act"
@@ -72,7 +103,7 @@ def serve(ctx: click.Context, db: str, host: str, port: int, allow_hosts: tuple[
 
 @serve.group()
 def token() -> None:
-    """Create, list and revoke the service's access tokens (kept hashed beside the store)."""
+    """Create, list and revoke the service's access tokens (kept hashed in the store: every worker sees a change at once)."""
 
 
 @token.command("create")
@@ -89,7 +120,8 @@ def token() -> None:
 def token_create(db: str, name: str, role: str, principal: str | None) -> None:
     """Create a token NAME (who holds it: logged as who answered or stopped) and print it once."""
     try:
-        value = _book(db).create(name, role="agent" if role == "agent" else "overseer", principal=principal)
+        with _book(db) as book:
+            value = book.create(name, role="agent" if role == "agent" else "overseer", principal=principal)
     except TokenError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
@@ -100,9 +132,10 @@ def token_create(db: str, name: str, role: str, principal: str | None) -> None:
 @db_option
 @click.argument("name")
 def token_revoke(db: str, name: str) -> None:
-    """Revoke the token NAME (a running service refuses it from its next request)."""
+    """Revoke the token NAME (every running worker refuses it from its next request)."""
     try:
-        done = _book(db).revoke(name)
+        with _book(db, create=False) as book:
+            done = book.revoke(name)
     except TokenError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None
@@ -118,7 +151,8 @@ def token_revoke(db: str, name: str) -> None:
 def token_list(db: str, as_json: bool) -> None:
     """List the tokens' names and creation times (the tokens themselves are not kept)."""
     try:
-        tokens = _book(db).list()
+        with _book(db, create=False) as book:
+            tokens = book.list()
     except TokenError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None

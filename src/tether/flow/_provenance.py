@@ -77,6 +77,7 @@ import sys
 from typing import Any
 
 import numpy as np
+import orjson
 
 from tether.flow import _token_map
 from tether.flow._core_array import CoreArray
@@ -557,13 +558,19 @@ class ProvenanceIndex:
             raise ValueError("snapshot epochs do not match its sources")
         if len(sources) > pins and not firsts:
             raise ValueError("snapshot epochs do not match its sources")
+        parsed: dict[bytes, Label] = {}  # sources share few labels: parse each written form once
+        starts = set(firsts)
         for i, (eid, lab, text) in enumerate(sources[pins:]):
             src = index._live_base + i
-            if src in firsts:
+            if src in starts:
                 index._epochs.append(_Epoch(src))
             epoch = index._epochs[-1]
             encoded = str(text).encode("utf-8")
-            index._append_source(encoded, Label.from_json(lab), str(eid))
+            form = orjson.dumps(lab)
+            source_label = parsed.get(form)
+            if source_label is None:
+                source_label = parsed[form] = Label.from_json(lab)
+            index._append_source(encoded, source_label, str(eid))
             epoch.chars += len(encoded)
             index._chars += len(encoded)
         if len(data["cores"]) != len(firsts):

@@ -146,7 +146,9 @@ class TaintMemory:
         self._table: GramTable | None = None
         self._labels: list[Label] = [TRUSTED]  # index = label id; id 0 is "empty"
         self._label_ids: dict[Label, int] = {}
-        self._words: dict[str, list[tuple[str, int]]] = {}
+        self._words: dict[str, dict[str, int]] = {}
+        """Short values by their key (:func:`word_key`), each with its label id: a dict per key, so
+        remembering a value costs the same however many values share its key (``q 1``, ``q 2``...)."""
         self._word_count = 0
         self._top = TRUSTED
         self._bloom: Bloom | None = None
@@ -283,18 +285,17 @@ class TaintMemory:
         if key is None:
             return  # no letter or digit: carries nothing a policy could check
         entries = self._words.get(key)
-        if entries is not None:
-            for i, (value, old_id) in enumerate(entries):
-                if value == norm:
-                    old = self._labels[old_id]
-                    if not label <= old:
-                        entries[i] = (value, self._intern(old.join(label)))
-                        self._top = self._top.join(label)
-                    return
+        old_id = None if entries is None else entries.get(norm)
+        if entries is not None and old_id is not None:
+            old = self._labels[old_id]
+            if not label <= old:
+                entries[norm] = self._intern(old.join(label))
+                self._top = self._top.join(label)
+            return
         if self._entries() + 1 > self._max_entries or self._word_count + 1 > self._max_words:
             self._spill(EMPTY, label, key)
             return
-        self._words.setdefault(key, []).append((norm, self._intern(label)))
+        self._words.setdefault(key, {})[norm] = self._intern(label)
         self._word_count += 1
         self._top = self._top.join(label)
 
@@ -372,7 +373,7 @@ class TaintMemory:
             return None
         few = [*echo_words, *(entry for entries in staged.values() for entry in entries)]
         if use_memory:
-            few += [(value, self._labels[label_id]) for entries in self._words.values() for value, label_id in entries]
+            few += [(value, self._labels[label_id]) for entries in self._words.values() for value, label_id in entries.items()]
         return few
 
     def _taint_small(
@@ -427,7 +428,7 @@ class TaintMemory:
         if use_memory and self._words:
             labels = self._labels
             for key in filter(self._words.__contains__, words):
-                for value, label_id in self._words[key]:
+                for value, label_id in self._words[key].items():
                     if not labels[label_id] <= result and word_in(value, text, cores):
                         result = result.join(labels[label_id])
         staged = self._staged.words if use_staged else {}
@@ -448,7 +449,7 @@ class TaintMemory:
         """Approximate bytes held (exact pieces, staged values, the overflow filter); bounded by the limits."""
         size = self._table.slots.nbytes + self._table.filter.nbytes if self._table is not None else 0
         size += sys.getsizeof(self._words) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self._words.items())
-        size += sum(sys.getsizeof(value) + 64 for entries in self._words.values() for value, _ in entries)
+        size += sum(sys.getsizeof(value) + 64 for entries in self._words.values() for value in entries)
         size += sum(sys.getsizeof(k[0]) + 120 for k in self._recent) + sum(sys.getsizeof(v[0]) + 64 for v in self._staged.values)
         return size + (self._bloom.bits.nbytes if self._bloom is not None else 0)
 
@@ -468,7 +469,7 @@ class TaintMemory:
             "max_words": self._max_words,
             "overflow_bits": self._overflow_bits,
             "labels": [lab.to_json() for lab in self._labels[1:]],
-            "words": [[value, label_id] for entries in self._words.values() for value, label_id in entries],
+            "words": [[value, label_id] for entries in self._words.values() for value, label_id in entries.items()],
             "overflow": self._overflow.to_json(),
             "saturated_at": self._saturated_at,
             "work": self.work,
@@ -515,14 +516,20 @@ class TaintMemory:
             memory._table = _restore_table(data["grams"], memory._max_entries, len(ids))
             for label_id in check_layout(memory._table.slots, memory._table.count).tolist():
                 memory._top = memory._top.join(memory._labels[label_id])
+        used: set[int] = set()
         for value, label_id in data["words"]:
             key = word_key(str(value))
             if key is None:
                 raise ValueError(f"snapshot word {value!r} has no word characters")
             if label_id not in ids:
                 raise ValueError(f"snapshot word {value!r} refers to an unknown label")
-            memory._words.setdefault(key, []).append((str(value), int(label_id)))
+            held = memory._words.setdefault(key, {})
+            if str(value) in held:
+                raise ValueError(f"snapshot word {value!r} is listed twice")
+            held[str(value)] = int(label_id)
             memory._word_count += 1
+            used.add(int(label_id))
+        for label_id in sorted(used):  # each label once, not once per word
             memory._top = memory._top.join(memory._labels[label_id])
         memory._overflow = Label.from_json(data["overflow"])
         saturated_at = data.get("saturated_at")

@@ -18,7 +18,7 @@ from tether.server._oversight import (
     StopOutcome,
 )
 from tether.server._templating import page_templates
-from tether.server._tokens import ROLES, Role, TokenBook, TokenError, TokenInfo, tokens_path
+from tether.server._tokens import ROLES, Role, TokenBook, TokenError, TokenInfo, import_token_file, tokens_path
 from tether.server._views import (
     ArgView,
     Budget,
@@ -63,5 +63,6 @@ __all__ = [
     "page_templates",
     "replay_changes",
     "session_activity",
+    "import_token_file",
     "tokens_path",
 ]

@@ -27,6 +27,7 @@ from tether.store._chain import (
 )
 from tether.store._open import is_postgres_url, open_store
 from tether.store._sqlite_store import SQLiteStore
+from tether.store._token_rows import TokenRecord
 
 if TYPE_CHECKING:
     from tether.store._postgres_store import PostgresStore
@@ -44,6 +45,7 @@ __all__ = [
     "SQLiteStore",
     "SessionSummary",
     "StoredEvent",
+    "TokenRecord",
     "VerifyProblem",
     "VerifyReport",
     "chain_break",

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from tether.events import Event, event_from_json
+from tether.store._token_rows import TokenRecord
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of a session's first event."""
@@ -250,6 +251,23 @@ class EventStore(Protocol):
         """Delete a session copied to ``archive`` and record it as archived, in one transaction;
         ``StaleSession`` (nothing deleted) when its head is no longer ``head``. Appending to an
         archived session id is refused afterwards."""
+        ...
+
+    def tokens(self, *, revoked: bool = False) -> list[TokenRecord]:
+        """The service's live access tokens, oldest first (``revoked=True``: every one ever added)."""
+        ...
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        """The live token whose SHA-256 is ``digest`` (None: no such live token)."""
+        ...
+
+    def add_token(self, token: TokenRecord) -> bool:
+        """Keep a new live token; False (nothing written) when a live token has its name or any
+        token ever had its digest."""
+        ...
+
+    def revoke_token(self, name: str, revoked_at: float) -> bool:
+        """Revoke the live token named ``name`` (the row stays, with the time); False when there is none."""
         ...
 
     def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:

@@ -67,9 +67,12 @@ class ChangeListener:
         """Wait until an append to any session is notified (or the listener reconnects, when
         appends may have gone unnotified) or ``timeout`` seconds pass; True when one was."""
         deadline = time.monotonic() + max(0.0, timeout)
-        self._listening.wait(min(max(0.0, timeout), 2.0))
+        # Seen before the listener is known to be up: its (re)connection then counts as a change,
+        # since what was appended before LISTEN took hold was never notified.
         with self._changed:
             seen = (self._resets, self._any)
+        self._listening.wait(min(max(0.0, timeout), 2.0))
+        with self._changed:
             while (self._resets, self._any) == seen:
                 left = deadline - time.monotonic()
                 if left <= 0:

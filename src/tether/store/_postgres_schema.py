@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tether.errors import StoreError
+from tether.store._token_rows import TABLE as TOKENS
 
 if TYPE_CHECKING:
     import psycopg
@@ -73,6 +74,8 @@ MIGRATIONS: tuple[str, ...] = (
         archived_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 3: the service's access tokens, hashed (``_token_rows``).
+    TOKENS,
 )
 VERSION = len(MIGRATIONS)
 """The layout this code writes."""

@@ -13,6 +13,7 @@ from psycopg import errors as pg_errors
 
 from tether.errors import StaleSession, StoreError
 from tether.events import Event, event_to_json
+from tether.store import _token_rows as token_rows
 from tether.store._chain import (
     ArchivedSession,
     ChainHead,
@@ -26,8 +27,9 @@ from tether.store._chain import (
 )
 from tether.store._pending import POSTGRES, PendingIndex
 from tether.store._postgres_append import LOCK_SPACE, append_locked, append_pipelined, session_key
-from tether.store._postgres_notify import ChangeListener
+from tether.store._postgres_notify import CHANNEL, ChangeListener
 from tether.store._postgres_schema import open_schema
+from tether.store._token_rows import TokenRecord
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -429,6 +431,40 @@ class PostgresStore(PendingIndex):
 
     def _all(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         return self._run("read", lambda conn: conn.execute(sql.encode(), params).fetchall())
+
+    # ------------------------------------------------------------ service tokens
+
+    def tokens(self, *, revoked: bool = False) -> list[TokenRecord]:
+        """The service's live tokens, oldest first (``revoked=True``: every token ever added)."""
+        return token_rows.records(self._all(token_rows.pg(token_rows.EVERY if revoked else token_rows.LIVE), ()))
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        """The live token whose SHA-256 is ``digest``."""
+        found = token_rows.records(self._all(token_rows.pg(token_rows.BY_DIGEST), (digest,)))
+        return found[0] if found else None
+
+    def add_token(self, token: TokenRecord) -> bool:
+        """Add a live token; False (nothing written) when a live token has its name or any token had its digest."""
+
+        def write(conn: Conn) -> bool:
+            with self._transaction(conn):
+                cur = conn.execute((token_rows.pg(token_rows.INSERT) + " ON CONFLICT DO NOTHING").encode(), token_rows.row_of(token))
+                return cur.rowcount > 0
+
+        return self._run("write a token to", write)
+
+    def revoke_token(self, name: str, revoked_at: float) -> bool:
+        """Revoke the live token named ``name`` (its row stays, with the time); False when there is
+        none. The commit notifies ``tether_events``, so streams waiting on the store see it."""
+
+        def write(conn: Conn) -> bool:
+            with self._transaction(conn):
+                cur = conn.execute(token_rows.pg(token_rows.REVOKE).encode(), (revoked_at, name))
+                if cur.rowcount > 0:
+                    conn.execute(f"NOTIFY {CHANNEL}, 'tokens'")
+                return cur.rowcount > 0
+
+        return self._run("revoke a token in", write)
 
     # ------------------------------------------------------------ changes
 

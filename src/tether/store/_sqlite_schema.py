@@ -22,17 +22,20 @@ import hashlib
 import sqlite3
 
 from tether.errors import DuplicateCall, StoreError
+from tether.store._token_rows import TABLE as TOKENS
 
 SEQ_LIMIT = 2**32
 """Events per session (the ``chain`` key packs the session id above the sequence number)."""
-VERSION = 4
+VERSION = 5
 """The layout this code writes (``PRAGMA user_version``; the ``meta`` table's ``schema`` too).
-Schema 4 adds ``archived`` (sessions moved to an archive, with their heads) to schema 3."""
+Schema 4 adds ``archived`` (sessions moved to an archive, with their heads) to schema 3;
+schema 5 adds ``tokens`` (the service's access tokens, hashed: ``_token_rows``)."""
 APPLICATION_ID = 0x54455448
 """``PRAGMA application_id`` of a Tether event store (``TETH`` in ASCII): ``file(1)`` and this
 code tell a store from any other SQLite database by it."""
 _SCHEMA3_TABLES = frozenset({"session_ids", "chain", "call_keys", "heads", "meta"})
-_CURRENT_TABLES = _SCHEMA3_TABLES | {"archived"}
+_SCHEMA4_TABLES = _SCHEMA3_TABLES | {"archived"}
+_CURRENT_TABLES = _SCHEMA4_TABLES | {"tokens"}
 _FIRST_LAYOUT_TABLES = frozenset({"events", "calls", "heads"})
 
 _ARCHIVED = """
@@ -88,6 +91,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
     + _ARCHIVED
+    + TOKENS
 )
 # The views keep the first layout's names and columns for people (and tests) who edit the
 # file with SQL; the store itself never writes through them. No INSERT triggers: code of the
@@ -142,7 +146,9 @@ def open_schema(db: sqlite3.Connection, path: str, *, read_only: bool = False) -
         elif kind == "first layout":
             _migrate(db)
         elif kind == "schema 3":
-            _run(db, _ARCHIVED)
+            _run(db, _ARCHIVED + TOKENS)
+        elif kind == "schema 4":
+            _run(db, TOKENS)
         if version < VERSION or kind != "current":
             db.execute(f"PRAGMA user_version = {VERSION}")
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(VERSION),))
@@ -179,7 +185,7 @@ def refuse_foreign(db: sqlite3.Connection, path: str) -> None:
 
 def _kind(db: sqlite3.Connection, path: str) -> str:
     """What the file holds: ``empty``, a ``current`` store (perhaps without the application id),
-    a store of ``schema 3`` or of the ``first layout``; anything else is refused."""
+    a store of ``schema 4``, ``schema 3`` or of the ``first layout``; anything else is refused."""
     app_id = _application_id(db)
     if app_id not in (0, APPLICATION_ID):
         raise StoreError(
@@ -192,6 +198,8 @@ def _kind(db: sqlite3.Connection, path: str) -> str:
     version = _version(db)
     if version == VERSION and tables >= _CURRENT_TABLES:
         return "current"
+    if version == 4 and tables >= _SCHEMA4_TABLES:
+        return "schema 4"
     if version == 3 and tables >= _SCHEMA3_TABLES:
         return "schema 3"
     if version == 0 and tables >= _FIRST_LAYOUT_TABLES:

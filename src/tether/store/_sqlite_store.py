@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from tether.errors import StaleSession, StoreError
 from tether.events import CallProposed, Event, event_to_json
+from tether.store import _token_rows as token_rows
 from tether.store._chain import (
     GENESIS,
     ArchivedSession,
@@ -30,6 +31,7 @@ from tether.store._chain import (
 from tether.store._pending import SQLITE, PendingIndex
 from tether.store._sqlite_append import INSERT_EVENTS, append_locked, intern_session, link
 from tether.store._sqlite_schema import SEQ_LIMIT, claim_call, open_schema, refuse_foreign
+from tether.store._token_rows import TokenRecord
 
 # Only the events (chain) and heads tables are the record; call ids, approvals and snapshots
 # are indexes derived from it (the guard re-checks them against the chain before relying on them).
@@ -479,6 +481,38 @@ class SQLiteStore(PendingIndex):
                 )
 
         self._transaction("import a session into", write)
+
+    # ------------------------------------------------------------ service tokens
+
+    def tokens(self, *, revoked: bool = False) -> list[TokenRecord]:
+        """The service's live tokens, oldest first (``revoked=True``: every token ever added)."""
+        return token_rows.records(self._all(token_rows.EVERY if revoked else token_rows.LIVE, ()))
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        """The live token whose SHA-256 is ``digest``."""
+        found = token_rows.records(self._all(token_rows.BY_DIGEST, (digest,)))
+        return found[0] if found else None
+
+    def add_token(self, token: TokenRecord) -> bool:
+        """Add a live token; False (nothing written) when a live token has its name or any token had its digest."""
+        added: list[bool] = []
+
+        def write(db: sqlite3.Connection) -> None:
+            taken = db.execute(token_rows.NAME_TAKEN, (token.name, token.digest)).fetchone() is not None
+            if not taken:
+                db.execute(token_rows.INSERT, token_rows.row_of(token))
+            added.append(not taken)
+
+        self._transaction("write a token to", write)
+        return added[0]
+
+    def revoke_token(self, name: str, revoked_at: float) -> bool:
+        """Revoke the live token named ``name`` (its row stays, with the time); False when there is none."""
+        done: list[bool] = []
+        self._transaction("revoke a token in", lambda db: done.append(db.execute(token_rows.REVOKE, (revoked_at, name)).rowcount > 0))
+        with self._lock:
+            self._commits += 1  # a change for wait_for_change here too (data_version counts other connections')
+        return done[0]
 
     def wait_for_change(self, session_id: str | None, after_seq: int, timeout: float) -> bool:
         """Wait until ``session_id``'s head passes ``after_seq`` (``None``: until anything is

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -15,11 +14,17 @@ from starlette.concurrency import run_in_threadpool
 from tether.errors import SessionError
 from tether.server import DEFAULT_ENDORSEMENT_S, Action, Oversight, chain_status, replay_changes
 from tether.server.web._auth import authenticate, check_csrf
+from tether.server.web._changes import ChangeFeed
 
 ID = Annotated[str, Path(min_length=1, max_length=256)]
 CSRF = Annotated[str | None, Header(alias="x-csrf-token", max_length=256)]
 
 router = APIRouter(prefix="/api")
+
+KEEP_ALIVE_S = 15.0
+"""A stream with nothing new sends a comment this often (and checks its token and client, and reads the store again)."""
+_PAGE = 200
+"""Events a session stream reads at a time."""
 
 MAX_ENDORSEMENT_S = 366 * 86400.0
 """The longest an endorsement may be given for through the API (a year and a day)."""
@@ -104,24 +109,26 @@ async def session_stream(request: Request, session_id: ID, after: Annotated[int,
     over = oversight(request)
     await run_in_threadpool(over.row, session_id)  # 404 before the stream starts
     render = request.app.state.render_entry
+    feed: ChangeFeed = request.app.state.changes
 
     async def events() -> AsyncIterator[str]:
         seq = after
-        idle = 0.0
-        while _signed_in(request) and not await request.is_disconnected():
-            entries = await run_in_threadpool(over.timeline, session_id, after_seq=seq, limit=200)
-            for e in entries:
-                seq = e.seq
-                yield f"event: entry\ndata: {json.dumps({**e.to_json(), 'html': render(e)})}\n\n"
-            if entries:
-                row = await run_in_threadpool(over.row, session_id)
-                yield f"event: status\ndata: {json.dumps({'status': row.status, 'pending': row.pending, 'events': row.events})}\n\n"
-                idle = 0.0
-            elif idle >= 15.0:
-                yield ": keep-alive\n\n"
-                idle = 0.0
-            await asyncio.sleep(request.app.state.poll_s)
-            idle += request.app.state.poll_s
+        with feed.stream():
+            seen = feed.version
+            while _signed_in(request) and not await request.is_disconnected():
+                entries = await run_in_threadpool(over.timeline, session_id, after_seq=seq, limit=_PAGE)
+                for e in entries:
+                    seq = e.seq
+                    yield f"event: entry\ndata: {json.dumps({**e.to_json(), 'html': render(e)})}\n\n"
+                if entries:
+                    row = await run_in_threadpool(over.row, session_id)
+                    yield f"event: status\ndata: {json.dumps({'status': row.status, 'pending': row.pending, 'events': row.events})}\n\n"
+                if len(entries) == _PAGE:
+                    continue  # more to send before waiting
+                now = await feed.wait(seen, KEEP_ALIVE_S)
+                if now == seen:
+                    yield ": keep-alive\n\n"
+                seen = now
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 
@@ -145,15 +152,21 @@ async def list_approvals(
 @router.get("/approvals/stream", summary="Server-sent events when the set of pending calls changes")
 async def approvals_stream(request: Request) -> StreamingResponse:
     over = oversight(request)
+    feed: ChangeFeed = request.app.state.changes
 
     async def events() -> AsyncIterator[str]:
-        seen: frozenset[str] | None = None
-        while _signed_in(request) and not await request.is_disconnected():
-            now = frozenset(p.call_id for p in await run_in_threadpool(over.pending_approvals))
-            if now != seen:
-                seen = now
-                yield f"event: changed\ndata: {json.dumps({'pending': len(now)})}\n\n"
-            await asyncio.sleep(request.app.state.poll_s)
+        pending: frozenset[str] | None = None
+        with feed.stream():
+            seen = feed.version
+            while _signed_in(request) and not await request.is_disconnected():
+                now = frozenset(p.call_id for p in await run_in_threadpool(over.pending_approvals))
+                if now != pending:
+                    pending = now
+                    yield f"event: changed\ndata: {json.dumps({'pending': len(now)})}\n\n"
+                version = await feed.wait(seen, KEEP_ALIVE_S)
+                if version == seen:
+                    yield ": keep-alive\n\n"
+                seen = version
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 

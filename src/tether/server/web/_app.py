@@ -13,6 +13,7 @@ from tether.errors import StoreError
 from tether.server import GuardService, Oversight, OversightError, TimelineEntry, TokenBook, page_templates
 from tether.server.web import _api, _guard_api, _pages
 from tether.server.web._auth import Gate, Logins
+from tether.server.web._changes import ChangeFeed
 from tether.server.web._guard_fast import GuardFastPath
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -24,12 +25,11 @@ def create_app(
     tokens: TokenBook,
     *,
     hosts: Collection[str] = LOOPBACK_HOSTS,
-    poll_s: float = 0.2,
     guard: GuardService | None = None,
 ) -> FastAPI:
     """The app over one store's :class:`Oversight`, admitting the holders of ``tokens`` and
     answering to the Host names ``hosts`` only. ``guard`` serves the guard API (default: one
-    over the same store)."""
+    over the same store). The live streams wait on the store's changes (``_changes.ChangeFeed``)."""
     app = FastAPI(
         title="Tether oversight",
         version=__version__,
@@ -45,7 +45,7 @@ def create_app(
     app.state.templates = templates
     app.state.logins = logins
     app.state.tokens = tokens
-    app.state.poll_s = poll_s
+    app.state.changes = ChangeFeed(oversight.store)
     row = templates.get_template("_entry.html")
 
     def render_entry(entry: TimelineEntry) -> str:

@@ -61,6 +61,7 @@ class Who:
 @dataclass(slots=True)
 class _Login:
     name: str
+    digest: str
     csrf: str
     expires: float
     flash: list[str] = field(default_factory=list)
@@ -86,7 +87,7 @@ class Logins:
             now = time.time()
             for k in [k for k, v in self._logins.items() if v.expires < now]:
                 del self._logins[k]
-            self._logins[key] = _Login(name, secrets.token_urlsafe(24), now + LOGIN_TTL_S)
+            self._logins[key] = _Login(name, holder.digest, secrets.token_urlsafe(24), now + LOGIN_TTL_S)
         return key
 
     def sign_out(self, key: str) -> None:
@@ -98,7 +99,7 @@ class Logins:
         """The login behind a cookie value, if it and its token are still live."""
         with self._lock:
             login = self._logins.get(key)
-        if login is None or login.expires < time.time() or not any(t.name == login.name for t in self.tokens.list()):
+        if login is None or login.expires < time.time() or not self.tokens.live(login.digest):
             return None
         return Who(login.name, "cookie", login.csrf)
 

@@ -1,4 +1,4 @@
-"""Run the service: one store, its token file, uvicorn on a loopback address unless told otherwise.
+"""Run the service: one store (which keeps its tokens), uvicorn on a loopback address unless told otherwise.
 
 With ``workers`` > 1, uvicorn runs that many worker processes on one port (its supervisor
 restarts one that dies); each opens the store itself and builds the app with :func:`worker_app`,
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import uvicorn
 from fastapi import FastAPI
 
-from tether.server import GuardService, Oversight, TokenBook, tokens_path
+from tether.server import GuardService, Oversight, TokenBook
 from tether.server.web._app import LOOPBACK_HOSTS, create_app
 from tether.store import EventStore, open_store
 
@@ -34,7 +34,7 @@ def worker_app() -> FastAPI:
     store = _open(config["db"])
     return create_app(
         Oversight(store),
-        TokenBook(tokens_path(config["db"])),
+        TokenBook(_open(config["db"])),  # a connection of its own: a check of a token never waits for a session's turn
         hosts=config["hosts"],
         guard=GuardService(store, cache_size=config["cache_size"]),
     )
@@ -61,8 +61,10 @@ def serve(
         )
         return
     store = _open(db)
+    tokens = _open(db)  # a connection of its own: a check of a token never waits for a session's turn
     try:
-        app = create_app(Oversight(store), TokenBook(tokens_path(db)), hosts=hosts, guard=GuardService(store, cache_size=cache_size))
+        app = create_app(Oversight(store), TokenBook(tokens), hosts=hosts, guard=GuardService(store, cache_size=cache_size))
         uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
     finally:
+        tokens.close()
         store.close()
