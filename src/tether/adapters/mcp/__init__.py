@@ -18,6 +18,7 @@ from tether.adapters.mcp._jsonrpc import Malformed, Message, classify, parse, re
 from tether.adapters.mcp._links import UpstreamError
 from tether.adapters.mcp._lint import LintFinding, LintRule, Neighbours, lint_definition, lint_server
 from tether.adapters.mcp._listing import Listing, gateway_findings, list_server
+from tether.adapters.mcp._oauth_config import OAuthSettings, oauth_folder
 from tether.adapters.mcp._pins import (
     INSTRUCTIONS,
     PIN_SESSION_PREFIX,
@@ -56,6 +57,7 @@ __all__ = [
     "McpToolset",
     "Message",
     "Neighbours",
+    "OAuthSettings",
     "PinBook",
     "PinDetector",
     "PinFilter",
@@ -81,6 +83,7 @@ __all__ = [
     "lint_server",
     "list_server",
     "load_gateway",
+    "oauth_folder",
     "parse",
     "pin_keys",
     "plan_install",

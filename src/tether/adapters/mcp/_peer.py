@@ -493,8 +493,10 @@ def _answer(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def server_status(server: ServerConn) -> str:
-    """`` (status N)`` once the server's process has exited with N, else empty (for messages)."""
+    """`` (status N)`` once the server's process has exited with N, `` (why)`` once a connection ended saying why
+    (an OAuth server that refused the tokens), else empty (for messages)."""
     link = server.link
     if isinstance(link, ProcessLink) and link.proc.returncode is not None:
         return f" (status {link.proc.returncode})"
-    return ""
+    reason = getattr(link, "reason", None)
+    return f" ({reason})" if isinstance(reason, str) and reason else ""
