@@ -49,7 +49,9 @@ def _pick(server: str | None, url: str | None, gateway_file: str | None, headers
 
 @click.command("auth")
 @db_option
-@click.option("--config", "gateway_file", type=click.Path(dir_okay=False, exists=True), default=None, help="The gateway file naming SERVER.")
+@click.option(
+    "--config", "gateway_file", type=click.Path(dir_okay=False, exists=True), default=None, help="The gateway file naming SERVER."
+)
 @click.option("--url", default=None, help="A lone server's URL instead of a gateway's SERVER (what `tether mcp --url ... --oauth` uses).")
 @click.option("--header", "headers", multiple=True, metavar="NAME=VALUE", help="With --url: an HTTP header for the server.")
 @click.option("--sse", is_flag=True, help="With --url: the server speaks the legacy HTTP+SSE transport.")

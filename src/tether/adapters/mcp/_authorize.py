@@ -18,7 +18,7 @@ from typing import TextIO
 
 from tether.adapters.mcp._http import open_url
 from tether.adapters.mcp._links import UpstreamError
-from tether.adapters.mcp._oauth import FileTokenStorage, LoopbackCallback, NeedsAuthorization, provider, quiet_sdk_auth_logs
+from tether.adapters.mcp._oauth import FileTokenStorage, LoopbackCallback, auth_problem, provider, quiet_sdk_auth_logs
 from tether.adapters.mcp._oauth_config import OAuthSettings, oauth_folder, token_path
 from tether.adapters.mcp._tool_client import McpConnection
 from tether.adapters.mcp._upstream import Upstream
@@ -81,8 +81,11 @@ async def authorize(
                     tools = await conn.list_tools(60.0)
                 finally:
                     await conn.stop()
-        except (UpstreamError, NeedsAuthorization) as exc:
-            raise UpstreamError(auth.problem or str(exc)) from None
+        except Exception as exc:  # the SDK's transport raises what its tasks raised, in exception groups
+            why = auth.problem or auth_problem(exc)
+            if why is None and not isinstance(exc, UpstreamError):
+                raise
+            raise UpstreamError(why or str(exc)) from None
     if not storage.has_tokens():
         raise UpstreamError(f"{spec.url} answered without asking for authorization: it needs no OAuth; nothing was stored")
     name = conn.init.get("serverInfo", {}).get("name") if isinstance(conn.init.get("serverInfo"), dict) else None

@@ -157,12 +157,21 @@ class TetherOAuth(OAuthClientProvider):
             self.context.token_expiry_time = self._file.expires_at
 
     async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        """The SDK's flow, noting why it failed (the transport ends the link without saying)."""
+        """The SDK's flow, noting why it failed (the transport ends the link without saying), and refreshing once
+        when the server refuses an access token the client still thought valid (the SDK would go straight to a
+        new authorization, which needs a person: a token the server expired or revoked early, clocks apart)."""
         flow = super()._auth_flow(request)
+        retried = False
         try:
             outgoing = await flow.__anext__()
             while True:
                 response = yield outgoing
+                if outgoing is request and response.status_code == 401 and not retried and self.context.can_refresh_token():
+                    retried = True
+                    refreshed = yield await self._refresh_token()
+                    if await self._handle_refresh_response(refreshed):
+                        self._add_auth_header(request)
+                        response = yield request
                 outgoing = await flow.asend(response)
         except StopAsyncIteration:
             self.problem = None
@@ -314,7 +323,9 @@ class LoopbackCallback:
 async def _respond(writer: asyncio.StreamWriter, status: int, text: str) -> None:
     body = f"<!doctype html><title>Tether</title><p>{text}</p>".encode()
     reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}[status]
-    head = f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
     writer.write(head.encode("latin-1") + body)
     with contextlib.suppress(OSError):
         await writer.drain()

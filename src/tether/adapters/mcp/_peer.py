@@ -107,6 +107,8 @@ class Peer:
         """What the client declared in ``initialize`` (set by the initialize handler)."""
         self.client_init: dict[str, Any] | None = None
         """The client's ``initialize`` params as sent to the servers (a restarted server gets them too)."""
+        self.client_ready = False
+        """Whether the client's ``initialize`` was answered (the servers that came up are initialised)."""
         self.on_down: Callable[[ServerConn], None] | None = None
         """Told when a server's link ends (it exited, or never started), unless the peer is stopping."""
         self._handlers: Handlers | None = None

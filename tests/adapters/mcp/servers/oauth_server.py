@@ -102,7 +102,9 @@ class MemoryProvider:
         token = self.refresh.get(refresh_token)
         return token if token is not None and token.client_id == client.client_id else None
 
-    async def exchange_refresh_token(self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]) -> OAuthToken:
+    async def exchange_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
+    ) -> OAuthToken:
         self.refresh.pop(refresh_token.token, None)  # rotated
         _log("refresh")
         assert client.client_id is not None
