@@ -15,13 +15,13 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import answer_options, console, db_option, err_console, open_store
+from tether.cli._mcp_auth import auth_cmd
 from tether.cli._mcp_common import client_names as _client_names
 from tether.cli._mcp_common import fail as _fail
 from tether.cli._mcp_common import findings_of as _findings
 from tether.cli._mcp_common import listings_of as _listings
 from tether.cli._mcp_common import servers_options as _servers_options
 from tether.cli._mcp_common import upstreams_of as _upstreams
-from tether.cli._mcp_auth import auth_cmd
 from tether.cli._mcp_deploy import install_cmd, status_cmd, token, uninstall_cmd
 from tether.errors import ConfigError, PolicyError, RuntimeFailure, SessionError, StoreError
 from tether.policy import Policy

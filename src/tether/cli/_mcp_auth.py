@@ -42,7 +42,7 @@ def _pick(server: str | None, url: str | None, gateway_file: str | None, headers
             raise ConfigError(f"server {server!r} is started by a command; OAuth is for URL servers")
         if spec.oauth is None:
             raise ConfigError(f"server {server!r} has no `auth: oauth` in {gateway_file}; add it so that tether mcp uses the tokens")
-    if scopes:
+    if scopes and spec.oauth is not None:
         spec = dataclasses.replace(spec, oauth=dataclasses.replace(spec.oauth, scopes=scopes))
     return spec
 

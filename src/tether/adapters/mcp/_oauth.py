@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError, OAuthTokenError
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
 
 from tether.adapters.mcp._oauth_config import OAuthSettings, token_path
 from tether.errors import ConfigError
@@ -114,7 +115,7 @@ class FileTokenStorage:
             return OAuthClientInformationFull(
                 client_id=self._settings.client_id,
                 client_secret=secret,
-                redirect_uris=[self._redirect_uri],  # type: ignore[list-item]
+                redirect_uris=[AnyUrl(self._redirect_uri)],
                 token_endpoint_auth_method="client_secret_post" if secret else "none",
             )
         return None
@@ -145,8 +146,15 @@ class TetherOAuth(OAuthClientProvider):
     """The SDK's provider, with the stored expiry restored when the tokens are loaded (the SDK keeps it only in
     memory, so a token that expired between two runs would be sent and refused instead of refreshed)."""
 
-    def __init__(self, *args: Any, storage: FileTokenStorage, **kwargs: Any) -> None:
-        super().__init__(*args, storage=storage, **kwargs)
+    def __init__(
+        self,
+        server_url: str,
+        client_metadata: OAuthClientMetadata,
+        storage: FileTokenStorage,
+        redirect_handler: Callable[[str], Awaitable[None]],
+        callback_handler: Callable[[], Awaitable[AuthorizationCodeResult]],
+    ) -> None:
+        super().__init__(server_url, client_metadata, storage, redirect_handler=redirect_handler, callback_handler=callback_handler)
         self._file = storage
         self.problem: str | None = None
         """Why the last authorization failed (one line; None: it did not)."""
@@ -198,14 +206,14 @@ def provider(
 ) -> TetherOAuth:
     """The provider for one server."""
     metadata = OAuthClientMetadata(
-        redirect_uris=[uri],  # type: ignore[list-item]
+        redirect_uris=[AnyUrl(uri)],
         client_name=settings.client_name,
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
         scope=settings.scopes,
         token_endpoint_auth_method="client_secret_post" if settings.client_secret else "none",
     )
-    return TetherOAuth(url, metadata, redirect_handler=redirect, callback_handler=callback, storage=storage)
+    return TetherOAuth(url, metadata, storage, redirect, callback)
 
 
 def unattended(url: str, settings: OAuthSettings, folder: Path | None, name: str) -> tuple[TetherOAuth, FileTokenStorage]:
