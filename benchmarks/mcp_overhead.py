@@ -227,6 +227,10 @@ def main() -> None:
         "added_connect_ms": round(statistics.median(proxy_connect) - statistics.median(direct_connect), 1),
         # CPU per call (stable under load): the proxy process's own, the server's (directly and behind it), the client's.
         "proxy_cpu_us_per_call": proxy_us["spawned"],
+        # All CPU the proxy adds per call: its own process, plus what the server and the client spend more than directly.
+        "added_cpu_us_per_call": round(
+            proxy_us["spawned"] + proxy_us["behind"] - direct_us["spawned"] + proxy_us["client"] - direct_us["client"], 1
+        ),
         "gateway_cpu_us_per_call": gateway_us["spawned"],
         "server_cpu_us_per_call_direct": direct_us["spawned"],
         "server_cpu_us_per_call_proxied": proxy_us["behind"],
@@ -249,7 +253,7 @@ def main() -> None:
     print(f"proxy adds: p50 {report['added_p50_ms']:.3f} ms, p99 {report['added_p99_ms']:.3f} ms (x{report['proxy_ratio_p50']} at p50)")
     print(f"gateway adds: p50 {report['gateway_added_p50_ms']:.3f} ms, p99 {report['gateway_added_p99_ms']:.3f} ms "
           f"(x{report['gateway_ratio_p50']} at p50)")  # fmt: skip
-    print(f"CPU per call: proxy {report['proxy_cpu_us_per_call']} us, gateway {report['gateway_cpu_us_per_call']} us, "
+    print(f"CPU per call: added {report['added_cpu_us_per_call']} us in all; proxy {report['proxy_cpu_us_per_call']} us, gateway {report['gateway_cpu_us_per_call']} us, "
           f"server {report['server_cpu_us_per_call_direct']} us direct / {report['server_cpu_us_per_call_proxied']} us behind the proxy, "
           f"client {report['client_cpu_us_per_call_direct']} / {report['client_cpu_us_per_call_proxied']} us")  # fmt: skip
     print(f"spawn + initialize (median): direct {report['direct_connect_ms']} ms, proxy {report['proxy_connect_ms']} ms, "

@@ -83,13 +83,12 @@ def auth_cmd(
     """
     import asyncio
 
-    from tether.adapters.mcp._authorize import authorize
-    from tether.adapters.mcp._authorize import forget as forget_tokens
+    from tether.adapters.mcp import authorize_oauth, forget_oauth
 
     try:
         spec = _pick(server, url, gateway_file, headers, sse, scopes)
         if forget:
-            path = forget_tokens(spec, db)
+            path = forget_oauth(spec, db)
             console.print(f"forgot the OAuth tokens of {escape(spec.url)} ({escape(str(path))})" if path else "no OAuth tokens were stored")
             return
 
@@ -98,7 +97,7 @@ def auth_cmd(
             click.echo(auth_url)
             err_console.print(f"Waiting up to {timeout_s:g} s for the redirect ...", soft_wrap=True)
 
-        done = asyncio.run(authorize(spec, db, port=port, timeout_s=timeout_s, show=show, browser=browser))
+        done = asyncio.run(authorize_oauth(spec, db, port=port, timeout_s=timeout_s, show=show, browser=browser))
     except (ConfigError, RuntimeFailure) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:  # pragma: no cover - interactive stop

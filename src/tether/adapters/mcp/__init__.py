@@ -9,6 +9,7 @@ session. The stdio proxy needs no MCP SDK; HTTP (``--http``, ``--url``) needs
 the ``mcp`` extra (``pip install tether-guard[mcp]``).
 """
 
+from tether.adapters.mcp._authorize import Authorized, authorize_oauth, forget_oauth
 from tether.adapters.mcp._catalog import MAX_TOOL_NAME, gateway_tool_names
 from tether.adapters.mcp._clients import CLIENTS, Client, ConfigChange, apply_change, find_client, plan_install, plan_uninstall
 from tether.adapters.mcp._config import DENIED, ELICITATION, SAMPLING, ProxyConfig
@@ -40,6 +41,7 @@ from tether.adapters.mcp._upstream import Upstream, check_gateway, expand_variab
 
 __all__ = [
     "APPROVAL_SCHEMA",
+    "Authorized",
     "CLIENTS",
     "DENIED",
     "ELICITATION",
@@ -70,12 +72,14 @@ __all__ = [
     "Upstream",
     "UpstreamError",
     "apply_change",
+    "authorize_oauth",
     "check_gateway",
     "check_loopback",
     "classify",
     "definition_hash",
     "expand_variables",
     "find_client",
+    "forget_oauth",
     "gateway_findings",
     "gateway_name",
     "gateway_tool_names",

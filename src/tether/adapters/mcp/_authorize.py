@@ -4,6 +4,9 @@ The user's browser does the authorization; Tether prints the URL, receives the
 redirect on a loopback port, exchanges the code (PKCE) and keeps the tokens in
 the server's 0600 file beside the event store, where every ``tether mcp`` on
 that store finds them (and refreshes them when they expire).
+
+The SDK is imported when :func:`authorize_oauth` runs, so importing this module (and the
+package) loads none.
 """
 
 from __future__ import annotations
@@ -16,11 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from tether.adapters.mcp._http import open_url
 from tether.adapters.mcp._links import UpstreamError
-from tether.adapters.mcp._oauth import FileTokenStorage, LoopbackCallback, auth_problem, provider, quiet_sdk_auth_logs
 from tether.adapters.mcp._oauth_config import OAuthSettings, oauth_folder, token_path
-from tether.adapters.mcp._tool_client import McpConnection
 from tether.adapters.mcp._upstream import Upstream
 from tether.errors import ConfigError
 
@@ -37,7 +37,7 @@ class Authorized:
     """The server's ``serverInfo.name``."""
 
 
-async def authorize(
+async def authorize_oauth(
     spec: Upstream,
     state: str,
     *,
@@ -52,6 +52,10 @@ async def authorize(
     ``show`` is given the authorization URL (the person opens it; ``browser`` also opens it in the
     default browser). Raises :class:`UpstreamError` with one line when nothing was authorized.
     """
+    from tether.adapters.mcp._http import open_url
+    from tether.adapters.mcp._oauth import FileTokenStorage, LoopbackCallback, auth_problem, provider, quiet_sdk_auth_logs
+    from tether.adapters.mcp._tool_client import McpConnection
+
     if spec.url is None:
         raise ConfigError("OAuth is for URL servers: give --url, or a gateway server with `url` and `auth: oauth`")
     folder = oauth_folder(state)
@@ -92,7 +96,7 @@ async def authorize(
     return Authorized(storage.path, len(tools), str(name or spec.url))
 
 
-def forget(spec: Upstream, state: str) -> Path | None:
+def forget_oauth(spec: Upstream, state: str) -> Path | None:
     """Delete the tokens and registration kept for ``spec`` (the file; None when there was none)."""
     folder = oauth_folder(state)
     if spec.url is None or folder is None:
