@@ -142,6 +142,9 @@ def test_authorize_once_then_the_gateway_uses_refreshes_and_loses_the_tokens(tmp
         stored = json.loads(files[0].read_text())
         secrets = [stored["tokens"]["access_token"], stored["tokens"]["refresh_token"]]
         assert events.read_text().split() == ["register", "authorize", "token"]
+        # Setting up uses the same tokens: a starting policy lists the OAuth server's tools.
+        started = run_tether("mcp", "policy-init", "--config", str(config), "--db", str(db))
+        assert started.returncode == 0 and "remote__whoami:" in started.stdout and "toy__echo:" in started.stdout, started.stderr
 
         log = tmp_path / "gateway.log"
         with log.open("w") as errors:
