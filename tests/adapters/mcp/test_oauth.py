@@ -53,13 +53,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _oauth_server(port: int, log: Path, ttl: int = 3600) -> Iterator[None]:
+def _oauth_server(port: int, log: Path, ttl: int = 3600, *, sse: bool = False) -> Iterator[None]:
     """The OAuth-protected server on ``port``, until the block ends (its tokens live in its memory only)."""
     extra = {"OAUTH_LOG": str(log), "OAUTH_TOKEN_TTL": str(ttl)}
+    cmd = [sys.executable, str(OAUTH_SERVER), str(port), *(["--sse"] if sse else [])]
     with open(log.with_suffix(".out"), "a") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(OAUTH_SERVER), str(port)], env={**os.environ, **env(), **extra}, stdout=out, stderr=out
-        )
+        proc = subprocess.Popen(cmd, env={**os.environ, **env(), **extra}, stdout=out, stderr=out)
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -256,6 +255,26 @@ def test_a_tampered_or_refused_redirect_authorizes_nothing(tmp_path: Path) -> No
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and "the authorization server refused: access_denied (the user said no)" in err, (out, err)
         assert not storage.has_tokens()
+
+
+def test_oauth_over_the_legacy_sse_transport(tmp_path: Path) -> None:
+    """A lone proxy in front of an OAuth-protected SSE server: `tether mcp auth --url --sse`, then `--url --sse --oauth`."""
+    port, db = _free_port(), tmp_path / "t.db"
+    url = f"http://127.0.0.1:{port}/sse"
+    policy = tmp_path / "p.yaml"
+    policy.write_text("tether: 1\nname: p\ntools:\n  whoami: {effect: read}\n")
+    with _oauth_server(port, tmp_path / "oauth.log", sse=True):
+        proc, auth_url = _start_auth("--url", url, "--sse", "--db", str(db), "--timeout", "60")
+        assert _browser(auth_url).status_code == 200
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "authorized: oauth-toy lists 2 tool(s)" in out, (out, err)
+        client = RawClient(["--policy", str(policy), "--db", str(db), "--url", url, "--sse", "--oauth"])
+        try:
+            client.initialize()
+            who = _call(client, 1, "whoami")
+            assert not who.get("isError") and _text(who).endswith(" mcp"), who
+        finally:
+            assert client.close() == 0
 
 
 # ---------------------------------------------------------------- configuration and storage

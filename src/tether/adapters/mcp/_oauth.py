@@ -73,6 +73,7 @@ class FileTokenStorage:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover file keeps its mode through O_CREAT
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump({**data, "url": self._url}, fh, indent=1)
         os.replace(tmp, self.path)

@@ -7,7 +7,10 @@ access tokens that expire after ``OAUTH_TOKEN_TTL`` seconds (default 3600) and
 rotating refresh tokens. Everything is in memory, so a restarted server no
 longer knows the tokens it issued (the proxy must then report it unauthorized).
 
-    python oauth_server.py PORT
+    python oauth_server.py PORT [--sse]
+
+``--sse`` serves the legacy HTTP+SSE transport at ``/sse`` (messages to ``/messages/``)
+instead of streamable HTTP at ``/mcp``.
 
 Environment: ``OAUTH_LOG`` (a file that gets one line per event: ``register``,
 ``authorize``, ``token``, ``refresh``, ``call <tool> <client_id>``; never a token).
@@ -123,10 +126,11 @@ class MemoryProvider:
 
 def main() -> None:
     port = int(sys.argv[1])
+    sse = "--sse" in sys.argv[2:]
     base = f"http://127.0.0.1:{port}"
     auth = AuthSettings(
         issuer_url=base,  # type: ignore[arg-type]
-        resource_server_url=f"{base}/mcp",  # type: ignore[arg-type]
+        resource_server_url=f"{base}/sse" if sse else f"{base}/mcp",  # type: ignore[arg-type]
         client_registration_options=ClientRegistrationOptions(enabled=True, valid_scopes=["mcp"], default_scopes=["mcp"]),
         required_scopes=["mcp"],
         validate_token_resource=False,
@@ -147,7 +151,10 @@ def main() -> None:
         _log(f"call whoami {token.client_id if token else '-'}")
         return f"{token.client_id} {' '.join(token.scopes)}" if token else "anonymous"
 
-    anyio.run(lambda: server.run_streamable_http_async(host="127.0.0.1", port=port))
+    if sse:
+        anyio.run(lambda: server.run_sse_async(host="127.0.0.1", port=port))
+    else:
+        anyio.run(lambda: server.run_streamable_http_async(host="127.0.0.1", port=port))
 
 
 if __name__ == "__main__":
