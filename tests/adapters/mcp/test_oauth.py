@@ -53,9 +53,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _oauth_server(port: int, log: Path, ttl: int = 3600, *, sse: bool = False) -> Iterator[None]:
+def _oauth_server(port: int, log: Path, ttl: int = 3600, *, sse: bool = False, announced: int | None = None) -> Iterator[None]:
     """The OAuth-protected server on ``port``, until the block ends (its tokens live in its memory only)."""
-    extra = {"OAUTH_LOG": str(log), "OAUTH_TOKEN_TTL": str(ttl)}
+    extra = {"OAUTH_LOG": str(log), "OAUTH_TOKEN_TTL": str(ttl), "OAUTH_ANNOUNCED_TTL": str(announced or ttl)}
     cmd = [sys.executable, str(OAUTH_SERVER), str(port), *(["--sse"] if sse else [])]
     with open(log.with_suffix(".out"), "a") as out:
         proc = subprocess.Popen(cmd, env={**os.environ, **env(), **extra}, stdout=out, stderr=out)
@@ -217,6 +217,28 @@ def test_tokens_refused_or_missing_take_only_that_server_down(tmp_path: Path) ->
             assert client.close() == 0
     text = log.read_text()
     assert "Traceback" not in text and "not authorized: the server refused" in text
+
+
+def test_a_token_the_server_refuses_early_is_refreshed_not_fatal(tmp_path: Path) -> None:
+    """The server says a token lasts an hour but refuses it after 2 s (a revocation, clocks apart): the proxy
+    refreshes once on the 401 instead of needing a person (the SDK alone would start a new authorization)."""
+    port, db = _free_port(), tmp_path / "t.db"
+    events = tmp_path / "oauth.log"
+    config = _gateway_file(tmp_path, port)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY)
+    with _oauth_server(port, events, ttl=2, announced=3600):
+        _authorize(tmp_path, db, config)
+        client = RawClient(["--policy", str(policy), "--db", str(db), "--config", str(config)])
+        try:
+            client.initialize()
+            assert not _call(client, 1, "remote__whoami").get("isError")
+            time.sleep(2.5)
+            later = _call(client, 2, "remote__echo", {"text": "refreshed on the 401"})
+            assert not later.get("isError") and _text(later) == "refreshed on the 401", later
+        finally:
+            assert client.close() == 0
+    assert events.read_text().split().count("refresh") >= 1 and events.read_text().split().count("authorize") == 1
 
 
 def test_a_lone_oauth_server_without_tokens_is_one_line(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ longer knows the tokens it issued (the proxy must then report it unauthorized).
 ``--sse`` serves the legacy HTTP+SSE transport at ``/sse`` (messages to ``/messages/``)
 instead of streamable HTTP at ``/mcp``.
 
-Environment: ``OAUTH_LOG`` (a file that gets one line per event: ``register``,
+Environment: ``OAUTH_ANNOUNCED_TTL`` (the lifetime told to clients, default the real one: a longer
+one makes the server refuse tokens the client still thinks valid, as after a revocation),
+``OAUTH_LOG`` (a file that gets one line per event: ``register``,
 ``authorize``, ``token``, ``refresh``, ``call <tool> <client_id>``; never a token).
 Tools: ``echo(text)`` and ``whoami()`` (the caller's client id and scopes).
 """
@@ -39,6 +41,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 TTL = int(os.environ.get("OAUTH_TOKEN_TTL", "3600"))
+ANNOUNCED_TTL = int(os.environ.get("OAUTH_ANNOUNCED_TTL", str(TTL)))
 LOG = os.environ.get("OAUTH_LOG")
 
 
@@ -92,7 +95,7 @@ class MemoryProvider:
             token=access, client_id=client_id, scopes=scopes, expires_at=int(time.time()) + TTL, resource=resource, subject="ana"
         )
         self.refresh[refresh] = RefreshToken(token=refresh, client_id=client_id, scopes=scopes, resource=resource, subject="ana")
-        return OAuthToken(access_token=access, token_type="Bearer", expires_in=TTL, refresh_token=refresh, scope=" ".join(scopes))
+        return OAuthToken(access_token=access, token_type="Bearer", expires_in=ANNOUNCED_TTL, refresh_token=refresh, scope=" ".join(scopes))
 
     async def exchange_authorization_code(self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode) -> OAuthToken:
         if self.codes.pop(authorization_code.code, None) is None:
