@@ -55,12 +55,13 @@ class FileTokenStorage:
     ``settings.client_id`` (a pre-registered client) stands in for a registration when the file has none.
     """
 
-    def __init__(self, path: Path, url: str, settings: OAuthSettings, redirect_uri: str) -> None:
+    def __init__(self, path: Path, url: str, settings: OAuthSettings, redirect_uri: str, *, registers: bool = True) -> None:
         self.path = path
         """The file."""
         self._url = url
         self._settings = settings
         self._redirect_uri = redirect_uri
+        self._registers = registers
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -122,7 +123,10 @@ class FileTokenStorage:
         return None
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        """Keep the client the authorization server registered."""
+        """Keep the client the authorization server registered (not for a running proxy's storage: only
+        ``tether mcp auth`` registers, so a server cannot make a proxy replace the registration it uses)."""
+        if not self._registers:
+            return
         data = self._load()
         data["client"] = client_info.model_dump(mode="json", exclude_none=True)
         self._save(data)
@@ -224,7 +228,7 @@ def unattended(url: str, settings: OAuthSettings, folder: Path | None, name: str
         raise NeedsAuthorization("not authorized: an in-memory store keeps no OAuth tokens (use --db FILE)")
     path = token_path(folder, url)
     fallback = redirect_uri(settings.redirect_port or 33418)
-    storage = FileTokenStorage(path, url, settings, fallback)
+    storage = FileTokenStorage(path, url, settings, fallback, registers=False)
     stored = storage.stored_redirect_uris()
     todo = f"run `tether mcp auth {name or '--url ' + url}` with the same --db"
 
