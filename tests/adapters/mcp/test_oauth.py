@@ -255,6 +255,24 @@ def test_a_lone_oauth_server_without_tokens_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_server_that_asks_for_oauth_without_auth_configured_gets_a_hint(tmp_path: Path) -> None:
+    """A client's config has no `auth` for a remote server (the client itself would run OAuth on the 401): the
+    proxy says what to configure instead of the SDK's "Server returned an error response"."""
+    port = _free_port()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("tether: 1\nname: p\ntools: {}\n")
+    with _oauth_server(port, tmp_path / "oauth.log"):
+        client = RawClient(["--policy", str(policy), "--db", str(tmp_path / "t.db"), "--url", f"http://127.0.0.1:{port}/mcp"])
+        try:
+            client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})  # fmt: skip
+            answer = client.read(60)
+        finally:
+            client.close()
+    message = json.dumps(answer)
+    assert "error" in answer and "requires authorization (HTTP 401, OAuth)" in message and "tether mcp auth --url" in message, answer
+
+
 def test_a_tampered_or_refused_redirect_authorizes_nothing(tmp_path: Path) -> None:
     """The redirect is the attacker's way in (a forged code or state): the SDK checks the state; nothing is stored."""
     port, db = _free_port(), tmp_path / "t.db"

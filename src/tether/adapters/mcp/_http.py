@@ -26,7 +26,7 @@ from mcp.shared.message import ClientMessageMetadata, ServerMessageMetadata, Ses
 
 from tether.adapters.mcp._jsonrpc import Id
 from tether.adapters.mcp._links import Frame, UpstreamError
-from tether.adapters.mcp._oauth import NeedsAuthorization, TetherOAuth, quiet_sdk_auth_logs, unattended
+from tether.adapters.mcp._oauth import ChallengeWatch, NeedsAuthorization, TetherOAuth, quiet_sdk_auth_logs, unattended
 from tether.adapters.mcp._oauth_config import oauth_folder
 from tether.adapters.mcp._tokens import bearer
 from tether.adapters.mcp._upstream import Upstream
@@ -67,6 +67,9 @@ class SdkLink:
                     return None
                 continue
             data: dict[str, Any] = item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
+            err = data.get("error")
+            if self._side == "client" and isinstance(err, dict) and self._explain is not None and (why := self._explain()):
+                data["error"] = {**err, "message": f"{err.get('message', '')} ({why})"}  # the HTTP status the SDK hid
             result = data.get("result")
             if self._side == "client" and isinstance(result, dict) and "protocolVersion" in result and "capabilities" in result:
                 self._version = str(result["protocolVersion"])
@@ -101,24 +104,27 @@ async def open_url(
     headers: Mapping[str, str] | None = None,
     transport: Literal["http", "sse"] = "http",
     auth: TetherOAuth | None = None,
+    name: str = "",
 ) -> AsyncIterator[SdkLink]:
     """A link to a streamable HTTP server (or a legacy HTTP+SSE one), closed (the session deleted) on exit.
 
     ``headers`` (credentials such as ``Authorization: Bearer ...``) go with every request and are
     never logged. ``auth`` runs the MCP authorization flow (OAuth) on every request; a link it
-    ends says why (its ``reason``).
+    ends says why (its ``reason``). Without it, a server that asks for OAuth gets a hint naming
+    ``tether mcp auth`` (``name``: its gateway name) in the errors the link passes on.
     """
-    explain = (lambda: auth.problem) if auth is not None else None
+    watch: TetherOAuth | ChallengeWatch = auth if auth is not None else ChallengeWatch(name, url)
+    explain = lambda: watch.problem  # noqa: E731
     if transport == "sse":
         from mcp.client.sse import sse_client
 
-        async with sse_client(url, headers=dict(headers) if headers else None, auth=auth) as (read, write):
+        async with sse_client(url, headers=dict(headers) if headers else None, auth=watch) as (read, write):
             yield SdkLink(read, write, side="client", log=log, explain=explain)
         return
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     async with (
-        create_mcp_http_client(headers=dict(headers) if headers else None, auth=auth) as client,
+        create_mcp_http_client(headers=dict(headers) if headers else None, auth=watch) as client,
         streamable_http_client(url, http_client=client) as (read, write),
     ):
         yield SdkLink(read, write, side="client", log=log, explain=explain)
@@ -135,7 +141,7 @@ def open_upstream(spec: Upstream, *, log: TextIO = sys.stderr, state: str | None
             auth, _ = unattended(spec.url, spec.oauth, oauth_folder(state) if state else None, spec.name)
         except NeedsAuthorization as exc:
             raise UpstreamError(str(exc)) from None
-    return open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport, auth=auth)
+    return open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport, auth=auth, name=spec.name)
 
 
 class HttpFront:

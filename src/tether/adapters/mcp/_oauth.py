@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -193,6 +193,23 @@ class TetherOAuth(OAuthClientProvider):
             raise
         finally:
             await flow.aclose()
+
+
+class ChallengeWatch(httpx2.Auth):
+    """For a URL server without ``auth: oauth``: notices when it asks for OAuth (``401`` with a ``Bearer``
+    challenge), so the proxy can say what to configure instead of "the server returned an error"."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.problem: str | None = None
+        """The hint, once the server asked for authorization."""
+        self._todo = f"give the server `auth: oauth` in the gateway file (or --oauth) and run `tether mcp auth {name or '--url ' + url}`"
+
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        response = yield request
+        if response.status_code == 401 and "bearer" in response.headers.get("www-authenticate", "").lower():
+            self.problem = f"the server requires authorization (HTTP 401, OAuth): {self._todo}"
+        elif response.status_code < 400:
+            self.problem = None
 
 
 def redirect_uri(port: int) -> str:
