@@ -241,6 +241,34 @@ def test_a_token_the_server_refuses_early_is_refreshed_not_fatal(tmp_path: Path)
     assert events.read_text().split().count("refresh") >= 1 and events.read_text().split().count("authorize") == 1
 
 
+def test_the_agent_loops_mcp_toolset_uses_the_same_tokens(tmp_path: Path) -> None:
+    """`tether run`'s MCP toolset reaches an OAuth server with the tokens `tether mcp auth` stored beside its store."""
+    from tether import Guard, SQLiteStore
+    from tether.adapters.mcp import McpToolset
+    from tether.policy import Policy
+
+    port, db = _free_port(), tmp_path / "t.db"
+    url = f"http://127.0.0.1:{port}/mcp"
+    policy = Policy.from_yaml(
+        "tether: 1\nname: p\ntools:\n  whoami: {effect: read}\n  echo: {effect: read, args: {text: {type: string}}}\n"
+    )
+    with _oauth_server(port, tmp_path / "oauth.log"):
+        proc, auth_url = _start_auth("--url", url, "--db", str(db), "--timeout", "60")
+        assert _browser(auth_url).status_code == 200
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        store = SQLiteStore(db)
+        tools = McpToolset(Upstream(url=url, oauth=OAuthSettings()), store, policy)
+        session = Guard(policy, store, detectors=tools.detectors).start_session("Who am I?")
+
+        async def go() -> tuple[list[str], str]:
+            async with tools.connected(session):
+                return sorted(s.name for s in tools.specs()), await tools.call("whoami", {})
+
+        names, who = anyio.run(go)
+    assert names == ["echo", "whoami"] and who.splitlines()[0].endswith(" mcp"), (names, who)
+
+
 def test_a_lone_oauth_server_without_tokens_is_one_line(tmp_path: Path) -> None:
     port = _free_port()
     policy = tmp_path / "p.yaml"
