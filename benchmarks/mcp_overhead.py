@@ -6,7 +6,11 @@ indexing, two SQLite commits per call, pins on) and through ``tether mcp``
 as a gateway (``--server echo=...``: namespaced names, the supervisor, the
 lint of definitions), in the same run, alternating blocks so drift hits all
 three. Reports p50 and p99 of each, what each adds and its ratio to direct,
-and the time to start and initialise a session (spawn + ``initialize``).
+the time to start and initialise a session (spawn + ``initialize``), and the
+CPU time each process spends per call (read from ``/proc`` around the timed
+calls: the proxy's own, the server's, the client's). Wall times on a shared
+machine measure its load as much as the proxy; CPU per call does not, so the
+report says both, with the load average.
 
     python benchmarks/mcp_overhead.py [--quick] [--calls N] [--durability normal|full] [--json]
 """
@@ -63,8 +67,74 @@ def serve_echo() -> None:
     anyio.run(run)
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) the process ``pid`` itself has used, from ``/proc`` (None where unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+class CpuMeter:
+    """CPU used around the timed calls by the spawned process, its own children (the server behind a proxy), and us."""
+
+    def __init__(self) -> None:
+        self.spawned: list[float] = []
+        """CPU seconds of the process the client spawned (the server directly, or the proxy), per block."""
+        self.behind: list[float] = []
+        """CPU seconds of that process's children (the server behind a proxy), per block."""
+        self.client: list[float] = []
+        """CPU seconds of this process (the SDK client), per block."""
+        self.calls = 0
+        self._start: tuple[dict[int, float], dict[int, float], float] | None = None
+
+    def _read(self) -> tuple[dict[int, float], dict[int, float]]:
+        top = {p: c for p in _children(os.getpid()) if (c := _cpu_s(p)) is not None}
+        below = {q: c for p in top for q in _children(p) if (c := _cpu_s(q)) is not None}
+        return top, below
+
+    def start(self) -> None:
+        """Before the timed calls."""
+        top, below = self._read()
+        self._start = (top, below, time.process_time())
+
+    def stop(self, calls: int) -> None:
+        """After ``calls`` timed calls."""
+        assert self._start is not None
+        top0, below0, own0 = self._start
+        top, below = self._read()
+        self.spawned.append(sum(c - top0.get(p, c) for p, c in top.items()))
+        self.behind.append(sum(c - below0.get(p, c) for p, c in below.items()))
+        self.client.append(time.process_time() - own0)
+        self.calls += calls
+
+    def per_call_us(self) -> dict[str, float]:
+        """Microseconds of CPU per call: spawned process, the processes behind it, the client."""
+        n = max(1, self.calls)
+        return {
+            name: round(sum(v) / n * 1e6, 1) for name, v in (("spawned", self.spawned), ("behind", self.behind), ("client", self.client))
+        }
+
+
 async def _measure(
-    command: list[str], env: dict[str, str], calls: int, warmup: int, connect_ms: list[float], tool: str = "echo"
+    command: list[str],
+    env: dict[str, str],
+    calls: int,
+    warmup: int,
+    connect_ms: list[float],
+    tool: str = "echo",
+    cpu: CpuMeter | None = None,
 ) -> list[float]:
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
@@ -77,6 +147,8 @@ async def _measure(
             await client.list_tools()
             out: list[float] = []
             for i in range(warmup + calls):
+                if i == warmup and cpu is not None:
+                    cpu.start()
                 start = time.perf_counter()
                 result = await client.call_tool(tool, {"text": f"hello {i}"})
                 took = time.perf_counter() - start
@@ -84,6 +156,8 @@ async def _measure(
                     raise RuntimeError(f"call failed: {result.content}")
                 if i >= warmup:
                     out.append(took * 1000)
+            if cpu is not None:
+                cpu.stop(calls)
             return out
 
 
@@ -122,12 +196,15 @@ def main() -> None:
         direct_connect: list[float] = []
         proxy_connect: list[float] = []
         gateway_connect: list[float] = []
+        direct_cpu, proxy_cpu, gateway_cpu = CpuMeter(), CpuMeter(), CpuMeter()
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         for _ in range(blocks):
-            direct_ms += anyio.run(_measure, echo, env, calls // blocks, 30, direct_connect)
-            proxy_ms += anyio.run(_measure, proxied, env, calls // blocks, 30, proxy_connect)
-            gateway_ms += anyio.run(_measure, gateway, env, calls // blocks, 30, gateway_connect, "echo__echo")
+            direct_ms += anyio.run(_measure, echo, env, calls // blocks, 30, direct_connect, "echo", direct_cpu)
+            proxy_ms += anyio.run(_measure, proxied, env, calls // blocks, 30, proxy_connect, "echo", proxy_cpu)
+            gateway_ms += anyio.run(_measure, gateway, env, calls // blocks, 30, gateway_connect, "echo__echo", gateway_cpu)
         wall = time.perf_counter() - started
+    direct_us, proxy_us, gateway_us = direct_cpu.per_call_us(), proxy_cpu.per_call_us(), gateway_cpu.per_call_us()
     report = {
         "calls_per_path": len(direct_ms),
         "direct_p50_ms": round(_pct(direct_ms, 0.5), 4),
@@ -147,7 +224,21 @@ def main() -> None:
         "direct_connect_ms": round(statistics.median(direct_connect), 1),
         "proxy_connect_ms": round(statistics.median(proxy_connect), 1),
         "gateway_connect_ms": round(statistics.median(gateway_connect), 1),
+        "added_connect_ms": round(statistics.median(proxy_connect) - statistics.median(direct_connect), 1),
+        # CPU per call (stable under load): the proxy process's own, the server's (directly and behind it), the client's.
+        "proxy_cpu_us_per_call": proxy_us["spawned"],
+        # All CPU the proxy adds per call: its own process, plus what the server and the client spend more than directly.
+        "added_cpu_us_per_call": round(
+            proxy_us["spawned"] + proxy_us["behind"] - direct_us["spawned"] + proxy_us["client"] - direct_us["client"], 1
+        ),
+        "gateway_cpu_us_per_call": gateway_us["spawned"],
+        "server_cpu_us_per_call_direct": direct_us["spawned"],
+        "server_cpu_us_per_call_proxied": proxy_us["behind"],
+        "client_cpu_us_per_call_direct": direct_us["client"],
+        "client_cpu_us_per_call_proxied": proxy_us["client"],
+        "load_1min_before": round(load_before, 2),
         "load_1min": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
         "durability": opts.durability,
         "wall_s": round(wall, 2),
         "python": sys.version.split()[0],
@@ -162,6 +253,9 @@ def main() -> None:
     print(f"proxy adds: p50 {report['added_p50_ms']:.3f} ms, p99 {report['added_p99_ms']:.3f} ms (x{report['proxy_ratio_p50']} at p50)")
     print(f"gateway adds: p50 {report['gateway_added_p50_ms']:.3f} ms, p99 {report['gateway_added_p99_ms']:.3f} ms "
           f"(x{report['gateway_ratio_p50']} at p50)")  # fmt: skip
+    print(f"CPU per call: added {report['added_cpu_us_per_call']} us in all; proxy {report['proxy_cpu_us_per_call']} us, gateway {report['gateway_cpu_us_per_call']} us, "
+          f"server {report['server_cpu_us_per_call_direct']} us direct / {report['server_cpu_us_per_call_proxied']} us behind the proxy, "
+          f"client {report['client_cpu_us_per_call_direct']} / {report['client_cpu_us_per_call_proxied']} us")  # fmt: skip
     print(f"spawn + initialize (median): direct {report['direct_connect_ms']} ms, proxy {report['proxy_connect_ms']} ms, "
           f"gateway {report['gateway_connect_ms']} ms (wall {report['wall_s']} s, load {report['load_1min']})")  # fmt: skip
 

@@ -15,6 +15,7 @@ import click
 from rich.markup import escape
 
 from tether.cli._common import answer_options, console, db_option, err_console, open_store
+from tether.cli._mcp_auth import auth_cmd
 from tether.cli._mcp_common import client_names as _client_names
 from tether.cli._mcp_common import fail as _fail
 from tether.cli._mcp_common import findings_of as _findings
@@ -104,6 +105,7 @@ def run_cmd(
     url: str | None,
     headers: tuple[str, ...],
     sse: bool,
+    oauth: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     http_port: int | None,
@@ -128,7 +130,7 @@ def run_cmd(
     """Serve MCP, forwarding to the server started by COMMAND (after --), or to a gateway's servers, checking every call."""
     from tether.adapters.mcp import ProxyConfig, ServeOptions, serve
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse, oauth)
     try:
         policy = Policy.from_file(policy_path)
     except PolicyError as exc:
@@ -171,13 +173,16 @@ def run_cmd(
 
 
 @mcp.command("lint", context_settings={"ignore_unknown_options": True})
+@db_option
 @_servers_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per finding, one per line.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def lint_cmd(
+    db: str,
     url: str | None,
     headers: tuple[str, ...],
     sse: bool,
+    oauth: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     as_json: bool,
@@ -191,8 +196,8 @@ def lint_cmd(
     """
     import dataclasses
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
-    listings = _listings(upstreams)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse, oauth)
+    listings = _listings(upstreams, state=db)
     gateway = bool(server_specs or gateway_file)
     total = 0
     for upstream, found in zip(upstreams, _findings(upstreams, listings, gateway), strict=True):
@@ -209,6 +214,7 @@ def lint_cmd(
 
 
 @mcp.command("policy-init", context_settings={"ignore_unknown_options": True})
+@db_option
 @_servers_options
 @click.option("--name", default=None, help="The policy's name (default: the server's).")
 @click.option(
@@ -217,9 +223,11 @@ def lint_cmd(
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def policy_init_cmd(
+    db: str,
     url: str | None,
     headers: tuple[str, ...],
     sse: bool,
+    oauth: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     name: str | None,
@@ -230,8 +238,8 @@ def policy_init_cmd(
     """List the tools of the server started by COMMAND (or of a gateway's servers) and write a starting policy."""
     from tether.adapters.mcp import starting_policy
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
-    listings = _listings(upstreams)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse, oauth)
+    listings = _listings(upstreams, state=db)
     gateway = bool(server_specs or gateway_file)
     tools = [
         {**t, "name": _client_names(u, li)[t["name"]]} if gateway else t
@@ -382,6 +390,7 @@ def pins_review_cmd(
     url: str | None,
     headers: tuple[str, ...],
     sse: bool,
+    oauth: bool,
     server_specs: tuple[str, ...],
     gateway_file: str | None,
     pin_key: str | None,
@@ -395,8 +404,8 @@ def pins_review_cmd(
     """
     from tether.adapters.mcp import PinBook
 
-    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse)
-    listings = _listings(upstreams)
+    upstreams = _upstreams(command, url, server_specs, gateway_file, headers, sse, oauth)
+    listings = _listings(upstreams, state=db)
     store = open_store(db, must_exist=False)
     all_found = _findings(upstreams, listings, False)
     for upstream, listing, found in zip(upstreams, listings, all_found, strict=True):
@@ -420,5 +429,5 @@ def pins_review_cmd(
         console.print(f"{escape(key)}: {len(done)} definition(s) approved")
 
 
-for _command in (install_cmd, uninstall_cmd, status_cmd, token):
+for _command in (install_cmd, uninstall_cmd, status_cmd, token, auth_cmd):
     mcp.add_command(_command)

@@ -40,6 +40,9 @@ def servers_options(fn: Any) -> Any:
         help="With --url: an HTTP header for the server (repeatable; ${env:NAME} is expanded; never logged).",
     )(fn)
     fn = click.option("--sse", is_flag=True, help="With --url: the server speaks the legacy HTTP+SSE transport.")(fn)
+    fn = click.option(
+        "--oauth", is_flag=True, help="With --url: the server uses the MCP authorization flow (tokens from `tether mcp auth --url`)."
+    )(fn)
     return click.option("--url", default=None, help="Upstream server over streamable HTTP (or --sse) instead of a command.")(fn)
 
 
@@ -62,12 +65,15 @@ def upstreams_of(
     gateway_file: str | None,
     headers: tuple[str, ...] = (),
     sse: bool = False,
+    oauth: bool = False,
 ) -> list[Any]:
-    from tether.adapters.mcp import Upstream, check_gateway, load_gateway, server_option
+    from tether.adapters.mcp import OAuthSettings, Upstream, check_gateway, load_gateway, server_option
 
     try:
-        if (headers or sse) and url is None:
-            raise ConfigError("--header and --sse go with --url (a gateway file gives each server its own `headers` and `type`)")
+        if (headers or sse or oauth) and url is None:
+            raise ConfigError(
+                "--header, --sse and --oauth go with --url (a gateway file gives each server its own `headers`, `type` and `auth`)"
+            )
         if server_specs or gateway_file:
             if command or url:
                 raise ConfigError("give a server command (or --url), or a gateway (--server/--config), not both")
@@ -77,19 +83,21 @@ def upstreams_of(
             check_gateway(servers)
             return servers
         if url is not None:
-            return [Upstream(url=url, headers=_url_headers(headers), transport="sse" if sse else "http")]
+            settings = OAuthSettings() if oauth else None
+            return [Upstream(url=url, headers=_url_headers(headers), transport="sse" if sse else "http", oauth=settings)]
         return [Upstream(command=command, url=url)]
     except ConfigError as exc:
         raise fail(str(exc)) from None
 
 
-def listings_of(upstreams: list[Any]) -> list[Any]:
+def listings_of(upstreams: list[Any], *, state: str | None = None) -> list[Any]:
+    """Each server's listing (``state``: the store whose OAuth tokens reach OAuth servers)."""
     import asyncio
 
     from tether.adapters.mcp import list_server
 
     async def fetch() -> list[Any]:
-        return [await list_server(u) for u in upstreams]
+        return [await list_server(u, state=state) for u in upstreams]
 
     try:
         return asyncio.run(fetch())

@@ -9,6 +9,7 @@ session. The stdio proxy needs no MCP SDK; HTTP (``--http``, ``--url``) needs
 the ``mcp`` extra (``pip install tether-guard[mcp]``).
 """
 
+from tether.adapters.mcp._authorize import Authorized, authorize_oauth, forget_oauth
 from tether.adapters.mcp._catalog import MAX_TOOL_NAME, gateway_tool_names
 from tether.adapters.mcp._clients import CLIENTS, Client, ConfigChange, apply_change, find_client, plan_install, plan_uninstall
 from tether.adapters.mcp._config import DENIED, ELICITATION, SAMPLING, ProxyConfig
@@ -18,6 +19,7 @@ from tether.adapters.mcp._jsonrpc import Malformed, Message, classify, parse, re
 from tether.adapters.mcp._links import UpstreamError
 from tether.adapters.mcp._lint import LintFinding, LintRule, Neighbours, lint_definition, lint_server
 from tether.adapters.mcp._listing import Listing, gateway_findings, list_server
+from tether.adapters.mcp._oauth_config import OAuthSettings, oauth_folder
 from tether.adapters.mcp._pins import (
     INSTRUCTIONS,
     PIN_SESSION_PREFIX,
@@ -39,6 +41,7 @@ from tether.adapters.mcp._upstream import Upstream, check_gateway, expand_variab
 
 __all__ = [
     "APPROVAL_SCHEMA",
+    "Authorized",
     "CLIENTS",
     "DENIED",
     "ELICITATION",
@@ -56,6 +59,7 @@ __all__ = [
     "McpToolset",
     "Message",
     "Neighbours",
+    "OAuthSettings",
     "PinBook",
     "PinDetector",
     "PinFilter",
@@ -68,12 +72,14 @@ __all__ = [
     "Upstream",
     "UpstreamError",
     "apply_change",
+    "authorize_oauth",
     "check_gateway",
     "check_loopback",
     "classify",
     "definition_hash",
     "expand_variables",
     "find_client",
+    "forget_oauth",
     "gateway_findings",
     "gateway_name",
     "gateway_tool_names",
@@ -81,6 +87,7 @@ __all__ = [
     "lint_server",
     "list_server",
     "load_gateway",
+    "oauth_folder",
     "parse",
     "pin_keys",
     "plan_install",

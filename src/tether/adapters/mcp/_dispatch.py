@@ -244,7 +244,7 @@ class Dispatcher:
             return
         shown = {s.name: self._instructions(s) for s in ready}
         result = self._routing.initialize_result(ready, shown, params)
-        self._initialized = True
+        self._initialized = self._peer.client_ready = True
         await self._peer.reply(msg.id, {"result": result})
 
     def _instructions(self, server: ServerConn) -> str | None:

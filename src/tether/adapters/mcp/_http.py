@@ -25,8 +25,11 @@ from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.message import ClientMessageMetadata, ServerMessageMetadata, SessionMessage
 
 from tether.adapters.mcp._jsonrpc import Id
-from tether.adapters.mcp._links import Frame
+from tether.adapters.mcp._links import Frame, UpstreamError
+from tether.adapters.mcp._oauth import ChallengeWatch, NeedsAuthorization, TetherOAuth, quiet_sdk_auth_logs, unattended
+from tether.adapters.mcp._oauth_config import oauth_folder
 from tether.adapters.mcp._tokens import bearer
+from tether.adapters.mcp._upstream import Upstream
 
 Side = Literal["client", "server"]
 
@@ -34,11 +37,14 @@ Side = Literal["client", "server"]
 class SdkLink:
     """A link over SDK message streams: an upstream server at a URL, or an HTTP client of the proxy."""
 
-    def __init__(self, read: Any, write: Any, *, side: Side, log: TextIO = sys.stderr) -> None:
+    def __init__(
+        self, read: Any, write: Any, *, side: Side, log: TextIO = sys.stderr, explain: Callable[[], str | None] | None = None
+    ) -> None:
         self._read = read
         self._write = write
         self._side = side
         self._log = log
+        self._explain = explain
         self._version: str | None = None
         self.reason: str | None = None
         """The last transport error (why the link ended, when it did)."""
@@ -49,6 +55,8 @@ class SdkLink:
             try:
                 item = await self._read.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                if self._explain is not None and (why := self._explain()):
+                    self.reason = why  # the SDK ended the stream after a failed authorization
                 return None
             if isinstance(item, Exception):
                 print(f"tether-mcp: transport error: {type(item).__name__}: {item}", file=self._log, flush=True)
@@ -59,6 +67,9 @@ class SdkLink:
                     return None
                 continue
             data: dict[str, Any] = item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
+            err = data.get("error")
+            if self._side == "client" and isinstance(err, dict) and self._explain is not None and (why := self._explain()):
+                data["error"] = {**err, "message": f"{err.get('message', '')} ({why})"}  # the HTTP status the SDK hid
             result = data.get("result")
             if self._side == "client" and isinstance(result, dict) and "protocolVersion" in result and "capabilities" in result:
                 self._version = str(result["protocolVersion"])
@@ -87,26 +98,50 @@ class SdkLink:
 
 @contextlib.asynccontextmanager
 async def open_url(
-    url: str, *, log: TextIO = sys.stderr, headers: Mapping[str, str] | None = None, transport: Literal["http", "sse"] = "http"
+    url: str,
+    *,
+    log: TextIO = sys.stderr,
+    headers: Mapping[str, str] | None = None,
+    transport: Literal["http", "sse"] = "http",
+    auth: TetherOAuth | None = None,
+    name: str = "",
 ) -> AsyncIterator[SdkLink]:
     """A link to a streamable HTTP server (or a legacy HTTP+SSE one), closed (the session deleted) on exit.
 
     ``headers`` (credentials such as ``Authorization: Bearer ...``) go with every request and are
-    never logged.
+    never logged. ``auth`` runs the MCP authorization flow (OAuth) on every request; a link it
+    ends says why (its ``reason``). Without it, a server that asks for OAuth gets a hint naming
+    ``tether mcp auth`` (``name``: its gateway name) in the errors the link passes on.
     """
+    watch: TetherOAuth | ChallengeWatch = auth if auth is not None else ChallengeWatch(name, url)
+    explain = lambda: watch.problem  # noqa: E731
     if transport == "sse":
         from mcp.client.sse import sse_client
 
-        async with sse_client(url, headers=dict(headers) if headers else None) as (read, write):
-            yield SdkLink(read, write, side="client", log=log)
+        async with sse_client(url, headers=dict(headers) if headers else None, auth=watch) as (read, write):
+            yield SdkLink(read, write, side="client", log=log, explain=explain)
         return
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     async with (
-        create_mcp_http_client(headers=dict(headers) if headers else None) as client,
+        create_mcp_http_client(headers=dict(headers) if headers else None, auth=watch) as client,
         streamable_http_client(url, http_client=client) as (read, write),
     ):
-        yield SdkLink(read, write, side="client", log=log)
+        yield SdkLink(read, write, side="client", log=log, explain=explain)
+
+
+def open_upstream(spec: Upstream, *, log: TextIO = sys.stderr, state: str | None = None) -> contextlib.AbstractAsyncContextManager[SdkLink]:
+    """A link to a URL server as its config says: headers, transport, and OAuth with the tokens kept beside the
+    store at ``state`` (an OAuth server without tokens raises :class:`UpstreamError` naming ``tether mcp auth``)."""
+    assert spec.url is not None
+    auth = None
+    if spec.oauth is not None:
+        quiet_sdk_auth_logs()
+        try:
+            auth, _ = unattended(spec.url, spec.oauth, oauth_folder(state) if state else None, spec.name)
+        except NeedsAuthorization as exc:
+            raise UpstreamError(str(exc)) from None
+    return open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport, auth=auth, name=spec.name)
 
 
 class HttpFront:

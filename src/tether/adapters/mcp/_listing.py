@@ -61,11 +61,11 @@ class Listing:
 
 
 @contextlib.asynccontextmanager
-async def _link(spec: Upstream, log: TextIO) -> AsyncIterator[Link]:
+async def _link(spec: Upstream, log: TextIO, state: str | None) -> AsyncIterator[Link]:
     if spec.url is not None:
-        from tether.adapters.mcp._http import open_url
+        from tether.adapters.mcp._http import open_upstream
 
-        async with open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport) as link:
+        async with open_upstream(spec, log=log, state=state) as link:
             yield link
         return
     process = await ProcessLink.start(spec.command, environment(spec.env), limit=64 << 20, errlog=log)
@@ -75,9 +75,9 @@ async def _link(spec: Upstream, log: TextIO) -> AsyncIterator[Link]:
         await process.close()
 
 
-async def list_server(spec: Upstream, *, timeout: float = 60.0, log: TextIO = sys.stderr) -> Listing:
-    """Initialise a session with the server, list every tool, and close."""
-    async with _link(spec, log) as link:
+async def list_server(spec: Upstream, *, timeout: float = 60.0, log: TextIO = sys.stderr, state: str | None = None) -> Listing:
+    """Initialise a session with the server, list every tool, and close (``state``: the store whose OAuth tokens to use)."""
+    async with _link(spec, log, state) as link:
         waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         counter = iter(range(1, 1 << 30))
 
@@ -159,9 +159,9 @@ async def list_server(spec: Upstream, *, timeout: float = 60.0, log: TextIO = sy
         return Listing(info, instructions, tools, prompts, resources, templates)
 
 
-async def list_servers(specs: Sequence[Upstream], *, log: TextIO = sys.stderr) -> list[Listing]:
+async def list_servers(specs: Sequence[Upstream], *, log: TextIO = sys.stderr, state: str | None = None) -> list[Listing]:
     """:func:`list_server` for each, one after the other."""
-    return [await list_server(spec, log=log) for spec in specs]
+    return [await list_server(spec, log=log, state=state) for spec in specs]
 
 
 def gateway_findings(names: Sequence[str], listings: Sequence[Listing]) -> list[list[LintFinding]]:

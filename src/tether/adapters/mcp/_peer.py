@@ -107,6 +107,8 @@ class Peer:
         """What the client declared in ``initialize`` (set by the initialize handler)."""
         self.client_init: dict[str, Any] | None = None
         """The client's ``initialize`` params as sent to the servers (a restarted server gets them too)."""
+        self.client_ready = False
+        """Whether the client's ``initialize`` was answered (the servers that came up are initialised)."""
         self.on_down: Callable[[ServerConn], None] | None = None
         """Told when a server's link ends (it exited, or never started), unless the peer is stopping."""
         self.on_refused: Callable[[str, str, str, str], None] | None = None
@@ -516,11 +518,13 @@ def _answer(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def server_status(server: ServerConn) -> str:
-    """`` (status N)`` once the server's process has exited with N, else empty (for messages)."""
+    """`` (status N)`` once the server's process has exited with N, `` (why)`` once a connection ended saying why
+    (an OAuth server that refused the tokens), else empty (for messages)."""
     link = server.link
     if isinstance(link, ProcessLink) and link.proc.returncode is not None:
         return f" (status {link.proc.returncode})"
-    return ""
+    reason = getattr(link, "reason", None)
+    return f" ({reason})" if isinstance(reason, str) and reason else ""
 
 
 def source_of(server: ServerConn) -> str:

@@ -154,7 +154,7 @@ async def connected(
             key = options.pin_key if options.pin_key and len(specs) == 1 else spec.pin_key()
             pins = PinFilter(PinBook(store, key) if options.pins else None)
             try:
-                link = await start_link(spec, config, log=log)
+                link = await start_link(spec, config, log=log, state=store_path(store))
             except Exception as exc:
                 if not gateway:
                     raise
@@ -168,13 +168,17 @@ async def connected(
         yield servers
 
 
-async def start_link(spec: Upstream, config: ProxyConfig, *, log: TextIO = sys.stderr) -> Link:
-    """Start the server's process, or connect to its URL; the link's ``close`` stops it."""
+async def start_link(spec: Upstream, config: ProxyConfig, *, log: TextIO = sys.stderr, state: str | None = None) -> Link:
+    """Start the server's process, or connect to its URL; the link's ``close`` stops it.
+
+    ``state`` is the event store's path: an OAuth server's tokens are kept beside it. An OAuth
+    server without tokens is not connected (:class:`UpstreamError` naming ``tether mcp auth``).
+    """
     if spec.url is None:
         return await ProcessLink.start(spec.command, environment(spec.env), limit=config.max_server_message_bytes, errlog=log)
-    from tether.adapters.mcp._http import open_url
+    from tether.adapters.mcp._http import open_upstream
 
-    return await HeldLink.enter(open_url(spec.url, log=log, headers=spec.headers, transport=spec.transport))
+    return await HeldLink.enter(open_upstream(spec, log=log, state=state))
 
 
 class HeldLink:
@@ -272,7 +276,7 @@ class Hosted:
             gateway=gateway,
             gateway_info=info,
             log=self._log,
-            start_link=lambda spec: start_link(spec, config, log=self._log),
+            start_link=lambda spec: start_link(spec, config, log=self._log, state=store_path(self.store)),
             status_folder=status_folder(store_path(self.store)),
         )
         proxy.catalog.scope = self.scope

@@ -212,12 +212,15 @@ class Supervisor:
         await link.close()
 
     async def _lists_changed(self, server: ServerConn) -> None:
-        """List the tools again (a down server's disappear) and tell an initialised client what changed."""
+        """List the tools again (a down server's disappear) and tell an initialised client what changed.
+
+        Before the client's ``initialize`` is answered nothing is listed: the other servers are not
+        initialised yet, so a listing then would miss their tools (and count as done)."""
+        if not self._peer.client_ready:
+            return
         before = set(self._catalog.tools)
         with contextlib.suppress(UpstreamFailure):
             await self._catalog.refresh(self._peer.fetch_all)
-        if self._peer.client_init is None:
-            return
         changed = {"tools": before != set(self._catalog.tools)}
         for capability in ("prompts", "resources"):
             changed[capability] = capability in server.capabilities

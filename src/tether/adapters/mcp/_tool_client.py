@@ -166,12 +166,13 @@ class McpConnection:
 
 
 @contextlib.asynccontextmanager
-async def open_link(spec: Upstream, *, limit: int, log: TextIO = sys.stderr) -> AsyncIterator[Link]:
-    """Start (or connect to) the server; stop it on exit."""
+async def open_link(spec: Upstream, *, limit: int, log: TextIO = sys.stderr, state: str | None = None) -> AsyncIterator[Link]:
+    """Start (or connect to) the server; stop it on exit. A URL server gets its headers, transport and
+    OAuth tokens (kept beside the store at ``state``)."""
     if spec.url is not None:
-        from tether.adapters.mcp._http import open_url
+        from tether.adapters.mcp._http import open_upstream
 
-        async with open_url(spec.url, log=log) as link:
+        async with open_upstream(spec, log=log, state=state) as link:
             yield link
         return
     process = await ProcessLink.start(spec.command, environment(spec.env), limit=limit, errlog=log)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -110,6 +111,8 @@ class McpToolset:
         self._servers = [_Server(s, PinFilter(PinBook(store, s.pin_key()) if pins else None)) for s in specs]
         self._max_bytes = max_message_bytes
         self._log = log
+        path = str(getattr(store, "path", ":memory:"))
+        self._state = path if path == ":memory:" else os.path.abspath(path)  # OAuth tokens are kept beside the store
         self._session: Session | None = None
         self._tools: dict[str, tuple[_Server, str]] = {}
         self._specs: list[ToolSpec] = []
@@ -138,7 +141,7 @@ class McpToolset:
         self._session = session
         async with contextlib.AsyncExitStack() as stack:
             for server in self._servers:
-                link = await stack.enter_async_context(open_link(server.spec, limit=self._max_bytes, log=self._log))
+                link = await stack.enter_async_context(open_link(server.spec, limit=self._max_bytes, log=self._log, state=self._state))
                 conn = McpConnection(server.spec, link, limit=self._max_bytes, on_notification=self._notified(server))
                 stack.push_async_callback(conn.stop)
                 await conn.start(self.list_timeout_s)

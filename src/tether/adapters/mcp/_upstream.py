@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from tether.adapters.mcp._clients import strip_jsonc
+from tether.adapters.mcp._oauth_config import OAuthSettings, oauth_settings
 from tether.errors import ConfigError
 
 SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
@@ -45,10 +46,14 @@ class Upstream:
     """HTTP headers sent to a URL server (credentials: never logged, never in the event log)."""
     transport: Literal["http", "sse"] = "http"
     """A URL server's transport: streamable HTTP, or the legacy HTTP+SSE transport."""
+    oauth: OAuthSettings | None = None
+    """A URL server reached with the MCP authorization flow (OAuth 2.1; tokens from ``tether mcp auth``)."""
 
     def __post_init__(self) -> None:
         if bool(self.command) == (self.url is not None):
             raise ConfigError("give the upstream MCP server as a command or as a URL (exactly one)")
+        if self.oauth is not None and self.url is None:
+            raise ConfigError(f"server {self.name or self.describe()!r}: OAuth (`auth: oauth`) is for URL servers only")
         if self.name and not SERVER_NAME.fullmatch(self.name):
             raise ConfigError(f"server name {self.name!r}: use letters, digits and inner hyphens (at most 32)")
 
@@ -138,9 +143,10 @@ def gateway_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> s
     raise ConfigError(f"no gateway name left for server {name!r}")  # pragma: no cover - 59 hash lengths all taken
 
 
-_KNOWN = {"command", "args", "env", "url", "serverUrl", "type", "transport", "pins", "description", "headers", "envFile", "disabled"}
+_KNOWN = {"command", "args", "env", "url", "serverUrl", "type", "transport", "pins", "description", "headers", "envFile", "disabled",
+          "auth"}  # fmt: skip
 _CLIENT_ONLY = {"autoApprove", "alwaysAllow", "timeout", "disabledTools", "cwd", "dev", "gallery", "version", "enabled", "trust",
-                "includeTools", "excludeTools", "oauth", "auth", "name", "icon", "tools", "capabilities"}  # fmt: skip
+                "includeTools", "excludeTools", "oauth", "name", "icon", "tools", "capabilities"}  # fmt: skip
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -234,9 +240,14 @@ def _entry(name: str, original: str, spec: Any, where: str, folder: Path, say: C
         if kind not in ("", "http", "sse", "streamable-http", "streamablehttp"):
             raise ConfigError(f"{where}: server {original!r}: transport type {kind!r} is not one Tether speaks (http, sse)")
         transport: Literal["http", "sse"] = "sse" if kind == "sse" else "http"
-        return Upstream(url=expand(url), name=name, pins=pins, headers=headers, transport=transport)
+        auth = spec.get("auth")
+        oauth = oauth_settings({k: expand(v) if isinstance(v, str) else v for k, v in auth.items()} if isinstance(auth, dict) else auth,
+                               original, where)  # fmt: skip
+        return Upstream(url=expand(url), name=name, pins=pins, headers=headers, transport=transport, oauth=oauth)
     if kind not in ("", "stdio"):
         raise ConfigError(f"{where}: server {original!r}: transport type {kind!r} is not one Tether speaks (stdio, http, sse)")
+    if spec.get("auth") not in (None, False):
+        raise ConfigError(f"{where}: server {original!r}: `auth` (OAuth) is for URL servers only")
     command = spec.get("command")
     if isinstance(command, str):
         words = shlex.split(command) if " " in command and "args" not in spec else [command]
