@@ -112,7 +112,7 @@ def _parse(model: type[BaseModel], body: bytes) -> BaseModel | None:
     """The body as ``model`` (decoded as FastAPI decodes JSON), or None to let FastAPI answer."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the recursion limit: FastAPI answers 400
         return None
     if not isinstance(data, dict):
         return None
