@@ -52,7 +52,11 @@ class GuardFastPath:
             await self.app(scope, receive, send)
             return
         session_id, action = route
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive)
+        except HTTPException as exc:  # over the Gate's bound (413)
+            await _respond(send, exc.status_code, {"detail": exc.detail})
+            return
         if body is None:
             return  # the client left before sending its body: nobody to answer
         parsed = _parse(_ROUTES[action], body) if _json_request(scope) else None
