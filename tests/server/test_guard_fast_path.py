@@ -102,3 +102,45 @@ def test_bodies_that_are_not_plain_json_go_to_the_route(api: tuple[str, Tokens])
         assert lean.json() == route.json()
     # Without a token the Gate refuses before any path is chosen.
     assert httpx.post(url + where, json={"tool": "pay", "args": {}, "call_id": "u"}, timeout=30).status_code == 401
+
+
+def test_json_nested_too_deep_to_parse_is_refused_as_the_route_does(api: tuple[str, Tokens]) -> None:
+    """``json.loads`` raises RecursionError (not ValueError) for a body nested past the interpreter's
+    recursion limit: the lean path must hand it to FastAPI (400), never crash the request (500)."""
+    url, tok = api
+    sid = post(url, tok.ana, "/api/guard/sessions", {"task": "Pay alice", "principal": "ana", "policy": POLICY}).json()["session_id"]
+    where = f"/api/guard/sessions/{sid}/check"
+    headers = {"authorization": f"Bearer {tok.ana}", "content-type": "application/json"}
+    for depth in (3000, 100_000):
+        content = b'{"tool": "pay", "call_id": "deep", "args": {"x": ' + b"[" * depth + b"1" + b"]" * depth + b"}}"
+        lean = httpx.post(url + where, content=content, headers=headers, timeout=30)
+        route = httpx.post(url + where, content=content, headers=headers, params=ROUTE, timeout=30)
+        assert lean.status_code == route.status_code == 400, (depth, lean.text)
+        assert lean.json() == route.json()
+        assert lean.headers["x-frame-options"] == "DENY"
+
+
+def test_path_tricks_reach_no_other_principals_session(api: tuple[str, Tokens]) -> None:
+    """Spellings of the check path (trailing or doubled slashes, percent-encoded slashes or
+    letters, another method) either reach the route with its access rule or no route at all: a
+    token bound to ``ana`` never gets a decision on another principal's session, and nothing is
+    logged there."""
+    url, tok = api
+    other = post(url, tok.agent, "/api/guard/sessions", {"task": "Pay bob", "principal": "bo", "policy": POLICY}).json()["session_id"]
+    body = {"tool": "pay", "args": {"to": "bob", "amount": 1}, "call_id": "trick"}
+    paths = [
+        f"/api/guard/sessions/{other}/check/",
+        f"/api/guard/sessions/{other}//check",
+        f"//api/guard/sessions/{other}/check",
+        f"/api/guard/sessions/{other}%2Fcheck",
+        f"/api/guard/sessions/{other}/%63heck",
+        f"/api/guard/sessions/{other[:4]}%{ord(other[4]):02x}{other[5:]}/check",
+        f"/api/guard/sessions/x/../{other}/check",
+    ]
+    headers = {"authorization": f"Bearer {tok.ana}"}
+    for path in paths:
+        for method in ("POST", "PUT", "HEAD"):
+            answer = httpx.request(method, url + path, json=body, headers=headers, timeout=30, follow_redirects=True)
+            assert answer.status_code in (403, 404, 405), (method, path, answer.status_code, answer.text)
+    events = httpx.get(f"{url}/api/guard/sessions/{other}/events", headers={"authorization": f"Bearer {tok.overseer}"}, timeout=30)
+    assert [e for e in events.json() if "trick" in e["body"]] == []

@@ -187,3 +187,21 @@ def test_a_store_that_fails_leaves_the_refusal_on_the_log_only() -> None:
     log = RefusalLog("s", fail, said.append)
     log.refuse("client", "unknown-method", "x", "refused x")
     assert said[0] == "refused x" and "could not log a refused message" in said[1] and log.recorded == 0
+
+
+def test_a_sender_chosen_method_cannot_swell_or_forge_the_log() -> None:
+    """The details the proxy writes quote the sender's method name (and dropped member names): a
+    method of megabytes, or one with a newline or terminal escapes, must neither put megabytes into
+    each event and stderr line nor forge lines on the proxy's log."""
+    said: list[str] = []
+    got: list[ProtocolRefused] = []
+    log = RefusalLog("s", got.append, said.append)
+    huge = "vendor/" + "x" * 1_000_000
+    forged = "m\ntether-mcp: allowed call 'pay' \x1b[2K\r\u2028"
+    log.refuse("client", "unknown-method", huge, f"refused the client's request {huge!r}: not a method Tether knows")
+    log.refuse("client", "duplicate-id", forged, f"refused the client's {forged}: id 1 is already in use")
+    log.refuse("client", "unknown-notification", huge, "")
+    assert len(got) == 3
+    for text in [*said, *(e.detail for e in got)]:
+        assert len(text) <= 1000, len(text)
+        assert text.isprintable(), repr(text)

@@ -33,11 +33,23 @@ MAX_SAMPLES = 3
 """Methods named in a summary event."""
 MAX_METHOD_CHARS = 80
 """A method name longer than this is clipped (the name is the sender's choice)."""
+MAX_DETAIL_CHARS = 600
+"""A detail longer than this is clipped: details quote the sender's method and member names."""
 
 
 def clip(text: str, n: int = MAX_METHOD_CHARS) -> str:
     """``text`` cut to ``n`` characters (marked with an ellipsis)."""
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def printable(text: str, n: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` clipped to about ``n`` characters with every unprintable character (newlines, terminal
+    escapes, line separators) written as its escape, so a sender's text cannot forge a line of the
+    proxy's log or swell an event."""
+    text = clip(text, n)
+    if text.isprintable():
+        return text
+    return clip("".join(c if c.isprintable() else repr(c)[1:-1] for c in text), n)
 
 
 @dataclass(slots=True)
@@ -92,7 +104,8 @@ class RefusalLog:
             window = self._windows[key] = _Window(now)
         if window.logged < self._burst:
             window.logged += 1
-            self._say(f"{detail}" if detail else f"refused {what} {method!r} from {source}")
+            detail = printable(detail)
+            self._say(detail if detail else printable(f"refused {what} {clip(method)!r} from {source}"))
             self._write(ProtocolRefused(session_id=self._session_id, source=source, what=what, method=clip(method), detail=detail))
             return
         window.suppressed += 1

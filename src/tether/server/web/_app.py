@@ -19,6 +19,11 @@ from tether.server.web._guard_fast import GuardFastPath
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 """Host names the service answers to by default."""
 
+MAX_BODY_BYTES = 64 << 20
+"""The largest request body the service reads (413 past it, before it is read whole): a holder of
+any token must not make a worker hold gigabytes. Above what a record needs: an output over
+``MAX_OUTPUT_CHARS`` (16 Mi characters) is not recorded anyway."""
+
 
 def create_app(
     oversight: Oversight,
@@ -26,10 +31,13 @@ def create_app(
     *,
     hosts: Collection[str] = LOOPBACK_HOSTS,
     guard: GuardService | None = None,
+    max_body: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The app over one store's :class:`Oversight`, admitting the holders of ``tokens`` and
     answering to the Host names ``hosts`` only. ``guard`` serves the guard API (default: one
-    over the same store). The live streams wait on the store's changes (``_changes.ChangeFeed``)."""
+    over the same store). The live streams wait on the store's changes (``_changes.ChangeFeed``).
+    ``max_body``: the largest request body read, in bytes (:data:`MAX_BODY_BYTES`), on every route
+    and on the guard's lean path alike."""
     app = FastAPI(
         title="Tether oversight",
         version=__version__,
@@ -53,7 +61,7 @@ def create_app(
 
     app.state.render_entry = render_entry
     app.add_middleware(GuardFastPath)  # inside the Gate: Host, origin and token are checked first
-    app.add_middleware(Gate, tokens=tokens, logins=logins, hosts=hosts)
+    app.add_middleware(Gate, tokens=tokens, logins=logins, hosts=hosts, max_body=max_body)
 
     @app.exception_handler(OversightError)
     async def refused(request: Request, exc: OversightError) -> JSONResponse:

@@ -172,16 +172,37 @@ def security_headers(response: Response | MutableHeaders, nonce: str) -> None:
     headers["cache-control"] = "no-store"
 
 
+def bounded(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises ``HTTPException(413)`` once the body passes ``limit`` bytes (a body
+    sent in chunks, with no length said up front): nobody holds more than ``limit`` of it. FastAPI
+    re-raises an HTTPException met while reading a body, so its routes answer 413; the guard's lean
+    path answers it itself."""
+    seen = 0
+
+    async def read() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, f"the request body is over {limit} bytes")
+        return message
+
+    return read
+
+
 class Gate:
     """The middleware in front of every route: Host, origin of writes, then a live token; security
     headers on every response. Plain ASGI (no ``BaseHTTPMiddleware``): it costs a request no task
     group or body streams, and server-sent events pass straight through."""
 
-    def __init__(self, app: ASGIApp, *, tokens: TokenBook, logins: Logins, hosts: Collection[str]) -> None:
+    def __init__(self, app: ASGIApp, *, tokens: TokenBook, logins: Logins, hosts: Collection[str], max_body: int) -> None:
         self.app = app
         self.tokens = tokens
         self.logins = logins
         self.allowed = frozenset(h.lower().strip("[]") for h in hosts)
+        self.max_body = max_body
+        """The largest request body read (bytes): past it, 413 (see :func:`bounded`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,10 +218,14 @@ class Gate:
             await send(message)
 
         refusal = self._refusal(request)
+        if refusal is None:
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body:
+                refusal = JSONResponse({"detail": f"the request body is over {self.max_body} bytes"}, status_code=413)
         if refusal is not None:
             await refusal(scope, receive, send_with_headers)
         else:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, bounded(receive, self.max_body), send_with_headers)
 
     def _refusal(self, request: Request) -> Response | None:
         """The response that refuses the request, or None to let it through (with ``state.who`` set)."""

@@ -52,7 +52,11 @@ class GuardFastPath:
             await self.app(scope, receive, send)
             return
         session_id, action = route
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive)
+        except HTTPException as exc:  # over the Gate's bound (413)
+            await _respond(send, exc.status_code, {"detail": exc.detail})
+            return
         if body is None:
             return  # the client left before sending its body: nobody to answer
         parsed = _parse(_ROUTES[action], body) if _json_request(scope) else None
@@ -112,7 +116,7 @@ def _parse(model: type[BaseModel], body: bytes) -> BaseModel | None:
     """The body as ``model`` (decoded as FastAPI decodes JSON), or None to let FastAPI answer."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the recursion limit: FastAPI answers 400
         return None
     if not isinstance(data, dict):
         return None
