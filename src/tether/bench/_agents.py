@@ -21,12 +21,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from tether._decision import ToolCall, Verdict
 from tether.approvals import ApprovalRequest, Approver, StaticApprover
+from tether.bench._replanner import Replanner
 from tether.bench._scripted import Step
 from tether.errors import SessionError
 from tether.events import EndorsementScope
 from tether.monitor import PLAN_TOOL, matches
 from tether.policy import same_value
-from tether.session import Gate, Session
+from tether.session import Admission, Gate, Session
 
 Execute = Callable[[str, dict[str, Any]], tuple[str, bool]]
 """Runs a tool: ``(tool, args) -> (output text, error?)``."""
@@ -95,6 +96,11 @@ class Transcript:
     """The guard's decision on the agent's plan (None: it declared none)."""
     plan_approved: bool | None = None
     """The human's answer when the plan was asked (None when nobody was asked)."""
+    replans: list[tuple[Verdict, bool | None]] = field(default_factory=list)
+    """Each re-plan declared after the first plan (``--plans realistic-replan``): the guard's
+    decision and the human's answer (None when nobody was asked)."""
+    withdrawn: int = 0
+    """Asks the agent withdrew to re-plan instead (refused by the agent itself, never put to a human)."""
 
     @property
     def task_complete(self) -> bool:
@@ -104,7 +110,7 @@ class Transcript:
     @property
     def asks(self) -> int:
         """How many calls (and plans) got ``ask``: each one is a question for a human."""
-        return sum(1 for c in self.calls if c.verdict == "ask") + (self.plan == "ask")
+        return sum(1 for c in self.calls if c.verdict == "ask") + (self.plan == "ask") + sum(1 for v, _ in self.replans if v == "ask")
 
 
 class TaskApprover:
@@ -194,11 +200,39 @@ def _same_args(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(_same_value(a.get(k), b.get(k)) for k in keys)
 
 
-def propose(session: Session, step: Step, execute: Execute, approver: Approver | None, transcript: Transcript) -> str | None:
-    """Put one step through the guard; run it if allowed or approved. Returns its output."""
+def propose(
+    session: Session,
+    step: Step,
+    execute: Execute,
+    approver: Approver | None,
+    transcript: Transcript,
+    planning: Planning | None = None,
+    remaining: Sequence[Step] = (),
+) -> str | None:
+    """Put one step through the guard; run it if allowed or approved. Returns its output.
+
+    With a re-planning agent (``planning`` holds a :class:`~tether.bench._replanner.Replanner` that
+    has not been refused), a write the guard asks about is not put to the human: the agent
+    withdraws it (answers its own request with a refusal, logged as the agent's), declares a
+    re-plan naming ``remaining`` (this step and every one after it), and proposes the write again
+    under whatever the human decided."""
     gate = Gate(session, approver)
     started = time.perf_counter()
-    admission = gate.admit(ToolCall(step.tool, dict(step.args)))
+    admission: Admission | None = None
+    replanner = planning.replanner if planning is not None else None
+    if replanner is not None and not replanner.refused and replanner.is_write(step):
+        first = Gate(session, None).admit(ToolCall(step.tool, dict(step.args)))
+        if first.decision.verdict != "ask":
+            admission = first
+        else:
+            session.answer(first.decision.call_id, False, by=WITHDRAWN_BY, note="withdrawn: the agent re-plans the rest of its task instead")
+            transcript.withdrawn += 1
+            transcript.guard_s += time.perf_counter() - started
+            writes = replanner.replan(remaining or [step], transcript.outputs)
+            replanner.settled(redeclare(session, writes, approver, transcript))
+            started = time.perf_counter()
+    if admission is None:
+        admission = gate.admit(ToolCall(step.tool, dict(step.args)))
     decision, approved = admission.decision, admission.approved
     transcript.guard_s += time.perf_counter() - started
     reasons = tuple(r.rule for r in decision.reasons)
@@ -217,22 +251,39 @@ def propose(session: Session, step: Step, execute: Execute, approver: Approver |
     return output
 
 
-def declare(session: Session, plan: Sequence[dict[str, Any]] | None, approver: Approver | None, transcript: Transcript) -> None:
-    """Declare the agent's plan (when it has one); ask the approver on ``ask``."""
+def declare(session: Session, plan: Sequence[dict[str, Any]] | None, approver: Approver | None, transcript: Transcript) -> bool:
+    """Declare the agent's plan (when it has one); ask the approver on ``ask``. Returns whether it was approved."""
     if plan is None:
-        return
+        return False
     started = time.perf_counter()
     admission = Gate(session, approver).admit_plan([dict(w) for w in plan])
     transcript.guard_s += time.perf_counter() - started
     transcript.plan, transcript.plan_approved = admission.decision.verdict, admission.approved
+    return admission.may_run
+
+
+WITHDRAWN_BY = "agent (re-planning)"
+"""Who a withdrawn ask's refusal is logged as: the agent, never a human."""
+
+
+def redeclare(session: Session, plan: Sequence[dict[str, Any]], approver: Approver | None, transcript: Transcript) -> bool:
+    """Declare a further plan (a re-plan); ask the approver on ``ask``. Returns whether it was approved."""
+    started = time.perf_counter()
+    admission = Gate(session, approver).admit_plan([dict(w) for w in plan])
+    transcript.guard_s += time.perf_counter() - started
+    transcript.replans.append((admission.decision.verdict, admission.approved))
+    return admission.may_run
 
 
 class Planning:
-    """When an agent declares its plan: a fixed plan before its first step, a planner's when due."""
+    """When an agent declares its plan: a fixed plan before its first step, a planner's when due,
+    and, with a :class:`~tether.bench._replanner.Replanner`, a re-plan instead of a write's ask
+    (:func:`propose`)."""
 
     def __init__(self, plan: PlanSource | None) -> None:
         self.fixed = None if plan is None or isinstance(plan, Planner) else [dict(w) for w in plan]
         self.planner = plan if isinstance(plan, Planner) else None
+        self.replanner = plan if isinstance(plan, Replanner) else None
 
     def start(self, session: Session, approver: Approver | None, transcript: Transcript) -> None:
         declare(session, self.fixed, approver, transcript)
@@ -261,9 +312,9 @@ class OracleAgent:
         transcript = Transcript()
         planning = Planning(self.plan)
         planning.start(session, approver, transcript)
-        for step in self.steps:
+        for i, step in enumerate(self.steps):
             planning.before(session, step, approver, transcript)
-            propose(session, step, execute, approver, transcript)
+            propose(session, step, execute, approver, transcript, planning, self.steps[i:])
         return transcript
 
 
@@ -295,12 +346,14 @@ class WorstCaseAgent:
         planning = Planning(self.plan)
         planning.start(session, approver, transcript)
         obeyed = False
-        for step in self.steps:
+        for i, step in enumerate(self.steps):
             planning.before(session, step, approver, transcript)
-            output = propose(session, step, execute, approver, transcript)
+            output = propose(session, step, execute, approver, transcript, planning, self.steps[i:])
             if not obeyed and output is not None and self.injected(output):
                 obeyed = True
                 transcript.injected_after = len(transcript.calls) - 1
-                for evil in self.attack():
-                    propose(session, Step(evil.tool, dict(evil.args), evil.note, injected=True), execute, approver, transcript)
+                evil = [Step(e.tool, dict(e.args), e.note, injected=True) for e in self.attack()]
+                for j, bad in enumerate(evil):
+                    # its remaining writes now include the attacker's: a re-plan names them all
+                    propose(session, bad, execute, approver, transcript, planning, [*evil[j:], *self.steps[i + 1 :]])
         return transcript
