@@ -215,18 +215,22 @@ def propose(
     has not been refused), a write the guard asks about is not put to the human: the agent
     withdraws it (answers its own request with a refusal, logged as the agent's), declares a
     re-plan naming ``remaining`` (this step and every one after it), and proposes the write again
-    under whatever the human decided."""
+    under whatever the human decided. A write denied only for being outside every approved plan
+    (``plans.outside: deny``) is re-planned the same way (nothing to withdraw)."""
     gate = Gate(session, approver)
     started = time.perf_counter()
     admission: Admission | None = None
     replanner = planning.replanner if planning is not None else None
     if replanner is not None and not replanner.refused and replanner.is_write(step):
         first = Gate(session, None).admit(ToolCall(step.tool, dict(step.args)))
-        if first.decision.verdict != "ask":
+        outside = first.decision.verdict == "deny" and all(r.rule == "plans.outside" for r in first.decision.reasons)
+        if first.decision.verdict != "ask" and not outside:
             admission = first
         else:
-            session.answer(first.decision.call_id, False, by=WITHDRAWN_BY, note="withdrawn: the agent re-plans the rest of its task instead")
-            transcript.withdrawn += 1
+            if first.decision.verdict == "ask":
+                note = "withdrawn: the agent re-plans the rest of its task instead"
+                session.answer(first.decision.call_id, False, by=WITHDRAWN_BY, note=note)
+                transcript.withdrawn += 1
             transcript.guard_s += time.perf_counter() - started
             writes = replanner.replan(remaining or [step], transcript.outputs)
             replanner.settled(redeclare(session, writes, approver, transcript))
