@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tether import Policy
-from tether.bench._agents import WITHDRAWN_BY, OracleAgent, TaskApprover, Transcript, WorstCaseAgent
+from tether.bench._agents import WITHDRAWN_BY, EndorsingTaskApprover, OracleAgent, TaskApprover, Transcript, WorstCaseAgent
 from tether.bench._episodes import BenchContext, load_policies
 from tether.bench._metrics import summarize
 from tether.bench._replanner import Replanner
@@ -162,3 +162,19 @@ def test_on_agentdojo_replans_keep_asr_at_zero_and_never_ask_more(banking: list)
     for r in banking:
         if r.spec.plans == "realistic-replan" and r.spec.injection_task is None:
             assert r.modes["careful_human"].replans <= 1  # one decision for the rest of each task
+
+
+def test_approving_and_remembering_a_replan_endorses_the_untrusted_values_it_names() -> None:
+    session = Guard(ASKING).start_session(PROMPT)
+    human = EndorsingTaskApprover(_writes(), remember_plans=True)
+    transcript = OracleAgent(TASK, Replanner(ASKING, PROMPT, _writes())).run(session, Bank(), human)
+    assert transcript.replans == [("ask", True)]
+    endorsed = {(e.tool, e.arg, str(e.value)) for e in session.endorsements()}
+    # the IBANs and amounts were read in the (untrusted) file; the composed subjects were untrusted too
+    assert ("send_money", "recipient", "GB29NWBK60161331926819") in endorsed
+    assert ("send_money", "recipient", "FR1420041010050500013M02606") in endorsed
+    assert not any(v == ATTACKER for _, _, v in endorsed)
+    # without remember_plans (every other variant), approving a plan endorses nothing
+    session = Guard(ASKING).start_session(PROMPT)
+    OracleAgent(TASK, Replanner(ASKING, PROMPT, _writes())).run(session, Bank(), EndorsingTaskApprover(_writes()))
+    assert session.endorsements() == []

@@ -146,16 +146,22 @@ class TaskApprover:
 class EndorsingTaskApprover(TaskApprover):
     """The careful human who approves and remembers: when it approves a call, it also endorses the
     values of the arguments whose provenance caused the ask (for the session or the principal, for
-    seven days), so the
-    same value for the same argument is not asked about again. It refuses what :class:`TaskApprover`
+    seven days), so the same value for the same argument is not asked about again; when it
+    approves a plan (with ``remember_plans``), the untrusted values each planned write names (for
+    that write's tool and argument: the same value would be asked about there). It refuses what :class:`TaskApprover`
     refuses, and endorses nothing it refuses."""
 
     name = "careful_endorsing"
 
-    def __init__(self, task_calls: Collection[tuple[str, dict[str, Any]]], *, scope: EndorsementScope = "session") -> None:
+    def __init__(
+        self, task_calls: Collection[tuple[str, dict[str, Any]]], *, scope: EndorsementScope = "session", remember_plans: bool = False
+    ) -> None:
         super().__init__(task_calls)
         self.scope: EndorsementScope = scope
         """``session``, or ``principal``: every later session of the same principal is spared too."""
+        self.remember_plans = remember_plans
+        """Also remember the values of the plans it approves (the re-planning variant; off elsewhere,
+        so the figures of the other variants stay as they were measured)."""
 
     def __call__(self, request: ApprovalRequest) -> bool:
         """Approve iff the call is a task call; then endorse its untrusted argument values."""
@@ -163,23 +169,34 @@ class EndorsingTaskApprover(TaskApprover):
         session = request.session
         if approved and isinstance(session, Session):
             call = request.call
-            for arg in session.asked_args(call.id):
-                value = call.args.get(arg)
-                for item in value if isinstance(value, list) else [value]:
-                    try:
-                        expires = session.clock() + 7 * 86400
-                        session.endorse(call.tool, arg, item, scope=self.scope, by=self.name, call_id=call.id, expires_at=expires)
-                    except SessionError:
-                        continue  # not a value that can be endorsed (a boolean, text with hidden characters)
+            if call.tool == PLAN_TOOL:
+                if not self.remember_plans:
+                    return approved
+                # a plan: the untrusted values each of its writes names, for that write's tool and argument
+                for write in call.args.get("writes") or []:
+                    args = dict(write.get("args") or {})
+                    for arg in session.untrusted_args(write["tool"], args):
+                        self._endorse(session, write["tool"], arg, args.get(arg), call.id)
+            else:
+                for arg in session.asked_args(call.id):
+                    self._endorse(session, call.tool, arg, call.args.get(arg), call.id)
         return approved
 
+    def _endorse(self, session: Session, tool: str, arg: str, value: Any, call_id: str) -> None:
+        for item in value if isinstance(value, list) else [value]:
+            try:
+                expires = session.clock() + 7 * 86400
+                session.endorse(tool, arg, item, scope=self.scope, by=self.name, call_id=call_id, expires_at=expires)
+            except SessionError:
+                continue  # not a value that can be endorsed (a boolean, text with hidden characters)
 
-def approver_for(mode: AskMode, task_calls: Collection[tuple[str, dict[str, Any]]]) -> Approver | None:
+
+def approver_for(mode: AskMode, task_calls: Collection[tuple[str, dict[str, Any]]], *, remember_plans: bool = False) -> Approver | None:
     """The approver standing for ``mode`` (None: autonomous, asks are not done)."""
     if mode == "careful_human":
         return TaskApprover(task_calls)
     if mode == "careful_endorsing":
-        return EndorsingTaskApprover(task_calls)
+        return EndorsingTaskApprover(task_calls, remember_plans=remember_plans)
     if mode == "rubber_stamp":
         return StaticApprover(True, name="rubber_stamp")
     return None

@@ -322,7 +322,7 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
 
     scope = task_scope(policy, ground_truth) if spec.scoped else None
     session = Guard(policy, ctx.store()).start_session(user_task.PROMPT, scope=scope, metadata={"episode": spec.key, "mode": mode})
-    approver = approver_for(mode, [(s.tool, s.args) for s in steps])
+    approver = approver_for(mode, [(s.tool, s.args) for s in steps], remember_plans=spec.plans == "realistic-replan")
     plan: PlanSource | None = None
     if spec.defended and spec.plans == "realistic":
         plan = RealisticPlanner(policy, user_task.PROMPT, [(s.tool, s.args) for s in steps])

@@ -187,7 +187,12 @@ def _run_task(
     calls = [(s.tool, s.args) for s in steps]
     approver: Approver | None = None
     if variant != UNDEFENDED:
-        approver = EndorsingTaskApprover(calls, scope="principal") if variant in ("endorsements", "both") else TaskApprover(calls)
+        replanning = options.plans == "realistic-replan" and variant == "both"
+        approver = (
+            EndorsingTaskApprover(calls, scope="principal", remember_plans=replanning)
+            if variant in ("endorsements", "both")
+            else TaskApprover(calls)
+        )
     plan: PlanSource | None = None
     if variant in ("plans", "both"):
         if options.plans == "realistic":
