@@ -19,9 +19,9 @@ from tether import Policy
 from tether.bench._agents import WITHDRAWN_BY, EndorsingTaskApprover, OracleAgent, TaskApprover, Transcript, WorstCaseAgent
 from tether.bench._episodes import BenchContext, load_policies
 from tether.bench._metrics import summarize
+from tether.bench._planner import RealisticPlanner
 from tether.bench._replanner import Replanner
 from tether.bench._runner import episode_specs, run
-from tether.bench._planner import RealisticPlanner
 from tether.bench._scripted import Step
 from tether.session import Guard
 from tether.store import SQLiteStore
