@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tether import Policy
+from tether.bench import LongOptions, long_horizon
 from tether.bench._agents import WITHDRAWN_BY, EndorsingTaskApprover, OracleAgent, TaskApprover, Transcript, WorstCaseAgent
 from tether.bench._episodes import BenchContext, load_policies
 from tether.bench._metrics import summarize
@@ -178,3 +179,12 @@ def test_approving_and_remembering_a_replan_endorses_the_untrusted_values_it_nam
     session = Guard(ASKING).start_session(PROMPT)
     OracleAgent(TASK, Replanner(ASKING, PROMPT, _writes())).run(session, Bank(), EndorsingTaskApprover(_writes()))
     assert session.endorsements() == []
+
+
+def test_long_horizon_with_replans_keeps_asr_at_zero_and_about_one_decision_per_task() -> None:
+    ctx = BenchContext(load_policies(POLICIES, ["banking"]))
+    section = long_horizon(ctx, ["banking"], LongOptions(plans="realistic-replan"))["banking"]
+    for variant in ("plain", "endorsements", "plans", "both"):
+        assert section[variant]["asr_tool_reachable"] == 0.0, variant
+        assert section[variant]["injected_writes"] == [], variant
+    assert max(section["both"]["decisions_by_task"].values()) <= 1
