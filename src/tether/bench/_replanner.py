@@ -10,7 +10,10 @@ can only deny) and declares **a new plan naming every write it still has to make
 value it knows *now* (the write at hand with all its arguments; the later ones with the values
 the prompt or anything it has read spells out, trusted or not). A plan declared after untrusted
 data was read always asks, so the human decides once, for the rest of the task; then the agent
-proposes the write again, and the guard decides it under the plan the human approved.
+proposes the write again, and the guard decides it under the plan the human approved. A write
+denied only for being outside every approved plan (``plans.outside: deny``) is re-planned the same
+way (nothing to withdraw). The withdrawn check is logged like any call (it counts in a session's
+call budget and rates): the price of asking the guard rather than guessing.
 
 The agent uses only the public API: :meth:`tether.session.Gate.admit` without an approver (an
 ``ask`` comes back unanswered), :meth:`tether.session.Session.answer` to withdraw,
