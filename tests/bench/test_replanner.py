@@ -10,10 +10,12 @@ refuses it, nothing injected runs, and the task's own writes are asked one by on
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tether import Policy
 from tether.bench import LongOptions, long_horizon
@@ -24,6 +26,7 @@ from tether.bench._planner import RealisticPlanner
 from tether.bench._replanner import Replanner
 from tether.bench._runner import episode_specs, run
 from tether.bench._scripted import Step
+from tether.cli._main import main
 from tether.session import Guard
 from tether.store import SQLiteStore
 
@@ -188,3 +191,14 @@ def test_long_horizon_with_replans_keeps_asr_at_zero_and_about_one_decision_per_
         assert section[variant]["asr_tool_reachable"] == 0.0, variant
         assert section[variant]["injected_writes"] == [], variant
     assert max(section["both"]["decisions_by_task"].values()) <= 1
+
+
+def test_the_cli_reports_the_variant_under_its_own_key(tmp_path: Path) -> None:
+    out = tmp_path / "replan.json"
+    args = ["bench", "agentdojo", "--suite", "banking", "--agent", "oracle", "--scope", "off", "--no-baseline"]
+    result = CliRunner().invoke(main, [*args, "--plans", "realistic-replan", "--no-progress", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["plans"] == "realistic-replan"
+    replans = report["with_realistic_replans"]["overall"]
+    assert replans["replans_per_task"]["careful_human"] > 0 and replans["benign_utility"]["careful_human"] == 1.0
