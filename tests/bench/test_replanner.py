@@ -202,3 +202,16 @@ def test_the_cli_reports_the_variant_under_its_own_key(tmp_path: Path) -> None:
     assert report["plans"] == "realistic-replan"
     replans = report["with_realistic_replans"]["overall"]
     assert replans["replans_per_task"]["careful_human"] > 0 and replans["benign_utility"]["careful_human"] == 1.0
+
+
+def test_a_replan_that_does_not_lift_the_ask_is_not_repeated() -> None:
+    """An ask rule no plan lifts (here: every payment over 50 asks): after one approved re-plan that
+    did not help, the agent asks write by write, so re-planning costs at most one decision more."""
+    policy = Policy.from_yaml(
+        POLICY_TEXT.format(outside="")
+        + "    ask:\n      - name: large-payment\n        when: {arg: amount, gt: 40}\n        reason: large payments need a human\n"
+    )
+    transcript, bank, _ = _oracle(policy, Replanner(policy, PROMPT, _writes()))
+    assert transcript.replans == [("ask", True)]
+    assert [c.verdict for c in transcript.calls if c.tool == "send_money"] == ["ask", "ask"]
+    assert transcript.asks == 3 and len(bank.payments) == 2

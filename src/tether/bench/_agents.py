@@ -229,7 +229,7 @@ def propose(
     """Put one step through the guard; run it if allowed or approved. Returns its output.
 
     With a re-planning agent (``planning`` holds a :class:`~tether.bench._replanner.Replanner` that
-    has not been refused), a write the guard asks about is not put to the human: the agent
+    has not stopped), a write the guard asks about is not put to the human: the agent
     withdraws it (answers its own request with a refusal, logged as the agent's), declares a
     re-plan naming ``remaining`` (this step and every one after it), and proposes the write again
     under whatever the human decided. A write denied only for being outside every approved plan
@@ -237,10 +237,12 @@ def propose(
     gate = Gate(session, approver)
     started = time.perf_counter()
     admission: Admission | None = None
+    replanned = False
     replanner = planning.replanner if planning is not None else None
-    if replanner is not None and not replanner.refused and replanner.is_write(step):
+    if replanner is not None and not replanner.stopped and replanner.is_write(step):
         first = Gate(session, None).admit(ToolCall(step.tool, dict(step.args)))
-        outside = first.decision.verdict == "deny" and all(r.rule == "plans.outside" for r in first.decision.reasons)
+        why = first.decision.reasons
+        outside = first.decision.verdict == "deny" and bool(why) and all(r.rule == "plans.outside" for r in why)
         if first.decision.verdict != "ask" and not outside:
             admission = first
         else:
@@ -251,9 +253,12 @@ def propose(
             transcript.guard_s += time.perf_counter() - started
             writes = replanner.replan(remaining or [step], transcript.outputs)
             replanner.settled(redeclare(session, writes, approver, transcript))
+            replanned = True
             started = time.perf_counter()
     if admission is None:
         admission = gate.admit(ToolCall(step.tool, dict(step.args)))
+    if replanned and replanner is not None and admission.decision.verdict != "allow":
+        replanner.stop()
     decision, approved = admission.decision, admission.approved
     transcript.guard_s += time.perf_counter() - started
     reasons = tuple(r.rule for r in decision.reasons)

@@ -49,8 +49,9 @@ class Replanner:
         self.policy = policy
         self.prompt = prompt
         """The user task's text: what the planner is told."""
-        self.refused = False
-        """A re-plan was refused (or left unanswered): the agent re-plans no more; each write is asked on its own."""
+        self.stopped = False
+        """The agent re-plans no more (a re-plan was refused or left unanswered, or did not lift the
+        ask it was declared for): each write is asked on its own, as without re-planning."""
 
     def due(self, step: Step) -> bool:
         """Whether the first plan must be declared before ``step`` (:meth:`RealisticPlanner.due`)."""
@@ -67,7 +68,13 @@ class Replanner:
 
     def settled(self, approved: bool) -> None:
         """Record the outcome of a re-plan: after a refusal the agent re-plans no more."""
-        self.refused = self.refused or not approved
+        self.stopped = self.stopped or not approved
+
+    def stop(self) -> None:
+        """Re-plan no more: an approved re-plan did not let its write through (an ask no plan lifts),
+        so a further one would cost the human a decision for nothing. Re-planning thus costs at most
+        one decision more than asking write by write."""
+        self.stopped = True
 
     def replan(self, remaining: Sequence[Step], read: Sequence[str]) -> list[dict[str, Any]]:
         """The re-plan: every remaining write; the first (the one at hand) with all its arguments,
