@@ -21,12 +21,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from tether._decision import ToolCall, Verdict
 from tether.approvals import ApprovalRequest, Approver, StaticApprover
+from tether.bench._replanner import Replanner
 from tether.bench._scripted import Step
 from tether.errors import SessionError
 from tether.events import EndorsementScope
 from tether.monitor import PLAN_TOOL, matches
 from tether.policy import same_value
-from tether.session import Gate, Session
+from tether.session import Admission, Gate, Session
 
 Execute = Callable[[str, dict[str, Any]], tuple[str, bool]]
 """Runs a tool: ``(tool, args) -> (output text, error?)``."""
@@ -95,6 +96,11 @@ class Transcript:
     """The guard's decision on the agent's plan (None: it declared none)."""
     plan_approved: bool | None = None
     """The human's answer when the plan was asked (None when nobody was asked)."""
+    replans: list[tuple[Verdict, bool | None]] = field(default_factory=list)
+    """Each re-plan declared after the first plan (``--plans realistic-replan``): the guard's
+    decision and the human's answer (None when nobody was asked)."""
+    withdrawn: int = 0
+    """Asks the agent withdrew to re-plan instead (refused by the agent itself, never put to a human)."""
 
     @property
     def task_complete(self) -> bool:
@@ -104,7 +110,7 @@ class Transcript:
     @property
     def asks(self) -> int:
         """How many calls (and plans) got ``ask``: each one is a question for a human."""
-        return sum(1 for c in self.calls if c.verdict == "ask") + (self.plan == "ask")
+        return sum(1 for c in self.calls if c.verdict == "ask") + (self.plan == "ask") + sum(1 for v, _ in self.replans if v == "ask")
 
 
 class TaskApprover:
@@ -140,16 +146,22 @@ class TaskApprover:
 class EndorsingTaskApprover(TaskApprover):
     """The careful human who approves and remembers: when it approves a call, it also endorses the
     values of the arguments whose provenance caused the ask (for the session or the principal, for
-    seven days), so the
-    same value for the same argument is not asked about again. It refuses what :class:`TaskApprover`
+    seven days), so the same value for the same argument is not asked about again; when it
+    approves a plan (with ``remember_plans``), the untrusted values each planned write names (for
+    that write's tool and argument: the same value would be asked about there). It refuses what :class:`TaskApprover`
     refuses, and endorses nothing it refuses."""
 
     name = "careful_endorsing"
 
-    def __init__(self, task_calls: Collection[tuple[str, dict[str, Any]]], *, scope: EndorsementScope = "session") -> None:
+    def __init__(
+        self, task_calls: Collection[tuple[str, dict[str, Any]]], *, scope: EndorsementScope = "session", remember_plans: bool = False
+    ) -> None:
         super().__init__(task_calls)
         self.scope: EndorsementScope = scope
         """``session``, or ``principal``: every later session of the same principal is spared too."""
+        self.remember_plans = remember_plans
+        """Also remember the values of the plans it approves (the re-planning variant; off elsewhere,
+        so the figures of the other variants stay as they were measured)."""
 
     def __call__(self, request: ApprovalRequest) -> bool:
         """Approve iff the call is a task call; then endorse its untrusted argument values."""
@@ -157,23 +169,34 @@ class EndorsingTaskApprover(TaskApprover):
         session = request.session
         if approved and isinstance(session, Session):
             call = request.call
-            for arg in session.asked_args(call.id):
-                value = call.args.get(arg)
-                for item in value if isinstance(value, list) else [value]:
-                    try:
-                        expires = session.clock() + 7 * 86400
-                        session.endorse(call.tool, arg, item, scope=self.scope, by=self.name, call_id=call.id, expires_at=expires)
-                    except SessionError:
-                        continue  # not a value that can be endorsed (a boolean, text with hidden characters)
+            if call.tool == PLAN_TOOL:
+                if not self.remember_plans:
+                    return approved
+                # a plan: the untrusted values each of its writes names, for that write's tool and argument
+                for write in call.args.get("writes") or []:
+                    args = dict(write.get("args") or {})
+                    for arg in session.untrusted_args(write["tool"], args):
+                        self._endorse(session, write["tool"], arg, args.get(arg), call.id)
+            else:
+                for arg in session.asked_args(call.id):
+                    self._endorse(session, call.tool, arg, call.args.get(arg), call.id)
         return approved
 
+    def _endorse(self, session: Session, tool: str, arg: str, value: Any, call_id: str) -> None:
+        for item in value if isinstance(value, list) else [value]:
+            try:
+                expires = session.clock() + 7 * 86400
+                session.endorse(tool, arg, item, scope=self.scope, by=self.name, call_id=call_id, expires_at=expires)
+            except SessionError:
+                continue  # not a value that can be endorsed (a boolean, text with hidden characters)
 
-def approver_for(mode: AskMode, task_calls: Collection[tuple[str, dict[str, Any]]]) -> Approver | None:
+
+def approver_for(mode: AskMode, task_calls: Collection[tuple[str, dict[str, Any]]], *, remember_plans: bool = False) -> Approver | None:
     """The approver standing for ``mode`` (None: autonomous, asks are not done)."""
     if mode == "careful_human":
         return TaskApprover(task_calls)
     if mode == "careful_endorsing":
-        return EndorsingTaskApprover(task_calls)
+        return EndorsingTaskApprover(task_calls, remember_plans=remember_plans)
     if mode == "rubber_stamp":
         return StaticApprover(True, name="rubber_stamp")
     return None
@@ -194,11 +217,48 @@ def _same_args(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(_same_value(a.get(k), b.get(k)) for k in keys)
 
 
-def propose(session: Session, step: Step, execute: Execute, approver: Approver | None, transcript: Transcript) -> str | None:
-    """Put one step through the guard; run it if allowed or approved. Returns its output."""
+def propose(
+    session: Session,
+    step: Step,
+    execute: Execute,
+    approver: Approver | None,
+    transcript: Transcript,
+    planning: Planning | None = None,
+    remaining: Sequence[Step] = (),
+) -> str | None:
+    """Put one step through the guard; run it if allowed or approved. Returns its output.
+
+    With a re-planning agent (``planning`` holds a :class:`~tether.bench._replanner.Replanner` that
+    has not stopped), a write the guard asks about is not put to the human: the agent
+    withdraws it (answers its own request with a refusal, logged as the agent's), declares a
+    re-plan naming ``remaining`` (this step and every one after it), and proposes the write again
+    under whatever the human decided. A write denied only for being outside every approved plan
+    (``plans.outside: deny``) is re-planned the same way (nothing to withdraw)."""
     gate = Gate(session, approver)
     started = time.perf_counter()
-    admission = gate.admit(ToolCall(step.tool, dict(step.args)))
+    admission: Admission | None = None
+    replanned = False
+    replanner = planning.replanner if planning is not None else None
+    if replanner is not None and not replanner.stopped and replanner.is_write(step):
+        first = Gate(session, None).admit(ToolCall(step.tool, dict(step.args)))
+        why = first.decision.reasons
+        outside = first.decision.verdict == "deny" and bool(why) and all(r.rule == "plans.outside" for r in why)
+        if first.decision.verdict != "ask" and not outside:
+            admission = first
+        else:
+            if first.decision.verdict == "ask":
+                note = "withdrawn: the agent re-plans the rest of its task instead"
+                session.answer(first.decision.call_id, False, by=WITHDRAWN_BY, note=note)
+                transcript.withdrawn += 1
+            transcript.guard_s += time.perf_counter() - started
+            writes = replanner.replan(remaining or [step], transcript.outputs)
+            replanner.settled(redeclare(session, writes, approver, transcript))
+            replanned = True
+            started = time.perf_counter()
+    if admission is None:
+        admission = gate.admit(ToolCall(step.tool, dict(step.args)))
+    if replanned and replanner is not None and admission.decision.verdict != "allow":
+        replanner.stop()
     decision, approved = admission.decision, admission.approved
     transcript.guard_s += time.perf_counter() - started
     reasons = tuple(r.rule for r in decision.reasons)
@@ -217,22 +277,39 @@ def propose(session: Session, step: Step, execute: Execute, approver: Approver |
     return output
 
 
-def declare(session: Session, plan: Sequence[dict[str, Any]] | None, approver: Approver | None, transcript: Transcript) -> None:
-    """Declare the agent's plan (when it has one); ask the approver on ``ask``."""
+def declare(session: Session, plan: Sequence[dict[str, Any]] | None, approver: Approver | None, transcript: Transcript) -> bool:
+    """Declare the agent's plan (when it has one); ask the approver on ``ask``. Returns whether it was approved."""
     if plan is None:
-        return
+        return False
     started = time.perf_counter()
     admission = Gate(session, approver).admit_plan([dict(w) for w in plan])
     transcript.guard_s += time.perf_counter() - started
     transcript.plan, transcript.plan_approved = admission.decision.verdict, admission.approved
+    return admission.may_run
+
+
+WITHDRAWN_BY = "agent (re-planning)"
+"""Who a withdrawn ask's refusal is logged as: the agent, never a human."""
+
+
+def redeclare(session: Session, plan: Sequence[dict[str, Any]], approver: Approver | None, transcript: Transcript) -> bool:
+    """Declare a further plan (a re-plan); ask the approver on ``ask``. Returns whether it was approved."""
+    started = time.perf_counter()
+    admission = Gate(session, approver).admit_plan([dict(w) for w in plan])
+    transcript.guard_s += time.perf_counter() - started
+    transcript.replans.append((admission.decision.verdict, admission.approved))
+    return admission.may_run
 
 
 class Planning:
-    """When an agent declares its plan: a fixed plan before its first step, a planner's when due."""
+    """When an agent declares its plan: a fixed plan before its first step, a planner's when due,
+    and, with a :class:`~tether.bench._replanner.Replanner`, a re-plan instead of a write's ask
+    (:func:`propose`)."""
 
     def __init__(self, plan: PlanSource | None) -> None:
         self.fixed = None if plan is None or isinstance(plan, Planner) else [dict(w) for w in plan]
         self.planner = plan if isinstance(plan, Planner) else None
+        self.replanner = plan if isinstance(plan, Replanner) else None
 
     def start(self, session: Session, approver: Approver | None, transcript: Transcript) -> None:
         declare(session, self.fixed, approver, transcript)
@@ -261,9 +338,9 @@ class OracleAgent:
         transcript = Transcript()
         planning = Planning(self.plan)
         planning.start(session, approver, transcript)
-        for step in self.steps:
+        for i, step in enumerate(self.steps):
             planning.before(session, step, approver, transcript)
-            propose(session, step, execute, approver, transcript)
+            propose(session, step, execute, approver, transcript, planning, self.steps[i:])
         return transcript
 
 
@@ -295,12 +372,14 @@ class WorstCaseAgent:
         planning = Planning(self.plan)
         planning.start(session, approver, transcript)
         obeyed = False
-        for step in self.steps:
+        for i, step in enumerate(self.steps):
             planning.before(session, step, approver, transcript)
-            output = propose(session, step, execute, approver, transcript)
+            output = propose(session, step, execute, approver, transcript, planning, self.steps[i:])
             if not obeyed and output is not None and self.injected(output):
                 obeyed = True
                 transcript.injected_after = len(transcript.calls) - 1
-                for evil in self.attack():
-                    propose(session, Step(evil.tool, dict(evil.args), evil.note, injected=True), execute, approver, transcript)
+                evil = [Step(e.tool, dict(e.args), e.note, injected=True) for e in self.attack()]
+                for j, bad in enumerate(evil):
+                    # its remaining writes now include the attacker's: a re-plan names them all
+                    propose(session, bad, execute, approver, transcript, planning, [*evil[j:], *self.steps[i + 1 :]])
         return transcript

@@ -23,6 +23,7 @@ from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvi
 from tether.adapters.agentdojo import SuiteData, UnchangedSharer, exact_copy, load_suites, security_broken, utility_ok
 from tether.bench._agents import ASK_MODES, AskMode, OracleAgent, PlanSource, Transcript, WorstCaseAgent, approver_for
 from tether.bench._planner import RealisticPlanner
+from tether.bench._replanner import Replanner
 from tether.bench._scripted import Step
 from tether.errors import ConfigError
 from tether.policy import Policy
@@ -32,12 +33,14 @@ from tether.store import EventStore, open_store
 AgentKind = Literal["oracle", "worst-case"]
 """Which bounding agent runs the episode."""
 
-PlanKind = Literal["off", "perfect", "imperfect", "realistic"]
+PlanKind = Literal["off", "perfect", "imperfect", "realistic", "realistic-replan"]
 """Whether the agent declares a plan: none, every write of the user task's ground truth with all
 its argument values before its first step (a perfect planner), the same less its last write (an
 imperfect planner that forgot one needed write), or the writes with only the values the task's
 prompt and trusted reads spell out, before the first step that may read untrusted data (a
-realistic planner, :mod:`tether.bench._planner`)."""
+realistic planner, :mod:`tether.bench._planner`), or the realistic planner's plan followed, before
+each write its approved plans do not cover, by a re-plan naming every remaining write with the
+values known by then (``realistic-replan``, :mod:`tether.bench._replanner`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class ModeResult:
     """Seconds spent in the guard."""
     plan: str | None = None
     """The guard's decision on the declared plan (None: no plan)."""
+    replans: int = 0
+    """Re-plans declared after the first plan (``realistic-replan`` only)."""
 
 
 @dataclass(slots=True)
@@ -273,7 +278,7 @@ def task_plan(policy: Policy, calls: list[FunctionCall], kind: PlanKind) -> list
     perfect planner that knows, before reading anything, every value its task will need), or
     the same less its last write (``imperfect``). None when ``kind`` is ``off`` (and ``realistic``:
     that planner plans as the agent goes, :class:`tether.bench._planner.RealisticPlanner`)."""
-    if kind in ("off", "realistic"):
+    if kind in ("off", "realistic", "realistic-replan"):
         return None
     plan: list[dict[str, Any]] = []
     for call in calls:
@@ -317,10 +322,12 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
 
     scope = task_scope(policy, ground_truth) if spec.scoped else None
     session = Guard(policy, ctx.store()).start_session(user_task.PROMPT, scope=scope, metadata={"episode": spec.key, "mode": mode})
-    approver = approver_for(mode, [(s.tool, s.args) for s in steps])
+    approver = approver_for(mode, [(s.tool, s.args) for s in steps], remember_plans=spec.plans == "realistic-replan")
     plan: PlanSource | None = None
     if spec.defended and spec.plans == "realistic":
         plan = RealisticPlanner(policy, user_task.PROMPT, [(s.tool, s.args) for s in steps])
+    elif spec.defended and spec.plans == "realistic-replan":
+        plan = Replanner(policy, user_task.PROMPT, [(s.tool, s.args) for s in steps])
     elif spec.defended:
         plan = task_plan(policy, ground_truth, spec.plans)
     transcript: Transcript
@@ -359,4 +366,5 @@ def _run_mode(spec: EpisodeSpec, ctx: BenchContext, mode: AskMode) -> ModeResult
         injection_seen=transcript.injected_after is not None,
         guard_s=transcript.guard_s,
         plan=transcript.plan,
+        replans=len(transcript.replans),
     )

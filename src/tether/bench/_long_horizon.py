@@ -34,6 +34,7 @@ from tether.bench._agents import EndorsingTaskApprover, Execute, Planning, PlanS
 from tether.bench._chain import Chain, injection_order
 from tether.bench._episodes import BenchContext, PlanKind, injection_mark, shows, task_plan
 from tether.bench._planner import RealisticPlanner
+from tether.bench._replanner import Replanner
 from tether.bench._scripted import Step
 from tether.policy import Policy
 from tether.session import Guard, Session
@@ -186,11 +187,18 @@ def _run_task(
     calls = [(s.tool, s.args) for s in steps]
     approver: Approver | None = None
     if variant != UNDEFENDED:
-        approver = EndorsingTaskApprover(calls, scope="principal") if variant in ("endorsements", "both") else TaskApprover(calls)
+        replanning = options.plans == "realistic-replan" and variant == "both"
+        approver = (
+            EndorsingTaskApprover(calls, scope="principal", remember_plans=replanning)
+            if variant in ("endorsements", "both")
+            else TaskApprover(calls)
+        )
     plan: PlanSource | None = None
     if variant in ("plans", "both"):
         if options.plans == "realistic":
             plan = RealisticPlanner(guard.policy, user_task.PROMPT, calls)
+        elif options.plans == "realistic-replan":
+            plan = Replanner(guard.policy, user_task.PROMPT, calls)
         else:
             plan = task_plan(guard.policy, ground_truth, options.plans)
     runtime = chain.runtime
@@ -264,15 +272,16 @@ def _obey_everything(
     planning = Planning(plan)
     planning.start(session, approver, transcript)
     obeyed: list[str] = []
-    for step in steps:
+    for i, step in enumerate(steps):
         planning.before(session, step, approver, transcript)
-        output = propose(session, step, execute, approver, transcript)
+        output = propose(session, step, execute, approver, transcript, planning, steps[i:])
         if output is None or not marks:
             continue
         for name in sorted(marks):
             if name not in obeyed and shows(output, marks[name]):
                 obeyed.append(name)
                 transcript.injected_after = len(transcript.calls) - 1
-                for call in attack(placed[name]):
-                    propose(session, Step(call.function, dict(call.args), injected=True), execute, approver, transcript)
+                evil = [Step(call.function, dict(call.args), injected=True) for call in attack(placed[name])]
+                for j, bad in enumerate(evil):  # its remaining writes now include the attacker's
+                    propose(session, bad, execute, approver, transcript, planning, [*evil[j:], *steps[i + 1 :]])
     return transcript, obeyed

@@ -42,6 +42,7 @@ def summarize(results: Sequence[EpisodeResult], *, scoped: bool, unreachable: se
     ``asks_per_task``: questions for a human per benign user task (calls and plans that got
     ``ask``), for each ask mode (an answered ask can change what the agent asks next).
     ``plan_verdicts``: how the guard decided the benign tasks' plans (with plans only).
+    ``replans_per_task`` (``realistic-replan`` only): re-plans declared per benign user task.
     """
     chosen = [r for r in results if r.spec.scoped == scoped and r.spec.defended and r.spec.plans == plans]
     suites = sorted({r.spec.suite for r in chosen})
@@ -70,6 +71,8 @@ def summarize(results: Sequence[EpisodeResult], *, scoped: bool, unreachable: se
             "errors": sum(1 for r in mine if r.error is not None),
             **_human_load([r for r in mine if r.spec.agent == "oracle" and r.error is None]),
         }
+        if plans == "realistic-replan":
+            out[name]["replans_per_task"] = _per_task(benign, lambda m: m.replans)
     return out
 
 

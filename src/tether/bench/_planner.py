@@ -58,20 +58,20 @@ class RealisticPlanner:
 
     def plan(self, read: Sequence[str]) -> list[dict[str, Any]]:
         """The plan, given the (trusted) output texts read so far."""
-        known = [normalize(self.prompt), *(normalize(text) for text in read)]
+        texts = [normalize(self.prompt), *(normalize(text) for text in read)]
         plan: list[dict[str, Any]] = []
         for tool, args in self.writes:
-            named = {name: value for name, value in args.items() if value is not None and _known(value, known)}
+            named = {name: value for name, value in args.items() if value is not None and known(value, texts)}
             entry = {"tool": tool, "args": named}
             if entry not in plan:
                 plan.append(entry)
         return plan
 
 
-def _known(value: Any, texts: Sequence[str]) -> bool:
+def known(value: Any, texts: Sequence[str]) -> bool:
     """Whether every scalar of ``value`` occurs literally in one of ``texts`` (normalised)."""
     if isinstance(value, list | tuple):
-        return bool(value) and all(_known(v, texts) for v in value)
+        return bool(value) and all(known(v, texts) for v in value)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return False
     if isinstance(value, str):

@@ -70,14 +70,16 @@ def bench() -> None:
 @click.option(
     "--plans",
     "plans",
-    type=click.Choice(["off", "perfect", "imperfect", "realistic", "all"]),
+    type=click.Choice(["off", "perfect", "imperfect", "realistic", "realistic-replan", "all"]),
     default="off",
     show_default=True,
     is_flag=False,
     flag_value="perfect",
     help="Agents declare a plan before their first step: 'perfect' (every write of the user task, "
     "'--plans' alone), 'imperfect' (one needed write left out), 'realistic' (the writes with only the values "
-    "the prompt and trusted reads spell out), 'all' (off, perfect, imperfect and realistic: the primary figures are "
+    "the prompt and trusted reads spell out), 'realistic-replan' (the same, then before a write no approved plan covers "
+    "a new plan naming every remaining write: one human decision for the rest of the task; its figures also under "
+    "'with_realistic_replans'), 'all' (off, perfect, imperfect and realistic: the primary figures are "
     "without plans, the others under 'with_plans', 'with_imperfect_plans' and 'with_realistic_plans').",
 )
 @click.option(
@@ -195,8 +197,13 @@ def agentdojo(
     report: dict[str, Any] = summarize(results, scoped=False, unreachable=unreachable, plans=primary) if False in scopes else {}
     if True in scopes:
         report["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable, plans=primary)
-    for kind, key in (("perfect", "with_plans"), ("imperfect", "with_imperfect_plans"), ("realistic", "with_realistic_plans")):
-        if kind in kinds[1:]:
+    for kind, key in (
+        ("perfect", "with_plans"),
+        ("imperfect", "with_imperfect_plans"),
+        ("realistic", "with_realistic_plans"),
+        ("realistic-replan", "with_realistic_replans"),
+    ):
+        if kind in kinds[1:] or (kind == "realistic-replan" and kind == primary):
             report[key] = summarize(results, scoped=False, unreachable=unreachable, plans=kind) if False in scopes else {}
             if True in scopes:
                 report[key]["with_task_scope"] = summarize(results, scoped=True, unreachable=unreachable, plans=kind)

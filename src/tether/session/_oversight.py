@@ -143,11 +143,24 @@ class SessionOversight(SessionCore):
         What "approve and remember" endorses by default."""
         with self._lock:
             rec = self.state.calls.get(call_id)
-            tool = self.policy.tool_for(rec.tool) if rec is not None else None
-            if rec is None or tool is None or not isinstance(rec.args, dict):
+            if rec is None or not isinstance(rec.args, dict):
                 return []
-            view = CheckView(self.state, tool, rec.args)
-            return [name for name in rec.args if any(leaf.label.untrusted and _endorsable(leaf.value) for leaf in view.leaves(name))]
+            return self._untrusted_args(rec.tool, rec.args)
+
+    def untrusted_args(self, tool: str, args: dict[str, Any]) -> list[str]:
+        """The arguments of a call of ``tool`` with ``args`` (not made: a write a plan names) whose
+        string or number values the session takes as untrusted now, as :meth:`asked_args` does for a
+        call that was asked. What approving and remembering a plan endorses. Decides nothing."""
+        with self._lock:
+            self._catch_up()
+            return self._untrusted_args(tool, dict(args))
+
+    def _untrusted_args(self, tool_name: str, args: dict[str, Any]) -> list[str]:
+        tool = self.policy.tool_for(tool_name)
+        if tool is None:
+            return []
+        view = CheckView(self.state, tool, args)
+        return [name for name in args if any(leaf.label.untrusted and _endorsable(leaf.value) for leaf in view.leaves(name))]
 
     # ------------------------------------------------------------ endorsements and check-ins
 
