@@ -163,6 +163,7 @@ NO_JSON = {
     "mcp run": "a proxy: its stdout is the MCP protocol",
     "mcp policy-init": "writes a YAML policy",
     "mcp pins review": "interactive review of definitions",
+    "mcp auth": "an interactive authorization: prints a URL for a person and waits for the browser's redirect (tether mcp status --json shows the result)",
     "mcp pins approve": "answers definitions (pins list --json shows the result)",
     "mcp pins deny": "answers a definition (pins list --json shows the result)",
     "policy init": "writes a YAML policy",
