@@ -157,7 +157,6 @@ PINNED = {
         "validate_arg",
         "arg_from_schema",
         "canonical_value",
-        "in_task",
     ],
     "tether.session": [
         "ArgumentLabel",

@@ -24,9 +24,8 @@ from tether.monitor._plan_book import PLAN_TOOL, has_approved_plan, plan_cover
 from tether.monitor._readers import check_readers
 from tether.monitor._shape import check_shape
 from tether.monitor._state import SessionState
-from tether.monitor._task_intent import target_keys, target_values
 from tether.monitor._view import CheckView
-from tether.policy import CompiledTool, Policy, in_task, same_value, validate_arg
+from tether.policy import CompiledTool, Policy, same_value, validate_arg
 
 
 def decide(policy: Policy, state: SessionState, call: ToolCall, call_hash: str, now: float, ledger: LedgerState | None = None) -> Decision:
@@ -125,7 +124,7 @@ def _decide_view(
     _check_fleet(policy, state, ledger, tool, view.effect, args, call.id, now, denials)
 
     if view.effect == "write" and state.context.untrusted and cover is None:
-        _check_intent(policy, state, tool, args, asks, denials)
+        _check_intent(policy, state, tool, asks, denials)
     if denials:
         return _deny(call, call_hash, policy, denials), view
     for rule in tool.ask_all:
@@ -147,36 +146,19 @@ def _decide_view(
     return Decision("allow", call.id, call.tool, (), call_hash, policy.hash), view
 
 
-def _check_intent(
-    policy: Policy, state: SessionState, tool: CompiledTool, args: dict[str, Any], asks: list[Reason], denials: list[Reason]
-) -> None:
+def _check_intent(policy: Policy, state: SessionState, tool: CompiledTool, asks: list[Reason], denials: list[Reason]) -> None:
     """A write outside every approved plan (and the task scope), after untrusted data was read."""
     if has_approved_plan(state.plans):
         outside = policy.spec.plans.outside
         why = f"the session has read untrusted data and this {tool.name!r} call is in no approved plan (plans.outside: {outside})"
         (denials if outside == "deny" else asks).append(Reason("plan", "plans.outside", why))
         return
-    if tool.intent_required and not _task_names_targets(state, tool, args):
+    if tool.intent_required:
         why = (
             f"{tool.name!r} needs the task's intent once the session has read untrusted data: "
             "the decision to make this call may come from that data, and no approved plan covers it"
         )
-        if tool.intent_from_task is not None:
-            named = ", ".join(repr(a) for a in tool.intent_from_task)
-            why += f" (nor does the task name the values of {named} for a first such write)"
         asks.append(Reason("intent", f"tools.{tool.name}.intent", why))
-
-
-def _task_names_targets(state: SessionState, tool: CompiledTool, args: dict[str, Any]) -> bool:
-    """The task names every target value of this write, and no earlier write of the tool acted on
-    any of them (see :mod:`tether.monitor._task_intent`)."""
-    names = tool.intent_from_task
-    if names is None or state.spent_full:
-        return False
-    keys, complete = target_keys(tool.name, names, args)
-    if not complete or any(key in state.spent_targets for key in keys):
-        return False
-    return all(in_task(value, state.task_norm) for value in target_values(names, args))
 
 
 def _check_scope(scope: dict[str, Any], tool: CompiledTool, args: dict[str, Any], denials: list[Reason]) -> None:

@@ -30,7 +30,6 @@ from tether.events import (
 )
 from tether.flow import TRUSTED, UNTRUSTED, FlowTracker, Label, label, normalize
 from tether.monitor._plan_book import PlanRecord, parse_plan
-from tether.monitor._task_intent import MAX_SPENT_TARGETS, target_keys
 from tether.policy import Policy
 
 Status = Literal["active", "paused", "killed", "ended"]
@@ -113,12 +112,6 @@ class SessionState:
     """Writes that ran since then."""
     plans: dict[str, PlanRecord] = field(default_factory=dict)
     """Declared plans by id, with their status (see :mod:`tether.monitor._plans`)."""
-    spent_targets: dict[str, None] = field(default_factory=dict)
-    """Target values (``_task_intent.target_keys``) that writes of tools with ``intent_from_task``
-    acted on, in order: each carries the task's intent for one write only."""
-    spent_full: bool = False
-    """More targets were spent than are remembered: the task's words carry no more intent in this
-    session."""
     forget_at: int = MAX_CALL_RECORDS + 1024
     """Size of ``calls`` at which the next clean-up of old records runs."""
     events: int = 0
@@ -254,8 +247,6 @@ class SessionState:
         if tool.effect_of(rec.args) == "write":
             self.writes += 1
             self.writes_since_checkin += 1
-            if tool.intent_from_task is not None:
-                self._spend_targets(tool.name, tool.intent_from_task, rec.args)
         if tool.spend_arg is not None and isinstance(rec.args, dict):
             amount = rec.args.get(tool.spend_arg)
             if isinstance(amount, int | float) and not isinstance(amount, bool):
@@ -266,16 +257,6 @@ class SessionState:
             # Entries outside the window, or beyond the limit, can never change a decision.
             while times and (times[0] <= when - window or len(times) > limit):
                 times.popleft()
-
-    def _spend_targets(self, tool: str, names: tuple[str, ...], args: Any) -> None:
-        if not isinstance(args, dict):
-            return
-        keys, _ = target_keys(tool, names, args)
-        for key in keys:
-            self.spent_targets[key] = None
-        if len(self.spent_targets) > MAX_SPENT_TARGETS:
-            self.spent_full = True
-            self.spent_targets.clear()  # never read again: the flag says every target may be spent
 
     def snapshot(self) -> dict[str, Any]:
         """A comparable picture of the state (crash/resume equivalence)."""
@@ -293,7 +274,6 @@ class SessionState:
             "checkin": (self.last_checkin, self.writes_since_checkin),
             "spared": {k: (self.spared_count[k], list(v)) for k, v in self.spared.items()},
             "plans": {k: (len(v.writes), v.status) for k, v in self.plans.items()},
-            "spent_targets": (list(self.spent_targets), self.spent_full),
             "forget_at": self.forget_at,
             **self.flow.digest(),
             "events": self.events,

@@ -4,8 +4,7 @@ Users need :class:`Policy` (``Policy.from_file``/``from_yaml``), :class:`PolicyS
 validated document, to build a policy in code) and :class:`PolicyWarning`. The decision
 core (:mod:`tether.monitor`) evaluates the compiled model (:class:`CompiledTool`, its
 :class:`CompiledArg`\\ s and :class:`CompiledFlow`\\ s, :class:`DefaultFlows`) with
-:func:`validate_arg`, :func:`same_value`, :func:`canonical_value` (endorsed values) and :func:`in_task`
-(values the user named).
+:func:`validate_arg`, :func:`same_value` and :func:`canonical_value` (endorsed values).
 
 Inside: ``_schema`` (the file's models), ``_loader``/``_compose`` (YAML, ``extends``, hash),
 ``_compile`` (spec to model), ``_model`` (the compiled types), ``_conditions`` and
@@ -13,7 +12,7 @@ Inside: ``_schema`` (the file's models), ``_loader``/``_compose`` (YAML, ``exten
 (:class:`Policy`: loading and lookup).
 """
 
-from tether.policy._conditions import canonical_value, in_task, same_value
+from tether.policy._conditions import canonical_value, same_value
 from tether.policy._init_python import python_starting_policy, tools_from_module, tools_from_schema
 from tether.policy._json_schema import arg_from_schema
 from tether.policy._model import CompiledArg, CompiledFlow, CompiledTool, DefaultFlows
@@ -32,7 +31,6 @@ __all__ = [
     "PolicyWarning",
     "arg_from_schema",
     "canonical_value",
-    "in_task",
     "python_starting_policy",
     "same_value",
     "tools_from_module",

@@ -75,8 +75,6 @@ def compile_policy(spec: PolicySpec, locate: Locate) -> CompiledPolicy:
             if tool.effect == "read" and tool.write_when is None:
                 problems.warn("'intent' has no effect on a read tool (it applies to write calls)", f"tools.{name}.intent")
             tools[name] = replace(tools[name], intent_required=True)
-        elif tool.intent_from_task is not None:
-            problems.warn("'intent_from_task' has no effect on a tool that needs no intent", f"tools.{name}.intent_from_task")
     for j, glob in enumerate(spec.intent):
         if not any(m.name_glob(name, (glob,)) for name in tool_names):
             problems.error(f"tool glob {glob!r} matches no tool of this policy", f"intent[{j}]")
@@ -140,9 +138,6 @@ def _compile_tool(
     for i, arg in enumerate(tool.recipients):
         if arg not in args:
             problems.error(f"'recipients' names argument {arg!r}, which the tool does not declare", f"{base}.recipients[{i}]")
-    for i, arg in enumerate(tool.intent_from_task or ()):
-        if arg not in args:
-            problems.error(f"'intent_from_task' names argument {arg!r}, which the tool does not declare", f"{base}.intent_from_task[{i}]")
     deny = tuple(_compile_rule(r, f"{base}.deny[{i}]", arg_scope) for i, r in enumerate(tool.deny))
     ask = tuple(_compile_rule(r, f"{base}.ask[{i}]", arg_scope) for i, r in enumerate(tool.ask))
     tool_flows = _compile_flows(tool.flow, f"{base}.flow", arg_scope)
@@ -165,7 +160,6 @@ def _compile_tool(
         defaults={effect: DefaultFlows.build(tool_flows, defaults[effect]) for effect in _EFFECTS if tool_flows or defaults[effect]},
         output_readers=None if tool.output_readers is None else tuple(tuple(p.split(".")) for p in tool.output_readers),
         recipients=tuple(dict.fromkeys(tool.recipients)),
-        intent_from_task=None if tool.intent_from_task is None else tuple(dict.fromkeys(tool.intent_from_task)),
     )
 
 

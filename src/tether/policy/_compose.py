@@ -336,13 +336,6 @@ class _Merger:
             else:
                 out["intent"] = b["intent"]
                 self._take(f"{path}.intent", f"{path}.intent")
-        if "intent_from_task" in b:
-            earlier = a.get("intent_from_task")
-            if earlier is None or not set(earlier) <= set(b["intent_from_task"] or ()):
-                self._loosens(f"{path}.intent_from_task", "the task's words would carry intent for writes a base asks about")
-            else:
-                out["intent_from_task"] = b["intent_from_task"]
-                self._take(f"{path}.intent_from_task", f"{path}.intent_from_task")
         if "spend" in b:
             if "spend" in a and a["spend"] != b["spend"]:
                 self._loosens(f"{path}.spend", f"the base counts {a['spend']!r} as the spend")

@@ -257,7 +257,7 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
         tests.append(lambda leaf, task: None if leaf.value is None else tags <= leaf.label.tags)
     if cond.from_task is not None:
         flag = cond.from_task
-        tests.append(lambda leaf, task: in_task(leaf.value, task) == flag)
+        tests.append(lambda leaf, task: _in_task(leaf.value, task) == flag)
 
     exists = cond.exists
 
@@ -286,10 +286,8 @@ def _compile_arg_condition(cond: Condition, path: str, scope: Scope) -> Predicat
     return predicate
 
 
-def in_task(value: Any, task: str) -> bool:
-    """The value, normalised, appears in the normalised task text ``task`` as whole tokens (a
-    number in any of its written forms): what ``from_task`` conditions and intent from the task
-    read as "the user named it"."""
+def _in_task(value: Any, task: str) -> bool:
+    """The value, normalised, appears in the task text (as a whole word when short or numeric)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return False
     if isinstance(value, str):

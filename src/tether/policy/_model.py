@@ -196,9 +196,6 @@ class CompiledTool:
     intent_required: bool = False
     """Once the session has read untrusted data, a write of this tool needs the task's intent
     (an approved plan, the task scope, or an ask)."""
-    intent_from_task: tuple[str, ...] | None = None
-    """Arguments whose values, when the task names them all, carry the task's intent (once per
-    value; see ``ToolSpec.intent_from_task``). None: only a plan, the scope or a human does."""
 
     @classmethod
     def stand_in(cls, name: str, deny_all: tuple[CompiledRule, ...], ask_all: tuple[CompiledRule, ...]) -> CompiledTool:

@@ -293,12 +293,6 @@ class ToolSpec(_Strict):
     (the decision to act may come from an injected instruction). ``any``: the tool states no
     such rule itself (a policy-level ``intent`` glob still applies; a policy that ``extends``
     one saying ``required`` cannot say ``any``)."""
-    intent_from_task: Annotated[list[str], Field(min_length=1)] | None = None
-    """Arguments naming whom or what the write acts on (a message's recipients, a channel). When
-    the user's task names every value they hold (as ``from_task`` reads the task), the task's own
-    words carry the intent an intent rule asks for, once per named value and tool: a later write
-    of this tool to a value an earlier write already acted on asks again. An absent or empty
-    argument names no one. See docs/policy.md, "Intent from the task"."""
 
 
 class ReadersSettings(_Strict):

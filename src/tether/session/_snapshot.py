@@ -97,7 +97,6 @@ def state_to_json(state: SessionState) -> dict[str, Any]:
         "checkin": [state.last_checkin, state.writes_since_checkin],
         "spared": {k: [state.spared_count[k], v] for k, v in state.spared.items()},
         "plans": plans_to_json(state.plans),
-        "spent_targets": [list(state.spent_targets), state.spent_full],
         "forget_at": state.forget_at,
         "flow": state.flow.to_snapshot(),
         "events": state.events,
@@ -125,10 +124,6 @@ def state_from_json(data: dict[str, Any]) -> SessionState:
     state.spared = {k: list(v[1]) for k, v in data.get("spared", {}).items()}
     state.spared_count = Counter({k: int(v[0]) for k, v in data.get("spared", {}).items()})
     state.plans = plans_from_json(data.get("plans", []))
-    # A snapshot from before intent from the task cannot say which targets were spent: none may
-    # carry the task's intent again (fail closed).
-    spent, state.spent_full = data.get("spent_targets", [[], True])
-    state.spent_targets = dict.fromkeys(spent)
     state.forget_at = data["forget_at"]
     state.flow = FlowTracker.from_snapshot(data["flow"])
     state.events = data["events"]
