@@ -261,8 +261,9 @@ class Oversight:
         )
         return CheckinView(st.last_checkin, st.writes_since_checkin, spec.after_writes, spec.after_minutes, due)
 
-    def _pending_counts(self) -> dict[str, int]:
-        return self.store.pending_counts(live_at=self.clock(), hide=HIDDEN)
+    def _pending_counts(self, session_id: str | None = None, now: float | None = None) -> dict[str, int]:
+        """Live requests per session (of one session, or all), counted by the store."""
+        return self.store.pending_counts(live_at=self.clock() if now is None else now, session_id=session_id, hide=HIDDEN)
 
     def timeline(self, session_id: str, *, after_seq: int = 0, limit: int = 500) -> list[TimelineEntry]:
         """The session's events after ``after_seq`` (at most ``limit``), readable."""
@@ -286,7 +287,7 @@ class Oversight:
 
     def pending_count(self, session_id: str | None = None) -> int:
         """How many requests :meth:`pending_approvals` holds (of one session, or all), counted by the store."""
-        return sum(self.store.pending_counts(live_at=self.clock(), session_id=session_id, hide=HIDDEN).values())
+        return sum(self._pending_counts(session_id).values())
 
     def find(self, call: str) -> PendingApproval:
         """The one pending request whose call id is ``call`` or starts with it. Raises :class:`OversightError` (404).
@@ -338,7 +339,7 @@ class Oversight:
         (read and counted by the store: a page costs its own rows, whatever the number waiting)."""
         now = self.clock()
         page = self.store.pending_approvals(live_at=now, session_id=session_id, hide=HIDDEN, limit=limit, offset=offset)
-        return page, sum(self.store.pending_counts(live_at=now, session_id=session_id, hide=HIDDEN).values())
+        return page, sum(self._pending_counts(session_id, now).values())
 
     def explain_all(self, items: list[PendingApproval]) -> list[PendingCall]:
         """:meth:`explain` for each request (the log of each session read once); one that cannot be
