@@ -14,7 +14,7 @@ from tether.flow import UNTRUSTED, Label, label
 from tether.monitor._readers import record_spans, with_readers
 from tether.monitor._state import SessionState
 from tether.monitor._view import CheckView
-from tether.policy import Policy
+from tether.policy import CompiledTool, Policy
 
 
 def result_label(
@@ -22,7 +22,8 @@ def result_label(
 ) -> Label:
     """The label to record for ``text``, returned by ``tool_name`` called with ``args`` (``data``: the
     structured output ``text`` was written from, when there was one: readers are read from it)."""
-    return result_labels(policy, state, tool_name, args, text, error=error, data=data)[0]
+    tool, tainted = _tainted(policy, state, tool_name, args, text, error=error)
+    return tainted if tool is None else with_readers(tainted, tool, text, error=error, data=data)
 
 
 RecordReaders = tuple[tuple[int, int, tuple[str, ...]], ...]
@@ -36,14 +37,9 @@ def result_labels(
     different readers (``(start, end, readers)``; empty otherwise). A record's readers are those of
     the whole label with the record's own readers in place of every record's (the taint of values
     the output echoes, and the policy's label, apply to each record as to the whole)."""
-    tool = policy.tools.get(tool_name) if tool_name is not None else None
+    tool, tainted = _tainted(policy, state, tool_name, args, text, error=error)
     if tool is None:
-        return state.flow.output_label(UNTRUSTED, text, args), ()  # no declared names: every name is data
-    view = CheckView(state, tool, args) if tool.label_rules and isinstance(args, dict) else None
-    result = tool.policy_label(view)
-    if error:
-        result = result.join(UNTRUSTED)
-    tainted = state.flow.output_label(result, text, args, tool.args)
+        return tainted, ()
     whole = with_readers(tainted, tool, text, error=error, data=data)
     if whole.readers is None:
         return whole, ()
@@ -51,3 +47,18 @@ def result_labels(
     return whole, tuple(
         (start, end, tuple(sorted(tainted.join(label("trusted", (), readers)).readers or ()))) for start, end, readers in records
     )
+
+
+def _tainted(
+    policy: Policy, state: SessionState, tool_name: str | None, args: Any, text: str, *, error: bool
+) -> tuple[CompiledTool | None, Label]:
+    """The policy's label of the output joined with what the flow tracker finds in ``text``
+    (before readers); the tool's compiled spec, None for a tool the policy does not know."""
+    tool = policy.tools.get(tool_name) if tool_name is not None else None
+    if tool is None:
+        return None, state.flow.output_label(UNTRUSTED, text, args)  # no declared names: every name is data
+    view = CheckView(state, tool, args) if tool.label_rules and isinstance(args, dict) else None
+    result = tool.policy_label(view)
+    if error:
+        result = result.join(UNTRUSTED)
+    return tool, state.flow.output_label(result, text, args, tool.args)
